@@ -1,0 +1,50 @@
+"""SMS one-time-code second factor for WSGI and ASGI apps, and a standalone service."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .engine import AuditEvent, Pending, Started, Verified, Verifier
+from .errors import (
+    ConfigurationError,
+    ExpiredAuthCode,
+    InvalidAPIUsage,
+    InvalidAuthCode,
+    InvalidRecipient,
+    RateLimited,
+    SMSDeliveryFailed,
+    StoreUnavailable,
+    UnknownAuthId,
+    VerificationError,
+)
+from .settings import Settings
+
+
+class Identity(NamedTuple):
+    """Who is asking: the app's stable user id and the phone number to send codes to."""
+
+    auth_id: str
+    recipient: str
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditEvent",
+    "ConfigurationError",
+    "ExpiredAuthCode",
+    "Identity",
+    "InvalidAPIUsage",
+    "InvalidAuthCode",
+    "InvalidRecipient",
+    "Pending",
+    "RateLimited",
+    "SMSDeliveryFailed",
+    "Settings",
+    "Started",
+    "StoreUnavailable",
+    "UnknownAuthId",
+    "VerificationError",
+    "Verified",
+    "Verifier",
+]

@@ -1,0 +1,318 @@
+"""The Verifier: start, check and cancel verifications -- the whole policy, and no HTTP.
+
+Guarantees (each one a test):
+
+* codes come from ``secrets``, have exactly the asked number of digits, live at most
+  ``code_expiration`` seconds, are stored only as a keyed digest and compared in constant time;
+* a code becomes checkable only after the SMS provider accepted it, and a failed send leaves
+  nothing pending;
+* every guess first takes an attempt with one conditional UPDATE, so parallel wrong guesses in
+  any number of processes never evaluate more guesses than allowed, and a right code succeeds
+  exactly once;
+* consecutive failed checks are capped per auth_id *across* codes, so asking for new codes
+  never buys unlimited guesses;
+* every SMS is paid for from budgets kept in the store (per auth_id cooldown, per recipient,
+  per client address, overall), so four workers or four hosts share them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from . import codes as code_tools
+from .errors import (
+    ExpiredAuthCode,
+    InvalidAPIUsage,
+    InvalidAuthCode,
+    RateLimited,
+    SMSDeliveryFailed,
+    UnknownAuthId,
+)
+from .phones import mask, normalise
+from .settings import ConfigurationError, Settings, check_template
+from .sms import Sender, SendError, segments, sender_from_settings
+from .store import CodeRow, Store, utcnow
+
+log = logging.getLogger("sms2fa")
+
+MAX_AUTH_ID_LENGTH = 120
+PURGE_INTERVAL = 60.0  # seconds between purges of expired rows, per process
+
+
+@dataclass(frozen=True)
+class Started:
+    """A verification whose code was sent."""
+
+    auth_id: str
+    recipient: str  # E.164
+    expires_at: datetime
+    attempts_left: int
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A code that was right: it is consumed now."""
+
+    auth_id: str
+    recipient: str  # E.164
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A live code waiting to be checked (what the challenge page shows)."""
+
+    auth_id: str
+    recipient: str
+    expires_at: datetime
+    attempts_left: int
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One thing that happened; never carries a code, a secret or a full phone number."""
+
+    name: str  # started, sent, approved, failed, locked, rate_limited, send_failed, cancelled
+    auth_id: str
+    recipient: str | None = None  # masked
+    reason: str | None = None
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+def check_auth_id(auth_id: object) -> str:
+    """The auth_id if it is a string of 1..120 characters, else InvalidAPIUsage."""
+    if not isinstance(auth_id, str) or not 0 < len(auth_id) <= MAX_AUTH_ID_LENGTH:
+        raise InvalidAPIUsage(
+            f"'auth_id' must be a string of 1 to {MAX_AUTH_ID_LENGTH} characters"
+        )
+    if not auth_id.isprintable():
+        raise InvalidAPIUsage("'auth_id' must not contain control characters")
+    return auth_id
+
+
+def _option(name: str, value: object, default: int, low: int, high: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidAPIUsage(f"'{name}' must be an integer from {low} to {high}")
+    return value
+
+
+class Verifier:
+    """Start, check and cancel SMS verifications. Thread-safe; one per process is enough."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        sender: Sender | None = None,
+        store: Store | None = None,
+        on_event: Callable[[AuditEvent], None] | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.sender = sender or sender_from_settings(self.settings)
+        self.store = store or Store(self.settings.database_url)
+        self.store.create_schema()
+        self.on_event = on_event
+        self._keys = self.settings.secret_key
+        self._last_purge = 0.0
+        self._purge_lock = threading.Lock()
+        self._warn_if_long(self.settings.message_template)
+
+    # -- public API -------------------------------------------------------------------------
+
+    def start(
+        self,
+        auth_id: str,
+        recipient: str | int,
+        *,
+        code_length: int | None = None,
+        expiration: int | None = None,
+        retries: int | None = None,
+        message: str | None = None,
+        client_address: str | None = None,
+    ) -> Started:
+        """Create a code for ``auth_id``, replacing any pending one, and send it by SMS."""
+        s = self.settings
+        auth_id = check_auth_id(auth_id)
+        number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
+        length = _option("code_length", code_length, s.code_length, 4, 10)
+        lifetime = _option("expiration", expiration, s.code_expiration, 30, 3600)
+        attempts = _option("retries", retries, s.retries_allowed, 1, 20)
+        template = s.message_template
+        if message is not None:
+            if not isinstance(message, str) or not 0 < len(message) <= 1000:
+                raise InvalidAPIUsage("'message' must be a string of 1 to 1000 characters")
+            try:
+                template = check_template(message, "'message'")
+            except ConfigurationError as exc:
+                raise InvalidAPIUsage(str(exc)) from None
+            self._warn_if_long(template)
+
+        now = utcnow()
+        self._maybe_purge(now)
+        self._spend_send_budgets(auth_id, number, client_address, now)
+
+        code = code_tools.generate_code(length)
+        digest = code_tools.digest(code, auth_id, self._keys[0])
+        expires_at = now + timedelta(seconds=lifetime)
+        self.store.put_code(CodeRow(auth_id, number, digest, attempts, expires_at), now)
+        self._emit("started", auth_id, number)
+        body = template.format(code=code, org_name=s.org_name)
+        try:
+            message_id = self.sender.send(number, body)
+        except SendError as exc:
+            # Nothing may stay pending for a code nobody received, and the user may retry now.
+            self.store.delete_code(auth_id, digest)
+            if s.resend_cooldown:
+                self.store.reset(f"cooldown:{auth_id}")
+            self._emit("send_failed", auth_id, number, reason="SMSDeliveryFailed",
+                       status=exc.status)
+            raise SMSDeliveryFailed() from exc
+        except BaseException:
+            self.store.delete_code(auth_id, digest)
+            raise
+        self.store.mark_sent(auth_id, digest, message_id)
+        self._emit("sent", auth_id, number, message_id=message_id)
+        return Started(auth_id, number, expires_at, attempts, message_id)
+
+    def check(self, auth_id: str, code: str) -> Verified:
+        """Check ``code`` for ``auth_id``; the code is consumed on success.
+
+        Raises UnknownAuthId, ExpiredAuthCode, InvalidAuthCode (with ``attempts_left``),
+        RateLimited (the auth_id is locked after too many failures) or InvalidAPIUsage.
+        """
+        s = self.settings
+        auth_id = check_auth_id(auth_id)
+        if not code_tools.is_code_shaped(code):
+            raise InvalidAPIUsage("'code' must be a string of 1 to 10 digits")
+        now = utcnow()
+        # Take a failure slot first (atomically): even 1,000 parallel checks spread over fresh
+        # codes evaluate at most max_failed_checks guesses. Success gives the slot back.
+        fail_key = f"failed:{auth_id}"
+        failures, reset_at = self.store.hit(fail_key, s.lockout_seconds, now)
+        if failures > s.max_failed_checks:
+            code_tools.matches(code, auth_id, "", self._keys)  # same digest work as a guess
+            retry_after = int((reset_at - now).total_seconds()) + 1
+            self._emit("locked", auth_id, reason="RateLimited", retry_after=retry_after)
+            raise RateLimited("failed_checks", retry_after,
+                              "Too many failed attempts; try again later.")
+
+        row = self.store.reserve_attempt(auth_id, now)
+        if row is None:
+            code_tools.matches(code, auth_id, "", self._keys)
+            error = self._why_not_checkable(auth_id, now)
+            self._emit("failed", auth_id, reason=error.reason)
+            raise error
+        if code_tools.matches(code, auth_id, row.digest, self._keys):
+            if self.store.delete_code(auth_id, row.digest):
+                self.store.reset(fail_key)
+                self._emit("approved", auth_id, row.recipient)
+                return Verified(auth_id, row.recipient)
+            # A parallel request with the same right code consumed it first: single use.
+            self._emit("failed", auth_id, row.recipient, reason="UnknownAuthId")
+            raise UnknownAuthId()
+        if row.attempts_left == 0:
+            self.store.delete_code(auth_id, row.digest)
+        self._emit("failed", auth_id, row.recipient, reason="InvalidAuthCode",
+                   attempts_left=row.attempts_left)
+        if failures == s.max_failed_checks:
+            self._emit("locked", auth_id, row.recipient, reason="failed_checks")
+        raise InvalidAuthCode(attempts_left=row.attempts_left)
+
+    def cancel(self, auth_id: str) -> bool:
+        """Delete the pending code of ``auth_id``; True if there was one."""
+        removed = self.store.delete_code(check_auth_id(auth_id))
+        if removed:
+            self._emit("cancelled", auth_id)
+        return removed
+
+    def pending(self, auth_id: str) -> Pending | None:
+        """The live, sent code waiting for ``auth_id``, if any (no secret in it)."""
+        row = self.store.get_code(check_auth_id(auth_id))
+        if row is None or not row.sent or row.attempts_left <= 0 or row.expires_at <= utcnow():
+            return None
+        return Pending(auth_id, row.recipient, row.expires_at, row.attempts_left)
+
+    def purge(self) -> int:
+        """Delete expired codes and counters now; returns how many rows went."""
+        now = utcnow()
+        # Revocations must outlive every session they could end; a day beyond the longest.
+        return self.store.purge(now, now - timedelta(days=31))
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _spend_send_budgets(
+        self, auth_id: str, number: str, client_address: str | None, now: datetime
+    ) -> None:
+        s = self.settings
+        failures, reset_at = self.store.peek(f"failed:{auth_id}", now)
+        if failures >= s.max_failed_checks and reset_at is not None:
+            self._refuse("failed_checks", auth_id, number, reset_at, now)
+        budgets: list[tuple[str, str, int, int]] = []
+        if s.resend_cooldown:
+            budgets.append(("resend_cooldown", f"cooldown:{auth_id}", 1, s.resend_cooldown))
+        if s.recipient_send_limit:
+            budgets.append(("recipient", f"recipient:{number}", s.recipient_send_limit,
+                            s.recipient_send_window))
+        if s.address_send_limit and client_address:
+            budgets.append(("client_address", f"address:{client_address}",
+                            s.address_send_limit, s.address_send_window))
+        if s.global_send_limit:
+            budgets.append(("global", "global", s.global_send_limit, 3600))
+        for name, key, limit, window in budgets:
+            count, reset_at = self.store.hit(key, window, now)
+            if count > limit:
+                self._refuse(name, auth_id, number, reset_at, now)
+
+    def _refuse(
+        self, budget: str, auth_id: str, number: str, reset_at: datetime, now: datetime
+    ) -> None:
+        retry_after = int((reset_at - now).total_seconds()) + 1
+        self._emit("rate_limited", auth_id, number, reason=budget, retry_after=retry_after)
+        raise RateLimited(budget, retry_after)
+
+    def _why_not_checkable(self, auth_id: str, now: datetime) -> Exception:
+        row = self.store.get_code(auth_id)
+        if row is None or not row.sent:
+            return UnknownAuthId()
+        if row.expires_at <= now:
+            self.store.delete_code(auth_id, row.digest)
+            return ExpiredAuthCode()
+        # No attempts left: the last guess is deleting it, or was killed before it could.
+        self.store.delete_code(auth_id, row.digest)
+        return UnknownAuthId()
+
+    def _maybe_purge(self, now: datetime) -> None:
+        if time.monotonic() - self._last_purge < PURGE_INTERVAL:
+            return
+        if not self._purge_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_purge = time.monotonic()
+            self.store.purge(now, now - timedelta(days=31))
+        finally:
+            self._purge_lock.release()
+
+    def _warn_if_long(self, template: str) -> None:
+        sample = template.format(code="0" * 10, org_name=self.settings.org_name)
+        if segments(sample) > 1:
+            log.warning("sms2fa: the SMS message needs %d segments (each one is billed)",
+                        segments(sample))
+
+    def _emit(self, name: str, auth_id: str, recipient: str | None = None,
+              reason: str | None = None, **detail: object) -> None:
+        event = AuditEvent(name, auth_id, mask(recipient) if recipient else None, reason, detail)
+        log.info("sms2fa event=%s auth_id=%r recipient=%s reason=%s %s", name, auth_id,
+                 event.recipient, reason,
+                 " ".join(f"{k}={v}" for k, v in detail.items()))
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # an audit hook must never break a verification
+                log.exception("sms2fa: the on_event hook failed")

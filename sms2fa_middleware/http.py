@@ -1,0 +1,244 @@
+"""Framework-neutral HTTP: the request/response pair the adapters translate, and the API.
+
+Sans-IO: nothing here reads a socket or knows WSGI from ASGI. The adapters build a
+:class:`Request`, call a handler, and write the :class:`Response` back. This is also the one
+place where engine errors become HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+from .engine import Verifier
+from .errors import (
+    ExpiredAuthCode,
+    InvalidAPIUsage,
+    InvalidAuthCode,
+    RateLimited,
+    SMSDeliveryFailed,
+    StoreUnavailable,
+    UnknownAuthId,
+    VerificationError,
+)
+
+log = logging.getLogger("sms2fa")
+
+MAX_BODY = 16 * 1024  # bytes; larger bodies are refused before they are read
+
+_STATUS = {
+    RateLimited: 429,
+    SMSDeliveryFailed: 502,
+    StoreUnavailable: 503,
+}
+_JSON_HEADERS = (
+    ("content-type", "application/json"),
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+)
+
+
+@dataclass
+class Request:
+    """What a handler needs of an HTTP request; headers are lower-case."""
+
+    method: str
+    path: str
+    query_string: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    client: str | None = None
+    scheme: str = "http"
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(self.query_string, keep_blank_values=True)
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name, default)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_response(status: int, data: Mapping[str, Any],
+                  headers: list[tuple[str, str]] | None = None) -> Response:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return Response(status, body, [*_JSON_HEADERS, *(headers or [])])
+
+
+def error_response(error: VerificationError) -> Response:
+    """The one mapping from engine errors to HTTP."""
+    status = _STATUS.get(type(error), 400)
+    headers: list[tuple[str, str]] = []
+    if isinstance(error, RateLimited):
+        headers.append(("retry-after", str(error.retry_after)))
+    return json_response(status, error.to_dict(), headers)
+
+
+def too_large() -> Response:
+    return json_response(413, {"message": "Request body too large.", "reason": "InvalidAPIUsage"})
+
+
+def client_address(request: Request, trusted_proxies: int) -> str | None:
+    """The client's address, believing X-Forwarded-For only behind ``trusted_proxies`` proxies.
+
+    Like werkzeug's ProxyFix: with N trusted proxies, the Nth address from the right is the
+    one our outermost proxy saw; anything further left is whatever the client claimed.
+    """
+    if trusted_proxies:
+        forwarded = [a.strip() for a in request.header("x-forwarded-for").split(",") if a.strip()]
+        if len(forwarded) >= trusted_proxies:
+            return forwarded[-trusted_proxies]
+    return request.client
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    ctype = request.header("content-type").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise InvalidAPIUsage("Send a JSON body with 'Content-Type: application/json'")
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidAPIUsage("The request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidAPIUsage("The request body must be a JSON object")
+    return data
+
+
+def _only(data: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    missing = [k for k in required if k not in data]
+    unknown = sorted(set(data) - set(required) - set(optional))
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(repr(k) for k in missing))
+        if unknown:
+            parts.append("unknown " + ", ".join(repr(k) for k in unknown))
+        raise InvalidAPIUsage(
+            f"Required arguments: {', '.join(repr(k) for k in required)}"
+            + (f"; optional: {', '.join(repr(k) for k in optional)}" if optional else "")
+            + f" ({'; '.join(parts)})"
+        )
+
+
+class VerificationAPI:
+    """The original service's API: ``POST /`` creates, ``GET /`` and ``POST /check`` check.
+
+    ``path`` given to :meth:`handle` is relative to wherever the API is mounted.
+    """
+
+    CREATE_OPTIONS = ("code_length", "expiration", "retries", "message")
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        *,
+        token: str | None = None,
+        uniform_errors: bool | None = None,
+    ) -> None:
+        self.verifier = verifier
+        self.token = token if token is not None else verifier.settings.api_token
+        self.uniform_errors = (
+            verifier.settings.uniform_errors if uniform_errors is None else uniform_errors
+        )
+        self.trusted_proxies = verifier.settings.trusted_proxies
+
+    def handle(self, request: Request, path: str) -> Response:
+        """Answer one API request. Never raises; never answers HTML."""
+        try:
+            return self._route(request, path)
+        except VerificationError as exc:
+            return error_response(self._uniform(exc))
+        except Exception:
+            log.exception("sms2fa: unexpected error in the API")
+            return json_response(500, {"message": "Internal error.", "reason": "InternalError"})
+
+    def _route(self, request: Request, path: str) -> Response:
+        path = path or "/"
+        if path == "/openapi.json" and request.method in ("GET", "HEAD"):
+            from .openapi import openapi_document
+
+            return json_response(200, openapi_document())
+        if path not in ("/", "/check"):
+            return json_response(404, {"message": "Not found.", "reason": "NotFound"})
+        allowed = ("GET", "POST") if path == "/" else ("POST",)
+        if request.method not in allowed:
+            return json_response(
+                405, {"message": "Method not allowed.", "reason": "MethodNotAllowed"},
+                [("allow", ", ".join(allowed))],
+            )
+        if self.token is not None and not self._authorized(request):
+            return json_response(
+                401, {"message": "A valid bearer token is required.", "reason": "Unauthorized"},
+                [("www-authenticate", 'Bearer realm="sms2fa"')],
+            )
+        if request.method == "POST" and path == "/":
+            return self._create(request)
+        if path == "/check":
+            data = _json_body(request)
+            _only(data, ("auth_id", "code"), ())
+            return self._check(data["auth_id"], data["code"])
+        query = request.query
+        if set(query) - {"auth_id", "code"} or any(len(query.get(k, [])) != 1
+                                                     for k in ("auth_id", "code")):
+            raise InvalidAPIUsage("Required arguments: 'auth_id' (str), 'code' (digits)")
+        return self._check(query["auth_id"][0], query["code"][0])
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, given = request.header("authorization").partition(" ")
+        assert self.token is not None
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self.token.encode()
+        )
+
+    def _create(self, request: Request) -> Response:
+        data = _json_body(request)
+        _only(data, ("auth_id", "recipient"), self.CREATE_OPTIONS)
+        started = self.verifier.start(
+            data["auth_id"],
+            data["recipient"],
+            code_length=data.get("code_length"),
+            expiration=data.get("expiration"),
+            retries=data.get("retries"),
+            message=data.get("message"),
+            client_address=client_address(request, self.trusted_proxies),
+        )
+        return json_response(200, {
+            "message": "Success: Verification code created.",
+            "auth_id": started.auth_id,
+            "expires_at": iso(started.expires_at),
+            "attempts_left": started.attempts_left,
+        })
+
+    def _check(self, auth_id: Any, code: Any) -> Response:
+        verified = self.verifier.check(auth_id, code)
+        return json_response(200, {
+            "authenticated": True,
+            "auth_id": verified.auth_id,
+            "message": "Success: Authorization code verified.",
+        })
+
+    def _uniform(self, error: VerificationError) -> VerificationError:
+        """With uniform errors on, unknown, expired, wrong and locked answer alike."""
+        if not self.uniform_errors:
+            return error
+        if isinstance(error, (UnknownAuthId, ExpiredAuthCode, InvalidAuthCode)) or (
+            isinstance(error, RateLimited) and error.budget == "failed_checks"
+        ):
+            return InvalidAuthCode("Invalid or expired code", attempts_left=0)
+        return error

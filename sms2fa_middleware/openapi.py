@@ -1,0 +1,131 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``{prefix}/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "required": ["message", "reason"],
+    "properties": {
+        "message": {"type": "string"},
+        "reason": {"type": "string"},
+        "attempts_left": {"type": "integer", "minimum": 0},
+        "budget": {"type": "string"},
+        "retry_after": {"type": "integer", "minimum": 1},
+    },
+}
+_CHECK_ERROR = {
+    "type": "object",
+    "required": ["message", "reason"],
+    "properties": {
+        "message": {"type": "string"},
+        "reason": {"enum": ["UnknownAuthId", "ExpiredAuthCode", "InvalidAuthCode",
+                            "InvalidAPIUsage"]},
+        "attempts_left": {"type": "integer", "minimum": 0},
+    },
+}
+_AUTH_ID = {"type": "string", "minLength": 1, "maxLength": 120}
+_CODE = {"type": "string", "pattern": "^[0-9]{1,10}$"}
+_VERIFIED = {
+    "type": "object",
+    "required": ["authenticated", "auth_id", "message"],
+    "properties": {
+        "authenticated": {"const": True},
+        "auth_id": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
+
+
+def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _common_errors() -> dict[str, Any]:
+    return {
+        "401": _answer("A bearer token is configured and was not given.", _ERROR),
+        "413": _answer("The body is larger than 16 KiB.", _ERROR),
+        "429": _answer("A budget is spent; see Retry-After.", _ERROR),
+        "503": _answer("The store is unreachable.", _ERROR),
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API description (paths relative to where the API is mounted)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sms2fa verification API", "version": "1"},
+        "paths": {
+            "/": {
+                "post": {
+                    "summary": "Create a verification code and send it by SMS",
+                    "operationId": "createAuth",
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["auth_id", "recipient"],
+                            "properties": {
+                                "auth_id": _AUTH_ID,
+                                "recipient": {"type": "string",
+                                              "pattern": r"^(1[0-9]{10}|\+[1-9][0-9]{6,14})$"},
+                                "code_length": {"type": "integer", "minimum": 4, "maximum": 10},
+                                "expiration": {"type": "integer", "minimum": 30,
+                                               "maximum": 3600},
+                                "retries": {"type": "integer", "minimum": 1, "maximum": 20},
+                                "message": {"type": "string", "minLength": 1,
+                                            "maxLength": 1000},
+                            },
+                        }}}},
+                    "responses": {
+                        "200": _answer("Created and sent.", {
+                            "type": "object",
+                            "required": ["message", "auth_id", "expires_at", "attempts_left"],
+                            "properties": {
+                                "message": {"type": "string"},
+                                "auth_id": {"type": "string"},
+                                "expires_at": {"type": "string", "format": "date-time"},
+                                "attempts_left": {"type": "integer", "minimum": 1},
+                            },
+                        }),
+                        "400": _answer("Malformed request.", _ERROR),
+                        "502": _answer("The SMS provider failed; nothing is pending.", _ERROR),
+                        **_common_errors(),
+                    },
+                },
+                "get": {
+                    "summary": "Check a code (the original service's form)",
+                    "operationId": "authenticateCode",
+                    "parameters": [
+                        {"name": "auth_id", "in": "query", "required": True, "schema": _AUTH_ID},
+                        {"name": "code", "in": "query", "required": True, "schema": _CODE},
+                    ],
+                    "responses": {
+                        "200": _answer("Verified; the code is consumed.", _VERIFIED),
+                        "400": _answer("Not verified.", _CHECK_ERROR),
+                        **_common_errors(),
+                    },
+                },
+            },
+            "/check": {
+                "post": {
+                    "summary": "Check a code without putting it in a URL",
+                    "operationId": "checkCode",
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["auth_id", "code"],
+                            "properties": {"auth_id": _AUTH_ID, "code": _CODE},
+                        }}}},
+                    "responses": {
+                        "200": _answer("Verified; the code is consumed.", _VERIFIED),
+                        "400": _answer("Not verified.", _CHECK_ERROR),
+                        **_common_errors(),
+                    },
+                },
+            },
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

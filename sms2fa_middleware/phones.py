@@ -1,0 +1,68 @@
+"""Recipients: parse, normalise to E.164, apply the region and number-type policy, mask."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+from .errors import InvalidRecipient
+
+# The two forms the API accepts: the original's 11-digit North American "1XXXXXXXXXX", and
+# E.164 with its "+". Nothing else: no spaces, signs, separators or underscores, which the
+# original's int() let through.
+_NANP_DIGITS = re.compile(r"1[2-9]\d{2}[2-9]\d{6}")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+_TYPE_NAMES = {value: name for name, value in vars(PhoneNumberType).items() if name.isupper()}
+
+
+def normalise(
+    recipient: object,
+    allowed_regions: Collection[str],
+    allowed_types: Collection[str],
+) -> str:
+    """The recipient as E.164 (``+12065551234``), or :class:`InvalidRecipient`.
+
+    A JSON integer of the 11-digit form is accepted too, as the original's clients sent them.
+    The error message never repeats the number.
+    """
+    if isinstance(recipient, int) and not isinstance(recipient, bool):
+        recipient = str(recipient)
+    if not isinstance(recipient, str):
+        raise InvalidRecipient("'recipient' must be a string: '1XXXXXXXXXX' or '+E.164'")
+    if _NANP_DIGITS.fullmatch(recipient):
+        text = "+" + recipient
+    elif _E164.fullmatch(recipient):
+        text = recipient
+    else:
+        raise InvalidRecipient(
+            "'recipient' must be an 11-digit number '1XXXXXXXXXX' or E.164 '+<digits>'"
+        )
+    try:
+        number = phonenumbers.parse(text, None)
+    except NumberParseException:
+        raise InvalidRecipient("'recipient' is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidRecipient("'recipient' is not a valid phone number")
+    region = phonenumbers.region_code_for_number(number)
+    if region not in allowed_regions:
+        raise InvalidRecipient("'recipient' is in a region this service does not send to")
+    kind = _TYPE_NAMES.get(phonenumbers.number_type(number), "UNKNOWN")
+    if kind not in allowed_types:
+        raise InvalidRecipient("'recipient' is not a mobile number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(e164: str) -> str:
+    """The number as safe to show or log: only the last two digits (``+1•••••••••34``)."""
+    if len(e164) < 4:
+        return "•" * len(e164)
+    return e164[:2] + "•" * (len(e164) - 4) + e164[-2:]
+
+
+def provider_digits(e164: str) -> str:
+    """Flowroute v2.1 wants digits only (``12065551234``)."""
+    return e164.lstrip("+")

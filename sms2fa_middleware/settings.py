@@ -1,0 +1,225 @@
+"""Settings: one frozen object, built from keyword arguments or from the environment.
+
+Every value is checked once, when the object is built, so a bad configuration stops the
+process at start-up with a message naming the setting (and its environment variable) and
+the allowed range -- never on the first request.
+
+Defaults are the secure ones (6 digits, 10 minutes, 3 guesses, budgets on, North American
+mobile numbers only); loosening any of them is a deliberate, visible act.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigurationError
+
+log = logging.getLogger("sms2fa")
+
+#: North American Numbering Plan regions Flowroute delivers to: the US, Canada and the US
+#: territories. Caribbean NANP countries (a favourite of SMS pumping) are left out on purpose.
+DEFAULT_REGIONS = ("US", "CA", "PR", "VI", "GU", "AS", "MP")
+#: ``phonenumbers`` cannot tell mobile from fixed line in North America, so both pass;
+#: toll-free, premium-rate, shared-cost, VoIP, pager, ... are refused.
+DEFAULT_NUMBER_TYPES = ("MOBILE", "FIXED_LINE_OR_MOBILE")
+DEFAULT_FLOWROUTE_URL = "https://api.flowroute.com/v2.1"
+
+# Environment names kept from the original service; every other field is SMS2FA_<NAME>.
+_ENV_NAMES = {
+    "flowroute_access_key": "FLOWROUTE_ACCESS_KEY",
+    "flowroute_secret_key": "FLOWROUTE_SECRET_KEY",
+    "flowroute_number": "FLOWROUTE_NUMBER",
+}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    return _ENV_NAMES.get(field_name, "SMS2FA_" + field_name.upper())
+
+
+def _range(low: int, high: int) -> dict[str, Any]:
+    return {"range": (low, high)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the engine. Build with ``Settings(**kwargs)`` or ``Settings.from_env()``."""
+
+    # Secrets and mode
+    secret_key: tuple[str, ...] = ()
+    development: bool = False
+    api_token: str | None = None
+
+    # SMS provider
+    sms_backend: str | None = None  # "flowroute" | "console"; None picks by the keys present
+    flowroute_access_key: str | None = field(default=None, repr=False)
+    flowroute_secret_key: str | None = field(default=None, repr=False)
+    flowroute_number: str | None = None
+    flowroute_url: str = DEFAULT_FLOWROUTE_URL
+    sms_timeout: float = field(default=10.0, metadata=_range(1, 60))
+
+    # Storage
+    database_url: str = "sqlite:///sms2fa.db"
+
+    # Codes
+    code_length: int = field(default=6, metadata=_range(4, 10))
+    code_expiration: int = field(default=600, metadata=_range(30, 3600))
+    retries_allowed: int = field(default=3, metadata=_range(1, 20))
+    org_name: str = ""
+    auth_message: str | None = None
+
+    # Budgets (all kept in the store, so every worker and host shares them); 0 turns one off.
+    recipient_send_limit: int = field(default=5, metadata=_range(0, 1000))
+    recipient_send_window: int = field(default=600, metadata=_range(1, 86400))
+    address_send_limit: int = field(default=20, metadata=_range(0, 100000))
+    address_send_window: int = field(default=600, metadata=_range(1, 86400))
+    global_send_limit: int = field(default=0, metadata=_range(0, 10_000_000))  # per hour
+    resend_cooldown: int = field(default=30, metadata=_range(0, 3600))
+    max_failed_checks: int = field(default=10, metadata=_range(1, 100))
+    lockout_seconds: int = field(default=900, metadata=_range(1, 86400))
+    trusted_proxies: int = field(default=0, metadata=_range(0, 10))
+
+    # Pumping defence
+    allowed_regions: tuple[str, ...] = DEFAULT_REGIONS
+    allowed_number_types: tuple[str, ...] = DEFAULT_NUMBER_TYPES
+
+    # Enumeration: unknown / expired / wrong / locked answers look alike.
+    uniform_errors: bool = False
+
+    def __post_init__(self) -> None:
+        # Accept the friendly forms ("a,b" strings, lists) and store tuples.
+        for name in ("secret_key", "allowed_regions", "allowed_number_types"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",")]
+            object.__setattr__(self, name, tuple(v for v in value if v))
+        for f in dataclasses.fields(self):
+            if "range" in f.metadata:
+                low, high = f.metadata["range"]
+                value = getattr(self, f.name)
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigurationError(f"{f.name} ({env_name(f.name)}) must be a number")
+                if not low <= value <= high:
+                    raise ConfigurationError(
+                        f"{f.name} ({env_name(f.name)}) must be between {low} and {high}, "
+                        f"got {value}"
+                    )
+        if self.sms_backend not in (None, "flowroute", "console"):
+            raise ConfigurationError(
+                f"sms_backend ({env_name('sms_backend')}) must be 'flowroute' or 'console'"
+            )
+        if self.sms_backend == "flowroute" and not self.flowroute_configured:
+            raise ConfigurationError(
+                "sms_backend 'flowroute' needs FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY "
+                "and FLOWROUTE_NUMBER"
+            )
+        if self.flowroute_number is not None and not (
+            self.flowroute_number.isdigit() and 10 <= len(self.flowroute_number) <= 15
+        ):
+            raise ConfigurationError("flowroute_number (FLOWROUTE_NUMBER) must be digits only")
+        check_template(self.message_template, "auth_message (SMS2FA_AUTH_MESSAGE)")
+        unknown_types = set(self.allowed_number_types) - set(_number_type_names())
+        if unknown_types:
+            raise ConfigurationError(
+                f"allowed_number_types has unknown types {sorted(unknown_types)}; "
+                f"choose from {sorted(_number_type_names())}"
+            )
+        if not self.secret_key:
+            if not self.development:
+                raise ConfigurationError(
+                    "secret_key (SMS2FA_SECRET_KEY) is required; set it to a long random "
+                    "string, or turn on development mode (SMS2FA_DEVELOPMENT=1) to use a "
+                    "throw-away key"
+                )
+            log.warning("sms2fa: development mode, using a throw-away secret key")
+            object.__setattr__(self, "secret_key", (secrets.token_urlsafe(32),))
+        elif any(len(k) < 16 for k in self.secret_key) and not self.development:
+            raise ConfigurationError(
+                "secret_key (SMS2FA_SECRET_KEY) must be at least 16 characters"
+            )
+        if self.code_expiration > 600:
+            log.warning("sms2fa: codes live %ss; NIST SP 800-63B allows at most 600",
+                        self.code_expiration)
+
+    @property
+    def flowroute_configured(self) -> bool:
+        return bool(self.flowroute_access_key and self.flowroute_secret_key
+                    and self.flowroute_number)
+
+    @property
+    def backend(self) -> str:
+        """The SMS backend in force: the one asked for, else flowroute when keys are set."""
+        if self.sms_backend:
+            return self.sms_backend
+        return "flowroute" if self.flowroute_configured else "console"
+
+    @property
+    def message_template(self) -> str:
+        if self.auth_message:
+            return self.auth_message
+        if self.org_name:
+            return "Your {org_name} verification code is {code}. Don't share it with anyone."
+        return "Your verification code is {code}. Don't share it with anyone."
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build from the environment (names in the README); keyword arguments win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f, raw)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = str(f.type)
+    name = env_name(f.name)
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+    if kind in ("int", "float"):
+        try:
+            return int(raw) if kind == "int" else float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    return raw
+
+
+def check_template(template: str, what: str = "message") -> str:
+    """Refuse a message template without ``{code}`` or with unknown placeholders."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ConfigurationError(f"{what} is not a valid template: {exc}") from None
+    if "code" not in names:
+        raise ConfigurationError(f"{what} must contain the placeholder {{code}}")
+    unknown = names - {"code", "org_name"}
+    if unknown:
+        raise ConfigurationError(
+            f"{what} may only use {{code}} and {{org_name}}, not {sorted(unknown)}"
+        )
+    return template
+
+
+def _number_type_names() -> Iterable[str]:
+    from phonenumbers import PhoneNumberType
+
+    return [n for n in vars(PhoneNumberType) if n.isupper()]

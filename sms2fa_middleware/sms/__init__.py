@@ -1,0 +1,51 @@
+"""SMS senders: one small protocol, a Flowroute v2.1 sender and a console sender for development."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ..settings import Settings
+
+
+class SendError(Exception):
+    """The message was not (or may not have been) sent. The text never holds the body."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@runtime_checkable
+class Sender(Protocol):
+    """Anything that can deliver one text message."""
+
+    def send(self, to: str, body: str) -> str | None:
+        """Send ``body`` to ``to`` (E.164); return the provider's message id, or raise SendError."""
+        ...
+
+
+def sender_from_settings(settings: Settings) -> Sender:
+    """The sender the settings ask for (Flowroute when its keys are set, else the console)."""
+    if settings.backend == "flowroute":
+        from .flowroute import FlowrouteSender
+
+        assert settings.flowroute_access_key and settings.flowroute_secret_key
+        assert settings.flowroute_number
+        return FlowrouteSender(
+            access_key=settings.flowroute_access_key,
+            secret_key=settings.flowroute_secret_key,
+            from_number=settings.flowroute_number,
+            base_url=settings.flowroute_url,
+            timeout=settings.sms_timeout,
+        )
+    from .console import ConsoleSender
+
+    return ConsoleSender()
+
+
+def segments(body: str) -> int:
+    """How many SMS segments ``body`` needs (GSM 160/153, or UCS-2 70/67 if not ASCII)."""
+    single, multi = (160, 153) if body.isascii() else (70, 67)
+    if len(body) <= single:
+        return 1
+    return -(-len(body) // multi)

@@ -1,0 +1,336 @@
+"""Storage: SQLAlchemy Core tables and the atomic statements the engine is built on.
+
+The same code runs on SQLite (the default: one file, WAL, shared safely by several processes)
+and PostgreSQL (psycopg 3, for several hosts). Every decision that guards a secret is one
+conditional statement whose returned row or row count decides -- never read, compare in
+Python, then write -- so parallel requests in any number of processes cannot race it.
+SQLite has no ``SELECT ... FOR UPDATE``; a conditional ``UPDATE ... RETURNING`` needs none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.types import TypeDecorator
+
+from .errors import StoreUnavailable
+
+log = logging.getLogger("sms2fa")
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        value = value.astimezone(timezone.utc)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+codes = Table(
+    "sms2fa_codes",
+    metadata,
+    Column("auth_id", String(120), primary_key=True),
+    Column("recipient", String(16), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("attempts_left", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    # A code becomes checkable only once the provider accepted the SMS: a send that failed,
+    # or a worker killed mid-send, never leaves a code that can be guessed at.
+    Column("sent", Boolean, nullable=False, default=False),
+    Column("message_id", String(64)),
+)
+
+# Fixed-window counters: budgets, cooldowns and the failed-check cap, shared by every process.
+counters = Table(
+    "sms2fa_counters",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("reset_at", UTCDateTime, nullable=False, index=True),
+)
+
+revocations = Table(
+    "sms2fa_revocations",
+    metadata,
+    Column("auth_id", String(120), primary_key=True),
+    Column("revoked_at", UTCDateTime, nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class CodeRow:
+    auth_id: str
+    recipient: str
+    digest: str
+    attempts_left: int
+    expires_at: datetime
+    sent: bool = True
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, say when transactions start (see "begin" below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so the busy timeout applies; a deferred
+        # transaction that upgrades from read to write fails at once with "database is locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_engine(database_url: str) -> Engine:
+    """An Engine tuned for this workload (WAL SQLite, or pre-pinged PostgreSQL pool)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(database_url)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=5)
+
+
+class Store:
+    """The tables and their atomic operations. One instance per process; thread-safe."""
+
+    def __init__(self, database_url: str | Engine) -> None:
+        self.engine = database_url if isinstance(database_url, Engine) else make_engine(
+            database_url
+        )
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        self._upsert = upsert
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            log.error("sms2fa: database unavailable: %s", type(exc.orig).__name__)
+            raise StoreUnavailable() from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable() from exc
+            raise
+
+    def create_schema(self) -> None:
+        """Create the tables if missing; safe when several workers start at once."""
+        with self._tx() as conn:
+            if self.dialect == "postgresql":
+                # Serialise concurrent create_all()s: the second waits, then finds the tables.
+                conn.execute(select(func.pg_advisory_xact_lock(0x5A52FA)))
+            # On SQLite the IMMEDIATE transaction already serialises writers.
+            metadata.create_all(conn, checkfirst=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- codes ----------------------------------------------------------------------------
+
+    def put_code(self, row: CodeRow, now: datetime) -> None:
+        """Store a not-yet-sent code, replacing any code pending for the same auth_id."""
+        values = {
+            "auth_id": row.auth_id,
+            "recipient": row.recipient,
+            "digest": row.digest,
+            "attempts_left": row.attempts_left,
+            "created_at": now,
+            "expires_at": row.expires_at,
+            "sent": False,
+            "message_id": None,
+        }
+        stmt = self._upsert(codes).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[codes.c.auth_id],
+            set_={k: stmt.excluded[k] for k in values if k != "auth_id"},
+        )
+        with self._tx() as conn:
+            conn.execute(stmt)
+
+    def mark_sent(self, auth_id: str, digest: str, message_id: str | None) -> bool:
+        """Make the code checkable; False if it was replaced or deleted meanwhile."""
+        stmt = (
+            update(codes)
+            .where(codes.c.auth_id == auth_id, codes.c.digest == digest)
+            .values(sent=True, message_id=message_id)
+        )
+        with self._tx() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def delete_code(self, auth_id: str, digest: str | None = None) -> bool:
+        """Delete the code (only if it is still the one with ``digest``, when given)."""
+        stmt = delete(codes).where(codes.c.auth_id == auth_id)
+        if digest is not None:
+            stmt = stmt.where(codes.c.digest == digest)
+        with self._tx() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def reserve_attempt(self, auth_id: str, now: datetime) -> CodeRow | None:
+        """Atomically take one attempt from a live, sent code; None if there is none to take.
+
+        This single conditional UPDATE is what makes brute force across processes impossible:
+        each caller that gets a row back owns exactly one guess, and once ``attempts_left``
+        hits zero nobody gets a row.
+        """
+        stmt = (
+            update(codes)
+            .where(
+                codes.c.auth_id == auth_id,
+                codes.c.sent.is_(True),
+                codes.c.attempts_left > 0,
+                codes.c.expires_at > now,
+            )
+            .values(attempts_left=codes.c.attempts_left - 1)
+            .returning(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
+                       codes.c.expires_at)
+        )
+        with self._tx() as conn:
+            found = conn.execute(stmt).first()
+        if found is None:
+            return None
+        return CodeRow(auth_id, found.recipient, found.digest, found.attempts_left,
+                       found.expires_at)
+
+    def get_code(self, auth_id: str) -> CodeRow | None:
+        stmt = select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
+                      codes.c.expires_at, codes.c.sent).where(codes.c.auth_id == auth_id)
+        with self._tx() as conn:
+            found = conn.execute(stmt).first()
+        if found is None:
+            return None
+        return CodeRow(auth_id, found.recipient, found.digest, found.attempts_left,
+                       found.expires_at, found.sent)
+
+    # -- counters -------------------------------------------------------------------------
+
+    def hit(self, key: str, window: int, now: datetime, amount: int = 1) -> tuple[int, datetime]:
+        """Add ``amount`` to a fixed-window counter; returns (count so far, window end).
+
+        One upsert: a counter whose window has passed starts again from ``amount``.
+        """
+        reset_at = now + timedelta(seconds=window)
+        stmt = self._upsert(counters).values(key=key, count=amount, reset_at=reset_at)
+        expired = counters.c.reset_at <= now
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[counters.c.key],
+            set_={
+                "count": case((expired, amount), else_=counters.c.count + amount),
+                "reset_at": case((expired, reset_at), else_=counters.c.reset_at),
+            },
+        ).returning(counters.c.count, counters.c.reset_at)
+        with self._tx() as conn:
+            found = conn.execute(stmt).one()
+        return found.count, found.reset_at
+
+    def peek(self, key: str, now: datetime) -> tuple[int, datetime | None]:
+        """The live count of a counter (0 if absent or expired), without changing it."""
+        stmt = select(counters.c.count, counters.c.reset_at).where(
+            counters.c.key == key, counters.c.reset_at > now
+        )
+        with self._tx() as conn:
+            found = conn.execute(stmt).first()
+        return (0, None) if found is None else (found.count, found.reset_at)
+
+    def reset(self, key: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(counters).where(counters.c.key == key))
+
+    # -- revocations ----------------------------------------------------------------------
+
+    def revoke(self, auth_id: str, now: datetime) -> None:
+        stmt = self._upsert(revocations).values(auth_id=auth_id, revoked_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[revocations.c.auth_id], set_={"revoked_at": now}
+        )
+        with self._tx() as conn:
+            conn.execute(stmt)
+
+    def revocations_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        stmt = select(revocations.c.auth_id, revocations.c.revoked_at).where(
+            revocations.c.revoked_at > since
+        )
+        with self._tx() as conn:
+            return [(r.auth_id, r.revoked_at) for r in conn.execute(stmt)]
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def purge(self, now: datetime, revocations_before: datetime) -> int:
+        """Delete expired codes and counters and revocations no session can outlive."""
+        with self._tx() as conn:
+            removed = conn.execute(delete(codes).where(codes.c.expires_at <= now)).rowcount
+            removed += conn.execute(delete(counters).where(counters.c.reset_at <= now)).rowcount
+            removed += conn.execute(
+                delete(revocations).where(revocations.c.revoked_at <= revocations_before)
+            ).rowcount
+        return int(removed)
+
+    def count_codes(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(codes)).scalar_one())
+
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one transaction (for tools and tests)."""
+        with self._tx() as conn:
+            return fn(conn)
