@@ -10,15 +10,16 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 
-async def read_request(scope: Scope, receive: Any, path: str | None = None) -> Request | None:
-    """The request with its body; None if the body is larger than MAX_BODY."""
+async def read_request(scope: Scope, receive: Any, path: str | None = None,
+                       read_body: bool = True) -> Request | None:
+    """The request (with its body, if asked); None if the body is larger than MAX_BODY."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
         return None
     chunks: list[bytes] = []
     size = 0
-    more = scope["method"] not in ("GET", "HEAD")
+    more = read_body and scope["method"] not in ("GET", "HEAD")
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":

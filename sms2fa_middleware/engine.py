@@ -239,6 +239,29 @@ class Verifier:
             return None
         return Pending(auth_id, row.recipient, row.expires_at, row.attempts_left)
 
+    def revoke(self, auth_id: str) -> datetime:
+        """End every verified session of ``auth_id`` issued until now, on every host.
+
+        Also drops its pending code. Returns the moment of revocation.
+        """
+        now = utcnow()
+        self.store.revoke(check_auth_id(auth_id), now)
+        self.store.delete_code(auth_id)
+        self._emit("revoked", auth_id)
+        return now
+
+    def revocations_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(auth_id, revoked_at) of every revocation after ``since``."""
+        return self.store.revocations_since(since)
+
+    def resend_wait(self, auth_id: str) -> int:
+        """Seconds until ``auth_id`` may ask for a new code (0: now)."""
+        now = utcnow()
+        count, reset_at = self.store.peek(f"cooldown:{check_auth_id(auth_id)}", now)
+        if not count or reset_at is None:
+            return 0
+        return max(0, int((reset_at - now).total_seconds() + 0.999))
+
     def purge(self) -> int:
         """Delete expired codes and counters now; returns how many rows went."""
         now = utcnow()

@@ -13,8 +13,9 @@ from .errors import InvalidRecipient
 # The two forms the API accepts: the original's 11-digit North American "1XXXXXXXXXX", and
 # E.164 with its "+". Nothing else: no spaces, signs, separators or underscores, which the
 # original's int() let through.
-_NANP_DIGITS = re.compile(r"1[2-9]\d{2}[2-9]\d{6}")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
+# re.ASCII: \d would otherwise take any Unicode digit ("1206555010\u0660").
+_NANP_DIGITS = re.compile(r"1[2-9]\d{2}[2-9]\d{6}", re.ASCII)
+_E164 = re.compile(r"\+[1-9]\d{6,14}", re.ASCII)
 
 _TYPE_NAMES = {value: name for name, value in vars(PhoneNumberType).items() if name.isupper()}
 

@@ -53,9 +53,9 @@ class Settings:
     """Every knob of the engine. Build with ``Settings(**kwargs)`` or ``Settings.from_env()``."""
 
     # Secrets and mode
-    secret_key: tuple[str, ...] = ()
+    secret_key: tuple[str, ...] = field(default=(), repr=False)
     development: bool = False
-    api_token: str | None = None
+    api_token: str | None = field(default=None, repr=False)
 
     # SMS provider
     sms_backend: str | None = None  # "flowroute" | "console"; None picks by the keys present
@@ -106,6 +106,10 @@ class Settings:
                 value = getattr(self, f.name)
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ConfigurationError(f"{f.name} ({env_name(f.name)}) must be a number")
+                if str(f.type) == "int" and not isinstance(value, int):
+                    raise ConfigurationError(
+                        f"{f.name} ({env_name(f.name)}) must be a whole number, got {value}"
+                    )
                 if not low <= value <= high:
                     raise ConfigurationError(
                         f"{f.name} ({env_name(f.name)}) must be between {low} and {high}, "
@@ -178,6 +182,8 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
+            if f.name in overrides:
+                continue  # keyword arguments win, even over a malformed variable
             raw = environ.get(env_name(f.name))
             if raw is None or raw == "":
                 continue
@@ -206,9 +212,18 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
 def check_template(template: str, what: str = "message") -> str:
     """Refuse a message template without ``{code}`` or with unknown placeholders."""
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        fields = [(name, spec, conversion) for _, name, spec, conversion
+                  in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
         raise ConfigurationError(f"{what} is not a valid template: {exc}") from None
+    names = {name for name, _, _ in fields}
+    # A format spec or conversion ("{code:x}", "{code:>99999999}", "{code!r}") would fail or
+    # bloat the message at send time, and a per-request message comes from the caller.
+    if any(spec or conversion for _, spec, conversion in fields):
+        raise ConfigurationError(
+            f"{what} may use {{code}} and {{org_name}} only as they are, without "
+            "format specs or conversions"
+        )
     if "code" not in names:
         raise ConfigurationError(f"{what} must contain the placeholder {{code}}")
     unknown = names - {"code", "org_name"}

@@ -142,7 +142,7 @@ class FlowrouteSender:
                 )
             except requests.RequestException as exc:
                 if not _never_sent(exc):
-                    raise _ambiguous(exc, who, self._timeouts[1]) from exc
+                    raise _not_retried(exc, who, self._timeouts[1]) from exc
                 reason = f"could not connect to Flowroute at {self._host}"
                 wait = _backoff(attempt, base=0.1)
                 status: int | None = None
@@ -233,7 +233,9 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(cause, MaxRetryError) and isinstance(cause.reason, ConnectTimeoutError)
 
 
-def _ambiguous(exc: requests.RequestException, who: str, read_timeout: float) -> SendError:
+def _not_retried(exc: requests.RequestException, who: str, read_timeout: float) -> SendError:
+    if isinstance(exc, ValueError):  # InvalidURL, MissingSchema, ...: nothing was sent
+        return SendError(f"the Flowroute API URL is not valid ({type(exc).__name__})")
     if isinstance(exc, requests.Timeout):
         what = f"no answer from Flowroute within {read_timeout:g}s"
     elif isinstance(exc, requests.ConnectionError):

@@ -1,0 +1,61 @@
+"""A Flask app whose /account page needs an SMS code. Run it: ``python examples/flask_app.py``.
+
+Without SMS2FA_SECRET_KEY it runs in development mode: codes are printed to the console.
+"""
+
+import os
+
+from flask import Flask, redirect, request, session
+
+from sms2fa_middleware import Identity, Settings
+from sms2fa_middleware.guard import safe_next
+from sms2fa_middleware.wsgi import ENVIRON_KEY, SMS2FAMiddleware
+
+USERS = {"alice": "+12065550100", "bob": "+12065550111"}  # user name -> phone number on file
+
+app = Flask(__name__)
+app.secret_key = os.environ.get("FLASK_SECRET_KEY", "dev-only-flask-secret")
+
+
+@app.get("/")
+def home() -> str:
+    return '<p><a href="/account">Your account</a></p>'
+
+
+@app.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    if request.method == "POST" and request.form.get("username") in USERS:
+        session["user"] = request.form["username"]
+        return redirect(safe_next(request.args.get("next")), 303)
+    return ('<form method="post"><label>User name <input name="username" value="alice">'
+            "</label> <button>Log in</button></form>")
+
+
+@app.post("/logout")
+def logout():  # type: ignore[no-untyped-def]
+    user = session.pop("user", None)
+    if user:
+        app.wsgi_app.revoke(user)  # type: ignore[attr-defined]
+    return redirect("/", 303)
+
+
+@app.get("/account")
+def account() -> str:
+    identity = request.environ[ENVIRON_KEY]
+    return (f"<h1>Hello, {identity.auth_id}</h1><p>Verified by SMS.</p>"
+            '<form method="post" action="/logout"><button>Log out</button></form>')
+
+
+def identify(req):  # type: ignore[no-untyped-def]
+    # The middleware runs outside Flask's request context, so read Flask's session cookie here.
+    user = app.session_interface.open_session(app, req).get("user")  # type: ignore[union-attr]
+    return Identity(user, USERS[user]) if user in USERS else None
+
+
+settings = Settings.from_env(development="SMS2FA_SECRET_KEY" not in os.environ)
+app.wsgi_app = SMS2FAMiddleware(  # type: ignore[method-assign]
+    app.wsgi_app, settings, protect=["/account"], identify=identify, login_url="/login"
+)
+
+if __name__ == "__main__":
+    app.run(port=int(os.environ.get("PORT", "5000")))

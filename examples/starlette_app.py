@@ -1,0 +1,60 @@
+"""A Starlette app whose /account page needs an SMS code.
+
+Run it: ``uvicorn examples.starlette_app:app`` (or ``python examples/starlette_app.py``).
+Without SMS2FA_SECRET_KEY it runs in development mode: codes are printed to the console.
+"""
+
+import os
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.routing import Route
+
+from sms2fa_middleware import Identity, Settings
+from sms2fa_middleware.asgi import SMS2FAMiddleware
+from sms2fa_middleware.guard import safe_next
+
+USERS = {"alice": "+12065550100", "bob": "+12065550111"}  # user name -> phone number on file
+
+
+async def home(request: Request) -> HTMLResponse:
+    return HTMLResponse('<p><a href="/account">Your account</a></p>')
+
+
+async def login(request: Request) -> HTMLResponse | RedirectResponse:
+    form = await request.form()
+    if request.method == "POST" and form.get("username") in USERS:
+        request.session["user"] = form["username"]
+        return RedirectResponse(safe_next(request.query_params.get("next")), 303)
+    return HTMLResponse('<form method="post"><label>User name <input name="username" '
+                        'value="alice"></label> <button>Log in</button></form>')
+
+
+async def account(request: Request) -> HTMLResponse:
+    identity = request.state.sms2fa
+    return HTMLResponse(f"<h1>Hello, {identity.auth_id}</h1><p>Verified by SMS.</p>")
+
+
+def identify(request: Request) -> Identity | None:
+    user = request.session.get("user")
+    return Identity(user, USERS[user]) if user in USERS else None
+
+
+settings = Settings.from_env(development="SMS2FA_SECRET_KEY" not in os.environ)
+app = Starlette(
+    routes=[Route("/", home), Route("/login", login, methods=["GET", "POST"]),
+            Route("/account", account)],
+    middleware=[
+        Middleware(SessionMiddleware, secret_key=os.environ.get("SESSION_SECRET", "dev-only")),
+        Middleware(SMS2FAMiddleware, settings=settings, protect=["/account"],
+                   identify=identify, login_url="/login"),
+    ],
+)
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(app, port=int(os.environ.get("PORT", "8000")))

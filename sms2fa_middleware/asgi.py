@@ -1,0 +1,134 @@
+"""ASGI adapter: a pure ASGI middleware for Starlette, FastAPI and any ASGI app.
+
+Works both as ``app.add_middleware(SMS2FAMiddleware, protect=[...], identify=...)`` /
+``Middleware(SMS2FAMiddleware, ...)`` and as a plain wrapper ``SMS2FAMiddleware(app, ...)``.
+
+Pass-through and a valid verified cookie are decided inline, without I/O; everything that
+touches the database or the SMS provider runs in a worker thread, so the event loop never
+blocks. Lifespan scopes and websockets to unprotected paths pass straight through; a websocket
+to a protected path without a verified session is refused (HTTP 403 before the handshake).
+The verified identity is in ``scope["state"]["sms2fa"]`` (``request.state.sms2fa``).
+
+With Starlette's SessionMiddleware, list it *before* this one so ``request.session`` is
+ready when ``identify`` runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+from starlette.requests import HTTPConnection
+from starlette.requests import Request as StarletteRequest
+
+from . import Identity
+from .asgi_io import read_request, send_response
+from .guard import DEFAULT_REMEMBER_FOR, PASS, PROTECTED, Guard
+from .http import too_large
+from .settings import Settings
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
+
+STATE_KEY = "sms2fa"
+
+
+class SMS2FAMiddleware:
+    """Demand a verified SMS second factor on the ``protect``ed paths of an ASGI app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings | None = None,
+        *,
+        protect: Iterable[str],
+        identify: Identify,
+        prefix: str = "/sms2fa",
+        exclude: Iterable[str] = (),
+        login_url: str | None = None,
+        remember_for: int = DEFAULT_REMEMBER_FOR,
+        cookie_name: str = "sms2fa",
+        cookie_domain: str | None = None,
+        cookie_secure: bool | None = None,
+        public_api: bool = False,
+        template_dir: str | Path | None = None,
+        revocation_interval: float = 5.0,
+        guard: Guard | None = None,
+    ) -> None:
+        self.app = app
+        self.identify = identify
+        self._identify_is_async = inspect.iscoroutinefunction(identify) or (
+            inspect.iscoroutinefunction(getattr(identify, "__call__", None))  # noqa: B004
+        )
+        self.guard = guard or Guard(
+            settings, protect=protect, exclude=exclude, prefix=prefix, login_url=login_url,
+            remember_for=remember_for, cookie_name=cookie_name, cookie_domain=cookie_domain,
+            cookie_secure=cookie_secure, public_api=public_api, template_dir=template_dir,
+            revocation_interval=revocation_interval,
+        )
+        self.verifier = self.guard.verifier
+
+    def revoke(self, auth_id: str) -> None:
+        """End ``auth_id``'s verified sessions on every worker and host (blocking; use
+        ``await anyio.to_thread.run_sync(mw.revoke, auth_id)`` from async code)."""
+        self.guard.revoke(auth_id)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        kind = self.guard.classify(scope["path"])
+        if kind == PASS:
+            await self.app(scope, receive, send)
+            return
+        guard = self.guard
+        identity = await self._identity(scope, receive)
+        if kind == PROTECTED:
+            if guard.revocations_stale():
+                await to_thread.run_sync(guard.refresh_revocations)
+            https = scope.get("scheme") in ("https", "wss")
+            if guard.is_verified(_cookie_header(scope), https, identity):
+                scope.setdefault("state", {})[STATE_KEY] = identity
+                await self.app(scope, receive, send)
+                return
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            request = await read_request(scope, receive, read_body=False)
+            assert request is not None  # no body is read for a refusal, so never too large
+            response = await to_thread.run_sync(guard.deny, request, identity)
+            await send_response(send, response, head=scope["method"] == "HEAD")
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        request = await read_request(scope, receive)
+        if request is None:
+            await send_response(send, too_large())
+            return
+        response = await to_thread.run_sync(guard.handle_prefix, request, identity)
+        await send_response(send, response, head=scope["method"] == "HEAD")
+
+    async def _identity(self, scope: Scope, receive: Receive) -> Identity | None:
+        connection = (StarletteRequest(scope, receive) if scope["type"] == "http"
+                      else HTTPConnection(scope))
+        result = self.identify(connection)  # type: ignore[arg-type]
+        if self._identify_is_async or inspect.isawaitable(result):
+            result = await result  # type: ignore[misc]
+        return result  # type: ignore[return-value]
+
+
+def _cookie_header(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"cookie":
+            return str(value.decode("latin-1"))
+    return ""
+
+
+__all__ = ["STATE_KEY", "Identity", "SMS2FAMiddleware"]

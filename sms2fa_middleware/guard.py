@@ -1,0 +1,490 @@
+"""The middleware's policy, framework-neutral: which paths need a verified session, the
+verified-session cookie, the challenge page and its form, and the mounted API.
+
+The WSGI and ASGI adapters only translate requests and call :class:`Guard`; they hold no
+policy. The hot paths are kept cheap on purpose:
+
+* a request that is neither protected nor under the prefix costs :meth:`Guard.classify` --
+  one ``str.startswith`` on a tuple, plus one precompiled regex when globs are configured;
+* a protected request with a valid cookie costs one HMAC-SHA256 and a dict lookup -- no
+  database round trip. Revocations are read from the store at most every
+  ``revocation_interval`` seconds, which bounds how late a revocation takes effect.
+
+Security stakes (see the README's security model): the cookie is bound to the auth_id and the
+phone number, so it is worthless for another user or after a number change; a fresh random
+session identifier is minted on every success (no fixation); ``next`` only ever leads to a
+same-origin relative path; the challenge form carries a CSRF token bound to the user and to a
+cookie, and a check that consumes an attempt is never triggered by a GET.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from . import Identity
+from .engine import Verifier
+from .errors import (
+    InvalidAPIUsage,
+    InvalidRecipient,
+    RateLimited,
+    SMSDeliveryFailed,
+    StoreUnavailable,
+    VerificationError,
+)
+from .http import Request, Response, VerificationAPI, json_response
+from .pages import ChallengeView, Pages
+from .phones import mask
+from .settings import Settings
+
+PASS, PROTECTED, PREFIX = 0, 1, 2
+DEFAULT_REMEMBER_FOR = 12 * 3600
+CSRF_MAX_AGE = 3600
+
+_PAGE_HEADERS = (
+    ("content-type", "text/html; charset=utf-8"),
+    ("cache-control", "no-store"),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+)
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a same-origin relative path, else ``"/"``.
+
+    Refuses ``//host``, ``/\\host``, ``https:host``, ``javascript:``, percent-encoded
+    slashes and backslashes, and control characters: anything a browser could resolve to
+    another origin.
+    """
+    if not target or not target.startswith("/"):
+        return "/"
+    decoded = unquote(target)
+    if any(c in decoded for c in "\\\r\n\t\0") or any(ord(c) < 32 for c in decoded):
+        return "/"
+    if target.startswith("//") or decoded.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
+def cookie_value(header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a Cookie header (fast: no full parse)."""
+    if name not in header:
+        return None
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value.strip('"')
+    return None
+
+
+def _e164(recipient: str) -> str:
+    return recipient if recipient.startswith("+") else "+" + recipient
+
+
+class SessionSigner:
+    """The verified-session cookie: ``<issued ms, hex>.<session id>.<signature>``.
+
+    The signature is HMAC-SHA256 over the issue time, the session id, the auth_id and the
+    phone number -- which never appear in the cookie. We sign by hand rather than with
+    itsdangerous because this check runs on every protected request, and one raw HMAC costs a
+    fifth of ``TimestampSigner.unsign``.
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._macs = [
+            hmac.new(hmac.new(k.encode(), b"sms2fa-session", hashlib.sha256).digest(),
+                     digestmod=hashlib.sha256)
+            for k in keys
+        ]
+
+    def _sign(self, mac: hmac.HMAC, head: str, identity: Identity) -> str:
+        m = mac.copy()
+        m.update(f"{head}\x00{identity.auth_id}\x00{_e164(identity.recipient)}".encode())
+        return base64.urlsafe_b64encode(m.digest()).decode().rstrip("=")
+
+    def issue(self, identity: Identity, issued_ms: int) -> str:
+        head = f"{issued_ms:x}.{secrets.token_urlsafe(12)}"
+        return f"{head}.{self._sign(self._macs[0], head, identity)}"
+
+    def verify(self, value: str, identity: Identity) -> int | None:
+        """The issue time (ms) if ``value`` was issued for ``identity``, else None."""
+        head, _, signature = value.rpartition(".")
+        issued, _, _sid = head.partition(".")
+        if not signature or not _sid:
+            return None
+        ok = False
+        for mac in self._macs:
+            ok |= hmac.compare_digest(self._sign(mac, head, identity), signature)
+        if not ok:
+            return None
+        try:
+            return int(issued, 16)
+        except ValueError:
+            return None
+
+
+class Guard:
+    """What a request gets: pass through, a challenge, a verified pass, or an API answer."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        protect: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        prefix: str = "/sms2fa",
+        login_url: str | None = None,
+        remember_for: int = DEFAULT_REMEMBER_FOR,
+        cookie_name: str = "sms2fa",
+        cookie_domain: str | None = None,
+        cookie_secure: bool | None = None,
+        public_api: bool = False,
+        template_dir: str | Path | None = None,
+        revocation_interval: float = 5.0,
+        verifier: Verifier | None = None,
+    ) -> None:
+        self.verifier = verifier or Verifier(settings or Settings.from_env())
+        self.settings = self.verifier.settings
+        self.prefix = "/" + prefix.strip("/")
+        if self.prefix == "/":
+            raise ValueError("prefix must not be '/'; the app lives there")
+        self._prefix_slash = self.prefix + "/"
+        self.login_url = login_url
+        self.remember_for = int(remember_for)
+        self.cookie_name = cookie_name
+        self.cookie_domain = cookie_domain
+        self.cookie_secure = cookie_secure
+        self.revocation_interval = revocation_interval
+        self._protect_prefixes, self._protect_glob = _compile_patterns(protect)
+        self._exclude_prefixes, self._exclude_glob = _compile_patterns(exclude)
+        if not (self._protect_prefixes or self._protect_glob):
+            raise ValueError("protect=[...] must name at least one path prefix or pattern")
+        self.signer = SessionSigner(self.settings.secret_key)
+        self.csrf = URLSafeTimedSerializer(list(self.settings.secret_key)[::-1],
+                                           salt="sms2fa-csrf")
+        self.pages = Pages(template_dir)
+        api_on = public_api or self.settings.api_token is not None
+        self.api = VerificationAPI(self.verifier, uniform_errors=True) if api_on else None
+        self._revoked: dict[str, int] = {}
+        self._revocations_seen = datetime.now(timezone.utc) - timedelta(seconds=remember_for)
+        self._next_refresh = 0.0
+        self._refresh_lock = threading.Lock()
+
+    # -- hot path -------------------------------------------------------------------------
+
+    def classify(self, path: str) -> int:
+        """PASS, PROTECTED or PREFIX for a request path; a few string operations."""
+        if path.startswith(self._prefix_slash) or path == self.prefix:
+            return PREFIX
+        if self._protect_prefixes and path.startswith(self._protect_prefixes):
+            pass
+        elif self._protect_glob is None or not self._protect_glob.match(path):
+            return PASS
+        if (self._exclude_prefixes and path.startswith(self._exclude_prefixes)) or (
+            self._exclude_glob is not None and self._exclude_glob.match(path)
+        ):
+            return PASS
+        return PROTECTED
+
+    def cookie_for(self, https: bool) -> str:
+        """The cookie's name: ``__Host-`` prefixed when the browser will enforce it."""
+        secure = https if self.cookie_secure is None else self.cookie_secure
+        if secure and self.cookie_domain is None:
+            return "__Host-" + self.cookie_name
+        return self.cookie_name
+
+    def is_verified(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
+        """Whether the request carries a live verified session for ``identity``. No I/O."""
+        if identity is None or not cookie_header:
+            return False
+        value = cookie_value(cookie_header, self.cookie_for(https))
+        if value is None:
+            return False
+        issued = self.signer.verify(value, identity)
+        if issued is None:
+            return False
+        now_ms = time.time() * 1000
+        if issued + self.remember_for * 1000 < now_ms or issued > now_ms + 60_000:
+            return False
+        revoked = self._revoked.get(identity.auth_id)
+        return revoked is None or issued > revoked
+
+    def revocations_stale(self) -> bool:
+        return time.monotonic() >= self._next_refresh
+
+    def refresh_revocations(self) -> None:
+        """Read revocations made on any host since the last look (blocking; cheap)."""
+        if not self._refresh_lock.acquire(blocking=False):
+            return
+        try:
+            # Look back a little further than needed: other hosts' clocks may lag ours.
+            since = self._revocations_seen - timedelta(seconds=60)
+            for auth_id, at in self.verifier.revocations_since(since):
+                at_ms = int(at.timestamp() * 1000)
+                if at_ms > self._revoked.get(auth_id, 0):
+                    self._revoked[auth_id] = at_ms
+                self._revocations_seen = max(self._revocations_seen, at)
+            horizon = (time.time() - self.remember_for) * 1000
+            for auth_id in [a for a, at in self._revoked.items() if at < horizon]:
+                del self._revoked[auth_id]
+            self._next_refresh = time.monotonic() + self.revocation_interval
+        except StoreUnavailable:
+            self._next_refresh = time.monotonic() + 1.0
+        finally:
+            self._refresh_lock.release()
+
+    def revoke(self, auth_id: str) -> None:
+        """End ``auth_id``'s verified sessions here at once, and on every host within
+        ``revocation_interval`` seconds."""
+        at = self.verifier.revoke(auth_id)
+        self._revoked[auth_id] = int(at.timestamp() * 1000)
+
+    # -- refusing a protected request (may do I/O: run it off the event loop) --------------
+
+    def deny(self, request: Request, identity: Identity | None) -> Response:
+        """The answer to a protected request without a verified session."""
+        target = request.path + (f"?{request.query_string}" if request.query_string else "")
+        if identity is None:
+            return self._anonymous(request, target)
+        challenge = self.challenge_url(target)
+        if not _is_navigation(request):
+            return json_response(401, {
+                "message": "This resource needs SMS verification.",
+                "reason": "VerificationRequired",
+                "challenge": challenge,
+            })
+        status = self._ensure_code(identity, request)
+        if status:
+            challenge += "&" + urlencode({"status": status})
+        return Response(303, b"", [("location", challenge), ("cache-control", "no-store")])
+
+    def challenge_url(self, next_url: str) -> str:
+        return f"{self.prefix}/challenge?" + urlencode({"next": safe_next(next_url)})
+
+    def _anonymous(self, request: Request, target: str) -> Response:
+        if self.login_url is not None and _is_navigation(request):
+            sep = "&" if "?" in self.login_url else "?"
+            location = f"{self.login_url}{sep}{urlencode({'next': safe_next(target)})}"
+            return Response(303, b"", [("location", location), ("cache-control", "no-store")])
+        return json_response(401, {"message": "Log in first.", "reason": "LoginRequired"})
+
+    def _ensure_code(self, identity: Identity, request: Request) -> str | None:
+        """Send a code unless one for this number is already waiting (a reload sends none)."""
+        pending = self.verifier.pending(identity.auth_id)
+        if pending is not None and pending.recipient == _e164(identity.recipient):
+            return None
+        return self._send(identity, request)
+
+    def _send(self, identity: Identity, request: Request) -> str | None:
+        from .http import client_address
+
+        try:
+            self.verifier.start(
+                identity.auth_id, identity.recipient,
+                client_address=client_address(request, self.settings.trusted_proxies),
+            )
+        except RateLimited:
+            return "rate_limited"
+        except SMSDeliveryFailed:
+            return "send_failed"
+        except InvalidRecipient:
+            return "bad_number"
+        return None
+
+    # -- under the prefix -----------------------------------------------------------------
+
+    def handle_prefix(self, request: Request, identity: Identity | None) -> Response:
+        """Answer a request under the prefix: the challenge page, its forms, or the API."""
+        sub = request.path[len(self.prefix):] or "/"
+        try:
+            if sub == "/challenge":
+                if request.method in ("GET", "HEAD"):
+                    return self._challenge_page(request, identity)
+                if request.method == "POST":
+                    return self._challenge_post(request, identity, resend=False)
+            elif sub == "/challenge/resend" and request.method == "POST":
+                return self._challenge_post(request, identity, resend=True)
+            elif self.api is not None:
+                return self.api.handle(request, sub)
+            return json_response(404, {"message": "Not found.", "reason": "NotFound"})
+        except StoreUnavailable as exc:
+            return json_response(503, exc.to_dict())
+
+    def _challenge_page(self, request: Request, identity: Identity | None,
+                        error: str | None = None, status: int = 200) -> Response:
+        next_url = safe_next(_first(request.query, "next"))
+        if identity is None:
+            return self._anonymous(request, next_url)
+        if self.is_verified(request.header("cookie"), request.scheme == "https", identity):
+            return Response(303, b"", [("location", next_url), ("cache-control", "no-store")])
+        notice = None
+        flag = _first(request.query, "status")
+        if error is None and flag in _STATUS_TEXT:
+            error = _STATUS_TEXT[flag]
+        elif flag == "sent":
+            notice = "We sent you a new code."
+        pending = self.verifier.pending(identity.auth_id)
+        if pending is not None and pending.recipient != _e164(identity.recipient):
+            pending = None
+        nonce = cookie_value(request.header("cookie"), self._csrf_cookie(request)) or ""
+        headers: list[tuple[str, str]] = []
+        if not re.fullmatch(r"[A-Za-z0-9_-]{22,64}", nonce):
+            nonce = secrets.token_urlsafe(24)
+            headers.append(("set-cookie", self._cookie(request, self._csrf_cookie(request),
+                                                       nonce, max_age=CSRF_MAX_AGE)))
+        script_nonce = secrets.token_urlsafe(16)
+        view = ChallengeView(
+            masked_recipient=mask(_e164(identity.recipient)),
+            action=f"{self.prefix}/challenge",
+            resend_action=f"{self.prefix}/challenge/resend",
+            csrf_token=str(self.csrf.dumps([identity.auth_id, nonce])),
+            next_url=next_url,
+            code_length=10,
+            attempts_left=pending.attempts_left if pending else None,
+            resend_in=self.verifier.resend_wait(identity.auth_id),
+            error=error,
+            notice=notice,
+            script_nonce=script_nonce,
+        )
+        csp = ("default-src 'none'; style-src 'unsafe-inline'; "
+               f"script-src 'nonce-{script_nonce}'; form-action 'self'; "
+               "frame-ancestors 'none'; base-uri 'none'")
+        body = b"" if request.method == "HEAD" else self.pages.render_challenge(view)
+        return Response(status, body,
+                        [*_PAGE_HEADERS, ("content-security-policy", csp), *headers])
+
+    def _challenge_post(self, request: Request, identity: Identity | None,
+                        resend: bool) -> Response:
+        form = _form(request)
+        next_url = safe_next(form.get("next"))
+        if identity is None:
+            return self._anonymous(request, next_url)
+        if not self._csrf_ok(request, identity, form.get("csrf_token", "")):
+            return _forbidden()
+        back = self.challenge_url(next_url)
+        if resend:
+            status = self._send(identity, request) or "sent"
+            return Response(303, b"", [("location", back + "&" + urlencode({"status": status})),
+                                       ("cache-control", "no-store")])
+        code = re.sub(r"[\s-]", "", form.get("code", ""))
+        page_request = Request("GET", back, back.partition("?")[2], request.headers,
+                               scheme=request.scheme)
+        try:
+            if not code.isascii() or not code.isdigit() or len(code) > 10:
+                raise InvalidAPIUsage()
+            verified = self.verifier.check(identity.auth_id, code)
+        except RateLimited as exc:
+            minutes = max(1, (exc.retry_after + 59) // 60)
+            return self._challenge_page(
+                page_request, identity, status=429,
+                error=f"Too many wrong codes. Try again in {minutes} minute(s).")
+        except InvalidAPIUsage:
+            return self._challenge_page(page_request, identity, status=400,
+                                        error="Enter the digits of the code we sent you.")
+        except VerificationError:
+            return self._challenge_page(page_request, identity, status=400,
+                                        error="That code is not right, or it has expired.")
+        if verified.recipient != _e164(identity.recipient):
+            # The number changed while the code was out: it proves nothing about the new one.
+            return self._challenge_page(page_request, identity, status=400,
+                                        error="Your phone number changed; ask for a new code.")
+        https = request.scheme == "https"
+        cookie = self.signer.issue(identity, int(time.time() * 1000))
+        return Response(303, b"", [
+            ("location", next_url),
+            ("cache-control", "no-store"),
+            ("set-cookie", self._cookie(request, self.cookie_for(https), cookie,
+                                        max_age=self.remember_for)),
+            ("set-cookie", self._cookie(request, self._csrf_cookie(request), "", max_age=0)),
+        ])
+
+    def _csrf_ok(self, request: Request, identity: Identity, token: str) -> bool:
+        origin = request.header("origin")
+        host = request.header("host")
+        if origin and origin != "null" and host and urlsplit(origin).netloc != host:
+            return False
+        nonce = cookie_value(request.header("cookie"), self._csrf_cookie(request))
+        if not nonce or not token:
+            return False
+        try:
+            auth_id, signed_nonce = self.csrf.loads(token, max_age=CSRF_MAX_AGE)
+        except (BadSignature, ValueError, TypeError):
+            return False
+        return hmac.compare_digest(str(signed_nonce), nonce) and auth_id == identity.auth_id
+
+    def _csrf_cookie(self, request: Request) -> str:
+        return self.cookie_for(request.scheme == "https") + "_csrf"
+
+    def _cookie(self, request: Request, name: str, value: str, max_age: int) -> str:
+        secure = request.scheme == "https" if self.cookie_secure is None else self.cookie_secure
+        parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
+        if secure:
+            parts.append("Secure")
+        if self.cookie_domain and not name.startswith("__Host-"):
+            parts.append(f"Domain={self.cookie_domain}")
+        return "; ".join(parts)
+
+
+_STATUS_TEXT = {
+    "rate_limited": "Too many codes were asked for. Wait a little, then ask for a new one.",
+    "send_failed": "We could not send the text message. Try again in a moment.",
+    "bad_number": "We cannot send codes to the phone number on your account.",
+}
+
+
+def _compile_patterns(patterns: Iterable[str]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """Split into plain prefixes (fast ``startswith``) and globs (one regex)."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    prefixes, globs = [], []
+    for pattern in patterns:
+        if not pattern.startswith("/"):
+            raise ValueError(f"path patterns must start with '/': {pattern!r}")
+        (globs if any(c in pattern for c in "*?[") else prefixes).append(pattern)
+    regex = re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
+    return tuple(prefixes), regex
+
+
+def _is_navigation(request: Request) -> bool:
+    return request.method in ("GET", "HEAD") and "text/html" in request.header("accept")
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _form(request: Request) -> dict[str, str]:
+    ctype = request.header("content-type").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        return {}
+    try:
+        parsed = parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return {}
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def _forbidden() -> Response:
+    body = (b"<!doctype html><title>Forbidden</title><p>This form has expired or did not come "
+            b"from this site. Go back, reload the page and try again.</p>")
+    return Response(403, body, [*_PAGE_HEADERS])
+
+
+__all__ = ["PASS", "PREFIX", "PROTECTED", "Guard", "SessionSigner", "cookie_value", "safe_next"]

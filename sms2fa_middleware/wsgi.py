@@ -1,0 +1,125 @@
+"""WSGI adapter: ``SMS2FAMiddleware(app, protect=[...], identify=...)`` for Flask, Django, ...
+
+It translates between WSGI and :class:`~sms2fa_middleware.guard.Guard`, and nothing else.
+A request that is neither protected nor under the prefix goes straight to the app after one
+path check. The verified identity is in ``environ["sms2fa.identity"]``.
+
+Flask: wrap ``app.wsgi_app`` so the app object stays a Flask app::
+
+    app.wsgi_app = SMS2FAMiddleware(app.wsgi_app, protect=["/account"], identify=who)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from werkzeug.wrappers import Request as WerkzeugRequest
+
+from . import Identity
+from .guard import DEFAULT_REMEMBER_FOR, PASS, PROTECTED, Guard
+from .http import MAX_BODY, Request, Response, too_large
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+ENVIRON_KEY = "sms2fa.identity"
+
+
+class SMS2FAMiddleware:
+    """Demand a verified SMS second factor on the ``protect``ed paths of a WSGI app."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        settings: Settings | None = None,
+        *,
+        protect: Iterable[str],
+        identify: Callable[[WerkzeugRequest], Identity | None],
+        prefix: str = "/sms2fa",
+        exclude: Iterable[str] = (),
+        login_url: str | None = None,
+        remember_for: int = DEFAULT_REMEMBER_FOR,
+        cookie_name: str = "sms2fa",
+        cookie_domain: str | None = None,
+        cookie_secure: bool | None = None,
+        public_api: bool = False,
+        template_dir: str | Path | None = None,
+        revocation_interval: float = 5.0,
+        guard: Guard | None = None,
+    ) -> None:
+        self.app = app
+        self.identify = identify
+        self.guard = guard or Guard(
+            settings, protect=protect, exclude=exclude, prefix=prefix, login_url=login_url,
+            remember_for=remember_for, cookie_name=cookie_name, cookie_domain=cookie_domain,
+            cookie_secure=cookie_secure, public_api=public_api, template_dir=template_dir,
+            revocation_interval=revocation_interval,
+        )
+        self.verifier = self.guard.verifier
+
+    def revoke(self, auth_id: str) -> None:
+        """End ``auth_id``'s verified sessions on every worker and host (logout, new number)."""
+        self.guard.revoke(auth_id)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        kind = self.guard.classify(environ.get("PATH_INFO", "") or "/")
+        if kind == PASS:
+            return self.app(environ, start_response)
+        guard = self.guard
+        identity = self.identify(WerkzeugRequest(environ, shallow=True))
+        https = environ.get("wsgi.url_scheme") == "https"
+        if kind == PROTECTED:
+            if guard.revocations_stale():
+                guard.refresh_revocations()
+            if guard.is_verified(environ.get("HTTP_COOKIE", ""), https, identity):
+                environ[ENVIRON_KEY] = identity
+                return self.app(environ, start_response)
+            request = _request(environ, read_body=False)
+            assert request is not None
+            return _respond(guard.deny(request, identity), start_response)
+        request = _request(environ, read_body=True)
+        if request is None:
+            return _respond(too_large(), start_response)
+        return _respond(guard.handle_prefix(request, identity), start_response)
+
+
+def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items() if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    body = b""
+    if read_body:
+        length_text = environ.get("CONTENT_LENGTH") or "0"
+        length = int(length_text) if length_text.isdigit() else 0
+        if length > MAX_BODY:
+            return None
+        if length:
+            body = environ["wsgi.input"].read(length)
+    return Request(
+        method=environ.get("REQUEST_METHOD", "GET"),
+        path=environ.get("PATH_INFO", "") or "/",
+        query_string=environ.get("QUERY_STRING", ""),
+        headers=headers,
+        body=body,
+        client=environ.get("REMOTE_ADDR"),
+        scheme=environ.get("wsgi.url_scheme", "http"),
+    )
+
+
+def _respond(response: Response, start_response: StartResponse) -> list[bytes]:
+    from http import HTTPStatus
+
+    status = f"{response.status} {HTTPStatus(response.status).phrase}"
+    headers = [*response.headers, ("content-length", str(len(response.body)))]
+    start_response(status, headers)
+    return [response.body]
+
+
+__all__ = ["ENVIRON_KEY", "Identity", "SMS2FAMiddleware"]

@@ -1,0 +1,352 @@
+"""Settings: defaults, every environment name, validation at start-up, secrets, templates."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import pytest
+
+from sms2fa_middleware import ConfigurationError, Settings
+from sms2fa_middleware.settings import (
+    DEFAULT_FLOWROUTE_URL,
+    DEFAULT_NUMBER_TYPES,
+    DEFAULT_REGIONS,
+    check_template,
+    env_name,
+)
+from sms2fa_middleware.sms import sender_from_settings
+from sms2fa_middleware.sms.console import ConsoleSender
+from sms2fa_middleware.sms.flowroute import FlowrouteSender
+
+KEY = "a-secret-key-of-32-characters-xx"
+FLOWROUTE = {
+    "flowroute_access_key": "access",
+    "flowroute_secret_key": "secret",
+    "flowroute_number": "12065550100",
+}
+
+
+# -- defaults -------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_secure_ones() -> None:
+    s = Settings(secret_key=KEY)
+    assert s.secret_key == (KEY,)
+    assert s.development is False
+    assert s.api_token is None
+    assert s.code_length == 6
+    assert s.code_expiration == 600
+    assert s.retries_allowed == 3
+    assert s.database_url == "sqlite:///sms2fa.db"
+    assert s.flowroute_url == DEFAULT_FLOWROUTE_URL == "https://api.flowroute.com/v2.1"
+    assert s.sms_backend is None
+    assert s.backend == "console"  # no Flowroute keys
+    assert s.recipient_send_limit == 5 and s.recipient_send_window == 600
+    assert s.address_send_limit > 0
+    assert s.resend_cooldown == 30
+    assert 1 <= s.max_failed_checks <= 100
+    assert s.trusted_proxies == 0
+    assert s.allowed_regions == DEFAULT_REGIONS
+    assert "US" in s.allowed_regions and "JM" not in s.allowed_regions
+    assert s.allowed_number_types == DEFAULT_NUMBER_TYPES
+    assert "TOLL_FREE" not in s.allowed_number_types
+    assert "PREMIUM_RATE" not in s.allowed_number_types
+    assert "{code}" in s.message_template
+
+
+def test_settings_are_frozen_and_replace_validates_again() -> None:
+    s = Settings(secret_key=KEY)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.code_length = 4  # type: ignore[misc]
+    assert s.replace(code_length=8).code_length == 8
+    assert s.code_length == 6
+    with pytest.raises(ConfigurationError, match="SMS2FA_CODE_LENGTH"):
+        s.replace(code_length=11)
+
+
+def test_secrets_are_not_in_repr() -> None:
+    s = Settings(secret_key=KEY, api_token="api-token-value-xyz",
+                 flowroute_access_key="access-value-xyz",
+                 flowroute_secret_key="flowroute-secret-value-xyz",
+                 flowroute_number="12065550100")
+    text = repr(s) + str(s)
+    for secret in (KEY, "api-token-value-xyz", "access-value-xyz",
+                   "flowroute-secret-value-xyz"):
+        assert secret not in text
+    assert "12065550100" in text  # not a secret: the sender's own number
+
+
+# -- the environment ------------------------------------------------------------------------
+
+# Every field: (environment name, raw value, expected field value). A new field without a row
+# here fails test_every_field_has_a_documented_environment_name.
+ENV_CASES: dict[str, tuple[str, str, Any]] = {
+    "secret_key": ("SMS2FA_SECRET_KEY", KEY, (KEY,)),
+    "development": ("SMS2FA_DEVELOPMENT", "yes", True),
+    "api_token": ("SMS2FA_API_TOKEN", "tok-123", "tok-123"),
+    "sms_backend": ("SMS2FA_SMS_BACKEND", "flowroute", "flowroute"),
+    "flowroute_access_key": ("FLOWROUTE_ACCESS_KEY", "acc", "acc"),
+    "flowroute_secret_key": ("FLOWROUTE_SECRET_KEY", "sec", "sec"),
+    "flowroute_number": ("FLOWROUTE_NUMBER", "12065550199", "12065550199"),
+    "flowroute_url": ("SMS2FA_FLOWROUTE_URL", "http://127.0.0.1:9/v2.1", "http://127.0.0.1:9/v2.1"),
+    "sms_timeout": ("SMS2FA_SMS_TIMEOUT", "2.5", 2.5),
+    "database_url": ("SMS2FA_DATABASE_URL", "sqlite:///x.db", "sqlite:///x.db"),
+    "code_length": ("SMS2FA_CODE_LENGTH", "8", 8),
+    "code_expiration": ("SMS2FA_CODE_EXPIRATION", "300", 300),
+    "retries_allowed": ("SMS2FA_RETRIES_ALLOWED", "5", 5),
+    "org_name": ("SMS2FA_ORG_NAME", "Acme", "Acme"),
+    "auth_message": ("SMS2FA_AUTH_MESSAGE", "{org_name}: {code}", "{org_name}: {code}"),
+    "recipient_send_limit": ("SMS2FA_RECIPIENT_SEND_LIMIT", "7", 7),
+    "recipient_send_window": ("SMS2FA_RECIPIENT_SEND_WINDOW", "1200", 1200),
+    "address_send_limit": ("SMS2FA_ADDRESS_SEND_LIMIT", "9", 9),
+    "address_send_window": ("SMS2FA_ADDRESS_SEND_WINDOW", "900", 900),
+    "global_send_limit": ("SMS2FA_GLOBAL_SEND_LIMIT", "1000", 1000),
+    "resend_cooldown": ("SMS2FA_RESEND_COOLDOWN", "0", 0),
+    "max_failed_checks": ("SMS2FA_MAX_FAILED_CHECKS", "7", 7),
+    "lockout_seconds": ("SMS2FA_LOCKOUT_SECONDS", "60", 60),
+    "trusted_proxies": ("SMS2FA_TRUSTED_PROXIES", "2", 2),
+    "allowed_regions": ("SMS2FA_ALLOWED_REGIONS", "US, CA", ("US", "CA")),
+    "allowed_number_types": ("SMS2FA_ALLOWED_NUMBER_TYPES", "MOBILE", ("MOBILE",)),
+    "uniform_errors": ("SMS2FA_UNIFORM_ERRORS", "true", True),
+}
+
+
+def test_every_field_has_a_documented_environment_name() -> None:
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert fields == set(ENV_CASES)
+    for name, (variable, _, _) in ENV_CASES.items():
+        assert env_name(name) == variable
+    # The original service's names are kept.
+    assert env_name("flowroute_access_key") == "FLOWROUTE_ACCESS_KEY"
+    assert env_name("code_length") == "SMS2FA_CODE_LENGTH"
+
+
+def test_from_env_reads_every_variable() -> None:
+    environ = {variable: raw for variable, raw, _ in ENV_CASES.values()}
+    s = Settings.from_env(environ)
+    for name, (variable, _, expected) in ENV_CASES.items():
+        assert getattr(s, name) == expected, variable
+    assert s.backend == "flowroute"
+
+
+def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMS2FA_SECRET_KEY", KEY)
+    monkeypatch.setenv("SMS2FA_CODE_LENGTH", "9")
+    monkeypatch.setenv("SMS2FA_RETRIES_ALLOWED", "4")
+    s = Settings.from_env()
+    assert s.code_length == 9 and s.retries_allowed == 4 and s.secret_key == (KEY,)
+
+
+def test_from_env_ignores_empty_variables() -> None:
+    s = Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_CODE_LENGTH": ""})
+    assert s.code_length == 6
+
+
+def test_keyword_arguments_override_the_environment() -> None:
+    environ = {"SMS2FA_SECRET_KEY": KEY, "SMS2FA_CODE_LENGTH": "8",
+               "SMS2FA_ORG_NAME": "FromEnv"}
+    s = Settings.from_env(environ, code_length=5, org_name="FromKwargs")
+    assert s.code_length == 5
+    assert s.org_name == "FromKwargs"
+    # A value given as a keyword is not read from the environment at all.
+    s = Settings.from_env({**environ, "SMS2FA_CODE_LENGTH": "abc"}, code_length=4)
+    assert s.code_length == 4
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "low", "high"),
+    [
+        ("SMS2FA_CODE_LENGTH", "3", 4, 10),
+        ("SMS2FA_CODE_LENGTH", "11", 4, 10),
+        ("SMS2FA_CODE_EXPIRATION", "29", 30, 3600),
+        ("SMS2FA_CODE_EXPIRATION", "3601", 30, 3600),
+        ("SMS2FA_RETRIES_ALLOWED", "0", 1, 20),
+        ("SMS2FA_RETRIES_ALLOWED", "21", 1, 20),
+        ("SMS2FA_MAX_FAILED_CHECKS", "101", 1, 100),
+        ("SMS2FA_SMS_TIMEOUT", "0.5", 1, 60),
+    ],
+)
+def test_out_of_range_names_variable_and_range(variable: str, raw: str, low: int,
+                                               high: int) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"SMS2FA_SECRET_KEY": KEY, variable: raw})
+    message = str(info.value)
+    assert variable in message
+    assert f"between {low} and {high}" in message
+    assert raw in message
+
+
+@pytest.mark.parametrize("variable", ["SMS2FA_CODE_LENGTH", "SMS2FA_CODE_EXPIRATION",
+                                      "SMS2FA_RETRIES_ALLOWED", "SMS2FA_SMS_TIMEOUT"])
+@pytest.mark.parametrize("raw", ["six", "6.5x", "0x10", " "])
+def test_non_number_names_the_variable(variable: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"SMS2FA_SECRET_KEY": KEY, variable: raw})
+    assert variable in str(info.value)
+    assert "number" in str(info.value)
+
+
+def test_bad_boolean_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError, match="SMS2FA_DEVELOPMENT"):
+        Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_DEVELOPMENT": "maybe"})
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "No", "off"])
+def test_false_booleans(raw: str) -> None:
+    assert Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_DEVELOPMENT": raw}
+                             ).development is False
+
+
+@pytest.mark.parametrize("value", ["6", 6.5, True, None])
+def test_keyword_numbers_must_be_numbers(value: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"code_length \(SMS2FA_CODE_LENGTH\)"):
+        Settings(secret_key=KEY, code_length=value)  # type: ignore[arg-type]
+
+
+def test_keyword_out_of_range_names_field_and_variable() -> None:
+    with pytest.raises(ConfigurationError,
+                       match=r"code_expiration \(SMS2FA_CODE_EXPIRATION\) must be between 30 "
+                             r"and 3600"):
+        Settings(secret_key=KEY, code_expiration=10)
+
+
+def test_long_expiration_is_allowed_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="sms2fa"):
+        Settings(secret_key=KEY, code_expiration=3600)
+    assert any("600" in r.getMessage() for r in caplog.records)
+
+
+# -- the secret key -------------------------------------------------------------------------
+
+
+def test_secret_key_is_required() -> None:
+    with pytest.raises(ConfigurationError, match="SMS2FA_SECRET_KEY"):
+        Settings()
+    with pytest.raises(ConfigurationError, match="SMS2FA_SECRET_KEY"):
+        Settings.from_env({})
+    with pytest.raises(ConfigurationError, match="SMS2FA_SECRET_KEY"):
+        Settings(secret_key=" , ")
+
+
+def test_short_secret_key_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="at least 16"):
+        Settings(secret_key="short")
+    with pytest.raises(ConfigurationError, match="at least 16"):
+        Settings(secret_key=f"{KEY},short")
+
+
+def test_development_generates_a_throw_away_key_and_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sms2fa"):
+        a = Settings.from_env({"SMS2FA_DEVELOPMENT": "1"})
+    b = Settings(development=True)
+    assert len(a.secret_key) == 1 and len(a.secret_key[0]) >= 32
+    assert a.secret_key != b.secret_key
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("development" in r.getMessage() for r in warnings)
+    assert a.secret_key[0] not in caplog.text
+
+
+def test_comma_list_rotates_keys() -> None:
+    new, old = "new-key-0123456789abcdef", "old-key-0123456789abcdef"
+    s = Settings.from_env({"SMS2FA_SECRET_KEY": f" {new} , {old} ,"})
+    assert s.secret_key == (new, old)
+    assert Settings(secret_key=[new, old]).secret_key == (new, old)
+
+
+# -- message templates ----------------------------------------------------------------------
+
+
+def test_default_template_uses_org_name() -> None:
+    s = Settings(secret_key=KEY, org_name="Acme")
+    assert "{org_name}" in s.message_template and "{code}" in s.message_template
+    assert "{org_name}" not in Settings(secret_key=KEY).message_template
+
+
+def test_custom_template_wins() -> None:
+    s = Settings(secret_key=KEY, auth_message="{code} is your {org_name} code")
+    assert s.message_template == "{code} is your {org_name} code"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Welcome!",  # no {code}
+        "{org_name} welcomes you",  # no {code}
+        "{code} {user}",  # unknown placeholder
+        "{code} {0}",
+        "{code} {}",
+        "{code.real}",
+        "{code[0]}",
+        "{code",  # not a template at all
+        "{code:x}",  # a format spec that fails (or bloats the message) at send time
+        "{code:>999}",
+        "{code!r}",
+    ],
+)
+def test_bad_templates_are_refused(template: str) -> None:
+    with pytest.raises(ConfigurationError, match="SMS2FA_AUTH_MESSAGE"):
+        Settings(secret_key=KEY, auth_message=template)
+    with pytest.raises(ConfigurationError):
+        check_template(template)
+
+
+def test_good_template_passes_and_may_escape_braces() -> None:
+    assert check_template("{{literal}} {code} from {org_name}") == (
+        "{{literal}} {code} from {org_name}"
+    )
+
+
+# -- SMS backend ----------------------------------------------------------------------------
+
+
+def test_backend_is_flowroute_when_keys_are_set() -> None:
+    s = Settings(secret_key=KEY, **FLOWROUTE)
+    assert s.backend == "flowroute"
+    sender = sender_from_settings(s)
+    assert isinstance(sender, FlowrouteSender)
+    sender.close()
+
+
+def test_backend_is_console_without_keys(caplog: pytest.LogCaptureFixture) -> None:
+    s = Settings(secret_key=KEY)
+    assert s.backend == "console"
+    with caplog.at_level(logging.WARNING, logger="sms2fa"):
+        assert isinstance(sender_from_settings(s), ConsoleSender)
+    assert "console" in caplog.text.lower()
+
+
+def test_backend_can_be_forced_to_console() -> None:
+    s = Settings(secret_key=KEY, sms_backend="console", **FLOWROUTE)
+    assert s.backend == "console"
+    s = Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_SMS_BACKEND": "console",
+                           "FLOWROUTE_ACCESS_KEY": "a", "FLOWROUTE_SECRET_KEY": "b",
+                           "FLOWROUTE_NUMBER": "12065550100"})
+    assert s.backend == "console"
+
+
+def test_flowroute_backend_needs_its_keys() -> None:
+    with pytest.raises(ConfigurationError, match="FLOWROUTE_ACCESS_KEY"):
+        Settings(secret_key=KEY, sms_backend="flowroute")
+    with pytest.raises(ConfigurationError, match="FLOWROUTE_NUMBER"):
+        Settings(secret_key=KEY, sms_backend="flowroute",
+                 flowroute_access_key="a", flowroute_secret_key="b")
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="SMS2FA_SMS_BACKEND"):
+        Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_SMS_BACKEND": "twilio"})
+
+
+@pytest.mark.parametrize("number", ["+12065550100", "1206555", "1-206-555-0100", "abc"])
+def test_flowroute_number_must_be_digits(number: str) -> None:
+    with pytest.raises(ConfigurationError, match="FLOWROUTE_NUMBER"):
+        Settings(secret_key=KEY, **{**FLOWROUTE, "flowroute_number": number})
+
+
+def test_unknown_number_type_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="allowed_number_types"):
+        Settings(secret_key=KEY, allowed_number_types="MOBILE,CELLPHONE")
