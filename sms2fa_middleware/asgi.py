@@ -18,11 +18,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from anyio import to_thread
 from starlette.requests import HTTPConnection
 from starlette.requests import Request as StarletteRequest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import Identity
 from .asgi_io import read_request, send_response
@@ -30,10 +30,6 @@ from .guard import DEFAULT_REMEMBER_FOR, PASS, PROTECTED, Guard
 from .http import too_large
 from .settings import Settings
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
 
 STATE_KEY = "sms2fa"
@@ -63,9 +59,6 @@ class SMS2FAMiddleware:
     ) -> None:
         self.app = app
         self.identify = identify
-        self._identify_is_async = inspect.iscoroutinefunction(identify) or (
-            inspect.iscoroutinefunction(getattr(identify, "__call__", None))  # noqa: B004
-        )
         self.guard = guard or Guard(
             settings, protect=protect, exclude=exclude, prefix=prefix, login_url=login_url,
             remember_for=remember_for, cookie_name=cookie_name, cookie_domain=cookie_domain,
@@ -118,10 +111,10 @@ class SMS2FAMiddleware:
     async def _identity(self, scope: Scope, receive: Receive) -> Identity | None:
         connection = (StarletteRequest(scope, receive) if scope["type"] == "http"
                       else HTTPConnection(scope))
-        result = self.identify(connection)  # type: ignore[arg-type]
-        if self._identify_is_async or inspect.isawaitable(result):
-            result = await result  # type: ignore[misc]
-        return result  # type: ignore[return-value]
+        result = self.identify(connection)  # type: ignore[arg-type]  # websockets: no Request
+        if inspect.isawaitable(result):
+            return await result
+        return result
 
 
 def _cookie_header(scope: Scope) -> str:

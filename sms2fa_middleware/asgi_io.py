@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .http import MAX_BODY, Request, Response
+from starlette.types import Scope
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+from .http import MAX_BODY, Request, Response
 
 
 async def read_request(scope: Scope, receive: Any, path: str | None = None,

@@ -452,7 +452,8 @@ def _compile_patterns(patterns: Iterable[str]) -> tuple[tuple[str, ...], re.Patt
     """Split into plain prefixes (fast ``startswith``) and globs (one regex)."""
     if isinstance(patterns, str):
         patterns = [patterns]
-    prefixes, globs = [], []
+    prefixes: list[str] = []
+    globs: list[str] = []
     for pattern in patterns:
         if not pattern.startswith("/"):
             raise ValueError(f"path patterns must start with '/': {pattern!r}")

@@ -43,7 +43,7 @@ class Pages:
             candidate = Path(template_dir) / name
             if candidate.is_file():
                 return candidate.read_text(encoding="utf-8")
-        return resources.files(__package__).joinpath("templates", name).read_text("utf-8")
+        return (resources.files(__package__) / "templates" / name).read_text("utf-8")
 
     def render_challenge(self, view: ChallengeView) -> bytes:
         messages = ""

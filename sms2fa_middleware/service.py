@@ -10,8 +10,9 @@ import os
 from typing import Any
 
 from anyio import to_thread
+from starlette.types import Scope
 
-from .asgi_io import Scope, lifespan, read_request, send_response
+from .asgi_io import lifespan, read_request, send_response
 from .engine import Verifier
 from .http import Request, VerificationAPI, json_response, too_large
 from .settings import Settings
