@@ -24,7 +24,7 @@ from .guard import safe_next
 from .settings import Settings
 from .testing import FakeFlowroute
 
-USERS = {"alice": "+12065550100", "bob": "+12065550111"}
+USERS = {"alice": "+12065550123", "bob": "+12065550145"}
 
 _STYLE = ("<meta name=viewport content='width=device-width, initial-scale=1'><style>"
           "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;"

@@ -269,10 +269,11 @@ class Guard:
                 "reason": "VerificationRequired",
                 "challenge": challenge,
             })
+        headers = [("location", challenge), ("cache-control", "no-store")]
         status = self._ensure_code(identity, request)
         if status:
-            challenge += "&" + urlencode({"status": status})
-        return Response(303, b"", [("location", challenge), ("cache-control", "no-store")])
+            headers.append(self._flash(request, status))
+        return Response(303, b"", headers)
 
     def challenge_url(self, next_url: str) -> str:
         return f"{self.prefix}/challenge?" + urlencode({"next": safe_next(next_url)})
@@ -334,7 +335,11 @@ class Guard:
         if self.is_verified(request.header("cookie"), request.scheme == "https", identity):
             return Response(303, b"", [("location", next_url), ("cache-control", "no-store")])
         notice = None
-        flag = _first(request.query, "status")
+        headers: list[tuple[str, str]] = []
+        flag = cookie_value(request.header("cookie"), self._flash_cookie(request))
+        if flag:  # shown once: a reload does not repeat it
+            headers.append(("set-cookie", self._cookie(request, self._flash_cookie(request), "",
+                                                       max_age=0)))
         if error is None and flag in _STATUS_TEXT:
             error = _STATUS_TEXT[flag]
         elif flag == "sent":
@@ -343,7 +348,6 @@ class Guard:
         if pending is not None and pending.recipient != _e164(identity.recipient):
             pending = None
         nonce = cookie_value(request.header("cookie"), self._csrf_cookie(request)) or ""
-        headers: list[tuple[str, str]] = []
         if not re.fullmatch(r"[A-Za-z0-9_-]{22,64}", nonce):
             nonce = secrets.token_urlsafe(24)
             headers.append(("set-cookie", self._cookie(request, self._csrf_cookie(request),
@@ -380,8 +384,8 @@ class Guard:
         back = self.challenge_url(next_url)
         if resend:
             status = self._send(identity, request) or "sent"
-            return Response(303, b"", [("location", back + "&" + urlencode({"status": status})),
-                                       ("cache-control", "no-store")])
+            return Response(303, b"", [("location", back), ("cache-control", "no-store"),
+                                       self._flash(request, status)])
         code = re.sub(r"[\s-]", "", form.get("code", ""))
         page_request = Request("GET", back, back.partition("?")[2], request.headers,
                                scheme=request.scheme)
@@ -428,6 +432,14 @@ class Guard:
             return False
         return hmac.compare_digest(str(signed_nonce), nonce) and auth_id == identity.auth_id
 
+    def _flash_cookie(self, request: Request) -> str:
+        return self.cookie_for(request.scheme == "https") + "_flash"
+
+    def _flash(self, request: Request, status: str) -> tuple[str, str]:
+        """A one-time status for the next challenge page (kept out of the URL)."""
+        return ("set-cookie", self._cookie(request, self._flash_cookie(request), status,
+                                           max_age=60))
+
     def _csrf_cookie(self, request: Request) -> str:
         return self.cookie_for(request.scheme == "https") + "_csrf"
 
@@ -442,7 +454,8 @@ class Guard:
 
 
 _STATUS_TEXT = {
-    "rate_limited": "Too many codes were asked for. Wait a little, then ask for a new one.",
+    "rate_limited": "A code was sent very recently, or too many were asked for. Wait for the "
+                    "timer, then ask for a new one.",
     "send_failed": "We could not send the text message. Try again in a moment.",
     "bad_number": "We cannot send codes to the phone number on your account.",
 }

@@ -1,8 +1,8 @@
 """The challenge page: ``string.Template`` files that an app can override, filled with escaped text.
 
 An app re-skins the page by passing ``template_dir=``: a ``challenge.html`` there replaces
-ours. Placeholders: ``$masked_recipient``, ``$messages``, ``$code_form``, ``$resend_form``,
-``$script`` (all but the first are ready-made HTML fragments).
+ours. Placeholders: ``$masked_recipient`` (text), and the ready-made HTML fragments ``$lead``,
+``$messages``, ``$code_form``, ``$resend_form`` and ``$script``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Pages:
                 f'<form method="post" action="{escape(view.action)}">{hidden}'
                 f'<label for="code">Verification code</label>'
                 f'<input id="code" name="code" type="text" inputmode="numeric" '
-                f'pattern="[0-9]*" maxlength="{view.code_length}" '
+                f'pattern="[0-9 \\-]*" maxlength="{view.code_length + 6}" '
                 f'autocomplete="one-time-code" autofocus required>'
                 f'<p class="muted" id="attempts">{view.attempts_left} attempt{plural} left.</p>'
                 f'<button class="primary" type="submit">Verify</button></form>'
@@ -90,7 +90,12 @@ class Pages:
             "},1000);})();</script>"
             if wait > 0 else ""
         )
+        number = f"<strong>{escape(view.masked_recipient)}</strong>"
+        lead = (f"<p>We sent a verification code by text message to {number}.</p>"
+                if view.attempts_left else
+                f"<p>We need to send a verification code by text message to {number}.</p>")
         return self.challenge.safe_substitute(
+            lead=lead,
             masked_recipient=escape(view.masked_recipient),
             messages=messages,
             code_form=code_form,
