@@ -307,8 +307,10 @@ class Verifier:
         if row.expires_at <= now:
             self.store.delete_code(auth_id, row.digest)
             return ExpiredAuthCode()
-        # No attempts left: the last guess is deleting it, or was killed before it could.
-        self.store.delete_code(auth_id, row.digest)
+        # No attempts left: the guesses that took them are still being evaluated (one of them
+        # may hold the right code and must be the one to consume it), or the last one was
+        # killed. Deleting here would race them, so leave the row: it can no longer be guessed
+        # at, and a new start replaces it or purge removes it when it expires.
         return UnknownAuthId()
 
     def _maybe_purge(self, now: datetime) -> None:

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.types import TypeDecorator
 
 from .errors import StoreUnavailable
@@ -169,6 +170,10 @@ class Store:
                 yield conn
         except OperationalError as exc:
             log.error("sms2fa: database unavailable: %s", type(exc.orig).__name__)
+            raise StoreUnavailable() from exc
+        except PoolTimeout as exc:
+            # Every pooled connection is busy (or hung on a dead server) for pool_timeout.
+            log.error("sms2fa: database unavailable: no free connection in the pool")
             raise StoreUnavailable() from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:

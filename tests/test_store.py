@@ -1,0 +1,403 @@
+"""The store on a real SQLite file and the real PostgreSQL: schema, time, counters, outages."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from conftest import SECRET, fresh_database, postgres_url_or_skip
+from sqlalchemy import create_engine, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import StatementError
+
+from sms2fa_middleware import Settings, StoreUnavailable, Verifier
+from sms2fa_middleware.store import CodeRow, Store, codes, counters, utcnow
+from sms2fa_middleware.testing import FakeFlowroute
+
+TABLES = {"sms2fa_codes", "sms2fa_counters", "sms2fa_revocations"}
+T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+NUMBER = "+12065550123"
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    s = Store(database_url)
+    s.create_schema()
+    yield s
+    s.dispose()
+
+
+def table_names(url: str) -> set[str]:
+    s = Store(url)
+    try:
+        return set(inspect(s.engine).get_table_names()) & TABLES
+    finally:
+        s.dispose()
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+def test_create_schema_from_4_threads_at_once(database_url: str) -> None:
+    stores = [Store(database_url) for _ in range(4)]
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def create(s: Store) -> None:
+        barrier.wait()
+        try:
+            s.create_schema()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for s in stores:
+        s.dispose()
+    assert errors == []
+    assert table_names(database_url) == TABLES
+
+
+CREATE_AT = """
+import sys, time
+from sms2fa_middleware.store import Store
+store = Store(sys.argv[1])
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+store.create_schema()
+store.create_schema()  # and again, as a restarted worker would
+"""
+
+
+def test_create_schema_from_4_processes_at_once(database_url: str) -> None:
+    # Each process opens its first connection at the same instant (a new SQLite file: WAL is
+    # switched on concurrently too), as the workers of `sms2fa serve --workers 4` do.
+    at = time.time() + 2.0
+    processes = [
+        subprocess.Popen([sys.executable, "-c", CREATE_AT, database_url, str(at)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=60) for p in processes]
+    for process, (_, err) in zip(processes, results):
+        assert process.returncode == 0, err.decode()
+    assert table_names(database_url) == TABLES
+    s = Store(database_url)
+    try:
+        assert s.count_codes() == 0
+    finally:
+        s.dispose()
+
+
+def test_create_schema_keeps_existing_rows(store: Store) -> None:
+    store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0 + timedelta(minutes=5)), T0)
+    store.create_schema()
+    assert store.count_codes() == 1
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+def test_timestamps_come_back_timezone_aware_utc(store: Store) -> None:
+    plus5 = timezone(timedelta(hours=5))
+    expires = datetime(2030, 1, 1, 17, 0, 0, 123456, tzinfo=plus5)  # 12:00:00.123456Z
+    store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, expires), T0)
+    row = store.get_code("u1")
+    assert row is not None
+    assert row.expires_at == expires
+    assert row.expires_at.utcoffset() == timedelta(0)
+    assert row.expires_at.replace(tzinfo=None) == datetime(2030, 1, 1, 12, 0, 0, 123456)
+    created = store.run(lambda c: c.execute(select(codes.c.created_at)).scalar_one())
+    assert created == T0 and created.utcoffset() == timedelta(0)
+
+    count, reset_at = store.hit("k", 60, T0.astimezone(plus5))
+    assert (count, reset_at) == (1, T0 + timedelta(seconds=60))
+    assert reset_at.tzinfo is not None and reset_at.utcoffset() == timedelta(0)
+
+    store.revoke("u1", T0.astimezone(plus5))
+    ((auth_id, revoked_at),) = store.revocations_since(T0 - timedelta(seconds=1))
+    assert auth_id == "u1" and revoked_at == T0 and revoked_at.utcoffset() == timedelta(0)
+
+
+def test_comparisons_respect_time_zones(store: Store) -> None:
+    # Expires 12:00Z, written as 17:00+05:00; at 11:59Z it is live, at 12:01-ish not.
+    expires = T0.astimezone(timezone(timedelta(hours=5)))
+    store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, expires), T0 - timedelta(minutes=5))
+    store.mark_sent("u1", "d" * 64, None)
+    assert store.reserve_attempt("u1", T0 - timedelta(minutes=1)) is not None
+    western = timezone(timedelta(hours=-8))
+    assert store.reserve_attempt("u1", (T0 + timedelta(seconds=1)).astimezone(western)) is None
+    assert store.reserve_attempt("u1", (T0 - timedelta(seconds=1)).astimezone(western))
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(StatementError) as info:
+        store.hit("k", 60, datetime(2030, 1, 1, 12, 0, 0))
+    assert isinstance(info.value.orig, ValueError)
+    assert store.peek("k", T0) == (0, None)
+
+
+# -- counters -------------------------------------------------------------------------------
+
+
+def test_hit_counts_within_a_fixed_window_then_starts_again(store: Store) -> None:
+    end = T0 + timedelta(seconds=60)
+    assert store.hit("k", 60, T0) == (1, end)
+    assert store.hit("k", 60, T0 + timedelta(seconds=10)) == (2, end)  # window not moved
+    assert store.hit("k", 60, T0 + timedelta(seconds=59), amount=3) == (5, end)
+    assert store.peek("k", T0 + timedelta(seconds=59)) == (5, end)
+    # At the window's end the count starts again from this hit, in a new window.
+    later = T0 + timedelta(seconds=60)
+    assert store.hit("k", 60, later) == (1, later + timedelta(seconds=60))
+    assert store.hit("k", 60, later + timedelta(seconds=1)) == (2, later + timedelta(seconds=60))
+
+
+def test_peek_does_not_count_and_sees_expiry(store: Store) -> None:
+    assert store.peek("k", T0) == (0, None)
+    store.hit("k", 60, T0)
+    for _ in range(3):
+        assert store.peek("k", T0 + timedelta(seconds=1)) == (1, T0 + timedelta(seconds=60))
+    assert store.peek("k", T0 + timedelta(seconds=60)) == (0, None)
+
+
+def test_counters_are_independent_and_reset(store: Store) -> None:
+    store.hit("a", 60, T0)
+    store.hit("a", 60, T0)
+    store.hit("b", 60, T0)
+    assert store.peek("a", T0)[0] == 2 and store.peek("b", T0)[0] == 1
+    store.reset("a")
+    assert store.peek("a", T0) == (0, None)
+    assert store.peek("b", T0)[0] == 1
+    assert store.hit("a", 60, T0)[0] == 1
+
+
+def test_hit_is_atomic_under_parallel_threads(store: Store) -> None:
+    n = 20
+    barrier = threading.Barrier(n)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        barrier.wait()
+        count, _ = store.hit("shared", 60, utcnow())
+        with lock:
+            seen.append(count)
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(seen) == list(range(1, n + 1))  # every hit saw its own, distinct count
+
+
+# -- codes ----------------------------------------------------------------------------------
+
+
+def test_reserve_attempt_takes_one_attempt_at_a_time(store: Store) -> None:
+    store.put_code(CodeRow("u1", NUMBER, "d" * 64, 2, T0 + timedelta(minutes=5)), T0)
+    assert store.reserve_attempt("u1", T0) is None  # not sent yet
+    assert store.mark_sent("u1", "d" * 64, "mdr2-1")
+    first = store.reserve_attempt("u1", T0)
+    second = store.reserve_attempt("u1", T0)
+    assert first is not None and first.attempts_left == 1 and first.digest == "d" * 64
+    assert second is not None and second.attempts_left == 0
+    assert store.reserve_attempt("u1", T0) is None
+    row = store.get_code("u1")
+    assert row is not None and row.attempts_left == 0 and row.sent is True
+    assert store.reserve_attempt("nobody", T0) is None
+
+
+def test_reserve_attempt_refuses_an_expired_code(store: Store) -> None:
+    store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0), T0 - timedelta(minutes=5))
+    store.mark_sent("u1", "d" * 64, None)
+    assert store.reserve_attempt("u1", T0) is None  # expires_at <= now
+    row = store.get_code("u1")
+    assert row is not None and row.attempts_left == 3
+
+
+def test_put_code_replaces_and_mark_sent_and_delete_check_the_digest(store: Store) -> None:
+    store.put_code(CodeRow("u1", NUMBER, "a" * 64, 3, T0 + timedelta(minutes=5)), T0)
+    store.mark_sent("u1", "a" * 64, None)
+    store.put_code(CodeRow("u1", "+12065550145", "b" * 64, 5, T0 + timedelta(minutes=9)), T0)
+    row = store.get_code("u1")
+    assert row == CodeRow("u1", "+12065550145", "b" * 64, 5, T0 + timedelta(minutes=9), False)
+    assert store.count_codes() == 1
+    assert store.mark_sent("u1", "a" * 64, None) is False  # replaced meanwhile
+    assert store.delete_code("u1", "a" * 64) is False
+    assert store.delete_code("u1", "b" * 64) is True
+    assert store.delete_code("u1") is False
+    assert store.get_code("u1") is None
+
+
+def test_purge_removes_only_what_has_expired(store: Store) -> None:
+    store.put_code(CodeRow("old", NUMBER, "a" * 64, 3, T0), T0 - timedelta(minutes=5))
+    store.put_code(CodeRow("live", NUMBER, "b" * 64, 3, T0 + timedelta(seconds=1)), T0)
+    store.hit("old-counter", 60, T0 - timedelta(seconds=60))
+    store.hit("live-counter", 60, T0)
+    store.revoke("old-revocation", T0 - timedelta(days=40))
+    store.revoke("live-revocation", T0 - timedelta(days=1))
+    assert store.purge(T0, T0 - timedelta(days=31)) == 3
+    assert store.count_codes() == 1
+    assert store.get_code("live") is not None
+    keys = store.run(lambda c: set(c.execute(select(counters.c.key)).scalars()))
+    assert keys == {"live-counter"}
+    assert [a for a, _ in store.revocations_since(T0 - timedelta(days=365))] == [
+        "live-revocation"
+    ]
+    assert store.purge(T0, T0 - timedelta(days=31)) == 0
+
+
+# -- an unreachable database ----------------------------------------------------------------
+
+CLOSED_PORT_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"
+
+
+def store_operations(s: Store) -> dict[str, Callable[[], Any]]:
+    return {
+        "create_schema": s.create_schema,
+        "put_code": lambda: s.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0), T0),
+        "mark_sent": lambda: s.mark_sent("u1", "d" * 64, None),
+        "reserve_attempt": lambda: s.reserve_attempt("u1", T0),
+        "get_code": lambda: s.get_code("u1"),
+        "delete_code": lambda: s.delete_code("u1"),
+        "hit": lambda: s.hit("k", 60, T0),
+        "peek": lambda: s.peek("k", T0),
+        "reset": lambda: s.reset("k"),
+        "revoke": lambda: s.revoke("u1", T0),
+        "revocations_since": lambda: s.revocations_since(T0),
+        "purge": lambda: s.purge(T0, T0),
+        "count_codes": s.count_codes,
+        "run": lambda: s.run(lambda c: c.execute(select(1)).scalar_one()),
+    }
+
+
+@pytest.mark.parametrize("url", [CLOSED_PORT_URL, "sqlite:////nonexistent-dir-sms2fa/x.db"],
+                         ids=["postgres-closed-port", "sqlite-no-such-directory"])
+def test_every_store_operation_raises_store_unavailable(url: str) -> None:
+    s = Store(url)
+    try:
+        for name, operation in store_operations(s).items():
+            with pytest.raises(StoreUnavailable) as info:
+                operation()
+            assert info.value.reason == "ServiceUnavailable", name
+            assert "postgres" not in str(info.value) and "nonexistent" not in str(info.value)
+    finally:
+        s.dispose()
+
+
+def test_verifier_on_an_unreachable_database_raises_store_unavailable(
+    fake_flowroute: FakeFlowroute,
+) -> None:
+    settings = Settings(secret_key=SECRET, database_url=CLOSED_PORT_URL,
+                        **fake_flowroute.settings_kwargs())
+    with pytest.raises(StoreUnavailable):
+        Verifier(settings)
+    assert fake_flowroute.requests_seen == 0
+
+
+def test_exhausted_connection_pool_is_store_unavailable(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    s = Store(engine)
+    s.create_schema()
+    held = engine.connect()
+    try:
+        with pytest.raises(StoreUnavailable):
+            s.count_codes()
+    finally:
+        held.close()
+    assert s.count_codes() == 0
+    engine.dispose()
+
+
+class TCPProxy:
+    """A real TCP forwarder to the database that can be cut, as a network outage would."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        # shutdown() wakes the accept() blocked in the other thread; close() alone would not.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+@pytest.mark.postgres
+def test_engine_operations_raise_store_unavailable_when_the_database_goes_away(
+    fake_flowroute: FakeFlowroute,
+) -> None:
+    url = make_url(fresh_database(postgres_url_or_skip()))
+    proxy = TCPProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    verifier = Verifier(Settings(secret_key=SECRET, database_url=proxied, resend_cooldown=0,
+                                 **fake_flowroute.settings_kwargs()))
+    try:
+        verifier.start("u1", NUMBER)
+        assert verifier.pending("u1") is not None
+        code = fake_flowroute.last_code(NUMBER)
+        proxy.cut()
+        operations: dict[str, Callable[[], Any]] = {
+            "start": lambda: verifier.start("u2", NUMBER),
+            "check": lambda: verifier.check("u1", code),
+            "cancel": lambda: verifier.cancel("u1"),
+            "pending": lambda: verifier.pending("u1"),
+            "purge": verifier.purge,
+        }
+        for name, operation in operations.items():
+            with pytest.raises(StoreUnavailable):
+                operation()
+            assert name
+        assert len(fake_flowroute.messages) == 1  # no SMS for a start the store refused
+    finally:
+        verifier.store.dispose()
