@@ -24,17 +24,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.engine import Connection
+
 from . import codes as code_tools
 from .errors import (
+    ConfigurationError,
     ExpiredAuthCode,
     InvalidAPIUsage,
     InvalidAuthCode,
     RateLimited,
     SMSDeliveryFailed,
     UnknownAuthId,
+    VerificationError,
 )
 from .phones import mask, normalise
-from .settings import ConfigurationError, Settings, check_template
+from .settings import Settings, check_template
 from .sms import Sender, SendError, segments, sender_from_settings
 from .store import CodeRow, Store, utcnow
 
@@ -156,12 +160,17 @@ class Verifier:
 
         now = utcnow()
         self._maybe_purge(now)
-        self._spend_send_budgets(auth_id, number, client_address, now)
-
         code = code_tools.generate_code(length)
         digest = code_tools.digest(code, auth_id, self._keys[0])
         expires_at = now + timedelta(seconds=lifetime)
-        self.store.put_code(CodeRow(auth_id, number, digest, attempts, expires_at), now)
+        # Budgets and the new code in one transaction: one lock, one commit.
+        with self.store.transaction() as tx:
+            refused = self._spend_send_budgets(auth_id, number, client_address, now, tx)
+            if refused is None:
+                self.store.put_code(CodeRow(auth_id, number, digest, attempts, expires_at),
+                                    now, conn=tx)
+        if refused is not None:
+            self._refuse(refused[0], auth_id, number, refused[1], now)
         self._emit("started", auth_id, number)
         body = template.format(code=code, org_name=s.org_name)
         try:
@@ -195,7 +204,13 @@ class Verifier:
         # Take a failure slot first (atomically): even 1,000 parallel checks spread over fresh
         # codes evaluate at most max_failed_checks guesses. Success gives the slot back.
         fail_key = f"failed:{auth_id}"
-        failures, reset_at = self.store.hit(fail_key, s.lockout_seconds, now)
+        row = current = None
+        with self.store.transaction() as tx:  # one lock, one commit for the common case
+            failures, reset_at = self.store.hit(fail_key, s.lockout_seconds, now, conn=tx)
+            if failures <= s.max_failed_checks:
+                row = self.store.reserve_attempt(auth_id, now, conn=tx)
+                if row is None:
+                    current = self.store.get_code(auth_id, conn=tx)
         if failures > s.max_failed_checks:
             code_tools.matches(code, auth_id, "", self._keys)  # same digest work as a guess
             retry_after = int((reset_at - now).total_seconds()) + 1
@@ -203,13 +218,14 @@ class Verifier:
             raise RateLimited("failed_checks", retry_after,
                               "Too many failed attempts; try again later.")
 
-        row = self.store.reserve_attempt(auth_id, now)
         if row is None:
             code_tools.matches(code, auth_id, "", self._keys)
-            error = self._why_not_checkable(auth_id, now)
+            error = self._why_not_checkable(current, now)
             self._emit("failed", auth_id, reason=error.reason)
             raise error
         if code_tools.matches(code, auth_id, row.digest, self._keys):
+            # Two transactions, not one: checks lock the counter, then the code; taking them
+            # the other way round here could deadlock on PostgreSQL.
             if self.store.delete_code(auth_id, row.digest):
                 self.store.reset(fail_key)
                 self._emit("approved", auth_id, row.recipient)
@@ -271,12 +287,14 @@ class Verifier:
     # -- internals --------------------------------------------------------------------------
 
     def _spend_send_budgets(
-        self, auth_id: str, number: str, client_address: str | None, now: datetime
-    ) -> None:
+        self, auth_id: str, number: str, client_address: str | None, now: datetime,
+        tx: Connection,
+    ) -> tuple[str, datetime] | None:
+        """Charge every send budget in ``tx``; the first one spent is returned, with its end."""
         s = self.settings
-        failures, reset_at = self.store.peek(f"failed:{auth_id}", now)
+        failures, reset_at = self.store.peek(f"failed:{auth_id}", now, conn=tx)
         if failures >= s.max_failed_checks and reset_at is not None:
-            self._refuse("failed_checks", auth_id, number, reset_at, now)
+            return "failed_checks", reset_at
         budgets: list[tuple[str, str, int, int]] = []
         if s.resend_cooldown:
             budgets.append(("resend_cooldown", f"cooldown:{auth_id}", 1, s.resend_cooldown))
@@ -289,9 +307,10 @@ class Verifier:
         if s.global_send_limit:
             budgets.append(("global", "global", s.global_send_limit, 3600))
         for name, key, limit, window in budgets:
-            count, reset_at = self.store.hit(key, window, now)
+            count, reset_at = self.store.hit(key, window, now, conn=tx)
             if count > limit:
-                self._refuse(name, auth_id, number, reset_at, now)
+                return name, reset_at
+        return None
 
     def _refuse(
         self, budget: str, auth_id: str, number: str, reset_at: datetime, now: datetime
@@ -300,12 +319,11 @@ class Verifier:
         self._emit("rate_limited", auth_id, number, reason=budget, retry_after=retry_after)
         raise RateLimited(budget, retry_after)
 
-    def _why_not_checkable(self, auth_id: str, now: datetime) -> Exception:
-        row = self.store.get_code(auth_id)
+    def _why_not_checkable(self, row: CodeRow | None, now: datetime) -> VerificationError:
         if row is None or not row.sent:
             return UnknownAuthId()
         if row.expires_at <= now:
-            self.store.delete_code(auth_id, row.digest)
+            self.store.delete_code(row.auth_id, row.digest)
             return ExpiredAuthCode()
         # No attempts left: the guesses that took them are still being evaluated (one of them
         # may hold the right code and must be the one to consume it), or the last one was

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -180,6 +180,18 @@ class Store:
                 raise StoreUnavailable() from exc
             raise
 
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One transaction for several operations: pass it to them as ``conn=``."""
+        return self._tx()
+
+    @contextmanager
+    def _using(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self._tx() as own:
+                yield own
+
     def create_schema(self) -> None:
         """Create the tables if missing; safe when several workers start at once."""
         with self._tx() as conn:
@@ -194,7 +206,7 @@ class Store:
 
     # -- codes ----------------------------------------------------------------------------
 
-    def put_code(self, row: CodeRow, now: datetime) -> None:
+    def put_code(self, row: CodeRow, now: datetime, conn: Connection | None = None) -> None:
         """Store a not-yet-sent code, replacing any code pending for the same auth_id."""
         values = {
             "auth_id": row.auth_id,
@@ -211,28 +223,31 @@ class Store:
             index_elements=[codes.c.auth_id],
             set_={k: stmt.excluded[k] for k in values if k != "auth_id"},
         )
-        with self._tx() as conn:
+        with self._using(conn) as conn:
             conn.execute(stmt)
 
-    def mark_sent(self, auth_id: str, digest: str, message_id: str | None) -> bool:
+    def mark_sent(self, auth_id: str, digest: str, message_id: str | None,
+                  conn: Connection | None = None) -> bool:
         """Make the code checkable; False if it was replaced or deleted meanwhile."""
         stmt = (
             update(codes)
             .where(codes.c.auth_id == auth_id, codes.c.digest == digest)
             .values(sent=True, message_id=message_id)
         )
-        with self._tx() as conn:
+        with self._using(conn) as conn:
             return conn.execute(stmt).rowcount == 1
 
-    def delete_code(self, auth_id: str, digest: str | None = None) -> bool:
+    def delete_code(self, auth_id: str, digest: str | None = None,
+                    conn: Connection | None = None) -> bool:
         """Delete the code (only if it is still the one with ``digest``, when given)."""
         stmt = delete(codes).where(codes.c.auth_id == auth_id)
         if digest is not None:
             stmt = stmt.where(codes.c.digest == digest)
-        with self._tx() as conn:
+        with self._using(conn) as conn:
             return conn.execute(stmt).rowcount == 1
 
-    def reserve_attempt(self, auth_id: str, now: datetime) -> CodeRow | None:
+    def reserve_attempt(self, auth_id: str, now: datetime,
+                        conn: Connection | None = None) -> CodeRow | None:
         """Atomically take one attempt from a live, sent code; None if there is none to take.
 
         This single conditional UPDATE is what makes brute force across processes impossible:
@@ -251,17 +266,17 @@ class Store:
             .returning(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
                        codes.c.expires_at)
         )
-        with self._tx() as conn:
+        with self._using(conn) as conn:
             found = conn.execute(stmt).first()
         if found is None:
             return None
         return CodeRow(auth_id, found.recipient, found.digest, found.attempts_left,
                        found.expires_at)
 
-    def get_code(self, auth_id: str) -> CodeRow | None:
+    def get_code(self, auth_id: str, conn: Connection | None = None) -> CodeRow | None:
         stmt = select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
                       codes.c.expires_at, codes.c.sent).where(codes.c.auth_id == auth_id)
-        with self._tx() as conn:
+        with self._using(conn) as conn:
             found = conn.execute(stmt).first()
         if found is None:
             return None
@@ -270,36 +285,38 @@ class Store:
 
     # -- counters -------------------------------------------------------------------------
 
-    def hit(self, key: str, window: int, now: datetime, amount: int = 1) -> tuple[int, datetime]:
+    def hit(self, key: str, window: int, now: datetime, amount: int = 1,
+            conn: Connection | None = None) -> tuple[int, datetime]:
         """Add ``amount`` to a fixed-window counter; returns (count so far, window end).
 
         One upsert: a counter whose window has passed starts again from ``amount``.
         """
         reset_at = now + timedelta(seconds=window)
-        stmt = self._upsert(counters).values(key=key, count=amount, reset_at=reset_at)
+        insert = self._upsert(counters).values(key=key, count=amount, reset_at=reset_at)
         expired = counters.c.reset_at <= now
-        stmt = stmt.on_conflict_do_update(
+        stmt = insert.on_conflict_do_update(
             index_elements=[counters.c.key],
             set_={
                 "count": case((expired, amount), else_=counters.c.count + amount),
                 "reset_at": case((expired, reset_at), else_=counters.c.reset_at),
             },
         ).returning(counters.c.count, counters.c.reset_at)
-        with self._tx() as conn:
-            found = conn.execute(stmt).one()
-        return found.count, found.reset_at
+        with self._using(conn) as conn:
+            count, ends = conn.execute(stmt).one()
+        return int(count), ends
 
-    def peek(self, key: str, now: datetime) -> tuple[int, datetime | None]:
+    def peek(self, key: str, now: datetime,
+             conn: Connection | None = None) -> tuple[int, datetime | None]:
         """The live count of a counter (0 if absent or expired), without changing it."""
         stmt = select(counters.c.count, counters.c.reset_at).where(
             counters.c.key == key, counters.c.reset_at > now
         )
-        with self._tx() as conn:
+        with self._using(conn) as conn:
             found = conn.execute(stmt).first()
-        return (0, None) if found is None else (found.count, found.reset_at)
+        return (0, None) if found is None else (int(found[0]), found[1])
 
-    def reset(self, key: str) -> None:
-        with self._tx() as conn:
+    def reset(self, key: str, conn: Connection | None = None) -> None:
+        with self._using(conn) as conn:
             conn.execute(delete(counters).where(counters.c.key == key))
 
     # -- revocations ----------------------------------------------------------------------
