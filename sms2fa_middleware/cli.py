@@ -9,7 +9,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, StoreUnavailable
 from .settings import Settings
 
 
@@ -100,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"sms2fa: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:
+        # Say which setting to look at instead of a page of driver traceback.
+        print(f"sms2fa: cannot reach the database (SMS2FA_DATABASE_URL): {exc}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

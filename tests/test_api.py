@@ -178,6 +178,10 @@ MALFORMED_REQUESTS = {
     "empty body": (b"", "application/json"),
     "JSON array": (b"[" + GOOD + b"]", "application/json"),
     "JSON string": (b'"u1"', "application/json"),
+    "duplicate key": (b'{"auth_id": "u1", "auth_id": "u2", "recipient": "12065551234"}',
+                      "application/json"),
+    "deeply nested": (b"[" * 8000 + b"]" * 8000, "application/json"),
+    "deeply nested object": (b'{"a":' * 2000 + b"1" + b"}" * 2000, "application/json"),
     "form content type": (GOOD, "application/x-www-form-urlencoded"),
     "text content type": (GOOD, "text/plain"),
     "no content type": (GOOD, None),
@@ -403,6 +407,28 @@ def test_failed_checks_lock_the_auth_id_with_429(make_client: Client,
     answer(check(api, "u1", wrong(code)), 400, "InvalidAuthCode")
     answer(check(api, "u1", wrong(code)), 400, "InvalidAuthCode")
     assert_rate_limited(check(api, "u1", code), 301)  # locked: even the right code waits
+
+
+def test_forwarded_for_is_not_believed_without_trusted_proxies(
+        make_client: Client, fake_flowroute: FakeFlowroute) -> None:
+    api, _ = make_client(address_send_limit=2)
+    for i in range(2):
+        answer(api.post("/", json={"auth_id": f"u{i}", "recipient": NUMBER},
+                        headers={"x-forwarded-for": f"203.0.113.{i}"}), 200)
+    assert_rate_limited(api.post("/", json={"auth_id": "u9", "recipient": NUMBER},
+                                 headers={"x-forwarded-for": "203.0.113.9"}), 601)
+
+
+def test_forwarded_for_is_believed_behind_one_trusted_proxy(
+        make_client: Client, fake_flowroute: FakeFlowroute) -> None:
+    api, _ = make_client(address_send_limit=1, trusted_proxies=1)
+    spoofed = "198.51.100.1, 203.0.113.1"  # the client's claim, then what our proxy saw
+    answer(api.post("/", json={"auth_id": "u1", "recipient": NUMBER},
+                    headers={"x-forwarded-for": spoofed}), 200)
+    assert_rate_limited(api.post("/", json={"auth_id": "u2", "recipient": NUMBER},
+                                 headers={"x-forwarded-for": "198.51.100.2, 203.0.113.1"}), 601)
+    answer(api.post("/", json={"auth_id": "u3", "recipient": NUMBER},
+                    headers={"x-forwarded-for": "203.0.113.2"}), 200)
 
 
 # -- 502 ---------------------------------------------------------------------------------------
