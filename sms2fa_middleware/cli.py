@@ -32,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = Store(settings.database_url)
     store.create_schema()
     store.dispose()
+    args.prefix = "/" + args.prefix.strip("/")
     os.environ[PREFIX_ENV] = args.prefix
     print(
         f"sms2fa: serving the verification API on http://{args.host}:{args.port}"
@@ -57,9 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _purge(_args: argparse.Namespace) -> int:
     from .engine import Verifier
-    from .sms.console import ConsoleSender
+    from .sms import SendError
 
-    verifier = Verifier(Settings.from_env(), sender=ConsoleSender())
+    class _SendsNothing:  # purging never sends; don't build (or warn about) a real sender
+        def send(self, to: str, body: str) -> str:
+            raise SendError("sms2fa purge sends no SMS")
+
+    verifier = Verifier(Settings.from_env(), sender=_SendsNothing())
     print(f"sms2fa: purged {verifier.purge()} expired row(s)")
     return 0
 
