@@ -10,11 +10,18 @@ SQLite has no ``SELECT ... FOR UPDATE``; a conditional ``UPDATE ... RETURNING`` 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # Windows: threads are still serialised, processes by SQLite itself
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import (
     Boolean,
@@ -47,6 +54,27 @@ T = TypeVar("T")
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@contextmanager
+def _unavailable_on_failure() -> Iterator[None]:
+    """Database failures become StoreUnavailable (a 503), with the cause logged."""
+    try:
+        yield
+    except OperationalError as exc:
+        log.error("sms2fa: database unavailable: %s", type(exc.orig).__name__)
+        raise StoreUnavailable() from exc
+    except PoolTimeout as exc:
+        # Every pooled connection is busy (or hung on a dead server) for pool_timeout.
+        log.error("sms2fa: database unavailable: no free connection in the pool")
+        raise StoreUnavailable() from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable() from exc
+        raise
+    except OSError as exc:  # the SQLite lock file cannot be opened (a missing directory, say)
+        log.error("sms2fa: database unavailable: %s", type(exc).__name__)
+        raise StoreUnavailable() from exc
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -115,12 +143,13 @@ class CodeRow:
     sent: bool = True
 
 
-def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+def _sqlite_engine(url: str, *, writer: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, say when transactions start (see "begin" below).
+        # Let SQLAlchemy, not the driver, say when transactions start (see "begin" below);
+        # the reader never begins one, so each of its statements is its own snapshot.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -128,23 +157,62 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so the busy timeout applies; a deferred
-        # transaction that upgrades from read to write fails at once with "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if writer:
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # IMMEDIATE takes the write lock up front; a deferred transaction that upgrades
+            # from read to write fails at once with "database is locked".
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
+class WriterLock:
+    """One writer at a time across the threads and processes of this host, for SQLite.
+
+    SQLite's own busy handler polls with sleeps that grow to 100 ms, so under contention
+    four workers spend their time asleep. An ``flock`` on a file beside the database queues
+    writers instead and wakes the next one the moment the lock is free.
+    """
+
+    def __init__(self, database_path: str | None) -> None:
+        self._path = f"{database_path}.lock" if database_path else None
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._path is None or fcntl is None:
+            return
+        try:
+            if self._pid != os.getpid():  # a forked child must not share its parent's lock
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            assert self._fd is not None
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None and fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
 def make_engine(database_url: str) -> Engine:
-    """An Engine tuned for this workload (WAL SQLite, or pre-pinged PostgreSQL pool)."""
+    """The writing Engine: WAL SQLite, or a PostgreSQL pool on psycopg 3."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(database_url)
+        return _sqlite_engine(database_url, writer=True)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=5)
+    # No pre-ping: it costs a round trip per checkout. After a server restart SQLAlchemy sees
+    # the first disconnect, drops the whole pool, and that one request answers 503.
+    return create_engine(url, pool_size=5, max_overflow=10, pool_timeout=5)
 
 
 class Store:
@@ -157,39 +225,45 @@ class Store:
         self.dialect = self.engine.dialect.name
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as upsert
+
+            self.reader: Engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._writer_lock: WriterLock | None = None
         else:
             from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+
+            path = self.engine.url.database
+            on_disk = bool(path) and path != ":memory:" and not str(path).startswith("file:")
+            self.reader = (_sqlite_engine(str(self.engine.url), writer=False)
+                           if on_disk and not isinstance(database_url, Engine) else self.engine)
+            self._writer_lock = WriterLock(path if on_disk else None)
         self._upsert = upsert
 
     # -- plumbing -------------------------------------------------------------------------
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            log.error("sms2fa: database unavailable: %s", type(exc.orig).__name__)
-            raise StoreUnavailable() from exc
-        except PoolTimeout as exc:
-            # Every pooled connection is busy (or hung on a dead server) for pool_timeout.
-            log.error("sms2fa: database unavailable: no free connection in the pool")
-            raise StoreUnavailable() from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable() from exc
-            raise
+        """A write transaction (serialised across processes on SQLite)."""
+        with _unavailable_on_failure(), self._writer_lock or nullcontext(), \
+                self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for one read: no lock, no transaction to commit."""
+        with _unavailable_on_failure(), self.reader.connect() as conn:
+            yield conn
 
     def transaction(self) -> AbstractContextManager[Connection]:
         """One transaction for several operations: pass it to them as ``conn=``."""
         return self._tx()
 
     @contextmanager
-    def _using(self, conn: Connection | None) -> Iterator[Connection]:
+    def _using(self, conn: Connection | None, read: bool = False) -> Iterator[Connection]:
+        """``conn`` if given (part of a caller's transaction), else a fresh one."""
         if conn is not None:
             yield conn
         else:
-            with self._tx() as own:
+            with self._read() if read else self._tx() as own:
                 yield own
 
     def create_schema(self) -> None:
@@ -276,7 +350,7 @@ class Store:
     def get_code(self, auth_id: str, conn: Connection | None = None) -> CodeRow | None:
         stmt = select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
                       codes.c.expires_at, codes.c.sent).where(codes.c.auth_id == auth_id)
-        with self._using(conn) as conn:
+        with self._using(conn, read=True) as conn:
             found = conn.execute(stmt).first()
         if found is None:
             return None
@@ -311,7 +385,7 @@ class Store:
         stmt = select(counters.c.count, counters.c.reset_at).where(
             counters.c.key == key, counters.c.reset_at > now
         )
-        with self._using(conn) as conn:
+        with self._using(conn, read=True) as conn:
             found = conn.execute(stmt).first()
         return (0, None) if found is None else (int(found[0]), found[1])
 
@@ -333,7 +407,7 @@ class Store:
         stmt = select(revocations.c.auth_id, revocations.c.revoked_at).where(
             revocations.c.revoked_at > since
         )
-        with self._tx() as conn:
+        with self._read() as conn:
             return [(r.auth_id, r.revoked_at) for r in conn.execute(stmt)]
 
     # -- housekeeping ---------------------------------------------------------------------
@@ -349,7 +423,7 @@ class Store:
         return int(removed)
 
     def count_codes(self) -> int:
-        with self._tx() as conn:
+        with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(codes)).scalar_one())
 
     def run(self, fn: Callable[[Connection], T]) -> T:
