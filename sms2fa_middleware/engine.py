@@ -178,7 +178,11 @@ class Verifier:
         except SendError as exc:
             # Nothing may stay pending for a code nobody received, and the user may retry now.
             self.store.delete_code(auth_id, digest)
-            if s.resend_cooldown:
+            if exc.status is not None:
+                # The provider answered "no": nothing went out, so the budgets are given back.
+                # After a timeout or a dropped connection the SMS may have gone: they stay spent.
+                self._refund_send_budgets(auth_id, number, client_address, now)
+            elif s.resend_cooldown:
                 self.store.reset(f"cooldown:{auth_id}")
             self._emit("send_failed", auth_id, number, reason="SMSDeliveryFailed",
                        status=exc.status)
@@ -214,8 +218,9 @@ class Verifier:
             failures, reset_at = self.store.hit(fail_key, s.lockout_seconds, now, conn=tx)
             if failures <= s.max_failed_checks:
                 row = self.store.reserve_attempt(auth_id, now, conn=tx)
-                if row is None:
+                if row is None:  # nothing to guess at (expired, unsent, used up): no failure
                     current = self.store.get_code(auth_id, conn=tx)
+                    self.store.hit(fail_key, s.lockout_seconds, now, amount=-1, conn=tx)
         if failures > s.max_failed_checks:
             code_tools.matches(code, auth_id, "", self._keys)  # same digest work as a guess
             retry_after = int((reset_at - now).total_seconds()) + 1
@@ -291,15 +296,11 @@ class Verifier:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _spend_send_budgets(
-        self, auth_id: str, number: str, client_address: str | None, now: datetime,
-        tx: Connection,
-    ) -> tuple[str, datetime] | None:
-        """Charge every send budget in ``tx``; the first one spent is returned, with its end."""
+    def _send_budgets(
+        self, auth_id: str, number: str, client_address: str | None
+    ) -> list[tuple[str, str, int, int]]:
+        """(name, counter key, limit, window) of every budget a send to ``number`` spends."""
         s = self.settings
-        failures, reset_at = self.store.peek(f"failed:{auth_id}", now, conn=tx)
-        if failures >= s.max_failed_checks and reset_at is not None:
-            return "failed_checks", reset_at
         budgets: list[tuple[str, str, int, int]] = []
         if s.resend_cooldown:
             budgets.append(("resend_cooldown", f"cooldown:{auth_id}", 1, s.resend_cooldown))
@@ -311,11 +312,33 @@ class Verifier:
                             s.address_send_limit, s.address_send_window))
         if s.global_send_limit:
             budgets.append(("global", "global", s.global_send_limit, 3600))
-        for name, key, limit, window in budgets:
+        return budgets
+
+    def _spend_send_budgets(
+        self, auth_id: str, number: str, client_address: str | None, now: datetime,
+        tx: Connection,
+    ) -> tuple[str, datetime] | None:
+        """Charge every send budget in ``tx``; the first one spent is returned, with its end."""
+        failures, reset_at = self.store.peek(f"failed:{auth_id}", now, conn=tx)
+        if failures >= self.settings.max_failed_checks and reset_at is not None:
+            return "failed_checks", reset_at
+        for name, key, limit, window in self._send_budgets(auth_id, number, client_address):
             count, reset_at = self.store.hit(key, window, now, conn=tx)
             if count > limit:
                 return name, reset_at
         return None
+
+    def _refund_send_budgets(
+        self, auth_id: str, number: str, client_address: str | None, now: datetime
+    ) -> None:
+        """Give back what a send the provider refused had spent: nothing was delivered."""
+        with self.store.transaction() as tx:
+            for _name, key, _limit, window in self._send_budgets(auth_id, number,
+                                                                   client_address):
+                if key.startswith("cooldown:"):
+                    self.store.reset(key, conn=tx)
+                else:
+                    self.store.hit(key, window, now, amount=-1, conn=tx)
 
     def _refuse(
         self, budget: str, auth_id: str, number: str, reset_at: datetime, now: datetime

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -79,7 +79,11 @@ def safe_next(target: str | None) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return "/"
-    return target
+    # A Location header is latin-1 on the wire: percent-encode (UTF-8) anything not ASCII.
+    return _NOT_URL_SAFE.sub(lambda m: quote(m.group(0), safe=""), target)
+
+
+_NOT_URL_SAFE = re.compile(r"[^\x21-\x7e]+")
 
 
 def cookie_value(header: str, name: str) -> str | None:
@@ -259,7 +263,15 @@ class Guard:
 
     def deny(self, request: Request, identity: Identity | None) -> Response:
         """The answer to a protected request without a verified session."""
-        target = request.path + (f"?{request.query_string}" if request.query_string else "")
+        try:
+            return self._deny(request, identity)
+        except StoreUnavailable as exc:
+            return _unavailable(request, exc)
+
+    def _deny(self, request: Request, identity: Identity | None) -> Response:
+        # request.path is decoded: quote it again, or "%3F" would become "?" and "é" a 500.
+        target = quote(request.path, safe="/:@!$&'()*+,;=~") + (
+            f"?{request.query_string}" if request.query_string else "")
         if identity is None:
             return self._anonymous(request, target)
         challenge = self.challenge_url(target)
@@ -325,7 +337,7 @@ class Guard:
                 return self.api.handle(request, sub)
             return json_response(404, {"message": "Not found.", "reason": "NotFound"})
         except StoreUnavailable as exc:
-            return json_response(503, exc.to_dict())
+            return _unavailable(request, exc)
 
     def _challenge_page(self, request: Request, identity: Identity | None,
                         error: str | None = None, status: int = 200) -> Response:
@@ -493,6 +505,15 @@ def _form(request: Request) -> dict[str, str]:
     except UnicodeDecodeError:
         return {}
     return {k: v[0] for k, v in parsed.items()}
+
+
+def _unavailable(request: Request, error: StoreUnavailable) -> Response:
+    """503: an HTML page for a browser, JSON for everyone else."""
+    if not _is_navigation(request):
+        return json_response(503, error.to_dict(), [("retry-after", "5")])
+    body = (b"<!doctype html><title>Try again shortly</title><p>Verification is unavailable "
+            b"for a moment. Reload the page in a few seconds.</p>")
+    return Response(503, body, [*_PAGE_HEADERS, ("retry-after", "5")])
 
 
 def _forbidden() -> Response:

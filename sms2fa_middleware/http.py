@@ -107,13 +107,22 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a repeated key (as a repeated query parameter is refused)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("duplicate key")
+    return data
+
+
 def _json_body(request: Request) -> dict[str, Any]:
     ctype = request.header("content-type").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise InvalidAPIUsage("Send a JSON body with 'Content-Type: application/json'")
     try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(request.body, object_pairs_hook=_unique_keys)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a small body of deeply nested arrays is malformed input, not a 500.
         raise InvalidAPIUsage("The request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidAPIUsage("The request body must be a JSON object")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {
+_ERROR: dict[str, Any] = {
     "type": "object",
     "required": ["message", "reason"],
     "properties": {
@@ -38,16 +38,44 @@ _VERIFIED = {
 }
 
 
-def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+_RATE_LIMITED = {
+    "type": "object",
+    "required": ["message", "reason", "budget", "retry_after"],
+    "properties": {
+        "message": {"type": "string"},
+        "reason": {"const": "RateLimited"},
+        "budget": {"enum": ["resend_cooldown", "recipient", "client_address", "global",
+                            "failed_checks"]},
+        "retry_after": {"type": "integer", "minimum": 1},
+    },
+}
+
+
+def _error(reason: str) -> dict[str, Any]:
+    """An error body whose ``reason`` is always ``reason``."""
+    return {**_ERROR, "properties": {**_ERROR["properties"], "reason": {"const": reason}}}
+
+
+def _answer(description: str, schema: dict[str, Any],
+            headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
 
 
 def _common_errors() -> dict[str, Any]:
     return {
-        "401": _answer("A bearer token is configured and was not given.", _ERROR),
-        "413": _answer("The body is larger than 16 KiB.", _ERROR),
-        "429": _answer("A budget is spent; see Retry-After.", _ERROR),
-        "503": _answer("The store is unreachable.", _ERROR),
+        "401": _answer("A bearer token is configured and was not given.",
+                       _error("Unauthorized")),
+        "413": _answer("The body is larger than 16 KiB.", _error("InvalidAPIUsage")),
+        "429": _answer("A budget is spent; come back after Retry-After seconds.",
+                       _RATE_LIMITED, {"Retry-After": {
+                           "description": "Seconds to wait (the body's retry_after).",
+                           "required": True,
+                           "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}}}),
+        "503": _answer("The store is unreachable.", _error("ServiceUnavailable")),
     }
 
 
@@ -89,8 +117,9 @@ def openapi_document() -> dict[str, Any]:
                                 "attempts_left": {"type": "integer", "minimum": 1},
                             },
                         }),
-                        "400": _answer("Malformed request.", _ERROR),
-                        "502": _answer("The SMS provider failed; nothing is pending.", _ERROR),
+                        "400": _answer("Malformed request.", _error("InvalidAPIUsage")),
+                        "502": _answer("The SMS provider failed; nothing is pending.",
+                                       _error("SMSDeliveryFailed")),
                         **_common_errors(),
                     },
                 },

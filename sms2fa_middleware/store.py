@@ -144,7 +144,8 @@ class CodeRow:
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -212,7 +213,9 @@ def make_engine(database_url: str) -> Engine:
         url = url.set(drivername="postgresql+psycopg")
     # No pre-ping: it costs a round trip per checkout. After a server restart SQLAlchemy sees
     # the first disconnect, drops the whole pool, and that one request answers 503.
-    return create_engine(url, pool_size=5, max_overflow=10, pool_timeout=5)
+    # hide_parameters: SQL logs and errors must never show numbers, digests or auth_ids.
+    return create_engine(url, pool_size=5, max_overflow=10, pool_timeout=5,
+                         hide_parameters=True)
 
 
 class Store:

@@ -104,7 +104,8 @@ def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
             body = environ["wsgi.input"].read(length)
     return Request(
         method=environ.get("REQUEST_METHOD", "GET"),
-        path=environ.get("PATH_INFO", "") or "/",
+        # PEP 3333 gives the path as latin-1-decoded bytes; the core wants text, as on ASGI.
+        path=(environ.get("PATH_INFO", "") or "/").encode("latin-1").decode("utf-8", "replace"),
         query_string=environ.get("QUERY_STRING", ""),
         headers=headers,
         body=body,

@@ -573,9 +573,10 @@ def test_events_and_logs_carry_no_code_and_only_a_masked_number(
         verifier.check("u1", code2)
     fake_flowroute.fail_next(500)
     with pytest.raises(SMSDeliveryFailed):
-        verifier.start("u2", NUMBER)
+        verifier.start("u2", NUMBER)  # refused by the provider: the budget is given back
+    verifier.start("u3", NUMBER)  # the third send of the budget of 3
     with pytest.raises(RateLimited):
-        verifier.start("u3", NUMBER)
+        verifier.start("u4", NUMBER)
     verifier.cancel("u1")
 
     names = Counter(e.name for e in events)
@@ -699,3 +700,28 @@ def test_parallel_right_code_rounds(
         verifier.store.mark_sent(auth_id, digest, None)
         outcomes = hammer(20, lambda a=auth_id: verifier.check(a, "246810"))
         assert outcomes["Verified"] == 1, (i, outcomes)
+
+
+def test_a_send_the_provider_refused_gives_the_budgets_back(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+) -> None:
+    """A Flowroute outage must not lock a number out: a definite "no" delivered nothing."""
+    verifier = make_verifier(recipient_send_limit=1, resend_cooldown=30)
+    fake_flowroute.fail_next(500)
+    with pytest.raises(SMSDeliveryFailed):
+        verifier.start("u1", NUMBER)
+    verifier.start("u1", NUMBER)  # neither the recipient budget nor the cooldown was spent
+    assert len(fake_flowroute.messages_to(NUMBER)) == 1
+
+
+def test_a_send_that_may_have_gone_out_keeps_the_recipient_budget_spent(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+) -> None:
+    """A dropped connection is ambiguous (the SMS may have gone): the budget stays spent."""
+    verifier = make_verifier(recipient_send_limit=1, resend_cooldown=30)
+    fake_flowroute.drop_next()
+    with pytest.raises(SMSDeliveryFailed):
+        verifier.start("u1", NUMBER)
+    with pytest.raises(RateLimited) as refused:
+        verifier.start("u1", NUMBER)  # the cooldown is given back, the recipient budget not
+    assert refused.value.budget == "recipient"
