@@ -32,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -218,6 +219,54 @@ def make_engine(database_url: str) -> Engine:
                          hide_parameters=True)
 
 
+class _Statements:
+    """The hot statements, built once with bind parameters: building a statement costs more
+    than running it on SQLite, and a prebuilt one also skips SQLAlchemy's cache-key work."""
+
+    def __init__(self, upsert: Any) -> None:
+        # Bind names must differ from column names in INSERT and UPDATE statements.
+        auth_id = bindparam("b_auth_id", type_=String)
+        now = bindparam("b_now", type_=UTCDateTime)
+        insert_code = upsert(codes)  # its values come from the parameters at execution
+        self.put_code = insert_code.on_conflict_do_update(
+            index_elements=[codes.c.auth_id],
+            set_={c.name: insert_code.excluded[c.name] for c in codes.columns
+                  if c.name != "auth_id"},
+        )
+        self.mark_sent = (
+            update(codes)
+            .where(codes.c.auth_id == auth_id, codes.c.digest == bindparam("b_digest"))
+            .values(sent=True, message_id=bindparam("b_message_id"))
+        )
+        self.delete_code = delete(codes).where(codes.c.auth_id == auth_id)
+        self.delete_this_code = self.delete_code.where(codes.c.digest == bindparam("b_digest"))
+        self.reserve_attempt = (
+            update(codes)
+            .where(codes.c.auth_id == auth_id, codes.c.sent.is_(True),
+                   codes.c.attempts_left > 0, codes.c.expires_at > now)
+            .values(attempts_left=codes.c.attempts_left - 1)
+            .returning(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
+                       codes.c.expires_at)
+        )
+        self.get_code = select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
+                               codes.c.expires_at, codes.c.sent).where(codes.c.auth_id == auth_id)
+        amount = bindparam("b_amount", type_=Integer)
+        reset_at = bindparam("b_reset_at", type_=UTCDateTime)
+        insert_counter = upsert(counters)
+        expired = counters.c.reset_at <= now
+        self.hit = insert_counter.on_conflict_do_update(
+            index_elements=[counters.c.key],
+            set_={
+                "count": case((expired, amount), else_=counters.c.count + amount),
+                "reset_at": case((expired, reset_at), else_=counters.c.reset_at),
+            },
+        ).returning(counters.c.count, counters.c.reset_at)
+        key = bindparam("b_key", type_=String)
+        self.peek = select(counters.c.count, counters.c.reset_at).where(
+            counters.c.key == key, counters.c.reset_at > now)
+        self.reset = delete(counters).where(counters.c.key == key)
+
+
 class Store:
     """The tables and their atomic operations. One instance per process; thread-safe."""
 
@@ -240,6 +289,7 @@ class Store:
                            if on_disk and not isinstance(database_url, Engine) else self.engine)
             self._writer_lock = WriterLock(path if on_disk else None)
         self._upsert = upsert
+        self._sql = _Statements(upsert)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -285,43 +335,30 @@ class Store:
 
     def put_code(self, row: CodeRow, now: datetime, conn: Connection | None = None) -> None:
         """Store a not-yet-sent code, replacing any code pending for the same auth_id."""
-        values = {
-            "auth_id": row.auth_id,
-            "recipient": row.recipient,
-            "digest": row.digest,
-            "attempts_left": row.attempts_left,
-            "created_at": now,
-            "expires_at": row.expires_at,
-            "sent": False,
-            "message_id": None,
-        }
-        stmt = self._upsert(codes).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[codes.c.auth_id],
-            set_={k: stmt.excluded[k] for k in values if k != "auth_id"},
-        )
         with self._using(conn) as conn:
-            conn.execute(stmt)
+            conn.execute(self._sql.put_code, {
+                "auth_id": row.auth_id, "recipient": row.recipient, "digest": row.digest,
+                "attempts_left": row.attempts_left, "created_at": now,
+                "expires_at": row.expires_at, "sent": False, "message_id": None,
+            })
 
     def mark_sent(self, auth_id: str, digest: str, message_id: str | None,
                   conn: Connection | None = None) -> bool:
         """Make the code checkable; False if it was replaced or deleted meanwhile."""
-        stmt = (
-            update(codes)
-            .where(codes.c.auth_id == auth_id, codes.c.digest == digest)
-            .values(sent=True, message_id=message_id)
-        )
+        params = {"b_auth_id": auth_id, "b_digest": digest, "b_message_id": message_id}
         with self._using(conn) as conn:
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(self._sql.mark_sent, params).rowcount == 1
 
     def delete_code(self, auth_id: str, digest: str | None = None,
                     conn: Connection | None = None) -> bool:
         """Delete the code (only if it is still the one with ``digest``, when given)."""
-        stmt = delete(codes).where(codes.c.auth_id == auth_id)
-        if digest is not None:
-            stmt = stmt.where(codes.c.digest == digest)
         with self._using(conn) as conn:
-            return conn.execute(stmt).rowcount == 1
+            if digest is None:
+                result = conn.execute(self._sql.delete_code, {"b_auth_id": auth_id})
+            else:
+                result = conn.execute(self._sql.delete_this_code,
+                                      {"b_auth_id": auth_id, "b_digest": digest})
+            return result.rowcount == 1
 
     def reserve_attempt(self, auth_id: str, now: datetime,
                         conn: Connection | None = None) -> CodeRow | None:
@@ -331,30 +368,17 @@ class Store:
         each caller that gets a row back owns exactly one guess, and once ``attempts_left``
         hits zero nobody gets a row.
         """
-        stmt = (
-            update(codes)
-            .where(
-                codes.c.auth_id == auth_id,
-                codes.c.sent.is_(True),
-                codes.c.attempts_left > 0,
-                codes.c.expires_at > now,
-            )
-            .values(attempts_left=codes.c.attempts_left - 1)
-            .returning(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
-                       codes.c.expires_at)
-        )
         with self._using(conn) as conn:
-            found = conn.execute(stmt).first()
+            found = conn.execute(self._sql.reserve_attempt,
+                                 {"b_auth_id": auth_id, "b_now": now}).first()
         if found is None:
             return None
         return CodeRow(auth_id, found.recipient, found.digest, found.attempts_left,
                        found.expires_at)
 
     def get_code(self, auth_id: str, conn: Connection | None = None) -> CodeRow | None:
-        stmt = select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
-                      codes.c.expires_at, codes.c.sent).where(codes.c.auth_id == auth_id)
         with self._using(conn, read=True) as conn:
-            found = conn.execute(stmt).first()
+            found = conn.execute(self._sql.get_code, {"b_auth_id": auth_id}).first()
         if found is None:
             return None
         return CodeRow(auth_id, found.recipient, found.digest, found.attempts_left,
@@ -369,32 +393,22 @@ class Store:
         One upsert: a counter whose window has passed starts again from ``amount``.
         """
         reset_at = now + timedelta(seconds=window)
-        insert = self._upsert(counters).values(key=key, count=amount, reset_at=reset_at)
-        expired = counters.c.reset_at <= now
-        stmt = insert.on_conflict_do_update(
-            index_elements=[counters.c.key],
-            set_={
-                "count": case((expired, amount), else_=counters.c.count + amount),
-                "reset_at": case((expired, reset_at), else_=counters.c.reset_at),
-            },
-        ).returning(counters.c.count, counters.c.reset_at)
+        params = {"key": key, "count": amount, "reset_at": reset_at,
+                  "b_amount": amount, "b_now": now, "b_reset_at": reset_at}
         with self._using(conn) as conn:
-            count, ends = conn.execute(stmt).one()
+            count, ends = conn.execute(self._sql.hit, params).one()
         return int(count), ends
 
     def peek(self, key: str, now: datetime,
              conn: Connection | None = None) -> tuple[int, datetime | None]:
         """The live count of a counter (0 if absent or expired), without changing it."""
-        stmt = select(counters.c.count, counters.c.reset_at).where(
-            counters.c.key == key, counters.c.reset_at > now
-        )
         with self._using(conn, read=True) as conn:
-            found = conn.execute(stmt).first()
+            found = conn.execute(self._sql.peek, {"b_key": key, "b_now": now}).first()
         return (0, None) if found is None else (int(found[0]), found[1])
 
     def reset(self, key: str, conn: Connection | None = None) -> None:
         with self._using(conn) as conn:
-            conn.execute(delete(counters).where(counters.c.key == key))
+            conn.execute(self._sql.reset, {"b_key": key})
 
     # -- revocations ----------------------------------------------------------------------
 
