@@ -296,8 +296,10 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """A write transaction (serialised across processes on SQLite)."""
-        with _unavailable_on_failure(), self._writer_lock or nullcontext(), \
-                self.engine.begin() as conn:
+        # The lock covers the transaction only, not the pool checkout and return around it:
+        # every microsecond inside it is a microsecond every other writer waits.
+        with _unavailable_on_failure(), self.engine.connect() as conn, \
+                self._writer_lock or nullcontext(), conn.begin():
             yield conn
 
     @contextmanager
