@@ -66,6 +66,7 @@ class SMS2FAMiddleware:
             revocation_interval=revocation_interval,
         )
         self.verifier = self.guard.verifier
+        self._watched = self.guard.watched
 
     def revoke(self, auth_id: str) -> None:
         """End ``auth_id``'s verified sessions on every worker and host (blocking; use
@@ -73,14 +74,16 @@ class SMS2FAMiddleware:
         self.guard.revoke(auth_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+        if scope["type"] not in ("http", "websocket") or (
+            self._watched is not None and not scope["path"].startswith(self._watched)
+        ):
+            await self.app(scope, receive, send)  # the hot path: two string checks
             return
-        kind = self.guard.classify(scope["path"])
+        guard = self.guard
+        kind = guard.classify(scope["path"])
         if kind == PASS:
             await self.app(scope, receive, send)
             return
-        guard = self.guard
         identity = await self._identity(scope, receive)
         if kind == PROTECTED:
             if guard.revocations_stale():

@@ -52,6 +52,7 @@ from .settings import Settings
 PASS, PROTECTED, PREFIX = 0, 1, 2
 DEFAULT_REMEMBER_FOR = 12 * 3600
 CSRF_MAX_AGE = 3600
+VERIFIED_CACHE_SIZE = 10_000  # verified cookies remembered per process
 
 _PAGE_HEADERS = (
     ("content-type", "text/html; charset=utf-8"),
@@ -176,6 +177,10 @@ class Guard:
         self.cookie_secure = cookie_secure
         self.revocation_interval = revocation_interval
         self._protect_prefixes, self._protect_glob = _compile_patterns(protect)
+        #: Without glob patterns, a path that starts with none of these passes straight
+        #: through: the adapters test it inline, before anything else (None: ask classify).
+        self.watched: tuple[str, ...] | None = (
+            None if self._protect_glob else (self.prefix, *self._protect_prefixes))
         self._exclude_prefixes, self._exclude_glob = _compile_patterns(exclude)
         if not (self._protect_prefixes or self._protect_glob):
             raise ValueError("protect=[...] must name at least one path prefix or pattern")
@@ -186,6 +191,7 @@ class Guard:
         api_on = public_api or self.settings.api_token is not None
         self.api = VerificationAPI(self.verifier, uniform_errors=True) if api_on else None
         self._revoked: dict[str, int] = {}
+        self._verified: dict[tuple[str, str, str], int] = {}
         self._revocations_seen = datetime.now(timezone.utc) - timedelta(seconds=remember_for)
         self._next_refresh = 0.0
         self._refresh_lock = threading.Lock()
@@ -220,9 +226,17 @@ class Guard:
         value = cookie_value(cookie_header, self.cookie_for(https))
         if value is None:
             return False
-        issued = self.signer.verify(value, identity)
+        key = (value, identity.auth_id, identity.recipient)
+        issued = self._verified.get(key)
         if issued is None:
-            return False
+            issued = self.signer.verify(value, identity)
+            if issued is None:
+                return False
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            # Only signatures that verified are remembered, keyed by the whole cookie and
+            # identity: a hit proves exactly what the HMAC proved, for a dict lookup.
+            self._verified[key] = issued
         now_ms = time.time() * 1000
         if issued + self.remember_for * 1000 < now_ms or issued > now_ms + 60_000:
             return False

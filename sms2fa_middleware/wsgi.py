@@ -59,16 +59,20 @@ class SMS2FAMiddleware:
             revocation_interval=revocation_interval,
         )
         self.verifier = self.guard.verifier
+        self._watched = self.guard.watched
 
     def revoke(self, auth_id: str) -> None:
         """End ``auth_id``'s verified sessions on every worker and host (logout, new number)."""
         self.guard.revoke(auth_id)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        kind = self.guard.classify(environ.get("PATH_INFO", "") or "/")
+        path = environ.get("PATH_INFO") or "/"
+        if self._watched is not None and not path.startswith(self._watched):
+            return self.app(environ, start_response)  # the hot path: one string check
+        guard = self.guard
+        kind = guard.classify(path)
         if kind == PASS:
             return self.app(environ, start_response)
-        guard = self.guard
         identity = self.identify(WerkzeugRequest(environ, shallow=True))
         https = environ.get("wsgi.url_scheme") == "https"
         if kind == PROTECTED:
