@@ -16,8 +16,7 @@ ready when ``identify`` runs.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 from anyio import to_thread
 from starlette.requests import HTTPConnection
@@ -26,52 +25,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import Identity
 from .asgi_io import read_request, send_response
-from .guard import DEFAULT_REMEMBER_FOR, PASS, PROTECTED, Guard
+from .guard import PASS, PROTECTED, GuardedApp
 from .http import too_large
-from .settings import Settings
 
 Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
 
 STATE_KEY = "sms2fa"
 
 
-class SMS2FAMiddleware:
+class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
     """Demand a verified SMS second factor on the ``protect``ed paths of an ASGI app."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        settings: Settings | None = None,
-        *,
-        protect: Iterable[str],
-        identify: Identify,
-        prefix: str = "/sms2fa",
-        exclude: Iterable[str] = (),
-        login_url: str | None = None,
-        remember_for: int = DEFAULT_REMEMBER_FOR,
-        cookie_name: str = "sms2fa",
-        cookie_domain: str | None = None,
-        cookie_secure: bool | None = None,
-        public_api: bool = False,
-        template_dir: str | Path | None = None,
-        revocation_interval: float = 5.0,
-        guard: Guard | None = None,
-    ) -> None:
-        self.app = app
-        self.identify = identify
-        self.guard = guard or Guard(
-            settings, protect=protect, exclude=exclude, prefix=prefix, login_url=login_url,
-            remember_for=remember_for, cookie_name=cookie_name, cookie_domain=cookie_domain,
-            cookie_secure=cookie_secure, public_api=public_api, template_dir=template_dir,
-            revocation_interval=revocation_interval,
-        )
-        self.verifier = self.guard.verifier
-        self._watched = self.guard.watched
-
-    def revoke(self, auth_id: str) -> None:
-        """End ``auth_id``'s verified sessions on every worker and host (blocking; use
-        ``await anyio.to_thread.run_sync(mw.revoke, auth_id)`` from async code)."""
-        self.guard.revoke(auth_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or (

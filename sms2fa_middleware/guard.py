@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Generic, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -479,6 +480,50 @@ class Guard:
         return "; ".join(parts)
 
 
+AppT = TypeVar("AppT")
+IdentifyT = TypeVar("IdentifyT")
+
+
+class GuardedApp(Generic[AppT, IdentifyT]):
+    """What both adapters share: their keywords -- one list, so WSGI and ASGI cannot drift --
+    and :meth:`revoke`. Subclasses only translate requests in ``__call__``."""
+
+    def __init__(
+        self,
+        app: AppT,
+        settings: Settings | None = None,
+        *,
+        protect: Iterable[str],
+        identify: IdentifyT,
+        prefix: str = "/sms2fa",
+        exclude: Iterable[str] = (),
+        login_url: str | None = None,
+        remember_for: int = DEFAULT_REMEMBER_FOR,
+        cookie_name: str = "sms2fa",
+        cookie_domain: str | None = None,
+        cookie_secure: bool | None = None,
+        public_api: bool = False,
+        template_dir: str | Path | None = None,
+        revocation_interval: float = 5.0,
+        guard: Guard | None = None,
+    ) -> None:
+        self.app = app
+        self.identify = identify
+        self.guard = guard or Guard(
+            settings, protect=protect, exclude=exclude, prefix=prefix, login_url=login_url,
+            remember_for=remember_for, cookie_name=cookie_name, cookie_domain=cookie_domain,
+            cookie_secure=cookie_secure, public_api=public_api, template_dir=template_dir,
+            revocation_interval=revocation_interval,
+        )
+        self.verifier = self.guard.verifier
+        self._watched = self.guard.watched
+
+    def revoke(self, auth_id: str) -> None:
+        """End ``auth_id``'s verified sessions on every worker and host (logout, a new
+        number). It writes to the store: from async code, call it in a thread."""
+        self.guard.revoke(auth_id)
+
+
 _STATUS_TEXT = {
     "rate_limited": "A code was sent very recently, or too many were asked for. Wait for the "
                     "timer, then ask for a new one.",
@@ -536,4 +581,5 @@ def _forbidden() -> Response:
     return Response(403, body, [*_PAGE_HEADERS])
 
 
-__all__ = ["PASS", "PREFIX", "PROTECTED", "Guard", "SessionSigner", "cookie_value", "safe_next"]
+__all__ = ["PASS", "PREFIX", "PROTECTED", "Guard", "GuardedApp", "SessionSigner", "cookie_value",
+           "safe_next"]

@@ -12,58 +12,24 @@ Flask: wrap ``app.wsgi_app`` so the app object stays a Flask app::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity
-from .guard import DEFAULT_REMEMBER_FOR, PASS, PROTECTED, Guard
+from .guard import PASS, PROTECTED, GuardedApp
 from .http import MAX_BODY, Request, Response, too_large
-from .settings import Settings
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment  # noqa: F401
+
+Identify = Callable[[WerkzeugRequest], "Identity | None"]
 
 ENVIRON_KEY = "sms2fa.identity"
 
 
-class SMS2FAMiddleware:
+class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
     """Demand a verified SMS second factor on the ``protect``ed paths of a WSGI app."""
-
-    def __init__(
-        self,
-        app: WSGIApplication,
-        settings: Settings | None = None,
-        *,
-        protect: Iterable[str],
-        identify: Callable[[WerkzeugRequest], Identity | None],
-        prefix: str = "/sms2fa",
-        exclude: Iterable[str] = (),
-        login_url: str | None = None,
-        remember_for: int = DEFAULT_REMEMBER_FOR,
-        cookie_name: str = "sms2fa",
-        cookie_domain: str | None = None,
-        cookie_secure: bool | None = None,
-        public_api: bool = False,
-        template_dir: str | Path | None = None,
-        revocation_interval: float = 5.0,
-        guard: Guard | None = None,
-    ) -> None:
-        self.app = app
-        self.identify = identify
-        self.guard = guard or Guard(
-            settings, protect=protect, exclude=exclude, prefix=prefix, login_url=login_url,
-            remember_for=remember_for, cookie_name=cookie_name, cookie_domain=cookie_domain,
-            cookie_secure=cookie_secure, public_api=public_api, template_dir=template_dir,
-            revocation_interval=revocation_interval,
-        )
-        self.verifier = self.guard.verifier
-        self._watched = self.guard.watched
-
-    def revoke(self, auth_id: str) -> None:
-        """End ``auth_id``'s verified sessions on every worker and host (logout, new number)."""
-        self.guard.revoke(auth_id)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
