@@ -205,8 +205,6 @@ class Verifier:
         if not code_tools.is_code_shaped(code):
             raise InvalidAPIUsage("'code' must be a string of 1 to 10 digits")
         now = utcnow()
-        # Take a failure slot first (atomically): even 1,000 parallel checks spread over fresh
-        # codes evaluate at most max_failed_checks guesses. Success gives the slot back.
         if self.store.get_code(auth_id) is None:
             # Nothing to guess at: answer from a read, without taking the write lock.
             code_tools.matches(code, auth_id, "", self._keys)  # same digest work as a guess
@@ -214,7 +212,10 @@ class Verifier:
             raise UnknownAuthId()
         fail_key = f"failed:{auth_id}"
         row = current = None
-        with self.store.transaction() as tx:  # one lock, one commit for the common case
+        # Take a failure slot first, atomically, in the transaction that takes the attempt:
+        # even 1,000 parallel checks spread over fresh codes evaluate at most
+        # max_failed_checks guesses. Success gives the slot back.
+        with self.store.transaction() as tx:
             failures, reset_at = self.store.hit(fail_key, s.lockout_seconds, now, conn=tx)
             if failures <= s.max_failed_checks:
                 row = self.store.reserve_attempt(auth_id, now, conn=tx)
