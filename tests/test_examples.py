@@ -1,0 +1,83 @@
+"""The examples run as they are, and a user completes the whole flow against each one."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from sms2fa_middleware.testing import FakeFlowroute
+
+ROOT = Path(__file__).resolve().parent.parent
+ALICE = "+12065550100"  # examples' USERS["alice"]
+HTML = {"accept": "text/html"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=["flask_app.py", "starlette_app.py"])
+def example(request: pytest.FixtureRequest, tmp_path: Path,
+            fake_flowroute: FakeFlowroute) -> Iterator[str]:
+    """The example started as a user would (``python examples/<name>``), on a free port."""
+    port = _free_port()
+    env = {**os.environ, **fake_flowroute.settings_env(), "PORT": str(port),
+           "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'example.db'}"}
+    env.pop("SMS2FA_SECRET_KEY", None)  # as run from a fresh shell: development mode
+    log = (tmp_path / "example.log").open("wb")
+    process = subprocess.Popen([sys.executable, str(ROOT / "examples" / request.param)],
+                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "example.log").read_text()
+            try:
+                requests.get(base + "/", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the example did not start"
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def test_example_protects_the_account_page_with_an_sms_code(
+        example: str, fake_flowroute: FakeFlowroute) -> None:
+    browser = requests.Session()
+    first = browser.get(example + "/account", headers=HTML, allow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].startswith("/login")
+
+    login = browser.post(example + "/login?next=/account", data={"username": "alice"},
+                         headers=HTML, allow_redirects=False)
+    assert login.status_code == 303 and login.headers["location"] == "/account"
+
+    challenge = browser.get(example + "/account", headers=HTML, allow_redirects=False)
+    assert challenge.status_code == 303
+    assert challenge.headers["location"].startswith("/sms2fa/challenge")
+    page = browser.get(example + challenge.headers["location"], headers=HTML)
+    assert page.status_code == 200 and 'name="code"' in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    assert len(fake_flowroute.messages_to(ALICE)) == 1
+
+    done = browser.post(example + "/sms2fa/challenge", allow_redirects=False, data={
+        "csrf_token": token.group(1), "next": "/account",
+        "code": fake_flowroute.last_code(ALICE)})
+    assert done.status_code == 303 and done.headers["location"] == "/account"
+    account = browser.get(example + "/account", headers=HTML, allow_redirects=False)
+    assert account.status_code == 200 and "Hello, alice" in account.text
