@@ -1,51 +1,39 @@
 """Shared fixtures: every store test runs on a real SQLite file and on the real PostgreSQL.
 
 PostgreSQL tests need SMS2FA_TEST_POSTGRES_URL (CI sets it). Without it they skip and say why;
-with CI=true a missing variable or an unreachable server fails the run instead.
+with CI=true a missing variable or an unreachable server fails the run instead. They run in a
+private database that this session creates on that server and drops at its end, never in the
+database the variable names (see databases.py).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from databases import fresh_database, private_postgres
 
 from sms2fa_middleware import Settings, Verifier
-from sms2fa_middleware.store import Store, metadata
 from sms2fa_middleware.testing import FakeFlowroute
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-POSTGRES_URL = os.environ.get("SMS2FA_TEST_POSTGRES_URL")
 SECRET = "test-secret-key-0123456789abcdef"
 
 
-def postgres_url_or_skip() -> str:
-    if POSTGRES_URL:
-        return POSTGRES_URL
-    if IN_CI:
-        pytest.fail("CI=true but SMS2FA_TEST_POSTGRES_URL is not set")
-    pytest.skip("PostgreSQL tests need SMS2FA_TEST_POSTGRES_URL "
-                "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
-
-
-def fresh_database(url: str) -> str:
-    """Drop our tables so each test starts from an empty database."""
-    store = Store(url)
-    try:
-        metadata.drop_all(store.engine)
-    finally:
-        store.dispose()
-    return url
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    """This session's own database on the test PostgreSQL server (``sms2fa_test_<random>``),
+    dropped at the end. Tests that share it call ``fresh_database()`` on it first."""
+    with private_postgres() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """A real, empty database: a SQLite file, then the PostgreSQL server."""
+    """A real, empty database: a SQLite file, then this session's PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sms2fa.db'}"
-    return fresh_database(postgres_url_or_skip())
+    return fresh_database(request.getfixturevalue("postgres_database_url"))
 
 
 @pytest.fixture

@@ -9,8 +9,11 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import requests
+
+STARTED = "Application startup complete"  # what uvicorn logs once a worker is ready
 
 
 def free_port() -> int:
@@ -19,35 +22,55 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0,
+                  log_path: str | Path | None = None) -> None:
+    """Until ``url`` answers; raises if ``process`` exits first or time runs out (with the
+    server's log, when there is one)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
+            raise RuntimeError(f"server exited with {process.returncode}{_log(log_path)}")
         try:
             requests.get(url, timeout=1)
             return
         except requests.ConnectionError:
             time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up in {timeout}s")
+    raise TimeoutError(f"{url} did not come up in {timeout}s{_log(log_path)}")
+
+
+def _log(log_path: str | Path | None) -> str:
+    return f":\n{Path(log_path).read_text(errors='replace')}" if log_path else ""
+
+
+def wait_for_workers(log_path: str | Path, count: int, timeout: float = 30.0) -> str:
+    """Until ``count`` workers have logged their startup, or ``timeout``; the log's text."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = Path(log_path).read_text(errors="replace")
+        if text.count(STARTED) >= count or time.monotonic() >= deadline:
+            return text
+        time.sleep(0.1)
 
 
 @contextmanager
-def running(args: list[str], env: Mapping[str, str], port: int, path: str = "/openapi.json",
-            log_path: str | None = None) -> Iterator[str]:
-    """Run ``python -m <args>`` with ``env`` added; yield its base URL; stop it afterwards."""
-    full_env = {**os.environ, **env}
+def launch(args: list[str], env: Mapping[str, str], port: int, path: str = "/openapi.json",
+           log_path: str | Path | None = None, cwd: str | Path | None = None,
+           inherit_env: bool = True) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``python -m <args>`` in ``cwd``; yield (its base URL, the process) once ``path``
+    answers; stop it afterwards. ``env`` is added to this process's environment, or with
+    ``inherit_env=False`` is the whole environment. Output goes to ``log_path``, if given."""
+    full_env = {**os.environ, **env} if inherit_env else dict(env)
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", *args], env=full_env,
+    process = subprocess.Popen([sys.executable, "-m", *args], env=full_env, cwd=cwd,
                                stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(base + path, process)
-        yield base
+        wait_until_up(base + path, process, log_path=log_path)
+        yield base, process
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -56,12 +79,33 @@ def running(args: list[str], env: Mapping[str, str], port: int, path: str = "/op
 
 
 @contextmanager
-def serve(env: Mapping[str, str], workers: int = 1, log_path: str | None = None,
-          prefix: str = "/") -> Iterator[str]:
-    """``sms2fa serve --workers N`` with ``env``; yields the base URL."""
+def running(args: list[str], env: Mapping[str, str], port: int, path: str = "/openapi.json",
+            log_path: str | Path | None = None, cwd: str | Path | None = None,
+            inherit_env: bool = True) -> Iterator[str]:
+    """:func:`launch`, yielding only the base URL."""
+    with launch(args, env, port, path, log_path, cwd, inherit_env) as (base, _):
+        yield base
+
+
+@contextmanager
+def serve_process(env: Mapping[str, str], workers: int = 1, log_path: str | Path | None = None,
+                  prefix: str = "/") -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``sms2fa serve --workers N`` with ``env``; yields (the base URL, the parent process)
+    once it answers and, when its output goes to ``log_path``, every worker has logged its
+    startup (or 30 s have passed: the log tells)."""
     port = free_port()
     args = ["sms2fa_middleware", "serve", "--port", str(port), "--workers", str(workers),
             "--prefix", prefix]
     probe = (prefix.rstrip("/") or "") + "/openapi.json"
-    with running(args, env, port, probe, log_path) as base:
+    with launch(args, env, port, probe, log_path) as started:
+        if log_path:
+            wait_for_workers(log_path, workers)
+        yield started
+
+
+@contextmanager
+def serve(env: Mapping[str, str], workers: int = 1, log_path: str | Path | None = None,
+          prefix: str = "/") -> Iterator[str]:
+    """:func:`serve_process`, yielding only the base URL."""
+    with serve_process(env, workers, log_path, prefix) as (base, _):
         yield base

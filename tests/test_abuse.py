@@ -7,7 +7,7 @@
   full phone number -- in-process and from a ``sms2fa serve`` subprocess.
 
 PostgreSQL tests get a private database on the server named by SMS2FA_TEST_POSTGRES_URL
-(created and dropped here), so other suites running on that server cannot disturb them.
+(see databases.py), so other suites running on that server cannot disturb them.
 """
 
 from __future__ import annotations
@@ -18,24 +18,20 @@ import re
 import secrets
 import sys
 import threading
-import time
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
 import pytest
 import requests
-from conftest import SECRET, postgres_url_or_skip
+from conftest import SECRET
+from databases import new_database
 from phonenumbers import PhoneNumberType
-from servers import free_port, running, serve
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from servers import STARTED, free_port, running, serve
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import PlainTextResponse
@@ -65,32 +61,7 @@ FAILURE_CAP = 10  # SMS2FA_MAX_FAILED_CHECKS, the default
 
 # -- databases ---------------------------------------------------------------------------------
 
-
-@contextmanager
-def private_postgres() -> Iterator[str]:
-    """A new, empty database on the test PostgreSQL server, dropped afterwards."""
-    base = make_url(postgres_url_or_skip())
-    name = f"sms2fa_abuse_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
-def new_database(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'sms2fa.db'}"
-    else:
-        with private_postgres() as url:
-            yield url
-
-
+# SQLite files, and private databases on the PostgreSQL server (see databases.py).
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -124,21 +95,12 @@ class Server:
         return response.status_code, response.json(), response.headers
 
 
-def _wait_for_workers(log: Path, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.read_text(errors="replace").count("Application startup complete") >= count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{count} workers did not start:\n{log.read_text(errors='replace')}")
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp(f"abuse-{request.param}")
     log = folder / "server.log"
-    with new_database(request.param, folder) as database_url, FakeFlowroute() as fake:
+    with new_database(request.param, folder, "abuse") as database_url, FakeFlowroute() as fake:
         env = {
             **fake.settings_env(),
             "SMS2FA_SECRET_KEY": SECRET,
@@ -153,8 +115,9 @@ def server(request: pytest.FixtureRequest,
             "SMS2FA_GLOBAL_SEND_LIMIT": str(GLOBAL_LIMIT),
             "SMS2FA_MAX_FAILED_CHECKS": str(FAILURE_CAP),
         }
-        with serve(env, workers=WORKERS, log_path=str(log)) as base:
-            _wait_for_workers(log, WORKERS)
+        with serve(env, workers=WORKERS, log_path=str(log)) as base:  # waits for the workers
+            started = log.read_text(errors="replace")
+            assert started.count(STARTED) >= WORKERS, f"{WORKERS} workers did not start:\n{started}"
             yield Server(base, fake, database_url)
         text_ = log.read_text(errors="replace")
         assert "Traceback" not in text_, text_
@@ -386,7 +349,7 @@ def _blocked_region_numbers(count: int) -> list[str]:
 
 @pytest.fixture(params=BACKENDS)
 def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with new_database(request.param, tmp_path) as url:
+    with new_database(request.param, tmp_path, "abuse") as url:
         yield url
 
 

@@ -7,10 +7,7 @@ Every test drives :class:`~sms2fa_middleware.service.VerificationService` (the A
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
-import threading
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -19,13 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
-from sqlalchemy.engine import make_url
 
 with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from conftest import postgres_url_or_skip
+from databases import TCPProxy
 
 from sms2fa_middleware import Verifier
 from sms2fa_middleware.http import MAX_BODY
@@ -458,54 +454,6 @@ def test_sms_failure_answers_502_and_leaves_no_code(make_client: Client,
 # -- 503 ---------------------------------------------------------------------------------------
 
 
-class TCPProxy:
-    """A real TCP forwarder to the database; :meth:`cut` is the network going away."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            with self.lock:
-                self.sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        # shutdown() first: a bare close() would not wake the thread blocked in accept(),
-        # and the kernel would go on accepting connections for it.
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        with self.lock:
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-
 @pytest.fixture
 def unreachable_later(request: pytest.FixtureRequest, database_url: str,
                       tmp_path: Any) -> Iterator[tuple[str, Callable[[Verifier], None]]]:
@@ -522,11 +470,9 @@ def unreachable_later(request: pytest.FixtureRequest, database_url: str,
 
         yield f"sqlite:///{folder / 'sms2fa.db'}", vanish
         return
-    url = make_url(postgres_url_or_skip())
-    proxy = TCPProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy, proxied = TCPProxy.to(database_url)
     try:
-        yield (url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-               lambda _verifier: proxy.cut())
+        yield proxied, lambda _verifier: proxy.cut()
     finally:
         proxy.cut()
 

@@ -16,17 +16,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import free_port, running
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -59,55 +54,19 @@ def _unavailable(reason: str) -> None:
 # -- the demo server ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the demo exited with {process.returncode}:\n"
-                               f"{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(base + "/", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise TimeoutError(f"the demo did not answer on {base} in 20 s:\n"
-                       f"{log.read_text(errors='replace')}")
-
-
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[str]:
     """``python -m sms2fa_middleware demo`` on a free port and a fresh SQLite file."""
-    port = _free_port()
+    port = free_port()
     env = {
-        **os.environ,
         "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / "demo.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sms2fa_middleware", "demo", "--port", str(port)],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(base, process, log)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    args = ["sms2fa_middleware", "demo", "--port", str(port)]
+    with running(args, env, port, path="/", log_path=log, cwd=tmp_path) as base:
+        yield base
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, f"the demo logged an error:\n{text}"
 

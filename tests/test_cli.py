@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import SECRET
-from servers import free_port, wait_until_up
+from servers import free_port, running
 from sqlalchemy import update
 
 from sms2fa_middleware import Settings, Verifier
@@ -54,20 +54,9 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """``python -m sms2fa_middleware serve --dev`` in an empty folder; (port, console log)."""
     port = free_port()
     log = tmp_path / "console.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sms2fa_middleware", "serve", "--dev", "--port", str(port)],
-            cwd=tmp_path, env=clean_env(), stdout=out, stderr=subprocess.STDOUT)
-        try:
-            wait_until_up(f"http://127.0.0.1:{port}/openapi.json", process)
-            yield port, log
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    args = ["sms2fa_middleware", "serve", "--dev", "--port", str(port)]
+    with running(args, clean_env(), port, log_path=log, cwd=tmp_path, inherit_env=False):
+        yield port, log
 
 
 def curl(command: str, port: int) -> dict[str, Any]:

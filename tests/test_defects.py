@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from databases import create_schema_concurrently, table_names
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, update
 
@@ -35,7 +36,7 @@ from sms2fa_middleware import (
 )
 from sms2fa_middleware import codes as code_tools
 from sms2fa_middleware.service import VerificationService
-from sms2fa_middleware.store import Store, codes, metadata
+from sms2fa_middleware.store import codes, metadata
 from sms2fa_middleware.testing import FakeFlowroute
 
 with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
@@ -467,29 +468,9 @@ def test_unchecked_codes_are_purged(make_verifier: Callable[..., Verifier],
 def test_schema_creation_in_parallel_threads(database_url: str) -> None:
     """Defect: "Starting 4 workers on a new database crashes (`table auth_code already
     exists`): schema creation races." Threads here; processes in test_multiprocess.py."""
-    stores = [Store(database_url) for _ in range(4)]
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def create(store: Store) -> None:
-        barrier.wait()
-        try:
-            store.create_schema()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    try:
-        assert errors == []
-        names = set(sa_inspect(stores[0].engine).get_table_names())
-        assert {t.name for t in metadata.sorted_tables} <= names
-    finally:
-        for store in stores:
-            store.dispose()
+    errors = create_schema_concurrently(database_url, 4)
+    assert errors == []
+    assert {t.name for t in metadata.sorted_tables} <= table_names(database_url)
 
 
 # -- "Naive UTC timestamps; DEBUG_MODE hard-coded; the test database selected by a flag in

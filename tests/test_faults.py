@@ -18,24 +18,21 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import IN_CI, SECRET, postgres_url_or_skip
-from servers import free_port, wait_until_up
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from conftest import SECRET
+from databases import IN_CI, new_database
+from servers import STARTED, free_port, serve_process
+from sqlalchemy import select
 
 from sms2fa_middleware.store import Store, codes
 from sms2fa_middleware.testing import FakeFlowroute
@@ -46,59 +43,6 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def private_postgres() -> Iterator[str]:
-    """A new, empty database on the test PostgreSQL server, dropped afterwards."""
-    base = make_url(postgres_url_or_skip())
-    name = f"sms2fa_faults_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
-def new_database(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'sms2fa.db'}"
-    else:
-        with private_postgres() as url:
-            yield url
-
-
-@contextmanager
-def serve_process(env: dict[str, str], workers: int, log: Path
-                  ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``sms2fa serve --workers N`` with ``env``; yields (base URL, the parent process)."""
-    port = free_port()
-    out = open(log, "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sms2fa_middleware", "serve", "--port", str(port),
-         "--workers", str(workers)],
-        env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base + "/openapi.json", process)
-        deadline = time.monotonic() + 30
-        while (log.read_text(errors="replace").count("Application startup complete") < workers
-               and time.monotonic() < deadline):
-            time.sleep(0.1)
-        yield base, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        out.close()
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
@@ -151,7 +95,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
          ) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp(f"faults-{request.param}")
     log = folder / "server.log"
-    with new_database(request.param, folder) as database_url, FakeFlowroute() as fake:
+    with new_database(request.param, folder, "faults") as database_url, FakeFlowroute() as fake:
         env = {
             **fake.settings_env(),
             "SMS2FA_SECRET_KEY": SECRET,
@@ -421,7 +365,7 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
     lock = threading.Lock()
     stop = threading.Event()
 
-    with new_database(kind, tmp_path) as database_url, FakeFlowroute() as fake:
+    with new_database(kind, tmp_path, "faults") as database_url, FakeFlowroute() as fake:
         env = {
             **fake.settings_env(),
             "SMS2FA_SECRET_KEY": SECRET,
@@ -488,8 +432,8 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
                 # uvicorn's supervisor notices the dead worker and starts a new one.
                 _wait_for(lambda: len(_workers(parent.pid)) == workers
                           and victim not in _workers(parent.pid), 30, "a replacement worker")
-                _wait_for(lambda: log.read_text(errors="replace").count(
-                    "Application startup complete") > workers, 30, "the new worker to start")
+                _wait_for(lambda: log.read_text(errors="replace").count(STARTED) > workers, 30,
+                          "the new worker to start")
                 ready_at = time.monotonic()
                 time.sleep(1.5)  # load on the repaired service
             finally:

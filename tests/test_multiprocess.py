@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import SECRET, fresh_database, postgres_url_or_skip
-from servers import serve
-from sqlalchemy import inspect as sa_inspect
+from conftest import SECRET
+from databases import fresh_database, table_names
+from servers import STARTED, serve, wait_for_workers
 
-from sms2fa_middleware.store import Store, metadata
+from sms2fa_middleware.store import metadata
 from sms2fa_middleware.testing import FakeFlowroute
 
 pytestmark = pytest.mark.slow
@@ -40,23 +40,12 @@ class Server:
         self.database_url = database_url
 
 
-def _new_database(kind: str, folder: Path) -> str:
+def _new_database(kind: str, folder: Path, request: pytest.FixtureRequest) -> str:
     if kind == "sqlite":
         path = folder / "new.db"
         assert not path.exists()
         return f"sqlite:///{path}"
-    return fresh_database(postgres_url_or_skip())
-
-
-def _wait_for_workers(log: Path, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if text.count("Application startup complete") >= WORKERS:
-            break
-        time.sleep(0.1)
-    return text
+    return fresh_database(request.getfixturevalue("postgres_database_url"))
 
 
 @pytest.fixture(scope="module",
@@ -64,7 +53,7 @@ def _wait_for_workers(log: Path, timeout: float = 20.0) -> str:
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp(f"mp-{request.param}")
-    database_url = _new_database(request.param, folder)
+    database_url = _new_database(request.param, folder, request)
     log = folder / "server.log"
     with FakeFlowroute() as fake:
         env = {
@@ -76,26 +65,20 @@ def server(request: pytest.FixtureRequest,
             "SMS2FA_RECIPIENT_SEND_LIMIT": "0",
             "SMS2FA_API_TOKEN": "",
         }
-        with serve(env, workers=WORKERS, log_path=str(log)) as base:
-            _wait_for_workers(log)
+        with serve(env, workers=WORKERS, log_path=str(log)) as base:  # waits for the workers
             yield Server(base, log, fake, database_url)
 
 
 def test_four_workers_start_on_a_new_database(server: Server) -> None:
     """Defect: "Starting 4 workers on a new database crashes (`table auth_code already
     exists`): schema creation races." """
-    text = _wait_for_workers(server.log)
+    text = wait_for_workers(server.log, WORKERS, timeout=20)
     started = set(re.findall(r"Started server process \[(\d+)\]", text))
     assert len(started) == WORKERS, text
-    assert text.count("Application startup complete") == WORKERS, text
+    assert text.count(STARTED) == WORKERS, text
     for bad in ("already exists", "Traceback", "ERROR", "Error loading"):
         assert bad not in text, text
-    store = Store(server.database_url)
-    try:
-        names = set(sa_inspect(store.engine).get_table_names())
-    finally:
-        store.dispose()
-    assert {t.name for t in metadata.sorted_tables} <= names
+    assert {t.name for t in metadata.sorted_tables} <= table_names(server.database_url)
 
 
 def _create(server: Server, auth_id: str) -> str:
@@ -162,10 +145,11 @@ store.dispose()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_schema_creation_race_in_four_processes(kind: str, tmp_path: Path) -> None:
+def test_schema_creation_race_in_four_processes(kind: str, tmp_path: Path,
+                                               request: pytest.FixtureRequest) -> None:
     """The schema race without the CLI's head start: four processes call create_schema() on
     a new database at the same instant."""
-    database_url = _new_database(kind, tmp_path)
+    database_url = _new_database(kind, tmp_path, request)
     start = time.time() + 1.5  # every process has imported by then
     processes = [
         subprocess.Popen([sys.executable, "-c", _CREATE_AT, database_url, str(start)],
@@ -174,9 +158,4 @@ def test_schema_creation_race_in_four_processes(kind: str, tmp_path: Path) -> No
     ]
     outputs = [p.communicate(timeout=60)[0].decode(errors="replace") for p in processes]
     assert [p.returncode for p in processes] == [0] * WORKERS, outputs
-    store = Store(database_url)
-    try:
-        names = set(sa_inspect(store.engine).get_table_names())
-    finally:
-        store.dispose()
-    assert {t.name for t in metadata.sorted_tables} <= names
+    assert {t.name for t in metadata.sorted_tables} <= table_names(database_url)
