@@ -144,7 +144,7 @@ class CodeRow:
     sent: bool = True
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> Engine:
+def _sqlite_engine(url: str, *, writer: bool, lock: WriterLock | None = None) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
                            hide_parameters=True)
 
@@ -154,9 +154,13 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
         # the reader never begins one, so each of its statements is its own snapshot.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            # Switching a new file to WAL needs it to itself: four workers starting at once
+            # on a new database would get "database is locked". Switch as the only writer.
+            with lock or nullcontext():
+                cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
     if writer:
@@ -205,11 +209,11 @@ class WriterLock:
             self._thread_lock.release()
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, lock: WriterLock | None = None) -> Engine:
     """The writing Engine: WAL SQLite, or a PostgreSQL pool on psycopg 3."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(database_url, writer=True)
+        return _sqlite_engine(database_url, writer=True, lock=lock)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
         url = url.set(drivername="postgresql+psycopg")
     # No pre-ping: it costs a round trip per checkout. After a server restart SQLAlchemy sees
@@ -271,23 +275,30 @@ class Store:
     """The tables and their atomic operations. One instance per process; thread-safe."""
 
     def __init__(self, database_url: str | Engine) -> None:
-        self.engine = database_url if isinstance(database_url, Engine) else make_engine(
-            database_url
-        )
+        url = database_url.url if isinstance(database_url, Engine) else make_url(database_url)
+        path = url.database
+        on_disk = (url.get_backend_name() == "sqlite" and bool(path) and path != ":memory:"
+                   and not str(path).startswith("file:"))
+        self._writer_lock = WriterLock(path) if on_disk else None
+        if isinstance(database_url, Engine):
+            self.engine = database_url
+        else:
+            self.engine = make_engine(database_url, self._writer_lock)
         self.dialect = self.engine.dialect.name
+        self.reader: Engine
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as upsert
 
-            self.reader: Engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._writer_lock: WriterLock | None = None
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
 
-            path = self.engine.url.database
-            on_disk = bool(path) and path != ":memory:" and not str(path).startswith("file:")
-            self.reader = (_sqlite_engine(str(self.engine.url), writer=False)
-                           if on_disk and not isinstance(database_url, Engine) else self.engine)
-            self._writer_lock = WriterLock(path if on_disk else None)
+            if on_disk and not isinstance(database_url, Engine):
+                self.reader = _sqlite_engine(str(url), writer=False, lock=self._writer_lock)
+            else:
+                self.reader = self.engine
+            if self._writer_lock is None:  # in memory: still one writer thread at a time
+                self._writer_lock = WriterLock(None)
         self._upsert = upsert
         self._sql = _Statements(upsert)
 
