@@ -243,12 +243,20 @@ def test_failed_check_cap_holds_across_four_workers(server: Server) -> None:
         if status == 429:
             _assert_rate_limited(body, headers, "failed_checks")
 
-    # Locked: even the right code of the last SMS is not evaluated now.
+    # Locked: no new code is sent, and even the right code of the last SMS is not evaluated
+    # (429 while that code lives; once its attempts are used up it is simply gone).
     last = server.fake.messages[-1]
     code = server.fake.last_code(last.to)
     status, body, headers = server.get(auth_id, code)
+    assert (status, body["reason"]) in ((429, "RateLimited"), (400, "UnknownAuthId")), body
+    if status == 429:
+        _assert_rate_limited(body, headers, "failed_checks")
+    sent = len(server.fake.messages)
+    status, body, headers = server.post("/", {"auth_id": auth_id, "recipient": numbers[0]},
+                                        address="10.3.0.1")
     assert status == 429
     _assert_rate_limited(body, headers, "failed_checks")
+    assert len(server.fake.messages) == sent
 
 
 @pytest.mark.slow
