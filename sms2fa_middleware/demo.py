@@ -39,7 +39,7 @@ def _page(title: str, body: str, refresh: bool = False) -> HTMLResponse:
 def create_demo_app(fake: FakeFlowroute, database_url: str | None = None) -> ASGIApp:
     """The demo app, sending through ``fake``."""
     settings = Settings(
-        secret_key=(secrets.token_urlsafe(32),),
+        secret_key=secrets.token_urlsafe(32),
         database_url=database_url or f"sqlite:///{tempfile.mkdtemp()}/demo.db",
         resend_cooldown=10,
         **fake.settings_kwargs(),  # type: ignore[arg-type]

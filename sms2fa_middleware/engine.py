@@ -123,7 +123,7 @@ class Verifier:
         self.store = store or Store(self.settings.database_url)
         self.store.create_schema()
         self.on_event = on_event
-        self._keys = self.settings.secret_key
+        self._keys = self.settings.secret_keys
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
         self._warn_if_long(self.settings.message_template)

@@ -185,8 +185,8 @@ class Guard:
         self._exclude_prefixes, self._exclude_glob = _compile_patterns(exclude)
         if not (self._protect_prefixes or self._protect_glob):
             raise ValueError("protect=[...] must name at least one path prefix or pattern")
-        self.signer = SessionSigner(self.settings.secret_key)
-        self.csrf = URLSafeTimedSerializer(list(self.settings.secret_key)[::-1],
+        self.signer = SessionSigner(self.settings.secret_keys)
+        self.csrf = URLSafeTimedSerializer(list(self.settings.secret_keys)[::-1],
                                            salt="sms2fa-csrf")
         self.pages = Pages(template_dir)
         api_on = public_api or self.settings.api_token is not None

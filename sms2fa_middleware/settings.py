@@ -53,7 +53,8 @@ class Settings:
     """Every knob of the engine. Build with ``Settings(**kwargs)`` or ``Settings.from_env()``."""
 
     # Secrets and mode
-    secret_key: tuple[str, ...] = field(default=(), repr=False)
+    #: One key, or several to rotate (a tuple, or a comma list): the first one signs.
+    secret_key: str | tuple[str, ...] = field(default=(), repr=False)
     development: bool = False
     api_token: str | None = field(default=None, repr=False)
 
@@ -87,8 +88,8 @@ class Settings:
     trusted_proxies: int = field(default=0, metadata=_range(0, 10))
 
     # Pumping defence
-    allowed_regions: tuple[str, ...] = DEFAULT_REGIONS
-    allowed_number_types: tuple[str, ...] = DEFAULT_NUMBER_TYPES
+    allowed_regions: str | tuple[str, ...] = DEFAULT_REGIONS  # a tuple, or a comma list
+    allowed_number_types: str | tuple[str, ...] = DEFAULT_NUMBER_TYPES
 
     # Enumeration: unknown / expired / wrong / locked answers look alike.
     uniform_errors: bool = False
@@ -151,6 +152,11 @@ class Settings:
         if self.code_expiration > 600:
             log.warning("sms2fa: codes live %ss; NIST SP 800-63B allows at most 600",
                         self.code_expiration)
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """The secret keys, the signing one first (``secret_key`` as a tuple)."""
+        return tuple(self.secret_key)  # a tuple already, once __post_init__ has run
 
     @property
     def flowroute_configured(self) -> bool:
