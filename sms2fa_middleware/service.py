@@ -26,7 +26,9 @@ class VerificationService:
 
     def __init__(self, verifier: Verifier, prefix: str = "/") -> None:
         self.api = VerificationAPI(verifier)
-        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sms2fa")
+        # Threads mostly wait (on the SMS provider, on the database): a slow provider must not
+        # cap how many verifications a worker has in flight at a handful.
+        self._threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sms2fa")
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

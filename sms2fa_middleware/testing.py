@@ -137,6 +137,8 @@ class FakeFlowroute:
         self._lock = threading.Lock()
         self._messages: list[FakeMessage] = []
         self._requests_seen = 0
+        self._in_flight = 0
+        self._most_in_flight = 0
         self._failures: deque[tuple[int, str | None]] = deque()
         self._delays: deque[float] = deque()
         self._drops = 0
@@ -237,6 +239,12 @@ class FakeFlowroute:
             return list(self._messages)
 
     @property
+    def most_in_flight(self) -> int:
+        """The most requests this fake was answering at the same moment."""
+        with self._lock:
+            return self._most_in_flight
+
+    @property
     def requests_seen(self) -> int:
         """How many requests arrived, whatever their fate (faults and errors included)."""
         with self._lock:
@@ -270,10 +278,11 @@ class FakeFlowroute:
         return str(codes[-1])
 
     def clear(self) -> None:
-        """Forget the recorded messages and the request count (faults stay)."""
+        """Forget the recorded messages and the request counts (faults stay)."""
         with self._lock:
             self._messages.clear()
             self._requests_seen = 0
+            self._most_in_flight = self._in_flight
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -337,12 +346,18 @@ class FakeFlowroute:
         """Count a request and take its faults: (delay, drop, failure)."""
         with self._lock:
             self._requests_seen += 1
+            self._in_flight += 1
+            self._most_in_flight = max(self._most_in_flight, self._in_flight)
             delay = self._delays.popleft() if self._delays else self._delay
             drop = self._drops > 0
             if drop:
                 self._drops -= 1
             failure = self._failures.popleft() if self._failures and not drop else None
         return delay, drop, failure
+
+    def _left(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _counted(self) -> None:
         with self._lock:
@@ -517,6 +532,13 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         raw, problem = self._read_body()
         delay, drop, failure = fake._arrived()
+        try:
+            self._answer(fake, raw, problem, delay, drop, failure)
+        finally:
+            fake._left()
+
+    def _answer(self, fake: FakeFlowroute, raw: bytes, problem: _Reply | None, delay: float,
+                drop: bool, failure: tuple[int, str | None] | None) -> None:
         if delay and fake._stopping.wait(delay):
             self._drop()
             return

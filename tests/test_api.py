@@ -552,3 +552,4 @@ def test_openapi_document_is_json(api: TestClient) -> None:
     assert body["openapi"].startswith("3.")
     assert {"/", "/check"} <= set(body["paths"])
 
+
