@@ -219,8 +219,9 @@ def make_engine(database_url: str, lock: WriterLock | None = None) -> Engine:
     # No pre-ping: it costs a round trip per checkout. After a server restart SQLAlchemy sees
     # the first disconnect, drops the whole pool, and that one request answers 503.
     # hide_parameters: SQL logs and errors must never show numbers, digests or auth_ids.
+    # connect_timeout: a server that drops packets must cost a 503, not a hung worker.
     return create_engine(url, pool_size=5, max_overflow=10, pool_timeout=5,
-                         hide_parameters=True)
+                         hide_parameters=True, connect_args={"connect_timeout": 5})
 
 
 class _Statements:
