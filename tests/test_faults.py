@@ -385,7 +385,8 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
                     # A new connection per request: only requests in flight on the killed
                     # worker can break, not idle kept-alive ones.
                     response = call()
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                    # Killed mid-request, or between sending the headers and the body.
                     response = None
                 reason = None
                 if response is not None and response.status_code != 200:
