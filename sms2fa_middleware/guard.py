@@ -260,8 +260,9 @@ class Guard:
                     self._revoked[auth_id] = at_ms
                 self._revocations_seen = max(self._revocations_seen, at)
             horizon = (time.time() - self.remember_for) * 1000
-            for auth_id in [a for a, at in self._revoked.items() if at < horizon]:
-                del self._revoked[auth_id]
+            # list(): revoke() may add to the dict from another thread meanwhile.
+            for auth_id in [a for a, at in list(self._revoked.items()) if at < horizon]:
+                self._revoked.pop(auth_id, None)
             self._next_refresh = time.monotonic() + self.revocation_interval
         except StoreUnavailable:
             self._next_refresh = time.monotonic() + 1.0
