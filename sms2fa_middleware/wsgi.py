@@ -21,6 +21,7 @@ from .guard import PASS, PROTECTED, GuardedApp
 from .http import MAX_BODY, Request, Response, too_large
 
 if TYPE_CHECKING:
+    # WSGIApplication is used in the quoted base class below, which ruff cannot see.
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment  # noqa: F401
 
 Identify = Callable[[WerkzeugRequest], "Identity | None"]
