@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Connection
-
 from . import codes as code_tools
 from .errors import (
     ConfigurationError,
@@ -40,7 +38,7 @@ from .errors import (
 from .phones import mask, normalise
 from .settings import Settings, check_template
 from .sms import Sender, SendError, segments, sender_from_settings
-from .store import CodeRow, Store, utcnow
+from .store import CodeRow, Cursor, Store, utcnow
 
 log = logging.getLogger("sms2fa")
 
@@ -168,7 +166,7 @@ class Verifier:
             refused = self._spend_send_budgets(auth_id, number, client_address, now, tx)
             if refused is None:
                 self.store.put_code(CodeRow(auth_id, number, digest, attempts, expires_at),
-                                    now, conn=tx)
+                                    now, tx=tx)
         if refused is not None:
             self._refuse(refused[0], auth_id, number, refused[1], now)
         self._emit("started", auth_id, number)
@@ -216,12 +214,12 @@ class Verifier:
         # even 1,000 parallel checks spread over fresh codes evaluate at most
         # max_failed_checks guesses. Success gives the slot back.
         with self.store.transaction() as tx:
-            failures, reset_at = self.store.hit(fail_key, s.lockout_seconds, now, conn=tx)
+            failures, reset_at = self.store.hit(fail_key, s.lockout_seconds, now, tx=tx)
             if failures <= s.max_failed_checks:
-                row = self.store.reserve_attempt(auth_id, now, conn=tx)
+                row = self.store.reserve_attempt(auth_id, now, tx=tx)
                 if row is None:  # nothing to guess at (expired, unsent, used up): no failure
-                    current = self.store.get_code(auth_id, conn=tx)
-                    self.store.hit(fail_key, s.lockout_seconds, now, amount=-1, conn=tx)
+                    current = self.store.get_code(auth_id, tx=tx)
+                    self.store.hit(fail_key, s.lockout_seconds, now, amount=-1, tx=tx)
         if failures > s.max_failed_checks:
             code_tools.matches(code, auth_id, "", self._keys)  # same digest work as a guess
             retry_after = int((reset_at - now).total_seconds()) + 1
@@ -317,14 +315,14 @@ class Verifier:
 
     def _spend_send_budgets(
         self, auth_id: str, number: str, client_address: str | None, now: datetime,
-        tx: Connection,
+        tx: Cursor,
     ) -> tuple[str, datetime] | None:
         """Charge every send budget in ``tx``; the first one spent is returned, with its end."""
-        failures, reset_at = self.store.peek(f"failed:{auth_id}", now, conn=tx)
+        failures, reset_at = self.store.peek(f"failed:{auth_id}", now, tx=tx)
         if failures >= self.settings.max_failed_checks and reset_at is not None:
             return "failed_checks", reset_at
         for name, key, limit, window in self._send_budgets(auth_id, number, client_address):
-            count, reset_at = self.store.hit(key, window, now, conn=tx)
+            count, reset_at = self.store.hit(key, window, now, tx=tx)
             if count > limit:
                 return name, reset_at
         return None
@@ -337,9 +335,9 @@ class Verifier:
             for _name, key, _limit, window in self._send_budgets(auth_id, number,
                                                                    client_address):
                 if key.startswith("cooldown:"):
-                    self.store.reset(key, conn=tx)
+                    self.store.reset(key, tx=tx)
                 else:
-                    self.store.hit(key, window, now, amount=-1, conn=tx)
+                    self.store.hit(key, window, now, amount=-1, tx=tx)
 
     def _refuse(
         self, budget: str, auth_id: str, number: str, reset_at: datetime, now: datetime
