@@ -46,12 +46,13 @@ def normalise(
         number = phonenumbers.parse(text, None)
     except NumberParseException:
         raise InvalidRecipient("'recipient' is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidRecipient("'recipient' is not a valid phone number")
-    region = phonenumbers.region_code_for_number(number)
-    if region not in allowed_regions:
-        raise InvalidRecipient("'recipient' is in a region this service does not send to")
+    # number_type is UNKNOWN exactly when is_valid_number is False; asking it alone saves a
+    # second walk over the ~25 regions that share country code 1.
     kind = _TYPE_NAMES.get(phonenumbers.number_type(number), "UNKNOWN")
+    if kind == "UNKNOWN":
+        raise InvalidRecipient("'recipient' is not a valid phone number")
+    if phonenumbers.region_code_for_number(number) not in allowed_regions:
+        raise InvalidRecipient("'recipient' is in a region this service does not send to")
     if kind not in allowed_types:
         raise InvalidRecipient("'recipient' is not a mobile number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
