@@ -161,14 +161,20 @@ class Verifier:
         code = code_tools.generate_code(length)
         digest = code_tools.digest(code, auth_id, self._keys[0])
         expires_at = now + timedelta(seconds=lifetime)
-        # Budgets and the new code in one transaction: one lock, one commit.
-        with self.store.transaction() as tx:
-            refused = self._spend_send_budgets(auth_id, number, client_address, now, tx)
-            if refused is None:
-                self.store.put_code(CodeRow(auth_id, number, digest, attempts, expires_at),
-                                    now, tx=tx)
-        if refused is not None:
-            self._refuse(refused[0], auth_id, number, refused[1], now)
+        failures, locked_until = self.store.peek(f"failed:{auth_id}", now)
+        if failures >= s.max_failed_checks and locked_until is not None:
+            self._refuse("failed_checks", auth_id, number, locked_until, now)
+        row = CodeRow(auth_id, number, digest, attempts, expires_at)
+        budgets = self._send_budgets(auth_id, number, client_address)
+        if budgets:  # the budgets and the new code in one transaction: one lock, one commit
+            with self.store.transaction() as tx:
+                refused = self._spend_send_budgets(budgets, now, tx)
+                if refused is None:
+                    self.store.put_code(row, now, tx=tx)
+            if refused is not None:
+                self._refuse(refused[0], auth_id, number, refused[1], now)
+        else:
+            self.store.put_code(row, now)
         self._emit("started", auth_id, number)
         body = template.format(code=code, org_name=s.org_name)
         try:
@@ -209,17 +215,11 @@ class Verifier:
             self._emit("failed", auth_id, reason="UnknownAuthId")
             raise UnknownAuthId()
         fail_key = f"failed:{auth_id}"
-        row = current = None
-        # Take a failure slot first, atomically, in the transaction that takes the attempt:
-        # even 1,000 parallel checks spread over fresh codes evaluate at most
-        # max_failed_checks guesses. Success gives the slot back.
-        with self.store.transaction() as tx:
-            failures, reset_at = self.store.hit(fail_key, s.lockout_seconds, now, tx=tx)
-            if failures <= s.max_failed_checks:
-                row = self.store.reserve_attempt(auth_id, now, tx=tx)
-                if row is None:  # nothing to guess at (expired, unsent, used up): no failure
-                    current = self.store.get_code(auth_id, tx=tx)
-                    self.store.hit(fail_key, s.lockout_seconds, now, amount=-1, tx=tx)
+        # A failure slot is taken first, atomically with the attempt: even 1,000 parallel
+        # checks spread over fresh codes evaluate at most max_failed_checks guesses. Success
+        # gives the slot back.
+        failures, reset_at, row = self.store.take_attempt(
+            auth_id, fail_key, s.lockout_seconds, s.max_failed_checks, now)
         if failures > s.max_failed_checks:
             code_tools.matches(code, auth_id, "", self._keys)  # same digest work as a guess
             retry_after = int((reset_at - now).total_seconds()) + 1
@@ -227,9 +227,9 @@ class Verifier:
             raise RateLimited("failed_checks", retry_after,
                               "Too many failed attempts; try again later.")
 
-        if row is None:
+        if row is None:  # nothing to guess at (expired, unsent, used up): no failure
             code_tools.matches(code, auth_id, "", self._keys)
-            error = self._why_not_checkable(current, now)
+            error = self._why_not_checkable(self.store.get_code(auth_id), now)
             self._emit("failed", auth_id, reason=error.reason)
             raise error
         if code_tools.matches(code, auth_id, row.digest, self._keys):
@@ -314,14 +314,10 @@ class Verifier:
         return budgets
 
     def _spend_send_budgets(
-        self, auth_id: str, number: str, client_address: str | None, now: datetime,
-        tx: Cursor,
+        self, budgets: list[tuple[str, str, int, int]], now: datetime, tx: Cursor,
     ) -> tuple[str, datetime] | None:
-        """Charge every send budget in ``tx``; the first one spent is returned, with its end."""
-        failures, reset_at = self.store.peek(f"failed:{auth_id}", now, tx=tx)
-        if failures >= self.settings.max_failed_checks and reset_at is not None:
-            return "failed_checks", reset_at
-        for name, key, limit, window in self._send_budgets(auth_id, number, client_address):
+        """Charge every budget in ``tx``; the first one spent is returned, with its end."""
+        for name, key, limit, window in budgets:
             count, reset_at = self.store.hit(key, window, now, tx=tx)
             if count > limit:
                 return name, reset_at

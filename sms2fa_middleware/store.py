@@ -42,6 +42,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    true,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -298,13 +299,14 @@ class _Statements:
         self.delete_code = _Prepared(delete_code, dialect)
         self.delete_this_code = _Prepared(
             delete_code.where(codes.c.digest == bindparam("b_digest")), dialect)
-        self.reserve_attempt = _Prepared(
+        reserve_attempt = (
             update(codes)
             .where(codes.c.auth_id == auth_id, codes.c.sent.is_(True),
                    codes.c.attempts_left > 0, codes.c.expires_at > now)
             .values(attempts_left=codes.c.attempts_left - 1)
             .returning(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
-                       codes.c.expires_at), dialect)
+                       codes.c.expires_at))
+        self.reserve_attempt = _Prepared(reserve_attempt, dialect)
         self.get_code = _Prepared(
             select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
                    codes.c.expires_at, codes.c.sent).where(codes.c.auth_id == auth_id), dialect)
@@ -312,13 +314,27 @@ class _Statements:
         reset_at = bindparam("b_reset_at", type_=UTCDateTime)
         insert_counter = upsert(counters)
         expired = counters.c.reset_at <= now
-        self.hit = _Prepared(insert_counter.on_conflict_do_update(
+        hit = insert_counter.on_conflict_do_update(
             index_elements=[counters.c.key],
             set_={
                 "count": case((expired, amount), else_=counters.c.count + amount),
                 "reset_at": case((expired, reset_at), else_=counters.c.reset_at),
             },
-        ).returning(counters.c.count, counters.c.reset_at), dialect)
+        ).returning(counters.c.count, counters.c.reset_at)
+        self.hit = _Prepared(hit, dialect)
+        # PostgreSQL: the failure slot and the attempt in one statement (data-modifying CTEs),
+        # so a guess costs one round trip instead of BEGIN, two statements and COMMIT. The
+        # upsert locks the counter row; the UPDATE sees the count it returned.
+        self.take_attempt: _Prepared | None = None
+        if dialect.name == "postgresql":
+            slot = hit.cte("failure_slot")
+            attempt = reserve_attempt.where(
+                select(slot.c.count).scalar_subquery() <= bindparam("b_limit", type_=Integer)
+            ).cte("attempt")
+            self.take_attempt = _Prepared(
+                select(slot.c.count, slot.c.reset_at, attempt.c.recipient, attempt.c.digest,
+                       attempt.c.attempts_left, attempt.c.expires_at)
+                .select_from(slot.outerjoin(attempt, true())), dialect)
         key = bindparam("b_key", type_=String)
         self.peek = _Prepared(select(counters.c.count, counters.c.reset_at).where(
             counters.c.key == key, counters.c.reset_at > now), dialect)
@@ -515,6 +531,45 @@ class Store:
             return None
         recipient, digest, attempts_left, expires_at = found
         return CodeRow(auth_id, recipient, digest, attempts_left, expires_at)
+
+    def take_attempt(self, auth_id: str, failure_key: str, window: int, limit: int,
+                     now: datetime) -> tuple[int, datetime, CodeRow | None]:
+        """Take a failure slot and, if it is within ``limit``, one attempt of the live code.
+
+        Returns (failures so far, when they reset, the code row or None). Atomic: parallel
+        guesses in any number of processes never evaluate more than ``limit`` failures, nor
+        more guesses than the code has attempts. A slot that found no attempt to take
+        (nothing to guess at) is given back.
+        """
+        reset_at = now + timedelta(seconds=window)
+        params = {"key": failure_key, "count": 1, "reset_at": reset_at, "b_amount": 1,
+                  "b_now": now, "b_reset_at": reset_at, "b_auth_id": auth_id, "b_limit": limit}
+        refund = params | {"count": -1, "b_amount": -1}
+        row = None
+        if self._sql.take_attempt is not None:
+            with self._one(write=True) as cursor:
+                found = self._sql.take_attempt.first(cursor, params)
+            assert found is not None  # the upsert always returns its row
+            failures, ends, recipient, digest, attempts_left, expires_at = found
+            if recipient is not None:
+                row = CodeRow(auth_id, recipient, digest, attempts_left, expires_at)
+            elif failures <= limit:
+                # Given back in a statement of its own: until it lands, a parallel guess may
+                # see one failure too many (a 429 too early, never a guess too many).
+                with self._one(write=True) as cursor:
+                    self._sql.hit.first(cursor, refund)
+            return int(failures), ends, row
+        with self._tx() as cursor:
+            found = self._sql.hit.first(cursor, params)
+            assert found is not None
+            failures, ends = found
+            if failures <= limit:
+                taken = self._sql.reserve_attempt.first(cursor, params)
+                if taken is None:
+                    self._sql.hit.first(cursor, refund)
+                else:
+                    row = CodeRow(auth_id, *taken)
+        return int(failures), ends, row
 
     def get_code(self, auth_id: str, tx: Cursor | None = None) -> CodeRow | None:
         with self._cursor(tx, write=False) as cursor:

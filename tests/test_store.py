@@ -122,6 +122,53 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
 # -- counters -------------------------------------------------------------------------------
 
 
+def test_take_attempt_takes_a_failure_slot_with_each_attempt(store: Store) -> None:
+    end = T0 + timedelta(seconds=60)
+    store.put_code(CodeRow("u1", NUMBER, "d" * 64, 2, T0 + timedelta(minutes=5)), T0)
+    store.mark_sent("u1", "d" * 64, None)
+
+    failures, ends, row = store.take_attempt("u1", "failed:u1", 60, 5, T0)
+    assert (failures, ends) == (1, end)
+    assert row == CodeRow("u1", NUMBER, "d" * 64, 1, T0 + timedelta(minutes=5))
+    assert store.take_attempt("u1", "failed:u1", 60, 5, T0)[::2] == (
+        2, CodeRow("u1", NUMBER, "d" * 64, 0, T0 + timedelta(minutes=5)))
+    # Used up: nothing to guess at, so the slot it took is given back.
+    assert store.take_attempt("u1", "failed:u1", 60, 5, T0) == (3, end, None)
+    assert store.peek("failed:u1", T0) == (2, end)
+
+
+def test_take_attempt_takes_no_attempt_beyond_the_failure_limit(store: Store) -> None:
+    end = T0 + timedelta(seconds=60)
+    store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0 + timedelta(minutes=5)), T0)
+    store.mark_sent("u1", "d" * 64, None)
+    store.hit("failed:u1", 60, T0, amount=2)
+
+    assert store.take_attempt("u1", "failed:u1", 60, 2, T0) == (3, end, None)
+    assert store.get_code("u1").attempts_left == 3  # type: ignore[union-attr]
+    assert store.peek("failed:u1", T0) == (3, end)  # over the limit: the slot stays taken
+
+
+def test_take_attempt_from_8_threads_never_exceeds_the_limit(store: Store) -> None:
+    store.put_code(CodeRow("u1", NUMBER, "d" * 64, 20, T0 + timedelta(minutes=5)), T0)
+    store.mark_sent("u1", "d" * 64, None)
+    rows: list[CodeRow] = []
+
+    def guess() -> None:
+        for _ in range(10):
+            row = store.take_attempt("u1", "failed:u1", 60, 7, T0)[2]
+            if row is not None:
+                rows.append(row)
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.attempts_left for r in rows) == list(range(13, 20))
+    assert store.get_code("u1").attempts_left == 13  # type: ignore[union-attr]
+
+
+
 def test_hit_counts_within_a_fixed_window_then_starts_again(store: Store) -> None:
     end = T0 + timedelta(seconds=60)
     assert store.hit("k", 60, T0) == (1, end)
