@@ -7,9 +7,12 @@ is given. SMS sends always run in worker threads; see ``_checks_inline`` for che
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.types import Scope
 
@@ -20,6 +23,58 @@ from .settings import Settings
 
 PREFIX_ENV = "SMS2FA_SERVE_PREFIX"
 
+T = TypeVar("T")
+
+
+class Threads:
+    """Blocking calls run in worker threads and awaited from one event loop.
+
+    A lighter hop than ``loop.run_in_executor`` (about 35 µs of CPU a call here, against 80:
+    the executor chains a concurrent Future to an asyncio one, each with its own lock and
+    callbacks). Threads start as calls wait for one, up to ``limit``; they are daemons, and
+    uvicorn waits for in-flight requests before it exits.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._limit = limit
+        self._threads = 0
+        self._waiting = 0  # calls queued or running; touched only on the event loop
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._waiting += 1
+        try:
+            if self._waiting > self._threads and self._threads < self._limit:
+                self._threads += 1
+                threading.Thread(target=self._work, name=f"sms2fa-{self._threads}",
+                                 daemon=True).start()
+            self._jobs.put((loop, future, fn, args))
+            return await future
+        finally:
+            self._waiting -= 1
+
+    def _work(self) -> None:
+        while True:
+            loop, future, fn, args = self._jobs.get()
+            outcome: tuple[Any, BaseException | None]
+            try:
+                outcome = (fn(*args), None)
+            except BaseException as exc:
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the request was cancelled meanwhile
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
 
 class VerificationService:
     """An ASGI app serving :class:`~sms2fa_middleware.http.VerificationAPI` under ``prefix``."""
@@ -28,7 +83,7 @@ class VerificationService:
         self.api = VerificationAPI(verifier)
         # Threads mostly wait (on the SMS provider, on the database): a slow provider must not
         # cap how many verifications a worker has in flight at a handful.
-        self._threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sms2fa")
+        self._threads = Threads(limit=64)
         # Checks on SQLite run on the event loop: they are local, take a fraction of a
         # millisecond, and writes queue for one lock anyway, so this worker behaves like a
         # sync worker for them. In a thread, the writer holding that lock waited for the GIL
@@ -59,11 +114,7 @@ class VerificationService:
         if self._checks_inline and not is_create:
             response = self.api.handle(request, path)
         else:
-            # A plain executor hop: uvicorn runs asyncio, and anyio's portable to_thread
-            # costs several times more per call.
-            loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(self._threads, self.api.handle, request,
-                                                  path)
+            response = await self._threads.run(self.api.handle, request, path)
         await send_response(send, response, head=request.method == "HEAD")
 
 
