@@ -4,8 +4,8 @@ Guarantees (each one a test):
 
 * codes come from ``secrets``, have exactly the asked number of digits, live at most
   ``code_expiration`` seconds, are stored only as a keyed digest and compared in constant time;
-* a code becomes checkable only after the SMS provider accepted it, and a failed send leaves
-  nothing pending;
+* a code is stored (and so checkable) only once the SMS provider accepted it: a failed send
+  leaves no new code pending;
 * every guess first takes an attempt with one conditional UPDATE, so parallel wrong guesses in
   any number of processes never evaluate more guesses than allowed, and a right code succeeds
   exactly once;
@@ -139,7 +139,7 @@ class Verifier:
         message: str | None = None,
         client_address: str | None = None,
     ) -> Started:
-        """Create a code for ``auth_id``, replacing any pending one, and send it by SMS."""
+        """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one."""
         s = self.settings
         auth_id = check_auth_id(auth_id)
         number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
@@ -158,43 +158,37 @@ class Verifier:
 
         now = utcnow()
         self._maybe_purge(now)
-        code = code_tools.generate_code(length)
-        digest = code_tools.digest(code, auth_id, self._keys[0])
-        expires_at = now + timedelta(seconds=lifetime)
         failures, locked_until = self.store.peek(f"failed:{auth_id}", now)
         if failures >= s.max_failed_checks and locked_until is not None:
             self._refuse("failed_checks", auth_id, number, locked_until, now)
-        row = CodeRow(auth_id, number, digest, attempts, expires_at)
         budgets = self._send_budgets(auth_id, number, client_address)
-        if budgets:  # the budgets and the new code in one transaction: one lock, one commit
+        if budgets:
             with self.store.transaction() as tx:
                 refused = self._spend_send_budgets(budgets, now, tx)
-                if refused is None:
-                    self.store.put_code(row, now, tx=tx)
             if refused is not None:
                 self._refuse(refused[0], auth_id, number, refused[1], now)
-        else:
-            self.store.put_code(row, now)
+        code = code_tools.generate_code(length)
         self._emit("started", auth_id, number)
-        body = template.format(code=code, org_name=s.org_name)
         try:
-            message_id = self.sender.send(number, body)
+            message_id = self.sender.send(number, template.format(code=code,
+                                                                  org_name=s.org_name))
         except SendError as exc:
-            # Nothing may stay pending for a code nobody received, and the user may retry now.
-            self.store.delete_code(auth_id, digest)
             if exc.status is not None:
                 # The provider answered "no": nothing went out, so the budgets are given back.
                 # After a timeout or a dropped connection the SMS may have gone: they stay spent.
                 self._refund_send_budgets(auth_id, number, client_address, now)
             elif s.resend_cooldown:
-                self.store.reset(f"cooldown:{auth_id}")
+                self.store.reset(f"cooldown:{auth_id}")  # the user may ask again at once
             self._emit("send_failed", auth_id, number, reason="SMSDeliveryFailed",
                        status=exc.status)
             raise SMSDeliveryFailed() from exc
-        except BaseException:
-            self.store.delete_code(auth_id, digest)
-            raise
-        self.store.mark_sent(auth_id, digest, message_id)
+        # Stored only now that the provider accepted it, so a failed send (or a worker killed
+        # mid-send) leaves nothing to guess at, and a code costs one write. An earlier code
+        # stays valid until this one replaces it.
+        expires_at = now + timedelta(seconds=lifetime)
+        digest = code_tools.digest(code, auth_id, self._keys[0])
+        self.store.put_code(CodeRow(auth_id, number, digest, attempts, expires_at), now,
+                            message_id)
         self._emit("sent", auth_id, number, message_id=message_id)
         return Started(auth_id, number, expires_at, attempts, message_id)
 
@@ -227,7 +221,7 @@ class Verifier:
             raise RateLimited("failed_checks", retry_after,
                               "Too many failed attempts; try again later.")
 
-        if row is None:  # nothing to guess at (expired, unsent, used up): no failure
+        if row is None:  # nothing to guess at (expired or used up): no failure
             code_tools.matches(code, auth_id, "", self._keys)
             error = self._why_not_checkable(self.store.get_code(auth_id), now)
             self._emit("failed", auth_id, reason=error.reason)
@@ -260,7 +254,7 @@ class Verifier:
     def pending(self, auth_id: str) -> Pending | None:
         """The live, sent code waiting for ``auth_id``, if any (no secret in it)."""
         row = self.store.get_code(check_auth_id(auth_id))
-        if row is None or not row.sent or row.attempts_left <= 0 or row.expires_at <= utcnow():
+        if row is None or row.attempts_left <= 0 or row.expires_at <= utcnow():
             return None
         return Pending(auth_id, row.recipient, row.expires_at, row.attempts_left)
 
@@ -343,7 +337,7 @@ class Verifier:
         raise RateLimited(budget, retry_after)
 
     def _why_not_checkable(self, row: CodeRow | None, now: datetime) -> VerificationError:
-        if row is None or not row.sent:
+        if row is None:
             return UnknownAuthId()
         if row.expires_at <= now:
             self.store.delete_code(row.auth_id, row.digest)

@@ -27,7 +27,6 @@ except ImportError:  # Windows: threads are still serialised, processes by SQLit
     fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import (
-    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -117,9 +116,8 @@ codes = Table(
     Column("attempts_left", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
-    # A code becomes checkable only once the provider accepted the SMS: a send that failed,
-    # or a worker killed mid-send, never leaves a code that can be guessed at.
-    Column("sent", Boolean, nullable=False, default=False),
+    # Rows are written only once the provider accepted the SMS: a send that failed, or a
+    # worker killed mid-send, never leaves a code that can be guessed at.
     Column("message_id", String(64)),
 )
 
@@ -147,7 +145,6 @@ class CodeRow:
     digest: str
     attempts_left: int
     expires_at: datetime
-    sent: bool = True
 
 
 def _sqlite_engine(url: str, *, writer: bool, lock: WriterLock | None = None) -> Engine:
@@ -291,25 +288,21 @@ class _Statements:
             set_={c.name: insert_code.excluded[c.name] for c in codes.columns
                   if c.name != "auth_id"},
         ), dialect)
-        self.mark_sent = _Prepared(
-            update(codes)
-            .where(codes.c.auth_id == auth_id, codes.c.digest == bindparam("b_digest"))
-            .values(sent=True, message_id=bindparam("b_message_id")), dialect)
         delete_code = delete(codes).where(codes.c.auth_id == auth_id)
         self.delete_code = _Prepared(delete_code, dialect)
         self.delete_this_code = _Prepared(
             delete_code.where(codes.c.digest == bindparam("b_digest")), dialect)
         reserve_attempt = (
             update(codes)
-            .where(codes.c.auth_id == auth_id, codes.c.sent.is_(True),
-                   codes.c.attempts_left > 0, codes.c.expires_at > now)
+            .where(codes.c.auth_id == auth_id, codes.c.attempts_left > 0,
+                   codes.c.expires_at > now)
             .values(attempts_left=codes.c.attempts_left - 1)
             .returning(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
                        codes.c.expires_at))
         self.reserve_attempt = _Prepared(reserve_attempt, dialect)
         self.get_code = _Prepared(
             select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
-                   codes.c.expires_at, codes.c.sent).where(codes.c.auth_id == auth_id), dialect)
+                   codes.c.expires_at).where(codes.c.auth_id == auth_id), dialect)
         amount = bindparam("b_amount", type_=Integer)
         reset_at = bindparam("b_reset_at", type_=UTCDateTime)
         insert_counter = upsert(counters)
@@ -490,21 +483,15 @@ class Store:
 
     # -- codes ----------------------------------------------------------------------------
 
-    def put_code(self, row: CodeRow, now: datetime, tx: Cursor | None = None) -> None:
-        """Store a not-yet-sent code, replacing any code pending for the same auth_id."""
+    def put_code(self, row: CodeRow, now: datetime, message_id: str | None = None,
+                 tx: Cursor | None = None) -> None:
+        """Store a code the provider accepted, replacing any code pending for its auth_id."""
         with self._cursor(tx) as cursor:
             self._sql.put_code.execute(cursor, {
                 "auth_id": row.auth_id, "recipient": row.recipient, "digest": row.digest,
                 "attempts_left": row.attempts_left, "created_at": now,
-                "expires_at": row.expires_at, "sent": False, "message_id": None,
+                "expires_at": row.expires_at, "message_id": message_id,
             })
-
-    def mark_sent(self, auth_id: str, digest: str, message_id: str | None,
-                  tx: Cursor | None = None) -> bool:
-        """Make the code checkable; False if it was replaced or deleted meanwhile."""
-        params = {"b_auth_id": auth_id, "b_digest": digest, "b_message_id": message_id}
-        with self._cursor(tx) as cursor:
-            return self._sql.mark_sent.execute(cursor, params).rowcount == 1  # type: ignore[no-any-return]
 
     def delete_code(self, auth_id: str, digest: str | None = None,
                     tx: Cursor | None = None) -> bool:
@@ -519,7 +506,7 @@ class Store:
 
     def reserve_attempt(self, auth_id: str, now: datetime,
                         tx: Cursor | None = None) -> CodeRow | None:
-        """Atomically take one attempt from a live, sent code; None if there is none to take.
+        """Atomically take one attempt from a live code; None if there is none to take.
 
         This single conditional UPDATE is what makes brute force across processes impossible:
         each caller that gets a row back owns exactly one guess, and once ``attempts_left``
@@ -576,8 +563,7 @@ class Store:
             found = self._sql.get_code.first(cursor, {"b_auth_id": auth_id})
         if found is None:
             return None
-        recipient, digest, attempts_left, expires_at, sent = found
-        return CodeRow(auth_id, recipient, digest, attempts_left, expires_at, sent)
+        return CodeRow(auth_id, *found)
 
     # -- counters -------------------------------------------------------------------------
 

@@ -414,17 +414,18 @@ def test_failed_send_leaves_no_row_and_answers_502_json(
 
 def test_code_not_checkable_while_its_sms_is_in_flight(quiet: Verifier,
                                                        fake_flowroute: FakeFlowroute) -> None:
-    """Same defect, the other window: the row exists before the provider answers; until it
-    accepted the SMS, the code must not be checkable."""
+    """Same defect, the other window: the original stored the row before the provider
+    answered. Until it accepted the SMS, there must be no code to check."""
     fake_flowroute.delay = 1.0
     done = threading.Event()
     thread = threading.Thread(target=lambda: (quiet.start("u1", NUMBER), done.set()))
     thread.start()
     try:
         deadline = datetime.now(timezone.utc) + timedelta(seconds=5)
-        while quiet.store.count_codes() == 0 and datetime.now(timezone.utc) < deadline:
+        while fake_flowroute.requests_seen == 0 and datetime.now(timezone.utc) < deadline:
             time.sleep(0.01)
-        assert not done.is_set()
+        assert fake_flowroute.requests_seen == 1 and not done.is_set()  # in flight
+        assert quiet.store.count_codes() == 0
         assert quiet.pending("u1") is None
         assert reason_of(lambda: quiet.check("u1", "123456")) == "UnknownAuthId"
     finally:

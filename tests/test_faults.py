@@ -55,7 +55,7 @@ def _pending(database_url: str, auth_id: str) -> list[dict[str, Any]]:
     store = Store(database_url)
     try:
         return store.run(lambda conn: [dict(r._mapping) for r in conn.execute(
-            select(codes.c.auth_id, codes.c.sent).where(codes.c.auth_id == auth_id))])
+            select(codes.c.auth_id).where(codes.c.auth_id == auth_id))])
     finally:
         store.dispose()
 
@@ -148,7 +148,7 @@ def test_provider_fault_answers_502_leaves_nothing_pending_and_recovers(
     assert body["reason"] == "SMSDeliveryFailed" and set(body) == {"message", "reason"}, body
     assert "retry-after" not in response.headers
     assert fake.requests_seen - seen == attempts
-    assert _pending(live.database_url, auth_id) == []  # nothing pending, not even unsent
+    assert _pending(live.database_url, auth_id) == []  # nothing pending
 
     if fault == "slowly":
         # The provider still took the late message; its code must not be checkable.
@@ -447,21 +447,20 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
             assert len(after) == workers and victim not in after
             assert f"Child process [{victim}] died" in log.read_text(errors="replace")
 
-            # No half-done state: every code row left unsent belongs to a create that broke
-            # with the worker, and it cannot be checked.
-            broken_creates = {o.auth_id for o in outcomes if o.kind == "create"
-                              and o.status is None}
+            # No half-done state: every code row is one the provider accepted, and a create
+            # that broke with the worker either stored its code or left nothing behind.
             store = Store(database_url)
             try:
-                unsent = store.run(lambda conn: [r.auth_id for r in conn.execute(
-                    select(codes.c.auth_id).where(codes.c.sent.is_(False)))])
+                stored = store.run(lambda conn: {r.auth_id: r.message_id for r in conn.execute(
+                    select(codes.c.auth_id, codes.c.message_id))})
             finally:
                 store.dispose()
-            assert set(unsent) <= broken_creates, (unsent, broken_creates)
-            for auth_id in unsent:
-                response = requests.get(base + "/", params={"auth_id": auth_id,
-                                                            "code": "123456"}, timeout=30)
-                assert _json(response)["reason"] == "UnknownAuthId"
+            assert None not in stored.values()
+            assert set(stored.values()) <= {m.id for m in fake.messages}
+            broken_creates = {o.auth_id for o in outcomes if o.kind == "create"
+                              and o.status is None}
+            created = {o.auth_id for o in outcomes if o.kind == "create" and o.status == 200}
+            assert set(stored) <= created | broken_creates
 
     statuses = Counter(o.status for o in outcomes)
     assert not [o for o in outcomes if o.status is not None and o.status >= 500], statuses

@@ -106,7 +106,6 @@ def test_comparisons_respect_time_zones(store: Store) -> None:
     # Expires 12:00Z, written as 17:00+05:00; at 11:59Z it is live, at 12:01-ish not.
     expires = T0.astimezone(timezone(timedelta(hours=5)))
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, expires), T0 - timedelta(minutes=5))
-    store.mark_sent("u1", "d" * 64, None)
     assert store.reserve_attempt("u1", T0 - timedelta(minutes=1)) is not None
     western = timezone(timedelta(hours=-8))
     assert store.reserve_attempt("u1", (T0 + timedelta(seconds=1)).astimezone(western)) is None
@@ -125,7 +124,6 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
 def test_take_attempt_takes_a_failure_slot_with_each_attempt(store: Store) -> None:
     end = T0 + timedelta(seconds=60)
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 2, T0 + timedelta(minutes=5)), T0)
-    store.mark_sent("u1", "d" * 64, None)
 
     failures, ends, row = store.take_attempt("u1", "failed:u1", 60, 5, T0)
     assert (failures, ends) == (1, end)
@@ -140,7 +138,6 @@ def test_take_attempt_takes_a_failure_slot_with_each_attempt(store: Store) -> No
 def test_take_attempt_takes_no_attempt_beyond_the_failure_limit(store: Store) -> None:
     end = T0 + timedelta(seconds=60)
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0 + timedelta(minutes=5)), T0)
-    store.mark_sent("u1", "d" * 64, None)
     store.hit("failed:u1", 60, T0, amount=2)
 
     assert store.take_attempt("u1", "failed:u1", 60, 2, T0) == (3, end, None)
@@ -150,7 +147,6 @@ def test_take_attempt_takes_no_attempt_beyond_the_failure_limit(store: Store) ->
 
 def test_take_attempt_from_8_threads_never_exceeds_the_limit(store: Store) -> None:
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 20, T0 + timedelta(minutes=5)), T0)
-    store.mark_sent("u1", "d" * 64, None)
     rows: list[CodeRow] = []
 
     def guess() -> None:
@@ -225,35 +221,31 @@ def test_hit_is_atomic_under_parallel_threads(store: Store) -> None:
 
 def test_reserve_attempt_takes_one_attempt_at_a_time(store: Store) -> None:
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 2, T0 + timedelta(minutes=5)), T0)
-    assert store.reserve_attempt("u1", T0) is None  # not sent yet
-    assert store.mark_sent("u1", "d" * 64, "mdr2-1")
     first = store.reserve_attempt("u1", T0)
     second = store.reserve_attempt("u1", T0)
     assert first is not None and first.attempts_left == 1 and first.digest == "d" * 64
     assert second is not None and second.attempts_left == 0
     assert store.reserve_attempt("u1", T0) is None
     row = store.get_code("u1")
-    assert row is not None and row.attempts_left == 0 and row.sent is True
+    assert row is not None and row.attempts_left == 0
     assert store.reserve_attempt("nobody", T0) is None
 
 
 def test_reserve_attempt_refuses_an_expired_code(store: Store) -> None:
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0), T0 - timedelta(minutes=5))
-    store.mark_sent("u1", "d" * 64, None)
     assert store.reserve_attempt("u1", T0) is None  # expires_at <= now
     row = store.get_code("u1")
     assert row is not None and row.attempts_left == 3
 
 
-def test_put_code_replaces_and_mark_sent_and_delete_check_the_digest(store: Store) -> None:
-    store.put_code(CodeRow("u1", NUMBER, "a" * 64, 3, T0 + timedelta(minutes=5)), T0)
-    store.mark_sent("u1", "a" * 64, None)
+def test_put_code_replaces_and_delete_checks_the_digest(store: Store) -> None:
+    store.put_code(CodeRow("u1", NUMBER, "a" * 64, 3, T0 + timedelta(minutes=5)), T0, "mdr2-a")
     store.put_code(CodeRow("u1", "+12065550145", "b" * 64, 5, T0 + timedelta(minutes=9)), T0)
     row = store.get_code("u1")
-    assert row == CodeRow("u1", "+12065550145", "b" * 64, 5, T0 + timedelta(minutes=9), False)
+    assert row == CodeRow("u1", "+12065550145", "b" * 64, 5, T0 + timedelta(minutes=9))
     assert store.count_codes() == 1
-    assert store.mark_sent("u1", "a" * 64, None) is False  # replaced meanwhile
-    assert store.delete_code("u1", "a" * 64) is False
+    assert store.run(lambda c: c.execute(select(codes.c.message_id)).scalar_one()) is None
+    assert store.delete_code("u1", "a" * 64) is False  # replaced meanwhile
     assert store.delete_code("u1", "b" * 64) is True
     assert store.delete_code("u1") is False
     assert store.get_code("u1") is None
@@ -286,7 +278,6 @@ def store_operations(s: Store) -> dict[str, Callable[[], Any]]:
     return {
         "create_schema": s.create_schema,
         "put_code": lambda: s.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0), T0),
-        "mark_sent": lambda: s.mark_sent("u1", "d" * 64, None),
         "reserve_attempt": lambda: s.reserve_attempt("u1", T0),
         "get_code": lambda: s.get_code("u1"),
         "delete_code": lambda: s.delete_code("u1"),
