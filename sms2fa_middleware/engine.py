@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from . import codes as code_tools
 from .errors import (
@@ -44,6 +45,36 @@ log = logging.getLogger("sms2fa")
 
 MAX_AUTH_ID_LENGTH = 120
 PURGE_INTERVAL = 60.0  # seconds between purges of expired rows, per process
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OutgoingSMS:
+    """One text message to hand to the sender (see :meth:`Verifier.start_steps`)."""
+
+    to: str  # E.164
+    body: str = field(repr=False)  # it holds the code
+
+
+SendSteps = Generator[OutgoingSMS, "str | None", T]
+"""Work that pauses at each SMS: it yields the message and is resumed with the provider's
+message id, or with the sender's exception thrown in."""
+
+
+def run_steps(steps: SendSteps[T], send: Callable[[str, str], str | None]) -> T:
+    """Run ``steps`` to the end, sending each SMS it yields with ``send`` (in this thread)."""
+    try:
+        sms = next(steps)
+        while True:
+            try:
+                message_id = send(sms.to, sms.body)
+            except Exception as exc:
+                sms = steps.throw(exc)
+            else:
+                sms = steps.send(message_id)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -140,6 +171,26 @@ class Verifier:
         client_address: str | None = None,
     ) -> Started:
         """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one."""
+        return run_steps(self.start_steps(
+            auth_id, recipient, code_length=code_length, expiration=expiration,
+            retries=retries, message=message, client_address=client_address,
+        ), self.sender.send)
+
+    def start_steps(
+        self,
+        auth_id: str,
+        recipient: str | int,
+        *,
+        code_length: int | None = None,
+        expiration: int | None = None,
+        retries: int | None = None,
+        message: str | None = None,
+        client_address: str | None = None,
+    ) -> SendSteps[Started]:
+        """:meth:`start` in steps: the SMS is yielded instead of sent (see :func:`run_steps`).
+
+        An event loop can then do the database work itself and send in a thread.
+        """
         s = self.settings
         auth_id = check_auth_id(auth_id)
         number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
@@ -170,8 +221,8 @@ class Verifier:
         code = code_tools.generate_code(length)
         self._emit("started", auth_id, number)
         try:
-            message_id = self.sender.send(number, template.format(code=code,
-                                                                  org_name=s.org_name))
+            message_id = yield OutgoingSMS(number, template.format(code=code,
+                                                                   org_name=s.org_name))
         except SendError as exc:
             if exc.status is not None:
                 # The provider answered "no": nothing went out, so the budgets are given back.

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
-from .engine import Verifier
+from .engine import SendSteps, Verifier, run_steps
 from .errors import (
     ExpiredAuthCode,
     InvalidAPIUsage,
@@ -169,15 +169,19 @@ class VerificationAPI:
 
     def handle(self, request: Request, path: str) -> Response:
         """Answer one API request. Never raises; never answers HTML."""
+        return run_steps(self.handle_steps(request, path), self.verifier.sender.send)
+
+    def handle_steps(self, request: Request, path: str) -> SendSteps[Response]:
+        """:meth:`handle` in steps: an SMS to send is yielded (see :func:`run_steps`)."""
         try:
-            return self._route(request, path)
+            return (yield from self._route(request, path))
         except VerificationError as exc:
             return error_response(self._uniform(exc))
         except Exception:
             log.exception("sms2fa: unexpected error in the API")
             return json_response(500, {"message": "Internal error.", "reason": "InternalError"})
 
-    def _route(self, request: Request, path: str) -> Response:
+    def _route(self, request: Request, path: str) -> SendSteps[Response]:
         path = path or "/"
         if path == "/openapi.json" and request.method in ("GET", "HEAD"):
             from .openapi import openapi_document
@@ -197,7 +201,7 @@ class VerificationAPI:
                 [("www-authenticate", 'Bearer realm="sms2fa"')],
             )
         if request.method == "POST" and path == "/":
-            return self._create(request)
+            return (yield from self._create(request))
         if path == "/check":
             data = _json_body(request)
             _only(data, ("auth_id", "code"), ())
@@ -215,10 +219,10 @@ class VerificationAPI:
             given.strip().encode(), self.token.encode()
         )
 
-    def _create(self, request: Request) -> Response:
+    def _create(self, request: Request) -> SendSteps[Response]:
         data = _json_body(request)
         _only(data, ("auth_id", "recipient"), self.CREATE_OPTIONS)
-        started = self.verifier.start(
+        started = yield from self.verifier.start_steps(
             data["auth_id"],
             data["recipient"],
             code_length=data.get("code_length"),

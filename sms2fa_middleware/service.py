@@ -1,7 +1,8 @@
 """The standalone verification service: the HTTP API as a pure ASGI app.
 
 ``sms2fa serve`` runs :func:`create_app` under uvicorn; the API is at ``/`` unless a prefix
-is given. SMS sends always run in worker threads; see ``_checks_inline`` for checks.
+is given. SMS sends always run in worker threads; database work too, except on SQLite
+(see ``_database_on_loop``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.types import Scope
 
 from .asgi_io import lifespan, read_request, send_response
 from .engine import Verifier
-from .http import Request, VerificationAPI, json_response, too_large
+from .http import Request, Response, VerificationAPI, json_response, too_large
 from .settings import Settings
 
 PREFIX_ENV = "SMS2FA_SERVE_PREFIX"
@@ -84,13 +85,14 @@ class VerificationService:
         # Threads mostly wait (on the SMS provider, on the database): a slow provider must not
         # cap how many verifications a worker has in flight at a handful.
         self._threads = Threads(limit=64)
-        # Checks on SQLite run on the event loop: they are local, take a fraction of a
-        # millisecond, and writes queue for one lock anyway, so this worker behaves like a
-        # sync worker for them. In a thread, the writer holding that lock waited for the GIL
-        # while the loop ran: 1.8x fewer wrong-code checks a second (bench/service.py).
-        # Creates (which call the SMS provider) and all PostgreSQL work (network round
-        # trips to another host) stay in threads.
-        self._checks_inline = verifier.store.dialect == "sqlite"
+        # On SQLite the database work runs on the event loop and only the SMS goes to a
+        # thread: it is local, takes a fraction of a millisecond, and writes queue for one
+        # lock anyway, so this worker behaves like a sync worker for it. In a thread, the
+        # writer holding that lock waited for the GIL while the loop ran: 1.7x fewer
+        # wrong-code checks a second (bench/service.py). PostgreSQL work (round trips to
+        # another host) stays in threads.
+        self._database_on_loop = verifier.store.dialect == "sqlite"
+        self._send = verifier.sender.send
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -110,12 +112,26 @@ class VerificationService:
         if request is None:
             await send_response(send, too_large())
             return
-        is_create = request.method == "POST" and path in ("", "/")
-        if self._checks_inline and not is_create:
-            response = self.api.handle(request, path)
+        if self._database_on_loop:
+            response = await self._answer_here(request, path)
         else:
             response = await self._threads.run(self.api.handle, request, path)
         await send_response(send, response, head=request.method == "HEAD")
+
+    async def _answer_here(self, request: Request, path: str) -> Response:
+        """The API's answer, worked out on this loop but for the SMS, sent in a thread."""
+        steps = self.api.handle_steps(request, path)
+        try:
+            sms = next(steps)
+            while True:
+                try:
+                    message_id = await self._threads.run(self._send, sms.to, sms.body)
+                except Exception as exc:
+                    sms = steps.throw(exc)
+                else:
+                    sms = steps.send(message_id)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 def create_app(settings: Settings | None = None, prefix: str | None = None) -> VerificationService:

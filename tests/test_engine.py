@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from sms2fa_middleware import (
 )
 from sms2fa_middleware import codes as code_tools
 from sms2fa_middleware.phones import mask
+from sms2fa_middleware.sms import SendError
 from sms2fa_middleware.store import CodeRow, codes, utcnow
 from sms2fa_middleware.testing import FakeFlowroute
 
@@ -263,6 +265,27 @@ def test_new_start_replaces_the_pending_code(verifier: Verifier,
         verifier.check("u1", first)
     assert info.value.attempts_left == 2  # the new code has its own attempts
     assert verifier.check("u1", second) == Verified("u1", NUMBER)
+
+
+def test_start_in_steps_stores_nothing_until_the_sms_was_accepted(
+        verifier: Verifier, fake_flowroute: FakeFlowroute) -> None:
+    steps = verifier.start_steps("u1", NUMBER)
+    sms = next(steps)
+    code = re.findall(r"\d{6}", sms.body)[0]
+    assert sms.to == NUMBER and code not in repr(sms)
+    assert verifier.store.count_codes() == 0 and fake_flowroute.messages == []
+    with pytest.raises(StopIteration) as done:
+        steps.send("mdr2-given")
+    assert done.value.value.message_id == "mdr2-given"
+    assert verifier.check("u1", code) == Verified("u1", NUMBER)
+
+
+def test_start_in_steps_turns_a_send_error_into_sms_delivery_failed(verifier: Verifier) -> None:
+    steps = verifier.start_steps("u1", NUMBER)
+    next(steps)
+    with pytest.raises(SMSDeliveryFailed):
+        steps.throw(SendError("refused", status=422))
+    assert verifier.store.count_codes() == 0
 
 
 def test_a_failed_resend_leaves_the_earlier_code_as_it_was(
