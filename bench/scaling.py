@@ -42,8 +42,8 @@ ROUND_SIZE = 50  # checks per store before switching to the other one
 
 
 def fill(verifier: Any, count: int) -> float:
-    """Write ``count`` sent, live codes p-0 .. p-(count-1) in one statement; seconds taken."""
-    from sqlalchemy import Boolean, Integer, String, bindparam, cast, literal, select
+    """Write ``count`` live codes p-0 .. p-(count-1) in one statement; seconds taken."""
+    from sqlalchemy import Integer, String, bindparam, cast, literal, select
 
     from sms2fa_middleware.codes import digest
     from sms2fa_middleware.store import UTCDateTime, codes
@@ -59,10 +59,9 @@ def fill(verifier: Any, count: int) -> float:
         literal(ATTEMPTS, Integer),
         bindparam("now", now, type_=UTCDateTime),
         bindparam("expires", now + timedelta(hours=1), type_=UTCDateTime),
-        literal(True, Boolean),
     )
     stmt = codes.insert().from_select(
-        ["auth_id", "recipient", "digest", "attempts_left", "created_at", "expires_at", "sent"],
+        ["auth_id", "recipient", "digest", "attempts_left", "created_at", "expires_at"],
         rows,
     )
     t0 = time.perf_counter()

@@ -202,7 +202,7 @@ def run_wrk(url: str, script: Path, duration: float, workload: str) -> Result:
 
 def insert_pending(database_url: str, prefix: str, count: int, code: str,
                    attempts: int) -> float:
-    """Write ``count`` sent, live codes ``<prefix>0..`` straight into the store; seconds taken."""
+    """Write ``count`` live codes ``<prefix>0..`` straight into the store; seconds taken."""
     from sms2fa_middleware.codes import digest
     from sms2fa_middleware.store import Store, codes
 
@@ -216,7 +216,7 @@ def insert_pending(database_url: str, prefix: str, count: int, code: str,
         rows = [{
             "auth_id": f"{prefix}{i}", "recipient": "+12065550100",
             "digest": digest(code, f"{prefix}{i}", SECRET_KEY), "attempts_left": attempts,
-            "created_at": now, "expires_at": expires, "sent": True, "message_id": None,
+            "created_at": now, "expires_at": expires, "message_id": None,
         } for i in range(start, min(count, start + chunk))]
         store.run(partial(_insert, codes, rows))
     store.dispose()
