@@ -231,6 +231,8 @@ def make_engine(database_url: str, lock: WriterLock | None = None) -> Engine:
                          hide_parameters=True, connect_args={"connect_timeout": 5})
 
 
+_INHERITED: list[Any] = []  # SQLite connections a forked child must neither use nor close
+
 Cursor = Any  # a DBAPI cursor (sqlite3 or psycopg): DBAPI has no common type to name
 
 
@@ -357,6 +359,8 @@ class Store:
             self.engine = make_engine(database_url, self._writer_lock)
         self.dialect = self.engine.dialect.name
         self._driver = self.engine.dialect.loaded_dbapi
+        # A SQLite file: each thread keeps a writing and a reading connection of its own.
+        self._own: tuple[threading.local, threading.local] | None = None
         self.reader: Engine
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as upsert
@@ -368,6 +372,7 @@ class Store:
 
             if on_disk and not isinstance(database_url, Engine):
                 self.reader = _sqlite_engine(str(url), writer=False, lock=self._writer_lock)
+                self._own = (threading.local(), threading.local())  # writer, reader
             else:
                 self.reader = self.engine
             if self._writer_lock is None:  # in memory: still one writer thread at a time
@@ -380,9 +385,39 @@ class Store:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _connection(self, engine: Engine) -> AbstractContextManager[Any]:
+        """A DBAPI connection to ``engine``; a database failure becomes StoreUnavailable (503).
+
+        On a SQLite file, this thread's own: a pool checkout and return cost more than the
+        statement (a third of an unknown-id check). Elsewhere, one from the pool.
+        """
+        if self._own is not None:
+            return self._own_connection(engine, self._own[engine is self.reader])
+        return self._pooled_connection(engine)
+
     @contextmanager
-    def _connection(self, engine: Engine) -> Iterator[Any]:
-        """A pooled DBAPI connection; a database failure becomes StoreUnavailable (a 503)."""
+    def _own_connection(self, engine: Engine, here: threading.local) -> Iterator[Any]:
+        try:
+            with _unavailable_on_failure():  # the SQLite lock file
+                if getattr(here, "pid", None) != os.getpid():  # this thread's first use
+                    if getattr(here, "connection", None) is not None:
+                        # Inherited over fork: kept, never used or closed (closing it would
+                        # drop this process's SQLite locks on the file).
+                        _INHERITED.append(here.connection)
+                        here.connection = None
+                    pooled = engine.raw_connection()
+                    here.connection, here.pid = pooled.driver_connection, os.getpid()
+                    pooled.detach()  # ours until the thread ends; the pool forgets it
+                yield here.connection
+        except self._driver.Error as exc:
+            if not isinstance(exc, (self._driver.OperationalError, self._driver.InterfaceError)):
+                raise
+            here.pid = here.connection = None  # a new one next time
+            log.error("sms2fa: database unavailable: %s", type(exc).__name__)
+            raise StoreUnavailable() from exc
+
+    @contextmanager
+    def _pooled_connection(self, engine: Engine) -> Iterator[Any]:
         raw = None
         try:
             with _unavailable_on_failure():  # pool timeouts, the SQLite lock file
@@ -481,6 +516,11 @@ class Store:
             yield conn
 
     def dispose(self) -> None:
+        """Close the pooled connections, and this thread's own (others close as threads end)."""
+        for here in self._own or ():
+            if getattr(here, "connection", None) is not None and here.pid == os.getpid():
+                here.connection.close()
+            here.pid = here.connection = None
         self.engine.dispose()
         if self.reader is not self.engine:
             self.reader.dispose()

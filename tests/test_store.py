@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -194,6 +195,57 @@ def test_counters_are_independent_and_reset(store: Store) -> None:
     assert store.peek("a", T0) == (0, None)
     assert store.peek("b", T0)[0] == 1
     assert store.hit("a", 60, T0)[0] == 1
+
+
+def test_forty_threads_share_a_sqlite_file_each_on_its_own_connections(tmp_path: Any) -> None:
+    # More threads than the pool holds (5 + 10): each keeps its own connections, so none
+    # waits for another's, and each sees what the others committed.
+    store = Store(f"sqlite:///{tmp_path / 'threads.db'}")
+    store.create_schema()
+    barrier = threading.Barrier(40)
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            store.put_code(CodeRow(f"u{i}", NUMBER, "d" * 64, 3, T0 + timedelta(minutes=5)), T0)
+            barrier.wait(timeout=30)  # every thread has written and holds its connections
+            seen.append(sum(store.get_code(f"u{j}") is not None for j in range(40)))
+            store.hit("shared", 60, T0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert seen == [40] * 40
+    assert store.peek("shared", T0) == (40, T0 + timedelta(seconds=60))
+    store.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_opens_its_own_sqlite_connections(tmp_path: Any) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'fork.db'}")
+    store.create_schema()
+    store.put_code(CodeRow("parent", NUMBER, "d" * 64, 3, T0 + timedelta(minutes=5)), T0)
+    assert store.get_code("parent") is not None  # this thread's connections are open now
+    pid = os.fork()
+    if pid == 0:  # the child: must not touch the parent's connections
+        code = 1
+        try:
+            store.put_code(CodeRow("child", NUMBER, "e" * 64, 3, T0 + timedelta(minutes=5)),
+                           T0)
+            code = 0 if store.get_code("parent") and store.get_code("child") else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get_code("child") is not None  # the parent's connections still work
+    store.hit("after-fork", 60, T0)
+    store.dispose()
 
 
 def test_hit_is_atomic_under_parallel_threads(store: Store) -> None:
