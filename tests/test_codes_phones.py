@@ -6,7 +6,9 @@ import random
 import re
 from collections import Counter
 
+import phonenumbers
 import pytest
+from phonenumbers import PhoneNumberType
 
 from sms2fa_middleware import InvalidAPIUsage, InvalidRecipient
 from sms2fa_middleware.codes import digest, generate_code, is_code_shaped, matches
@@ -121,6 +123,41 @@ def norm(value: object) -> str:
 @pytest.mark.parametrize("value", ["12065550100", "+12065550100", 12065550100])
 def test_accepted_recipients(value: object) -> None:
     assert norm(value) == "+12065550100"
+
+
+def _outcome_by_parse(text: str) -> str:
+    """What phonenumbers.parse() and its validity, region and type checks make of ``text``."""
+    number = phonenumbers.parse(text, None)
+    if not phonenumbers.is_valid_number(number):
+        return "invalid"
+    if phonenumbers.region_code_for_number(number) not in DEFAULT_REGIONS:
+        return "region"
+    kind = phonenumbers.number_type(number)
+    if not any(kind == getattr(PhoneNumberType, name) for name in DEFAULT_NUMBER_TYPES):
+        return "type"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_north_american_numbers_are_judged_as_phonenumbers_parse_judges_them() -> None:
+    # normalise() builds +1 numbers itself instead of calling parse(): it must agree with it.
+    rng = random.Random(20261128)
+    outcomes = Counter()
+    for _ in range(3000):
+        digits = str(rng.randrange(2_000_000_000, 10_000_000_000))
+        expected = _outcome_by_parse("+1" + digits)
+        for given in ("1" + digits, "+1" + digits):
+            try:
+                got = norm(given)
+            except InvalidRecipient as exc:
+                got = {"'recipient' is not a valid phone number": "invalid",
+                       "'recipient' is in a region this service does not send to": "region",
+                       "'recipient' is not a mobile number": "type"}.get(exc.message, "format")
+            if given.startswith("1") and not re.fullmatch(r"1[2-9]\d{2}[2-9]\d{6}", given):
+                assert got == "format"  # the 11-digit form is stricter than E.164
+            else:
+                assert got == expected, given
+        outcomes[expected if expected.startswith(("invalid", "region", "type")) else "ok"] += 1
+    assert outcomes["ok"] > 500 and outcomes["invalid"] > 500 and outcomes["region"] > 5, outcomes
 
 
 @pytest.mark.parametrize(
