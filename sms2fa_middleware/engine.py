@@ -209,15 +209,16 @@ class Verifier:
 
         now = utcnow()
         self._maybe_purge(now)
-        failures, locked_until = self.store.peek(f"failed:{auth_id}", now)
-        if failures >= s.max_failed_checks and locked_until is not None:
-            self._refuse("failed_checks", auth_id, number, locked_until, now)
+        # No SMS for an auth_id locked by failed checks, then every budget it spends: in one
+        # transaction, or with no budget to spend, a read.
         budgets = self._send_budgets(auth_id, number, client_address)
         if budgets:
             with self.store.transaction() as tx:
-                refused = self._spend_send_budgets(budgets, now, tx)
-            if refused is not None:
-                self._refuse(refused[0], auth_id, number, refused[1], now)
+                refused = self._spend_send_budgets(auth_id, budgets, now, tx)
+        else:
+            refused = self._locked(auth_id, now)
+        if refused is not None:
+            self._refuse(refused[0], auth_id, number, refused[1], now)
         code = code_tools.generate_code(length)
         self._emit("started", auth_id, number)
         try:
@@ -358,10 +359,21 @@ class Verifier:
             budgets.append(("global", "global", s.global_send_limit, 3600))
         return budgets
 
+    def _locked(self, auth_id: str, now: datetime,
+                tx: Cursor | None = None) -> tuple[str, datetime] | None:
+        """("failed_checks", until when) if failed checks have locked ``auth_id``."""
+        failures, until = self.store.peek(f"failed:{auth_id}", now, tx=tx)
+        if failures >= self.settings.max_failed_checks and until is not None:
+            return "failed_checks", until
+        return None
+
     def _spend_send_budgets(
-        self, budgets: list[tuple[str, str, int, int]], now: datetime, tx: Cursor,
+        self, auth_id: str, budgets: list[tuple[str, str, int, int]], now: datetime,
+        tx: Cursor,
     ) -> tuple[str, datetime] | None:
-        """Charge every budget in ``tx``; the first one spent is returned, with its end."""
+        """Charge every budget in ``tx`` unless locked; the first refusal, with its end."""
+        if (locked := self._locked(auth_id, now, tx)) is not None:
+            return locked
         for name, key, limit, window in budgets:
             count, reset_at = self.store.hit(key, window, now, tx=tx)
             if count > limit:

@@ -622,9 +622,10 @@ class Store:
         assert found is not None  # an upsert with RETURNING always returns its row
         return int(found[0]), found[1]
 
-    def peek(self, key: str, now: datetime) -> tuple[int, datetime | None]:
+    def peek(self, key: str, now: datetime,
+             tx: Cursor | None = None) -> tuple[int, datetime | None]:
         """The live count of a counter (0 if absent or expired), without changing it."""
-        with self._one(write=False) as cursor:
+        with nullcontext(tx) if tx is not None else self._one(write=False) as cursor:
             found = self._sql.peek.first(cursor, {"b_key": key, "b_now": now})
         return (0, None) if found is None else (int(found[0]), found[1])
 
