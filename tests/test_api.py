@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
 
 from databases import TCPProxy
 
-from sms2fa_middleware import Verifier
+from sms2fa_middleware import Settings, Verifier
 from sms2fa_middleware.http import MAX_BODY
 from sms2fa_middleware.service import VerificationService
 from sms2fa_middleware.store import codes
@@ -553,3 +553,32 @@ def test_openapi_document_is_json(api: TestClient) -> None:
     assert {"/", "/check"} <= set(body["paths"])
 
 
+
+
+class _BrokenSender:
+    """A sender with a bug in it: not a SendError, an exception nobody expected."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, to: str, body: str) -> str:
+        self.calls += 1
+        raise RuntimeError("a bug in the sender")
+
+
+def test_a_sender_bug_answers_500_json_and_stores_nothing(
+        make_settings: Callable[..., Settings]) -> None:
+    # On SQLite the service works out the answer on its loop and sends in a thread: the
+    # sender's exception must come back into that work, and out as a JSON 500.
+    sender = _BrokenSender()
+    verifier = Verifier(make_settings(**NO_BUDGETS), sender=sender)
+    try:
+        api = TestClient(VerificationService(verifier))
+        response = api.post("/", json={"auth_id": "u1", "recipient": "12065550123"})
+        assert answer(response, 500, "InternalError") == {"message": "Internal error.",
+                                                          "reason": "InternalError"}
+        assert sender.calls == 1
+        assert verifier.store.count_codes() == 0
+        answer(api.get("/", params={"auth_id": "u1", "code": "123456"}), 400, "UnknownAuthId")
+    finally:
+        verifier.store.dispose()
