@@ -389,7 +389,9 @@ class Store:
         """A DBAPI connection to ``engine``; a database failure becomes StoreUnavailable (503).
 
         On a SQLite file, this thread's own: a pool checkout and return cost more than the
-        statement (a third of an unknown-id check). Elsewhere, one from the pool.
+        statement (a third of an unknown-id check). It closes when the thread ends, so a
+        development server that starts a thread per request opens one per request: cheap for
+        SQLite, and production servers keep their threads. Elsewhere, one from the pool.
         """
         if self._own is not None:
             return self._own_connection(engine, self._own[engine is self.reader])
