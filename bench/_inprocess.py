@@ -45,7 +45,7 @@ def flask_app(path: str = PATH) -> Any:
     """A one-route Flask app answering "ok" at ``path``; returns its WSGI callable."""
     from flask import Flask
 
-    app = Flask("bench")
+    app = Flask(__name__)  # a module Flask can locate, whatever else is on sys.path
 
     @app.route(path)
     def hello() -> str:
