@@ -412,13 +412,21 @@ class Verifier:
         return UnknownAuthId()
 
     def _maybe_purge(self, now: datetime) -> None:
+        """Purge expired rows once a minute per process, in a thread of its own: a purge
+        takes as long as there is to delete, and this may run on an event loop."""
         if time.monotonic() - self._last_purge < PURGE_INTERVAL:
             return
         if not self._purge_lock.acquire(blocking=False):
-            return
+            return  # one is running
+        self._last_purge = time.monotonic()
+        threading.Thread(target=self._purge_in_background, args=(now,), name="sms2fa-purge",
+                         daemon=True).start()
+
+    def _purge_in_background(self, now: datetime) -> None:
         try:
-            self._last_purge = time.monotonic()
             self.store.purge(now, now - timedelta(days=31))
+        except Exception as exc:  # the next one will try again; requests must not notice
+            log.warning("sms2fa: purging expired rows failed: %s", type(exc).__name__)
         finally:
             self._purge_lock.release()
 
