@@ -118,7 +118,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                         }),
                         "400": _answer("Malformed request.", _error("InvalidAPIUsage")),
-                        "502": _answer("The SMS provider failed; nothing is pending.",
+                        "502": _answer("The SMS provider failed; no new code is pending.",
                                        _error("SMSDeliveryFailed")),
                         **_common_errors(),
                     },
