@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +13,14 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 
-# Run from a fresh checkout without installing: the package is one directory up.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# Run from a fresh checkout without installing: the package is one directory up, and the
+# tests' server helpers beside it.
+for _folder in (ROOT, ROOT / "tests"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+from servers import free_port as free_port  # noqa: E402  (re-exported for the scripts)
+from servers import wait_until_up  # noqa: E402
 
 SECRET_KEY = "bench-secret-key-" + "x" * 32
 POSTGRES_URL_ENV = "SMS2FA_BENCH_POSTGRES_URL"
@@ -56,27 +59,6 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up in {timeout}s")
-
-
 @contextmanager
 def running(cmd: list[str], env: Mapping[str, str], probe_url: str,
             cwd: str | Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
@@ -85,7 +67,7 @@ def running(cmd: list[str], env: Mapping[str, str], probe_url: str,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
-        wait_until_up(probe_url, process)
+        wait_until_up(probe_url, process, timeout=60)
         yield process
     finally:
         process.terminate()
@@ -98,6 +80,19 @@ def running(cmd: list[str], env: Mapping[str, str], probe_url: str,
 
 def postgres_url() -> str:
     return os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
+
+
+def postgres_or_note(skip: bool, notes: list[str]) -> str | None:
+    """The PostgreSQL URL to measure, or None with the reason added to ``notes``."""
+    if skip:
+        notes.append("PostgreSQL skipped (--no-postgres).")
+        return None
+    url = postgres_url()
+    why = postgres_reachable(url)
+    if why is not None:
+        notes.append(f"PostgreSQL skipped: {url.split('@')[-1]} unreachable ({why}).")
+        return None
+    return url
 
 
 def postgres_reachable(url: str) -> str | None:

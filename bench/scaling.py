@@ -207,18 +207,12 @@ def main() -> int:
             more, fills, _ = run_backend("SQLite (WAL file)", urls, args.big, args.samples)
             rows += more
             notes += fills
-        if args.no_postgres:
-            notes.append("PostgreSQL skipped (--no-postgres).")
-        else:
-            pg = _common.postgres_url()
-            why = _common.postgres_reachable(pg)
-            if why is None:
-                with postgres_urls(pg) as urls:
-                    more, fills, _ = run_backend("PostgreSQL", urls, args.big, args.samples)
-                    rows += more
-                    notes += fills
-            else:
-                notes.append(f"PostgreSQL skipped: {pg.split('@')[-1]} unreachable ({why}).")
+        pg = _common.postgres_or_note(args.no_postgres, notes)
+        if pg is not None:
+            with postgres_urls(pg) as urls:
+                more, fills, _ = run_backend("PostgreSQL", urls, args.big, args.samples)
+                rows += more
+                notes += fills
 
     print(f"## Scaling with data: {SMALL:,} vs {args.big:,} pending codes\n")
     print(f"`Verifier.check` in-process, {args.samples:,} timed checks per kind and store in "

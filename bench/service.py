@@ -106,6 +106,17 @@ function done(summary, latency, requests)
 end
 """
 
+# Checks on ids <prefix>0 .. <prefix>(N-1), created before the run.
+PENDING_IDS = r"""
+local N = %%(count)d
+local i = -1
+function request()
+  i = i + 1
+  local id = (tid + T * i) %%%% N
+  return wrk.format("GET", string.format("/?auth_id=%(prefix)s%%%%d&code=%(code)s", id))
+end
+"""
+
 LUA_WORKLOADS = {
     # No request(): wrk sends its prebuilt GET; any 200 with a JSON body is fine.
     "floor": r"""
@@ -134,25 +145,11 @@ end
     # id takes more than its attempts.
     "wrong": r"""
 EXPECT_STATUS, EXPECT_TEXT = 400, "InvalidAuthCode"
-local N = %(count)d
-local i = -1
-function request()
-  i = i + 1
-  local id = (tid + T * i) %% N
-  return wrk.format("GET", string.format("/?auth_id=w-%%d&code=%(wrong)s", id))
-end
-""",
+""" + PENDING_IDS % {"prefix": "w-", "code": WRONG_GUESS},
     # Ids r-0 .. r-(N-1), each asked once (a wrap would be counted as an error).
     "right": r"""
 EXPECT_STATUS, EXPECT_TEXT = 200, '"authenticated":true'
-local N = %(count)d
-local i = -1
-function request()
-  i = i + 1
-  local id = (tid + T * i) %% N
-  return wrk.format("GET", string.format("/?auth_id=r-%%d&code=%(right)s", id))
-end
-""",
+""" + PENDING_IDS % {"prefix": "r-", "code": RIGHT_CODE},
 }
 
 
@@ -331,15 +328,9 @@ def main() -> int:
         floor = measure_floor(args.duration, tmp)
         sqlite_url = f"sqlite:///{tmp / 'service.db'}"
         backends: list[tuple[str, str, str | None]] = [("SQLite (WAL file)", sqlite_url, None)]
-        if args.no_postgres:
-            notes.append("PostgreSQL skipped (--no-postgres).")
-        else:
-            pg = _common.postgres_url()
-            why = _common.postgres_reachable(pg)
-            if why is None:
-                backends.append(("PostgreSQL", pg, f"sms2fa_bench_{os.getpid()}"))
-            else:
-                notes.append(f"PostgreSQL skipped: {pg.split('@')[-1]} unreachable ({why}).")
+        pg = _common.postgres_or_note(args.no_postgres, notes)
+        if pg is not None:
+            backends.append(("PostgreSQL", pg, f"sms2fa_bench_{os.getpid()}"))
         for name, url, schema in backends:
             if schema is None:
                 results = measure_service(url, args.duration, tmp)

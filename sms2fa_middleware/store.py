@@ -467,7 +467,7 @@ class Store:
         """A cursor for one statement outside any transaction: atomic alone, one round trip."""
         with self._connection(self.engine if write else self.reader) as raw, \
                 (self._writer_lock if write else None) or nullcontext():
-            if self._begin is None:  # psycopg: no BEGIN/COMMIT round trips around it
+            if self.dialect == "postgresql":  # no BEGIN/COMMIT round trips around it
                 driver = raw.driver_connection
                 driver.autocommit = True
                 try:
@@ -484,14 +484,9 @@ class Store:
         """One transaction for several operations: pass it to them as ``tx=``."""
         return self._tx()
 
-    @contextmanager
-    def _cursor(self, tx: Cursor | None) -> Iterator[Cursor]:
-        """``tx`` if given (part of a caller's transaction), else a write of its own."""
-        if tx is not None:
-            yield tx
-        else:
-            with self._one(write=True) as cursor:
-                yield cursor
+    def _cursor(self, tx: Cursor | None, write: bool = True) -> AbstractContextManager[Cursor]:
+        """``tx`` if given (part of a caller's transaction), else a statement of its own."""
+        return nullcontext(tx) if tx is not None else self._one(write)
 
     def create_schema(self) -> None:
         """Create the tables if missing; safe when several workers start at once."""
@@ -627,7 +622,7 @@ class Store:
     def peek(self, key: str, now: datetime,
              tx: Cursor | None = None) -> tuple[int, datetime | None]:
         """The live count of a counter (0 if absent or expired), without changing it."""
-        with nullcontext(tx) if tx is not None else self._one(write=False) as cursor:
+        with self._cursor(tx, write=False) as cursor:
             found = self._sql.peek.first(cursor, {"b_key": key, "b_now": now})
         return (0, None) if found is None else (int(found[0]), found[1])
 

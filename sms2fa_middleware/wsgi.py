@@ -12,6 +12,7 @@ Flask: wrap ``app.wsgi_app`` so the app object stays a Flask app::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from werkzeug.wrappers import Request as WerkzeugRequest
@@ -86,8 +87,6 @@ def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
 
 
 def _respond(response: Response, start_response: StartResponse) -> list[bytes]:
-    from http import HTTPStatus
-
     status = f"{response.status} {HTTPStatus(response.status).phrase}"
     headers = [*response.headers, ("content-length", str(len(response.body)))]
     start_response(status, headers)

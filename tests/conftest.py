@@ -8,6 +8,7 @@ database the variable names (see databases.py).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +19,15 @@ from sms2fa_middleware import Settings, Verifier
 from sms2fa_middleware.testing import FakeFlowroute
 
 SECRET = "test-secret-key-0123456789abcdef"
+
+
+def in_threads(target: Callable[[int], object], n: int) -> None:
+    """Run ``target(0)`` .. ``target(n - 1)`` each in a thread of its own; wait for them all."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")

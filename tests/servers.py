@@ -33,7 +33,7 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting up
             time.sleep(0.1)
     raise TimeoutError(f"{url} did not come up in {timeout}s{_log(log_path)}")
 

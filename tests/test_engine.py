@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from conftest import in_threads
 from sqlalchemy import select, update
 
 from sms2fa_middleware import (
@@ -629,7 +630,7 @@ def hammer(n: int, fn: Callable[[], object]) -> Counter[str]:
     outcomes: list[str] = []
     lock = threading.Lock()
 
-    def worker() -> None:
+    def worker(_: int) -> None:
         barrier.wait()
         try:
             result = fn()
@@ -641,11 +642,7 @@ def hammer(n: int, fn: Callable[[], object]) -> Counter[str]:
         with lock:
             outcomes.append(name)
 
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    in_threads(worker, n)
     assert len(outcomes) == n
     return Counter(outcomes)
 

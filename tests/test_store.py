@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import SECRET
+from conftest import SECRET, in_threads
 from databases import TCPProxy, create_schema_concurrently, fresh_database, table_names
 from sqlalchemy import create_engine, select
 
@@ -150,17 +150,13 @@ def test_take_attempt_from_8_threads_never_exceeds_the_limit(store: Store) -> No
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 20, T0 + timedelta(minutes=5)), T0)
     rows: list[CodeRow] = []
 
-    def guess() -> None:
+    def guess(_: int) -> None:
         for _ in range(10):
             row = store.take_attempt("u1", "failed:u1", 60, 7, T0)[2]
             if row is not None:
                 rows.append(row)
 
-    threads = [threading.Thread(target=guess) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(guess, 8)
     assert sorted(r.attempts_left for r in rows) == list(range(13, 20))
     assert store.get_code("u1").attempts_left == 13  # type: ignore[union-attr]
 
@@ -215,11 +211,7 @@ def test_forty_threads_share_a_sqlite_file_each_on_its_own_connections(tmp_path:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    in_threads(work, 40)
     assert errors == []
     assert seen == [40] * 40
     assert store.peek("shared", T0) == (40, T0 + timedelta(seconds=60))
@@ -254,17 +246,13 @@ def test_hit_is_atomic_under_parallel_threads(store: Store) -> None:
     seen: list[int] = []
     lock = threading.Lock()
 
-    def worker() -> None:
+    def worker(_: int) -> None:
         barrier.wait()
         count, _ = store.hit("shared", 60, utcnow())
         with lock:
             seen.append(count)
 
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    in_threads(worker, n)
     assert sorted(seen) == list(range(1, n + 1))  # every hit saw its own, distinct count
 
 
