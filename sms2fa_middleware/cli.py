@@ -1,16 +1,24 @@
-"""The ``sms2fa`` command: ``serve``, ``demo`` and ``purge``."""
+"""The sms2fa command: serve, demo, purge."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Sequence
 
+from . import __version__
 from .errors import ConfigurationError, StoreUnavailable
 from .settings import Settings
+
+DESCRIPTION = (
+    "SMS one-time-code verification: the standalone HTTP service, a demo app, and "
+    "maintenance. Settings come from the environment (SMS2FA_*, FLOWROUTE_*); see the README."
+)
 
 
 def _development_env() -> None:
@@ -19,19 +27,54 @@ def _development_env() -> None:
     os.environ.setdefault("SMS2FA_SECRET_KEY", secrets.token_urlsafe(32))
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a busy port now, before a URL is printed that would lead nowhere."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                "choose another with --port"
+            ) from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .service import PREFIX_ENV
+    from .sms import sender_from_settings
+    from .store import Store
 
     if args.dev:
         _development_env()
     settings = Settings.from_env()  # fail here, once, with a clear message
-    from .store import Store
-
+    if not (_is_loopback(args.host) or settings.api_token or args.public):
+        raise ConfigurationError(
+            f"refusing to serve on {args.host} without SMS2FA_API_TOKEN: anyone who can "
+            "reach it could send texts; set SMS2FA_API_TOKEN, or pass --public if "
+            "something in front of it already restricts access"
+        )
+    sender_from_settings(settings)  # no provider configured: say so before forking workers
+    _check_port_free(args.host, args.port)
     store = Store(settings.database_url)
-    store.create_schema()
-    store.dispose()
+    try:
+        store.create_schema()
+    except StoreUnavailable as exc:
+        raise Unreachable(settings.database_url, exc) from None
+    finally:
+        store.dispose()
     args.prefix = "/" + args.prefix.strip("/")
     os.environ[PREFIX_ENV] = args.prefix
     print(
@@ -64,52 +107,119 @@ def _purge(_args: argparse.Namespace) -> int:
         def send(self, to: str, body: str) -> str:
             raise SendError("sms2fa purge sends no SMS")
 
-    verifier = Verifier(Settings.from_env(), sender=_SendsNothing())
-    print(f"sms2fa: purged {verifier.purge()} expired row(s)")
+    settings = Settings.from_env()
+    try:
+        verifier = Verifier(settings, sender=_SendsNothing())
+        try:
+            print(f"sms2fa: purged {verifier.purge()} expired row(s)")
+        finally:
+            verifier.store.dispose()
+    except StoreUnavailable as exc:
+        raise Unreachable(settings.database_url, exc) from None
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    _check_port_free(args.host, args.port)
     return run_demo(host=args.host, port=args.port)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {value}")
+    return value
+
+
+def _add_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: %(default)s, this machine only)")
+    parser.add_argument("--port", type=_port, default=8000,
+                        help="TCP port to listen on (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sms2fa`` argument parser."""
+    parser = argparse.ArgumentParser(prog="sms2fa", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="what to do (sms2fa COMMAND --help tells more)")
+
+    serve = commands.add_parser(
+        "serve", help="run the standalone verification service (the HTTP API)",
+        description="Run the HTTP verification API under uvicorn. Needs SMS2FA_SECRET_KEY and "
+                    "Flowroute credentials (FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY, "
+                    "FLOWROUTE_NUMBER) unless --dev. GET /health checks the database.")
+    _add_address(serve)
+    serve.add_argument("--workers", type=_positive, default=1,
+                       help="worker processes (default: %(default)s); they share the database")
+    serve.add_argument("--prefix", default="/", help="mount the API here (default: /)")
+    serve.add_argument("--dev", action="store_true",
+                       help="development mode: a throw-away secret key; codes printed to the "
+                            "console unless Flowroute keys are set")
+    serve.add_argument("--public", action="store_true",
+                       help="allow a non-loopback --host without SMS2FA_API_TOKEN (only when "
+                            "something in front of the service restricts who reaches it)")
+    serve.set_defaults(func=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="run a protected example app with a fake phone (no Flowroute account)",
+        description="A small app with a login and a protected page; a fake phone at /phone "
+                    "shows the texts it sends. Nothing is kept after it stops.")
+    _add_address(demo)
+    demo.set_defaults(func=_demo)
+
+    purge = commands.add_parser(
+        "purge", help="delete expired codes, counters and old revocations now",
+        description="Delete expired codes, counters and revocations older than 31 days. "
+                    "Running services already purge once a minute; run this from cron when "
+                    "nothing serves for long stretches, or before a backup.")
+    purge.set_defaults(func=_purge)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sms2fa`` and ``python -m sms2fa_middleware``."""
-    parser = argparse.ArgumentParser(prog="sms2fa", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="run the standalone verification service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--prefix", default="/", help="mount the API here (default /)")
-    serve.add_argument("--dev", action="store_true",
-                       help="development mode: throw-away secret key; console SMS unless "
-                            "Flowroute keys are set")
-    serve.set_defaults(func=_serve)
-
-    demo = commands.add_parser("demo", help="run a protected example app with a fake phone")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.set_defaults(func=_demo)
-
-    purge = commands.add_parser("purge", help="delete expired codes and counters now")
-    purge.set_defaults(func=_purge)
-
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return int(args.func(args))
     except ConfigurationError as exc:
         print(f"sms2fa: configuration error: {exc}", file=sys.stderr)
         return 2
-    except StoreUnavailable as exc:
-        # Say which setting to look at instead of a page of driver traceback.
-        print(f"sms2fa: cannot reach the database (SMS2FA_DATABASE_URL): {exc}",
-              file=sys.stderr)
+    except Unreachable as exc:
+        print(f"sms2fa: {exc}", file=sys.stderr)
         return 1
+
+
+class Unreachable(Exception):
+    """The database cannot be reached: one line naming it (never its password) and why."""
+
+    def __init__(self, database_url: str, error: StoreUnavailable) -> None:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(database_url)
+        if url.get_backend_name() == "sqlite":
+            where = f"the SQLite database {url.database}"
+        else:
+            where = f"the database {url.database!r} on {url.host or 'localhost'}:{url.port or 5432}"
+        cause = error.__cause__
+        cause = getattr(cause, "orig", None) or cause
+        lines = str(cause).strip().splitlines() if cause else []
+        why = lines[0] if lines else type(cause).__name__ if cause else "unavailable"
+        super().__init__(f"cannot reach {where} (SMS2FA_DATABASE_URL): {why}")
 
 
 if __name__ == "__main__":

@@ -109,8 +109,9 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000) -> int:
     """Start FakeFlowroute and the demo app; serve until Ctrl-C."""
     import uvicorn
 
-    with FakeFlowroute() as fake:
-        app = create_demo_app(fake, os.environ.get("SMS2FA_DATABASE_URL"))
+    with FakeFlowroute() as fake, tempfile.TemporaryDirectory(prefix="sms2fa-demo-") as tmp:
+        database_url = os.environ.get("SMS2FA_DATABASE_URL") or f"sqlite:///{tmp}/demo.db"
+        app = create_demo_app(fake, database_url)
         print(f"\n  sms2fa demo: open http://{host}:{port}/  (fake phone: /phone)\n")
         uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0

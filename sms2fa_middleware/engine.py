@@ -438,14 +438,16 @@ class Verifier:
 
     def _emit(self, name: str, auth_id: str, recipient: str | None = None,
               reason: str | None = None, **detail: object) -> None:
-        logging_on = log.isEnabledFor(logging.INFO)
+        # A failed send is the one event an operator must see without asking for INFO.
+        level = logging.WARNING if name == "send_failed" else logging.INFO
+        logging_on = log.isEnabledFor(level)
         if not logging_on and self.on_event is None:
             return  # a wrong guess is the hot path: build nothing nobody reads
         event = AuditEvent(name, auth_id, mask(recipient) if recipient else None, reason, detail)
         if logging_on:
-            log.info("sms2fa event=%s auth_id=%r recipient=%s reason=%s %s", name, auth_id,
-                     event.recipient, reason,
-                     " ".join(f"{k}={v}" for k, v in detail.items()))
+            log.log(level, "sms2fa event=%s auth_id=%r recipient=%s reason=%s %s", name,
+                    auth_id, event.recipient, reason,
+                    " ".join(f"{k}={v}" for k, v in detail.items()))
         if self.on_event is not None:
             try:
                 self.on_event(event)

@@ -19,10 +19,13 @@ from starlette.types import Scope
 
 from .asgi_io import lifespan, read_request, send_response
 from .engine import Verifier
+from .errors import StoreUnavailable
 from .http import Request, Response, VerificationAPI, json_response, too_large
 from .settings import Settings
 
 PREFIX_ENV = "SMS2FA_SERVE_PREFIX"
+#: Health check under the prefix: no token needed; it reveals nothing but "the store answers".
+HEALTH_PATH = "/health"
 
 T = TypeVar("T")
 
@@ -93,6 +96,7 @@ class VerificationService:
         # another host) stays in threads.
         self._database_on_loop = verifier.store.dialect == "sqlite"
         self._send = verifier.sender.send
+        self._ping = verifier.store.ping
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -108,6 +112,9 @@ class VerificationService:
                                                                "reason": "NotFound"}))
                 return
             path = path[len(self.prefix):]
+        if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
+            await send_response(send, await self._health(), head=scope["method"] == "HEAD")
+            return
         request = await read_request(scope, receive, path)
         if request is None:
             await send_response(send, too_large())
@@ -117,6 +124,18 @@ class VerificationService:
         else:
             response = await self._threads.run(self.api.handle, request, path)
         await send_response(send, response, head=request.method == "HEAD")
+
+    async def _health(self) -> Response:
+        """200 when the store answers a trivial read, else 503 (for load balancers)."""
+        try:
+            if self._database_on_loop:
+                self._ping()
+            else:
+                await self._threads.run(self._ping)
+        except StoreUnavailable as exc:
+            return json_response(503, {"status": "unavailable", **exc.to_dict()},
+                                 [("retry-after", "5"), ("cache-control", "no-store")])
+        return json_response(200, {"status": "ok"}, [("cache-control", "no-store")])
 
     async def _answer_here(self, request: Request, path: str) -> Response:
         """The API's answer, worked out on this loop but for the SMS, sent in a thread."""

@@ -40,6 +40,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    literal,
     select,
     true,
     update,
@@ -52,6 +53,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
 from .errors import StoreUnavailable
+from .settings import make_data_directory
 
 log = logging.getLogger("sms2fa")
 
@@ -352,6 +354,8 @@ class Store:
         path = url.database
         on_disk = (url.get_backend_name() == "sqlite" and bool(path) and path != ":memory:"
                    and not str(path).startswith("file:"))
+        if on_disk:
+            make_data_directory(str(path))
         self._writer_lock = WriterLock(path) if on_disk else None
         if isinstance(database_url, Engine):
             self.engine = database_url
@@ -662,6 +666,11 @@ class Store:
     def count_codes(self) -> int:
         with self._sa_read() as conn:
             return int(conn.execute(select(func.count()).select_from(codes)).scalar_one())
+
+    def ping(self) -> None:
+        """One trivial read: StoreUnavailable if the database cannot answer (health checks)."""
+        with self._sa_read() as conn:
+            conn.execute(select(literal(1))).scalar_one()
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one transaction (for tools and tests)."""

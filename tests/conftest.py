@@ -8,6 +8,7 @@ database the variable names (see databases.py).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +29,19 @@ def in_threads(target: Callable[[int], object], n: int) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Settings without a database_url put their SQLite file in the data directory: here a
+    temporary one, not the developer's ~/.local/share/sms2fa."""
+    previous = os.environ.get("SMS2FA_DATA_DIR")
+    os.environ["SMS2FA_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if previous is None:
+        del os.environ["SMS2FA_DATA_DIR"]
+    else:
+        os.environ["SMS2FA_DATA_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -582,3 +582,31 @@ def test_a_sender_bug_answers_500_json_and_stores_nothing(
         answer(api.get("/", params={"auth_id": "u1", "code": "123456"}), 400, "UnknownAuthId")
     finally:
         verifier.store.dispose()
+
+
+# -- the standalone service's health check --------------------------------------------------------
+
+
+def test_health_answers_ok_while_the_store_answers_and_503_when_it_cannot(
+        tmp_path: Any, fake_flowroute: FakeFlowroute) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    settings = Settings(secret_key="health-secret-0123456789",
+                        database_url=f"sqlite:///{folder / 'h.db'}",
+                        **fake_flowroute.settings_kwargs())
+    verifier = Verifier(settings)
+    try:
+        with TestClient(VerificationService(verifier, prefix="/api")) as client:
+            ok = client.get("/api/health")
+            assert ok.status_code == 200 and ok.json() == {"status": "ok"}
+            assert client.head("/api/health").status_code == 200
+            assert client.get("/health").status_code == 404  # under the prefix only
+            verifier.store.dispose()
+            shutil.rmtree(folder)  # the database goes away
+            down = client.get("/api/health")
+            assert down.status_code == 503
+            assert down.json()["status"] == "unavailable"
+            assert down.json()["reason"] == "ServiceUnavailable"
+            assert down.headers["retry-after"] == "5"
+    finally:
+        verifier.store.dispose()

@@ -55,7 +55,8 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     port = free_port()
     log = tmp_path / "console.log"
     args = ["sms2fa_middleware", "serve", "--dev", "--port", str(port)]
-    with running(args, clean_env(), port, log_path=log, cwd=tmp_path, inherit_env=False):
+    env = clean_env(SMS2FA_DATA_DIR=str(tmp_path / "data"))
+    with running(args, env, port, log_path=log, cwd=tmp_path, inherit_env=False):
         yield port, log
 
 
@@ -109,8 +110,9 @@ def test_dev_server_answers_the_readme_curl_examples(dev_server: tuple[int, Path
     verified = curl(README_GET.replace("code=1234", f"code={code}"), port)
     assert verified == {"authenticated": True, "auth_id": "my_identifier",
                         "message": "Success: Authorization code verified."}
-    # The default database: sms2fa.db in the working directory.
-    assert (tmp_path / "sms2fa.db").exists()
+    # The default database: sms2fa.db in the data directory, nothing in the working directory.
+    assert (tmp_path / "data" / "sms2fa.db").exists()
+    assert not list(tmp_path.glob("sms2fa.db*"))
 
 
 # -- start-up failures ----------------------------------------------------------------------------
@@ -149,11 +151,19 @@ def test_serve_with_an_unreachable_database_says_so(tmp_path: Path, where: str) 
         url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'x.db'}"
     else:
         url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
-    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_DATABASE_URL=url)
+    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_DATABASE_URL=url,
+                    SMS2FA_SMS_BACKEND="console")
     done = run(sms2fa("serve", "--port", str(free_port())), env, tmp_path)
     assert done.returncode != 0
-    assert "SMS2FA_DATABASE_URL" in done.stderr
     assert "Traceback" not in done.stderr
+    # One line that names the setting, the place and the cause.
+    line = done.stderr.strip().splitlines()[-1]
+    assert "SMS2FA_DATABASE_URL" in line
+    if where.startswith("sqlite"):
+        assert "x.db" in line and "unable to open" in line, line
+    else:
+        assert f"127.0.0.1:{url.split(':')[-1].split('/')[0]}" in line
+        assert "refused" in line.lower(), line
 
 
 def test_help_lists_the_commands(tmp_path: Path) -> None:
@@ -198,3 +208,100 @@ def test_purge_without_a_secret_key_refuses(tmp_path: Path) -> None:
     done = run(sms2fa("purge"), clean_env(), tmp_path)
     assert done.returncode != 0
     assert "SMS2FA_SECRET_KEY" in done.stderr
+
+
+# -- the command's own manners --------------------------------------------------------------------
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    from sms2fa_middleware import __version__
+
+    done = run(sms2fa("--version"), clean_env(), tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"sms2fa {__version__}"
+
+
+def test_help_is_plain_text_and_every_option_is_explained(tmp_path: Path) -> None:
+    import argparse
+
+    from sms2fa_middleware.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in [("sms2fa", parser), *commands.choices.items()]:
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings} has no help"
+        done = run(sms2fa(*([] if sub is parser else [name]), "--help"), clean_env(), tmp_path)
+        assert done.returncode == 0
+        assert "``" not in done.stdout  # no raw reST
+    assert set(commands.choices) == {"serve", "demo", "purge"}
+
+
+@pytest.mark.parametrize("args, says", [
+    (("serve", "--workers", "0"), "--workers: must be at least 1"),
+    (("serve", "--workers", "many"), "--workers: expected a whole number"),
+    (("serve", "--port", "70000"), "--port: must be between 1 and 65535"),
+    (("demo", "--port", "-1"), "--port"),
+])
+def test_invalid_options_are_refused_clearly(tmp_path: Path, args: tuple[str, ...],
+                                             says: str) -> None:
+    done = run(sms2fa(*args), clean_env(SMS2FA_SECRET_KEY=SECRET), tmp_path)
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_busy_port_is_refused_before_any_url_is_printed(tmp_path: Path, command: str) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        extra = ("--dev",) if command == "serve" else ()
+        done = run(sms2fa(command, "--port", str(port), *extra), clean_env(), tmp_path)
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "http://" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_on_a_public_address_without_a_token_refuses(tmp_path: Path) -> None:
+    """An open `serve` would be an SMS relay for anyone who reaches it."""
+    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_SMS_BACKEND="console",
+                    SMS2FA_DATA_DIR=str(tmp_path / "data"))
+    done = run(sms2fa("serve", "--host", "0.0.0.0", "--port", str(free_port())), env, tmp_path)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SMS2FA_API_TOKEN" in lines[0] and "--public" in lines[0]
+    assert not (tmp_path / "data").exists()  # refused before touching anything
+
+
+def test_serve_on_a_public_address_starts_with_a_token_or_public(tmp_path: Path) -> None:
+    port = free_port()
+    base = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_SMS_BACKEND="console",
+                     SMS2FA_DATA_DIR=str(tmp_path / "data"))
+    for extra_env, extra_args in (({"SMS2FA_API_TOKEN": "t" * 32}, ()), ({}, ("--public",))):
+        args = ["sms2fa_middleware", "serve", "--host", "0.0.0.0", "--port", str(port),
+                *extra_args]
+        with running(args, {**base, **extra_env}, port, path="/health", cwd=tmp_path,
+                     inherit_env=False) as url:
+            assert requests.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
+
+
+def test_serve_without_a_provider_outside_development_refuses(tmp_path: Path) -> None:
+    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_DATA_DIR=str(tmp_path / "data"))
+    done = run(sms2fa("serve", "--port", str(free_port())), env, tmp_path)
+    assert done.returncode != 0
+    assert "FLOWROUTE_ACCESS_KEY" in done.stderr and "SMS2FA_SMS_BACKEND=console" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_postgresql_url_that_is_malformed_is_one_line(tmp_path: Path) -> None:
+    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_SMS_BACKEND="console",
+                    SMS2FA_DATABASE_URL="postgresql+psycopg://postgres:s3cret@:x/y")
+    done = run(sms2fa("serve", "--port", str(free_port())), env, tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "SMS2FA_DATABASE_URL" in done.stderr and "s3cret" not in done.stderr

@@ -527,7 +527,27 @@ def test_database_is_chosen_by_configuration_not_a_flag(tmp_path: Any) -> None:
         assert (tmp_path / "chosen.db").exists()
     finally:
         verifier.store.dispose()
-    assert Settings(secret_key="s" * 32).database_url == "sqlite:///sms2fa.db"
+
+
+
+def test_default_database_is_in_the_data_directory_not_the_working_directory(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SMS2FA_DATA_DIR", str(tmp_path / "data"))
+    url = Settings(secret_key="s" * 32).database_url
+    assert url == f"sqlite:///{tmp_path / 'data' / 'sms2fa.db'}"
+    assert not (tmp_path / "data").exists()  # building Settings touches no disk
+    verifier = Verifier(Settings(secret_key="s" * 32, sms_backend="console"))
+    try:
+        assert (tmp_path / "data" / "sms2fa.db").exists()
+        assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    finally:
+        verifier.store.dispose()
+    monkeypatch.delenv("SMS2FA_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert Settings(secret_key="s" * 32).database_url == (
+        f"sqlite:///{tmp_path / 'xdg' / 'sms2fa' / 'sms2fa.db'}")
+    assert list(tmp_path.glob("*.db")) == []
 
 
 def test_engine_refuses_malformed_check_input(quiet: Verifier) -> None:

@@ -39,7 +39,8 @@ def test_defaults_are_the_secure_ones() -> None:
     assert s.code_length == 6
     assert s.code_expiration == 600
     assert s.retries_allowed == 3
-    assert s.database_url == "sqlite:///sms2fa.db"
+    assert s.database_url.startswith("sqlite:////")  # an absolute path, in the data directory
+    assert s.database_url.endswith("/sms2fa.db")
     assert s.flowroute_url == DEFAULT_FLOWROUTE_URL == "https://api.flowroute.com/v2.1"
     assert s.sms_backend is None
     assert s.backend == "console"  # no Flowroute keys
@@ -311,12 +312,29 @@ def test_backend_is_flowroute_when_keys_are_set() -> None:
     sender.close()
 
 
-def test_backend_is_console_without_keys(caplog: pytest.LogCaptureFixture) -> None:
+def test_without_keys_production_refuses_to_fall_back_to_the_console() -> None:
+    """Outside development, no provider and no backend named is an error naming the
+    FLOWROUTE_* variables: a production process never prints codes by accident."""
     s = Settings(secret_key=KEY)
+    with pytest.raises(ConfigurationError) as caught:
+        sender_from_settings(s)
+    for name in ("FLOWROUTE_ACCESS_KEY", "FLOWROUTE_SECRET_KEY", "FLOWROUTE_NUMBER",
+                 "SMS2FA_SMS_BACKEND=console"):
+        assert name in str(caught.value)
+
+
+def test_backend_is_console_without_keys_in_development(
+        caplog: pytest.LogCaptureFixture) -> None:
+    s = Settings(secret_key=KEY, development=True)
     assert s.backend == "console"
     with caplog.at_level(logging.WARNING, logger="sms2fa"):
         assert isinstance(sender_from_settings(s), ConsoleSender)
     assert "console" in caplog.text.lower()
+
+
+def test_console_may_be_chosen_explicitly_outside_development() -> None:
+    s = Settings(secret_key=KEY, sms_backend="console")
+    assert isinstance(sender_from_settings(s), ConsoleSender)
 
 
 def test_backend_can_be_forced_to_console() -> None:
@@ -350,3 +368,30 @@ def test_flowroute_number_must_be_digits(number: str) -> None:
 def test_unknown_number_type_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="allowed_number_types"):
         Settings(secret_key=KEY, allowed_number_types="MOBILE,CELLPHONE")
+
+
+# -- the database URL: one clear line at start-up ------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["not a url", "postgresql://user:hunter2@:notaport/db",
+                                 "://nothing"])
+def test_a_malformed_database_url_is_one_clear_error_without_the_password(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings(secret_key=KEY, database_url=url)
+    message = str(caught.value)
+    assert "SMS2FA_DATABASE_URL" in message
+    assert "hunter2" not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("url, named", [("mysql://root@localhost/test", "'mysql'"),
+                                        ("postgresql+asyncpg://localhost/db", "psycopg")])
+def test_an_unsupported_database_says_what_to_use(url: str, named: str) -> None:
+    with pytest.raises(ConfigurationError, match="SMS2FA_DATABASE_URL") as caught:
+        Settings(secret_key=KEY, database_url=url)
+    assert named in str(caught.value)
+
+
+def test_a_postgresql_url_is_accepted_when_the_driver_is_installed() -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    assert Settings(secret_key=KEY, database_url=url).database_url == url

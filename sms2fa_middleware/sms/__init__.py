@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from ..errors import ConfigurationError
 from ..settings import Settings
 
 
@@ -25,7 +26,18 @@ class Sender(Protocol):
 
 
 def sender_from_settings(settings: Settings) -> Sender:
-    """The sender the settings ask for (Flowroute when its keys are set, else the console)."""
+    """The sender the settings ask for: Flowroute when its keys are set; the console only
+    when asked for by name, or in development mode.
+
+    Outside development, no keys and no backend named is a ConfigurationError: a production
+    process must never fall back to printing codes.
+    """
+    if settings.sms_backend is None and not settings.flowroute_configured and (
+            not settings.development):
+        raise ConfigurationError(
+            "no SMS provider is configured: set FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY and "
+            "FLOWROUTE_NUMBER (or SMS2FA_SMS_BACKEND=console to print codes, for development)"
+        )
     if settings.backend == "flowroute":
         from .flowroute import FlowrouteSender
 
