@@ -27,7 +27,7 @@ class Identity(NamedTuple):
     recipient: str
 
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "AuditEvent",

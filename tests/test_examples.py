@@ -81,3 +81,39 @@ def test_example_protects_the_account_page_with_an_sms_code(
     assert done.status_code == 303 and done.headers["location"] == "/account"
     account = browser.get(example + "/account", headers=HTML, allow_redirects=False)
     assert account.status_code == 200 and "Hello, alice" in account.text
+
+
+def test_the_readme_add_middleware_order_works(tmp_path: Path,
+                                               fake_flowroute: FakeFlowroute) -> None:
+    """README: with add_middleware, ours first and SessionMiddleware after it (outermost)."""
+    from starlette.applications import Starlette
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from sms2fa_middleware import Identity, Settings
+    from sms2fa_middleware.asgi import SMS2FAMiddleware
+
+    def login(request: Request) -> PlainTextResponse:
+        request.session["user"] = "alice"
+        return PlainTextResponse("in")
+
+    def identify(request: Request) -> Identity | None:
+        user = request.session.get("user")
+        return Identity(user, "+12065550123") if user else None
+
+    app = Starlette(routes=[Route("/login", login), Route("/account", login)])
+    settings = Settings(secret_key="k" * 32, database_url=f"sqlite:///{tmp_path / 'o.db'}",
+                        **fake_flowroute.settings_kwargs())
+    app.add_middleware(SMS2FAMiddleware, settings=settings, protect=["/account"],
+                       identify=identify, login_url="/login")
+    app.add_middleware(SessionMiddleware, secret_key="s" * 32)
+    with TestClient(app, base_url="https://testserver") as client:
+        assert client.get("/login").text == "in"
+        challenged = client.get("/account", headers={"Accept": "text/html"},
+                                follow_redirects=False)
+        assert challenged.status_code == 303
+        assert challenged.headers["location"].startswith("/sms2fa/challenge")
+        assert fake_flowroute.last_code("+12065550123")  # identify read the session
