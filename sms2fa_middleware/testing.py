@@ -96,9 +96,14 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+#: Titles as Flowroute writes them; Python's own phrases change (3.13 renamed 422 to
+#: "Unprocessable Content"), the provider's do not.
+_TITLES = {422: "Unprocessable Entity", 413: "Request Entity Too Large"}
+
+
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> _Reply:
     try:
-        title = HTTPStatus(status).phrase
+        title = _TITLES.get(status) or HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
     error = {"id": str(uuid.uuid4()), "status": status, "title": title, "detail": detail}

@@ -502,7 +502,7 @@ def test_timestamps_are_timezone_aware_utc(
     # The store refuses naive datetimes outright rather than guessing their zone.
     with pytest.raises(Exception, match="naive"):
         verifier.store.run(lambda conn: conn.execute(
-            update(codes).values(expires_at=datetime.utcnow())))
+            update(codes).values(expires_at=datetime.now(timezone.utc).replace(tzinfo=None))))
 
 
 def test_debug_mode_is_not_hard_coded() -> None:

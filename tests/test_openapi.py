@@ -169,7 +169,9 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
         assert status < 500, entry
         if status == 0:  # a request schemathesis could not even send (e.g. a NUL in a header)
             continue
-        assert response["content"]["mimeType"].startswith("application/json"), entry
+        # The header as the server sent it (schemathesis on 3.10 leaves HAR's mimeType empty).
+        headers = {h["name"].lower(): h["value"] for h in response["headers"]}
+        assert headers["content-type"].startswith("application/json"), entry
         body = json.loads(response["content"]["text"])
         operation = _operation(document, request["method"], path)
         if operation is None:
@@ -181,7 +183,6 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
         jsonschema.validate(body, answer["content"]["application/json"]["schema"],
                             cls=jsonschema.Draft202012Validator)
         if status == 429:
-            headers = {h["name"].lower(): h["value"] for h in response["headers"]}
             assert headers["retry-after"] == str(body["retry_after"]), entry
     # The run reached every operation, with successes as well as refusals.
     assert {(m, p) for m, p, _ in seen} >= {("POST", "/"), ("GET", "/"), ("POST", "/check")}

@@ -218,26 +218,44 @@ def test_forty_threads_share_a_sqlite_file_each_on_its_own_connections(tmp_path:
     store.dispose()
 
 
+# Run in a process of its own: this one has threads (servers, pools), and forking a threaded
+# process can deadlock (Python 3.12+ warns about it). The worker processes forked by gunicorn
+# or uvicorn are forked before any thread starts, as this one is.
+FORK_CHILD = """
+import os, sys
+from datetime import datetime, timedelta, timezone
+from sms2fa_middleware.store import CodeRow, Store
+
+T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+later = T0 + timedelta(minutes=5)
+store = Store(sys.argv[1])
+store.create_schema()
+store.put_code(CodeRow("parent", "+12065550123", "d" * 64, 3, later), T0)
+assert store.get_code("parent") is not None  # this thread's connections are open now
+pid = os.fork()
+if pid == 0:  # the child: must not touch the parent's connections
+    code = 1
+    try:
+        store.put_code(CodeRow("child", "+12065550123", "e" * 64, 3, later), T0)
+        code = 0 if store.get_code("parent") and store.get_code("child") else 2
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert store.get_code("child") is not None  # the parent's connections still work
+store.hit("after-fork", 60, T0)
+store.dispose()
+print("fork ok")
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_opens_its_own_sqlite_connections(tmp_path: Any) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'fork.db'}")
-    store.create_schema()
-    store.put_code(CodeRow("parent", NUMBER, "d" * 64, 3, T0 + timedelta(minutes=5)), T0)
-    assert store.get_code("parent") is not None  # this thread's connections are open now
-    pid = os.fork()
-    if pid == 0:  # the child: must not touch the parent's connections
-        code = 1
-        try:
-            store.put_code(CodeRow("child", NUMBER, "e" * 64, 3, T0 + timedelta(minutes=5)),
-                           T0)
-            code = 0 if store.get_code("parent") and store.get_code("child") else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert store.get_code("child") is not None  # the parent's connections still work
-    store.hit("after-fork", 60, T0)
-    store.dispose()
+    done = subprocess.run([sys.executable, "-W", "error", "-c", FORK_CHILD,
+                           f"sqlite:///{tmp_path / 'fork.db'}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fork ok"
 
 
 def test_hit_is_atomic_under_parallel_threads(store: Store) -> None:
