@@ -149,16 +149,20 @@ class PathPatterns:
         for pattern in self.patterns:
             if not isinstance(pattern, str) or not pattern.startswith("/"):
                 raise ValueError(f"path patterns must start with '/': {pattern!r}")
-            if _GLOB_CHARS.intersection(pattern):
-                globs.append(glob_regex(pattern))
+            if "%" in pattern:  # it would silently protect nothing: paths are matched decoded
+                raise ValueError(f"write path patterns decoded ('/café', not "
+                                 f"'/caf%C3%A9'): {pattern!r}")
+            canonical = normalize(pattern)
+            if _GLOB_CHARS.intersection(canonical):
+                globs.append(glob_regex(canonical))
             else:
-                exact.append(normalize(pattern).rstrip("/"))  # "/" -> "": everything
+                exact.append(canonical.rstrip("/"))  # "/" -> "": everything
         self._exact = frozenset(p or "/" for p in exact)
         self._under = tuple(p + "/" for p in exact)
         self._glob = re.compile("|".join(globs)) if globs else None
         #: The literal text every path a pattern matches starts with (up to its first
         #: wildcard): a plain path that starts with none of these cannot match.
-        self.literals = tuple(_literal(p) for p in self.patterns)
+        self.literals = tuple(_literal(normalize(p)) for p in self.patterns)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
@@ -170,12 +174,10 @@ class PathPatterns:
         return self._glob is not None and self._glob.fullmatch(canonical) is not None
 
 
-def _literal(pattern: str) -> str:
-    cut = min((pattern.index(c) for c in _GLOB_CHARS if c in pattern), default=len(pattern))
-    literal = pattern[:cut]
-    if cut == len(pattern):  # a prefix: "/admin/" also covers "/admin"
-        literal = normalize(literal).rstrip("/") or "/"
-    return literal
+def _literal(canonical: str) -> str:
+    cut = min((canonical.index(c) for c in _GLOB_CHARS if c in canonical),
+              default=len(canonical))
+    return canonical[:cut]
 
 
 def pattern_base(pattern: str) -> str:

@@ -286,6 +286,7 @@ def test_asgi_route_path_strips_root_path_as_starlette_does() -> None:
     ("/u/?", ["/u/1", "/u/1/x"], ["/u/12", "/u"]),
     ("/v[12]/x", ["/v1/x", "/v2/x/y"], ["/v3/x"]),
     ("/v[!12]/x", ["/v3/x"], ["/v1/x", "/v//x"]),
+    ("/docs//*.pdf", ["/docs/a.pdf"], ["/docs"]),
 ])
 def test_patterns_match_whole_segments(pattern: str, yes: list[str], no: list[str]) -> None:
     patterns = PathPatterns([pattern])
@@ -293,6 +294,12 @@ def test_patterns_match_whole_segments(pattern: str, yes: list[str], no: list[st
         assert patterns.match(normalize(path)), (pattern, path)
     for path in no:
         assert not patterns.match(normalize(path)), (pattern, path)
+
+
+def test_patterns_are_written_decoded() -> None:
+    with pytest.raises(ValueError, match="decoded"):
+        PathPatterns(["/caf%C3%A9"])
+    assert PathPatterns(["/docs//*.pdf"]).literals == ("/docs/",)
 
 
 def test_exclude_is_segment_aware_too() -> None:
