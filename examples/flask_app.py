@@ -8,6 +8,7 @@ import os
 from flask import Flask, redirect, request, session
 
 from sms2fa_middleware import Identity, Settings
+from sms2fa_middleware.flask import check_routes, verified_required
 from sms2fa_middleware.guard import safe_next
 from sms2fa_middleware.wsgi import ENVIRON_KEY, SMS2FAMiddleware
 
@@ -40,6 +41,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @app.get("/account")
+@verified_required  # defence in depth: refuses (403) a request the middleware did not verify
 def account() -> str:
     identity = request.environ[ENVIRON_KEY]
     return (f"<h1>Hello, {identity.auth_id}</h1><p>Verified by SMS.</p>"
@@ -52,10 +54,12 @@ def identify(req):  # type: ignore[no-untyped-def]
     return Identity(user, USERS[user]) if user in USERS else None
 
 
+PROTECT = ["/account"]
 settings = Settings.from_env(development="SMS2FA_SECRET_KEY" not in os.environ)
 app.wsgi_app = SMS2FAMiddleware(  # type: ignore[method-assign]
-    app.wsgi_app, settings, protect=["/account"], identify=identify, login_url="/login"
+    app.wsgi_app, settings, protect=PROTECT, identify=identify, login_url="/login"
 )
+check_routes(app, PROTECT)  # logs a warning for each route the patterns may leave open
 
 if __name__ == "__main__":
     app.run(port=int(os.environ.get("PORT", "5000")))

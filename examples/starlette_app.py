@@ -16,6 +16,7 @@ from starlette.routing import Route
 from sms2fa_middleware import Identity, Settings
 from sms2fa_middleware.asgi import SMS2FAMiddleware
 from sms2fa_middleware.guard import safe_next
+from sms2fa_middleware.starlette import check_routes, verified_required
 
 USERS = {"alice": "+12065550100", "bob": "+12065550111"}  # user name -> phone number on file
 
@@ -33,6 +34,7 @@ async def login(request: Request) -> HTMLResponse | RedirectResponse:
                         'value="alice"></label> <button>Log in</button></form>')
 
 
+@verified_required  # defence in depth: refuses (403) a request the middleware did not verify
 async def account(request: Request) -> HTMLResponse:
     identity = request.state.sms2fa
     return HTMLResponse(f"<h1>Hello, {identity.auth_id}</h1><p>Verified by SMS.</p>")
@@ -43,16 +45,18 @@ def identify(request: Request) -> Identity | None:
     return Identity(user, USERS[user]) if user in USERS else None
 
 
+PROTECT = ["/account"]
 settings = Settings.from_env(development="SMS2FA_SECRET_KEY" not in os.environ)
 app = Starlette(
     routes=[Route("/", home), Route("/login", login, methods=["GET", "POST"]),
             Route("/account", account)],
     middleware=[
         Middleware(SessionMiddleware, secret_key=os.environ.get("SESSION_SECRET", "dev-only")),
-        Middleware(SMS2FAMiddleware, settings=settings, protect=["/account"],
+        Middleware(SMS2FAMiddleware, settings=settings, protect=PROTECT,
                    identify=identify, login_url="/login"),
     ],
 )
+check_routes(app, PROTECT)  # logs a warning for each route the patterns may leave open
 
 if __name__ == "__main__":
     import uvicorn

@@ -27,6 +27,7 @@ from . import Identity
 from .asgi_io import read_request, send_response
 from .guard import PASS, PROTECTED, GuardedApp
 from .http import too_large
+from .paths import asgi_route_path
 
 Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
 
@@ -37,16 +38,18 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
     """Demand a verified SMS second factor on the ``protect``ed paths of an ASGI app."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or (
-            self._watched is not None and not scope["path"].startswith(self._watched)
-        ):
-            await self.app(scope, receive, send)  # the hot path: two string checks
-            return
-        guard = self.guard
-        kind = guard.classify(scope["path"])
-        if kind == PASS:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        # Starlette routes the path relative to root_path (a Mount, uvicorn --root-path).
+        path = asgi_route_path(scope) if scope.get("root_path") else scope["path"]
+        kind = self._kinds.get(path)
+        if kind is None:
+            kind = self.guard.remember(path, path)
+        if kind == PASS:
+            await self.app(scope, receive, send)  # the hot path: one dict lookup
+            return
+        guard = self.guard
         identity = await self._identity(scope, receive)
         if kind == PROTECTED:
             if guard.revocations_stale():
@@ -67,7 +70,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        request = await read_request(scope, receive)
+        request = await read_request(scope, receive, path=path)
         if request is None:
             await send_response(send, too_large())
             return

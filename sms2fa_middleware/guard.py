@@ -4,8 +4,9 @@ verified-session cookie, the challenge page and its form, and the mounted API.
 The WSGI and ASGI adapters only translate requests and call :class:`Guard`; they hold no
 policy. The hot paths are kept cheap on purpose:
 
-* a request that is neither protected nor under the prefix costs :meth:`Guard.classify` --
-  one ``str.startswith`` on a tuple, plus one precompiled regex when globs are configured;
+* a request that is neither protected nor under the prefix costs one dict lookup in
+  :attr:`Guard.kinds` (what :meth:`Guard.classify` said about that path before; a path seen
+  for the first time costs a few string checks, see paths.py);
 * a protected request with a valid cookie costs one HMAC-SHA256 and a dict lookup -- no
   database round trip. Revocations are read from the store at most every
   ``revocation_interval`` seconds, which bounds how late a revocation takes effect.
@@ -20,7 +21,6 @@ cookie, and a check that consumes an attempt is never triggered by a GET.
 from __future__ import annotations
 
 import base64
-import fnmatch
 import hashlib
 import hmac
 import re
@@ -47,6 +47,7 @@ from .errors import (
 )
 from .http import Request, Response, VerificationAPI, json_response
 from .pages import ChallengeView, Pages
+from .paths import PathPatterns, is_plain, normalize, readings
 from .phones import mask
 from .settings import Settings
 
@@ -54,6 +55,8 @@ PASS, PROTECTED, PREFIX = 0, 1, 2
 DEFAULT_REMEMBER_FOR = 12 * 3600
 CSRF_MAX_AGE = 3600
 VERIFIED_CACHE_SIZE = 10_000  # verified cookies remembered per process
+KIND_CACHE_SIZE = 4096  # paths whose classification is remembered per process
+KIND_CACHE_KEY_MAX = 256  # longer paths are classified every time
 
 _PAGE_HEADERS = (
     ("content-type", "text/html; charset=utf-8"),
@@ -177,14 +180,15 @@ class Guard:
         self.cookie_domain = cookie_domain
         self.cookie_secure = cookie_secure
         self.revocation_interval = revocation_interval
-        self._protect_prefixes, self._protect_glob = _compile_patterns(protect)
-        #: Without glob patterns, a path that starts with none of these passes straight
-        #: through: the adapters test it inline, before anything else (None: ask classify).
-        self.watched: tuple[str, ...] | None = (
-            None if self._protect_glob else (self.prefix, *self._protect_prefixes))
-        self._exclude_prefixes, self._exclude_glob = _compile_patterns(exclude)
-        if not (self._protect_prefixes or self._protect_glob):
+        self._protect = PathPatterns(protect)
+        self._exclude = PathPatterns(exclude)
+        if not self._protect:
             raise ValueError("protect=[...] must name at least one path prefix or pattern")
+        #: A plain path (see paths.is_plain) that starts with none of these passes through.
+        self.watched: tuple[str, ...] = (self.prefix, *self._protect.literals)
+        #: What classify() said about paths seen before (the key is the path the adapter
+        #: got): the adapters' hot path is one lookup here. Bounded: cleared when full.
+        self.kinds: dict[str, int] = {}
         self.signer = SessionSigner(self.settings.secret_keys)
         self.csrf = URLSafeTimedSerializer(list(self.settings.secret_keys)[::-1],
                                            salt="sms2fa-csrf")
@@ -200,18 +204,30 @@ class Guard:
     # -- hot path -------------------------------------------------------------------------
 
     def classify(self, path: str) -> int:
-        """PASS, PROTECTED or PREFIX for a request path; a few string operations."""
+        """PASS, PROTECTED or PREFIX for a mount-relative, decoded path (paths.py's
+        ``*_route_path``). PROTECTED when any reading of the path is protected: fail closed."""
         if path.startswith(self._prefix_slash) or path == self.prefix:
             return PREFIX
-        if self._protect_prefixes and path.startswith(self._protect_prefixes):
-            pass
-        elif self._protect_glob is None or not self._protect_glob.match(path):
-            return PASS
-        if (self._exclude_prefixes and path.startswith(self._exclude_prefixes)) or (
-            self._exclude_glob is not None and self._exclude_glob.match(path)
-        ):
-            return PASS
-        return PROTECTED
+        if is_plain(path):
+            if not path.startswith(self.watched):
+                return PASS
+            return PROTECTED if self.protects(normalize(path)) else PASS
+        return PROTECTED if any(self.protects(r) for r in readings(path)) else PASS
+
+    def protects(self, canonical: str) -> bool:
+        """Whether a canonical path is protected: some protect pattern matches it and no
+        exclude pattern does (exclude wins)."""
+        return self._protect.match(canonical) and not self._exclude.match(canonical)
+
+    def remember(self, key: str, path: str) -> int:
+        """:meth:`classify` ``path``, remembered in :attr:`kinds` under ``key`` (the path
+        as the adapter got it), so that the next request for it costs one dict lookup."""
+        kind = self.classify(path)
+        if len(key) <= KIND_CACHE_KEY_MAX:
+            if len(self.kinds) >= KIND_CACHE_SIZE:
+                self.kinds.clear()  # a flood of distinct paths: start over, stay bounded
+            self.kinds[key] = kind
+        return kind
 
     def cookie_for(self, https: bool) -> str:
         """The cookie's name: ``__Host-`` prefixed when the browser will enforce it."""
@@ -517,7 +533,7 @@ class GuardedApp(Generic[AppT, IdentifyT]):
             revocation_interval=revocation_interval,
         )
         self.verifier = self.guard.verifier
-        self._watched = self.guard.watched
+        self._kinds = self.guard.kinds
 
     def revoke(self, auth_id: str) -> None:
         """End ``auth_id``'s verified sessions on every worker and host (logout, a new
@@ -531,20 +547,6 @@ _STATUS_TEXT = {
     "send_failed": "We could not send the text message. Try again in a moment.",
     "bad_number": "We cannot send codes to the phone number on your account.",
 }
-
-
-def _compile_patterns(patterns: Iterable[str]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
-    """Split into plain prefixes (fast ``startswith``) and globs (one regex)."""
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    prefixes: list[str] = []
-    globs: list[str] = []
-    for pattern in patterns:
-        if not pattern.startswith("/"):
-            raise ValueError(f"path patterns must start with '/': {pattern!r}")
-        (globs if any(c in pattern for c in "*?[") else prefixes).append(pattern)
-    regex = re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
-    return tuple(prefixes), regex
 
 
 def _is_navigation(request: Request) -> bool:

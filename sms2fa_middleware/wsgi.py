@@ -2,7 +2,9 @@
 
 It translates between WSGI and :class:`~sms2fa_middleware.guard.Guard`, and nothing else.
 A request that is neither protected nor under the prefix goes straight to the app after one
-path check. The verified identity is in ``environ["sms2fa.identity"]``.
+dict lookup. Paths are matched as the app will route them (see paths.py): PATH_INFO
+re-read as UTF-8, repeated slashes merged, dot segments resolved; ambiguous spellings are
+protected when any reading is. The verified identity is in ``environ["sms2fa.identity"]``.
 
 Flask: wrap ``app.wsgi_app`` so the app object stays a Flask app::
 
@@ -20,6 +22,7 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from . import Identity
 from .guard import PASS, PROTECTED, GuardedApp
 from .http import MAX_BODY, Request, Response, too_large
+from .paths import wsgi_route_path
 
 if TYPE_CHECKING:
     # WSGIApplication is used in the quoted base class below, which ruff cannot see.
@@ -35,12 +38,12 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
-        if self._watched is not None and not path.startswith(self._watched):
-            return self.app(environ, start_response)  # the hot path: one string check
-        guard = self.guard
-        kind = guard.classify(path)
+        kind = self._kinds.get(path)
+        if kind is None:
+            kind = self.guard.remember(path, wsgi_route_path(path))
         if kind == PASS:
-            return self.app(environ, start_response)
+            return self.app(environ, start_response)  # the hot path: one dict lookup
+        guard = self.guard
         identity = self.identify(WerkzeugRequest(environ, shallow=True))
         https = environ.get("wsgi.url_scheme") == "https"
         if kind == PROTECTED:

@@ -1,0 +1,226 @@
+"""Which paths are protected: the path a request's router will see, and segment-aware patterns.
+
+Security stakes: the middleware's one promise is "these routes need a verified second
+factor". It holds only if the middleware decides on the path **as the app's router will
+route it**. Servers and routers disagree about spellings: werkzeug strips leading slashes
+and merges repeated ones, servers percent-decode ``%2F`` into ``/``, WSGI hands PATH_INFO over
+as latin-1 text of UTF-8 bytes, Starlette routes ``scope["path"]`` minus ``root_path``. So:
+
+* :func:`wsgi_route_path` / :func:`asgi_route_path` turn a request into the mount-relative,
+  UTF-8 text path its app routes (invalid UTF-8 survives as surrogate escapes);
+* :func:`readings` turns a path into every canonical form a common router could give it --
+  repeated slashes merged, dot segments resolved, and, where the spelling is ambiguous
+  (``%`` left after the server decoded once, ``\\``, ``;`` parameters, control characters,
+  invalid UTF-8, an absolute-form target), each plausible reading;
+* :class:`PathPatterns` matches canonical paths against ``protect`` / ``exclude`` patterns
+  on whole segments.
+
+A request is protected when **any** of its readings is protected (fail closed). A path that
+is plain -- printable ASCII with none of ``//``, ``/.``, ``%``, ``\\``, ``;`` -- has exactly
+one reading, itself, which the hot path exploits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+log = logging.getLogger("sms2fa")
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_PARAMS = re.compile(";[^/]*")
+_GLOB_CHARS = frozenset("*?[")
+
+
+def wsgi_route_path(path_info: str) -> str:
+    """PATH_INFO as text the app routes: PEP 3333 gives latin-1 text of the raw bytes, so
+    re-read them as UTF-8 (invalid bytes kept as surrogate escapes for :func:`readings`).
+    PATH_INFO already excludes SCRIPT_NAME, so it is mount-relative."""
+    if path_info.isascii():
+        return path_info
+    return path_info.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def asgi_route_path(scope: Mapping[str, Any]) -> str:
+    """``scope["path"]`` minus ``scope["root_path"]``, exactly as Starlette routes it
+    (``starlette._utils.get_route_path``): stripped only when the path starts with the root
+    path followed by ``/`` (or equals it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if not root or not path.startswith(root):
+        return path
+    if len(path) == len(root):
+        return "/"
+    return path[len(root):] if path[len(root)] == "/" else path
+
+
+def is_plain(path: str) -> bool:
+    """Whether ``path`` has exactly one reading, itself (minus a trailing slash)."""
+    return (path.startswith("/") and path.isascii() and path.isprintable()
+            and "//" not in path and "/." not in path and "%" not in path
+            and "\\" not in path and ";" not in path)
+
+
+def normalize(path: str) -> str:
+    """Repeated slashes merged, ``.`` and ``..`` resolved, no trailing slash (``/`` stays)."""
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(segment)
+    return "/" + "/".join(out)
+
+
+def readings(path: str) -> set[str]:
+    """Every canonical path a common router could route ``path`` to (see the module doc)."""
+    if is_plain(path):
+        return {normalize(path)}
+    texts = {path}
+    if _SURROGATE.search(path):  # invalid UTF-8: werkzeug/Starlette read U+FFFD; others latin-1
+        raw = path.encode("utf-8", "surrogateescape")
+        texts = {raw.decode("utf-8", "replace"), raw.decode("latin-1")}
+    if not path.startswith("/") and "://" in path:  # an absolute-form target left whole
+        texts |= {urlsplit(t).path for t in texts}
+    for _ in range(3):  # "%" left after the server decoded: a second decoding, and a third
+        more = {unquote(t) for t in texts if "%" in t} - texts
+        if not more:
+            break
+        texts |= more
+    texts |= {t.replace("\\", "/") for t in texts if "\\" in t}
+    texts |= {_PARAMS.sub("", t) for t in texts if ";" in t}
+    for text in [t for t in texts if _CONTROL.search(t)]:
+        texts.add(_CONTROL.sub("", text))
+        texts.add(text.split("\x00", 1)[0])  # C strings end at NUL
+    return {normalize(t) for t in texts}
+
+
+def glob_regex(pattern: str) -> str:
+    """A glob as a regex over canonical paths: ``*`` and ``?`` stay inside one segment,
+    ``**`` as a whole segment is zero or more segments, ``[...]`` a character class; the
+    match covers the path and everything below it."""
+    out = ""
+    for segment in pattern.strip("/").split("/"):
+        if segment == "**":
+            out += "(?:/[^/]+)*"
+            continue
+        out += "/"
+        i = 0
+        while i < len(segment):
+            c = segment[i]
+            if c == "*":
+                out += "[^/]*"
+            elif c == "?":
+                out += "[^/]"
+            elif c == "[" and "]" in segment[i + 2:]:
+                end = segment.index("]", i + 2)
+                body = segment[i + 1:end]
+                if body.startswith("!"):
+                    body = "^/" + body[1:]
+                out += "[" + body.replace("\\", "\\\\").replace("/", "") + "]"
+                i = end
+            else:
+                out += re.escape(c)
+            i += 1
+    return out + "(?:/.*)?"
+
+
+class PathPatterns:
+    """``protect`` or ``exclude`` patterns, matched against canonical paths on whole segments.
+
+    A plain pattern is a prefix of segments (``"/admin"`` and ``"/admin/"`` both match
+    ``/admin`` and everything below it, not ``/administrator``); a pattern with ``*``, ``?``
+    or ``[`` is a glob (:func:`glob_regex`).
+    """
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        self.patterns = tuple(patterns)
+        exact: list[str] = []
+        globs: list[str] = []
+        for pattern in self.patterns:
+            if not isinstance(pattern, str) or not pattern.startswith("/"):
+                raise ValueError(f"path patterns must start with '/': {pattern!r}")
+            if "%" in pattern:  # it would silently protect nothing: paths are matched decoded
+                raise ValueError(f"write path patterns decoded ('/café', not "
+                                 f"'/caf%C3%A9'): {pattern!r}")
+            canonical = normalize(pattern)
+            if _GLOB_CHARS.intersection(canonical):
+                globs.append(glob_regex(canonical))
+            else:
+                exact.append(canonical.rstrip("/"))  # "/" -> "": everything
+        self._exact = frozenset(p or "/" for p in exact)
+        self._under = tuple(p + "/" for p in exact)
+        self._glob = re.compile("|".join(globs)) if globs else None
+        #: The literal text every path a pattern matches starts with (up to its first
+        #: wildcard): a plain path that starts with none of these cannot match.
+        self.literals = tuple(_literal(normalize(p)) for p in self.patterns)
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def match(self, canonical: str) -> bool:
+        """Whether a canonical path (:func:`normalize`) is matched by any pattern."""
+        if canonical in self._exact or canonical.startswith(self._under):
+            return True
+        return self._glob is not None and self._glob.fullmatch(canonical) is not None
+
+
+def _literal(canonical: str) -> str:
+    cut = min((canonical.index(c) for c in _GLOB_CHARS if c in canonical),
+              default=len(canonical))
+    return canonical[:cut]
+
+
+def pattern_base(pattern: str) -> str:
+    """The literal segments before a pattern's first wildcard (``/admin/*`` -> ``/admin``)."""
+    base: list[str] = []
+    for segment in pattern.strip("/").split("/"):
+        if _GLOB_CHARS.intersection(segment):
+            break
+        if segment:
+            base.append(segment)
+    return "/" + "/".join(base)
+
+
+def route_warnings(routes: Iterable[str], protect: Iterable[str],
+                   exclude: Iterable[str] = ()) -> list[str]:
+    """Warnings about routes the patterns may leave open, for a start-up check.
+
+    ``routes`` are sample paths, one per route, with every variable part filled in with
+    ``x``. Warned about: a route at or below a protect pattern's literal base that is not
+    protected and not excluded (``protect=["/admin/*"]`` with a route ``/admin``), and a
+    protect pattern that protects no route (a typo, or a route that moved).
+    """
+    protect = [protect] if isinstance(protect, str) else list(protect)
+    protected, excluded = PathPatterns(protect), PathPatterns(exclude)
+    samples = {route: normalize(route) for route in routes}
+    warnings: list[str] = []
+    for pattern in protect:
+        one = PathPatterns([pattern])
+        base = pattern_base(pattern)
+        under = base.rstrip("/") + "/"
+        hits = 0
+        for route, path in samples.items():
+            if excluded.match(path):
+                continue  # deliberately open
+            if one.match(path):
+                hits += 1
+            elif (path == base or path.startswith(under)) and not protected.match(path):
+                warnings.append(f"route {route!r} is not protected, though it is under "
+                                f"{base!r} and protect has {pattern!r}")
+        if not hits:
+            warnings.append(f"protect pattern {pattern!r} matches no route")
+    return warnings
+
+
+__all__ = ["PathPatterns", "asgi_route_path", "glob_regex", "is_plain", "normalize",
+           "pattern_base", "readings", "route_warnings", "wsgi_route_path"]

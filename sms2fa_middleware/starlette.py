@@ -1,0 +1,96 @@
+"""Starlette and FastAPI conveniences: a route-level check that double-checks the
+middleware, and a start-up check of the app's routes against the patterns.
+
+Defence in depth: the middleware decides which requests need a verified session; a route
+that also checks refuses (403) any request the middleware did not verify -- so a route that
+the ``protect`` patterns miss fails closed instead of open::
+
+    @verified_required                                 # Starlette
+    async def account(request): ...
+
+    @app.get("/account")                               # FastAPI
+    async def account(who: Identity = Depends(require_verified)): ...
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
+
+from . import Identity
+from .asgi import STATE_KEY
+from .paths import route_warnings
+
+log = logging.getLogger("sms2fa")
+
+MESSAGE = "This page needs SMS verification, which did not happen for this request."
+
+
+def _verified(connection: HTTPConnection) -> Identity | None:
+    identity = connection.scope.get("state", {}).get(STATE_KEY)
+    if identity is None:
+        # The path is the developer's clue: this route checks but protect=[...] missed it.
+        log.warning("sms2fa: route for %r ran without a verified session; is its path in "
+                    "protect=[...]? Refused (403).", connection.url.path)
+    return identity  # type: ignore[no-any-return]
+
+
+def require_verified(connection: HTTPConnection) -> Identity:
+    """The verified Identity, or HTTPException 403: a FastAPI dependency
+    (``Depends(require_verified)``), or call it first thing in any endpoint."""
+    identity = _verified(connection)
+    if identity is None:
+        raise HTTPException(403, detail=MESSAGE)
+    return identity
+
+
+def verified_required(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Decorate a Starlette endpoint ``async def f(request)``: 403 JSON unless the
+    middleware verified the request."""
+
+    @functools.wraps(endpoint)
+    async def wrapper(request: Request) -> Response:
+        if _verified(request) is None:
+            return JSONResponse({"message": MESSAGE, "reason": "VerificationRequired"}, 403,
+                                headers={"cache-control": "no-store"})
+        return await endpoint(request)
+
+    return wrapper
+
+
+def route_paths(routes: Iterable[Any], base: str = "") -> list[str]:
+    """Sample paths for an app's routes (Mounts followed), variables filled with ``x``."""
+    out: list[str] = []
+    for route in routes:
+        path = getattr(route, "path", None)
+        if path is None:
+            continue
+        full = base + re.sub(r"\{[^}]*\}", "x", path)
+        if isinstance(route, Mount) and route.routes:
+            out += route_paths(route.routes, full)
+        else:
+            out.append(full or "/")
+    return out
+
+
+def check_routes(app: Any, protect: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+    """Start-up check: log (and return) a warning for each route the patterns may leave open
+    -- e.g. ``protect=["/admin/*"]`` with a route ``/admin`` -- and for each protect pattern
+    that matches no route. ``app`` is a Starlette or FastAPI app (its ``routes``)."""
+    warnings = route_warnings(route_paths(app.routes), protect, exclude)
+    for warning in warnings:
+        log.warning("sms2fa: %s", warning)
+    return warnings
+
+
+__all__ = ["check_routes", "require_verified", "route_paths", "verified_required"]
