@@ -21,11 +21,11 @@ from collections.abc import Awaitable, Callable
 from anyio import to_thread
 from starlette.requests import HTTPConnection
 from starlette.requests import Request as StarletteRequest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import Identity
 from .asgi_io import read_request, send_response
-from .guard import PASS, PROTECTED, GuardedApp
+from .guard import PASS, PROTECTED, GuardedApp, private_raw_headers
 from .http import too_large
 
 Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
@@ -47,14 +47,27 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         if kind == PASS:
             await self.app(scope, receive, send)
             return
-        identity = await self._identity(scope, receive)
+        try:
+            identity = guard.identity(await self._identity(scope, receive))
+        except Exception as exc:  # a bug in identify, or a value that is no identity
+            request = await read_request(scope, receive, read_body=False)
+            assert request is not None  # no body is read, so never too large
+            response = guard.identify_failed(request, exc)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1011})
+            else:
+                await send_response(send, response, head=scope["method"] == "HEAD")
+            return
         if kind == PROTECTED:
             if guard.revocations_stale():
                 await to_thread.run_sync(guard.refresh_revocations)
             https = scope.get("scheme") in ("https", "wss")
             if guard.is_verified(_cookie_header(scope), https, identity):
                 scope.setdefault("state", {})[STATE_KEY] = identity
-                await self.app(scope, receive, send)
+                if guard.private_responses and scope["type"] == "http":
+                    await self.app(scope, receive, _private(send))
+                else:
+                    await self.app(scope, receive, send)
                 return
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
@@ -81,6 +94,18 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         if inspect.isawaitable(result):
             return await result
         return result
+
+
+def _private(send: Send) -> Send:
+    """``send`` that marks the app's response private (Vary: Cookie and Cache-Control:
+    private, see :func:`~sms2fa_middleware.guard.private_raw_headers`)."""
+
+    async def private_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": private_raw_headers(message.get("headers", ()))}
+        await send(message)
+
+    return private_send
 
 
 def _cookie_header(scope: Scope) -> str:
