@@ -91,6 +91,8 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         connection = (StarletteRequest(scope, receive) if scope["type"] == "http"
                       else HTTPConnection(scope))
         result = self.identify(connection)  # type: ignore[arg-type]  # websockets: no Request
+        if result is None or type(result) is Identity:  # the usual answers: skip the probe
+            return result
         if inspect.isawaitable(result):
             return await result
         return result
@@ -100,10 +102,12 @@ def _private(send: Send) -> Send:
     """``send`` that marks the app's response private (Vary: Cookie and Cache-Control:
     private, see :func:`~sms2fa_middleware.guard.private_raw_headers`)."""
 
-    async def private_send(message: Message) -> None:
+    # Not a coroutine function: it hands back send's own awaitable, one frame fewer per
+    # message. The start message gets a new headers list; the app's own list is left alone.
+    def private_send(message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": private_raw_headers(message.get("headers", ()))}
-        await send(message)
+            message["headers"] = private_raw_headers(message.get("headers", ()))
+        return send(message)
 
     return private_send
 

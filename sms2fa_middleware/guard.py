@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fnmatch
+import functools
 import hashlib
 import hmac
 import logging
@@ -60,6 +61,7 @@ PASS, PROTECTED, PREFIX = 0, 1, 2
 DEFAULT_REMEMBER_FOR = 12 * 3600
 CSRF_MAX_AGE = 3600
 VERIFIED_CACHE_SIZE = 10_000  # verified cookies remembered per process
+VERIFIED_CACHE_HEADER = 1024  # longest Cookie header remembered (10,000 of them: 10 MB)
 IDENTITY_CACHE_SIZE = 10_000  # normalised identities remembered per process
 
 _PAGE_HEADERS = (
@@ -218,7 +220,8 @@ class Guard:
         api_on = public_api or self.settings.api_token is not None
         self.api = VerificationAPI(self.verifier, uniform_errors=True) if api_on else None
         self._revoked: dict[str, int] = {}
-        self._verified: dict[tuple[str, str, str], int] = {}
+        self._verified: dict[tuple[str, bool, str, str], int] = {}
+        self._cookie_http, self._cookie_https = self.cookie_for(False), self.cookie_for(True)
         self._revocations_seen = datetime.now(timezone.utc) - timedelta(seconds=remember_for)
         self._next_refresh = 0.0
         self._refresh_lock = threading.Lock()
@@ -317,20 +320,24 @@ class Guard:
         """Whether the request carries a live verified session for ``identity``. No I/O."""
         if identity is None or identity.recipient is None or not cookie_header:
             return False
-        value = cookie_value(cookie_header, self.cookie_for(https))
-        if value is None:
-            return False
-        key = (value, identity.auth_id, identity.recipient)
+        # Keyed by the whole Cookie header (short ones: memory stays bounded): a hit skips
+        # even finding our cookie in it. Another cookie that changes on every request (or a
+        # long header) just costs the HMAC each time.
+        key = (cookie_header, https, identity.auth_id, identity.recipient)
         issued = self._verified.get(key)
         if issued is None:
+            value = cookie_value(cookie_header, self._cookie_https if https else self._cookie_http)
+            if value is None:
+                return False
             issued = self.signer.verify(value, identity)
             if issued is None:
                 return False
-            if len(self._verified) >= VERIFIED_CACHE_SIZE:
-                self._verified.clear()
-            # Only signatures that verified are remembered, keyed by the whole cookie and
-            # identity: a hit proves exactly what the HMAC proved, for a dict lookup.
-            self._verified[key] = issued
+            if len(cookie_header) <= VERIFIED_CACHE_HEADER:
+                if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                    self._verified.clear()
+                # Only signatures that verified are remembered, keyed by all the HMAC proved
+                # it for: a hit proves exactly what the HMAC proved, for a dict lookup.
+                self._verified[key] = issued
         now_ms = time.time() * 1000
         if issued + self.remember_for * 1000 < now_ms or issued > now_ms + 60_000:
             return False
@@ -687,6 +694,7 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.header("accept")
 
 
+@functools.lru_cache(maxsize=256)  # an app sends the same few values again and again
 def _private(vary: str | None, cache_control: str | None) -> tuple[str, str]:
     """Vary and Cache-Control for a response only this user may see: ``Cookie`` added to
     Vary, ``private`` to Cache-Control (``public`` and ``s-maxage`` dropped). What is already
@@ -706,8 +714,16 @@ def _private(vary: str | None, cache_control: str | None) -> tuple[str, str]:
     return vary, ", ".join(["private", *kept])
 
 
+_MERGED_STR = ("vary", "cache-control")
+_PRIVATE_STR = (("Vary", "Cookie"), ("Cache-Control", "private"))
+
+
 def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """WSGI response headers, made private (see :func:`_private`)."""
+    kept = [pair for pair in headers if pair[0].lower() not in _MERGED_STR]
+    if len(kept) == len(headers):  # the usual case: the app set neither
+        kept += _PRIVATE_STR
+        return kept
     vary = cache_control = None
     kept = []
     for name, value in headers:
@@ -723,8 +739,18 @@ def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return kept
 
 
+_MERGED = (b"vary", b"cache-control")
+_PRIVATE_RAW = ((b"vary", b"Cookie"), (b"cache-control", b"private"))
+
+
 def private_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """ASGI response headers, made private (see :func:`_private`)."""
+    if not isinstance(headers, list):
+        headers = list(headers)
+    kept = [pair for pair in headers if pair[0].lower() not in _MERGED]
+    if len(kept) == len(headers):  # the usual case: the app set neither
+        kept += _PRIVATE_RAW
+        return kept
     vary = cache_control = None
     kept = []
     for name, value in headers:

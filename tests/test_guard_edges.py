@@ -305,3 +305,4 @@ def test_private_raw_headers_merges_repeated_headers() -> None:
     assert private_raw_headers(headers) == [
         (b"content-type", b"text/plain"), (b"vary", b"Accept, Origin, Cookie"),
         (b"cache-control", b"private, max-age=5")]
+
