@@ -21,11 +21,11 @@ from collections.abc import Awaitable, Callable
 from anyio import to_thread
 from starlette.requests import HTTPConnection
 from starlette.requests import Request as StarletteRequest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import Identity
 from .asgi_io import read_request, send_response
-from .guard import PASS, PROTECTED, GuardedApp
+from .guard import PASS, PROTECTED, GuardedApp, private_raw_headers
 from .http import too_large
 from .paths import asgi_route_path
 
@@ -50,14 +50,27 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
             await self.app(scope, receive, send)  # the hot path: one dict lookup
             return
         guard = self.guard
-        identity = await self._identity(scope, receive)
+        try:
+            identity = guard.identity(await self._identity(scope, receive))
+        except Exception as exc:  # a bug in identify, or a value that is no identity
+            request = await read_request(scope, receive, read_body=False)
+            assert request is not None  # no body is read, so never too large
+            response = guard.identify_failed(request, exc)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1011})
+            else:
+                await send_response(send, response, head=scope["method"] == "HEAD")
+            return
         if kind == PROTECTED:
             if guard.revocations_stale():
                 await to_thread.run_sync(guard.refresh_revocations)
             https = scope.get("scheme") in ("https", "wss")
             if guard.is_verified(_cookie_header(scope), https, identity):
                 scope.setdefault("state", {})[STATE_KEY] = identity
-                await self.app(scope, receive, send)
+                if guard.private_responses and scope["type"] == "http":
+                    await self.app(scope, receive, _private(send))
+                else:
+                    await self.app(scope, receive, send)
                 return
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
@@ -81,9 +94,25 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         connection = (StarletteRequest(scope, receive) if scope["type"] == "http"
                       else HTTPConnection(scope))
         result = self.identify(connection)  # type: ignore[arg-type]  # websockets: no Request
+        if result is None or type(result) is Identity:  # the usual answers: skip the probe
+            return result
         if inspect.isawaitable(result):
             return await result
         return result
+
+
+def _private(send: Send) -> Send:
+    """``send`` that marks the app's response private (Vary: Cookie and Cache-Control:
+    private, see :func:`~sms2fa_middleware.guard.private_raw_headers`)."""
+
+    # Not a coroutine function: it hands back send's own awaitable, one frame fewer per
+    # message. The start message gets a new headers list; the app's own list is left alone.
+    def private_send(message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            message["headers"] = private_raw_headers(message.get("headers", ()))
+        return send(message)
+
+    return private_send
 
 
 def _cookie_header(scope: Scope) -> str:

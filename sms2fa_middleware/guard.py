@@ -21,14 +21,19 @@ cookie, and a check that consumes an attempt is never triggered by a GET.
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
 import time
+import traceback
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from html import escape
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
@@ -36,7 +41,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from . import Identity
-from .engine import Verifier
+from .engine import Verifier, check_auth_id
 from .errors import (
     InvalidAPIUsage,
     InvalidRecipient,
@@ -48,8 +53,10 @@ from .errors import (
 from .http import Request, Response, VerificationAPI, json_response
 from .pages import ChallengeView, Pages
 from .paths import PathPatterns, is_plain, normalize, readings
-from .phones import mask
+from .phones import mask, on_file
 from .settings import Settings
+
+log = logging.getLogger("sms2fa")
 
 PASS, PROTECTED, PREFIX = 0, 1, 2
 DEFAULT_REMEMBER_FOR = 12 * 3600
@@ -57,6 +64,8 @@ CSRF_MAX_AGE = 3600
 VERIFIED_CACHE_SIZE = 10_000  # verified cookies remembered per process
 KIND_CACHE_SIZE = 4096  # paths whose classification is remembered per process
 KIND_CACHE_KEY_MAX = 256  # longer paths are classified every time
+VERIFIED_CACHE_HEADER = 1024  # longest Cookie header remembered (10,000 of them: 10 MB)
+IDENTITY_CACHE_SIZE = 10_000  # normalised identities remembered per process
 
 _PAGE_HEADERS = (
     ("content-type", "text/html; charset=utf-8"),
@@ -65,6 +74,15 @@ _PAGE_HEADERS = (
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "same-origin"),
 )
+
+
+# auth_id types whose str() is no stable id, or a trap (str(b"7") is "b'7'").
+_NOT_AN_ID = (bool, float, bytes, bytearray, list, tuple, dict, set, frozenset)
+
+
+class IdentifyError(Exception):
+    """``identify`` returned something that is no identity; the message says what is wrong
+    without repeating the value."""
 
 
 def safe_next(target: str | None) -> str:
@@ -102,29 +120,31 @@ def cookie_value(header: str, name: str) -> str | None:
     return None
 
 
-def _e164(recipient: str) -> str:
-    return recipient if recipient.startswith("+") else "+" + recipient
-
-
 class SessionSigner:
     """The verified-session cookie: ``<issued ms, hex>.<session id>.<signature>``.
 
-    The signature is HMAC-SHA256 over the issue time, the session id, the auth_id and the
-    phone number -- which never appear in the cookie. We sign by hand rather than with
-    itsdangerous because this check runs on every protected request, and one raw HMAC costs a
-    fifth of ``TimestampSigner.unsign``.
+    The signature is HMAC-SHA256 over the audience, the issue time, the session id, the
+    auth_id and the phone number (E.164) -- which never appear in the cookie. The audience
+    (the guard passes its cookie name, its prefix and its ``audience`` option) is fed to each
+    key's HMAC once, here: a cookie signed for another app that shares the secret is refused,
+    at no cost per request. We sign by hand rather than with itsdangerous because this check
+    runs on every protected request, and one raw HMAC costs a fifth of
+    ``TimestampSigner.unsign``.
     """
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._macs = [
-            hmac.new(hmac.new(k.encode(), b"sms2fa-session", hashlib.sha256).digest(),
-                     digestmod=hashlib.sha256)
-            for k in keys
-        ]
+    def __init__(self, keys: Iterable[str], audience: str = "") -> None:
+        # Length-prefixed: no audience can run on into the text signed after it.
+        scope = f"{len(audience)}:{audience}\x00".encode()
+        self._macs = []
+        for k in keys:
+            mac = hmac.new(hmac.new(k.encode(), b"sms2fa-session", hashlib.sha256).digest(),
+                           digestmod=hashlib.sha256)
+            mac.update(scope)
+            self._macs.append(mac)
 
     def _sign(self, mac: hmac.HMAC, head: str, identity: Identity) -> str:
         m = mac.copy()
-        m.update(f"{head}\x00{identity.auth_id}\x00{_e164(identity.recipient)}".encode())
+        m.update(f"{head}\x00{identity.auth_id}\x00{identity.recipient}".encode())
         return base64.urlsafe_b64encode(m.digest()).decode().rstrip("=")
 
     def issue(self, identity: Identity, issued_ms: int) -> str:
@@ -167,6 +187,9 @@ class Guard:
         template_dir: str | Path | None = None,
         revocation_interval: float = 5.0,
         verifier: Verifier | None = None,
+        enroll_url: str | None = None,
+        audience: str = "",
+        private_responses: bool = True,
     ) -> None:
         self.verifier = verifier or Verifier(settings or Settings.from_env())
         self.settings = self.verifier.settings
@@ -175,6 +198,8 @@ class Guard:
             raise ValueError("prefix must not be '/'; the app lives there")
         self._prefix_slash = self.prefix + "/"
         self.login_url = login_url
+        self.enroll_url = enroll_url
+        self.private_responses = private_responses
         self.remember_for = int(remember_for)
         self.cookie_name = cookie_name
         self.cookie_domain = cookie_domain
@@ -189,14 +214,18 @@ class Guard:
         #: What classify() said about paths seen before (the key is the path the adapter
         #: got): the adapters' hot path is one lookup here. Bounded: cleared when full.
         self.kinds: dict[str, int] = {}
-        self.signer = SessionSigner(self.settings.secret_keys)
+        #: The cookie is good for this app only: its cookie name, its prefix and ``audience``.
+        self.cookie_audience = "\x00".join((cookie_name, self.prefix, audience))
+        self.signer = SessionSigner(self.settings.secret_keys, self.cookie_audience)
+        self._identities: dict[object, tuple[Identity, type]] = {}
         self.csrf = URLSafeTimedSerializer(list(self.settings.secret_keys)[::-1],
                                            salt="sms2fa-csrf")
         self.pages = Pages(template_dir)
         api_on = public_api or self.settings.api_token is not None
         self.api = VerificationAPI(self.verifier, uniform_errors=True) if api_on else None
         self._revoked: dict[str, int] = {}
-        self._verified: dict[tuple[str, str, str], int] = {}
+        self._verified: dict[tuple[str, bool, str, str], int] = {}
+        self._cookie_http, self._cookie_https = self.cookie_for(False), self.cookie_for(True)
         self._revocations_seen = datetime.now(timezone.utc) - timedelta(seconds=remember_for)
         self._next_refresh = 0.0
         self._refresh_lock = threading.Lock()
@@ -236,24 +265,95 @@ class Guard:
             return "__Host-" + self.cookie_name
         return self.cookie_name
 
+    def identity(self, raw: object) -> Identity | None:
+        """What ``identify`` returned, normalised -- the one place both adapters call, right
+        after it: the auth_id as a str, the number in E.164 (national formats read in the
+        ``default_region`` setting), or None for the number when no phone is on file.
+
+        Raises :class:`IdentifyError` for a value that is no identity. A hit in the cache
+        costs a dict lookup: this runs on every protected request.
+        """
+        if raw is None:
+            return None
+        try:
+            found = self._identities.get(raw)
+        except TypeError:  # an unhashable part: _normalise says which
+            found = None
+        # The type check: 1 == True == 1.0 as dict keys, but str() tells them apart.
+        if found is not None and found[1] is type(raw[0]):  # type: ignore[index]
+            return found[0]
+        identity = self._normalise(raw)
+        assert isinstance(raw, tuple)  # _normalise made sure
+        if len(self._identities) >= IDENTITY_CACHE_SIZE:
+            self._identities.clear()
+        with contextlib.suppress(TypeError):  # an unhashable auth_id: fine, just not cached
+            self._identities[raw] = (identity, type(raw[0]))
+        return identity
+
+    def _normalise(self, raw: object) -> Identity:
+        if not isinstance(raw, tuple) or len(raw) != 2:
+            raise IdentifyError("identify() must return Identity(auth_id, recipient) or None, "
+                                f"not {type(raw).__name__}")
+        auth_id, recipient = raw
+        if auth_id is None or isinstance(auth_id, _NOT_AN_ID):
+            raise IdentifyError(f"identify() returned an auth_id of type "
+                                f"{type(auth_id).__name__}; give a str, an int or a UUID")
+        text = auth_id if isinstance(auth_id, str) else str(auth_id)
+        try:
+            check_auth_id(text)
+        except InvalidAPIUsage as exc:
+            raise IdentifyError(f"identify() returned an auth_id that cannot be used "
+                                f"({len(text)} characters): {exc.message}") from None
+        if isinstance(recipient, int) and not isinstance(recipient, bool):
+            recipient = str(recipient)
+        if recipient is None or (isinstance(recipient, str) and not recipient.strip()):
+            return Identity(text, None)
+        if not isinstance(recipient, str):
+            raise IdentifyError(f"identify() returned a recipient of type "
+                                f"{type(recipient).__name__}; give a str or None")
+        number = on_file(recipient, self.settings.default_region)
+        if number is None:
+            log.warning("sms2fa: identify() returned a recipient that is not a phone number "
+                        "(auth_id of %d characters); treated as no phone on file", len(text))
+        return Identity(text, number)
+
+    def identify_failed(self, request: Request, error: Exception) -> Response:
+        """A 500 that tells nothing, for an ``identify`` that raised or returned a value that
+        is no identity. The log names ``identify`` and where it failed, but leaves out the
+        exception's message: it may hold personal data or secrets."""
+        if isinstance(error, IdentifyError):
+            log.error("sms2fa: %s", error)
+        else:
+            log.error("sms2fa: identify() raised %s (message left out); traceback:\n%s",
+                      type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
+        if not _wants_html(request):
+            return json_response(500, {"message": "Internal error.", "reason": "InternalError"})
+        body = (b"<!doctype html><title>Something went wrong</title><p>We could not tell who "
+                b"you are. Try again later.</p>")
+        return Response(500, body, [*_PAGE_HEADERS])
+
     def is_verified(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
         """Whether the request carries a live verified session for ``identity``. No I/O."""
-        if identity is None or not cookie_header:
+        if identity is None or identity.recipient is None or not cookie_header:
             return False
-        value = cookie_value(cookie_header, self.cookie_for(https))
-        if value is None:
-            return False
-        key = (value, identity.auth_id, identity.recipient)
+        # Keyed by the whole Cookie header (short ones: memory stays bounded): a hit skips
+        # even finding our cookie in it. Another cookie that changes on every request (or a
+        # long header) just costs the HMAC each time.
+        key = (cookie_header, https, identity.auth_id, identity.recipient)
         issued = self._verified.get(key)
         if issued is None:
+            value = cookie_value(cookie_header, self._cookie_https if https else self._cookie_http)
+            if value is None:
+                return False
             issued = self.signer.verify(value, identity)
             if issued is None:
                 return False
-            if len(self._verified) >= VERIFIED_CACHE_SIZE:
-                self._verified.clear()
-            # Only signatures that verified are remembered, keyed by the whole cookie and
-            # identity: a hit proves exactly what the HMAC proved, for a dict lookup.
-            self._verified[key] = issued
+            if len(cookie_header) <= VERIFIED_CACHE_HEADER:
+                if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                    self._verified.clear()
+                # Only signatures that verified are remembered, keyed by all the HMAC proved
+                # it for: a hit proves exactly what the HMAC proved, for a dict lookup.
+                self._verified[key] = issued
         now_ms = time.time() * 1000
         if issued + self.remember_for * 1000 < now_ms or issued > now_ms + 60_000:
             return False
@@ -306,6 +406,8 @@ class Guard:
             f"?{request.query_string}" if request.query_string else "")
         if identity is None:
             return self._anonymous(request, target)
+        if identity.recipient is None:
+            return self._no_phone(request, target)
         challenge = self.challenge_url(target)
         if not _is_navigation(request):
             return json_response(401, {
@@ -329,16 +431,42 @@ class Guard:
             return Response(303, b"", [("location", location), ("cache-control", "no-store")])
         return json_response(401, {"message": "Log in first.", "reason": "LoginRequired"})
 
+    def _no_phone(self, request: Request, next_url: str) -> Response:
+        """No phone on file: to ``enroll_url`` if there is one, else a page (or JSON) saying
+        so. Nothing is sent, and no code can be asked for."""
+        if self.enroll_url is not None and _is_navigation(request):
+            sep = "&" if "?" in self.enroll_url else "?"
+            location = f"{self.enroll_url}{sep}{urlencode({'next': safe_next(next_url)})}"
+            return Response(303, b"", [("location", location), ("cache-control", "no-store")])
+        if not _wants_html(request):
+            data = {"message": "This resource needs SMS verification, and there is no phone "
+                               "number on file for this account.", "reason": "NoPhoneOnFile"}
+            if self.enroll_url is not None:
+                data["enroll"] = self.enroll_url
+            return json_response(403, data)
+        link = ""
+        if self.enroll_url is not None:
+            href = escape(f"{self.enroll_url}{'&' if '?' in self.enroll_url else '?'}"
+                          f"{urlencode({'next': safe_next(next_url)})}")
+            link = f'<p><a href="{href}">Add a phone number</a></p>'
+        body = ("<!doctype html><title>No phone number on file</title><h1>No phone number on "
+                "file</h1><p>This page needs a code sent by text message, and there is no "
+                "mobile number on your account that we can send it to. Add one to your "
+                f"account, or ask the site's support for help.</p>{link}").encode()
+        return Response(403, body, [*_PAGE_HEADERS])
+
     def _ensure_code(self, identity: Identity, request: Request) -> str | None:
         """Send a code unless one for this number is already waiting (a reload sends none)."""
         pending = self.verifier.pending(identity.auth_id)
-        if pending is not None and pending.recipient == _e164(identity.recipient):
+        if pending is not None and pending.recipient == identity.recipient:
             return None
         return self._send(identity, request)
 
     def _send(self, identity: Identity, request: Request) -> str | None:
         from .http import client_address
 
+        if identity.recipient is None:  # callers answer _no_phone first; typed, and safe
+            return "bad_number"
         try:
             self.verifier.start(
                 identity.auth_id, identity.recipient,
@@ -376,6 +504,8 @@ class Guard:
         next_url = safe_next(_first(request.query, "next"))
         if identity is None:
             return self._anonymous(request, next_url)
+        if identity.recipient is None:
+            return self._no_phone(request, next_url)
         if self.is_verified(request.header("cookie"), request.scheme == "https", identity):
             return Response(303, b"", [("location", next_url), ("cache-control", "no-store")])
         notice = None
@@ -389,7 +519,7 @@ class Guard:
         elif flag == "sent":
             notice = "We sent you a new code."
         pending = self.verifier.pending(identity.auth_id)
-        if pending is not None and pending.recipient != _e164(identity.recipient):
+        if pending is not None and pending.recipient != identity.recipient:
             pending = None
         nonce = cookie_value(request.header("cookie"), self._csrf_cookie(request)) or ""
         if not re.fullmatch(r"[A-Za-z0-9_-]{22,64}", nonce):
@@ -398,7 +528,7 @@ class Guard:
                                                        nonce, max_age=CSRF_MAX_AGE)))
         script_nonce = secrets.token_urlsafe(16)
         view = ChallengeView(
-            masked_recipient=mask(_e164(identity.recipient)),
+            masked_recipient=mask(identity.recipient),
             action=f"{self.prefix}/challenge",
             resend_action=f"{self.prefix}/challenge/resend",
             csrf_token=str(self.csrf.dumps([identity.auth_id, nonce])),
@@ -423,6 +553,8 @@ class Guard:
         next_url = safe_next(form.get("next"))
         if identity is None:
             return self._anonymous(request, next_url)
+        if identity.recipient is None:
+            return self._no_phone(request, next_url)
         if not self._csrf_ok(request, identity, form.get("csrf_token", "")):
             return _forbidden()
         back = self.challenge_url(next_url)
@@ -448,7 +580,7 @@ class Guard:
         except VerificationError:
             return self._challenge_page(page_request, identity, status=400,
                                         error="That code is not right, or it has expired.")
-        if verified.recipient != _e164(identity.recipient):
+        if verified.recipient != identity.recipient:
             # The number changed while the code was out: it proves nothing about the new one.
             return self._challenge_page(page_request, identity, status=400,
                                         error="Your phone number changed; ask for a new code.")
@@ -465,7 +597,9 @@ class Guard:
     def _csrf_ok(self, request: Request, identity: Identity, token: str) -> bool:
         origin = request.header("origin")
         host = request.header("host")
-        if origin and origin != "null" and host and urlsplit(origin).netloc != host:
+        # "null" is what a sandboxed frame, a data: URL or a cross-origin redirect sends:
+        # never this site's own form.
+        if origin == "null" or (origin and host and urlsplit(origin).netloc != host):
             return False
         nonce = cookie_value(request.header("cookie"), self._csrf_cookie(request))
         if not nonce or not token:
@@ -522,6 +656,9 @@ class GuardedApp(Generic[AppT, IdentifyT]):
         public_api: bool = False,
         template_dir: str | Path | None = None,
         revocation_interval: float = 5.0,
+        enroll_url: str | None = None,
+        audience: str = "",
+        private_responses: bool = True,
         guard: Guard | None = None,
     ) -> None:
         self.app = app
@@ -530,15 +667,17 @@ class GuardedApp(Generic[AppT, IdentifyT]):
             settings, protect=protect, exclude=exclude, prefix=prefix, login_url=login_url,
             remember_for=remember_for, cookie_name=cookie_name, cookie_domain=cookie_domain,
             cookie_secure=cookie_secure, public_api=public_api, template_dir=template_dir,
-            revocation_interval=revocation_interval,
+            revocation_interval=revocation_interval, enroll_url=enroll_url, audience=audience,
+            private_responses=private_responses,
         )
         self.verifier = self.guard.verifier
         self._kinds = self.guard.kinds
 
-    def revoke(self, auth_id: str) -> None:
+    def revoke(self, auth_id: object) -> None:
         """End ``auth_id``'s verified sessions on every worker and host (logout, a new
-        number). It writes to the store: from async code, call it in a thread."""
-        self.guard.revoke(auth_id)
+        number). Any id ``identify`` gives (an int too: it is used as ``str(auth_id)``).
+        It writes to the store: from async code, call it in a thread."""
+        self.guard.revoke(str(auth_id))
 
 
 _STATUS_TEXT = {
@@ -551,6 +690,84 @@ _STATUS_TEXT = {
 
 def _is_navigation(request: Request) -> bool:
     return request.method in ("GET", "HEAD") and "text/html" in request.header("accept")
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.header("accept")
+
+
+@functools.lru_cache(maxsize=256)  # an app sends the same few values again and again
+def _private(vary: str | None, cache_control: str | None) -> tuple[str, str]:
+    """Vary and Cache-Control for a response only this user may see: ``Cookie`` added to
+    Vary, ``private`` to Cache-Control (``public`` and ``s-maxage`` dropped). What is already
+    as strict (``no-store``, ``private``, ``Vary: *``) stays as the app set it."""
+    if vary is None:
+        vary = "Cookie"
+    elif not any(v.strip().lower() in ("cookie", "*") for v in vary.split(",")):
+        vary = f"{vary}, Cookie"
+    if cache_control is None:
+        return vary, "private"
+    directives = [d.strip() for d in cache_control.split(",") if d.strip()]
+    names = [d.lower() for d in directives]  # private="Set-Cookie" is not the whole response
+    if "no-store" in names or "private" in names:
+        return vary, cache_control
+    kept = [d for d in directives
+            if d.partition("=")[0].strip().lower() not in ("public", "s-maxage", "private")]
+    return vary, ", ".join(["private", *kept])
+
+
+_MERGED_STR = ("vary", "cache-control")
+_PRIVATE_STR = (("Vary", "Cookie"), ("Cache-Control", "private"))
+
+
+def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """WSGI response headers, made private (see :func:`_private`)."""
+    kept = [pair for pair in headers if pair[0].lower() not in _MERGED_STR]
+    if len(kept) == len(headers):  # the usual case: the app set neither
+        kept += _PRIVATE_STR
+        return kept
+    vary = cache_control = None
+    kept = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "vary":
+            vary = value if vary is None else f"{vary}, {value}"
+        elif lower == "cache-control":
+            cache_control = value if cache_control is None else f"{cache_control}, {value}"
+        else:
+            kept.append((name, value))
+    vary, cache_control = _private(vary, cache_control)
+    kept += (("Vary", vary), ("Cache-Control", cache_control))
+    return kept
+
+
+_MERGED = (b"vary", b"cache-control")
+_PRIVATE_RAW = ((b"vary", b"Cookie"), (b"cache-control", b"private"))
+
+
+def private_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """ASGI response headers, made private (see :func:`_private`)."""
+    if not isinstance(headers, list):
+        headers = list(headers)
+    kept = [pair for pair in headers if pair[0].lower() not in _MERGED]
+    if len(kept) == len(headers):  # the usual case: the app set neither
+        kept += _PRIVATE_RAW
+        return kept
+    vary = cache_control = None
+    kept = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"vary":
+            text = value.decode("latin-1")
+            vary = text if vary is None else f"{vary}, {text}"
+        elif lower == b"cache-control":
+            text = value.decode("latin-1")
+            cache_control = text if cache_control is None else f"{cache_control}, {text}"
+        else:
+            kept.append((name, value))
+    vary, cache_control = _private(vary, cache_control)
+    kept += ((b"vary", vary.encode("latin-1")), (b"cache-control", cache_control.encode("latin-1")))
+    return kept
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:
@@ -584,5 +801,5 @@ def _forbidden() -> Response:
     return Response(403, body, [*_PAGE_HEADERS])
 
 
-__all__ = ["PASS", "PREFIX", "PROTECTED", "Guard", "GuardedApp", "SessionSigner", "cookie_value",
-           "safe_next"]
+__all__ = ["PASS", "PREFIX", "PROTECTED", "Guard", "GuardedApp", "IdentifyError", "SessionSigner",
+           "cookie_value", "private_headers", "private_raw_headers", "safe_next"]

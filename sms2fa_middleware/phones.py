@@ -59,6 +59,28 @@ def normalise(
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def on_file(recipient: str, default_region: str) -> str | None:
+    """A number as an app keeps it -- ``(206) 555-0123``, ``+44 20 7946 0018``,
+    ``12065550123`` -- in E.164, or None when it is no phone number at all.
+
+    National formats are read in ``default_region``. Only the form is normalised here: the
+    region and number-type policy is :func:`normalise`'s, when a code is sent.
+    """
+    text = recipient.strip()
+    if _E164.fullmatch(text):
+        return text
+    if _NANP_DIGITS.fullmatch(text):
+        return "+" + text
+    if len(text) > 64:  # no phone number is this long; spare the parser
+        return None
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except NumberParseException:
+        return None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164 if _E164.fullmatch(e164) else None
+
+
 def mask(e164: str) -> str:
     """The number as safe to show or log: only the last two digits (``+1•••••••••34``)."""
     if len(e164) < 4:

@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,10 @@ class Settings:
     # Enumeration: unknown / expired / wrong / locked answers look alike.
     uniform_errors: bool = False
 
+    # The middleware's identify(): the region a national-format number ("(206) 555-0123")
+    # is read in. Numbers with a "+" keep their own country code.
+    default_region: str = "US"
+
     def __post_init__(self) -> None:
         # Accept the friendly forms ("a,b" strings, lists) and store tuples.
         for name in ("secret_key", "allowed_regions", "allowed_number_types"):
@@ -137,6 +141,13 @@ class Settings:
             raise ConfigurationError(
                 f"allowed_number_types has unknown types {sorted(unknown_types)}; "
                 f"choose from {sorted(_number_type_names())}"
+            )
+        if isinstance(self.default_region, str):
+            object.__setattr__(self, "default_region", self.default_region.strip().upper())
+        if self.default_region not in _supported_regions():
+            raise ConfigurationError(
+                f"default_region ({env_name('default_region')}) must be a two-letter region "
+                f"code such as 'US' or 'CA', got {self.default_region!r}"
             )
         if not self.secret_key:
             if not self.development:
@@ -299,3 +310,9 @@ def _number_type_names() -> Iterable[str]:
     from phonenumbers import PhoneNumberType
 
     return [n for n in vars(PhoneNumberType) if n.isupper()]
+
+
+def _supported_regions() -> Collection[str]:
+    from phonenumbers import SUPPORTED_REGIONS
+
+    return SUPPORTED_REGIONS

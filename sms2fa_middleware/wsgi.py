@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity
-from .guard import PASS, PROTECTED, GuardedApp
+from .guard import PASS, PROTECTED, GuardedApp, private_headers
 from .http import MAX_BODY, Request, Response, too_large
 from .paths import wsgi_route_path
 
@@ -44,21 +44,40 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
         if kind == PASS:
             return self.app(environ, start_response)  # the hot path: one dict lookup
         guard = self.guard
-        identity = self.identify(WerkzeugRequest(environ, shallow=True))
+        try:
+            identity = guard.identity(self.identify(WerkzeugRequest(environ, shallow=True)))
+        except Exception as exc:  # a bug in identify, or a value that is no identity
+            return _respond(guard.identify_failed(_headers_only(environ), exc), start_response)
         https = environ.get("wsgi.url_scheme") == "https"
         if kind == PROTECTED:
             if guard.revocations_stale():
                 guard.refresh_revocations()
             if guard.is_verified(environ.get("HTTP_COOKIE", ""), https, identity):
                 environ[ENVIRON_KEY] = identity
+                if guard.private_responses:
+                    return self.app(environ, _private(start_response))
                 return self.app(environ, start_response)
-            request = _request(environ, read_body=False)
-            assert request is not None
-            return _respond(guard.deny(request, identity), start_response)
+            return _respond(guard.deny(_headers_only(environ), identity), start_response)
         request = _request(environ, read_body=True)
         if request is None:
             return _respond(too_large(), start_response)
         return _respond(guard.handle_prefix(request, identity), start_response)
+
+
+def _private(start_response: StartResponse) -> StartResponse:
+    """``start_response`` that marks the app's response private (Vary: Cookie and
+    Cache-Control: private, see :func:`~sms2fa_middleware.guard.private_headers`)."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return start_response(status, private_headers(headers), exc_info)
+
+    return start
+
+
+def _headers_only(environ: WSGIEnvironment) -> Request:
+    request = _request(environ, read_body=False)
+    assert request is not None  # only a body can be too large
+    return request
 
 
 def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:

@@ -6,6 +6,7 @@ Routes (identical in both):
 * ``/``, ``/public/x``          public pages
 * ``/login?user=NAME&next=P``   "logs in": sets a plain ``user`` cookie, 303 to ``safe_next(P)``
 * ``/account`` (GET, POST)      protected HTML page naming the verified identity
+* ``/account/headers?h=v``      protected; answers "ok" with the query's pairs as headers
 * ``/api/data``                 protected JSON with the verified identity
 * ``/api/health``               under a protected prefix but excluded
 * ``/docs/{name}``              protected when it matches the glob ``/docs/*.pdf``, unless it
@@ -90,6 +91,13 @@ def flask_app(users: Users, settings: Any, **options: Any) -> tuple[Any, Any]:
     def account() -> str:
         return f"account of {request.environ[ENVIRON_KEY].auth_id}"
 
+    @app.get("/account/headers")
+    def headers() -> Any:
+        response = make_response("ok")
+        for name, value in request.args.items():
+            response.headers[name] = value
+        return response
+
     @app.get("/api/data")
     def data() -> Any:
         return jsonify(_identity_dict(request.environ[ENVIRON_KEY]))
@@ -151,6 +159,9 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
     async def account(request: Request) -> PlainTextResponse:
         return PlainTextResponse(f"account of {request.state.sms2fa.auth_id}")
 
+    async def headers(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok", headers=dict(request.query_params))
+
     async def data(request: Request) -> JSONResponse:
         return JSONResponse(_identity_dict(request.state.sms2fa))
 
@@ -176,7 +187,7 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
     routes = [
         Route("/", home), Route("/public/x", public), Route("/login", login),
         Route("/logout", logout, methods=["POST"]),
-        Route("/account", account, methods=["GET", "POST"]),
+        Route("/account", account, methods=["GET", "POST"]), Route("/account/headers", headers),
         Route("/api/data", data), Route("/api/health", health),
         Route("/docs/{name}", docs),
         WebSocketRoute("/ws", ws), WebSocketRoute("/public/ws", ws),

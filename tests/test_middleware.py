@@ -715,7 +715,8 @@ def test_tampered_or_expired_cookie_is_refused(site: Site,
     head, _, signature = cookie.rpartition(".")
     issued, _, sid = head.partition(".")
     flip = {"A": "B"}.get(signature[-1], "A")
-    signer = SessionSigner([SECRET])
+    audience = site.middleware.guard.cookie_audience
+    signer = SessionSigner([SECRET], audience)
     now_ms = int(time.time() * 1000)
     alice = Identity("alice", ALICE)
     tampered = {
@@ -724,7 +725,10 @@ def test_tampered_or_expired_cookie_is_refused(site: Site,
         "sid": f"{issued}.{sid[:-1]}{'A' if sid[-1] != 'A' else 'B'}.{signature}",
         "no signature": head,
         "empty": "",
-        "other key": SessionSigner(["another-secret-key-0123456789"]).issue(alice, now_ms),
+        "other key": SessionSigner(["another-secret-key-0123456789"], audience
+                                   ).issue(alice, now_ms),
+        "other audience": SessionSigner([SECRET], "another-app").issue(alice, now_ms),
+        "no audience": SessionSigner([SECRET]).issue(alice, now_ms),
         "other number": signer.issue(Identity("alice", NEW_NUMBER), now_ms),
         "expired": signer.issue(alice, now_ms - 12 * 3600 * 1000 - 1000),
         "from the future": signer.issue(alice, now_ms + 5 * 60 * 1000),

@@ -111,6 +111,7 @@ ENV_CASES: dict[str, tuple[str, str, Any]] = {
     "allowed_regions": ("SMS2FA_ALLOWED_REGIONS", "US, CA", ("US", "CA")),
     "allowed_number_types": ("SMS2FA_ALLOWED_NUMBER_TYPES", "MOBILE", ("MOBILE",)),
     "uniform_errors": ("SMS2FA_UNIFORM_ERRORS", "true", True),
+    "default_region": ("SMS2FA_DEFAULT_REGION", "ca", "CA"),
 }
 
 
@@ -192,6 +193,12 @@ def test_non_number_names_the_variable(variable: str, raw: str) -> None:
 def test_bad_boolean_names_the_variable() -> None:
     with pytest.raises(ConfigurationError, match="SMS2FA_DEVELOPMENT"):
         Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_DEVELOPMENT": "maybe"})
+
+
+@pytest.mark.parametrize("raw", ["USA", "XX", "1"])
+def test_unknown_default_region_names_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="SMS2FA_DEFAULT_REGION"):
+        Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_DEFAULT_REGION": raw})
 
 
 @pytest.mark.parametrize("raw", ["0", "false", "No", "off"])
