@@ -19,10 +19,14 @@ UNKNOWN = "unknown"
 
 def address_key(value: str | None) -> str:
     """The budget key for a client address: an IPv4 address, an IPv6 /64, or ``"unknown"``."""
-    if not value:
+    if not value or value == UNKNOWN:
         return UNKNOWN
+    text = value.strip().strip("[]")
     try:
-        address = ipaddress.ip_address(value.strip().strip("[]"))
+        if "/" in text:  # a key made here already (the HTTP layer hands keys to the engine)
+            network = ipaddress.ip_network(text, strict=False)
+            text = str(network.network_address)
+        address = ipaddress.ip_address(text)
     except ValueError:
         # repr and a cut: the value is the client's, and must not forge log lines.
         log.warning("sms2fa: ignoring a client address that is not an IP address: %r",
