@@ -20,8 +20,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -120,6 +122,38 @@ class AuditEvent:
     detail: dict[str, object] = field(default_factory=dict)
 
 
+class TimingFloor:
+    """Answers a failed uniform check no sooner than the slowest kind of answer recently took.
+
+    The same store work on every path leaves a small gap (a wrong guess on a live code also
+    writes the code's row: ~10% on SQLite). Each kind's own time is kept (its median over the
+    last ``size``), and a faster answer waits -- spinning, as sleeps overshoot by more than
+    the gap -- until the slowest kind's median: the medians then meet. Per process.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._recent: dict[str, deque[float]] = {}
+        self._size = size
+        self._floor = 0.0
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def pad(self, kind: str, started: float) -> None:
+        """Record how long ``kind`` took since ``started`` (perf_counter), then wait."""
+        elapsed = time.perf_counter() - started
+        with self._lock:
+            self._recent.setdefault(kind, deque(maxlen=self._size)).append(elapsed)
+            self._seen += 1
+            if self._seen % 16 == 0:  # a median per answer would cost more than the gap
+                self._floor = max((statistics.median(times) for times in self._recent.values()
+                                   if len(times) >= 8), default=0.0)
+        deadline = started + self._floor
+        if deadline - time.perf_counter() > 0.002:  # a stall: no busy wait that long
+            time.sleep(deadline - time.perf_counter() - 0.001)
+        while time.perf_counter() < deadline:
+            pass
+
+
 def iso_seconds(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
@@ -164,6 +198,7 @@ class Verifier:
         self._scope = ""  # prefix of every store key of this namespace ("" for the default)
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
+        self._floor = TimingFloor()
         self._warn_if_long(self.settings.message_template)
 
     def namespaced(self, namespace: str) -> Verifier:
@@ -274,7 +309,8 @@ class Verifier:
         checked too often) or InvalidAPIUsage.
 
         ``uniform`` (default: the ``uniform_errors`` setting): do the same store work for an
-        unknown, a locked and a live auth_id, so that timing does not tell them apart either.
+        unknown, a locked and a live auth_id, and answer each no sooner than the slowest of
+        them recently took (:class:`TimingFloor`), so that timing does not tell them apart.
         """
         s = self.settings
         auth_id = check_auth_id(auth_id)
@@ -282,6 +318,7 @@ class Verifier:
             raise InvalidAPIUsage("'code' must be a string of 1 to 10 digits")
         uniform = s.uniform_errors if uniform is None else uniform
         key = self._key(auth_id)
+        started = time.perf_counter()
         now = utcnow()
         if client_address is not None and s.address_check_limit:
             # Counted before anything else, so probing many auth_ids costs the prober too.
@@ -303,12 +340,16 @@ class Verifier:
         # The same digest work on every path: against the row's digest, or against nothing.
         right = code_tools.matches(code, key, row.digest if row else "", self._keys)
         if failures > s.max_failed_checks:
+            if uniform:
+                self._floor.pad("locked", started)
             retry_after = int((reset_at - now).total_seconds()) + 1
             self._emit("locked", auth_id, reason="RateLimited", retry_after=retry_after)
             raise RateLimited("failed_checks", retry_after,
                               "Too many failed attempts; try again later.")
         if row is None:  # nothing to guess at (expired or used up): no failure
             # Uniform answers all look alike: no second read to tell why (purge deletes).
+            if uniform:
+                self._floor.pad("unknown", started)
             error = UnknownAuthId() if uniform else self._why_not_checkable(
                 self.store.get_code(key), now)
             self._emit("failed", auth_id, reason=error.reason)
@@ -328,6 +369,8 @@ class Verifier:
         # A wrong guess never deletes the code, even on its last attempt: a right guess that
         # took an earlier attempt may still be evaluating, and must be the one to consume it.
         # With no attempt left nobody can take another; a new start or purge removes it.
+        if uniform:
+            self._floor.pad("live", started)
         self._emit("failed", auth_id, row.recipient, reason="InvalidAuthCode",
                    attempts_left=row.attempts_left)
         if failures == s.max_failed_checks:
