@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import statistics
 import threading
 import time
 from collections import deque
@@ -126,9 +125,11 @@ class TimingFloor:
     """Answers a failed uniform check no sooner than the slowest kind of answer recently took.
 
     The same store work on every path leaves a small gap (a wrong guess on a live code also
-    writes the code's row: ~10% on SQLite). Each kind's own time is kept (its median over the
-    last ``size``), and a faster answer waits -- spinning, as sleeps overshoot by more than
-    the gap -- until the slowest kind's median: the medians then meet. Per process.
+    writes the code's row: ~10% on SQLite). Each kind's recent times are kept (the last
+    ``size``), and every answer waits -- spinning, as sleeps overshoot by more than the gap --
+    until the slowest kind's 75th percentile: most answers of every kind then take that long,
+    so the medians meet (at the median the estimate's noise would favour the slowest kind).
+    Per process.
     """
 
     def __init__(self, size: int = 64) -> None:
@@ -145,8 +146,9 @@ class TimingFloor:
             self._recent.setdefault(kind, deque(maxlen=self._size)).append(elapsed)
             self._seen += 1
             if self._seen % 16 == 0:  # a median per answer would cost more than the gap
-                self._floor = max((statistics.median(times) for times in self._recent.values()
-                                   if len(times) >= 8), default=0.0)
+                self._floor = max((sorted(times)[len(times) * 3 // 4]
+                                   for times in self._recent.values() if len(times) >= 8),
+                                  default=0.0)
         deadline = started + self._floor
         if deadline - time.perf_counter() > 0.002:  # a stall: no busy wait that long
             time.sleep(deadline - time.perf_counter() - 0.001)
@@ -310,7 +312,7 @@ class Verifier:
 
         ``uniform`` (default: the ``uniform_errors`` setting): do the same store work for an
         unknown, a locked and a live auth_id, and answer each no sooner than the slowest of
-        them recently took (:class:`TimingFloor`), so that timing does not tell them apart.
+        them usually takes (:class:`TimingFloor`), so that timing does not tell them apart.
         """
         s = self.settings
         auth_id = check_auth_id(auth_id)
