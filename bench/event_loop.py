@@ -147,6 +147,7 @@ def server_env(database_url: str, fake_port: int) -> dict[str, str]:
         "SMS2FA_ADDRESS_SEND_LIMIT": "0",
         "SMS2FA_GLOBAL_SEND_LIMIT": "0",
         "SMS2FA_RESEND_COOLDOWN": "0",
+        "SMS2FA_ADDRESS_CHECK_LIMIT": "0",
     }
 
 

@@ -27,8 +27,9 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "service": ([], ["--duration", "3"]),
     "scaling": ([], ["--big", "100000", "--samples", "300"]),
     "event_loop": ([], ["--window", "1.5"]),
+    "timing": ([], ["--probes", "500"]),
 }
-POSTGRES_AWARE = {"service", "scaling"}
+POSTGRES_AWARE = {"service", "scaling", "timing"}
 
 
 def main() -> int:

@@ -234,6 +234,7 @@ def server_env(database_url: str) -> dict[str, str]:
         "SMS2FA_ADDRESS_SEND_LIMIT": "0",
         "SMS2FA_GLOBAL_SEND_LIMIT": "0",
         "SMS2FA_RESEND_COOLDOWN": "0",
+        "SMS2FA_ADDRESS_CHECK_LIMIT": "0",  # every request comes from 127.0.0.1
         "SMS2FA_MAX_FAILED_CHECKS": "100",
         "SMS2FA_RETRIES_ALLOWED": str(MAX_RETRIES),
     }

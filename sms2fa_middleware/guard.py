@@ -222,7 +222,10 @@ class Guard:
                                            salt="sms2fa-csrf")
         self.pages = Pages(template_dir)
         api_on = public_api or self.settings.api_token is not None
-        self.api = VerificationAPI(self.verifier, uniform_errors=True) if api_on else None
+        # The API lives in a namespace of its own: an anonymous caller who creates codes or
+        # fails checks for auth_id "alice" there never touches the logged-in user alice.
+        self.api = (VerificationAPI(self.verifier.namespaced("api"), uniform_errors=True)
+                    if api_on else None)
         self._revoked: dict[str, int] = {}
         self._verified: dict[tuple[str, bool, str, str], int] = {}
         self._cookie_http, self._cookie_https = self.cookie_for(False), self.cookie_for(True)

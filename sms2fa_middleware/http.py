@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
+from .addresses import address_key
 from .engine import SendSteps, Verifier, run_steps
 from .errors import (
     ExpiredAuthCode,
@@ -27,6 +28,7 @@ from .errors import (
     UnknownAuthId,
     VerificationError,
 )
+from .phones import mask
 
 log = logging.getLogger("sms2fa")
 
@@ -90,17 +92,20 @@ def too_large() -> Response:
     return json_response(413, {"message": "Request body too large.", "reason": "InvalidAPIUsage"})
 
 
-def client_address(request: Request, trusted_proxies: int) -> str | None:
-    """The client's address, believing X-Forwarded-For only behind ``trusted_proxies`` proxies.
+def client_address(request: Request, trusted_proxies: int) -> str:
+    """The client's address as a budget key, believing X-Forwarded-For only behind
+    ``trusted_proxies`` proxies.
 
     Like werkzeug's ProxyFix: with N trusted proxies, the Nth address from the right is the
-    one our outermost proxy saw; anything further left is whatever the client claimed.
+    one our outermost proxy saw; anything further left is whatever the client claimed. The
+    result is parsed (:func:`~sms2fa_middleware.addresses.address_key`): an IPv4 address, an
+    IPv6 /64, or ``"unknown"`` for a missing or malformed address -- never the raw text.
     """
     if trusted_proxies:
         forwarded = [a.strip() for a in request.header("x-forwarded-for").split(",") if a.strip()]
         if len(forwarded) >= trusted_proxies:
-            return forwarded[-trusted_proxies]
-    return request.client
+            return address_key(forwarded[-trusted_proxies])
+    return address_key(request.client)
 
 
 def iso(moment: datetime) -> str:
@@ -205,12 +210,12 @@ class VerificationAPI:
         if path == "/check":
             data = _json_body(request)
             _only(data, ("auth_id", "code"), ())
-            return self._check(data["auth_id"], data["code"])
+            return self._check(data["auth_id"], data["code"], request)
         query = request.query
         if set(query) - {"auth_id", "code"} or any(len(query.get(k, [])) != 1
                                                      for k in ("auth_id", "code")):
             raise InvalidAPIUsage("Required arguments: 'auth_id' (str), 'code' (digits)")
-        return self._check(query["auth_id"][0], query["code"][0])
+        return self._check(query["auth_id"][0], query["code"][0], request)
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, given = request.header("authorization").partition(" ")
@@ -238,12 +243,16 @@ class VerificationAPI:
             "attempts_left": started.attempts_left,
         })
 
-    def _check(self, auth_id: Any, code: Any) -> Response:
-        verified = self.verifier.check(auth_id, code)
+    def _check(self, auth_id: Any, code: Any, request: Request) -> Response:
+        verified = self.verifier.check(
+            auth_id, code, client_address=client_address(request, self.trusted_proxies),
+            uniform=self.uniform_errors)
         return json_response(200, {
             "authenticated": True,
             "auth_id": verified.auth_id,
             "message": "Success: Authorization code verified.",
+            # Which number proved it: a relying party must check that it is its user's.
+            "sent_to": mask(verified.recipient),
         })
 
     def _uniform(self, error: VerificationError) -> VerificationError:

@@ -29,14 +29,20 @@ _AUTH_ID = {"type": "string", "minLength": 1, "maxLength": 120}
 _CODE = {"type": "string", "pattern": "^[0-9]{1,10}$"}
 _VERIFIED = {
     "type": "object",
-    "required": ["authenticated", "auth_id", "message"],
+    "required": ["authenticated", "auth_id", "message", "sent_to"],
     "properties": {
         "authenticated": {"const": True},
         "auth_id": {"type": "string"},
         "message": {"type": "string"},
+        "sent_to": {"type": "string", "description": (
+            "The number the code went to, masked (+1••••••••34). A verified auth_id proves only "
+            "that someone read a code sent to this number: bind auth_id to your own user and "
+            "check that this is their number, or anyone can create a code for your user's "
+            "auth_id to their own phone.")},
     },
 }
-
+_VERIFIED_TEXT = ("Verified; the code is consumed. It proves the caller read an SMS sent to "
+                  "sent_to: bind auth_id to your own user and compare the number.")
 
 _RATE_LIMITED = {
     "type": "object",
@@ -45,7 +51,7 @@ _RATE_LIMITED = {
         "message": {"type": "string"},
         "reason": {"const": "RateLimited"},
         "budget": {"enum": ["resend_cooldown", "recipient", "client_address", "global",
-                            "failed_checks"]},
+                            "failed_checks", "client_address_checks"]},
         "retry_after": {"type": "integer", "minimum": 1},
     },
 }
@@ -103,7 +109,12 @@ def openapi_document() -> dict[str, Any]:
                                                "maximum": 3600},
                                 "retries": {"type": "integer", "minimum": 1, "maximum": 20},
                                 "message": {"type": "string", "minLength": 1,
-                                            "maxLength": 1000},
+                                            "maxLength": 1000, "description": (
+                                                "A template with {code}; refused unless the "
+                                                "service enables it "
+                                                "(SMS2FA_ALLOW_CUSTOM_MESSAGE), and then at "
+                                                "most one SMS segment with the code filled "
+                                                "in (160 characters, 70 beyond ASCII).")},
                             },
                         }}}},
                     "responses": {
@@ -131,7 +142,7 @@ def openapi_document() -> dict[str, Any]:
                         {"name": "code", "in": "query", "required": True, "schema": _CODE},
                     ],
                     "responses": {
-                        "200": _answer("Verified; the code is consumed.", _VERIFIED),
+                        "200": _answer(_VERIFIED_TEXT, _VERIFIED),
                         "400": _answer("Not verified.", _CHECK_ERROR),
                         **_common_errors(),
                     },
@@ -149,7 +160,7 @@ def openapi_document() -> dict[str, Any]:
                             "properties": {"auth_id": _AUTH_ID, "code": _CODE},
                         }}}},
                     "responses": {
-                        "200": _answer("Verified; the code is consumed.", _VERIFIED),
+                        "200": _answer(_VERIFIED_TEXT, _VERIFIED),
                         "400": _answer("Not verified.", _CHECK_ERROR),
                         **_common_errors(),
                     },

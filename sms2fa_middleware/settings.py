@@ -88,6 +88,16 @@ class Settings:
     lockout_seconds: int = field(default=900, metadata=_range(1, 86400))
     trusted_proxies: int = field(default=0, metadata=_range(0, 10))
 
+    # Checks per client address (the HTTP API only), and escalating locks: each lock after
+    # max_failed_checks failures lasts twice the one before, from lockout_seconds up to
+    # lockout_max_seconds; a right code starts the escalation again.
+    address_check_limit: int = field(default=100, metadata=_range(0, 1_000_000))
+    address_check_window: int = field(default=600, metadata=_range(1, 86400))
+    lockout_max_seconds: int = field(default=86400, metadata=_range(1, 30 * 86400))
+
+    # A per-request `message` in the API: off unless enabled, and then one SMS segment at most.
+    allow_custom_message: bool = False
+
     # Pumping defence
     allowed_regions: str | tuple[str, ...] = DEFAULT_REGIONS  # a tuple, or a comma list
     allowed_number_types: str | tuple[str, ...] = DEFAULT_NUMBER_TYPES
@@ -122,6 +132,11 @@ class Settings:
                         f"got {value}"
                     )
         object.__setattr__(self, "database_url", check_database_url(self.database_url))
+        if self.lockout_max_seconds < self.lockout_seconds:
+            raise ConfigurationError(
+                "lockout_max_seconds (SMS2FA_LOCKOUT_MAX_SECONDS) must be at least "
+                f"lockout_seconds (SMS2FA_LOCKOUT_SECONDS), {self.lockout_seconds}"
+            )
         if self.sms_backend not in (None, "flowroute", "console"):
             raise ConfigurationError(
                 f"sms_backend ({env_name('sms_backend')}) must be 'flowroute' or 'console'"

@@ -60,6 +60,9 @@ log = logging.getLogger("sms2fa")
 T = TypeVar("T")
 
 
+_NEVER = datetime(9999, 1, 1, tzinfo=timezone.utc)  # later than any code's expiry
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -340,6 +343,11 @@ class _Statements:
         self.peek = _Prepared(select(counters.c.count, counters.c.reset_at).where(
             counters.c.key == key, counters.c.reset_at > now), dialect)
         self.reset = _Prepared(delete(counters).where(counters.c.key == key), dialect)
+        self.reset_two = _Prepared(delete(counters).where(
+            (counters.c.key == key) | (counters.c.key == bindparam("b_key2", type_=String))),
+            dialect)
+        self.extend = _Prepared(update(counters).where(counters.c.key == key).values(
+            reset_at=bindparam("b_until", type_=UTCDateTime)), dialect)
 
 
 class Store:
@@ -562,18 +570,22 @@ class Store:
         return CodeRow(auth_id, recipient, digest, attempts_left, expires_at)
 
     def take_attempt(self, auth_id: str, failure_key: str, window: int, limit: int,
-                     now: datetime) -> tuple[int, datetime, CodeRow | None]:
+                     now: datetime, pad: bool = False) -> tuple[int, datetime, CodeRow | None]:
         """Take a failure slot and, if it is within ``limit``, one attempt of the live code.
 
         Returns (failures so far, when they reset, the code row or None). Atomic: parallel
         guesses in any number of processes never evaluate more than ``limit`` failures, nor
         more guesses than the code has attempts. A slot that found no attempt to take
         (nothing to guess at) is given back.
+
+        ``pad``: run the same statements whatever the outcome (an unknown, a locked and a
+        live auth_id then cost the same), giving back nothing where nothing is owed.
         """
         reset_at = now + timedelta(seconds=window)
         params = {"key": failure_key, "count": 1, "reset_at": reset_at, "b_amount": 1,
                   "b_now": now, "b_reset_at": reset_at, "b_auth_id": auth_id, "b_limit": limit}
         refund = params | {"count": -1, "b_amount": -1}
+        nothing = params | {"count": 0, "b_amount": 0}
         row = None
         if self._sql.take_attempt is not None:
             with self._one(write=True) as cursor:
@@ -582,22 +594,30 @@ class Store:
             failures, ends, recipient, digest, attempts_left, expires_at = found
             if recipient is not None:
                 row = CodeRow(auth_id, recipient, digest, attempts_left, expires_at)
-            elif failures <= limit:
+            if recipient is None and failures <= limit:
                 # Given back in a statement of its own: until it lands, a parallel guess may
                 # see one failure too many (a 429 too early, never a guess too many).
                 with self._one(write=True) as cursor:
                     self._sql.hit.first(cursor, refund)
+            elif pad:
+                with self._one(write=True) as cursor:
+                    self._sql.hit.first(cursor, nothing)
             return int(failures), ends, row
         with self._tx() as cursor:
             found = self._sql.hit.first(cursor, params)
             assert found is not None
             failures, ends = found
-            if failures <= limit:
-                taken = self._sql.reserve_attempt.first(cursor, params)
-                if taken is None:
+            if failures <= limit or pad:
+                # Locked: the same lookup, with a moment no code outlives, takes nothing.
+                taken = self._sql.reserve_attempt.first(
+                    cursor, params if failures <= limit else params | {"b_now": _NEVER})
+                if taken is None and failures <= limit:
                     self._sql.hit.first(cursor, refund)
                 else:
-                    row = CodeRow(auth_id, *taken)
+                    if taken is not None:
+                        row = CodeRow(auth_id, *taken)
+                    if pad:
+                        self._sql.hit.first(cursor, nothing)
         return int(failures), ends, row
 
     def get_code(self, auth_id: str) -> CodeRow | None:
@@ -630,9 +650,18 @@ class Store:
             found = self._sql.peek.first(cursor, {"b_key": key, "b_now": now})
         return (0, None) if found is None else (int(found[0]), found[1])
 
-    def reset(self, key: str, tx: Cursor | None = None) -> None:
+    def reset(self, key: str, also: str | None = None, tx: Cursor | None = None) -> None:
+        """Delete counter ``key`` (and ``also``, in the same statement)."""
         with self._cursor(tx) as cursor:
-            self._sql.reset.execute(cursor, {"b_key": key})
+            if also is None:
+                self._sql.reset.execute(cursor, {"b_key": key})
+            else:
+                self._sql.reset_two.execute(cursor, {"b_key": key, "b_key2": also})
+
+    def extend(self, key: str, until: datetime, tx: Cursor | None = None) -> None:
+        """Make counter ``key`` last until ``until`` (a lock growing longer)."""
+        with self._cursor(tx) as cursor:
+            self._sql.extend.execute(cursor, {"b_key": key, "b_until": until})
 
     # -- revocations ----------------------------------------------------------------------
 

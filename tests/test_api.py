@@ -113,8 +113,10 @@ def test_create_answers_the_documented_body(api: TestClient,
     assert len(fake_flowroute.last_code(NUMBER)) == 6
 
 
-def test_create_honours_the_options(api: TestClient, fake_flowroute: FakeFlowroute) -> None:
+def test_create_honours_the_options(make_client: Client,
+                                    fake_flowroute: FakeFlowroute) -> None:
     before = datetime.now(timezone.utc)
+    api = make_client(allow_custom_message=True)[0]
     body = answer(create(api, "u1", "+" + NUMBER, code_length=8, expiration=120, retries=5,
                          message="Code {code} for you"), 200)
     assert body["attempts_left"] == 5
@@ -226,7 +228,8 @@ def test_check_right_code_once_then_replay_refused(api: TestClient,
     answer(check(api, "u1", wrong(code)), 400, "InvalidAuthCode")
     body = answer(check(api, "u1", code), 200)
     assert body == {"authenticated": True, "auth_id": "u1",
-                    "message": "Success: Authorization code verified."}
+                    "message": "Success: Authorization code verified.",
+                    "sent_to": "+1••••••••34"}
     answer(check(api, "u1", code), 400, "UnknownAuthId")
 
 

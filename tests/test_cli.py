@@ -109,7 +109,8 @@ def test_dev_server_answers_the_readme_curl_examples(dev_server: tuple[int, Path
     assert "NOT SENT" in console
     verified = curl(README_GET.replace("code=1234", f"code={code}"), port)
     assert verified == {"authenticated": True, "auth_id": "my_identifier",
-                        "message": "Success: Authorization code verified."}
+                        "message": "Success: Authorization code verified.",
+                        "sent_to": "+1••••••••34"}
     # The default database: sms2fa.db in the data directory, nothing in the working directory.
     assert (tmp_path / "data" / "sms2fa.db").exists()
     assert not list(tmp_path.glob("sms2fa.db*"))

@@ -33,6 +33,7 @@ def _env(fake: FakeFlowroute, folder: Path, **extra: str) -> dict[str, str]:
         "SMS2FA_RECIPIENT_SEND_LIMIT": "0",
         "SMS2FA_RESEND_COOLDOWN": "30",
         "SMS2FA_API_TOKEN": "",
+        "SMS2FA_ALLOW_CUSTOM_MESSAGE": "1",  # test_create_auth_passes_options sends one
         **extra,
     }
 
@@ -66,7 +67,7 @@ def test_endpoint_without_scheme(base: str, fake: FakeFlowroute) -> None:
     client = SMSAuthClient(base.removeprefix("http://"))  # "127.0.0.1:PORT", as the README
     assert _verify(client, fake, "no-scheme") == {
         "authenticated": True, "auth_id": "no-scheme",
-        "message": "Success: Authorization code verified."}
+        "message": "Success: Authorization code verified.", "sent_to": "+1••••••••34"}
 
 
 @pytest.mark.parametrize("suffix", ["", "/"])

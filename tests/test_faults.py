@@ -106,6 +106,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             "SMS2FA_RESEND_COOLDOWN": "30",
             "SMS2FA_RECIPIENT_SEND_LIMIT": "0",
             "SMS2FA_ADDRESS_SEND_LIMIT": "0",
+            "SMS2FA_ADDRESS_CHECK_LIMIT": "0",  # every request comes from 127.0.0.1
         }
         with serve_process(env, 2, log) as (base, _):
             yield Live(base, fake, database_url, log)
@@ -274,6 +275,7 @@ def test_postgres_stopped_and_started_mid_run(cluster: Cluster, tmp_path: Path) 
             "SMS2FA_RESEND_COOLDOWN": "0",
             "SMS2FA_RECIPIENT_SEND_LIMIT": "0",
             "SMS2FA_ADDRESS_SEND_LIMIT": "0",
+            "SMS2FA_ADDRESS_CHECK_LIMIT": "0",  # every request comes from 127.0.0.1
         }
         with serve_process(env, 2, log) as (base, _):
             live = Live(base, fake, cluster.url, log)
@@ -374,6 +376,7 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
             "SMS2FA_RESEND_COOLDOWN": "0",
             "SMS2FA_RECIPIENT_SEND_LIMIT": "0",
             "SMS2FA_ADDRESS_SEND_LIMIT": "0",
+            "SMS2FA_ADDRESS_CHECK_LIMIT": "0",  # every request comes from 127.0.0.1
         }
         with serve_process(env, workers, log) as (base, parent):
             before = _workers(parent.pid)

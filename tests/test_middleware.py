@@ -413,7 +413,7 @@ def test_exhausted_attempts(site: Site, fake_flowroute: FakeFlowroute) -> None:
     page = browser.page()
     assert "Ask for a new code to continue." in page.text
     assert attempts_shown(page) is None
-    assert site.middleware.verifier.store.get_code("alice") is None  # deleted
+    assert site.middleware.verifier.pending("alice") is None  # used up
 
     late = browser.submit(code)  # the right code, too late
     assert late.status_code == 400

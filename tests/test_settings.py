@@ -112,6 +112,10 @@ ENV_CASES: dict[str, tuple[str, str, Any]] = {
     "allowed_number_types": ("SMS2FA_ALLOWED_NUMBER_TYPES", "MOBILE", ("MOBILE",)),
     "uniform_errors": ("SMS2FA_UNIFORM_ERRORS", "true", True),
     "default_region": ("SMS2FA_DEFAULT_REGION", "ca", "CA"),
+    "address_check_limit": ("SMS2FA_ADDRESS_CHECK_LIMIT", "50", 50),
+    "address_check_window": ("SMS2FA_ADDRESS_CHECK_WINDOW", "300", 300),
+    "lockout_max_seconds": ("SMS2FA_LOCKOUT_MAX_SECONDS", "3600", 3600),
+    "allow_custom_message": ("SMS2FA_ALLOW_CUSTOM_MESSAGE", "1", True),
 }
 
 
