@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import string
+import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,8 +172,7 @@ class Settings:
                     "string, or turn on development mode (SMS2FA_DEVELOPMENT=1) to use a "
                     "throw-away key"
                 )
-            log.warning("sms2fa: development mode, using a throw-away secret key")
-            object.__setattr__(self, "secret_key", (secrets.token_urlsafe(32),))
+            object.__setattr__(self, "secret_key", (development_key(),))
         elif any(len(k) < 16 for k in self.secret_key) and not self.development:
             raise ConfigurationError(
                 "secret_key (SMS2FA_SECRET_KEY) must be at least 16 characters"
@@ -250,6 +250,32 @@ def data_directory() -> str:
     configured = os.environ.get("SMS2FA_DATA_DIR") or os.path.join(
         os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "sms2fa")
     return os.path.abspath(configured)
+
+
+def development_key() -> str:
+    """Development mode's secret key: made once, kept in the data directory (mode 0600).
+
+    Every worker on this machine reads the same file, so ``gunicorn -w 2`` in development
+    mode verifies a code in the worker that did not send it. Never used outside development.
+    """
+    folder = data_directory()
+    path = os.path.join(folder, "development-secret-key")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another worker may be writing it this very moment
+            with open(path, encoding="ascii") as existing:
+                key = existing.read().strip()
+            if key:
+                return key
+            time.sleep(0.01)
+        raise ConfigurationError(f"development mode: {path} is empty; delete it") from None
+    key = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="ascii") as new:
+        new.write(key)
+    log.warning("sms2fa: development mode, using a throw-away secret key kept in %s", path)
+    return key
 
 
 def default_database_url() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -249,17 +250,34 @@ def test_short_secret_key_is_refused() -> None:
         Settings(secret_key=f"{KEY},short")
 
 
-def test_development_generates_a_throw_away_key_and_warns(
-    caplog: pytest.LogCaptureFixture,
+def test_development_makes_one_throw_away_key_per_machine_and_warns(
+    caplog: pytest.LogCaptureFixture, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Every worker in development mode shares one key (gunicorn -w 2 must verify a code
+    sent by the other worker), kept in the data directory, readable by its owner only."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("SMS2FA_DATA_DIR", str(tmp_path / "data"))
     with caplog.at_level(logging.WARNING, logger="sms2fa"):
         a = Settings.from_env({"SMS2FA_DEVELOPMENT": "1"})
     b = Settings(development=True)
     assert len(a.secret_key) == 1 and len(a.secret_key[0]) >= 32
-    assert a.secret_key != b.secret_key
+    assert a.secret_key == b.secret_key
+    key_file = tmp_path / "data" / "development-secret-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any("development" in r.getMessage() for r in warnings)
     assert a.secret_key[0] not in caplog.text
+    # Another process (another worker) gets the same key; another data directory another.
+    script = ("from sms2fa_middleware import Settings\n"
+              "print(Settings(development=True).secret_key[0])")
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**os.environ, "SMS2FA_DATA_DIR": str(tmp_path / "data")},
+                           check=True)
+    assert other.stdout.strip() == a.secret_key[0]
+    monkeypatch.setenv("SMS2FA_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert Settings(development=True).secret_key != a.secret_key
 
 
 def test_comma_list_rotates_keys() -> None:
