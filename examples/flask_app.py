@@ -1,21 +1,35 @@
 """A Flask app whose /account page needs an SMS code. Run it: ``python examples/flask_app.py``.
 
-Without SMS2FA_SECRET_KEY it runs in development mode: codes are printed to the console.
+It needs SMS2FA_SECRET_KEY, FLASK_SECRET_KEY and Flowroute's keys. To try it without them,
+use development mode (``SMS2FA_DEVELOPMENT=1``): throw-away keys, codes printed to the
+console.
 """
 
 import os
+import secrets
+import sys
 
 from flask import Flask, redirect, request, session
 
-from sms2fa_middleware import Identity, Settings
+from sms2fa_middleware import ConfigurationError, Identity, Settings
 from sms2fa_middleware.flask import check_routes, verified_required
 from sms2fa_middleware.guard import safe_next
 from sms2fa_middleware.wsgi import ENVIRON_KEY, SMS2FAMiddleware
 
 USERS = {"alice": "+12065550100", "bob": "+12065550111"}  # user name -> phone number on file
 
+
+def secret(name: str) -> str:
+    """A secret from the environment; a throw-away one in development mode; else stop."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    if os.environ.get("SMS2FA_DEVELOPMENT") == "1":
+        return secrets.token_urlsafe(32)
+    sys.exit(f"{name} is not set (or set SMS2FA_DEVELOPMENT=1 to try with throw-away keys)")
+
 app = Flask(__name__)
-app.secret_key = os.environ.get("FLASK_SECRET_KEY", "dev-only-flask-secret")
+app.secret_key = secret("FLASK_SECRET_KEY")
 
 
 @app.get("/")
@@ -55,7 +69,11 @@ def identify(req):  # type: ignore[no-untyped-def]
 
 
 PROTECT = ["/account"]
-settings = Settings.from_env(development="SMS2FA_SECRET_KEY" not in os.environ)
+try:
+    # SMS2FA_DEVELOPMENT=1: a throw-away key, codes on the console unless Flowroute is set.
+    settings = Settings.from_env().require_provider()
+except ConfigurationError as exc:
+    sys.exit(f"sms2fa: {exc}")
 app.wsgi_app = SMS2FAMiddleware(  # type: ignore[method-assign]
     app.wsgi_app, settings, protect=PROTECT, identify=identify, login_url="/login"
 )

@@ -1,10 +1,14 @@
 """A Starlette app whose /account page needs an SMS code.
 
 Run it: ``uvicorn examples.starlette_app:app`` (or ``python examples/starlette_app.py``).
-Without SMS2FA_SECRET_KEY it runs in development mode: codes are printed to the console.
+It needs SMS2FA_SECRET_KEY, SESSION_SECRET and Flowroute's keys. To try it without them,
+use development mode (``SMS2FA_DEVELOPMENT=1``): throw-away keys, codes printed to the
+console.
 """
 
 import os
+import secrets
+import sys
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -13,12 +17,22 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Route
 
-from sms2fa_middleware import Identity, Settings
+from sms2fa_middleware import ConfigurationError, Identity, Settings
 from sms2fa_middleware.asgi import SMS2FAMiddleware
 from sms2fa_middleware.guard import safe_next
 from sms2fa_middleware.starlette import check_routes, verified_required
 
 USERS = {"alice": "+12065550100", "bob": "+12065550111"}  # user name -> phone number on file
+
+
+def secret(name: str) -> str:
+    """A secret from the environment; a throw-away one in development mode; else stop."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    if os.environ.get("SMS2FA_DEVELOPMENT") == "1":
+        return secrets.token_urlsafe(32)
+    sys.exit(f"{name} is not set (or set SMS2FA_DEVELOPMENT=1 to try with throw-away keys)")
 
 
 async def home(request: Request) -> HTMLResponse:
@@ -46,12 +60,16 @@ def identify(request: Request) -> Identity | None:
 
 
 PROTECT = ["/account"]
-settings = Settings.from_env(development="SMS2FA_SECRET_KEY" not in os.environ)
+try:
+    # SMS2FA_DEVELOPMENT=1: a throw-away key, codes on the console unless Flowroute is set.
+    settings = Settings.from_env().require_provider()
+except ConfigurationError as exc:
+    sys.exit(f"sms2fa: {exc}")
 app = Starlette(
     routes=[Route("/", home), Route("/login", login, methods=["GET", "POST"]),
             Route("/account", account)],
     middleware=[
-        Middleware(SessionMiddleware, secret_key=os.environ.get("SESSION_SECRET", "dev-only")),
+        Middleware(SessionMiddleware, secret_key=secret("SESSION_SECRET")),
         Middleware(SMS2FAMiddleware, settings=settings, protect=PROTECT,
                    identify=identify, login_url="/login"),
     ],

@@ -54,7 +54,6 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .service import PREFIX_ENV
-    from .sms import sender_from_settings
     from .store import Store
 
     if args.dev:
@@ -66,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
             "reach it could send texts; set SMS2FA_API_TOKEN, or pass --public if "
             "something in front of it already restricts access"
         )
-    sender_from_settings(settings)  # no provider configured: say so before forking workers
+    settings.require_provider()  # say so before forking workers
     _check_port_free(args.host, args.port)
     store = Store(settings.database_url)
     try:

@@ -198,6 +198,19 @@ class Settings:
             return self.sms_backend
         return "flowroute" if self.flowroute_configured else "console"
 
+    def require_provider(self) -> Settings:
+        """These settings, if they can send codes; else a ConfigurationError naming the
+        FLOWROUTE_* variables. Outside development the console must be asked for by name: a
+        production process never falls back to printing codes. Checked when a sender is made;
+        call it yourself to fail before anything else starts."""
+        if self.sms_backend is None and not self.flowroute_configured and not self.development:
+            raise ConfigurationError(
+                "no SMS provider is configured: set FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY "
+                "and FLOWROUTE_NUMBER (or SMS2FA_SMS_BACKEND=console to print codes, for "
+                "development)"
+            )
+        return self
+
     @property
     def message_template(self) -> str:
         if self.auth_message:

@@ -34,7 +34,8 @@ def example(request: pytest.FixtureRequest, tmp_path: Path,
     port = _free_port()
     env = {**os.environ, **fake_flowroute.settings_env(), "PORT": str(port),
            "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'example.db'}"}
-    env.pop("SMS2FA_SECRET_KEY", None)  # as run from a fresh shell: development mode
+    env.pop("SMS2FA_SECRET_KEY", None)  # as tried from a fresh shell: development mode
+    env["SMS2FA_DEVELOPMENT"] = "1"
     log = (tmp_path / "example.log").open("wb")
     process = subprocess.Popen([sys.executable, str(ROOT / "examples" / request.param)],
                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -81,6 +82,24 @@ def test_example_protects_the_account_page_with_an_sms_code(
     assert done.status_code == 303 and done.headers["location"] == "/account"
     account = browser.get(example + "/account", headers=HTML, allow_redirects=False)
     assert account.status_code == 200 and "Hello, alice" in account.text
+
+
+@pytest.mark.parametrize("name", ["flask_app.py", "starlette_app.py"])
+def test_examples_refuse_to_start_without_their_secrets(tmp_path: Path, name: str) -> None:
+    """No hard-coded fallback secrets and no silent development mode."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMS2FA_", "FLOWROUTE_"))}
+    env["SMS2FA_DATA_DIR"] = str(tmp_path)
+    for missing in ("SMS2FA_SECRET_KEY", "FLASK_SECRET_KEY" if name == "flask_app.py"
+                    else "SESSION_SECRET", "FLOWROUTE_ACCESS_KEY"):
+        given = {"SMS2FA_SECRET_KEY": "k" * 32, "FLASK_SECRET_KEY": "f" * 32,
+                 "SESSION_SECRET": "s" * 32, "PORT": "1", "FLOWROUTE_ACCESS_KEY": "a",
+                 "FLOWROUTE_SECRET_KEY": "b", "FLOWROUTE_NUMBER": "12065550100"}
+        given.pop(missing, None)
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / name)], cwd=tmp_path,
+                              env={**env, **given}, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert missing in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
 
 
 def test_the_readme_add_middleware_order_works(tmp_path: Path,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ..errors import ConfigurationError
 from ..settings import Settings
 
 
@@ -32,12 +31,7 @@ def sender_from_settings(settings: Settings) -> Sender:
     Outside development, no keys and no backend named is a ConfigurationError: a production
     process must never fall back to printing codes.
     """
-    if settings.sms_backend is None and not settings.flowroute_configured and (
-            not settings.development):
-        raise ConfigurationError(
-            "no SMS provider is configured: set FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY and "
-            "FLOWROUTE_NUMBER (or SMS2FA_SMS_BACKEND=console to print codes, for development)"
-        )
+    settings.require_provider()
     if settings.backend == "flowroute":
         from .flowroute import FlowrouteSender
 
