@@ -4,31 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from starlette.types import Scope
 
 from .http import MAX_BODY, Request, Response
 
 
+class BodyTimeout(Exception):
+    """The declared body did not arrive within the allowed time (a slow or stalled client)."""
+
+
 async def read_request(scope: Scope, receive: Any, path: str | None = None,
-                       read_body: bool = True) -> Request | None:
-    """The request (with its body, if asked); None if the body is larger than MAX_BODY."""
+                       read_body: bool = True,
+                       body_timeout: float | None = None) -> Request | None:
+    """The request (with its body, if asked); None if the body is larger than MAX_BODY.
+
+    With ``body_timeout``, raises :class:`BodyTimeout` when the whole body has not arrived
+    within that many seconds: a client that declares a body and never sends it must not hold
+    a connection (and a worker's slot) for as long as it likes.
+    """
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
         return None
     chunks: list[bytes] = []
-    size = 0
-    more = read_body and scope["method"] not in ("GET", "HEAD")
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        more = message.get("more_body", False)
+    if read_body and scope["method"] not in ("GET", "HEAD"):
+        with anyio.move_on_after(body_timeout) as deadline:
+            if not await _read_body(receive, chunks):
+                return None
+        if deadline.cancelled_caught:
+            raise BodyTimeout()
     client = scope.get("client")
     return Request(
         method=scope["method"],
@@ -39,6 +44,23 @@ async def read_request(scope: Scope, receive: Any, path: str | None = None,
         client=client[0] if client else None,
         scheme=scope.get("scheme", "http"),
     )
+
+
+async def _read_body(receive: Any, chunks: list[bytes]) -> bool:
+    """Append the body's chunks; False as soon as they pass MAX_BODY."""
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return False
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return True
 
 
 async def send_response(send: Any, response: Response, head: bool = False) -> None:

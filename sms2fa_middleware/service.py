@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from starlette.types import Scope
 
-from .asgi_io import lifespan, read_request, send_response
+from .asgi_io import BodyTimeout, lifespan, read_request, send_response
 from .engine import Verifier
 from .errors import StoreUnavailable
 from .http import Request, Response, VerificationAPI, json_response, too_large
@@ -26,6 +26,8 @@ from .settings import Settings
 PREFIX_ENV = "SMS2FA_SERVE_PREFIX"
 #: Health check under the prefix: no token needed; it reveals nothing but "the store answers".
 HEALTH_PATH = "/health"
+#: Seconds a client has to send a request's whole body (the API's bodies are tiny).
+BODY_TIMEOUT = 10.0
 
 T = TypeVar("T")
 
@@ -83,8 +85,10 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class VerificationService:
     """An ASGI app serving :class:`~sms2fa_middleware.http.VerificationAPI` under ``prefix``."""
 
-    def __init__(self, verifier: Verifier, prefix: str = "/") -> None:
+    def __init__(self, verifier: Verifier, prefix: str = "/",
+                 body_timeout: float = BODY_TIMEOUT) -> None:
         self.api = VerificationAPI(verifier)
+        self.body_timeout = body_timeout
         # Threads mostly wait (on the SMS provider, on the database): a slow provider must not
         # cap how many verifications a worker has in flight at a handful.
         self._threads = Threads(limit=64)
@@ -115,7 +119,13 @@ class VerificationService:
         if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
             await send_response(send, await self._health(), head=scope["method"] == "HEAD")
             return
-        request = await read_request(scope, receive, path)
+        try:
+            request = await read_request(scope, receive, path, body_timeout=self.body_timeout)
+        except BodyTimeout:
+            await send_response(send, json_response(
+                408, {"message": "The request body did not arrive in time.",
+                      "reason": "RequestTimeout"}, [("connection", "close")]))
+            return
         if request is None:
             await send_response(send, too_large())
             return

@@ -613,3 +613,34 @@ def test_health_answers_ok_while_the_store_answers_and_503_when_it_cannot(
             assert down.headers["retry-after"] == "5"
     finally:
         verifier.store.dispose()
+
+
+def test_a_body_that_never_arrives_gets_408_and_the_connection_closed(
+        tmp_path: Any, fake_flowroute: FakeFlowroute) -> None:
+    """A client that declares a body and never sends it cannot hold the service."""
+    import asyncio
+
+    settings = Settings(secret_key="body-timeout-secret-0123",
+                        database_url=f"sqlite:///{tmp_path / 'b.db'}",
+                        **fake_flowroute.settings_kwargs())
+    verifier = Verifier(settings)
+    service = VerificationService(verifier, body_timeout=0.2)
+    sent: list[dict[str, Any]] = []
+
+    async def stalled() -> dict[str, Any]:
+        await asyncio.sleep(3600)  # the body never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "root_path": "",
+             "query_string": b"", "scheme": "http", "client": ("127.0.0.1", 1),
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"60")]}
+    try:
+        asyncio.run(asyncio.wait_for(service(scope, stalled, send), timeout=10))
+    finally:
+        verifier.store.dispose()
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert b"RequestTimeout" in sent[1]["body"]
