@@ -234,7 +234,7 @@ class VerificationAPI:
             expiration=data.get("expiration"),
             retries=data.get("retries"),
             message=data.get("message"),
-            client_address=client_address(request, self.trusted_proxies),
+            client_address=self._budget_address(request),
         )
         return json_response(200, {
             "message": "Success: Verification code created.",
@@ -243,9 +243,20 @@ class VerificationAPI:
             "attempts_left": started.attempts_left,
         })
 
+    def _budget_address(self, request: Request) -> str | None:
+        """The address the per-address budgets count, or None for none.
+
+        A caller holding the API token is a relying party's backend: its own address says
+        nothing about the person asking, and one backend would exhaust a per-address budget
+        meant for one person. It is counted only when a trusted proxy names the client.
+        """
+        if self.token is not None and not self.trusted_proxies:
+            return None
+        return client_address(request, self.trusted_proxies)
+
     def _check(self, auth_id: Any, code: Any, request: Request) -> Response:
         verified = self.verifier.check(
-            auth_id, code, client_address=client_address(request, self.trusted_proxies),
+            auth_id, code, client_address=self._budget_address(request),
             uniform=self.uniform_errors)
         return json_response(200, {
             "authenticated": True,

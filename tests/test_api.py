@@ -398,6 +398,21 @@ def test_client_address_budget_answers_429(make_client: Client,
     assert len(fake_flowroute.messages) == 2
 
 
+def test_a_token_holding_backend_is_not_held_to_one_persons_address_budget(
+        make_client: Client, fake_flowroute: FakeFlowroute) -> None:
+    """With SMS2FA_API_TOKEN the caller is a relying party's backend: its one address would
+    exhaust a budget meant for one person. Behind a trusted proxy the client is counted."""
+    token = {"authorization": "Bearer " + "t" * 32}
+    api, _ = make_client(address_send_limit=2, api_token="t" * 32)
+    for i, number in enumerate((NUMBER, OTHER_NUMBER, "12025550143", "13125550199")):
+        answer(api.post("/", json={"auth_id": f"u{i}", "recipient": number}, headers=token), 200)
+    proxied, _ = make_client(address_send_limit=1, api_token="t" * 32, trusted_proxies=1)
+    client = {**token, "x-forwarded-for": "203.0.113.7"}
+    answer(proxied.post("/", json={"auth_id": "p1", "recipient": NUMBER}, headers=client), 200)
+    assert_rate_limited(proxied.post("/", json={"auth_id": "p2", "recipient": OTHER_NUMBER},
+                                     headers=client), 601)
+
+
 def test_failed_checks_lock_the_auth_id_with_429(make_client: Client,
                                                  fake_flowroute: FakeFlowroute) -> None:
     api, _ = make_client(max_failed_checks=2, lockout_seconds=300)
