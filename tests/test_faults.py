@@ -343,6 +343,8 @@ def _workers(pid: int) -> set[int]:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
+        if b"resource_tracker" in cmdline:
+            continue  # its command line names this interpreter, whose path may say sms2fa
         if b"spawn_main" in cmdline or b"sms2fa" in cmdline:
             workers.add(child)
     return workers
