@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(params=["flask_app.py", "starlette_app.py"])
-def example(request: pytest.FixtureRequest, tmp_path: Path,
-            fake_flowroute: FakeFlowroute) -> Iterator[str]:
+@contextmanager
+def _run_example(name: str, tmp_path: Path, fake_flowroute: FakeFlowroute) -> Iterator[str]:
     """The example started as a user would (``python examples/<name>``), on a free port."""
     port = _free_port()
     env = {**os.environ, **fake_flowroute.settings_env(), "PORT": str(port),
@@ -37,7 +37,7 @@ def example(request: pytest.FixtureRequest, tmp_path: Path,
     env.pop("SMS2FA_SECRET_KEY", None)  # as tried from a fresh shell: development mode
     env["SMS2FA_DEVELOPMENT"] = "1"
     log = (tmp_path / "example.log").open("wb")
-    process = subprocess.Popen([sys.executable, str(ROOT / "examples" / request.param)],
+    process = subprocess.Popen([sys.executable, str(ROOT / "examples" / name)],
                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -55,6 +55,14 @@ def example(request: pytest.FixtureRequest, tmp_path: Path,
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(params=["flask_app.py", "starlette_app.py"])
+def example(request: pytest.FixtureRequest, tmp_path: Path,
+            fake_flowroute: FakeFlowroute) -> Iterator[str]:
+    """The Flask or Starlette example, running."""
+    with _run_example(request.param, tmp_path, fake_flowroute) as base:
+        yield base
 
 
 def test_example_protects_the_account_page_with_an_sms_code(
@@ -136,3 +144,84 @@ def test_the_readme_add_middleware_order_works(tmp_path: Path,
         assert challenged.status_code == 303
         assert challenged.headers["location"].startswith("/sms2fa/challenge")
         assert fake_flowroute.last_code("+12065550123")  # identify read the session
+
+
+def test_fastapi_example_bearer_tokens_and_an_sms_code(tmp_path: Path,
+                                                      fake_flowroute: FakeFlowroute) -> None:
+    """examples/fastapi_app.py over uvicorn: OAuth2 password login, a bearer token, the
+    challenge completed by a client that sends the token (no browser), the route-level
+    check, and logout revoking the verified session."""
+    import httpx
+
+    bob = "+12065550111"  # examples' USERS["bob"]
+    with _run_example("fastapi_app.py", tmp_path, fake_flowroute) as base, \
+            httpx.Client(base_url=base) as client:
+        assert client.post("/token", data={"username": "alice", "password": "nope"}
+                           ).status_code == 401
+        assert client.post("/token", data={"username": "carol", "password": "singer"}
+                           ).status_code == 401  # disabled
+        token = client.post("/token", data={"username": "alice", "password": "wonderland"}
+                            ).json()["access_token"]
+        bearer = {"authorization": f"Bearer {token}"}
+        assert client.get("/users/me").json()["reason"] == "LoginRequired"  # no token
+
+        refused = client.get("/users/me", headers=bearer)
+        assert refused.status_code == 401
+        assert refused.json()["reason"] == "VerificationRequired"
+        assert refused.json()["challenge"] == "/sms2fa/challenge?next=%2Fusers%2Fme"
+        assert fake_flowroute.messages_to(ALICE) == []  # an API call sends nothing by itself
+
+        # The challenge, as a client that is no browser completes it today (the HTML flow
+        # with the bearer token; the JSON flow, POST /sms2fa/challenge/send and a JSON
+        # {"code"}, will replace the page and its token).
+        sent = client.get("/users/me", headers={**bearer, **HTML})
+        assert sent.status_code == 303 and len(fake_flowroute.messages_to(ALICE)) == 1
+        page = client.get(refused.json()["challenge"], headers={**bearer, **HTML})
+        token_field = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert page.status_code == 200 and token_field is not None
+        done = client.post("/sms2fa/challenge", headers=bearer, data={
+            "csrf_token": token_field.group(1), "next": "/users/me",
+            "code": fake_flowroute.last_code(ALICE)})
+        assert done.status_code == 303 and done.headers["location"] == "/users/me"
+        assert "sms2fa" in client.cookies
+
+        assert client.get("/users/me", headers=bearer).json() == {"username": "alice"}
+        assert client.get("/users/me/items", headers=bearer).json() == [
+            {"item_id": "Foo", "owner": "alice", "verified_for": "alice"}]
+
+        # The verified session is alice's: bob's token with her cookie is refused.
+        bob_token = client.post("/token", data={"username": "bob", "password": "builder"}
+                                ).json()["access_token"]
+        as_bob = client.get("/users/me", headers={"authorization": f"Bearer {bob_token}"})
+        assert as_bob.status_code == 401 and fake_flowroute.messages_to(bob) == []
+
+        assert client.post("/logout", headers=bearer).status_code == 204
+        again = client.get("/users/me", headers=bearer)
+        assert again.status_code == 401 and again.json()["reason"] == "VerificationRequired"
+
+
+def test_fastapi_example_in_its_own_tests() -> None:
+    """How the example's own tests would go: a TestClient marked verified for alice
+    (mark_verified) passes; the router's Depends(require_verified) refuses (403) a request
+    that the middleware did not verify, as when the protect patterns miss a route."""
+    import importlib
+
+    from fastapi.testclient import TestClient
+
+    from sms2fa_middleware import Identity
+    from sms2fa_middleware.testing import mark_verified
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        module = importlib.import_module("fastapi_app")
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    with TestClient(module.app) as client:
+        token = client.post("/token", data={"username": "alice", "password": "wonderland"}
+                            ).json()["access_token"]
+        bearer = {"authorization": f"Bearer {token}"}
+        assert client.get("/users/me", headers=bearer).status_code == 401
+        mark_verified(client, module.app, Identity("alice", ALICE))
+        assert client.get("/users/me", headers=bearer).json() == {"username": "alice"}
+    with TestClient(module.api) as client:  # the FastAPI app alone, no middleware
+        assert client.get("/users/me", headers=bearer).status_code == 403
