@@ -36,6 +36,7 @@ pytest.importorskip("django")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "django_app"
 ALICE, ALICE_PHONE, PASSWORD = "alice", "+12065550123", "correct-horse"
+BOB, BOB_PHONE = "bob", "+12065550124"
 HTML = {"accept": "text/html"}
 MARKER = "SMS2FA-EXAMPLE-ACCOUNT"  # in the account page only (accounts/templates)
 
@@ -299,7 +300,8 @@ def server(request: pytest.FixtureRequest,
                "DJANGO_DB_PATH": str(tmp / "django.db"), "DJANGO_DEBUG": "0"}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         for command in (["migrate", "-v0"],
-                        ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE]):
+                        ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
+                        ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE]):
             subprocess.run([sys.executable, "manage.py", *command], cwd=EXAMPLE, env=env,
                            check=True, capture_output=True)
         port = free_port()
@@ -309,17 +311,18 @@ def server(request: pytest.FixtureRequest,
             yield Server(request.param, base, port, fake)
 
 
-def _log_in(server: Server) -> requests.Session:
+def _log_in(server: Server, user: str = ALICE) -> requests.Session:
     browser = requests.Session()
     form = browser.get(server.base + "/login/?next=/account/", headers=HTML)
     done = browser.post(server.base + "/login/", headers=HTML, allow_redirects=False, data={
-        "username": ALICE, "password": PASSWORD, "next": "/account/",
+        "username": user, "password": PASSWORD, "next": "/account/",
         "csrfmiddlewaretoken": _csrf(form.text, "csrfmiddlewaretoken")})
     assert done.status_code == 302 and done.headers["location"] == "/account/", done.text[:300]
     return browser
 
 
-def _verify(server: Server, browser: requests.Session) -> requests.Response:
+def _verify(server: Server, browser: requests.Session,
+            phone: str = ALICE_PHONE) -> requests.Response:
     challenge = browser.get(server.base + "/account/", headers=HTML, allow_redirects=False)
     assert challenge.status_code == 303, (server.name, challenge.text[:300])
     assert challenge.headers["location"] == "/sms2fa/challenge?next=%2Faccount%2F"
@@ -327,7 +330,7 @@ def _verify(server: Server, browser: requests.Session) -> requests.Response:
     assert page.status_code == 200 and 'name="code"' in page.text
     done = browser.post(server.base + "/sms2fa/challenge", headers=HTML, allow_redirects=False,
                         data={"csrf_token": _csrf(page.text), "next": "/account/",
-                              "code": server.fake.last_code(ALICE_PHONE)})
+                              "code": server.fake.last_code(phone)})
     assert done.status_code == 303 and done.headers["location"] == "/account/"
     return browser.get(server.base + "/account/", headers=HTML, allow_redirects=False)
 
@@ -373,13 +376,13 @@ def _raw(port: int, method: str, target: str, cookie: str) -> bytes:
 
 
 def test_raw_spellings_never_reach_the_account_view_unverified(server: Server) -> None:
-    verified = _log_in(server)
-    assert _verify(server, verified).status_code == 200
+    verified = _log_in(server, BOB)  # bob: the flow test's resend cooldown is alice's
+    assert _verify(server, verified, BOB_PHONE).status_code == 200
     cookie = "; ".join(f"{c.name}={c.value}" for c in verified.cookies)
     # Sanity: the marker is visible to this check when the middleware lets the request in.
     assert MARKER.encode() in _raw(server.port, "GET", "/account/", cookie)
 
-    unverified = _log_in(server)  # logged in, a session of its own, never verified
+    unverified = _log_in(server, BOB)  # logged in, a session of its own, never verified
     cookie = "; ".join(f"{c.name}={c.value}" for c in unverified.cookies)
     host = f"127.0.0.1:{server.port}"
     leaks = []

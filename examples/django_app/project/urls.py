@@ -1,9 +1,8 @@
 """No route for the challenge pages: the middleware answers everything under /sms2fa."""
 
+from accounts import views
 from django.contrib.auth import views as auth_views
 from django.urls import path
-
-from accounts import views
 
 urlpatterns = [
     path("", views.home),
