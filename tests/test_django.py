@@ -151,6 +151,25 @@ def test_sync_client_full_flow_and_logout_revokes(sms2fa: Any,
     assert again.status_code == 303 and again["location"].startswith("/sms2fa/challenge")
 
 
+def test_revoke_through_the_middleware_on_the_request(sms2fa: Any,
+                                                      fake_flowroute: FakeFlowroute) -> None:
+    """request.sms2fa_middleware.revoke(user.pk): e.g. after a phone number change."""
+    from django.test import Client
+
+    client = Client()
+    client.login(username=ALICE, password=PASSWORD)
+    page = client.get(client.get("/account/", headers=HTML)["location"], headers=HTML)
+    client.post("/sms2fa/challenge", _form({
+        "csrf_token": _csrf(page.text), "next": "/account/",
+        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    account = client.get("/account/", headers=HTML)
+    assert account.status_code == 200
+    request = account.wsgi_request
+    assert request.sms2fa == Identity(str(request.user.pk), ALICE_PHONE)
+    request.sms2fa_middleware.revoke(request.user.pk)
+    assert client.get("/account/", headers=HTML).status_code == 303
+
+
 @pytest.mark.parametrize("identify", [None, "test_django.orm_identify"])
 def test_async_client_full_flow_identify_off_the_loop(
         sms2fa: Any, fake_flowroute: FakeFlowroute, identify: str | None) -> None:
