@@ -262,7 +262,13 @@ class SMS2FAMiddleware:
 
     def _private(self, response: HttpResponseBase) -> HttpResponseBase:
         # A page only this verified user may see: no shared cache may keep it.
-        if self.installed.private_responses:
+        if not self.installed.private_responses:
+            return response
+        headers = response.headers
+        if "vary" not in headers and "cache-control" not in headers:  # the usual case: fast
+            headers["Vary"] = "Cookie"
+            headers["Cache-Control"] = "private"
+        else:
             patch_vary_headers(response, ("Cookie",))
             patch_cache_control(response, private=True)
         return response

@@ -267,6 +267,33 @@ def test_a_large_body_under_the_prefix_is_refused(sms2fa: Any) -> None:
     assert response.status_code == 413
 
 
+def test_a_verified_page_is_kept_out_of_shared_caches(sms2fa: Any) -> None:
+    """The app's own Cache-Control: public / Vary are made private, not replaced."""
+    import time
+
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from sms2fa_middleware.django import SMS2FAMiddleware
+
+    who = Identity("1", ALICE_PHONE)
+    sms2fa(identify=lambda request: who)
+
+    def view(request: Any) -> HttpResponse:
+        response = HttpResponse("page")
+        response["Cache-Control"] = "public, max-age=60"
+        response["Vary"] = "Accept-Encoding"
+        return response
+
+    middleware = SMS2FAMiddleware(view)
+    cookie = middleware.guard.signer.issue(who, int(time.time() * 1000))
+    response = middleware(RequestFactory().get("/account/", HTTP_COOKIE=f"sms2fa={cookie}"))
+    assert response.status_code == 200 and response.content == b"page"
+    assert "private" in response["Cache-Control"] and "public" not in response["Cache-Control"]
+    assert "max-age=60" in response["Cache-Control"]
+    assert response["Vary"] == "Accept-Encoding, Cookie"
+
+
 def test_misconfiguration_is_caught_at_start_up(sms2fa: Any) -> None:
     from django.core.exceptions import ImproperlyConfigured
     from django.test import override_settings
