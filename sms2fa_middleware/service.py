@@ -94,7 +94,7 @@ class VerificationService:
         # writer holding that lock waited for the GIL while the loop ran: 1.7x fewer
         # wrong-code checks a second (bench/service.py). PostgreSQL work (round trips to
         # another host) stays in threads.
-        self._database_on_loop = verifier.store.dialect == "sqlite"
+        self._database_on_loop = verifier.store.blocking_is_cheap
         self._send = verifier.sender.send
         self._ping = verifier.store.ping
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
