@@ -17,7 +17,7 @@ from sqlalchemy import Integer, bindparam, create_engine, func, select, true
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import URL, Connection, Engine
 
-from .backend import Backend, Found
+from .backend import Backend, Found, log
 from .statements import Cursor, Prepared, hit_statement, reserve_attempt_statement
 
 SCHEMA_LOCK = 0x5A52FA  # the advisory lock concurrent create_schema() calls queue for
@@ -87,6 +87,13 @@ class PostgresBackend(Backend):
             with self.one(write=True) as cursor:
                 self.sql.hit.first(cursor, params | {"count": 0, "b_amount": 0})
         return int(failures), ends, None if taken[0] is None else tuple(taken)
+
+    def unavailable(self, exc: BaseException) -> bool:
+        if isinstance(exc, self._driver.errors.UndefinedTable):
+            log.error("sms2fa: the tables are missing: run `sms2fa migrate` "
+                      "(or Verifier.create_schema())")
+            return True
+        return super().unavailable(exc)
 
     def lock_schema(self, conn: Connection) -> None:
         # The second of two concurrent create_all()s waits, then finds the tables.
