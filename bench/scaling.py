@@ -165,6 +165,7 @@ def run_backend(name: str, urls: tuple[str, str], big_size: int,
         settings = Settings(secret_key=(SECRET_KEY,), sms_backend="console", database_url=url,
                             max_failed_checks=100, retries_allowed=ATTEMPTS)
         verifier = Verifier(settings)
+        verifier.create_schema()
         fill_times.append(fill(verifier, size))
         probes.append(Probe(verifier, size, seed=size))
     small, big = probes

@@ -53,6 +53,7 @@ def build(database_url: str, uniform: bool) -> Any:
                         uniform_errors=uniform, max_failed_checks=MAX_FAILED,
                         address_check_limit=1_000_000, resend_cooldown=0)
     verifier = Verifier(settings)
+    verifier.create_schema()
     return verifier, VerificationAPI(verifier)
 
 

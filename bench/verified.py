@@ -90,6 +90,7 @@ def main() -> int:
         settings = Settings(secret_key=(SECRET_KEY,), sms_backend="console",
                             database_url=f"sqlite:///{Path(tmp) / 'bench.db'}")
         verifier = Verifier(settings)
+        verifier.create_schema()
         queries = [0]
 
         def _count(_sql: str) -> None:

@@ -1,4 +1,4 @@
-"""The sms2fa command: serve, demo, purge."""
+"""The sms2fa command: serve, demo, migrate, purge."""
 
 from __future__ import annotations
 
@@ -54,7 +54,6 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .service import PREFIX_ENV
-    from .store import Store
 
     if args.dev:
         _development_env()
@@ -67,13 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     settings.require_provider()  # say so before forking workers
     _check_port_free(args.host, args.port)
-    store = Store(settings.database_url)
-    try:
-        store.create_schema()
-    except StoreUnavailable as exc:
-        raise Unreachable(settings.database_url, exc) from None
-    finally:
-        store.dispose()
+    _create_schema(settings.database_url)
     args.prefix = "/" + args.prefix.strip("/")
     os.environ[PREFIX_ENV] = args.prefix
     print(
@@ -95,6 +88,29 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
         log_level="info",
     )
+    return 0
+
+
+def _create_schema(database_url: str) -> None:
+    """Create the tables if missing (idempotent); Unreachable if the database is."""
+    from .store import Store
+
+    store = Store(database_url)
+    try:
+        store.create_schema()
+    except StoreUnavailable as exc:
+        raise Unreachable(database_url, exc) from None
+    finally:
+        store.dispose()
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from .settings import check_database_url
+
+    # Only the database is needed: no secret key, no SMS provider.
+    url = check_database_url(os.environ.get("SMS2FA_DATABASE_URL", ""))
+    _create_schema(url)
+    print(f"sms2fa: the tables are in place ({url.split('://')[0]})")
     return 0
 
 
@@ -179,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "shows the texts it sends. Nothing is kept after it stops.")
     _add_address(demo)
     demo.set_defaults(func=_demo)
+
+    migrate = commands.add_parser(
+        "migrate", help="create the database tables if they are missing (safe to repeat)",
+        description="Create sms2fa's tables in SMS2FA_DATABASE_URL if they are missing; "
+                    "existing tables and rows are kept, so running it again (or from "
+                    "several hosts at once) is safe. Run it as a deploy step when the app "
+                    "should not create tables itself (Django); sms2fa serve, sms2fa demo "
+                    "and the middleware create them on their own.")
+    migrate.set_defaults(func=_migrate)
 
     purge = commands.add_parser(
         "purge", help="delete expired codes, counters and old revocations now",

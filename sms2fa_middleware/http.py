@@ -10,14 +10,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
 from .addresses import address_key
-from .engine import SendSteps, Verifier, run_steps
+from .engine import AsyncVerifier, Started, Verified, Verifier
 from .errors import (
     ExpiredAuthCode,
     InvalidAPIUsage,
@@ -150,6 +150,39 @@ def _only(data: Mapping[str, Any], required: tuple[str, ...], optional: tuple[st
         )
 
 
+@dataclass(frozen=True)
+class EngineCall:
+    """An engine method a request asks for, its arguments, and how its result answers."""
+
+    method: str  # "start" or "check": the same name on Verifier and AsyncVerifier
+    arguments: dict[str, Any]
+    render: Callable[[Any], Response]
+
+
+def _created(started: Started) -> Response:
+    return json_response(200, {
+        "message": "Success: Verification code created.",
+        "auth_id": started.auth_id,
+        "expires_at": iso(started.expires_at),
+        "attempts_left": started.attempts_left,
+    })
+
+
+def _checked(verified: Verified) -> Response:
+    return json_response(200, {
+        "authenticated": True,
+        "auth_id": verified.auth_id,
+        "message": "Success: Authorization code verified.",
+        # Which number proved it: a relying party must check that it is its user's.
+        "sent_to": mask(verified.recipient),
+    })
+
+
+def _internal_error() -> Response:
+    log.exception("sms2fa: unexpected error in the API")
+    return json_response(500, {"message": "Internal error.", "reason": "InternalError"})
+
+
 class VerificationAPI:
     """The original service's API: ``POST /`` creates, ``GET /`` and ``POST /check`` check.
 
@@ -174,19 +207,32 @@ class VerificationAPI:
 
     def handle(self, request: Request, path: str) -> Response:
         """Answer one API request. Never raises; never answers HTML."""
-        return run_steps(self.handle_steps(request, path), self.verifier.sender.send)
-
-    def handle_steps(self, request: Request, path: str) -> SendSteps[Response]:
-        """:meth:`handle` in steps: an SMS to send is yielded (see :func:`run_steps`)."""
         try:
-            return (yield from self._route(request, path))
+            routed = self._route(request, path)
+            if isinstance(routed, Response):
+                return routed
+            return routed.render(getattr(self.verifier, routed.method)(**routed.arguments))
         except VerificationError as exc:
             return error_response(self._uniform(exc))
         except Exception:
-            log.exception("sms2fa: unexpected error in the API")
-            return json_response(500, {"message": "Internal error.", "reason": "InternalError"})
+            return _internal_error()
 
-    def _route(self, request: Request, path: str) -> SendSteps[Response]:
+    async def handle_async(self, request: Request, path: str,
+                           engine: AsyncVerifier) -> Response:
+        """:meth:`handle` on an event loop: the engine's work is awaited on ``engine`` (the
+        async twin of this API's verifier)."""
+        try:
+            routed = self._route(request, path)
+            if isinstance(routed, Response):
+                return routed
+            return routed.render(await getattr(engine, routed.method)(**routed.arguments))
+        except VerificationError as exc:
+            return error_response(self._uniform(exc))
+        except Exception:
+            return _internal_error()
+
+    def _route(self, request: Request, path: str) -> Response | EngineCall:
+        """The response, or the engine call that will make it."""
         path = path or "/"
         if path == "/openapi.json" and request.method in ("GET", "HEAD"):
             from .openapi import openapi_document
@@ -206,7 +252,7 @@ class VerificationAPI:
                 [("www-authenticate", 'Bearer realm="sms2fa"')],
             )
         if request.method == "POST" and path == "/":
-            return (yield from self._create(request))
+            return self._create(request)
         if path == "/check":
             data = _json_body(request)
             _only(data, ("auth_id", "code"), ())
@@ -224,24 +270,15 @@ class VerificationAPI:
             given.strip().encode(), self.token.encode()
         )
 
-    def _create(self, request: Request) -> SendSteps[Response]:
+    def _create(self, request: Request) -> EngineCall:
         data = _json_body(request)
         _only(data, ("auth_id", "recipient"), self.CREATE_OPTIONS)
-        started = yield from self.verifier.start_steps(
-            data["auth_id"],
-            data["recipient"],
-            code_length=data.get("code_length"),
-            expiration=data.get("expiration"),
-            retries=data.get("retries"),
-            message=data.get("message"),
-            client_address=self._budget_address(request),
-        )
-        return json_response(200, {
-            "message": "Success: Verification code created.",
-            "auth_id": started.auth_id,
-            "expires_at": iso(started.expires_at),
-            "attempts_left": started.attempts_left,
-        })
+        return EngineCall("start", {
+            "auth_id": data["auth_id"], "recipient": data["recipient"],
+            "code_length": data.get("code_length"), "expiration": data.get("expiration"),
+            "retries": data.get("retries"), "message": data.get("message"),
+            "client_address": self._budget_address(request),
+        }, _created)
 
     def _budget_address(self, request: Request) -> str | None:
         """The address the per-address budgets count, or None for none.
@@ -254,17 +291,11 @@ class VerificationAPI:
             return None
         return client_address(request, self.trusted_proxies)
 
-    def _check(self, auth_id: Any, code: Any, request: Request) -> Response:
-        verified = self.verifier.check(
-            auth_id, code, client_address=self._budget_address(request),
-            uniform=self.uniform_errors)
-        return json_response(200, {
-            "authenticated": True,
-            "auth_id": verified.auth_id,
-            "message": "Success: Authorization code verified.",
-            # Which number proved it: a relying party must check that it is its user's.
-            "sent_to": mask(verified.recipient),
-        })
+    def _check(self, auth_id: Any, code: Any, request: Request) -> EngineCall:
+        return EngineCall("check", {
+            "auth_id": auth_id, "code": code, "uniform": self.uniform_errors,
+            "client_address": self._budget_address(request),
+        }, _checked)
 
     def _uniform(self, error: VerificationError) -> VerificationError:
         """With uniform errors on, unknown, expired, wrong and locked answer alike."""

@@ -1,8 +1,12 @@
 """The standalone verification service: the HTTP API as a pure ASGI app.
 
 ``sms2fa serve`` runs :func:`create_app` under uvicorn; the API is at ``/`` unless a prefix
-is given. SMS sends always run in worker threads; database work too, except on SQLite
-(see ``_database_on_loop``).
+is given. SMS sends always run in worker threads. Where the store says blocking on it is
+cheap (SQLite), the rest of a request is worked out on the event loop by the engine's async
+twin (:class:`~sms2fa_middleware.engine.AsyncVerifier`): local statements take microseconds
+and writes queue for one lock anyway, while a writer in a thread would hold that lock waiting
+for the GIL. Otherwise (PostgreSQL round trips) the whole request runs in one worker thread.
+The measured difference is in the README's performance notes and ``bench/service.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any, TypeVar
 from starlette.types import Scope
 
 from .asgi_io import BodyTimeout, lifespan, read_request, send_response
-from .engine import Verifier
+from .engine import AsyncVerifier, Verifier
 from .errors import StoreUnavailable
 from .http import Request, Response, VerificationAPI, json_response, too_large
 from .settings import Settings
@@ -35,10 +39,10 @@ T = TypeVar("T")
 class Threads:
     """Blocking calls run in worker threads and awaited from one event loop.
 
-    A lighter hop than ``loop.run_in_executor`` (about 35 µs of CPU a call here, against 80:
-    the executor chains a concurrent Future to an asyncio one, each with its own lock and
-    callbacks). Threads start as calls wait for one, up to ``limit``; they are daemons, and
-    uvicorn waits for in-flight requests before it exits.
+    A lighter hop than ``loop.run_in_executor``, which chains a concurrent Future to an
+    asyncio one, each with its own lock and callbacks. Threads start as calls wait for one,
+    up to ``limit``; they are daemons, and uvicorn waits for in-flight requests before it
+    exits.
     """
 
     def __init__(self, limit: int) -> None:
@@ -92,15 +96,8 @@ class VerificationService:
         # Threads mostly wait (on the SMS provider, on the database): a slow provider must not
         # cap how many verifications a worker has in flight at a handful.
         self._threads = Threads(limit=64)
-        # On SQLite the database work runs on the event loop and only the SMS goes to a
-        # thread: it is local, takes a fraction of a millisecond, and writes queue for one
-        # lock anyway, so this worker behaves like a sync worker for it. In a thread, the
-        # writer holding that lock waited for the GIL while the loop ran: 1.7x fewer
-        # wrong-code checks a second (bench/service.py). PostgreSQL work (round trips to
-        # another host) stays in threads.
-        self._database_on_loop = verifier.store.dialect == "sqlite"
-        self._send = verifier.sender.send
-        self._ping = verifier.store.ping
+        self.engine = AsyncVerifier(verifier, in_thread=self._threads.run)
+        self._on_loop = verifier.store.blocking_is_cheap
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -129,8 +126,8 @@ class VerificationService:
         if request is None:
             await send_response(send, too_large())
             return
-        if self._database_on_loop:
-            response = await self._answer_here(request, path)
+        if self._on_loop:
+            response = await self.api.handle_async(request, path, self.engine)
         else:
             response = await self._threads.run(self.api.handle, request, path)
         await send_response(send, response, head=request.method == "HEAD")
@@ -138,34 +135,17 @@ class VerificationService:
     async def _health(self) -> Response:
         """200 when the store answers a trivial read, else 503 (for load balancers)."""
         try:
-            if self._database_on_loop:
-                self._ping()
-            else:
-                await self._threads.run(self._ping)
+            await self.engine.ping()
         except StoreUnavailable as exc:
             return json_response(503, {"status": "unavailable", **exc.to_dict()},
                                  [("retry-after", "5"), ("cache-control", "no-store")])
         return json_response(200, {"status": "ok"}, [("cache-control", "no-store")])
 
-    async def _answer_here(self, request: Request, path: str) -> Response:
-        """The API's answer, worked out on this loop but for the SMS, sent in a thread."""
-        steps = self.api.handle_steps(request, path)
-        try:
-            sms = next(steps)
-            while True:
-                try:
-                    message_id = await self._threads.run(self._send, sms.to, sms.body)
-                except Exception as exc:
-                    sms = steps.throw(exc)
-                else:
-                    sms = steps.send(message_id)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
 
 def create_app(settings: Settings | None = None, prefix: str | None = None) -> VerificationService:
     """The service configured from the environment (``SMS2FA_*``); uvicorn's factory."""
     verifier = Verifier(settings or Settings.from_env())
+    verifier.create_schema()  # each worker, at start: a request never waits for it
     return VerificationService(verifier, prefix or os.environ.get(PREFIX_ENV, "/"))
 
 

@@ -82,6 +82,7 @@ def make_verifier(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
 
     def build(**overrides: Any) -> Verifier:
         verifier = Verifier(make_settings(**overrides))
+        verifier.create_schema()  # tests write to its tables before its first call
         made.append(verifier)
         return verifier
 

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import requests
 from conftest import SECRET
+from databases import table_names
 from servers import free_port, running
 from sqlalchemy import update
 
 from sms2fa_middleware import Settings, Verifier
-from sms2fa_middleware.store import codes
+from sms2fa_middleware.store import Store, codes
 from sms2fa_middleware.testing import FakeFlowroute
 
 NUMBER = "12065551234"
@@ -170,8 +171,41 @@ def test_serve_with_an_unreachable_database_says_so(tmp_path: Path, where: str) 
 def test_help_lists_the_commands(tmp_path: Path) -> None:
     done = run([sys.executable, "-m", "sms2fa_middleware", "--help"], clean_env(), tmp_path)
     assert done.returncode == 0
-    for command in ("serve", "demo", "purge"):
+    for command in ("serve", "demo", "migrate", "purge"):
         assert command in done.stdout
+
+
+# -- migrate --------------------------------------------------------------------------------------
+
+
+def test_migrate_creates_the_tables_and_can_run_again(tmp_path: Path, database_url: str) -> None:
+    env = clean_env(SMS2FA_DATABASE_URL=database_url)  # no secret key, no SMS provider
+    done = run(sms2fa("migrate"), env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert table_names(database_url) >= {"sms2fa_codes", "sms2fa_counters",
+                                         "sms2fa_revocations"}
+    store = Store(database_url)
+    try:
+        store.hit("kept", 60, datetime.now(timezone.utc))
+        again = run(sms2fa("migrate"), env, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert store.peek("kept", datetime.now(timezone.utc))[0] == 1  # rows survive
+    finally:
+        store.dispose()
+
+
+def test_migrate_on_an_unreachable_database_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'x.db'}"
+    done = run(sms2fa("migrate"), clean_env(SMS2FA_DATABASE_URL=url), tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "SMS2FA_DATABASE_URL" in done.stderr.strip().splitlines()[-1]
+
+
+def test_migrate_help_says_it_is_safe_to_repeat(tmp_path: Path) -> None:
+    done = run(sms2fa("migrate", "--help"), clean_env(), tmp_path)
+    assert done.returncode == 0
+    assert "safe" in done.stdout and "SMS2FA_DATABASE_URL" in done.stdout
 
 
 # -- purge ----------------------------------------------------------------------------------------
@@ -235,7 +269,7 @@ def test_help_is_plain_text_and_every_option_is_explained(tmp_path: Path) -> Non
         done = run(sms2fa(*([] if sub is parser else [name]), "--help"), clean_env(), tmp_path)
         assert done.returncode == 0
         assert "``" not in done.stdout  # no raw reST
-    assert set(commands.choices) == {"serve", "demo", "purge"}
+    assert set(commands.choices) == {"serve", "demo", "migrate", "purge"}
 
 
 @pytest.mark.parametrize("args, says", [

@@ -524,6 +524,7 @@ def test_database_is_chosen_by_configuration_not_a_flag(tmp_path: Any) -> None:
     assert settings.database_url == url
     verifier = Verifier(settings)
     try:
+        verifier.create_schema()
         assert (tmp_path / "chosen.db").exists()
     finally:
         verifier.store.dispose()
@@ -539,6 +540,7 @@ def test_default_database_is_in_the_data_directory_not_the_working_directory(
     assert not (tmp_path / "data").exists()  # building Settings touches no disk
     verifier = Verifier(Settings(secret_key="s" * 32, sms_backend="console"))
     try:
+        verifier.create_schema()
         assert (tmp_path / "data" / "sms2fa.db").exists()
         assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     finally:

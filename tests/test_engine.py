@@ -273,24 +273,34 @@ def test_new_start_replaces_the_pending_code(verifier: Verifier,
     assert verifier.check("u1", second) == Verified("u1", NUMBER)
 
 
-def test_start_in_steps_stores_nothing_until_the_sms_was_accepted(
-        verifier: Verifier, fake_flowroute: FakeFlowroute) -> None:
-    steps = verifier.start_steps("u1", NUMBER)
-    sms = next(steps)
-    code = re.findall(r"\d{6}", sms.body)[0]
-    assert sms.to == NUMBER and code not in repr(sms)
-    assert verifier.store.count_codes() == 0 and fake_flowroute.messages == []
-    with pytest.raises(StopIteration) as done:
-        steps.send("mdr2-given")
-    assert done.value.value.message_id == "mdr2-given"
+class Sender:
+    """A sender that records what the store held while the SMS was handed over."""
+
+    def __init__(self, verifier: Verifier, outcome: str | SendError) -> None:
+        self.verifier, self.outcome = verifier, outcome
+        self.seen: list[tuple[str, str, int]] = []
+
+    def send(self, to: str, body: str) -> str:
+        self.seen.append((to, body, self.verifier.store.count_codes()))
+        if isinstance(self.outcome, SendError):
+            raise self.outcome
+        return self.outcome
+
+
+def test_start_stores_nothing_until_the_sms_was_accepted(verifier: Verifier) -> None:
+    sender = verifier.sender = Sender(verifier, "mdr2-given")  # type: ignore[assignment]
+    started = verifier.start("u1", NUMBER)
+    ((to, body, stored_while_sending),) = sender.seen
+    assert to == NUMBER and stored_while_sending == 0
+    assert started.message_id == "mdr2-given"
+    code = re.findall(r"\d{6}", body)[0]
     assert verifier.check("u1", code) == Verified("u1", NUMBER)
 
 
-def test_start_in_steps_turns_a_send_error_into_sms_delivery_failed(verifier: Verifier) -> None:
-    steps = verifier.start_steps("u1", NUMBER)
-    next(steps)
+def test_start_turns_a_send_error_into_sms_delivery_failed(verifier: Verifier) -> None:
+    verifier.sender = Sender(verifier, SendError("refused", status=422))  # type: ignore[assignment]
     with pytest.raises(SMSDeliveryFailed):
-        steps.throw(SendError("refused", status=422))
+        verifier.start("u1", NUMBER)
     assert verifier.store.count_codes() == 0
 
 

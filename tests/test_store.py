@@ -369,8 +369,11 @@ def test_verifier_on_an_unreachable_database_raises_store_unavailable(
 ) -> None:
     settings = Settings(secret_key=SECRET, database_url=CLOSED_PORT_URL,
                         **fake_flowroute.settings_kwargs())
+    verifier = Verifier(settings)  # no database work yet
     with pytest.raises(StoreUnavailable):
-        Verifier(settings)
+        verifier.create_schema()
+    with pytest.raises(StoreUnavailable):
+        verifier.start("u1", NUMBER)
     assert fake_flowroute.requests_seen == 0
 
 

@@ -1,0 +1,97 @@
+"""AsyncVerifier: the Verifier's twin for event loops -- the same policy, awaited.
+
+Store work runs right on the loop when the store says blocking on it is cheap (SQLite: a
+local file, microseconds a statement, writes queued for one lock anyway) and in worker
+threads otherwise (PostgreSQL round trips); the SMS is always sent in a thread; a uniform
+check's timing floor is awaited, never spun, so the loop serves others meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from ..sms import SendError
+from .results import Pending, Started, Verified
+from .sending import StartOptions
+from .timing import wait_async
+from .verifier import Verifier
+
+T = TypeVar("T")
+
+InThread = Callable[[Callable[[], Any]], Awaitable[Any]]
+"""Runs a blocking call in a worker thread and awaits it (default: ``asyncio.to_thread``)."""
+
+
+class AsyncVerifier:
+    """Awaitable ``start``/``check``/``cancel``/... over a :class:`Verifier` (shared state:
+    the same store, budgets, timing floor and namespace)."""
+
+    def __init__(self, verifier: Verifier, in_thread: InThread | None = None) -> None:
+        self.verifier = verifier
+        self._in_thread: InThread = in_thread or asyncio.to_thread
+        self._on_loop = verifier.store.blocking_is_cheap
+
+    async def _store(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``: store work, here if that is cheap, else in a thread."""
+        if self._on_loop:
+            return fn(*args)
+        return await self._in_thread(partial(fn, *args))  # type: ignore[no-any-return]
+
+    async def create_schema(self) -> None:
+        """See :meth:`Verifier.create_schema`."""
+        await self._store(self.verifier.create_schema)
+
+    async def start(self, auth_id: str, recipient: str | int, *,
+                    code_length: int | None = None, expiration: int | None = None,
+                    retries: int | None = None, message: str | None = None,
+                    client_address: str | None = None) -> Started:
+        """See :meth:`Verifier.start`; the SMS is sent in a worker thread."""
+        v = self.verifier
+        if v.schema.missing:
+            await self._store(v.schema.ensure)
+        plan = await self._store(v.sends.prepare, auth_id, recipient, StartOptions(
+            code_length, expiration, retries, message, client_address))
+        try:
+            message_id = await self._in_thread(partial(v.sender.send, plan.to, plan.body))
+        except SendError as exc:
+            await self._store(v.sends.failed, plan, exc)
+        return await self._store(v.sends.sent, plan, message_id)
+
+    async def check(self, auth_id: str, code: str, *, client_address: str | None = None,
+                    uniform: bool | None = None) -> Verified:
+        """See :meth:`Verifier.check`; a uniform answer's wait is awaited."""
+        v = self.verifier
+        if v.schema.missing:
+            await self._store(v.schema.ensure)
+        result = await self._store(v.checks.check, auth_id, code, client_address, uniform)
+        if (deadline := result.deadline(v.floor)) is not None:
+            await wait_async(deadline)
+        return result.settle()
+
+    async def cancel(self, auth_id: str) -> bool:
+        """See :meth:`Verifier.cancel`."""
+        return await self._store(self.verifier.cancel, auth_id)
+
+    async def pending(self, auth_id: str) -> Pending | None:
+        """See :meth:`Verifier.pending`."""
+        return await self._store(self.verifier.pending, auth_id)
+
+    async def revoke(self, auth_id: str) -> datetime:
+        """See :meth:`Verifier.revoke`."""
+        return await self._store(self.verifier.revoke, auth_id)
+
+    async def resend_wait(self, auth_id: str) -> int:
+        """See :meth:`Verifier.resend_wait`."""
+        return await self._store(self.verifier.resend_wait, auth_id)
+
+    async def purge(self) -> int:
+        """See :meth:`Verifier.purge`."""
+        return await self._store(self.verifier.purge)
+
+    async def ping(self) -> None:
+        """StoreUnavailable if the database cannot answer (health checks)."""
+        await self._store(self.verifier.store.ping)

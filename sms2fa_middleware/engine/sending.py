@@ -1,0 +1,188 @@
+"""A start's store work, before and after its one SMS, and the purge it triggers.
+
+:meth:`Sends.prepare` validates, spends every budget and makes the code; the caller hands
+the message to the sender (in this thread, or in a worker thread from an event loop); then
+:meth:`Sends.sent` stores the code, or :meth:`Sends.failed` gives back what a refused send
+spent. A code is stored only once the provider accepted it, so a failed send (or a worker
+killed mid-send) leaves nothing to guess at, and a code costs one write.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from ..codes import digest, generate_code
+from ..errors import SMSDeliveryFailed
+from ..phones import normalise
+from ..policy import (
+    REVOCATION_RETENTION,
+    Budget,
+    Clock,
+    Keys,
+    check_auth_id,
+    custom_template,
+    option,
+    send_budgets,
+)
+from ..settings import Settings
+from ..sms import SendError, segments
+from ..store import CodeRow, Cursor, Store
+from .audit import Audit
+from .results import Started
+
+log = logging.getLogger("sms2fa")
+
+PURGE_INTERVAL = 60.0  # seconds between purges of expired rows, per process
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """A start whose budgets are spent and whose SMS is ready to hand to the sender."""
+
+    auth_id: str
+    key: str  # the store's key of auth_id
+    to: str  # E.164
+    attempts: int
+    expires_at: datetime
+    budgets: tuple[Budget, ...]
+    now: datetime
+    body: str = field(repr=False)  # it holds the code
+    digest: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    """A start's per-request options (None: the settings' value)."""
+
+    code_length: int | None = None
+    expiration: int | None = None
+    retries: int | None = None
+    message: str | None = None
+    client_address: str | None = None
+
+
+class Sends:
+    """Everything a start does but the send itself."""
+
+    def __init__(self, settings: Settings, store: Store, keys: Keys, audit: Audit,
+                 clock: Clock, purger: Purger) -> None:
+        self.settings, self.store, self.keys = settings, store, keys
+        self.audit, self.clock, self.purger = audit, clock, purger
+
+    def prepare(self, auth_id: str, recipient: str | int, options: StartOptions) -> SendPlan:
+        """Validate, spend every budget (or raise RateLimited) and make the code."""
+        s = self.settings
+        auth_id = check_auth_id(auth_id)
+        number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
+        length = option("code_length", options.code_length, s.code_length, 4, 10)
+        lifetime = option("expiration", options.expiration, s.code_expiration, 30, 3600)
+        attempts = option("retries", options.retries, s.retries_allowed, 1, 20)
+        template = s.message_template
+        if options.message is not None:
+            template = custom_template(s, options.message, length)
+        # Budgets count billed segments, not messages (the code is digits: any code will do).
+        parts = segments(template.format(code="0" * length, org_name=s.org_name))
+        key = self.keys.auth(auth_id)
+        now = self.clock.now()
+        self.purger.maybe(now)
+        budgets = send_budgets(s, self.keys, key, number, options.client_address, parts)
+        # No SMS for an auth_id locked by failed checks, then every budget it spends: in one
+        # transaction, or with no budget to spend, a read.
+        if budgets:
+            with self.store.transaction() as tx:
+                refused = self._spend(key, budgets, now, tx)
+        else:
+            refused = self._locked(key, now)
+        if refused is not None:
+            self.audit.refuse(refused[0], auth_id, number, refused[1], now)
+        code = generate_code(length)
+        self.audit.emit("started", auth_id, number)
+        return SendPlan(auth_id, key, number, attempts, now + timedelta(seconds=lifetime),
+                        tuple(budgets), now, body=template.format(code=code, org_name=s.org_name),
+                        digest=digest(code, key, s.secret_keys[0]))
+
+    def sent(self, plan: SendPlan, message_id: str | None) -> Started:
+        """Store the code the provider accepted; an earlier code stays valid until now."""
+        self.store.put_code(CodeRow(plan.key, plan.to, plan.digest, plan.attempts,
+                                    plan.expires_at), plan.now, message_id)
+        self.audit.emit("sent", plan.auth_id, plan.to, message_id=message_id)
+        return Started(plan.auth_id, plan.to, plan.expires_at, plan.attempts, message_id)
+
+    def failed(self, plan: SendPlan, exc: SendError) -> NoReturn:
+        """Raise SMSDeliveryFailed; give back what a send the provider refused had spent."""
+        if exc.status is not None:
+            # The provider answered "no": nothing went out, so the budgets are given back.
+            # After a timeout or a dropped connection the SMS may have gone: they stay spent.
+            self._refund(plan.budgets, plan.now)
+        elif self.settings.resend_cooldown:
+            self.store.reset(Keys.cooldown(plan.key))  # the user may ask again at once
+        self.audit.emit("send_failed", plan.auth_id, plan.to, reason="SMSDeliveryFailed",
+                        status=exc.status)
+        raise SMSDeliveryFailed() from exc
+
+    def _locked(self, key: str, now: datetime,
+                tx: Cursor | None = None) -> tuple[str, datetime] | None:
+        """("failed_checks", until when) if failed checks have locked ``key``."""
+        failures, until = self.store.peek(Keys.failed(key), now, tx=tx)
+        if failures >= self.settings.max_failed_checks and until is not None:
+            return "failed_checks", until
+        return None
+
+    def _spend(self, key: str, budgets: list[Budget], now: datetime,
+               tx: Cursor) -> tuple[str, datetime] | None:
+        """Charge every budget in ``tx`` unless locked; the first refusal, with its end."""
+        if (locked := self._locked(key, now, tx)) is not None:
+            return locked
+        for budget in budgets:
+            count, reset_at = self.store.hit(budget.key, budget.window, now,
+                                             amount=budget.amount, tx=tx)
+            if count > budget.limit:
+                return budget.name, reset_at
+        return None
+
+    def _refund(self, budgets: tuple[Budget, ...], now: datetime) -> None:
+        """Give back what a send the provider refused had spent: nothing was delivered."""
+        with self.store.transaction() as tx:
+            for budget in budgets:
+                if budget.cooldown:
+                    self.store.reset(budget.key, tx=tx)
+                else:
+                    self.store.hit(budget.key, budget.window, now, amount=-budget.amount,
+                                   tx=tx)
+
+
+class Purger:
+    """Deletes expired rows: now, or once a minute per process in a thread of its own."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def purge(self, now: datetime) -> int:
+        """Delete expired codes and counters and old revocations; how many rows went."""
+        return self.store.purge(now, now - REVOCATION_RETENTION)
+
+    def maybe(self, now: datetime) -> None:
+        """Purge in the background if a minute has passed: a purge takes as long as there is
+        to delete, and this may run on an event loop."""
+        if time.monotonic() - self._last < PURGE_INTERVAL:
+            return
+        if not self._lock.acquire(blocking=False):
+            return  # one is running
+        self._last = time.monotonic()
+        threading.Thread(target=self._background, args=(now,), name="sms2fa-purge",
+                         daemon=True).start()
+
+    def _background(self, now: datetime) -> None:
+        try:
+            self.purge(now)
+        except Exception as exc:  # the next one will try again; requests must not notice
+            log.warning("sms2fa: purging expired rows failed: %s", type(exc).__name__)
+        finally:
+            self._lock.release()

@@ -1,0 +1,185 @@
+"""The Verifier: start, check and cancel verifications -- the whole policy, and no HTTP."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from ..policy import Clock, Keys, SystemClock, check_auth_id, live, seconds_until
+from ..settings import Settings
+from ..sms import Sender, SendError, segments, sender_from_settings
+from ..store import Store
+from .audit import Audit, AuditEvent
+from .checking import Checks
+from .results import Pending, Started, Verified
+from .sending import Purger, Sends, StartOptions
+from .timing import TimingFloor, wait
+
+log = logging.getLogger("sms2fa")
+
+
+class Schema:
+    """Creates the tables on first use, once per process, unless told not to."""
+
+    def __init__(self, store: Store, auto: bool) -> None:
+        self.store = store
+        self.missing = auto  # read on every call: an attribute, no lock
+        self._lock = threading.Lock()
+
+    def create(self) -> None:
+        self.store.create_schema()
+        self.missing = False
+
+    def ensure(self) -> None:
+        with self._lock:
+            if self.missing:
+                self.create()
+
+
+class Verifier:
+    """Start, check and cancel SMS verifications. Thread-safe; one per process is enough.
+
+    Creating one does no database work. The tables are created by :meth:`create_schema`
+    (``sms2fa migrate``), or, unless ``auto_schema=False``, on first use. ``clock``: where
+    the policy reads the time (tests pass a fake one). :class:`AsyncVerifier` is the twin
+    for event loops.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        sender: Sender | None = None,
+        store: Store | None = None,
+        on_event: Callable[[AuditEvent], None] | None = None,
+        clock: Clock | None = None,
+        auto_schema: bool = True,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.sender = sender or sender_from_settings(self.settings)
+        self.store = store or Store(self.settings.database_url)
+        self.clock: Clock = clock or SystemClock()
+        self.schema = Schema(self.store, auto_schema)  # shared by namespaced copies
+        self.floor = TimingFloor()
+        self._purger = Purger(self.store)
+        self._scope(on_event, "")
+        sample = self.settings.message_template.format(code="0" * 10,
+                                                       org_name=self.settings.org_name)
+        if segments(sample) > 1:
+            log.warning("sms2fa: the SMS message needs %d segments (each one is billed)",
+                        segments(sample))
+
+    def _scope(self, on_event: Callable[[AuditEvent], None] | None, namespace: str) -> None:
+        self.namespace = namespace
+        # auth_ids are printable: no default-namespace key starts like a scoped one.
+        self.keys = Keys(f"{namespace}\x1e" if namespace else "")
+        self.audit = Audit(on_event, namespace)
+        self.sends = Sends(self.settings, self.store, self.keys, self.audit, self.clock,
+                           self._purger)
+        self.checks = Checks(self.settings, self.store, self.keys, self.audit, self.clock)
+
+    def namespaced(self, namespace: str) -> Verifier:
+        """This verifier (same store, sender and settings) in a namespace of its own.
+
+        Codes, locks, cooldowns and every budget of a namespace are apart from the default
+        one's: the middleware mounts its API in ``"api"``, so nothing an API caller does
+        to ``auth_id="alice"`` touches the logged-in user alice. An auth_id is stored as a
+        digest there (namespace + digest fit the 120-character column); events still show it.
+        """
+        if not namespace.isidentifier():
+            raise ValueError("a namespace is a short identifier, such as 'api'")
+        other = copy.copy(self)
+        other._scope(self.audit.on_event, namespace)
+        return other
+
+    def create_schema(self) -> None:
+        """Create the tables if missing. Idempotent; safe from several workers at once."""
+        self.schema.create()
+
+    def start(self, auth_id: str, recipient: str | int, *, code_length: int | None = None,
+              expiration: int | None = None, retries: int | None = None,
+              message: str | None = None, client_address: str | None = None) -> Started:
+        """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one."""
+        self._ready()
+        plan = self.sends.prepare(auth_id, recipient, StartOptions(
+            code_length, expiration, retries, message, client_address))
+        try:
+            message_id = self.sender.send(plan.to, plan.body)
+        except SendError as exc:
+            self.sends.failed(plan, exc)
+        return self.sends.sent(plan, message_id)
+
+    def check(self, auth_id: str, code: str, *, client_address: str | None = None,
+              uniform: bool | None = None) -> Verified:
+        """Check ``code`` for ``auth_id``; the code is consumed on success.
+
+        Raises UnknownAuthId, ExpiredAuthCode, InvalidAuthCode (with ``attempts_left``),
+        RateLimited (the auth_id is locked after too many failures, or ``client_address``
+        checked too often) or InvalidAPIUsage.
+
+        ``uniform`` (default: the ``uniform_errors`` setting): do the same store work for an
+        unknown, a locked and a live auth_id, and answer each no sooner than the slowest of
+        them usually takes (:class:`~.timing.TimingFloor`), so timing does not tell them apart.
+        """
+        self._ready()
+        result = self.checks.check(auth_id, code, client_address, uniform)
+        if (deadline := result.deadline(self.floor)) is not None:
+            wait(deadline)
+        return result.settle()
+
+    def cancel(self, auth_id: str) -> bool:
+        """Delete the pending code of ``auth_id``; True if there was one."""
+        removed = self.store.delete_code(self._key(auth_id))
+        if removed:
+            self.audit.emit("cancelled", auth_id)
+        return removed
+
+    def pending(self, auth_id: str) -> Pending | None:
+        """The live, sent code waiting for ``auth_id``, if any (no secret in it)."""
+        row = self.store.get_code(self._key(auth_id))
+        if row is None or not live(row.attempts_left, row.expires_at, self.clock.now()):
+            return None
+        return Pending(auth_id, row.recipient, row.expires_at, row.attempts_left)
+
+    def revoke(self, auth_id: str) -> datetime:
+        """End every verified session of ``auth_id`` issued until now, on every host.
+
+        Also drops its pending code. Returns the moment of revocation.
+        """
+        key = self._key(auth_id)
+        now = self.clock.now()
+        self.store.revoke(key, now)
+        self.store.delete_code(key)
+        self.audit.emit("revoked", auth_id)
+        return now
+
+    def revocations_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(auth_id, revoked_at) of every revocation after ``since``."""
+        self._ready()
+        return self.store.revocations_since(since)
+
+    def resend_wait(self, auth_id: str) -> int:
+        """Seconds until ``auth_id`` may ask for a new code (0: now)."""
+        key = self._key(auth_id)
+        now = self.clock.now()
+        count, reset_at = self.store.peek(Keys.cooldown(key), now)
+        return seconds_until(reset_at, now) if count else 0
+
+    def purge(self) -> int:
+        """Delete expired codes and counters now; returns how many rows went."""
+        self._ready()
+        return self._purger.purge(self.clock.now())
+
+    def _ready(self) -> None:
+        """Make the tables first, if this verifier is to (see ``auto_schema``)."""
+        if self.schema.missing:
+            self.schema.ensure()
+
+    def _key(self, auth_id: str) -> str:
+        """The store's key of a valid ``auth_id``, the tables made first if they are to be."""
+        key = self.keys.auth(check_auth_id(auth_id))
+        self._ready()
+        return key

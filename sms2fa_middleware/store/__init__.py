@@ -1,0 +1,24 @@
+"""Storage: SQLAlchemy Core tables and the atomic statements the engine is built on.
+
+The same code runs on SQLite (the default: one file, WAL, shared safely by several processes)
+and PostgreSQL (psycopg 3, for several hosts). The package, by job:
+
+* :mod:`.schema` -- the tables, :class:`CodeRow`, UTC datetimes on every backend;
+* :mod:`.statements` -- the hot statements, compiled once and run on the driver's cursor;
+* :mod:`.backend` -- the small interface a database implements (connections, transactions,
+  capabilities such as ``blocking_is_cheap``) and failures as StoreUnavailable;
+* :mod:`.sqlite`, :mod:`.postgres` -- the two backends;
+* :mod:`.core` -- :class:`Store`, the domain's atomic operations over a backend;
+  :mod:`.housekeeping` -- its cold paths (schema, revocations, purge, health).
+"""
+
+from .backend import Backend
+from .core import Store, make_backend
+from .schema import NEVER, CodeRow, UTCDateTime, codes, counters, metadata, revocations, utcnow
+from .sqlite import WriterLock
+from .statements import Cursor
+
+__all__ = [
+    "NEVER", "Backend", "CodeRow", "Cursor", "Store", "UTCDateTime", "WriterLock", "codes",
+    "counters", "make_backend", "metadata", "revocations", "utcnow",
+]

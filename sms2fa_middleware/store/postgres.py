@@ -1,0 +1,104 @@
+"""PostgreSQL (psycopg 3): a pool of kept connections, and a guess in one round trip.
+
+For several hosts. The pool keeps 16 connections per process and never opens overflow ones:
+a new PostgreSQL connection forks a server process, and a burst of checks that opened and
+closed them ruined tail latency (figures: README, "Performance"). A request that finds all 16
+busy waits up to 5 s, then gets a 503. No pre-ping (a round trip per checkout): after a server
+restart the first disconnect drops the whole pool, and that one request answers 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, create_engine, func, select, true
+from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlalchemy.engine import URL, Connection, Engine
+
+from .backend import Backend, Found, log
+from .statements import Cursor, Prepared, hit_statement, reserve_attempt_statement
+
+SCHEMA_LOCK = 0x5A52FA  # the advisory lock concurrent create_schema() calls queue for
+
+
+def postgres_engine(url: URL) -> Engine:
+    """A pool on psycopg 3 (a plain ``postgresql://`` or psycopg2 URL is switched to it)."""
+    if url.get_driver_name() in ("", "psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    # hide_parameters: SQL logs and errors must never show numbers, digests or auth_ids.
+    # connect_timeout: a server that drops packets must cost a 503, not a hung worker.
+    return create_engine(url, pool_size=16, max_overflow=0, pool_timeout=5,
+                         hide_parameters=True, connect_args={"connect_timeout": 5})
+
+
+def take_attempt_statement(upsert: Any) -> Any:
+    """The failure slot and the attempt in one statement (data-modifying CTEs).
+
+    The upsert locks the counter row; the UPDATE sees the count it returned, and takes an
+    attempt only within ``b_limit``.
+    """
+    slot = hit_statement(upsert).cte("failure_slot")
+    attempt = reserve_attempt_statement().where(
+        select(slot.c.count).scalar_subquery() <= bindparam("b_limit", type_=Integer)
+    ).cte("attempt")
+    return (select(slot.c.count, slot.c.reset_at, attempt.c.recipient, attempt.c.digest,
+                   attempt.c.attempts_left, attempt.c.expires_at)
+            .select_from(slot.outerjoin(attempt, true())))
+
+
+class PostgresBackend(Backend):
+    """PostgreSQL: one pool for reads and writes; single statements run in autocommit."""
+
+    def __init__(self, url: URL, engine: Engine | None = None) -> None:
+        engine = engine if engine is not None else postgres_engine(url)
+        # psycopg begins a transaction with the first statement: no BEGIN of ours.
+        super().__init__(engine, engine, upsert, None, None)
+        self.take_statement = Prepared(take_attempt_statement(upsert), engine.dialect)
+
+    @contextmanager
+    def one(self, write: bool) -> Iterator[Cursor]:
+        # Autocommit: no BEGIN/COMMIT round trips around a statement that is atomic alone.
+        with self.connection(self.engine) as raw:
+            driver = raw.driver_connection
+            driver.autocommit = True
+            try:
+                yield raw.cursor()
+            finally:
+                try:
+                    driver.autocommit = False
+                except self._driver.Error:  # broken: never hand it out again
+                    raw.invalidate()
+
+    def take_attempt(self, params: dict[str, Any], limit: int,
+                     pad: bool) -> tuple[int, Any, Found | None]:
+        """One round trip instead of BEGIN, two statements and COMMIT."""
+        with self.one(write=True) as cursor:
+            found = self.take_statement.first(cursor, params)
+        assert found is not None  # the upsert always returns its row
+        failures, ends, *taken = found
+        if taken[0] is None and failures <= limit:
+            # Given back in a statement of its own: until it lands, a parallel guess may
+            # see one failure too many (a 429 too early, never a guess too many).
+            with self.one(write=True) as cursor:
+                self.sql.hit.first(cursor, params | {"count": -1, "b_amount": -1})
+        elif pad:
+            with self.one(write=True) as cursor:
+                self.sql.hit.first(cursor, params | {"count": 0, "b_amount": 0})
+        return int(failures), ends, None if taken[0] is None else tuple(taken)
+
+    def unavailable(self, exc: BaseException) -> bool:
+        if isinstance(exc, self._driver.errors.UndefinedTable):
+            log.error("sms2fa: the tables are missing: run `sms2fa migrate` "
+                      "(or Verifier.create_schema())")
+            return True
+        return super().unavailable(exc)
+
+    def lock_schema(self, conn: Connection) -> None:
+        # The second of two concurrent create_all()s waits, then finds the tables.
+        conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+
+    def read_engine(self) -> Engine:
+        # One pool; a read switches its connection to autocommit.
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
