@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import Identity
 from .asgi_io import read_request, send_response
 from .guard import PASS, PROTECTED, GuardedApp, private_raw_headers
+from .guard.paths import asgi_route_path
 from .http import too_large
-from .paths import asgi_route_path
 
 Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
 
@@ -53,7 +53,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         try:
             identity = guard.identity(await self._identity(scope, receive))
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            request = await read_request(scope, receive, read_body=False)
+            request = await read_request(scope, receive, path=path, read_body=False)
             assert request is not None  # no body is read, so never too large
             response = guard.identify_failed(request, exc)
             if scope["type"] == "websocket":
@@ -75,7 +75,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            request = await read_request(scope, receive, read_body=False)
+            request = await read_request(scope, receive, path=path, read_body=False)
             assert request is not None  # no body is read for a refusal, so never too large
             response = await to_thread.run_sync(guard.deny, request, identity)
             await send_response(send, response, head=scope["method"] == "HEAD")

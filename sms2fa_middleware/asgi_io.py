@@ -6,12 +6,13 @@ from typing import Any
 
 from starlette.types import Scope
 
-from .http import MAX_BODY, Request, Response
+from .http import MAX_BODY, Request, Response, wire
 
 
 async def read_request(scope: Scope, receive: Any, path: str | None = None,
                        read_body: bool = True) -> Request | None:
-    """The request (with its body, if asked); None if the body is larger than MAX_BODY."""
+    """The request (with its body, if asked); None if the body is larger than MAX_BODY.
+    ``path``: the path relative to the root path, when the caller stripped it."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
@@ -38,14 +39,15 @@ async def read_request(scope: Scope, receive: Any, path: str | None = None,
         body=b"".join(chunks),
         client=client[0] if client else None,
         scheme=scope.get("scheme", "http"),
+        root_path=scope.get("root_path", "") if path not in (None, scope["path"]) else "",
     )
 
 
 async def send_response(send: Any, response: Response, head: bool = False) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else response.body})
+    headers, body = wire(response, head)
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def lifespan(receive: Any, send: Any) -> None:

@@ -21,8 +21,8 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity
 from .guard import PASS, PROTECTED, GuardedApp, private_headers
-from .http import MAX_BODY, Request, Response, too_large
-from .paths import wsgi_route_path
+from .guard.paths import wsgi_route_path
+from .http import MAX_BODY, Request, Response, too_large, wire
 
 if TYPE_CHECKING:
     # WSGIApplication is used in the quoted base class below, which ruff cannot see.
@@ -47,7 +47,8 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
         try:
             identity = guard.identity(self.identify(WerkzeugRequest(environ, shallow=True)))
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            return _respond(guard.identify_failed(_headers_only(environ), exc), start_response)
+            return _respond(guard.identify_failed(_headers_only(environ), exc), start_response,
+                            environ)
         https = environ.get("wsgi.url_scheme") == "https"
         if kind == PROTECTED:
             if guard.revocations_stale():
@@ -57,11 +58,12 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
                 if guard.private_responses:
                     return self.app(environ, _private(start_response))
                 return self.app(environ, start_response)
-            return _respond(guard.deny(_headers_only(environ), identity), start_response)
+            return _respond(guard.deny(_headers_only(environ), identity), start_response,
+                            environ)
         request = _request(environ, read_body=True)
         if request is None:
-            return _respond(too_large(), start_response)
-        return _respond(guard.handle_prefix(request, identity), start_response)
+            return _respond(too_large(), start_response, environ)
+        return _respond(guard.handle_prefix(request, identity), start_response, environ)
 
 
 def _private(start_response: StartResponse) -> StartResponse:
@@ -99,20 +101,26 @@ def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
     return Request(
         method=environ.get("REQUEST_METHOD", "GET"),
         # PEP 3333 gives the path as latin-1-decoded bytes; the core wants text, as on ASGI.
-        path=(environ.get("PATH_INFO", "") or "/").encode("latin-1").decode("utf-8", "replace"),
+        path=_text(environ.get("PATH_INFO", "") or "/"),
         query_string=environ.get("QUERY_STRING", ""),
         headers=headers,
         body=body,
         client=environ.get("REMOTE_ADDR"),
         scheme=environ.get("wsgi.url_scheme", "http"),
+        root_path=_text(environ.get("SCRIPT_NAME", "")),
     )
 
 
-def _respond(response: Response, start_response: StartResponse) -> list[bytes]:
+def _text(pep3333: str) -> str:
+    return pep3333.encode("latin-1").decode("utf-8", "replace")
+
+
+def _respond(response: Response, start_response: StartResponse,
+             environ: WSGIEnvironment) -> list[bytes]:
     status = f"{response.status} {HTTPStatus(response.status).phrase}"
-    headers = [*response.headers, ("content-length", str(len(response.body)))]
+    headers, body = wire(response, head=environ.get("REQUEST_METHOD") == "HEAD")
     start_response(status, headers)
-    return [response.body]
+    return [body]
 
 
 __all__ = ["ENVIRON_KEY", "Identity", "SMS2FAMiddleware"]

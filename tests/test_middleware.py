@@ -27,8 +27,9 @@ from apps import Site, serve
 from conftest import SECRET
 
 from sms2fa_middleware import Identity, Settings
-from sms2fa_middleware.guard import _STATUS_TEXT, SessionSigner
+from sms2fa_middleware.guard import SessionSigner
 from sms2fa_middleware.testing import FakeFlowroute
+from sms2fa_middleware.text import status as status_text
 
 ALICE, BOB = "+12065551234", "+14155552671"
 NEW_NUMBER = "+13125550199"
@@ -185,7 +186,7 @@ def set_cookies(response: requests.Response) -> dict[str, list[str]]:
 
 def shows(page: requests.Response, status: str) -> bool:
     """Whether the challenge page shows the message for a send ``status``."""
-    return html.escape(_STATUS_TEXT[status]) in page.text
+    return html.escape(status_text(status)) in page.text
 
 
 def wrong(code: str) -> str:

@@ -29,7 +29,7 @@ from path_apps import MARKER, METHODS, PROTECTED_VIEWS, marker
 from servers import free_port, launch
 
 from sms2fa_middleware import Settings
-from sms2fa_middleware.paths import (
+from sms2fa_middleware.guard.paths import (
     PathPatterns,
     asgi_route_path,
     normalize,

@@ -1,0 +1,1 @@
+"""The challenge flows: the HTML page for browsers (:mod:`.html`)."""
