@@ -9,17 +9,31 @@ from starlette.types import Scope
 from .http import MAX_BODY, Request, Response, wire
 
 
-async def read_request(scope: Scope, receive: Any, path: str | None = None,
-                       read_body: bool = True) -> Request | None:
-    """The request (with its body, if asked); None if the body is larger than MAX_BODY.
-    ``path``: the path relative to the root path, when the caller stripped it."""
+def request_from_scope(scope: Scope, path: str | None = None) -> Request:
+    """The request of an http (or websocket) scope, without its body. ``path``: the path
+    relative to the root path, when the caller stripped it."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    declared = headers.get("content-length", "")
+    client = scope.get("client")
+    return Request(
+        method=scope.get("method", "GET"),
+        path=scope["path"] if path is None else path,
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+        headers=headers,
+        client=client[0] if client else None,
+        scheme=scope.get("scheme", "http"),
+        root_path=scope.get("root_path", "") if path not in (None, scope["path"]) else "",
+    )
+
+
+async def read_request(scope: Scope, receive: Any, path: str | None = None) -> Request | None:
+    """The request (with its body, if asked); None if the body is larger than MAX_BODY."""
+    request = request_from_scope(scope, path)
+    declared = request.header("content-length")
     if declared.isdigit() and int(declared) > MAX_BODY:
         return None
     chunks: list[bytes] = []
     size = 0
-    more = read_body and scope["method"] not in ("GET", "HEAD")
+    more = scope["method"] not in ("GET", "HEAD")
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -30,17 +44,8 @@ async def read_request(scope: Scope, receive: Any, path: str | None = None,
             return None
         chunks.append(chunk)
         more = message.get("more_body", False)
-    client = scope.get("client")
-    return Request(
-        method=scope["method"],
-        path=scope["path"] if path is None else path,
-        query_string=scope.get("query_string", b"").decode("latin-1"),
-        headers=headers,
-        body=b"".join(chunks),
-        client=client[0] if client else None,
-        scheme=scope.get("scheme", "http"),
-        root_path=scope.get("root_path", "") if path not in (None, scope["path"]) else "",
-    )
+    request.body = b"".join(chunks)
+    return request
 
 
 async def send_response(send: Any, response: Response, head: bool = False) -> None:

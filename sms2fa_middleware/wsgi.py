@@ -4,7 +4,9 @@ It translates between WSGI and :class:`~sms2fa_middleware.guard.Guard`, and noth
 A request that is neither protected nor under the prefix goes straight to the app after one
 dict lookup. Paths are matched as the app will route them (see paths.py): PATH_INFO
 re-read as UTF-8, repeated slashes merged, dot segments resolved; ambiguous spellings are
-protected when any reading is. The verified identity is in ``environ["sms2fa.identity"]``.
+protected when any reading is. The verified identity is in ``environ["sms2fa.identity"]``,
+and the middleware itself in ``environ["sms2fa.middleware"]`` on every request (for a logout
+view: ``request.environ["sms2fa.middleware"].revoke_session(request)``).
 
 Flask: wrap ``app.wsgi_app`` so the app object stays a Flask app::
 
@@ -31,12 +33,14 @@ if TYPE_CHECKING:
 Identify = Callable[[WerkzeugRequest], "Identity | None"]
 
 ENVIRON_KEY = "sms2fa.identity"
+MIDDLEWARE_KEY = "sms2fa.middleware"
 
 
 class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
     """Demand a verified SMS second factor on the ``protect``ed paths of a WSGI app."""
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ[MIDDLEWARE_KEY] = self  # for logout views: revoke_session(request)
         path = environ.get("PATH_INFO") or "/"
         kind = self._kinds.get(path)
         if kind is None:
@@ -51,6 +55,8 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
                             environ)
         https = environ.get("wsgi.url_scheme") == "https"
         if kind == PROTECTED:
+            if identity is None and guard.anonymous_to_app:
+                return self.app(environ, start_response)
             if guard.revocations_stale():
                 guard.refresh_revocations()
             if guard.is_verified(environ.get("HTTP_COOKIE", ""), https, identity):
@@ -123,4 +129,4 @@ def _respond(response: Response, start_response: StartResponse,
     return [body]
 
 
-__all__ = ["ENVIRON_KEY", "Identity", "SMS2FAMiddleware"]
+__all__ = ["ENVIRON_KEY", "MIDDLEWARE_KEY", "Identity", "SMS2FAMiddleware"]

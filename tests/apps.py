@@ -12,6 +12,10 @@ Routes (identical in both):
 * ``/docs/{name}``              protected when it matches the glob ``/docs/*.pdf``, unless it
                                 also matches the excluded glob ``/docs/free-*.pdf``
 * ``/logout`` (POST)            revokes the user's verified sessions through the middleware
+* ``/logout/device`` (POST)     revokes this session only, through the middleware found on
+                                the request (``environ`` / ``request.state``)
+* ``/account/mine``             protected; the app's own login check first: 401 with its
+                                own body and ``WWW-Authenticate: Bearer`` when anonymous
 * ``/ws``, ``/public/ws``       websockets, protected and not (Starlette only)
 
 Frameworks: ``flask``, ``starlette`` (a plain wrapper) and ``starlette-stack`` (Starlette's
@@ -87,6 +91,19 @@ def flask_app(users: Users, settings: Any, **options: Any) -> tuple[Any, Any]:
             middleware.revoke(user)
         return redirect("/", 303)
 
+    @app.post("/logout/device")
+    def logout_device() -> Any:
+        response = make_response(redirect("/", 303))
+        for name, value in request.environ["sms2fa.middleware"].revoke_session(request):
+            response.headers.add(name, value)
+        return response
+
+    @app.get("/account/mine")
+    def mine() -> Any:
+        if not (request.headers.get("x-user") or request.cookies.get("user")):
+            return jsonify({"detail": "Not authenticated"}), 401, {"WWW-Authenticate": "Bearer"}
+        return f"mine of {request.environ[ENVIRON_KEY].auth_id}"
+
     @app.route("/account", methods=["GET", "POST"])
     def account() -> str:
         return f"account of {request.environ[ENVIRON_KEY].auth_id}"
@@ -156,6 +173,20 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
             await anyio.to_thread.run_sync(middleware.revoke, user)
         return RedirectResponse("/", 303)
 
+    async def logout_device(request: Request) -> RedirectResponse:
+        found = request.state.sms2fa_middleware
+        headers = await anyio.to_thread.run_sync(found.revoke_session, request)
+        response = RedirectResponse("/", 303)
+        for name, value in headers:
+            response.headers.append(name, value)
+        return response
+
+    async def mine(request: Request) -> Any:
+        if not (request.headers.get("x-user") or request.cookies.get("user")):
+            return JSONResponse({"detail": "Not authenticated"}, 401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return PlainTextResponse(f"mine of {request.state.sms2fa.auth_id}")
+
     async def account(request: Request) -> PlainTextResponse:
         return PlainTextResponse(f"account of {request.state.sms2fa.auth_id}")
 
@@ -187,6 +218,7 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
     routes = [
         Route("/", home), Route("/public/x", public), Route("/login", login),
         Route("/logout", logout, methods=["POST"]),
+        Route("/logout/device", logout_device, methods=["POST"]), Route("/account/mine", mine),
         Route("/account", account, methods=["GET", "POST"]), Route("/account/headers", headers),
         Route("/api/data", data), Route("/api/health", health),
         Route("/docs/{name}", docs),

@@ -27,6 +27,13 @@ class GuardedApp(Generic[AppT, IdentifyT]):
         self.verifier = self.guard.verifier
         self._kinds = self.guard.kinds
 
+    def revoke_session(self, request: Any) -> list[tuple[str, str]]:
+        """End only the verified session of ``request`` (the framework's request object):
+        "log out this device", on every worker and host. Returns Set-Cookie headers that
+        delete the cookie, to add to the logout response. Writes to the store: from async
+        code, call it in a thread."""
+        return self.guard.revoke_session(request.headers.get("cookie", ""))
+
     def revoke(self, auth_id: object) -> None:
         """End ``auth_id``'s verified sessions on every worker and host (logout, a new
         number). Any id ``identify`` gives (an int too: it is used as ``str(auth_id)``).

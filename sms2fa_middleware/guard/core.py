@@ -12,16 +12,24 @@ from typing import Any
 from .. import Identity
 from ..engine import Verifier
 from ..errors import StoreUnavailable
-from ..http import Request, Response, VerificationAPI
+from ..http import Request, Response, VerificationAPI, json_response
 from ..settings import Settings
-from .cookies import Cookies
+from .cookies import Cookies, cookie_value
 from .csrf import Csrf
 from .flows.html import HtmlFlow
+from .flows.json import JsonFlow, is_json, wants_json
 from .identity import IdentifyError, Identities
 from .options import GuardOptions
 from .paths import PathPolicy
 from .refusals import Refusals
-from .responses import internal_error, is_navigation, not_found, unavailable
+from .responses import (
+    internal_error,
+    is_htmx,
+    is_navigation,
+    not_found,
+    unavailable,
+    wants_html,
+)
 from .sessions import Sessions, SessionSigner
 
 log = logging.getLogger("sms2fa")
@@ -53,6 +61,9 @@ class Guard:
         self.refusals = Refusals(self.verifier, opts)
         self.html = HtmlFlow(self.verifier, opts, self.cookies, self.sessions,
                              Csrf(self.settings.secret_keys, self.cookies), self.refusals)
+        self.json = JsonFlow(self.verifier, opts, self.cookies, self.sessions, self.refusals)
+        #: Anonymous requests to protected paths go to the app (``anonymous="app"``).
+        self.anonymous_to_app = opts.anonymous == "app"
         api_on = opts.public_api or self.settings.api_token is not None
         # The API lives in a namespace of its own: an anonymous caller who creates codes or
         # fails checks for auth_id "alice" there never touches the logged-in user alice.
@@ -77,6 +88,18 @@ class Guard:
         ``revocation_interval`` seconds."""
         self.sessions.revoke(auth_id)
 
+    def revoke_session(self, cookie_header: str) -> list[tuple[str, str]]:
+        """End the verified session in this Cookie header only ("log out this device");
+        the Set-Cookie headers that delete it, for the response."""
+        deleted = []
+        for https in (False, True) if self.cookies.secure is None else (self.cookies.secure,):
+            name = self.cookies.session(https)
+            value = cookie_value(cookie_header, name)
+            if value is not None:
+                self.sessions.revoke_session(value)
+                deleted.append(self.cookies.delete(https, name))
+        return deleted
+
     def identify_failed(self, request: Request, error: Exception) -> Response:
         """A 500 that tells nothing, for an ``identify`` that raised or returned a value that
         is no identity. The log names ``identify`` and where it failed, but leaves out the
@@ -97,8 +120,12 @@ class Guard:
                 return self.refusals.anonymous(request, target)
             if identity.recipient is None:
                 return self.refusals.no_phone(request, target)
+            if is_htmx(request):
+                return self.html.htmx(request, identity, target)
             if is_navigation(request):
                 return self.html.start(request, identity, target)
+            if wants_html(request):  # a form post, or another browser request: not kept
+                return self.html.start(request, identity, target, lost=True)
             return self.refusals.verification_required(request, target)
         except StoreUnavailable as exc:
             return unavailable(request, exc)
@@ -120,11 +147,21 @@ class Guard:
 
 Route = Callable[[Guard, Request, "Identity | None"], Response]
 
-# The guard's prefix routes; the API (when on) answers the rest.
+def _openapi(guard: Guard, request: Request, identity: Identity | None) -> Response:
+    from ..openapi import openapi_document
+
+    return json_response(200, openapi_document(api=guard.api is not None, challenge=True))
+
+
+# The guard's prefix routes (JSON or HTML by the request's content type and Accept); the
+# API (when on) answers the rest.
 _ROUTES: dict[tuple[str, str], Route] = {
-    ("/challenge", "GET"): lambda g, r, i: g.html.get(r, i),
-    ("/challenge", "POST"): lambda g, r, i: g.html.post(r, i),
+    ("/challenge", "GET"): lambda g, r, i: (g.json.status if wants_json(r) else g.html.get)(r, i),
+    ("/challenge", "POST"): lambda g, r, i: (g.json.check if is_json(r) else g.html.post)(r, i),
+    ("/challenge/send", "POST"): lambda g, r, i: (g.json.send if is_json(r)
+                                                  else g.html.resend)(r, i),
     ("/challenge/resend", "POST"): lambda g, r, i: g.html.resend(r, i),
+    ("/openapi.json", "GET"): _openapi,
 }
 
 

@@ -38,6 +38,10 @@ class GuardOptions:
     enroll_url: str | None = None
     audience: str = ""
     private_responses: bool = True
+    #: "guard": an anonymous request to a protected path is answered by the guard (login
+    #: redirect or 401 LoginRequired); "app": it goes to the app, whose own login handling
+    #: (its redirects, 401 bodies, WWW-Authenticate) stays as it was.
+    anonymous: str = "guard"
     #: Derived: the cookie is good for this app only (its name, its prefix and ``audience``).
     cookie_audience: str = field(init=False, repr=False)
 
@@ -53,6 +57,8 @@ class GuardOptions:
             raise ValueError("remember_for must be a positive number of seconds")
         if self.revocation_interval < 0:
             raise ValueError("revocation_interval must not be negative")
+        if self.anonymous not in ("guard", "app"):
+            raise ValueError("anonymous must be 'guard' or 'app'")
         for name in ("login_url", "enroll_url"):
             url = getattr(self, name)
             if url is not None and not isinstance(url, str):

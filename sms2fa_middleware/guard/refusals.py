@@ -7,12 +7,14 @@ from __future__ import annotations
 from html import escape
 
 from .. import Identity, text
-from ..engine import Verifier
+from ..engine import Started, Verifier
 from ..errors import InvalidRecipient, RateLimited, SMSDeliveryFailed
 from ..http import Request, Response, client_address, json_response
 from .options import GuardOptions
 from .responses import (
     app_url,
+    came_from,
+    is_htmx,
     is_navigation,
     page,
     redirect,
@@ -35,23 +37,34 @@ class Refusals:
         return with_next(app_url(request, f"{self.options.prefix}/challenge"), next_url)
 
     def target(self, request: Request) -> str:
-        """Where a refused request was going, for ``next``."""
-        return request_target(request)
+        """Where to come back to after verifying: where a GET was going; for anything
+        else (a form post, an HTMX call), the page it came from."""
+        if request.method in ("GET", "HEAD") and not is_htmx(request):
+            return request_target(request)
+        return came_from(request)
 
     def verification_required(self, request: Request, next_url: str) -> Response:
-        """401 for a request that is not a browser navigation (an API client, a script)."""
+        """401 for a request that is not a browser's (an API client, a script), with where
+        to verify in the body and in ``WWW-Authenticate``."""
+        challenge = app_url(request, f"{self.options.prefix}/challenge")
         return json_response(401, {
             "message": text.needs_verification(),
             "reason": "VerificationRequired",
-            "challenge": self.challenge_url(request, next_url),
-        })
+            "challenge": with_next(challenge, next_url),
+        }, [("www-authenticate", f'SMS2FA challenge="{challenge}"')])
 
     def anonymous(self, request: Request, next_url: str) -> Response:
-        """Not logged in: to ``login_url`` for a browser, else 401 LoginRequired."""
+        """Not logged in: a browser goes to ``login_url`` (HTMX by ``HX-Redirect``), anyone
+        else gets 401 LoginRequired."""
         login_url = self.options.login_url
-        if login_url is not None and is_navigation(request):
-            return redirect(with_next(app_url(request, login_url), next_url))
-        return json_response(401, {"message": text.log_in_first(), "reason": "LoginRequired"})
+        answer = json_response(401, {"message": text.log_in_first(), "reason": "LoginRequired"})
+        if login_url is None or not wants_html(request):
+            return answer
+        location = with_next(app_url(request, login_url), next_url)
+        if is_htmx(request):
+            answer.headers.append(("hx-redirect", location))
+            return answer
+        return redirect(location)
 
     def no_phone(self, request: Request, next_url: str) -> Response:
         """No phone on file: to ``enroll_url`` if there is one, else a page (or JSON) saying
@@ -90,10 +103,11 @@ class Refusals:
             return "bad_number"
         return None
 
-    def start(self, identity: Identity, request: Request) -> None:
+    def start(self, identity: Identity, request: Request) -> Started:
         """Send a code to ``identity``'s number (engine errors propagate)."""
-        assert identity.recipient is not None
-        self.verifier.start(identity.auth_id, identity.recipient,
+        if identity.recipient is None:
+            raise InvalidRecipient("No phone number on file")
+        return self.verifier.start(identity.auth_id, identity.recipient,
                             client_address=client_address(request, self.trusted_proxies))
 
 

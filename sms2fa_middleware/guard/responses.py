@@ -66,6 +66,17 @@ def request_target(request: Request) -> str:
     return f"{request.root_path.rstrip('/')}{path}{query}"
 
 
+def came_from(request: Request) -> str:
+    """The page a browser request came from -- ``HX-Current-URL`` or ``Referer`` -- when it
+    is on this site (its host is ours), else the app's root."""
+    host = request.header("host")
+    for header in ("hx-current-url", "referer"):
+        parts = urlsplit(request.header(header))
+        if parts.netloc and parts.netloc == host and parts.path.startswith("/"):
+            return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return request.root_path.rstrip("/") + "/"
+
+
 def redirect(location: str, *headers: tuple[str, str]) -> Response:
     """303 See Other, never cached."""
     return Response(303, b"", [("location", location), ("cache-control", "no-store"), *headers])
@@ -77,6 +88,10 @@ def is_navigation(request: Request) -> bool:
 
 def wants_html(request: Request) -> bool:
     return "text/html" in request.header("accept")
+
+
+def is_htmx(request: Request) -> bool:
+    return request.header("hx-request") == "true"
 
 
 def page(status: int, title: str, body_html: str, *headers: tuple[str, str]) -> Response:
@@ -108,5 +123,6 @@ def not_found() -> Response:
     return json_response(404, {"message": text.not_found(), "reason": "NotFound"})
 
 
-__all__ = ["PAGE_HEADERS", "app_url", "forbidden", "internal_error", "is_navigation", "page",
-           "redirect", "request_target", "safe_next", "unavailable", "wants_html", "with_next"]
+__all__ = ["PAGE_HEADERS", "app_url", "came_from", "forbidden", "internal_error", "is_htmx",
+           "is_navigation", "page", "redirect", "request_target", "safe_next", "unavailable",
+           "wants_html", "with_next"]

@@ -25,6 +25,8 @@ from .cookies import Cookies, cookie_value
 
 VERIFIED_CACHE_SIZE = 10_000  # verified cookies remembered per process
 VERIFIED_CACHE_HEADER = 1024  # longest Cookie header remembered (10,000 of them: 10 MB)
+#: A revocation of one session (one device) is stored as a revocation of this + its id.
+SESSION_REVOKED = "sms2fa-session:"
 
 
 class SessionSigner:
@@ -87,6 +89,7 @@ class Sessions:
         self.revocation_interval = revocation_interval
         self._names = (cookies.session(False), cookies.session(True))
         self._revoked: dict[str, int] = {}  # auth_id -> revoked at (ms)
+        self._revoked_sessions: dict[str, int] = {}  # session id -> revoked at (ms)
         self._verified: dict[tuple[str, bool, str, str], int] = {}
         self._revocations_seen = datetime.now(timezone.utc) - timedelta(seconds=remember_for)
         self._next_refresh = 0.0
@@ -110,7 +113,7 @@ class Sessions:
             if value is None:
                 return False
             issued = self.signer.verify(value, identity)
-            if issued is None:
+            if issued is None or self._session_revoked(value):
                 return False
             if len(cookie_header) <= VERIFIED_CACHE_HEADER:
                 if len(self._verified) >= VERIFIED_CACHE_SIZE:
@@ -118,6 +121,9 @@ class Sessions:
                 # Only signatures that verified are remembered, keyed by all the HMAC proved
                 # it for: a hit proves exactly what the HMAC proved, for a dict lookup.
                 self._verified[key] = issued
+                if self._session_revoked(value):  # revoked meanwhile: its clear() ran first
+                    self._verified.pop(key, None)
+                    return False
         now_ms = time.time() * 1000
         if issued + self.remember_for * 1000 < now_ms or issued > now_ms + 60_000:
             return False
@@ -135,25 +141,46 @@ class Sessions:
             # Look back a little further than needed: other hosts' clocks may lag ours.
             since = self._revocations_seen - timedelta(seconds=60)
             for auth_id, at in self.verifier.revocations_since(since):
-                at_ms = int(at.timestamp() * 1000)
-                if at_ms > self._revoked.get(auth_id, 0):
-                    self._revoked[auth_id] = at_ms
+                self._learn(auth_id, int(at.timestamp() * 1000))
                 self._revocations_seen = max(self._revocations_seen, at)
             horizon = (time.time() - self.remember_for) * 1000
-            # list(): revoke() may add to the dict from another thread meanwhile.
-            for auth_id in [a for a, at in list(self._revoked.items()) if at < horizon]:
-                self._revoked.pop(auth_id, None)
+            for revoked in (self._revoked, self._revoked_sessions):
+                # list(): revoke() may add to the dict from another thread meanwhile.
+                for key in [k for k, at in list(revoked.items()) if at < horizon]:
+                    revoked.pop(key, None)
             self._next_refresh = time.monotonic() + self.revocation_interval
         except StoreUnavailable:
             self._next_refresh = time.monotonic() + 1.0
         finally:
             self._refresh_lock.release()
 
+    def _learn(self, key: str, at_ms: int) -> None:
+        """Remember a revocation: of one session, or of all of an auth_id's."""
+        if key.startswith(SESSION_REVOKED):
+            sid = key[len(SESSION_REVOKED):]
+            if sid not in self._revoked_sessions:
+                self._revoked_sessions[sid] = at_ms
+                self._verified.clear()  # hits skip the session check: drop them all
+        elif at_ms > self._revoked.get(key, 0):
+            self._revoked[key] = at_ms
+
+    def _session_revoked(self, value: str) -> bool:
+        return bool(self._revoked_sessions) and value.split(".", 2)[1] in self._revoked_sessions
+
     def revoke(self, auth_id: str) -> None:
         """End ``auth_id``'s verified sessions here at once, and on every host within
         ``revocation_interval`` seconds."""
         at = self.verifier.revoke(auth_id)
-        self._revoked[auth_id] = int(at.timestamp() * 1000)
+        self._learn(auth_id, int(at.timestamp() * 1000))
+
+    def revoke_session(self, value: str) -> None:
+        """End the one session whose cookie value this is ("log out this device"), here at
+        once and on every host within ``revocation_interval`` seconds."""
+        parts = value.split(".")
+        if len(parts) != 3 or not parts[1]:
+            return  # no session of ours: nothing to end
+        key = SESSION_REVOKED + parts[1]
+        self._learn(key, int(self.verifier.revoke(key).timestamp() * 1000))
 
 
 __all__ = ["SessionSigner", "Sessions"]

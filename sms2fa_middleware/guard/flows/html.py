@@ -63,12 +63,24 @@ class HtmlFlow:
         https = request.scheme == "https"
         return self.cookies.set(https, self.cookies.flash(https), status, FLASH_MAX_AGE)
 
-    def start(self, request: Request, identity: Identity, next_url: str) -> Response:
-        """A browser navigation without a verified session: send a code (unless one is
-        waiting) and go to the challenge page."""
-        status = self.refusals.ensure_code(identity, request)
+    def start(self, request: Request, identity: Identity, next_url: str,
+              lost: bool = False) -> Response:
+        """A browser request without a verified session: send a code (unless one is
+        waiting) and go to the challenge page. ``lost``: it was a form post, which the
+        page says was not kept."""
+        status = self.refusals.ensure_code(identity, request) or ("post_lost" if lost else None)
         headers = [self.flash(request, status)] if status else []
         return redirect(self.refusals.challenge_url(request, next_url), *headers)
+
+    def htmx(self, request: Request, identity: Identity, next_url: str) -> Response:
+        """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
+        (a redirect would be followed by the XHR and swapped into a fragment)."""
+        status = self.refusals.ensure_code(identity, request)
+        response = self.refusals.verification_required(request, next_url)
+        response.headers.append(("hx-redirect", self.refusals.challenge_url(request, next_url)))
+        if status:
+            response.headers.append(self.flash(request, status))
+        return response
 
     def get(self, request: Request, identity: Identity | None) -> Response:
         values = request.query.get("next")
@@ -89,10 +101,12 @@ class HtmlFlow:
         flag = cookie_value(request.header("cookie"), self.cookies.flash(https))
         if flag:  # shown once: a reload does not repeat it
             headers.append(self.cookies.delete(https, self.cookies.flash(https)))
-        if error is None and flag in text.STATUS_MESSAGES:
-            error = text.status(flag)
-        elif flag == "sent":
+        if flag == "sent":
             notice = text.code_sent_again()
+        elif flag == "post_lost":
+            notice = text.status(flag)
+        elif error is None and flag in text.STATUS_MESSAGES:
+            error = text.status(flag)
         nonce, set_nonce = self.csrf.nonce(request)
         if set_nonce:
             headers.append(set_nonce)
