@@ -71,6 +71,16 @@ def _answer(description: str, schema: dict[str, Any],
     return answer
 
 
+def _json_request(fields: list[str], properties: dict[str, Any],
+                  required: bool = True) -> dict[str, Any]:
+    """A JSON object body with exactly these ``properties``, ``fields`` of them required."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                              "properties": properties}
+    if fields:
+        schema["required"] = fields
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
 def _common_errors() -> dict[str, Any]:
     return {
         "401": _answer("A bearer token is configured and was not given.",
@@ -90,28 +100,17 @@ def _create() -> dict[str, Any]:
     return {
         "summary": "Create a verification code and send it by SMS",
         "operationId": "createAuth",
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["auth_id", "recipient"],
-                "properties": {
-                    "auth_id": _AUTH_ID,
-                    "recipient": {"type": "string",
-                                  "pattern": r"^(1[0-9]{10}|\+[1-9][0-9]{6,14})$"},
-                    "code_length": {"type": "integer", "minimum": 4, "maximum": 10},
-                    "expiration": {"type": "integer", "minimum": 30,
-                                   "maximum": 3600},
-                    "retries": {"type": "integer", "minimum": 1, "maximum": 20},
-                    "message": {"type": "string", "minLength": 1,
-                                "maxLength": 1000, "description": (
-                                    "A template with {code}; refused unless the "
-                                    "service enables it "
-                                    "(SMS2FA_ALLOW_CUSTOM_MESSAGE), and then at "
-                                    "most one SMS segment with the code filled "
-                                    "in (160 characters, 70 beyond ASCII).")},
-                },
-            }}}},
+        "requestBody": _json_request(["auth_id", "recipient"], {
+            "auth_id": _AUTH_ID,
+            "recipient": {"type": "string", "pattern": r"^(1[0-9]{10}|\+[1-9][0-9]{6,14})$"},
+            "code_length": {"type": "integer", "minimum": 4, "maximum": 10},
+            "expiration": {"type": "integer", "minimum": 30, "maximum": 3600},
+            "retries": {"type": "integer", "minimum": 1, "maximum": 20},
+            "message": {"type": "string", "minLength": 1, "maxLength": 1000, "description": (
+                "A template with {code}; refused unless the service enables it "
+                "(SMS2FA_ALLOW_CUSTOM_MESSAGE), and then at most one SMS segment with the "
+                "code filled in (160 characters, 70 beyond ASCII).")},
+        }),
         "responses": {
             "200": _answer("Created and sent.", {
                 "type": "object",
@@ -153,13 +152,7 @@ def _check() -> dict[str, Any]:
     return {
         "summary": "Check a code without putting it in a URL",
         "operationId": "checkCode",
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["auth_id", "code"],
-                "properties": {"auth_id": _AUTH_ID, "code": _CODE},
-            }}}},
+        "requestBody": _json_request(["auth_id", "code"], {"auth_id": _AUTH_ID, "code": _CODE}),
         "responses": {
             "200": _answer(_VERIFIED_TEXT, _VERIFIED),
             "400": _answer("Not verified.", _CHECK_ERROR),
@@ -206,8 +199,7 @@ def _challenge_send() -> dict[str, Any]:
     return {
         "summary": "Send a code to the logged-in user's number",
         "operationId": "challengeSend",
-        "requestBody": {"required": False, "content": {"application/json": {"schema": {
-            "type": "object", "additionalProperties": False}}}},
+        "requestBody": _json_request([], {}, required=False),
         "responses": {
             "200": _answer("Sent.", _STATUS),
             "400": _answer("Malformed request, or a number codes cannot go to.", _ERROR),
@@ -222,9 +214,7 @@ def _challenge_check() -> dict[str, Any]:
     return {
         "summary": "Check the code; a right one sets the verified-session cookie",
         "operationId": "challengeCheck",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "additionalProperties": False, "required": ["code"],
-            "properties": {"code": _CODE}}}}},
+        "requestBody": _json_request(["code"], {"code": _CODE}),
         "responses": {
             "200": {**_answer("Verified: the Set-Cookie header carries the verified session "
                               "(send it back as a cookie).", {

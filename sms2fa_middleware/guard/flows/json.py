@@ -12,6 +12,7 @@ sends the cookie's value back itself (``Cookie: sms2fa=<value>``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ... import Identity, text
@@ -68,6 +69,14 @@ class JsonFlow:
             return json_response(403, {"message": text.forbidden(), "reason": "Forbidden"})
         return identity
 
+    def _code(self, who: Identity, recipient: str, expires_at: datetime | None,
+              attempts_left: int) -> dict[str, Any]:
+        """What a client may know of a code: never the code, the number only masked."""
+        return {"sent_to": mask(recipient),
+                "expires_at": iso(expires_at) if expires_at is not None else None,
+                "attempts_left": attempts_left,
+                "resend_after": self.verifier.resend_wait(who.auth_id)}
+
     def status(self, request: Request, identity: Identity | None) -> Response:
         who = self._caller(request, identity, post=False)
         if isinstance(who, Response):
@@ -75,13 +84,11 @@ class JsonFlow:
         pending = self.verifier.pending(who.auth_id)
         if pending is not None and pending.recipient != who.recipient:
             pending = None
-        return json_response(200, {
-            "pending": pending is not None,
-            "sent_to": mask(who.recipient or ""),
-            "expires_at": iso(pending.expires_at) if pending else None,
-            "attempts_left": pending.attempts_left if pending else 0,
-            "resend_after": self.verifier.resend_wait(who.auth_id),
-        })
+        if pending is None:
+            return json_response(200, {"pending": False,
+                                       **self._code(who, who.recipient or "", None, 0)})
+        return json_response(200, {"pending": True, **self._code(
+            who, pending.recipient, pending.expires_at, pending.attempts_left)})
 
     def send(self, request: Request, identity: Identity | None) -> Response:
         who = self._caller(request, identity, post=True)
@@ -93,12 +100,8 @@ class JsonFlow:
             started = self.refusals.start(who, request)
         except VerificationError as exc:
             return error_response(exc)
-        return json_response(200, {
-            "sent_to": mask(started.recipient),
-            "expires_at": iso(started.expires_at),
-            "attempts_left": started.attempts_left,
-            "resend_after": self.verifier.resend_wait(who.auth_id),
-        })
+        return json_response(200, self._code(who, started.recipient, started.expires_at,
+                                             started.attempts_left))
 
     def check(self, request: Request, identity: Identity | None) -> Response:
         who = self._caller(request, identity, post=True)
