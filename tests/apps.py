@@ -4,6 +4,9 @@ in its adapter's ``SMS2FAMiddleware`` and served for real on 127.0.0.1 in a back
 Routes (identical in both):
 
 * ``/``, ``/public/x``          public pages
+* ``/public/form``              (Flask) a page with a form that posts to ``/account``, and a
+                                button that calls ``/api/data`` as htmx does (``HX-Request``,
+                                ``HX-Current-URL``) and follows ``HX-Redirect`` as htmx does
 * ``/login?user=NAME&next=P``   "logs in": sets a plain ``user`` cookie, 303 to ``safe_next(P)``
 * ``/account`` (GET, POST)      protected HTML page naming the verified identity
 * ``/account/headers?h=v``      protected; answers "ok" with the query's pairs as headers
@@ -41,6 +44,21 @@ LOGIN_URL = "/login"
 
 Users = MutableMapping[str, str]
 
+# What htmx does with HX-Redirect (a full-page client-side redirect), in a few lines of its
+# own: the library is not a Python package, and the header's meaning is all that is tested.
+FORM_PAGE = """<!doctype html><title>Form</title>
+<form method="post" action="/account"><textarea name="note" id="note"></textarea>
+<button type="submit" id="send">Post</button></form>
+<button id="htmx" type="button">Refresh data</button>
+<script>
+document.getElementById("htmx").onclick = async function () {
+  const answer = await fetch("/api/data", {headers: {"HX-Request": "true",
+                                                     "HX-Current-URL": location.href}});
+  const target = answer.headers.get("HX-Redirect");
+  if (target) { window.location.href = target; }
+};
+</script>"""
+
 
 def make_identify(users: Users) -> Callable[[Any], Any]:
     """identify() for both frameworks: werkzeug and starlette requests both have these."""
@@ -75,6 +93,10 @@ def flask_app(users: Users, settings: Any, **options: Any) -> tuple[Any, Any]:
     @app.get("/public/x")
     def public() -> str:
         return "public x"
+
+    @app.get("/public/form")
+    def form() -> str:
+        return FORM_PAGE
 
     @app.get("/login")
     def login() -> Any:
