@@ -267,3 +267,43 @@ def test_head_gets_the_page_headers(guard: Guard) -> None:
 def test_guard_keywords_are_the_options() -> None:
     with pytest.raises(TypeError, match="protekt"):  # checked before any database work
         Guard(None, protect=["/a"], protekt=["/b"])
+
+
+def test_came_from_is_a_same_origin_page_or_the_apps_root() -> None:
+    from sms2fa_middleware.guard.responses import came_from
+
+    def post(root: str = "", **headers: str) -> Request:
+        return Request("POST", "/account", headers={"host": "site.test", **headers},
+                       root_path=root)
+
+    assert came_from(post(referer="http://site.test/a/b?x=1")) == "/a/b?x=1"
+    assert came_from(post(**{"hx-current-url": "https://site.test/h", "referer": "/r"})) == "/h"
+    assert came_from(post(referer="http://evil.test/a")) == "/"
+    assert came_from(post(referer="http://site.test//evil.test/")) == "/"
+    assert came_from(post("/sub")) == "/sub/"
+
+
+def test_json_flow_sans_io(guard: Guard, fake_flowroute: FakeFlowroute) -> None:
+    def call(method: str, path: str, body: bytes = b"", **headers: str) -> Any:
+        return guard.handle_prefix(Request(method, path, headers={
+            "accept": "application/json", "content-type": "application/json", **headers},
+            body=body), ALICE)
+
+    assert call("GET", "/sms2fa/challenge").status == 200
+    assert call("POST", "/sms2fa/challenge/send", b"{}").status == 200
+    code = fake_flowroute.last_code(ALICE.recipient or "", length=7)
+    done = call("POST", "/sms2fa/challenge", f'{{"code": "{code}"}}'.encode())
+    assert done.status == 200 and _cookies(done)["sms2fa"]
+    assert not any(k == "www-authenticate" for k, _ in done.headers)
+    refused = guard.deny(Request("GET", "/account", headers={"accept": "*/*"}), ALICE)
+    assert _header(refused, "www-authenticate") == 'SMS2FA challenge="/sms2fa/challenge"'
+
+
+def test_one_device_revoked_leaves_the_others(guard: Guard) -> None:
+    phone, laptop = guard.sessions.issue(ALICE), guard.sessions.issue(ALICE)
+    assert guard.is_verified(f"sms2fa={phone}", False, ALICE)  # now in the verified cache
+    deleted = guard.revoke_session(f"a=1; sms2fa={phone}")
+    assert deleted == [("set-cookie", "sms2fa=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")]
+    assert not guard.is_verified(f"sms2fa={phone}", False, ALICE)
+    assert guard.is_verified(f"sms2fa={laptop}", False, ALICE)
+    assert guard.revoke_session("other=1") == []
