@@ -44,6 +44,8 @@ class Guard:
 
     def __init__(self, settings: Settings | None = None, *, verifier: Verifier | None = None,
                  options: GuardOptions | None = None, **keywords: Any) -> None:
+        if options is not None and keywords:
+            raise TypeError("give options= or keyword options, not both")
         self.options = options if options is not None else GuardOptions.from_keywords(keywords)
         opts = self.options
         self.verifier = verifier or Verifier(settings or Settings.from_env())
@@ -61,7 +63,7 @@ class Guard:
         self.refusals = Refusals(self.verifier, opts)
         self.html = HtmlFlow(self.verifier, opts, self.cookies, self.sessions,
                              Csrf(self.settings.secret_keys, self.cookies), self.refusals)
-        self.json = JsonFlow(self.verifier, opts, self.cookies, self.sessions, self.refusals)
+        self.json = JsonFlow(self.verifier, opts, self.sessions, self.refusals)
         #: Anonymous requests to protected paths go to the app (``anonymous="app"``).
         self.anonymous_to_app = opts.anonymous == "app"
         api_on = opts.public_api or self.settings.api_token is not None

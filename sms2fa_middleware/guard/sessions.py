@@ -99,6 +99,11 @@ class Sessions:
         """A fresh cookie value (a new session id: no fixation)."""
         return self.signer.issue(identity, int(time.time() * 1000))
 
+    def set_cookie(self, https: bool, identity: Identity) -> tuple[str, str]:
+        """The Set-Cookie header of a fresh verified session."""
+        return self.cookies.set(https, self._names[https], self.issue(identity),
+                                self.remember_for)
+
     def is_verified(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
         """Whether the request carries a live verified session for ``identity``. No I/O."""
         if identity is None or identity.recipient is None or not cookie_header:

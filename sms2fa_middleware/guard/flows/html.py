@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
 from urllib.parse import parse_qs
 
 from ... import Identity, text
@@ -166,14 +165,9 @@ class HtmlFlow:
         error, status = self._check(identity, code)
         if error is not None:
             return self.page(request, identity, next_url, error=error, status=status)
-        https = request.scheme == "https"
-        return redirect(next_url, *self.verified_cookies(https, identity))
-
-    def verified_cookies(self, https: bool, identity: Identity) -> Sequence[tuple[str, str]]:
-        """A fresh verified-session cookie; the CSRF nonce is spent."""
-        return (self.cookies.set(https, self.cookies.session(https),
-                                 self.sessions.issue(identity), self.options.remember_for),
-                self.cookies.delete(https, self.cookies.csrf(https)))
+        https = request.scheme == "https"  # a fresh verified session; the nonce is spent
+        return redirect(next_url, self.sessions.set_cookie(https, identity),
+                        self.cookies.delete(https, self.cookies.csrf(https)))
 
     def _check(self, identity: Identity, code: str) -> tuple[str | None, int]:
         """(None, 200) when ``code`` verifies ``identity``, else (the page's error, status)."""

@@ -28,7 +28,6 @@ from ...http import (
     json_response,
 )
 from ...phones import mask
-from ..cookies import Cookies
 from ..csrf import origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
@@ -50,11 +49,10 @@ def wants_json(request: Request) -> bool:
 class JsonFlow:
     """Status, send and check for API clients."""
 
-    def __init__(self, verifier: Verifier, options: GuardOptions, cookies: Cookies,
-                 sessions: Sessions, refusals: Refusals) -> None:
+    def __init__(self, verifier: Verifier, options: GuardOptions, sessions: Sessions,
+                 refusals: Refusals) -> None:
         self.verifier = verifier
         self.options = options
-        self.cookies = cookies
         self.sessions = sessions
         self.refusals = refusals
 
@@ -120,9 +118,7 @@ class JsonFlow:
             # The number changed while the code was out: it proves nothing about the new one.
             return json_response(400, {"message": text.number_changed(),
                                        "reason": "RecipientChanged", "attempts_left": 0})
-        https = request.scheme == "https"
-        cookie = self.cookies.set(https, self.cookies.session(https),
-                                  self.sessions.issue(who), self.options.remember_for)
+        cookie = self.sessions.set_cookie(request.scheme == "https", who)
         return json_response(200, {"verified": True, "remember_for": self.options.remember_for},
                              [cookie])
 
