@@ -7,7 +7,10 @@ Pass-through and a valid verified cookie are decided inline, without I/O; everyt
 touches the database or the SMS provider runs in a worker thread, so the event loop never
 blocks. Lifespan scopes and websockets to unprotected paths pass straight through; a websocket
 to a protected path without a verified session is refused (HTTP 403 before the handshake).
-The verified identity is in ``scope["state"]["sms2fa"]`` (``request.state.sms2fa``).
+The verified identity is in ``scope["state"]["sms2fa"]`` (``request.state.sms2fa``), and the
+middleware itself in ``scope["state"]["sms2fa_middleware"]`` on every request (for a logout
+view: ``request.state.sms2fa_middleware.revoke_session(request)``). A sync ``identify`` runs
+in a worker thread, never on the event loop; an async one is awaited.
 
 With Starlette's SessionMiddleware, list it *before* this one so ``request.session`` is
 ready when ``identify`` runs.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from anyio import to_thread
 from starlette.requests import HTTPConnection
@@ -24,23 +28,36 @@ from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import Identity
-from .asgi_io import read_request, send_response
-from .guard import PASS, PROTECTED, GuardedApp, private_raw_headers
-from .http import too_large
-from .paths import asgi_route_path
+from .asgi_io import read_request, request_from_scope, send_response
+from .guard import PASS, PROTECTED, Guard, GuardedApp, private_raw_headers
+from .guard.paths import asgi_route_path
+from .http import Response, too_large
+from .settings import Settings
 
 Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
 
 STATE_KEY = "sms2fa"
+MIDDLEWARE_KEY = "sms2fa_middleware"
 
 
 class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
     """Demand a verified SMS second factor on the ``protect``ed paths of an ASGI app."""
 
+    def __init__(self, app: ASGIApp, settings: Settings | None = None, *, identify: Identify,
+                 guard: Guard | None = None, **options: Any) -> None:
+        super().__init__(app, settings, identify=identify, guard=guard, **options)
+        # Decided once: a sync identify runs in a worker thread (it may touch an ORM or a
+        # session store that blocks), an async one is awaited on the loop.
+        self._identify_async = _is_async(identify)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state[MIDDLEWARE_KEY] = self  # request.state.sms2fa_middleware, for logout views
         # Starlette routes the path relative to root_path (a Mount, uvicorn --root-path).
         path = asgi_route_path(scope) if scope.get("root_path") else scope["path"]
         kind = self._kinds.get(path)
@@ -49,56 +66,64 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         if kind == PASS:
             await self.app(scope, receive, send)  # the hot path: one dict lookup
             return
+        await self._guarded(scope, receive, send, path, kind)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, path: str,
+                       kind: int) -> None:
         guard = self.guard
         try:
             identity = guard.identity(await self._identity(scope, receive))
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            request = await read_request(scope, receive, read_body=False)
-            assert request is not None  # no body is read, so never too large
-            response = guard.identify_failed(request, exc)
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1011})
-            else:
-                await send_response(send, response, head=scope["method"] == "HEAD")
+            request = request_from_scope(scope, path)
+            await self._answer(scope, send, guard.identify_failed(request, exc), 1011)
             return
         if kind == PROTECTED:
+            if identity is None and guard.anonymous_to_app:
+                await self.app(scope, receive, send)
+                return
             if guard.revocations_stale():
                 await to_thread.run_sync(guard.refresh_revocations)
             https = scope.get("scheme") in ("https", "wss")
             if guard.is_verified(_cookie_header(scope), https, identity):
-                scope.setdefault("state", {})[STATE_KEY] = identity
+                scope["state"][STATE_KEY] = identity
                 if guard.private_responses and scope["type"] == "http":
                     await self.app(scope, receive, _private(send))
                 else:
                     await self.app(scope, receive, send)
                 return
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            request = await read_request(scope, receive, read_body=False)
-            assert request is not None  # no body is read for a refusal, so never too large
-            response = await to_thread.run_sync(guard.deny, request, identity)
-            await send_response(send, response, head=scope["method"] == "HEAD")
-            return
-        if scope["type"] == "websocket":
+        if scope["type"] == "websocket":  # refused, or under the prefix: no websockets there
             await send({"type": "websocket.close", "code": 1008})
-            return
-        request = await read_request(scope, receive, path=path)
-        if request is None:
-            await send_response(send, too_large())
-            return
-        response = await to_thread.run_sync(guard.handle_prefix, request, identity)
-        await send_response(send, response, head=scope["method"] == "HEAD")
+        elif kind == PROTECTED:
+            refused = request_from_scope(scope, path)
+            response = await to_thread.run_sync(guard.deny, refused, identity)
+            await send_response(send, response, head=scope["method"] == "HEAD")
+        else:
+            full = await read_request(scope, receive, path=path)
+            response = too_large() if full is None else await to_thread.run_sync(
+                guard.handle_prefix, full, identity)
+            await send_response(send, response, head=scope["method"] == "HEAD")
+
+    @staticmethod
+    async def _answer(scope: Scope, send: Send, response: Response, close_code: int) -> None:
+        if scope["type"] == "websocket":  # no HTTP answer on a websocket: close it
+            await send({"type": "websocket.close", "code": close_code})
+        else:
+            await send_response(send, response, head=scope["method"] == "HEAD")
 
     async def _identity(self, scope: Scope, receive: Receive) -> Identity | None:
         connection = (StarletteRequest(scope, receive) if scope["type"] == "http"
                       else HTTPConnection(scope))
-        result = self.identify(connection)  # type: ignore[arg-type]  # websockets: no Request
-        if result is None or type(result) is Identity:  # the usual answers: skip the probe
-            return result
-        if inspect.isawaitable(result):
+        if self._identify_async:
+            return await self.identify(connection)  # type: ignore[arg-type,misc,no-any-return]
+        result = await to_thread.run_sync(self.identify, connection)  # type: ignore[arg-type]
+        if inspect.isawaitable(result):  # a sync callable that hands back a coroutine
             return await result
         return result
+
+
+def _is_async(identify: Any) -> bool:
+    return inspect.iscoroutinefunction(identify) or inspect.iscoroutinefunction(
+        getattr(identify, "__call__", None))  # noqa: B004  (an object with async __call__)
 
 
 def _private(send: Send) -> Send:
@@ -122,4 +147,4 @@ def _cookie_header(scope: Scope) -> str:
     return ""
 
 
-__all__ = ["STATE_KEY", "Identity", "SMS2FAMiddleware"]
+__all__ = ["MIDDLEWARE_KEY", "STATE_KEY", "Identity", "SMS2FAMiddleware"]

@@ -7,7 +7,23 @@ from typing import Any
 import anyio
 from starlette.types import Scope
 
-from .http import MAX_BODY, Request, Response
+from .http import MAX_BODY, Request, Response, wire
+
+
+def request_from_scope(scope: Scope, path: str | None = None) -> Request:
+    """The request of an http (or websocket) scope, without its body. ``path``: the path
+    relative to the root path, when the caller stripped it."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    client = scope.get("client")
+    return Request(
+        method=scope.get("method", "GET"),
+        path=scope["path"] if path is None else path,
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+        headers=headers,
+        client=client[0] if client else None,
+        scheme=scope.get("scheme", "http"),
+        root_path=scope.get("root_path", "") if path not in (None, scope["path"]) else "",
+    )
 
 
 class BodyTimeout(Exception):
@@ -15,35 +31,26 @@ class BodyTimeout(Exception):
 
 
 async def read_request(scope: Scope, receive: Any, path: str | None = None,
-                       read_body: bool = True,
                        body_timeout: float | None = None) -> Request | None:
-    """The request (with its body, if asked); None if the body is larger than MAX_BODY.
+    """The request with its body; None if the body is larger than MAX_BODY.
 
     With ``body_timeout``, raises :class:`BodyTimeout` when the whole body has not arrived
     within that many seconds: a client that declares a body and never sends it must not hold
     a connection (and a worker's slot) for as long as it likes.
     """
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    declared = headers.get("content-length", "")
+    request = request_from_scope(scope, path)
+    declared = request.header("content-length")
     if declared.isdigit() and int(declared) > MAX_BODY:
         return None
     chunks: list[bytes] = []
-    if read_body and scope["method"] not in ("GET", "HEAD"):
+    if scope["method"] not in ("GET", "HEAD"):
         with anyio.move_on_after(body_timeout) as deadline:
             if not await _read_body(receive, chunks):
                 return None
         if deadline.cancelled_caught:
             raise BodyTimeout()
-    client = scope.get("client")
-    return Request(
-        method=scope["method"],
-        path=scope["path"] if path is None else path,
-        query_string=scope.get("query_string", b"").decode("latin-1"),
-        headers=headers,
-        body=b"".join(chunks),
-        client=client[0] if client else None,
-        scheme=scope.get("scheme", "http"),
-    )
+    request.body = b"".join(chunks)
+    return request
 
 
 async def _read_body(receive: Any, chunks: list[bytes]) -> bool:
@@ -64,10 +71,10 @@ async def _read_body(receive: Any, chunks: list[bytes]) -> bool:
 
 
 async def send_response(send: Any, response: Response, head: bool = False) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else response.body})
+    headers, body = wire(response, head)
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def lifespan(receive: Any, send: Any) -> None:

@@ -49,7 +49,7 @@ from django.utils.module_loading import import_string
 from . import Identity
 from .guard import PASS, PROTECTED, Guard
 from .http import MAX_BODY, Request, Response, too_large
-from .paths import route_warnings
+from .guard.paths import route_warnings
 from .settings import Settings
 
 log = logging.getLogger("sms2fa")
@@ -318,6 +318,7 @@ def _request(request: HttpRequest, body: bytes = b"") -> Request:
         body=body,
         client=meta.get("REMOTE_ADDR"),
         scheme=request.scheme or "http",
+        root_path=request.path[:len(request.path) - len(request.path_info)],  # SCRIPT_NAME
     )
 
 
@@ -409,7 +410,7 @@ def check_routes(protect: Iterable[str] | None = None, exclude: Iterable[str] | 
     config: Mapping[str, Any] = getattr(django_settings, "SMS2FA", None) or {}
     protect = config.get("protect", ()) if protect is None else protect
     exclude = config.get("exclude", ()) if exclude is None else exclude
-    warnings = route_warnings(route_paths(urlconf), protect, exclude)
+    warnings: list[str] = route_warnings(route_paths(urlconf), protect, exclude)
     for warning in warnings:
         log.warning("sms2fa: %s", warning)
     return warnings

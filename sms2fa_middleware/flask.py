@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, request
 
-from .paths import route_warnings
+from .guard.paths import route_warnings
 from .wsgi import ENVIRON_KEY
 
 log = logging.getLogger("sms2fa")

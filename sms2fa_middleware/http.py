@@ -48,7 +48,9 @@ _JSON_HEADERS = (
 
 @dataclass
 class Request:
-    """What a handler needs of an HTTP request; headers are lower-case."""
+    """What a handler needs of an HTTP request; headers are lower-case. ``path`` is relative
+    to where the app is mounted, ``root_path`` is that mount (ASGI ``root_path``, WSGI
+    ``SCRIPT_NAME``): every URL sent back to the client starts with it."""
 
     method: str
     path: str
@@ -57,10 +59,16 @@ class Request:
     body: bytes = b""
     client: str | None = None
     scheme: str = "http"
+    root_path: str = ""
 
     @property
     def query(self) -> dict[str, list[str]]:
         return parse_qs(self.query_string, keep_blank_values=True)
+
+    @property
+    def media_type(self) -> str:
+        """The Content-Type without its parameters, lower-case (the one parser of it)."""
+        return self.header("content-type").partition(";")[0].strip().lower()
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)
@@ -71,6 +79,13 @@ class Response:
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def wire(response: Response, head: bool = False) -> tuple[list[tuple[str, str]], bytes]:
+    """The headers (with Content-Length) and the body to write: the one place a HEAD
+    answer loses its body -- its Content-Length stays that of the GET."""
+    headers = [*response.headers, ("content-length", str(len(response.body)))]
+    return headers, (b"" if head else response.body)
 
 
 def json_response(status: int, data: Mapping[str, Any],
@@ -121,7 +136,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_body(request: Request) -> dict[str, Any]:
-    ctype = request.header("content-type").split(";")[0].strip().lower()
+    ctype = request.media_type
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise InvalidAPIUsage("Send a JSON body with 'Content-Type: application/json'")
     try:

@@ -2,7 +2,8 @@
 
 An app re-skins the page by passing ``template_dir=``: a ``challenge.html`` there replaces
 ours. Placeholders: ``$masked_recipient`` (text), and the ready-made HTML fragments ``$lead``,
-``$messages``, ``$code_form``, ``$resend_form`` and ``$script``.
+``$messages``, ``$code_form``, ``$resend_form`` and ``$script``, and the texts ``$title`` and
+``$heading``. Every sentence comes from :mod:`sms2fa_middleware.text`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 from string import Template
+
+from . import text
 
 
 @dataclass(frozen=True)
@@ -46,59 +49,73 @@ class Pages:
         return (resources.files(__package__) / "templates" / name).read_text("utf-8")
 
     def render_challenge(self, view: ChallengeView) -> bytes:
-        messages = ""
-        if view.error:
-            messages += f'<p class="error" role="alert">{escape(view.error)}</p>'
-        if view.notice:
-            messages += f'<p class="notice" role="status">{escape(view.notice)}</p>'
         hidden = (
             f'<input type="hidden" name="csrf_token" value="{escape(view.csrf_token)}">'
             f'<input type="hidden" name="next" value="{escape(view.next_url)}">'
         )
-        if view.attempts_left:
-            plural = "s" if view.attempts_left != 1 else ""
-            code_form = (
-                f'<form method="post" action="{escape(view.action)}">{hidden}'
-                f'<label for="code">Verification code</label>'
-                f'<input id="code" name="code" type="text" inputmode="numeric" '
-                f'pattern="[0-9 \\-]*" maxlength="{view.code_length + 6}" '
-                f'autocomplete="one-time-code" autofocus required>'
-                f'<p class="muted" id="attempts">{view.attempts_left} attempt{plural} left.</p>'
-                f'<button class="primary" type="submit">Verify</button></form>'
-            )
-        else:
-            code_form = '<p class="notice" role="status">Ask for a new code to continue.</p>'
-        wait = view.resend_in
-        disabled = " disabled" if wait > 0 else ""
-        cooldown = (
-            f'<span class="muted" id="cooldown" data-seconds="{wait}">'
-            f"You can ask for a new code in {wait} s.</span>"
-            if wait > 0 else ""
-        )
-        resend_form = (
-            f'<form class="resend" method="post" action="{escape(view.resend_action)}">'
-            f'{hidden}<button type="submit" id="resend"{disabled}>Send a new code</button> '
-            f"{cooldown}</form>"
-        )
-        # Progressive enhancement only: without JavaScript the button is enabled on reload.
-        script = (
-            f'<script nonce="{escape(view.script_nonce)}">'
-            "(function(){var c=document.getElementById('cooldown');if(!c)return;"
-            "var s=+c.dataset.seconds,b=document.getElementById('resend');"
-            "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);b.disabled=false;"
-            "c.textContent='';}else{c.textContent='You can ask for a new code in '+s+' s.';}"
-            "},1000);})();</script>"
-            if wait > 0 else ""
-        )
         number = f"<strong>{escape(view.masked_recipient)}</strong>"
-        lead = (f"<p>We sent a verification code by text message to {number}.</p>"
-                if view.attempts_left else
-                f"<p>We need to send a verification code by text message to {number}.</p>")
+        lead = text.lead_sent(number) if view.attempts_left else text.lead_to_send(number)
         return self.challenge.safe_substitute(
-            lead=lead,
+            title=escape(text.page_title()),
+            heading=escape(text.heading()),
+            lead=f"<p>{lead}</p>",
             masked_recipient=escape(view.masked_recipient),
-            messages=messages,
-            code_form=code_form,
-            resend_form=resend_form,
-            script=script,
+            messages=_messages(view),
+            code_form=_code_form(view, hidden),
+            resend_form=_resend_form(view, hidden),
+            script=_script(view),
         ).encode("utf-8")
+
+
+def _messages(view: ChallengeView) -> str:
+    messages = ""
+    if view.error:
+        messages += f'<p class="error" role="alert">{escape(view.error)}</p>'
+    if view.notice:
+        messages += f'<p class="notice" role="status">{escape(view.notice)}</p>'
+    return messages
+
+
+def _code_form(view: ChallengeView, hidden: str) -> str:
+    if not view.attempts_left:
+        return f'<p class="notice" role="status">{escape(text.ask_for_new_code())}</p>'
+    # Room for the spaces and dashes people type between digit groups.
+    return (
+        f'<form method="post" action="{escape(view.action)}">{hidden}'
+        f'<label for="code">{escape(text.code_label())}</label>'
+        f'<input id="code" name="code" type="text" inputmode="numeric" '
+        f'pattern="[0-9 \\-]*" maxlength="{view.code_length + 6}" '
+        f'autocomplete="one-time-code" autofocus required>'
+        f'<p class="muted" id="attempts">{escape(text.attempts_left(view.attempts_left))}</p>'
+        f'<button class="primary" type="submit">{escape(text.verify_button())}</button></form>'
+    )
+
+
+def _resend_form(view: ChallengeView, hidden: str) -> str:
+    wait = view.resend_in
+    disabled = " disabled" if wait > 0 else ""
+    template = text.resend_wait()
+    cooldown = (
+        f'<span class="muted" id="cooldown" data-seconds="{wait}" '
+        f'data-template="{escape(template)}">{escape(template.format(s=wait))}</span>'
+        if wait > 0 else ""
+    )
+    return (
+        f'<form class="resend" method="post" action="{escape(view.resend_action)}">'
+        f'{hidden}<button type="submit" id="resend"{disabled}>'
+        f"{escape(text.resend_button())}</button> {cooldown}</form>"
+    )
+
+
+def _script(view: ChallengeView) -> str:
+    """Progressive enhancement only: without JavaScript the button is enabled on reload."""
+    if view.resend_in <= 0:
+        return ""
+    return (
+        f'<script nonce="{escape(view.script_nonce)}">'
+        "(function(){var c=document.getElementById('cooldown');if(!c)return;"
+        "var s=+c.dataset.seconds,b=document.getElementById('resend');"
+        "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);b.disabled=false;"
+        "c.textContent='';}else{c.textContent=c.dataset.template.replace('{s}',s);}"
+        "},1000);})();</script>"
+    )

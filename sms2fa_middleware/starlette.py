@@ -27,7 +27,7 @@ from starlette.routing import Mount
 
 from . import Identity
 from .asgi import STATE_KEY
-from .paths import route_warnings
+from .guard.paths import route_warnings
 
 log = logging.getLogger("sms2fa")
 

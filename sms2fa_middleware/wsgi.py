@@ -4,7 +4,9 @@ It translates between WSGI and :class:`~sms2fa_middleware.guard.Guard`, and noth
 A request that is neither protected nor under the prefix goes straight to the app after one
 dict lookup. Paths are matched as the app will route them (see paths.py): PATH_INFO
 re-read as UTF-8, repeated slashes merged, dot segments resolved; ambiguous spellings are
-protected when any reading is. The verified identity is in ``environ["sms2fa.identity"]``.
+protected when any reading is. The verified identity is in ``environ["sms2fa.identity"]``,
+and the middleware itself in ``environ["sms2fa.middleware"]`` on every request (for a logout
+view: ``request.environ["sms2fa.middleware"].revoke_session(request)``).
 
 Flask: wrap ``app.wsgi_app`` so the app object stays a Flask app::
 
@@ -21,8 +23,8 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity
 from .guard import PASS, PROTECTED, GuardedApp, private_headers
-from .http import MAX_BODY, Request, Response, too_large
-from .paths import wsgi_route_path
+from .guard.paths import wsgi_route_path
+from .http import MAX_BODY, Request, Response, too_large, wire
 
 if TYPE_CHECKING:
     # WSGIApplication is used in the quoted base class below, which ruff cannot see.
@@ -31,12 +33,14 @@ if TYPE_CHECKING:
 Identify = Callable[[WerkzeugRequest], "Identity | None"]
 
 ENVIRON_KEY = "sms2fa.identity"
+MIDDLEWARE_KEY = "sms2fa.middleware"
 
 
 class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
     """Demand a verified SMS second factor on the ``protect``ed paths of a WSGI app."""
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ[MIDDLEWARE_KEY] = self  # for logout views: revoke_session(request)
         path = environ.get("PATH_INFO") or "/"
         kind = self._kinds.get(path)
         if kind is None:
@@ -47,9 +51,12 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
         try:
             identity = guard.identity(self.identify(WerkzeugRequest(environ, shallow=True)))
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            return _respond(guard.identify_failed(_headers_only(environ), exc), start_response)
+            return _respond(guard.identify_failed(_headers_only(environ), exc), start_response,
+                            environ)
         https = environ.get("wsgi.url_scheme") == "https"
         if kind == PROTECTED:
+            if identity is None and guard.anonymous_to_app:
+                return self.app(environ, start_response)
             if guard.revocations_stale():
                 guard.refresh_revocations()
             if guard.is_verified(environ.get("HTTP_COOKIE", ""), https, identity):
@@ -57,11 +64,12 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
                 if guard.private_responses:
                     return self.app(environ, _private(start_response))
                 return self.app(environ, start_response)
-            return _respond(guard.deny(_headers_only(environ), identity), start_response)
+            return _respond(guard.deny(_headers_only(environ), identity), start_response,
+                            environ)
         request = _request(environ, read_body=True)
         if request is None:
-            return _respond(too_large(), start_response)
-        return _respond(guard.handle_prefix(request, identity), start_response)
+            return _respond(too_large(), start_response, environ)
+        return _respond(guard.handle_prefix(request, identity), start_response, environ)
 
 
 def _private(start_response: StartResponse) -> StartResponse:
@@ -99,20 +107,26 @@ def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
     return Request(
         method=environ.get("REQUEST_METHOD", "GET"),
         # PEP 3333 gives the path as latin-1-decoded bytes; the core wants text, as on ASGI.
-        path=(environ.get("PATH_INFO", "") or "/").encode("latin-1").decode("utf-8", "replace"),
+        path=_text(environ.get("PATH_INFO", "") or "/"),
         query_string=environ.get("QUERY_STRING", ""),
         headers=headers,
         body=body,
         client=environ.get("REMOTE_ADDR"),
         scheme=environ.get("wsgi.url_scheme", "http"),
+        root_path=_text(environ.get("SCRIPT_NAME", "")),
     )
 
 
-def _respond(response: Response, start_response: StartResponse) -> list[bytes]:
+def _text(pep3333: str) -> str:
+    return pep3333.encode("latin-1").decode("utf-8", "replace")
+
+
+def _respond(response: Response, start_response: StartResponse,
+             environ: WSGIEnvironment) -> list[bytes]:
     status = f"{response.status} {HTTPStatus(response.status).phrase}"
-    headers = [*response.headers, ("content-length", str(len(response.body)))]
+    headers, body = wire(response, head=environ.get("REQUEST_METHOD") == "HEAD")
     start_response(status, headers)
-    return [response.body]
+    return [body]
 
 
-__all__ = ["ENVIRON_KEY", "Identity", "SMS2FAMiddleware"]
+__all__ = ["ENVIRON_KEY", "MIDDLEWARE_KEY", "Identity", "SMS2FAMiddleware"]

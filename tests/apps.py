@@ -4,6 +4,9 @@ in its adapter's ``SMS2FAMiddleware`` and served for real on 127.0.0.1 in a back
 Routes (identical in both):
 
 * ``/``, ``/public/x``          public pages
+* ``/public/form``              (Flask) a page with a form that posts to ``/account``, and a
+                                button that calls ``/api/data`` as htmx does (``HX-Request``,
+                                ``HX-Current-URL``) and follows ``HX-Redirect`` as htmx does
 * ``/login?user=NAME&next=P``   "logs in": sets a plain ``user`` cookie, 303 to ``safe_next(P)``
 * ``/account`` (GET, POST)      protected HTML page naming the verified identity
 * ``/account/headers?h=v``      protected; answers "ok" with the query's pairs as headers
@@ -12,6 +15,10 @@ Routes (identical in both):
 * ``/docs/{name}``              protected when it matches the glob ``/docs/*.pdf``, unless it
                                 also matches the excluded glob ``/docs/free-*.pdf``
 * ``/logout`` (POST)            revokes the user's verified sessions through the middleware
+* ``/logout/device`` (POST)     revokes this session only, through the middleware found on
+                                the request (``environ`` / ``request.state``)
+* ``/account/mine``             protected; the app's own login check first: 401 with its
+                                own body and ``WWW-Authenticate: Bearer`` when anonymous
 * ``/ws``, ``/public/ws``       websockets, protected and not (Starlette only)
 
 Frameworks: ``flask``, ``starlette`` (a plain wrapper) and ``starlette-stack`` (Starlette's
@@ -36,6 +43,21 @@ EXCLUDE = ["/api/health", "/docs/free-*.pdf"]
 LOGIN_URL = "/login"
 
 Users = MutableMapping[str, str]
+
+# What htmx does with HX-Redirect (a full-page client-side redirect), in a few lines of its
+# own: the library is not a Python package, and the header's meaning is all that is tested.
+FORM_PAGE = """<!doctype html><title>Form</title>
+<form method="post" action="/account"><textarea name="note" id="note"></textarea>
+<button type="submit" id="send">Post</button></form>
+<button id="htmx" type="button">Refresh data</button>
+<script>
+document.getElementById("htmx").onclick = async function () {
+  const answer = await fetch("/api/data", {headers: {"HX-Request": "true",
+                                                     "HX-Current-URL": location.href}});
+  const target = answer.headers.get("HX-Redirect");
+  if (target) { window.location.href = target; }
+};
+</script>"""
 
 
 def make_identify(users: Users) -> Callable[[Any], Any]:
@@ -72,6 +94,10 @@ def flask_app(users: Users, settings: Any, **options: Any) -> tuple[Any, Any]:
     def public() -> str:
         return "public x"
 
+    @app.get("/public/form")
+    def form() -> str:
+        return FORM_PAGE
+
     @app.get("/login")
     def login() -> Any:
         response = make_response(redirect(safe_next(request.args.get("next")), 303))
@@ -86,6 +112,19 @@ def flask_app(users: Users, settings: Any, **options: Any) -> tuple[Any, Any]:
         if user:
             middleware.revoke(user)
         return redirect("/", 303)
+
+    @app.post("/logout/device")
+    def logout_device() -> Any:
+        response = make_response(redirect("/", 303))
+        for name, value in request.environ["sms2fa.middleware"].revoke_session(request):
+            response.headers.add(name, value)
+        return response
+
+    @app.get("/account/mine")
+    def mine() -> Any:
+        if not (request.headers.get("x-user") or request.cookies.get("user")):
+            return jsonify({"detail": "Not authenticated"}), 401, {"WWW-Authenticate": "Bearer"}
+        return f"mine of {request.environ[ENVIRON_KEY].auth_id}"
 
     @app.route("/account", methods=["GET", "POST"])
     def account() -> str:
@@ -156,6 +195,20 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
             await anyio.to_thread.run_sync(middleware.revoke, user)
         return RedirectResponse("/", 303)
 
+    async def logout_device(request: Request) -> RedirectResponse:
+        found = request.state.sms2fa_middleware
+        headers = await anyio.to_thread.run_sync(found.revoke_session, request)
+        response = RedirectResponse("/", 303)
+        for name, value in headers:
+            response.headers.append(name, value)
+        return response
+
+    async def mine(request: Request) -> Any:
+        if not (request.headers.get("x-user") or request.cookies.get("user")):
+            return JSONResponse({"detail": "Not authenticated"}, 401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return PlainTextResponse(f"mine of {request.state.sms2fa.auth_id}")
+
     async def account(request: Request) -> PlainTextResponse:
         return PlainTextResponse(f"account of {request.state.sms2fa.auth_id}")
 
@@ -187,6 +240,7 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
     routes = [
         Route("/", home), Route("/public/x", public), Route("/login", login),
         Route("/logout", logout, methods=["POST"]),
+        Route("/logout/device", logout_device, methods=["POST"]), Route("/account/mine", mine),
         Route("/account", account, methods=["GET", "POST"]), Route("/account/headers", headers),
         Route("/api/data", data), Route("/api/health", health),
         Route("/docs/{name}", docs),

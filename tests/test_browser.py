@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +198,48 @@ def test_sms_challenge_in_a_browser(browser: Browser, demo: str) -> None:
         assert not page_errors, f"JavaScript errors: {page_errors}"
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_form_post_and_htmx_after_verification_lapsed(
+        browser: Browser, make_settings: Callable[..., Any], fake_flowroute: Any) -> None:
+    """Issue 12: a browser's form post whose verification lapsed goes to the challenge, says
+    the post was not kept, and comes back to the form; an htmx call gets HX-Redirect."""
+    from apps import serve
+
+    number = "+12065551234"
+    site = serve("flask", make_settings(resend_cooldown=0), {"alice": number})
+    context = browser.new_context(extra_http_headers={"X-User": "alice"})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+
+    def verify() -> None:
+        expect(page).to_have_url(re.compile(r"/sms2fa/challenge\?next="))
+        page.get_by_label("Verification code").fill(fake_flowroute.last_code(number))
+        page.get_by_role("button", name="Verify").click()
+
+    try:
+        page.goto(site.url + "/account")
+        verify()
+        expect(page).to_have_url(site.url + "/account")
+        page.goto(site.url + "/public/form")
+        site.middleware.revoke("alice")  # the verification lapses (a logout elsewhere)
+
+        page.locator("#note").fill("a note")
+        page.locator("#send").click()
+        expect(page).to_have_url(site.url + "/sms2fa/challenge?next=%2Fpublic%2Fform")
+        expect(page.get_by_role("status").first).to_contain_text("was not sent")
+        verify()
+        expect(page).to_have_url(site.url + "/public/form")  # back where the post was
+
+        site.middleware.revoke("alice")
+        page.locator("#htmx").click()
+        expect(page).to_have_url(site.url + "/sms2fa/challenge?next=%2Fpublic%2Fform")
+        verify()
+        expect(page).to_have_url(site.url + "/public/form")
+    finally:
+        context.close()
+        site.stop()
 
 
 def test_sms_challenge_without_javascript(browser: Browser, demo: str) -> None:

@@ -292,7 +292,7 @@ def test_private_responses_can_be_turned_off(make_site: Callable[..., Site],
 ])
 def test_private_merges_with_what_the_app_set(vary: str | None, cache_control: str | None,
                                               expected: tuple[str, str]) -> None:
-    from sms2fa_middleware.guard import _private
+    from sms2fa_middleware.guard.private import _private
 
     assert _private(vary, cache_control) == expected
 

@@ -101,7 +101,7 @@ def test_document_is_served_under_the_prefix(tmp_path: Path, fake_flowroute: Fak
 
         answer = guard.handle_prefix(Request("GET", "/sms2fa/openapi.json"), None)
         assert answer.status == 200
-        assert json.loads(answer.body) == openapi_document()
+        assert json.loads(answer.body) == openapi_document(api=True, challenge=True)
     finally:
         verifier.store.dispose()
 

@@ -29,7 +29,7 @@ from path_apps import MARKER, METHODS, PROTECTED_VIEWS, marker
 from servers import free_port, launch
 
 from sms2fa_middleware import Settings
-from sms2fa_middleware.paths import (
+from sms2fa_middleware.guard.paths import (
     PathPatterns,
     asgi_route_path,
     normalize,
@@ -102,11 +102,13 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
             yield Server(request.param, port, mount)
 
 
-def raw_request(port: int, method: str, target: str) -> bytes:
+def raw_request(port: int, method: str, target: str, accept: str = "application/json",
+                user: str = "alice") -> bytes:
     """Send ``target`` byte for byte (UTF-8 where not ASCII) as a logged-in, unverified
-    user's request; the whole raw response."""
-    head = (f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-User: alice\r\n"
-            "Accept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    user's request (``user=""``: anonymous); the whole raw response."""
+    who = f"X-User: {user}\r\n" if user else ""
+    head = (f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{who}"
+            f"Accept: {accept}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head.encode("utf-8"))
         chunks = []
@@ -149,6 +151,39 @@ def test_plain_protected_paths_demand_verification(server: Server) -> None:
         response = raw_request(server.port, "GET", target)
         assert response.startswith(b"HTTP/1.1 401"), (server.name, target, response[:200])
         assert b"VerificationRequired" in response
+
+
+# Where each server's app lives as the browser sees it (the root path): a proxy in front of
+# "uvicorn --root-path /api" strips /api, so its requests arrive without it.
+ROOTS = {"gunicorn": "", "werkzeug": "", "gunicorn-dispatcher": "/app", "uvicorn": "",
+         "uvicorn-root-path": "/api", "uvicorn-mount": "/sub"}
+
+
+def _location(response: bytes) -> str:
+    for line in response.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "location":
+            return value.strip()
+    raise AssertionError(response[:300])
+
+
+def test_redirects_start_at_the_apps_root_path(server: Server) -> None:
+    """Behind a Mount, DispatcherMiddleware or --root-path, the challenge, its form and the
+    login redirect stay inside the app (they once went to /sms2fa/... at the host's root)."""
+    root = ROOTS[server.name]
+    html = "text/html,application/xhtml+xml"
+    first = raw_request(server.port, "GET", f"{server.mount}/account?tab=2", accept=html)
+    assert first.startswith(b"HTTP/1.1 303"), (server.name, first[:300])
+    location = _location(first)
+    next_url = quote(f"{root}/account?tab=2", safe="")
+    assert location == f"{root}/sms2fa/challenge?next={next_url}", server.name
+    page = raw_request(server.port, "GET", server.mount + location[len(root):], accept=html)
+    assert page.startswith(b"HTTP/1.1 200"), (server.name, page[:300])
+    assert f'action="{root}/sms2fa/challenge"'.encode() in page
+    assert f'action="{root}/sms2fa/challenge/resend"'.encode() in page
+    assert f'name="next" value="{root}/account?tab=2"'.encode() in page
+    anonymous = raw_request(server.port, "GET", f"{server.mount}/account", accept=html, user="")
+    assert _location(anonymous) == f"{root}/login?next={quote(root + '/account', safe='')}"
 
 
 # -- in-process: Hypothesis against the Flask and Starlette routers ----------------------------

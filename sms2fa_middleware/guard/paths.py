@@ -222,5 +222,55 @@ def route_warnings(routes: Iterable[str], protect: Iterable[str],
     return warnings
 
 
-__all__ = ["PathPatterns", "asgi_route_path", "glob_regex", "is_plain", "normalize",
-           "pattern_base", "readings", "route_warnings", "wsgi_route_path"]
+
+PASS, PROTECTED, PREFIX = 0, 1, 2
+KIND_CACHE_SIZE = 4096  # paths whose classification is remembered per process
+KIND_CACHE_KEY_MAX = 256  # longer paths are classified every time
+
+
+class PathPolicy:
+    """Which mount-relative paths are PASS, PROTECTED or under the PREFIX, remembered.
+
+    The adapters' hot path is one lookup in :attr:`kinds`; :meth:`remember` fills it.
+    """
+
+    def __init__(self, protect: Iterable[str], exclude: Iterable[str], prefix: str) -> None:
+        self.prefix = prefix
+        self._prefix_slash = prefix + "/"
+        self._protect = PathPatterns(protect)
+        self._exclude = PathPatterns(exclude)
+        #: A plain path (see :func:`is_plain`) that starts with none of these passes through.
+        self.watched: tuple[str, ...] = (prefix, *self._protect.literals)
+        #: What :meth:`classify` said about paths seen before (the key is the path the
+        #: adapter got). Bounded: cleared when full.
+        self.kinds: dict[str, int] = {}
+
+    def classify(self, path: str) -> int:
+        """PASS, PROTECTED or PREFIX for a mount-relative, decoded path (``*_route_path``).
+        PROTECTED when any reading of the path is protected: fail closed."""
+        if path.startswith(self._prefix_slash) or path == self.prefix:
+            return PREFIX
+        if is_plain(path):
+            if not path.startswith(self.watched):
+                return PASS
+            return PROTECTED if self.protects(normalize(path)) else PASS
+        return PROTECTED if any(self.protects(r) for r in readings(path)) else PASS
+
+    def protects(self, canonical: str) -> bool:
+        """Whether a canonical path is protected: some protect pattern matches it and no
+        exclude pattern does (exclude wins)."""
+        return self._protect.match(canonical) and not self._exclude.match(canonical)
+
+    def remember(self, key: str, path: str) -> int:
+        """:meth:`classify` ``path``, remembered in :attr:`kinds` under ``key``."""
+        kind = self.classify(path)
+        if len(key) <= KIND_CACHE_KEY_MAX:
+            if len(self.kinds) >= KIND_CACHE_SIZE:
+                self.kinds.clear()  # a flood of distinct paths: start over, stay bounded
+            self.kinds[key] = kind
+        return kind
+
+
+__all__ = ["PASS", "PREFIX", "PROTECTED", "PathPatterns", "PathPolicy", "asgi_route_path",
+           "glob_regex", "is_plain", "normalize", "pattern_base", "readings", "route_warnings",
+           "wsgi_route_path"]

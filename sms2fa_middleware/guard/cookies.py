@@ -1,0 +1,61 @@
+"""The guard's cookies: their names (``__Host-`` when the browser will enforce it), their
+attributes (HttpOnly, SameSite=Lax, Secure, Domain), and reading one from a Cookie header.
+
+Three cookies share a base name: the verified session (``sms2fa``), the challenge form's
+CSRF nonce (``sms2fa_csrf``) and a one-time status for the next page (``sms2fa_flash``).
+"""
+
+from __future__ import annotations
+
+
+def cookie_value(header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a Cookie header (fast: no full parse)."""
+    if name not in header:
+        return None
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value.strip('"')
+    return None
+
+
+class Cookies:
+    """Names and Set-Cookie values for one guard's cookies."""
+
+    def __init__(self, name: str, domain: str | None = None, secure: bool | None = None) -> None:
+        self.name = name
+        self.domain = domain
+        self.secure = secure  # None: Secure exactly when the request came over HTTPS
+        self._session = (self._name(False), self._name(True))
+
+    def _name(self, https: bool) -> str:
+        secure = https if self.secure is None else self.secure
+        if secure and self.domain is None:
+            return "__Host-" + self.name
+        return self.name
+
+    def session(self, https: bool) -> str:
+        """The verified-session cookie's name."""
+        return self._session[https]
+
+    def csrf(self, https: bool) -> str:
+        return self._session[https] + "_csrf"
+
+    def flash(self, https: bool) -> str:
+        return self._session[https] + "_flash"
+
+    def set(self, https: bool, name: str, value: str, max_age: int) -> tuple[str, str]:
+        """A Set-Cookie header; ``max_age=0`` deletes the cookie."""
+        secure = https if self.secure is None else self.secure
+        parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
+        if secure:
+            parts.append("Secure")
+        if self.domain and not name.startswith("__Host-"):
+            parts.append(f"Domain={self.domain}")
+        return ("set-cookie", "; ".join(parts))
+
+    def delete(self, https: bool, name: str) -> tuple[str, str]:
+        return self.set(https, name, "", max_age=0)
+
+
+__all__ = ["Cookies", "cookie_value"]

@@ -1,0 +1,170 @@
+"""``Guard``: the one object the adapters (WSGI, ASGI, Django) call. A facade: each job lives
+in its own module -- paths, cookies, sessions, CSRF, the challenge flows -- and this class
+wires them together and routes requests under the prefix."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .. import Identity
+from ..engine import Verifier
+from ..errors import StoreUnavailable
+from ..http import Request, Response, VerificationAPI, json_response
+from ..settings import Settings
+from .cookies import Cookies, cookie_value
+from .csrf import Csrf
+from .flows.html import HtmlFlow
+from .flows.json import JsonFlow, is_json, wants_json
+from .identity import IdentifyError, Identities
+from .options import GuardOptions
+from .paths import PathPolicy
+from .refusals import Refusals
+from .responses import (
+    internal_error,
+    is_htmx,
+    is_navigation,
+    not_found,
+    unavailable,
+    wants_html,
+)
+from .sessions import Sessions, SessionSigner
+
+log = logging.getLogger("sms2fa")
+
+
+class Guard:
+    """What a request gets: pass through, a challenge, a verified pass, or an API answer.
+
+    ``Guard(settings, protect=[...], ...)`` takes the keywords of :class:`GuardOptions`
+    (or ``options=``); ``verifier=`` shares a Verifier.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, verifier: Verifier | None = None,
+                 options: GuardOptions | None = None, **keywords: Any) -> None:
+        if options is not None and keywords:
+            raise TypeError("give options= or keyword options, not both")
+        self.options = options if options is not None else GuardOptions.from_keywords(keywords)
+        opts = self.options
+        self.verifier = verifier or Verifier(settings or Settings.from_env())
+        self.settings = self.verifier.settings
+        self.prefix, self.remember_for = opts.prefix, opts.remember_for
+        self.private_responses = opts.private_responses
+        self.paths = PathPolicy(opts.protect, opts.exclude, opts.prefix)
+        #: The adapters' hot path: what classify() said about paths seen before.
+        self.kinds = self.paths.kinds
+        self.cookies = Cookies(opts.cookie_name, opts.cookie_domain, opts.cookie_secure)
+        self.cookie_audience = opts.cookie_audience
+        self.sessions = Sessions(self.verifier, self.cookies, opts.cookie_audience,
+                                 opts.remember_for, opts.revocation_interval)
+        self.identity = Identities(self.settings.default_region)
+        self.refusals = Refusals(self.verifier, opts)
+        self.html = HtmlFlow(self.verifier, opts, self.cookies, self.sessions,
+                             Csrf(self.settings.secret_keys, self.cookies), self.refusals)
+        self.json = JsonFlow(self.verifier, opts, self.sessions, self.refusals)
+        #: Anonymous requests to protected paths go to the app (``anonymous="app"``).
+        self.anonymous_to_app = opts.anonymous == "app"
+        api_on = opts.public_api or self.settings.api_token is not None
+        # The API lives in a namespace of its own: an anonymous caller who creates codes or
+        # fails checks for auth_id "alice" there never touches the logged-in user alice.
+        self.api = (VerificationAPI(self.verifier.namespaced("api"), uniform_errors=True)
+                    if api_on else None)
+        # Bound once: the adapters call these on every protected request.
+        self.classify, self.remember = self.paths.classify, self.paths.remember
+        self.is_verified = self.sessions.is_verified
+        self.revocations_stale = self.sessions.revocations_stale
+        self.refresh_revocations = self.sessions.refresh_revocations
+
+    @property
+    def signer(self) -> SessionSigner:
+        return self.sessions.signer
+
+    def cookie_for(self, https: bool) -> str:
+        """The verified-session cookie's name (``__Host-`` when the browser enforces it)."""
+        return self.cookies.session(https)
+
+    def revoke(self, auth_id: str) -> None:
+        """End ``auth_id``'s verified sessions here at once, and on every host within
+        ``revocation_interval`` seconds."""
+        self.sessions.revoke(auth_id)
+
+    def revoke_session(self, cookie_header: str) -> list[tuple[str, str]]:
+        """End the verified session in this Cookie header only ("log out this device");
+        the Set-Cookie headers that delete it, for the response."""
+        deleted = []
+        for https in (False, True) if self.cookies.secure is None else (self.cookies.secure,):
+            name = self.cookies.session(https)
+            value = cookie_value(cookie_header, name)
+            if value is not None:
+                self.sessions.revoke_session(value)
+                deleted.append(self.cookies.delete(https, name))
+        return deleted
+
+    def identify_failed(self, request: Request, error: Exception) -> Response:
+        """A 500 that tells nothing, for an ``identify`` that raised or returned a value that
+        is no identity. The log names ``identify`` and where it failed, but leaves out the
+        exception's message: it may hold personal data or secrets."""
+        if isinstance(error, IdentifyError):
+            log.error("sms2fa: %s", error)
+        else:
+            log.error("sms2fa: identify() raised %s (message left out); traceback:\n%s",
+                      type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
+        return internal_error(request)
+
+    def deny(self, request: Request, identity: Identity | None) -> Response:
+        """The answer to a protected request without a verified session (may do I/O: run
+        it off the event loop)."""
+        try:
+            target = self.refusals.target(request)
+            if identity is None:
+                return self.refusals.anonymous(request, target)
+            if identity.recipient is None:
+                return self.refusals.no_phone(request, target)
+            if is_htmx(request):
+                return self.html.htmx(request, identity, target)
+            if is_navigation(request):
+                return self.html.start(request, identity, target)
+            if wants_html(request):  # a form post, or another browser request: not kept
+                return self.html.start(request, identity, target, lost=True)
+            return self.refusals.verification_required(request, target)
+        except StoreUnavailable as exc:
+            return unavailable(request, exc)
+
+    def handle_prefix(self, request: Request, identity: Identity | None) -> Response:
+        """Answer a request under the prefix: the challenge page, its forms, or the API."""
+        sub = request.path[len(self.prefix):] or "/"
+        method = "GET" if request.method == "HEAD" else request.method
+        try:
+            route = _ROUTES.get((sub, method))
+            if route is not None:
+                return route(self, request, identity)
+            if self.api is not None and not sub.startswith("/challenge"):
+                return self.api.handle(request, sub)
+            return not_found()
+        except StoreUnavailable as exc:
+            return unavailable(request, exc)
+
+
+Route = Callable[[Guard, Request, "Identity | None"], Response]
+
+def _openapi(guard: Guard, request: Request, identity: Identity | None) -> Response:
+    from ..openapi import openapi_document
+
+    return json_response(200, openapi_document(api=guard.api is not None, challenge=True))
+
+
+# The guard's prefix routes (JSON or HTML by the request's content type and Accept); the
+# API (when on) answers the rest.
+_ROUTES: dict[tuple[str, str], Route] = {
+    ("/challenge", "GET"): lambda g, r, i: (g.json.status if wants_json(r) else g.html.get)(r, i),
+    ("/challenge", "POST"): lambda g, r, i: (g.json.check if is_json(r) else g.html.post)(r, i),
+    ("/challenge/send", "POST"): lambda g, r, i: (g.json.send if is_json(r)
+                                                  else g.html.resend)(r, i),
+    ("/challenge/resend", "POST"): lambda g, r, i: g.html.resend(r, i),
+    ("/openapi.json", "GET"): _openapi,
+}
+
+
+__all__ = ["Guard"]

@@ -1,0 +1,2 @@
+"""The challenge flows: the HTML page for browsers (:mod:`.html`), JSON for API clients
+(:mod:`.json`)."""

@@ -1,0 +1,190 @@
+"""The HTML challenge flow: a browser is sent to the challenge page, which shows the masked
+number, a code form and a resend form; a right code sets the verified cookie and goes back to
+``next``. Every form carries a CSRF token (:mod:`..csrf`); a check that consumes an attempt
+is never triggered by a GET.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from urllib.parse import parse_qs
+
+from ... import Identity, text
+from ...engine import Verifier
+from ...errors import InvalidAPIUsage, RateLimited, VerificationError
+from ...http import Request, Response
+from ...pages import ChallengeView, Pages
+from ...phones import mask
+from ..cookies import Cookies, cookie_value
+from ..csrf import Csrf
+from ..options import GuardOptions
+from ..refusals import Refusals
+from ..responses import PAGE_HEADERS, app_url, forbidden, redirect, safe_next
+from ..sessions import Sessions
+
+FLASH_MAX_AGE = 60
+
+
+def form(request: Request) -> dict[str, str]:
+    """A urlencoded form's fields (first value of each); {} for any other body."""
+    if request.media_type != "application/x-www-form-urlencoded":
+        return {}
+    try:
+        parsed = parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return {}
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def _csp(script_nonce: str) -> tuple[str, str]:
+    return ("content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; "
+            f"script-src 'nonce-{script_nonce}'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+
+
+class HtmlFlow:
+    """The challenge page and its two forms (code, resend)."""
+
+    def __init__(self, verifier: Verifier, options: GuardOptions, cookies: Cookies,
+                 sessions: Sessions, csrf: Csrf, refusals: Refusals) -> None:
+        self.verifier = verifier
+        self.options = options
+        self.cookies = cookies
+        self.sessions = sessions
+        self.csrf = csrf
+        self.refusals = refusals
+        self.pages = Pages(options.template_dir)
+
+    def flash(self, request: Request, status: str) -> tuple[str, str]:
+        """A one-time status for the next challenge page (kept out of the URL)."""
+        https = request.scheme == "https"
+        return self.cookies.set(https, self.cookies.flash(https), status, FLASH_MAX_AGE)
+
+    def start(self, request: Request, identity: Identity, next_url: str,
+              lost: bool = False) -> Response:
+        """A browser request without a verified session: send a code (unless one is
+        waiting) and go to the challenge page. ``lost``: it was a form post, which the
+        page says was not kept."""
+        status = self.refusals.ensure_code(identity, request) or ("post_lost" if lost else None)
+        headers = [self.flash(request, status)] if status else []
+        return redirect(self.refusals.challenge_url(request, next_url), *headers)
+
+    def htmx(self, request: Request, identity: Identity, next_url: str) -> Response:
+        """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
+        (a redirect would be followed by the XHR and swapped into a fragment)."""
+        status = self.refusals.ensure_code(identity, request)
+        response = self.refusals.verification_required(request, next_url)
+        response.headers.append(("hx-redirect", self.refusals.challenge_url(request, next_url)))
+        if status:
+            response.headers.append(self.flash(request, status))
+        return response
+
+    def get(self, request: Request, identity: Identity | None) -> Response:
+        values = request.query.get("next")
+        return self.page(request, identity, safe_next(values[0] if values else None))
+
+    def page(self, request: Request, identity: Identity | None, next_url: str,
+             error: str | None = None, status: int = 200) -> Response:
+        """The challenge page (or where the user must go instead)."""
+        if identity is None:
+            return self.refusals.anonymous(request, next_url)
+        if identity.recipient is None:
+            return self.refusals.no_phone(request, next_url)
+        https = request.scheme == "https"
+        if self.sessions.is_verified(request.header("cookie"), https, identity):
+            return redirect(next_url)
+        headers: list[tuple[str, str]] = []
+        notice = None
+        flag = cookie_value(request.header("cookie"), self.cookies.flash(https))
+        if flag:  # shown once: a reload does not repeat it
+            headers.append(self.cookies.delete(https, self.cookies.flash(https)))
+        if flag == "sent":
+            notice = text.code_sent_again()
+        elif flag == "post_lost":
+            notice = text.status(flag)
+        elif error is None and flag in text.STATUS_MESSAGES:
+            error = text.status(flag)
+        nonce, set_nonce = self.csrf.nonce(request)
+        if set_nonce:
+            headers.append(set_nonce)
+        script_nonce = secrets.token_urlsafe(16)
+        body = self.pages.render_challenge(
+            self._view(request, identity, next_url, nonce, error, notice, script_nonce))
+        return Response(status, body, [*PAGE_HEADERS, _csp(script_nonce), *headers])
+
+    def _view(self, request: Request, identity: Identity, next_url: str, nonce: str,
+              error: str | None, notice: str | None, script_nonce: str) -> ChallengeView:
+        pending = self.verifier.pending(identity.auth_id)
+        if pending is not None and pending.recipient != identity.recipient:
+            pending = None
+        action = app_url(request, f"{self.options.prefix}/challenge")
+        return ChallengeView(
+            masked_recipient=mask(identity.recipient or ""),
+            action=action,
+            resend_action=f"{action}/resend",
+            csrf_token=self.csrf.token(identity.auth_id, nonce),
+            next_url=next_url,
+            code_length=self.verifier.settings.code_length,
+            attempts_left=pending.attempts_left if pending else None,
+            resend_in=self.verifier.resend_wait(identity.auth_id),
+            error=error,
+            notice=notice,
+            script_nonce=script_nonce,
+        )
+
+    def _checked_form(self, request: Request, identity: Identity | None
+                      ) -> tuple[dict[str, str], str, Response | None]:
+        """The form, its safe ``next``, and a refusal (or None when the post may go on)."""
+        fields = form(request)
+        next_url = safe_next(fields.get("next"))
+        if identity is None:
+            return fields, next_url, self.refusals.anonymous(request, next_url)
+        if identity.recipient is None:
+            return fields, next_url, self.refusals.no_phone(request, next_url)
+        if not self.csrf.ok(request, identity.auth_id, fields.get("csrf_token", "")):
+            return fields, next_url, forbidden()
+        return fields, next_url, None
+
+    def resend(self, request: Request, identity: Identity | None) -> Response:
+        _, next_url, refused = self._checked_form(request, identity)
+        if refused is not None or identity is None:
+            return refused or forbidden()
+        status = self.refusals.send(identity, request) or "sent"
+        return redirect(self.refusals.challenge_url(request, next_url),
+                        self.flash(request, status))
+
+    def post(self, request: Request, identity: Identity | None) -> Response:
+        """The code form: right -> the verified cookie and back to ``next``; wrong -> the
+        page again, with what went wrong."""
+        fields, next_url, refused = self._checked_form(request, identity)
+        if refused is not None or identity is None:
+            return refused or forbidden()
+        code = re.sub(r"[\s-]", "", fields.get("code", ""))
+        error, status = self._check(identity, code)
+        if error is not None:
+            return self.page(request, identity, next_url, error=error, status=status)
+        https = request.scheme == "https"  # a fresh verified session; the nonce is spent
+        return redirect(next_url, self.sessions.set_cookie(https, identity),
+                        self.cookies.delete(https, self.cookies.csrf(https)))
+
+    def _check(self, identity: Identity, code: str) -> tuple[str | None, int]:
+        """(None, 200) when ``code`` verifies ``identity``, else (the page's error, status)."""
+        try:
+            if not code.isascii() or not code.isdigit() or len(code) > 10:
+                raise InvalidAPIUsage()
+            verified = self.verifier.check(identity.auth_id, code)
+        except RateLimited as exc:
+            return text.too_many_wrong(max(1, (exc.retry_after + 59) // 60)), 429
+        except InvalidAPIUsage:
+            return text.enter_digits(), 400
+        except VerificationError:
+            return text.wrong_code(), 400
+        if verified.recipient != identity.recipient:
+            # The number changed while the code was out: it proves nothing about the new one.
+            return text.number_changed(), 400
+        return None, 200
+
+
+__all__ = ["HtmlFlow", "form"]

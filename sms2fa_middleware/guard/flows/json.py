@@ -1,0 +1,126 @@
+"""The JSON challenge flow, for API clients (DESIGN.md, "Verification for API clients"):
+
+* ``GET {prefix}/challenge`` with ``Accept: application/json`` -> the pending code's status;
+* ``POST {prefix}/challenge/send`` (JSON ``{}``) -> sends a code;
+* ``POST {prefix}/challenge`` (JSON ``{"code": "..."}``) -> ``{"verified": true,
+  "remember_for": s}`` and the verified-session cookie.
+
+No CSRF token: a JSON content type forces a CORS preflight, which no other origin passes
+unless the app allows it. The Origin check still applies. A client without a cookie jar
+sends the cookie's value back itself (``Cookie: sms2fa=<value>``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ... import Identity, text
+from ...engine import Verifier
+from ...errors import InvalidAPIUsage, VerificationError
+from ...http import (
+    Request,
+    Response,
+    _json_body,
+    _only,
+    error_response,
+    iso,
+    json_response,
+)
+from ...phones import mask
+from ..csrf import origin_ok
+from ..options import GuardOptions
+from ..refusals import Refusals
+from ..sessions import Sessions
+
+
+def is_json(request: Request) -> bool:
+    """A JSON body (``application/json`` or ``+json``)."""
+    media = request.media_type
+    return media == "application/json" or media.endswith("+json")
+
+
+def wants_json(request: Request) -> bool:
+    """Asks for JSON and not for a page."""
+    accept = request.header("accept")
+    return "json" in accept and "text/html" not in accept
+
+
+class JsonFlow:
+    """Status, send and check for API clients."""
+
+    def __init__(self, verifier: Verifier, options: GuardOptions, sessions: Sessions,
+                 refusals: Refusals) -> None:
+        self.verifier = verifier
+        self.options = options
+        self.sessions = sessions
+        self.refusals = refusals
+
+    def _caller(self, request: Request, identity: Identity | None,
+                post: bool) -> Identity | Response:
+        """The identity, when it may go on (logged in, a phone on file, our origin)."""
+        if identity is None:
+            return self.refusals.anonymous(request, "/")
+        if identity.recipient is None:
+            return self.refusals.no_phone(request, "/")
+        if post and not origin_ok(request):
+            return json_response(403, {"message": text.forbidden(), "reason": "Forbidden"})
+        return identity
+
+    def _code(self, who: Identity, recipient: str, expires_at: datetime | None,
+              attempts_left: int) -> dict[str, Any]:
+        """What a client may know of a code: never the code, the number only masked."""
+        return {"sent_to": mask(recipient),
+                "expires_at": iso(expires_at) if expires_at is not None else None,
+                "attempts_left": attempts_left,
+                "resend_after": self.verifier.resend_wait(who.auth_id)}
+
+    def status(self, request: Request, identity: Identity | None) -> Response:
+        who = self._caller(request, identity, post=False)
+        if isinstance(who, Response):
+            return who
+        pending = self.verifier.pending(who.auth_id)
+        if pending is not None and pending.recipient != who.recipient:
+            pending = None
+        if pending is None:
+            return json_response(200, {"pending": False,
+                                       **self._code(who, who.recipient or "", None, 0)})
+        return json_response(200, {"pending": True, **self._code(
+            who, pending.recipient, pending.expires_at, pending.attempts_left)})
+
+    def send(self, request: Request, identity: Identity | None) -> Response:
+        who = self._caller(request, identity, post=True)
+        if isinstance(who, Response):
+            return who
+        try:
+            if request.body.strip():
+                _only(_json_body(request), (), ())
+            started = self.refusals.start(who, request)
+        except VerificationError as exc:
+            return error_response(exc)
+        return json_response(200, self._code(who, started.recipient, started.expires_at,
+                                             started.attempts_left))
+
+    def check(self, request: Request, identity: Identity | None) -> Response:
+        who = self._caller(request, identity, post=True)
+        if isinstance(who, Response):
+            return who
+        try:
+            data: dict[str, Any] = _json_body(request)
+            _only(data, ("code",), ())
+            code = data["code"]
+            if not isinstance(code, str) or not code.isascii() or not code.isdigit():
+                raise InvalidAPIUsage("'code' must be a string of digits")
+            verified = self.verifier.check(who.auth_id, code)
+        except VerificationError as exc:
+            return error_response(exc)
+        if verified.recipient != who.recipient:
+            # The number changed while the code was out: it proves nothing about the new one.
+            return json_response(400, {"message": text.number_changed(),
+                                       "reason": "RecipientChanged", "attempts_left": 0})
+        cookie = self.sessions.set_cookie(request.scheme == "https", who)
+        return json_response(200, {"verified": True, "remember_for": self.options.remember_for},
+                             [cookie])
+
+
+__all__ = ["JsonFlow", "is_json", "wants_json"]

@@ -1,0 +1,101 @@
+"""The middleware's options, listed once: a frozen :class:`GuardOptions`, validated once.
+
+Both adapters (``SMS2FAMiddleware(app, **options)``), :class:`~.core.Guard` and the Django
+helper build it -- from keywords, or from a settings mapping such as Django's
+``SMS2FA = {...}`` with :meth:`GuardOptions.from_mapping`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REMEMBER_FOR = 12 * 3600
+
+
+def _patterns(value: Iterable[str] | str) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@dataclass(frozen=True)
+class GuardOptions:
+    """Everything a guard can be told; see the README's options paragraph for each one."""
+
+    protect: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    prefix: str = "/sms2fa"
+    login_url: str | None = None
+    remember_for: int = DEFAULT_REMEMBER_FOR
+    cookie_name: str = "sms2fa"
+    cookie_domain: str | None = None
+    cookie_secure: bool | None = None
+    public_api: bool = False
+    template_dir: str | Path | None = None
+    revocation_interval: float = 5.0
+    enroll_url: str | None = None
+    audience: str = ""
+    private_responses: bool = True
+    #: "guard": an anonymous request to a protected path is answered by the guard (login
+    #: redirect or 401 LoginRequired); "app": it goes to the app, whose own login handling
+    #: (its redirects, 401 bodies, WWW-Authenticate) stays as it was.
+    anonymous: str = "guard"
+    #: Derived: the cookie is good for this app only (its name, its prefix and ``audience``).
+    cookie_audience: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        prefix = "/" + str(self.prefix).strip("/")
+        if prefix == "/":
+            raise ValueError("prefix must not be '/'; the app lives there")
+        protect, exclude = _patterns(self.protect), _patterns(self.exclude)
+        if not protect:
+            raise ValueError("protect=[...] must name at least one path prefix or pattern")
+        remember_for = int(self.remember_for)
+        if remember_for <= 0:
+            raise ValueError("remember_for must be a positive number of seconds")
+        if self.revocation_interval < 0:
+            raise ValueError("revocation_interval must not be negative")
+        if self.anonymous not in ("guard", "app"):
+            raise ValueError("anonymous must be 'guard' or 'app'")
+        for name in ("login_url", "enroll_url"):
+            url = getattr(self, name)
+            if url is not None and not isinstance(url, str):
+                raise ValueError(f"{name} must be a str or None")
+        set_ = object.__setattr__  # frozen: normalised values are set once, here
+        set_(self, "prefix", prefix)
+        set_(self, "protect", protect)
+        set_(self, "exclude", exclude)
+        set_(self, "remember_for", remember_for)
+        set_(self, "cookie_audience", "\x00".join((self.cookie_name, prefix, self.audience)))
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        """The keywords an app may give."""
+        return frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], *,
+                     ignore: Iterable[str] = ()) -> GuardOptions:
+        """Options from a settings dict (``SMS2FA = {...}``). An unknown key is an error that
+        names it (a typo must not silently loosen protection); keys in ``ignore`` are the
+        caller's own (``identify``, ``settings``)."""
+        known, skipped = cls.names(), set(ignore)
+        unknown = sorted(k for k in mapping if k not in known and k not in skipped)
+        if unknown:
+            raise ValueError(f"unknown sms2fa option(s): {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+        return cls(**{k: v for k, v in mapping.items() if k in known})
+
+    @classmethod
+    def from_keywords(cls, options: Mapping[str, Any]) -> GuardOptions:
+        """Options from an adapter's keywords: an unknown one is a TypeError, as for any
+        function."""
+        unknown = sorted(set(options) - cls.names())
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+        return cls(**options)
+
+
+__all__ = ["DEFAULT_REMEMBER_FOR", "GuardOptions"]

@@ -1,0 +1,74 @@
+"""Responses only this user may see: ``Vary: Cookie`` and ``Cache-Control: private`` added
+to what a verified request's app answers (``private_responses=True``), so that no shared
+cache keeps one user's page for another."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+
+@functools.lru_cache(maxsize=256)  # an app sends the same few values again and again
+def _private(vary: str | None, cache_control: str | None) -> tuple[str, str]:
+    """Vary and Cache-Control for a response only this user may see: ``Cookie`` added to
+    Vary, ``private`` to Cache-Control (``public`` and ``s-maxage`` dropped). What is already
+    as strict (``no-store``, ``private``, ``Vary: *``) stays as the app set it."""
+    if vary is None:
+        vary = "Cookie"
+    elif not any(v.strip().lower() in ("cookie", "*") for v in vary.split(",")):
+        vary = f"{vary}, Cookie"
+    if cache_control is None:
+        return vary, "private"
+    directives = [d.strip() for d in cache_control.split(",") if d.strip()]
+    names = [d.lower() for d in directives]  # private="Set-Cookie" is not the whole response
+    if "no-store" in names or "private" in names:
+        return vary, cache_control
+    kept = [d for d in directives
+            if d.partition("=")[0].strip().lower() not in ("public", "s-maxage", "private")]
+    return vary, ", ".join(["private", *kept])
+
+
+def _merged(pairs: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    """Vary and Cache-Control, made private, from the app's (lower-case name, value) pairs
+    of those two headers (repeated ones joined, as HTTP reads them)."""
+    found: dict[str, str] = {}
+    for name, value in pairs:
+        found[name] = f"{found[name]}, {value}" if name in found else value
+    return _private(found.get("vary"), found.get("cache-control"))
+
+
+_MERGED_STR = ("vary", "cache-control")
+_PRIVATE_STR = (("Vary", "Cookie"), ("Cache-Control", "private"))
+
+
+def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """WSGI response headers, made private (see :func:`_private`)."""
+    kept = [pair for pair in headers if pair[0].lower() not in _MERGED_STR]
+    if len(kept) == len(headers):  # the usual case: the app set neither
+        kept += _PRIVATE_STR
+        return kept
+    vary, cache_control = _merged((n.lower(), v) for n, v in headers
+                                  if n.lower() in _MERGED_STR)
+    kept += (("Vary", vary), ("Cache-Control", cache_control))
+    return kept
+
+
+_MERGED = (b"vary", b"cache-control")
+_PRIVATE_RAW = ((b"vary", b"Cookie"), (b"cache-control", b"private"))
+
+
+def private_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """ASGI response headers, made private (see :func:`_private`)."""
+    if not isinstance(headers, list):
+        headers = list(headers)
+    kept = [pair for pair in headers if pair[0].lower() not in _MERGED]
+    if len(kept) == len(headers):  # the usual case: the app set neither
+        kept += _PRIVATE_RAW
+        return kept
+    vary, cache_control = _merged((n.lower().decode("latin-1"), v.decode("latin-1"))
+                                  for n, v in headers if n.lower() in _MERGED)
+    kept += ((b"vary", vary.encode("latin-1")), (b"cache-control", cache_control.encode("latin-1")))
+    return kept
+
+
+__all__ = ["private_headers", "private_raw_headers"]

@@ -1,0 +1,114 @@
+"""What a protected request without a verified session gets, and the answers every flow
+shares: not logged in, no phone on file, and sending a code (with the status a page shows).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from .. import Identity, text
+from ..engine import Started, Verifier
+from ..errors import InvalidRecipient, RateLimited, SMSDeliveryFailed
+from ..http import Request, Response, client_address, json_response
+from .options import GuardOptions
+from .responses import (
+    app_url,
+    came_from,
+    is_htmx,
+    is_navigation,
+    page,
+    redirect,
+    request_target,
+    wants_html,
+    with_next,
+)
+
+
+class Refusals:
+    """Answers for requests the guard cannot let through; sends codes for the flows."""
+
+    def __init__(self, verifier: Verifier, options: GuardOptions) -> None:
+        self.verifier = verifier
+        self.options = options
+        self.trusted_proxies = verifier.settings.trusted_proxies
+
+    def challenge_url(self, request: Request, next_url: str) -> str:
+        """The challenge page's URL (from the app's root path), coming back to ``next_url``."""
+        return with_next(app_url(request, f"{self.options.prefix}/challenge"), next_url)
+
+    def target(self, request: Request) -> str:
+        """Where to come back to after verifying: where a GET was going; for anything
+        else (a form post, an HTMX call), the page it came from."""
+        if request.method in ("GET", "HEAD") and not is_htmx(request):
+            return request_target(request)
+        return came_from(request)
+
+    def verification_required(self, request: Request, next_url: str) -> Response:
+        """401 for a request that is not a browser's (an API client, a script), with where
+        to verify in the body and in ``WWW-Authenticate``."""
+        challenge = app_url(request, f"{self.options.prefix}/challenge")
+        return json_response(401, {
+            "message": text.needs_verification(),
+            "reason": "VerificationRequired",
+            "challenge": with_next(challenge, next_url),
+        }, [("www-authenticate", f'SMS2FA challenge="{challenge}"')])
+
+    def anonymous(self, request: Request, next_url: str) -> Response:
+        """Not logged in: a browser goes to ``login_url`` (HTMX by ``HX-Redirect``), anyone
+        else gets 401 LoginRequired."""
+        login_url = self.options.login_url
+        answer = json_response(401, {"message": text.log_in_first(), "reason": "LoginRequired"})
+        if login_url is None or not wants_html(request):
+            return answer
+        location = with_next(app_url(request, login_url), next_url)
+        if is_htmx(request):
+            answer.headers.append(("hx-redirect", location))
+            return answer
+        return redirect(location)
+
+    def no_phone(self, request: Request, next_url: str) -> Response:
+        """No phone on file: to ``enroll_url`` if there is one, else a page (or JSON) saying
+        so. Nothing is sent, and no code can be asked for."""
+        enroll_url = self.options.enroll_url
+        enroll = with_next(app_url(request, enroll_url), next_url) if enroll_url else None
+        if enroll is not None and is_navigation(request):
+            return redirect(enroll)
+        if not wants_html(request):
+            data = {"message": text.needs_verification_no_phone(), "reason": "NoPhoneOnFile"}
+            if enroll_url is not None:
+                data["enroll"] = enroll_url
+            return json_response(403, data)
+        link = f'<p><a href="{escape(enroll)}">{escape(text.add_phone())}</a></p>' if enroll else ""
+        title = text.no_phone_title()
+        return page(403, title, f"<h1>{escape(title)}</h1><p>{escape(text.no_phone())}</p>{link}")
+
+    def ensure_code(self, identity: Identity, request: Request) -> str | None:
+        """Send a code unless one for this number is already waiting (a reload sends none)."""
+        pending = self.verifier.pending(identity.auth_id)
+        if pending is not None and pending.recipient == identity.recipient:
+            return None
+        return self.send(identity, request)
+
+    def send(self, identity: Identity, request: Request) -> str | None:
+        """Send a code; None, or the flash status key that explains why not."""
+        if identity.recipient is None:  # callers answer no_phone first; typed, and safe
+            return "bad_number"
+        try:
+            self.start(identity, request)
+        except RateLimited:
+            return "rate_limited"
+        except SMSDeliveryFailed:
+            return "send_failed"
+        except InvalidRecipient:
+            return "bad_number"
+        return None
+
+    def start(self, identity: Identity, request: Request) -> Started:
+        """Send a code to ``identity``'s number (engine errors propagate)."""
+        if identity.recipient is None:
+            raise InvalidRecipient("No phone number on file")
+        return self.verifier.start(identity.auth_id, identity.recipient,
+                            client_address=client_address(request, self.trusted_proxies))
+
+
+__all__ = ["Refusals"]

@@ -1,0 +1,128 @@
+"""The guard's small answers and URLs: safe ``next`` targets, redirects built from the
+app's root path, and the plain pages (forbidden, unavailable, failed identify)."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+from .. import text
+from ..errors import StoreUnavailable
+from ..http import Request, Response, json_response
+
+PAGE_HEADERS = (
+    ("content-type", "text/html; charset=utf-8"),
+    ("cache-control", "no-store"),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+)
+_NOT_URL_SAFE = re.compile(r"[^\x21-\x7e]+")
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a same-origin relative path, else ``"/"``.
+
+    Refuses ``//host``, ``/\\host``, ``https:host``, ``javascript:``, percent-encoded
+    slashes and backslashes, and control characters: anything a browser could resolve to
+    another origin.
+    """
+    if not target or not target.startswith("/"):
+        return "/"
+    decoded = unquote(target)
+    if any(c in decoded for c in "\\\r\n\t\0") or any(ord(c) < 32 for c in decoded):
+        return "/"
+    if target.startswith("//") or decoded.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    # A Location header is latin-1 on the wire: percent-encode (UTF-8) anything not ASCII.
+    return _NOT_URL_SAFE.sub(lambda m: quote(m.group(0), safe=""), target)
+
+
+def app_url(request: Request, url: str) -> str:
+    """``url`` as the client must ask for it: an app-relative path (``/login``) gets the
+    app's root path in front (a Mount, ``--root-path``, SCRIPT_NAME); anything else (an
+    absolute URL, ``//host/x``) is left as given."""
+    if url.startswith("/") and not url.startswith("//"):
+        return request.root_path.rstrip("/") + url
+    return url
+
+
+def with_next(url: str, next_url: str) -> str:
+    """``url?next=...`` (or ``&next=``), ``next_url`` made safe."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}{urlencode({'next': safe_next(next_url)})}"
+
+
+def request_target(request: Request) -> str:
+    """Where the request was going, as the client spelt it from the host's root: the root
+    path, the path (quoted again: it was decoded, so "%3F" would become "?" and "é" a
+    latin-1 error) and the query."""
+    path = quote(request.path, safe="/:@!$&'()*+,;=~")
+    query = f"?{request.query_string}" if request.query_string else ""
+    return f"{request.root_path.rstrip('/')}{path}{query}"
+
+
+def came_from(request: Request) -> str:
+    """The page a browser request came from -- ``HX-Current-URL`` or ``Referer`` -- when it
+    is on this site (its host is ours), else the app's root."""
+    host = request.header("host")
+    for header in ("hx-current-url", "referer"):
+        parts = urlsplit(request.header(header))
+        if parts.netloc and parts.netloc == host and parts.path.startswith("/"):
+            return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return request.root_path.rstrip("/") + "/"
+
+
+def redirect(location: str, *headers: tuple[str, str]) -> Response:
+    """303 See Other, never cached."""
+    return Response(303, b"", [("location", location), ("cache-control", "no-store"), *headers])
+
+
+def is_navigation(request: Request) -> bool:
+    return request.method in ("GET", "HEAD") and wants_html(request)
+
+
+def wants_html(request: Request) -> bool:
+    return "text/html" in request.header("accept")
+
+
+def is_htmx(request: Request) -> bool:
+    return request.header("hx-request") == "true"
+
+
+def page(status: int, title: str, body_html: str, *headers: tuple[str, str]) -> Response:
+    """A minimal HTML page: ``title`` is text, ``body_html`` is ready-made HTML."""
+    html = f"<!doctype html><title>{escape(title)}</title>{body_html}"
+    return Response(status, html.encode(), [*PAGE_HEADERS, *headers])
+
+
+def unavailable(request: Request, error: StoreUnavailable) -> Response:
+    """503: an HTML page for a browser, JSON for everyone else."""
+    if not is_navigation(request):
+        return json_response(503, error.to_dict(), [("retry-after", "5")])
+    return page(503, text.unavailable_title(), f"<p>{escape(text.unavailable())}</p>",
+                ("retry-after", "5"))
+
+
+def forbidden() -> Response:
+    return page(403, text.forbidden_title(), f"<p>{escape(text.forbidden())}</p>")
+
+
+def internal_error(request: Request) -> Response:
+    """A 500 that tells nothing (HTML for a browser, JSON for everyone else)."""
+    if not wants_html(request):
+        return json_response(500, {"message": text.internal_error(), "reason": "InternalError"})
+    return page(500, text.failed_title(), f"<p>{escape(text.identify_failed())}</p>")
+
+
+def not_found() -> Response:
+    return json_response(404, {"message": text.not_found(), "reason": "NotFound"})
+
+
+__all__ = ["PAGE_HEADERS", "app_url", "came_from", "forbidden", "internal_error", "is_htmx",
+           "is_navigation", "page", "redirect", "request_target", "safe_next", "unavailable",
+           "wants_html", "with_next"]

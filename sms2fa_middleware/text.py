@@ -1,0 +1,197 @@
+"""Every user-facing sentence of the middleware, in one place, ready for gettext.
+
+Strings are looked up when a response is built, never at import, so an app can plug its
+translations in once at start-up::
+
+    import gettext
+    from sms2fa_middleware import text
+    text.use(gettext.translation("sms2fa", "locale", languages=["de"]))
+
+Plurals go through ``ngettext`` with the count, so a language with other plural rules gets
+them from its catalogue instead of from an English ``"s"``. The message ids are the English
+sentences themselves (gettext's convention); ``{n}``-style fields are filled in after
+translation.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Translations(Protocol):
+    """What :func:`use` needs: :class:`gettext.NullTranslations` and its subclasses have it."""
+
+    def gettext(self, message: str, /) -> str: ...
+
+    def ngettext(self, singular: str, plural: str, n: int, /) -> str: ...
+
+
+class _English:
+    def gettext(self, message: str, /) -> str:
+        return message
+
+    def ngettext(self, singular: str, plural: str, n: int, /) -> str:
+        return singular if n == 1 else plural
+
+
+_active: Translations = _English()
+
+
+def use(translations: Translations | None) -> None:
+    """Translate the middleware's text with ``translations`` (None: back to English)."""
+    global _active
+    _active = translations if translations is not None else _English()
+
+
+def _(message: str) -> str:
+    return _active.gettext(message)
+
+
+def _n(singular: str, plural: str, n: int) -> str:
+    return _active.ngettext(singular, plural, n).format(n=n)
+
+
+#: The one-time statuses the challenge page shows after a redirect (the flash cookie's value).
+STATUS_MESSAGES = {
+    "rate_limited": "A code was sent very recently, or too many were asked for. Wait for the "
+                    "timer, then ask for a new one.",
+    "send_failed": "We could not send the text message. Try again in a moment.",
+    "bad_number": "We cannot send codes to the phone number on your account.",
+    "post_lost": "Your last form was not sent, because this account needs a new code first. "
+                 "After you enter it, fill in the form again.",
+}
+
+
+def status(key: str) -> str:
+    """The sentence for a flash status (a key of :data:`STATUS_MESSAGES`)."""
+    return _(STATUS_MESSAGES[key])
+
+
+def code_sent_again() -> str:
+    return _("We sent you a new code.")
+
+
+def attempts_left(n: int) -> str:
+    return _n("{n} attempt left.", "{n} attempts left.", n)
+
+
+def too_many_wrong(minutes: int) -> str:
+    return _n("Too many wrong codes. Try again in {n} minute.",
+              "Too many wrong codes. Try again in {n} minutes.", minutes)
+
+
+def enter_digits() -> str:
+    return _("Enter the digits of the code we sent you.")
+
+
+def wrong_code() -> str:
+    return _("That code is not right, or it has expired.")
+
+
+def number_changed() -> str:
+    return _("Your phone number changed; ask for a new code.")
+
+
+def page_title() -> str:
+    return _("Enter your verification code")
+
+
+def heading() -> str:
+    return _("Check your phone")
+
+
+def lead_sent(number_html: str) -> str:
+    """``number_html`` is already-escaped HTML (the masked number in <strong>)."""
+    return _("We sent a verification code by text message to {number}.").format(
+        number=number_html)
+
+
+def lead_to_send(number_html: str) -> str:
+    return _("We need to send a verification code by text message to {number}.").format(
+        number=number_html)
+
+
+def code_label() -> str:
+    return _("Verification code")
+
+
+def verify_button() -> str:
+    return _("Verify")
+
+
+def ask_for_new_code() -> str:
+    return _("Ask for a new code to continue.")
+
+
+def resend_button() -> str:
+    return _("Send a new code")
+
+
+def resend_wait() -> str:
+    """A template with ``{s}``: the page's script fills in the seconds as they count down."""
+    return _("You can ask for a new code in {s} s.")
+
+
+def unavailable_title() -> str:
+    return _("Try again shortly")
+
+
+def unavailable() -> str:
+    return _("Verification is unavailable for a moment. Reload the page in a few seconds.")
+
+
+def forbidden_title() -> str:
+    return _("Forbidden")
+
+
+def forbidden() -> str:
+    return _("This form has expired or did not come from this site. Go back, reload the page "
+             "and try again.")
+
+
+def failed_title() -> str:
+    return _("Something went wrong")
+
+
+def identify_failed() -> str:
+    return _("We could not tell who you are. Try again later.")
+
+
+def no_phone_title() -> str:
+    return _("No phone number on file")
+
+
+def no_phone() -> str:
+    return _("This page needs a code sent by text message, and there is no mobile number on "
+             "your account that we can send it to. Add one to your account, or ask the "
+             "site's support for help.")
+
+
+def add_phone() -> str:
+    return _("Add a phone number")
+
+
+# JSON answers: ``reason`` is the stable, machine-readable part; ``message`` is for people.
+
+def needs_verification() -> str:
+    return _("This resource needs SMS verification.")
+
+
+def needs_verification_no_phone() -> str:
+    return _("This resource needs SMS verification, and there is no phone number on file "
+             "for this account.")
+
+
+def log_in_first() -> str:
+    return _("Log in first.")
+
+
+def internal_error() -> str:
+    return _("Internal error.")
+
+
+def not_found() -> str:
+    return _("Not found.")
+
+
+__all__ = ["STATUS_MESSAGES", "Translations", "status", "use"]
