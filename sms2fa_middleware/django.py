@@ -48,8 +48,8 @@ from django.utils.module_loading import import_string
 
 from . import Identity
 from .guard import PASS, PROTECTED, Guard
-from .http import MAX_BODY, Request, Response, too_large
 from .guard.paths import route_warnings
+from .http import MAX_BODY, Request, Response, too_large
 from .settings import Settings
 
 log = logging.getLogger("sms2fa")
