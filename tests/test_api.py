@@ -7,6 +7,7 @@ Every test drives :class:`~sms2fa_middleware.service.VerificationService` (the A
 
 from __future__ import annotations
 
+import logging
 import shutil
 import warnings
 from collections.abc import Callable, Iterator
@@ -467,6 +468,22 @@ def test_sms_failure_answers_502_and_leaves_no_code(make_client: Client,
     # Nobody got a code, so the user may ask again at once (no cooldown was spent).
     answer(create(api, "u1"), 200)
     answer(check(api, "u1", fake_flowroute.last_code(NUMBER)), 200)
+
+
+def test_a_failed_send_is_logged_at_warning_with_the_providers_status(
+        make_client: Client, fake_flowroute: FakeFlowroute,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An operator sees a failed send without turning INFO on; the line carries the
+    provider's status and a masked number, never the code or the whole number."""
+    api, _ = make_client()
+    fake_flowroute.fail_next(500)
+    with caplog.at_level(logging.WARNING, logger="sms2fa"):
+        answer(create(api, "u1"), 502, "SMSDeliveryFailed")
+    failed = [r for r in caplog.records
+              if r.levelno == logging.WARNING and "event=send_failed" in r.getMessage()]
+    assert len(failed) == 1, [r.getMessage() for r in caplog.records]
+    assert "status=500" in failed[0].getMessage()
+    assert NUMBER not in caplog.text and NUMBER[1:] not in caplog.text
 
 
 # -- 503 ---------------------------------------------------------------------------------------
