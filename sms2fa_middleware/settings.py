@@ -111,33 +111,48 @@ class Settings:
     default_region: str = "US"
 
     def __post_init__(self) -> None:
-        # Accept the friendly forms ("a,b" strings, lists) and store tuples.
-        for name in ("secret_key", "allowed_regions", "allowed_number_types"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",")]
-            object.__setattr__(self, name, tuple(v for v in value if v))
-        for f in dataclasses.fields(self):
-            if "range" in f.metadata:
-                low, high = f.metadata["range"]
-                value = getattr(self, f.name)
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ConfigurationError(f"{f.name} ({env_name(f.name)}) must be a number")
-                if str(f.type) == "int" and not isinstance(value, int):
-                    raise ConfigurationError(
-                        f"{f.name} ({env_name(f.name)}) must be a whole number, got {value}"
-                    )
-                if not low <= value <= high:
-                    raise ConfigurationError(
-                        f"{f.name} ({env_name(f.name)}) must be between {low} and {high}, "
-                        f"got {value}"
-                    )
+        self._normalise_lists()
+        self._check_ranges()
         object.__setattr__(self, "database_url", check_database_url(self.database_url))
         if self.lockout_max_seconds < self.lockout_seconds:
             raise ConfigurationError(
                 "lockout_max_seconds (SMS2FA_LOCKOUT_MAX_SECONDS) must be at least "
                 f"lockout_seconds (SMS2FA_LOCKOUT_SECONDS), {self.lockout_seconds}"
             )
+        self._check_sms()
+        self._check_phone_policy()
+        self._check_secret()
+        if self.code_expiration > 600:
+            log.warning("sms2fa: codes live %ss; NIST SP 800-63B allows at most 600",
+                        self.code_expiration)
+
+    def _normalise_lists(self) -> None:
+        """Accept the friendly forms ("a,b" strings, lists) and store tuples."""
+        for name in ("secret_key", "allowed_regions", "allowed_number_types"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",")]
+            object.__setattr__(self, name, tuple(v for v in value if v))
+
+    def _check_ranges(self) -> None:
+        for f in dataclasses.fields(self):
+            if "range" not in f.metadata:
+                continue
+            low, high = f.metadata["range"]
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigurationError(f"{f.name} ({env_name(f.name)}) must be a number")
+            if str(f.type) == "int" and not isinstance(value, int):
+                raise ConfigurationError(
+                    f"{f.name} ({env_name(f.name)}) must be a whole number, got {value}"
+                )
+            if not low <= value <= high:
+                raise ConfigurationError(
+                    f"{f.name} ({env_name(f.name)}) must be between {low} and {high}, "
+                    f"got {value}"
+                )
+
+    def _check_sms(self) -> None:
         if self.sms_backend not in (None, "flowroute", "console"):
             raise ConfigurationError(
                 f"sms_backend ({env_name('sms_backend')}) must be 'flowroute' or 'console'"
@@ -152,6 +167,8 @@ class Settings:
         ):
             raise ConfigurationError("flowroute_number (FLOWROUTE_NUMBER) must be digits only")
         check_template(self.message_template, "auth_message (SMS2FA_AUTH_MESSAGE)")
+
+    def _check_phone_policy(self) -> None:
         unknown_types = set(self.allowed_number_types) - set(_number_type_names())
         if unknown_types:
             raise ConfigurationError(
@@ -165,6 +182,8 @@ class Settings:
                 f"default_region ({env_name('default_region')}) must be a two-letter region "
                 f"code such as 'US' or 'CA', got {self.default_region!r}"
             )
+
+    def _check_secret(self) -> None:
         if not self.secret_key:
             if not self.development:
                 raise ConfigurationError(
@@ -177,9 +196,6 @@ class Settings:
             raise ConfigurationError(
                 "secret_key (SMS2FA_SECRET_KEY) must be at least 16 characters"
             )
-        if self.code_expiration > 600:
-            log.warning("sms2fa: codes live %ss; NIST SP 800-63B allows at most 600",
-                        self.code_expiration)
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
