@@ -85,6 +85,7 @@ def asgi_scope(path: str, headers: dict[str, str] | None = None) -> dict[str, An
         "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
         "root_path": "", "query_string": b"", "headers": raw,
         "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+        "state": {},  # uvicorn (0.24+) and Starlette's TestClient send the lifespan state
     }
 
 

@@ -54,10 +54,10 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        state = scope.get("state")
-        if state is None:
-            scope["state"] = state = {}
-        state[MIDDLEWARE_KEY] = self  # request.state.sms2fa_middleware, for logout views
+        try:  # request.state.sms2fa_middleware, for logout views
+            scope["state"][MIDDLEWARE_KEY] = self
+        except KeyError:  # servers since the ASGI lifespan-state extension always send one
+            scope["state"] = {MIDDLEWARE_KEY: self}
         # Starlette routes the path relative to root_path (a Mount, uvicorn --root-path).
         path = asgi_route_path(scope) if scope.get("root_path") else scope["path"]
         kind = self._kinds.get(path)
