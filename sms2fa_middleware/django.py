@@ -194,12 +194,7 @@ class SMS2FAMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        path = request.path_info
-        kind = self._kinds.get(path)
-        if kind is None:
-            kind = self.guard.remember(path, path)
-        request.sms2fa_middleware = self
-        request.sms2fa = None
+        kind = self._classify(request)
         if kind == PASS:
             return self.get_response(request)  # the hot path: one dict lookup
         guard = self.guard
@@ -220,12 +215,7 @@ class SMS2FAMiddleware:
         return _django(self._prefix(request, identity))
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        path = request.path_info
-        kind = self._kinds.get(path)
-        if kind is None:
-            kind = self.guard.remember(path, path)
-        request.sms2fa_middleware = self
-        request.sms2fa = None
+        kind = self._classify(request)
         if kind == PASS:
             return await self.get_response(request)
         guard = self.guard
@@ -249,6 +239,15 @@ class SMS2FAMiddleware:
             return _django(response)
         answer = await sync_to_async(self._prefix, thread_sensitive=False)(request, identity)
         return _django(answer)
+
+    def _classify(self, request: HttpRequest) -> int:
+        """PASS, PROTECTED or PREFIX for Django's ``path_info`` (already decoded and relative
+        to SCRIPT_NAME: the path Django routes); attaches the middleware to the request."""
+        request.sms2fa_middleware = self
+        request.sms2fa = None
+        path = request.path_info
+        kind = self._kinds.get(path)
+        return self.guard.remember(path, path) if kind is None else kind
 
     def _prefix(self, request: HttpRequest, identity: Identity | None) -> Response:
         """A request under the prefix: read its (small) body, let the guard answer."""
