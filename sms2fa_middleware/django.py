@@ -205,6 +205,8 @@ class SMS2FAMiddleware:
         except Exception as exc:  # a bug in identify, or a value that is no identity
             return _django(guard.identify_failed(_request(request), exc))
         if kind == PROTECTED:
+            if identity is None and guard.anonymous_to_app:
+                return self.get_response(request)  # the app's own login_required answers
             if guard.revocations_stale():
                 guard.refresh_revocations()
             if guard.is_verified(request.META.get("HTTP_COOKIE", ""), request.is_secure(),
@@ -228,6 +230,8 @@ class SMS2FAMiddleware:
         except Exception as exc:  # a bug in identify, or a value that is no identity
             return _django(guard.identify_failed(_request(request), exc))
         if kind == PROTECTED:
+            if identity is None and guard.anonymous_to_app:
+                return await self.get_response(request)
             if guard.revocations_stale():
                 await sync_to_async(guard.refresh_revocations, thread_sensitive=False)()
             if guard.is_verified(request.META.get("HTTP_COOKIE", ""), request.is_secure(),

@@ -246,6 +246,29 @@ def test_no_phone_on_file_and_anonymous_api_client(sms2fa: Any,
     assert fake_flowroute.messages == []
 
 
+def test_anonymous_app_lets_the_app_answer_anonymous_requests(
+        sms2fa: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """anonymous="app": nobody logged in reaches the app (here the view's own decorator
+    refuses, 403), sync and async; a logged-in user is still challenged."""
+    from django.test import AsyncClient, Client
+
+    sms2fa(anonymous="app")
+    with caplog.at_level(logging.WARNING, logger="sms2fa"):
+        anonymous = Client().get("/account/", headers=HTML)
+    assert anonymous.status_code == 403 and MARKER not in anonymous.text
+    assert anonymous.json()["reason"] == "VerificationRequired"
+    assert "view for '/account/' ran without a verified session" in caplog.text
+
+    async def async_anonymous() -> int:
+        return (await AsyncClient().get("/account/", headers=HTML)).status_code
+
+    assert asyncio.run(async_anonymous()) == 403
+    client = Client()
+    client.login(username=ALICE, password=PASSWORD)
+    challenged = client.get("/account/", headers=HTML)
+    assert challenged.status_code == 303 and "/sms2fa/challenge" in challenged["location"]
+
+
 def test_a_failing_identify_is_a_500_that_tells_nothing(
         sms2fa: Any, caplog: pytest.LogCaptureFixture) -> None:
     from django.test import Client
