@@ -111,91 +111,7 @@ class Settings:
     default_region: str = "US"
 
     def __post_init__(self) -> None:
-        self._normalise_lists()
-        self._check_ranges()
-        object.__setattr__(self, "database_url", check_database_url(self.database_url))
-        if self.lockout_max_seconds < self.lockout_seconds:
-            raise ConfigurationError(
-                "lockout_max_seconds (SMS2FA_LOCKOUT_MAX_SECONDS) must be at least "
-                f"lockout_seconds (SMS2FA_LOCKOUT_SECONDS), {self.lockout_seconds}"
-            )
-        self._check_sms()
-        self._check_phone_policy()
-        self._check_secret()
-        if self.code_expiration > 600:
-            log.warning("sms2fa: codes live %ss; NIST SP 800-63B allows at most 600",
-                        self.code_expiration)
-
-    def _normalise_lists(self) -> None:
-        """Accept the friendly forms ("a,b" strings, lists) and store tuples."""
-        for name in ("secret_key", "allowed_regions", "allowed_number_types"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",")]
-            object.__setattr__(self, name, tuple(v for v in value if v))
-
-    def _check_ranges(self) -> None:
-        for f in dataclasses.fields(self):
-            if "range" not in f.metadata:
-                continue
-            low, high = f.metadata["range"]
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigurationError(f"{f.name} ({env_name(f.name)}) must be a number")
-            if str(f.type) == "int" and not isinstance(value, int):
-                raise ConfigurationError(
-                    f"{f.name} ({env_name(f.name)}) must be a whole number, got {value}"
-                )
-            if not low <= value <= high:
-                raise ConfigurationError(
-                    f"{f.name} ({env_name(f.name)}) must be between {low} and {high}, "
-                    f"got {value}"
-                )
-
-    def _check_sms(self) -> None:
-        if self.sms_backend not in (None, "flowroute", "console"):
-            raise ConfigurationError(
-                f"sms_backend ({env_name('sms_backend')}) must be 'flowroute' or 'console'"
-            )
-        if self.sms_backend == "flowroute" and not self.flowroute_configured:
-            raise ConfigurationError(
-                "sms_backend 'flowroute' needs FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY "
-                "and FLOWROUTE_NUMBER"
-            )
-        if self.flowroute_number is not None and not (
-            self.flowroute_number.isdigit() and 10 <= len(self.flowroute_number) <= 15
-        ):
-            raise ConfigurationError("flowroute_number (FLOWROUTE_NUMBER) must be digits only")
-        check_template(self.message_template, "auth_message (SMS2FA_AUTH_MESSAGE)")
-
-    def _check_phone_policy(self) -> None:
-        unknown_types = set(self.allowed_number_types) - set(_number_type_names())
-        if unknown_types:
-            raise ConfigurationError(
-                f"allowed_number_types has unknown types {sorted(unknown_types)}; "
-                f"choose from {sorted(_number_type_names())}"
-            )
-        if isinstance(self.default_region, str):
-            object.__setattr__(self, "default_region", self.default_region.strip().upper())
-        if self.default_region not in _supported_regions():
-            raise ConfigurationError(
-                f"default_region ({env_name('default_region')}) must be a two-letter region "
-                f"code such as 'US' or 'CA', got {self.default_region!r}"
-            )
-
-    def _check_secret(self) -> None:
-        if not self.secret_key:
-            if not self.development:
-                raise ConfigurationError(
-                    "secret_key (SMS2FA_SECRET_KEY) is required; set it to a long random "
-                    "string, or turn on development mode (SMS2FA_DEVELOPMENT=1) to use a "
-                    "throw-away key"
-                )
-            object.__setattr__(self, "secret_key", (development_key(),))
-        elif any(len(k) < 16 for k in self.secret_key) and not self.development:
-            raise ConfigurationError(
-                "secret_key (SMS2FA_SECRET_KEY) must be at least 16 characters"
-            )
+        _validate(self)
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -253,6 +169,101 @@ class Settings:
             values[f.name] = _convert(f, raw)
         values.update(overrides)
         return cls(**values)
+
+
+def _validate(settings: Settings) -> None:
+    """Check every value once, in a fixed order; store the normalised forms."""
+    _normalise_lists(settings)
+    _check_ranges(settings)
+    object.__setattr__(settings, "database_url", check_database_url(settings.database_url))
+    if settings.lockout_max_seconds < settings.lockout_seconds:
+        raise ConfigurationError(
+            "lockout_max_seconds (SMS2FA_LOCKOUT_MAX_SECONDS) must be at least "
+            f"lockout_seconds (SMS2FA_LOCKOUT_SECONDS), {settings.lockout_seconds}"
+        )
+    _check_sms(settings)
+    _check_phone_policy(settings)
+    _check_secret(settings)
+    if settings.code_expiration > 600:
+        log.warning("sms2fa: codes live %ss; NIST SP 800-63B allows at most 600",
+                    settings.code_expiration)
+
+
+def _normalise_lists(settings: Settings) -> None:
+    """Accept the friendly forms ("a,b" strings, lists) and store tuples."""
+    for name in ("secret_key", "allowed_regions", "allowed_number_types"):
+        value = getattr(settings, name)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",")]
+        object.__setattr__(settings, name, tuple(v for v in value if v))
+
+
+def _check_ranges(settings: Settings) -> None:
+    for f in dataclasses.fields(settings):
+        if "range" not in f.metadata:
+            continue
+        low, high = f.metadata["range"]
+        value = getattr(settings, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigurationError(f"{f.name} ({env_name(f.name)}) must be a number")
+        if str(f.type) == "int" and not isinstance(value, int):
+            raise ConfigurationError(
+                f"{f.name} ({env_name(f.name)}) must be a whole number, got {value}"
+            )
+        if not low <= value <= high:
+            raise ConfigurationError(
+                f"{f.name} ({env_name(f.name)}) must be between {low} and {high}, "
+                f"got {value}"
+            )
+
+
+def _check_sms(settings: Settings) -> None:
+    if settings.sms_backend not in (None, "flowroute", "console"):
+        raise ConfigurationError(
+            f"sms_backend ({env_name('sms_backend')}) must be 'flowroute' or 'console'"
+        )
+    if settings.sms_backend == "flowroute" and not settings.flowroute_configured:
+        raise ConfigurationError(
+            "sms_backend 'flowroute' needs FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY "
+            "and FLOWROUTE_NUMBER"
+        )
+    if settings.flowroute_number is not None and not (
+        settings.flowroute_number.isdigit() and 10 <= len(settings.flowroute_number) <= 15
+    ):
+        raise ConfigurationError("flowroute_number (FLOWROUTE_NUMBER) must be digits only")
+    check_template(settings.message_template, "auth_message (SMS2FA_AUTH_MESSAGE)")
+
+
+def _check_phone_policy(settings: Settings) -> None:
+    unknown_types = set(settings.allowed_number_types) - set(_number_type_names())
+    if unknown_types:
+        raise ConfigurationError(
+            f"allowed_number_types has unknown types {sorted(unknown_types)}; "
+            f"choose from {sorted(_number_type_names())}"
+        )
+    if isinstance(settings.default_region, str):
+        region = settings.default_region.strip().upper()
+        object.__setattr__(settings, "default_region", region)
+    if settings.default_region not in _supported_regions():
+        raise ConfigurationError(
+            f"default_region ({env_name('default_region')}) must be a two-letter region "
+            f"code such as 'US' or 'CA', got {settings.default_region!r}"
+        )
+
+
+def _check_secret(settings: Settings) -> None:
+    if not settings.secret_key:
+        if not settings.development:
+            raise ConfigurationError(
+                "secret_key (SMS2FA_SECRET_KEY) is required; set it to a long random "
+                "string, or turn on development mode (SMS2FA_DEVELOPMENT=1) to use a "
+                "throw-away key"
+            )
+        object.__setattr__(settings, "secret_key", (development_key(),))
+    elif any(len(k) < 16 for k in settings.secret_key) and not settings.development:
+        raise ConfigurationError(
+            "secret_key (SMS2FA_SECRET_KEY) must be at least 16 characters"
+        )
 
 
 def _convert(f: dataclasses.Field[Any], raw: str) -> Any:

@@ -21,7 +21,7 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from http.cookiejar import DefaultCookiePolicy
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -117,48 +117,14 @@ class FlowrouteSender:
         Should a 2xx answer carry no id, the message was still taken: the answer is ``""``.
         """
         who = mask(to)
-        digits = provider_digits(to)
-        if not _DIGITS.fullmatch(digits):
-            raise SendError(f"recipient {who} is not a phone number")
-        if not body:
-            raise SendError("refusing to send an empty message")
-        payload = json.dumps(
-            {"data": {"type": "message",
-                      "attributes": {"to": digits, "from": self._from, "body": body}}},
-            ensure_ascii=False,
-        ).encode("utf-8")
-
+        payload = self._payload(to, body, who)
         attempts = self._max_retries + 1
         waited = 0.0
         for attempt in range(1, attempts + 1):
-            try:
-                response = self._session.post(
-                    self._url,
-                    data=payload,
-                    headers=self._headers,
-                    auth=self._auth,
-                    timeout=self._timeouts,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as exc:
-                if not _never_sent(exc):
-                    raise _not_retried(exc, who, self._timeouts[1]) from exc
-                reason = f"could not connect to Flowroute at {self._host}"
-                wait = _backoff(attempt, base=0.1)
-                status: int | None = None
-            else:
-                with response:
-                    outcome = self._outcome(response, who)
-                if isinstance(outcome, str):
-                    log.debug("sms2fa: message to %s taken by Flowroute: %s", who, outcome)
-                    return outcome
-                status = response.status_code
-                reason = outcome.args[0]
-                if status not in _RETRYABLE_STATUS:
-                    raise outcome
-                hinted = _retry_after(response.headers.get("Retry-After"))
-                wait = hinted if hinted is not None else _backoff(attempt, base=0.25)
-
+            result = self._attempt(payload, who, attempt)
+            if isinstance(result, str):
+                return result
+            reason, wait, status = result
             if attempt == attempts:
                 raise SendError(f"{reason}; gave up after {attempts} attempts", status=status)
             if waited + wait > self._max_retry_wait:
@@ -174,37 +140,87 @@ class FlowrouteSender:
             waited += wait
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _outcome(self, response: requests.Response, who: str) -> str | SendError:
-        """The message id of a success, or the error that describes a failure."""
-        status = response.status_code
-        if 200 <= status < 300:
-            message_id = _message_id(response)
-            if message_id is None:
-                log.warning(
-                    "sms2fa: Flowroute took the message to %s (HTTP %d) but sent no id", who, status
-                )
-                return ""
-            return message_id
-        title = _error_title(response)
-        if status in (401, 403):
-            log.error(
-                "sms2fa: Flowroute refused our credentials (HTTP %d %s): check "
-                "FLOWROUTE_ACCESS_KEY and FLOWROUTE_SECRET_KEY%s",
-                status, title,
-                ", and that FLOWROUTE_NUMBER belongs to the account" if status == 403 else "",
+    def _payload(self, to: str, body: str, who: str) -> bytes:
+        """The JSON:API document for one message (digits only, as Flowroute wants them)."""
+        digits = provider_digits(to)
+        if not _DIGITS.fullmatch(digits):
+            raise SendError(f"recipient {who} is not a phone number")
+        if not body:
+            raise SendError("refusing to send an empty message")
+        return json.dumps(
+            {"data": {"type": "message",
+                      "attributes": {"to": digits, "from": self._from, "body": body}}},
+            ensure_ascii=False,
+        ).encode("utf-8")
+
+    def _attempt(self, payload: bytes, who: str, attempt: int) -> str | _Retry:
+        """Post once: the message id, or why to retry and after how long. Raises SendError
+        when retrying could send the code twice or cannot help."""
+        try:
+            response = self._session.post(
+                self._url,
+                data=payload,
+                headers=self._headers,
+                auth=self._auth,
+                timeout=self._timeouts,
+                allow_redirects=False,
             )
-            return SendError(
-                f"Flowroute refused the credentials (HTTP {status} {title}); "
-                "the SMS settings are misconfigured",
-                status=status,
+        except requests.RequestException as exc:
+            if not _never_sent(exc):
+                raise _not_retried(exc, who, self._timeouts[1]) from exc
+            reason = f"could not connect to Flowroute at {self._host}"
+            return _Retry(reason, _backoff(attempt, base=0.1), None)
+        with response:
+            outcome = _outcome(response, who)
+        if isinstance(outcome, str):
+            log.debug("sms2fa: message to %s taken by Flowroute: %s", who, outcome)
+            return outcome
+        if response.status_code not in _RETRYABLE_STATUS:
+            raise outcome
+        hinted = _retry_after(response.headers.get("Retry-After"))
+        wait = hinted if hinted is not None else _backoff(attempt, base=0.25)
+        return _Retry(outcome.args[0], wait, response.status_code)
+
+
+class _Retry(NamedTuple):
+    """A failed attempt that may be retried: why, after how many seconds, the HTTP status."""
+
+    reason: str
+    wait: float
+    status: int | None
+
+
+def _outcome(response: requests.Response, who: str) -> str | SendError:
+    """The message id of a success, or the error that describes a failure."""
+    status = response.status_code
+    if 200 <= status < 300:
+        message_id = _message_id(response)
+        if message_id is None:
+            log.warning(
+                "sms2fa: Flowroute took the message to %s (HTTP %d) but sent no id", who, status
             )
-        if 300 <= status < 400:
-            return SendError(
-                f"Flowroute answered a redirect (HTTP {status}); check the API URL", status=status
-            )
-        return SendError(
-            f"Flowroute did not take the message to {who} (HTTP {status} {title})", status=status
+            return ""
+        return message_id
+    title = _error_title(response)
+    if status in (401, 403):
+        log.error(
+            "sms2fa: Flowroute refused our credentials (HTTP %d %s): check "
+            "FLOWROUTE_ACCESS_KEY and FLOWROUTE_SECRET_KEY%s",
+            status, title,
+            ", and that FLOWROUTE_NUMBER belongs to the account" if status == 403 else "",
         )
+        return SendError(
+            f"Flowroute refused the credentials (HTTP {status} {title}); "
+            "the SMS settings are misconfigured",
+            status=status,
+        )
+    if 300 <= status < 400:
+        return SendError(
+            f"Flowroute answered a redirect (HTTP {status}); check the API URL", status=status
+        )
+    return SendError(
+        f"Flowroute did not take the message to {who} (HTTP {status} {title})", status=status
+    )
 
 
 def _new_session() -> requests.Session:
