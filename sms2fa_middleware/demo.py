@@ -13,6 +13,7 @@ from html import escape
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -37,6 +38,58 @@ def _page(title: str, body: str, refresh: bool = False) -> HTMLResponse:
     return HTMLResponse(f"<!doctype html><title>{title}</title>{meta}{_STYLE}{body}")
 
 
+async def home(request: Request) -> Response:
+    user = request.session.get("user")
+    who = f"Logged in as <b>{escape(user)}</b>." if user else "Not logged in."
+    return _page("sms2fa demo", (
+        "<h1>sms2fa demo</h1>"
+        f"<p>{who}</p><ol><li><a href='/login'>Log in</a> (alice or bob)</li>"
+        "<li>Open <a href='/account'>your account</a>: it needs an SMS code.</li>"
+        "<li>Read the code on the <a href='/phone' target='phone'>fake phone</a>.</li>"
+        "</ol><form method=post action=/logout><button>Log out</button></form>"))
+
+
+async def login(request: Request) -> Response:
+    if request.method == "POST":
+        # Parsed by hand: request.form() would need python-multipart just for the demo.
+        username = parse_qs((await request.body()).decode("utf-8", "replace")).get(
+            "username", [""])[0]
+        if username in USERS:
+            request.session["user"] = username
+            return RedirectResponse(safe_next(request.query_params.get("next")), 303)
+    return _page("Log in", (
+        "<h1>Log in</h1><form method=post><label>User name "
+        "<input name=username value=alice></label> <button>Log in</button></form>"))
+
+
+async def logout(request: Request) -> Response:
+    user = request.session.pop("user", None)
+    if user:  # end the verified session too; revoke() writes to the store: off the loop
+        await run_in_threadpool(request.app.state.sms2fa.revoke, user)
+    return RedirectResponse("/", 303)
+
+
+async def account(request: Request) -> Response:
+    identity = request.state.sms2fa
+    return _page("Your account", (
+        f"<h1>Your account</h1><p id=verified>Hello, {escape(identity.auth_id)}: "
+        "you are verified by SMS.</p><p><a href='/'>Home</a></p>"))
+
+
+async def phone(request: Request) -> Response:
+    items = "".join(
+        f"<li><small>to {escape(m.to)}</small><br><code>{escape(m.body)}</code></li>"
+        for m in reversed(request.app.state.fake.messages)
+    ) or "<li>No messages yet.</li>"
+    return _page("Fake phone", f"<h1>Fake phone inbox</h1><ul id=inbox>{items}</ul>",
+                 refresh=True)
+
+
+def identify(request: Request) -> Identity | None:
+    user = request.session.get("user")
+    return Identity(user, USERS[user]) if user in USERS else None
+
+
 def create_demo_app(fake: FakeFlowroute, database_url: str | None = None) -> ASGIApp:
     """The demo app, sending through ``fake``."""
     settings = Settings(
@@ -45,56 +98,6 @@ def create_demo_app(fake: FakeFlowroute, database_url: str | None = None) -> ASG
         resend_cooldown=10,
         **fake.settings_kwargs(),  # type: ignore[arg-type]
     )
-
-    async def home(request: Request) -> Response:
-        user = request.session.get("user")
-        who = f"Logged in as <b>{escape(user)}</b>." if user else "Not logged in."
-        return _page("sms2fa demo", (
-            "<h1>sms2fa demo</h1>"
-            f"<p>{who}</p><ol><li><a href='/login'>Log in</a> (alice or bob)</li>"
-            "<li>Open <a href='/account'>your account</a>: it needs an SMS code.</li>"
-            "<li>Read the code on the <a href='/phone' target='phone'>fake phone</a>.</li>"
-            "</ol><form method=post action=/logout><button>Log out</button></form>"))
-
-    async def login(request: Request) -> Response:
-        if request.method == "POST":
-            # Parsed by hand: request.form() would need python-multipart just for the demo.
-            username = parse_qs((await request.body()).decode("utf-8", "replace")).get(
-                "username", [""])[0]
-            if username in USERS:
-                request.session["user"] = username
-                return RedirectResponse(safe_next(request.query_params.get("next")), 303)
-        return _page("Log in", (
-            "<h1>Log in</h1><form method=post><label>User name "
-            "<input name=username value=alice></label> <button>Log in</button></form>"))
-
-    async def logout(request: Request) -> Response:
-        user = request.session.pop("user", None)
-        if user:
-            import anyio
-
-            await anyio.to_thread.run_sync(protected.revoke, user)
-        return RedirectResponse("/", 303)
-
-    async def account(request: Request) -> Response:
-        identity = request.state.sms2fa
-        return _page("Your account", (
-            f"<h1>Your account</h1><p id=verified>Hello, {escape(identity.auth_id)}: "
-            "you are verified by SMS.</p><p><a href='/'>Home</a></p>"))
-
-    async def phone(request: Request) -> Response:
-        items = "".join(
-            f"<li><small>to {escape(m.to)}</small><br><code>{escape(m.body)}</code></li>"
-            for m in reversed(fake.messages)
-        ) or "<li>No messages yet.</li>"
-        return _page("Fake phone", f"<h1>Fake phone inbox</h1><ul id=inbox>{items}</ul>",
-                     refresh=True)
-
-    def identify(request: Request) -> Identity | None:
-        user = request.session.get("user")
-        return Identity(user, USERS[user]) if user in USERS else None
-
-    # Plain ASGI composition: the session layer outside, so identify() can read the session.
     routes = Starlette(routes=[
         Route("/", home), Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]), Route("/account", account),
@@ -102,6 +105,8 @@ def create_demo_app(fake: FakeFlowroute, database_url: str | None = None) -> ASG
     ])
     protected = SMS2FAMiddleware(routes, settings, protect=["/account"], identify=identify,
                                  login_url="/login")
+    routes.state.fake, routes.state.sms2fa = fake, protected
+    # Plain ASGI composition: the session layer outside, so identify() can read the session.
     return SessionMiddleware(protected, secret_key=secrets.token_urlsafe(32))
 
 
