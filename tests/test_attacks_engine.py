@@ -284,7 +284,9 @@ def test_per_request_message_is_off_by_default(make_verifier: Callable[..., Veri
 
 @pytest.mark.parametrize("message", [
     "{code} " + "x" * 154,  # 161 with a 6-digit code: two GSM segments
-    "{code} " + "é" * 64,  # 71: two UCS-2 segments
+    "{code} " + "ł" * 64,  # 71: two UCS-2 segments ("ł" is not in the GSM alphabet)
+    "{code} " + "€" * 77,  # 161 septets: "€" takes two in the GSM alphabet
+    "{code} " + "😀" * 32,  # 71 UTF-16 units: an emoji takes two
     "Phish! " * 140 + "{code}",  # 981
 ])
 def test_a_long_per_request_message_is_refused(make_verifier: Callable[..., Verifier],

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from ..settings import Settings
+from .segments import segments
+
+__all__ = ["SendError", "Sender", "segments", "sender_from_settings"]
 
 
 class SendError(Exception):
@@ -47,11 +50,3 @@ def sender_from_settings(settings: Settings) -> Sender:
     from .console import ConsoleSender
 
     return ConsoleSender()
-
-
-def segments(body: str) -> int:
-    """How many SMS segments ``body`` needs (GSM 160/153, or UCS-2 70/67 if not ASCII)."""
-    single, multi = (160, 153) if body.isascii() else (70, 67)
-    if len(body) <= single:
-        return 1
-    return -(-len(body) // multi)
