@@ -101,6 +101,16 @@ class _Inbox:
             self._requests_seen = 0
             self._most_in_flight = self._in_flight
 
+    def _left(self) -> None:
+        """A request was answered (or dropped)."""
+        with self._lock:
+            self._in_flight -= 1
+
+    def _counted(self) -> None:
+        """Count a request that http.server refused before the fake saw it."""
+        with self._lock:
+            self._requests_seen += 1
+
     def _count_arrival(self) -> None:
         """Count a request that arrived. Call with the lock held."""
         self._requests_seen += 1
@@ -302,14 +312,6 @@ class FakeFlowroute(_Inbox, _Faults):
         with self._lock:
             self._count_arrival()
             return self._take_faults()
-
-    def _left(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-
-    def _counted(self) -> None:
-        with self._lock:
-            self._requests_seen += 1
 
     def _process(self, method: str, path: str, headers: Message, raw: bytes) -> Reply:
         """Answer one well-formed HTTP request the way the real API would."""
