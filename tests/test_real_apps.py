@@ -207,8 +207,9 @@ def test_fastapi_tutorial004_own_suite_passes_with_the_middleware(tutorial004: P
 
 def test_fastapi_tutorial004_over_a_real_server(tutorial004: Path, tmp_path: Path,
                                                 fake_flowroute: FakeFlowroute) -> None:
-    """token -> /users/me refused (401 VerificationRequired) -> challenge with the bearer
-    token -> code -> /users/me, on uvicorn. Anonymous requests keep the app's own 401."""
+    """token -> /users/me refused (401 VerificationRequired) -> the JSON flow with the
+    bearer token (send, then the code) -> /users/me, on uvicorn: what an API client that is
+    no browser does. Anonymous requests keep the app's own 401."""
     phone = "+12065550123"  # johndoe's, in the patch
     port = free_port()
     args = ["uvicorn", "docs_src.security.tutorial004:app", "--port", str(port)]
@@ -226,18 +227,22 @@ def test_fastapi_tutorial004_over_a_real_server(tutorial004: Path, tmp_path: Pat
         refused = client.get(base + "/users/me/", headers=bearer)
         assert refused.status_code == 401
         assert refused.json()["reason"] == "VerificationRequired"
+        challenge = base + refused.json()["challenge"].partition("?")[0]
+        assert challenge == base + "/sms2fa/challenge"
 
-        # Today's flow for a client that is no browser: the challenge page with the bearer
-        # token. The JSON flow (POST /sms2fa/challenge/send, then a JSON {"code"}) will
-        # replace these three requests and the page's form token.
-        sent = client.get(base + "/users/me/", headers={**bearer, **HTML},
-                          allow_redirects=False)
-        assert sent.status_code == 303 and len(fake_flowroute.messages_to(phone)) == 1
-        page = client.get(base + refused.json()["challenge"], headers={**bearer, **HTML})
-        done = client.post(base + "/sms2fa/challenge", headers=bearer, allow_redirects=False,
-                           data={"csrf_token": csrf_token(page), "next": "/users/me/",
-                                 "code": fake_flowroute.last_code(phone)})
-        assert done.status_code == 303
+        status = client.get(challenge, headers={**bearer, "accept": "application/json"})
+        assert status.json()["pending"] is False and fake_flowroute.messages == []
+        sent = client.post(challenge + "/send", headers=bearer, json={})
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["sent_to"] == "+1••••••••23" and phone not in sent.text
+        assert len(fake_flowroute.messages_to(phone)) == 1
+        wrong = client.post(challenge, headers=bearer, json={"code": "0" * 7})
+        assert wrong.status_code == 400 and "set-cookie" not in wrong.headers
+        assert client.get(base + "/users/me/", headers=bearer).status_code == 401
+        done = client.post(challenge, headers=bearer,
+                           json={"code": fake_flowroute.last_code(phone)})
+        assert done.status_code == 200 and done.json()["verified"] is True, done.text
+        assert "sms2fa" in done.headers["set-cookie"]  # the session cookie: kept by the jar
 
         me: Any = client.get(base + "/users/me/", headers=bearer).json()
         assert me["username"] == "johndoe" and "phone" not in me
