@@ -8,6 +8,7 @@ HTTP request; sans-IO guards where it is about time (a fake clock for the store)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from apps import Site
-from conftest import SECRET
-from test_middleware import ALICE, CHALLENGE, make_site  # noqa: F401
+from conftest import SECRET, in_threads
+from test_middleware import ALICE, CHALLENGE, HTML, make_site  # noqa: F401
 
 from sms2fa_middleware import Identity, Settings, Verifier
 from sms2fa_middleware.guard import Guard
@@ -102,3 +103,29 @@ def test_logout_of_this_device_with_a_junk_cookie(make_site: Callable[..., Site]
     assert out.status_code == 303, out.text[:300]
     assert "Max-Age=0" in out.headers["set-cookie"]
     assert site.middleware.verifier.revocations_since(EPOCH) == []
+
+
+# -- counters under a parallel burst ------------------------------------------------------------
+
+def test_a_burst_of_first_visits_and_json_sends_texts_once(
+        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute) -> None:  # noqa: F811
+    """Twelve requests at once that each would send a code -- browser navigations (each sees
+    no code waiting yet) and JSON ``/challenge/send`` posts -- send one SMS: the resend
+    cooldown is taken atomically, not read and then written."""
+    site = make_site(settings={"resend_cooldown": 30})
+    barrier = threading.Barrier(12)
+    answers: list[int] = []
+
+    def one(i: int) -> None:
+        with httpx.Client(base_url=site.url, headers={"X-User": "alice"}, timeout=10) as http:
+            barrier.wait()
+            if i % 2:
+                answers.append(http.get("/account", headers={"Accept": HTML}).status_code)
+            else:
+                answers.append(http.post(CHALLENGE + "/send", json={}).status_code)
+
+    in_threads(one, 12)
+    assert len(answers) == 12
+    assert len(fake_flowroute.messages_to(ALICE)) == 1
+    assert answers.count(200) <= 1  # at most one JSON send says it sent
+    assert set(answers) <= {200, 303, 429}
