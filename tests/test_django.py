@@ -463,3 +463,26 @@ def test_raw_spellings_never_reach_the_account_view_unverified(server: Server) -
                 status_line = response.split(b"\r\n", 1)[0]
                 leaks.append(f"{method} {target} -> {status_line!r}")
     assert not leaks, f"{server.name}: the account view ran unverified:\n" + "\n".join(leaks)
+
+
+def test_under_a_script_name_the_path_info_is_protected(sms2fa: Any,
+                                                        fake_flowroute: FakeFlowroute) -> None:
+    """Mounted at /app (SCRIPT_NAME): Django routes path_info (/account/), so that is what
+    the patterns must see -- matching request.path (/app/account/) would let the view run
+    unchallenged. Every URL sent back starts with /app; the flow ends on the view."""
+    from django.test import Client
+
+    client = Client(SCRIPT_NAME="/app")
+    client.login(username=ALICE, password=PASSWORD)
+    challenge = client.get("/account/", headers=HTML)
+    assert challenge.status_code == 303, challenge.content[:300]
+    assert challenge["location"] == "/app/sms2fa/challenge?next=%2Fapp%2Faccount%2F"
+    assert client.get("/account/", headers={"accept": "application/json"}).status_code == 401
+    page = client.get("/sms2fa/challenge", {"next": "/app/account/"}, headers=HTML)
+    assert page.status_code == 200 and 'action="/app/sms2fa/challenge"' in page.text
+    done = client.post("/sms2fa/challenge", _form({
+        "csrf_token": _csrf(page.text), "next": "/app/account/",
+        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    assert done.status_code == 303 and done["location"] == "/app/account/"
+    account = client.get("/account/", headers=HTML)
+    assert account.status_code == 200 and MARKER in account.text

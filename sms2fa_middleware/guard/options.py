@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..policy import REVOCATION_RETENTION
+
 DEFAULT_REMEMBER_FOR = 12 * 3600
+#: A verified session may last at most this long: revocations are purged after
+#: REVOCATION_RETENTION, and a revoked session must expire before its revocation is gone
+#: (a day's margin for other hosts' clocks).
+MAX_REMEMBER_FOR = int(REVOCATION_RETENTION.total_seconds()) - 86400
 
 
 def _patterns(value: Iterable[str] | str) -> tuple[str, ...]:
@@ -53,8 +59,9 @@ class GuardOptions:
         if not protect:
             raise ValueError("protect=[...] must name at least one path prefix or pattern")
         remember_for = int(self.remember_for)
-        if remember_for <= 0:
-            raise ValueError("remember_for must be a positive number of seconds")
+        if not 0 < remember_for <= MAX_REMEMBER_FOR:
+            raise ValueError(f"remember_for must be a positive number of seconds, at most "
+                             f"{MAX_REMEMBER_FOR} (30 days: revocations are kept 31)")
         if self.revocation_interval < 0:
             raise ValueError("revocation_interval must not be negative")
         if self.anonymous not in ("guard", "app"):
@@ -98,4 +105,4 @@ class GuardOptions:
         return cls(**options)
 
 
-__all__ = ["DEFAULT_REMEMBER_FOR", "GuardOptions"]
+__all__ = ["DEFAULT_REMEMBER_FOR", "MAX_REMEMBER_FOR", "GuardOptions"]

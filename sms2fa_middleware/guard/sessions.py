@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -27,6 +28,8 @@ VERIFIED_CACHE_SIZE = 10_000  # verified cookies remembered per process
 VERIFIED_CACHE_HEADER = 1024  # longest Cookie header remembered (10,000 of them: 10 MB)
 #: A revocation of one session (one device) is stored as a revocation of this + its id.
 SESSION_REVOKED = "sms2fa-session:"
+#: A session id as :meth:`SessionSigner.issue` makes them (``secrets.token_urlsafe(12)``).
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16}")
 
 
 class SessionSigner:
@@ -182,8 +185,10 @@ class Sessions:
         """End the one session whose cookie value this is ("log out this device"), here at
         once and on every host within ``revocation_interval`` seconds."""
         parts = value.split(".")
-        if len(parts) != 3 or not parts[1]:
-            return  # no session of ours: nothing to end
+        if len(parts) != 3 or not _SESSION_ID.fullmatch(parts[1]):
+            # No session of ours: nothing to end, and nothing of the client's choosing is
+            # written to the store (a long or odd id would make the logout itself fail).
+            return
         key = SESSION_REVOKED + parts[1]
         self._learn(key, int(self.verifier.revoke(key).timestamp() * 1000))
 
