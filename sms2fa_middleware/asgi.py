@@ -141,10 +141,13 @@ def _private(send: Send) -> Send:
 
 
 def _cookie_header(scope: Scope) -> str:
+    """Every ``cookie`` header, joined: HTTP/2 clients may split cookies over several
+    (RFC 9113, 8.2.3), and HTTP/1.1 clients may send two."""
+    found = b""
     for key, value in scope["headers"]:
         if key == b"cookie":
-            return str(value.decode("latin-1"))
-    return ""
+            found = found + b"; " + value if found else value
+    return found.decode("latin-1")
 
 
 __all__ = ["MIDDLEWARE_KEY", "STATE_KEY", "Identity", "SMS2FAMiddleware"]

@@ -13,7 +13,12 @@ from .http import MAX_BODY, Request, Response, wire
 def request_from_scope(scope: Scope, path: str | None = None) -> Request:
     """The request of an http (or websocket) scope, without its body. ``path``: the path
     relative to the root path, when the caller stripped it."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name == "cookie" and name in headers:  # split cookies (HTTP/2): one header
+            value = f"{headers[name]}; {value}"
+        headers[name] = value
     client = scope.get("client")
     return Request(
         method=scope.get("method", "GET"),

@@ -9,6 +9,7 @@ exception to raise.
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -306,3 +307,40 @@ def test_private_raw_headers_merges_repeated_headers() -> None:
         (b"content-type", b"text/plain"), (b"vary", b"Accept, Origin, Cookie"),
         (b"cache-control", b"private, max-age=5")]
 
+
+
+# -- cookies split over several headers -------------------------------------------------------
+
+def _raw_get(site: Site, path: str, headers: list[tuple[str, str]]) -> tuple[int, str]:
+    """GET over a socket with exactly these header lines (repeated names kept)."""
+    host, port = site.url.removeprefix("http://").split(":")
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
+             *(f"{name}: {value}" for name, value in headers)]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode("utf-8", "replace")
+
+
+@SQLITE_ONLY
+def test_a_verified_cookie_in_a_second_cookie_header(
+        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute, framework: str) -> None:
+    """HTTP/2 clients may split cookies over several headers (RFC 9113, 8.2.3): on ASGI,
+    where the server hands them over as they came, the verified cookie counts wherever it
+    is. WSGI servers join repeated headers with "," (no cookie separator), and there the
+    request fails closed: refused, never let through on a garbled value."""
+    site = make_site()
+    cookie = Browser(site, "alice").verify(fake_flowroute)
+    base = [("X-User", "alice"), ("Accept", "application/json")]
+    for split in ([("Cookie", "theme=dark"), ("Cookie", f"{COOKIE}={cookie}")],
+                  [("Cookie", f"{COOKIE}={cookie}"), ("Cookie", "theme=dark")]):
+        status, body = _raw_get(site, "/api/data", [*base, *split])
+        if framework == "starlette":
+            assert status == 200, body
+        else:
+            assert status == 401 and "VerificationRequired" in body
+    status, body = _raw_get(site, "/api/data", [*base, ("Cookie", f"{COOKIE}={cookie}")])
+    assert status == 200, body

@@ -307,3 +307,16 @@ def test_one_device_revoked_leaves_the_others(guard: Guard) -> None:
     assert not guard.is_verified(f"sms2fa={phone}", False, ALICE)
     assert guard.is_verified(f"sms2fa={laptop}", False, ALICE)
     assert guard.revoke_session("other=1") == []
+
+
+def test_split_cookie_headers_are_one_cookie_header_for_the_guard() -> None:
+    """The prefix's requests (the challenge forms, logout of one device) see every cookie of
+    an HTTP/2 request that split them over several headers, and the last of other repeats."""
+    from sms2fa_middleware.asgi_io import request_from_scope
+
+    scope = {"type": "http", "method": "POST", "path": "/sms2fa/challenge",
+             "headers": [(b"cookie", b"a=1"), (b"x-other", b"first"), (b"Cookie", b"b=2"),
+                         (b"x-other", b"second")]}
+    request = request_from_scope(scope)
+    assert request.header("cookie") == "a=1; b=2"
+    assert request.header("x-other") == "second"
