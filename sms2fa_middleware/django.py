@@ -49,6 +49,7 @@ from django.utils.module_loading import import_string
 from . import Identity
 from .guard import PASS, PROTECTED, Guard
 from .guard.paths import route_warnings
+from .guard.private import CDN_ONLY
 from .http import MAX_BODY, Request, Response, too_large
 from .settings import Settings
 
@@ -268,6 +269,9 @@ class SMS2FAMiddleware:
         if not self.installed.private_responses:
             return response
         headers = response.headers
+        for name in CDN_ONLY:  # a CDN follows these before Cache-Control
+            if name in headers:
+                del headers[name]
         if "vary" not in headers and "cache-control" not in headers:  # the usual case: fast
             headers["Vary"] = "Cookie"
             headers["Cache-Control"] = "private"

@@ -306,6 +306,8 @@ def test_a_verified_page_is_kept_out_of_shared_caches(sms2fa: Any) -> None:
         response = HttpResponse("page")
         response["Cache-Control"] = "public, max-age=60"
         response["Vary"] = "Accept-Encoding"
+        response["CDN-Cache-Control"] = "max-age=3600"  # a CDN follows it first: dropped
+        response["Surrogate-Control"] = "max-age=3600"
         return response
 
     middleware = SMS2FAMiddleware(view)
@@ -315,6 +317,7 @@ def test_a_verified_page_is_kept_out_of_shared_caches(sms2fa: Any) -> None:
     assert "private" in response["Cache-Control"] and "public" not in response["Cache-Control"]
     assert "max-age=60" in response["Cache-Control"]
     assert response["Vary"] == "Accept-Encoding, Cookie"
+    assert "CDN-Cache-Control" not in response and "Surrogate-Control" not in response
 
 
 def test_misconfiguration_is_caught_at_start_up(sms2fa: Any) -> None:

@@ -267,6 +267,12 @@ def test_verified_responses_are_private(make_site: Callable[..., Site],
     assert kept["vary"] == "Accept-Encoding, Cookie"
     public = headers(**{"Cache-Control": "public, max-age=60, s-maxage=600"})
     assert public["cache-control"] == "private, max-age=60"
+    # What a CDN follows before Cache-Control goes (RFC 9213 and vendors' forms).
+    cdn = headers(**{"CDN-Cache-Control": "max-age=3600", "Surrogate-Control": "max-age=60",
+                     "Cloudflare-CDN-Cache-Control": "max-age=9", "X-Kept": "yes"})
+    assert cdn["cache-control"] == "private" and cdn["x-kept"] == "yes"
+    assert not {"cdn-cache-control", "surrogate-control",
+                "cloudflare-cdn-cache-control"} & {name.lower() for name in cdn}
     assert browser.api("/api/data").headers["cache-control"] == "private"
     # Pass-through is untouched.
     assert "cache-control" not in browser.nav("/public/x").headers

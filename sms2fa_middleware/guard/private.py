@@ -1,6 +1,8 @@
 """Responses only this user may see: ``Vary: Cookie`` and ``Cache-Control: private`` added
 to what a verified request's app answers (``private_responses=True``), so that no shared
-cache keeps one user's page for another."""
+cache keeps one user's page for another. Headers that tell a CDN alone how to cache
+(``CDN-Cache-Control``, RFC 9213, and its vendor forms, ``Surrogate-Control``,
+``Edge-Control``) take precedence over ``Cache-Control`` there, so they are dropped."""
 
 from __future__ import annotations
 
@@ -37,14 +39,18 @@ def _merged(pairs: Iterable[tuple[str, str]]) -> tuple[str, str]:
     return _private(found.get("vary"), found.get("cache-control"))
 
 
-_MERGED_STR = ("vary", "cache-control")
+#: Cache directives for CDNs only, which a CDN follows before Cache-Control: dropped.
+CDN_ONLY = frozenset({"cdn-cache-control", "cloudflare-cdn-cache-control",
+                      "vercel-cdn-cache-control", "surrogate-control", "edge-control"})
+_MERGED_STR = frozenset({"vary", "cache-control"})
+_TAKEN_STR = _MERGED_STR | CDN_ONLY
 _PRIVATE_STR = (("Vary", "Cookie"), ("Cache-Control", "private"))
 
 
 def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """WSGI response headers, made private (see :func:`_private`)."""
-    kept = [pair for pair in headers if pair[0].lower() not in _MERGED_STR]
-    if len(kept) == len(headers):  # the usual case: the app set neither
+    kept = [pair for pair in headers if pair[0].lower() not in _TAKEN_STR]
+    if len(kept) == len(headers):  # the usual case: the app set none of them
         kept += _PRIVATE_STR
         return kept
     vary, cache_control = _merged((n.lower(), v) for n, v in headers
@@ -53,7 +59,8 @@ def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return kept
 
 
-_MERGED = (b"vary", b"cache-control")
+_MERGED = frozenset({b"vary", b"cache-control"})
+_TAKEN = _MERGED | {name.encode() for name in CDN_ONLY}
 _PRIVATE_RAW = ((b"vary", b"Cookie"), (b"cache-control", b"private"))
 
 
@@ -61,8 +68,8 @@ def private_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[by
     """ASGI response headers, made private (see :func:`_private`)."""
     if not isinstance(headers, list):
         headers = list(headers)
-    kept = [pair for pair in headers if pair[0].lower() not in _MERGED]
-    if len(kept) == len(headers):  # the usual case: the app set neither
+    kept = [pair for pair in headers if pair[0].lower() not in _TAKEN]
+    if len(kept) == len(headers):  # the usual case: the app set none of them
         kept += _PRIVATE_RAW
         return kept
     vary, cache_control = _merged((n.lower().decode("latin-1"), v.decode("latin-1"))
@@ -71,4 +78,4 @@ def private_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[by
     return kept
 
 
-__all__ = ["private_headers", "private_raw_headers"]
+__all__ = ["CDN_ONLY", "private_headers", "private_raw_headers"]
