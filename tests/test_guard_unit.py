@@ -118,6 +118,14 @@ def test_origin_check(origin: str | None, ok: bool) -> None:
     assert origin_ok(request) is ok
 
 
+def test_an_origin_without_a_host_to_compare_is_refused() -> None:
+    """No Host (an HTTP/1.0 client, a server that drops it): an Origin cannot be checked,
+    so a post that carries one is refused; one without Origin is no browser's cross-site post."""
+    no_host = {"origin": "http://evil.test"}
+    assert not origin_ok(Request("POST", "/sms2fa/challenge", headers=no_host))
+    assert origin_ok(Request("POST", "/sms2fa/challenge", headers={}))
+
+
 def test_csrf_token_is_bound_to_the_user_and_the_nonce_cookie() -> None:
     csrf = Csrf([SECRET], Cookies("sms2fa"))
     nonce, set_cookie = csrf.nonce(_post())

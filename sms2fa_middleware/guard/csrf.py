@@ -23,11 +23,13 @@ _NONCE = re.compile(r"[A-Za-z0-9_-]{22,64}")
 
 
 def origin_ok(request: Request) -> bool:
-    """False for a cross-origin post: an Origin that is not this Host, or ``null`` (what a
-    sandboxed frame, a data: URL or a cross-origin redirect sends: never this site's own)."""
+    """False for a cross-origin post: an Origin that is not this Host, ``null`` (what a
+    sandboxed frame, a data: URL or a cross-origin redirect sends: never this site's own), or
+    an Origin with no Host to compare it with (a browser always sends Host)."""
     origin = request.header("origin")
-    host = request.header("host")
-    return origin != "null" and not (origin and host and urlsplit(origin).netloc != host)
+    if not origin:
+        return True  # not a browser's cross-site request (browsers send Origin on POSTs)
+    return origin != "null" and urlsplit(origin).netloc == request.header("host")
 
 
 class Csrf:
