@@ -286,6 +286,16 @@ class SMS2FAMiddleware:
         store: from async code, ``await sync_to_async(middleware.revoke)(user.pk)``."""
         self.guard.revoke(str(auth_id))
 
+    def revoke_session(self, request: HttpRequest,
+                       response: HttpResponseBase) -> HttpResponseBase:
+        """End only ``request``'s verified session ("forget this device") on every worker
+        and host, and delete its cookie on ``response``; the user's other devices stay
+        verified (Django's ``logout()`` ends them all). Writes to the store, as
+        :meth:`revoke` does."""
+        for _, value in self.guard.revoke_session(request.META.get("HTTP_COOKIE", "")):
+            response.cookies.load(value)
+        return response
+
 
 def _check_order() -> None:
     """The default identify reads ``request.user``: AuthenticationMiddleware must run first."""

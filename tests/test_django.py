@@ -170,6 +170,37 @@ def test_revoke_through_the_middleware_on_the_request(sms2fa: Any,
     assert client.get("/account/", headers=HTML).status_code == 303
 
 
+def test_revoke_session_forgets_this_device_only(sms2fa: Any,
+                                                 fake_flowroute: FakeFlowroute) -> None:
+    """request.sms2fa_middleware.revoke_session(request, response): this browser's verified
+    session ends (even while it still sends the cookie) and its cookie is deleted on the
+    response; another device of the same user stays verified."""
+    from django.http import HttpResponse
+    from django.test import Client
+
+    from sms2fa_middleware.testing import mark_verified
+
+    this, other = Client(), Client()
+    for client in (this, other):
+        client.login(username=ALICE, password=PASSWORD)
+    page = this.get(this.get("/account/", headers=HTML)["location"], headers=HTML)
+    this.post("/sms2fa/challenge", _form({
+        "csrf_token": _csrf(page.text), "next": "/account/",
+        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    account = this.get("/account/", headers=HTML)
+    assert account.status_code == 200
+    request = account.wsgi_request
+    middleware = request.sms2fa_middleware
+    mark_verified(other, middleware.guard, Identity(request.user.pk, ALICE_PHONE))
+    assert other.get("/account/", headers=HTML).status_code == 200
+
+    response = middleware.revoke_session(request, HttpResponse("forgotten"))
+    deleted = response.cookies["sms2fa"]
+    assert deleted.value == "" and str(deleted["max-age"]) == "0"
+    assert this.get("/account/", headers=HTML).status_code == 303  # the old cookie: refused
+    assert other.get("/account/", headers=HTML).status_code == 200
+
+
 @pytest.mark.parametrize("identify", [None, "test_django.orm_identify"])
 def test_async_client_full_flow_identify_off_the_loop(
         sms2fa: Any, fake_flowroute: FakeFlowroute, identify: str | None) -> None:
