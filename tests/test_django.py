@@ -151,12 +151,9 @@ def test_sync_client_full_flow_and_logout_revokes(sms2fa: Any,
     assert again.status_code == 303 and again["location"].startswith("/sms2fa/challenge")
 
 
-def test_revoke_through_the_middleware_on_the_request(sms2fa: Any,
-                                                      fake_flowroute: FakeFlowroute) -> None:
-    """request.sms2fa_middleware.revoke(user.pk): e.g. after a phone number change."""
-    from django.test import Client
-
-    client = Client()
+def _verified_request(client: Any, fake_flowroute: FakeFlowroute) -> Any:
+    """Log ``client`` in as alice, pass the challenge form with the texted code, and return
+    the request of the account page it then reaches."""
     client.login(username=ALICE, password=PASSWORD)
     page = client.get(client.get("/account/", headers=HTML)["location"], headers=HTML)
     client.post("/sms2fa/challenge", _form({
@@ -164,7 +161,16 @@ def test_revoke_through_the_middleware_on_the_request(sms2fa: Any,
         "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
     account = client.get("/account/", headers=HTML)
     assert account.status_code == 200
-    request = account.wsgi_request
+    return account.wsgi_request
+
+
+def test_revoke_through_the_middleware_on_the_request(sms2fa: Any,
+                                                      fake_flowroute: FakeFlowroute) -> None:
+    """request.sms2fa_middleware.revoke(user.pk): e.g. after a phone number change."""
+    from django.test import Client
+
+    client = Client()
+    request = _verified_request(client, fake_flowroute)
     assert request.sms2fa == Identity(str(request.user.pk), ALICE_PHONE)
     request.sms2fa_middleware.revoke(request.user.pk)
     assert client.get("/account/", headers=HTML).status_code == 303
@@ -181,15 +187,8 @@ def test_revoke_session_forgets_this_device_only(sms2fa: Any,
     from sms2fa_middleware.testing import mark_verified
 
     this, other = Client(), Client()
-    for client in (this, other):
-        client.login(username=ALICE, password=PASSWORD)
-    page = this.get(this.get("/account/", headers=HTML)["location"], headers=HTML)
-    this.post("/sms2fa/challenge", _form({
-        "csrf_token": _csrf(page.text), "next": "/account/",
-        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
-    account = this.get("/account/", headers=HTML)
-    assert account.status_code == 200
-    request = account.wsgi_request
+    other.login(username=ALICE, password=PASSWORD)
+    request = _verified_request(this, fake_flowroute)
     middleware = request.sms2fa_middleware
     mark_verified(other, middleware.guard, Identity(request.user.pk, ALICE_PHONE))
     assert other.get("/account/", headers=HTML).status_code == 200
