@@ -109,3 +109,28 @@ def serve(env: Mapping[str, str], workers: int = 1, log_path: str | Path | None 
     """:func:`serve_process`, yielding only the base URL."""
     with serve_process(env, workers, log_path, prefix) as (base, _):
         yield base
+
+
+@contextmanager
+def uvicorn_thread(app: object) -> Iterator[str]:
+    """An ASGI app served by a real uvicorn in a thread of this process, on a free port."""
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",  # type: ignore[arg-type]
+                                           timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    try:
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        sock.close()

@@ -11,11 +11,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from fastapi.testclient import TestClient
+
 from sms2fa_middleware.testing import FakeFlowroute
+from servers import uvicorn_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 ALICE = "+12065550100"  # examples' USERS["alice"]
@@ -225,3 +229,51 @@ def test_fastapi_example_in_its_own_tests() -> None:
         assert client.get("/users/me", headers=bearer).json() == {"username": "alice"}
     with TestClient(module.api) as client:  # the FastAPI app alone, no middleware
         assert client.get("/users/me", headers=bearer).status_code == 403
+
+
+def _fastapi_example() -> object:
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        return importlib.import_module("fastapi_app")
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+
+
+@pytest.mark.parametrize("spelling", ["Bearer {}", "Bearer  {}", "bearer {}", "BEARER {}",
+                                      "Bearer \t{}"])
+def test_fastapi_example_identify_reads_tokens_as_the_app_does(
+        spelling: str, tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
+    """With anonymous="app", a token spelling that identify called anonymous but FastAPI's
+    OAuth2PasswordBearer accepts would reach the endpoint unverified. The example's identify
+    reads the header with the app's own scheme, so every spelling the app accepts is
+    challenged (over a real uvicorn, on a route with no route-level check)."""
+    import httpx
+    from fastapi import Depends, FastAPI
+
+    from sms2fa_middleware import Settings
+    from sms2fa_middleware.asgi import SMS2FAMiddleware
+
+    example: Any = _fastapi_example()
+    api = FastAPI()
+
+    @api.get("/users/me/profile")
+    async def profile(user: Any = Depends(example.current_user)) -> dict[str, str]:
+        return {"username": user.username}
+
+    settings = Settings(secret_key="s" * 32, database_url=f"sqlite:///{tmp_path / 'a.db'}",
+                        **fake_flowroute.settings_kwargs())
+    app = SMS2FAMiddleware(api, settings, protect=["/users/me"], identify=example.identify,
+                           anonymous="app")
+    token = example.jwt.encode({"sub": "alice", "exp": time.time() + 600}, example.JWT_KEY,
+                               algorithm=example.ALGORITHM)
+    header = {"authorization": spelling.format(token)}
+    with TestClient(api) as plain:  # the app alone serves alice on this spelling
+        assert plain.get("/users/me/profile", headers=header).json() == {"username": "alice"}
+    with uvicorn_thread(app) as base:
+        answer = httpx.get(base + "/users/me/profile", headers=header)
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["reason"] == "VerificationRequired"
+        # No credentials at all: the app's own login handling, as anonymous="app" promises.
+        assert httpx.get(base + "/users/me/profile").json() == {"detail": "Not authenticated"}
