@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 import requests
-
 from fastapi.testclient import TestClient
+from servers import uvicorn_thread
 
 from sms2fa_middleware.testing import FakeFlowroute
-from servers import uvicorn_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 ALICE = "+12065550100"  # examples' USERS["alice"]
