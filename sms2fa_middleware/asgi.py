@@ -29,9 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import Identity
 from .asgi_io import read_request, request_from_scope, send_response
-from .guard import PASS, PROTECTED, Guard, GuardedApp, private_raw_headers
+from .guard import PASS, Guard, GuardedApp, private_raw_headers
 from .guard.paths import asgi_route_path
-from .http import Response, too_large
+from .http import too_large
 from .settings import Settings
 
 Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
@@ -71,43 +71,26 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, path: str,
                        kind: int) -> None:
         guard = self.guard
+        identity, failure = None, None
         try:
             identity = guard.identity(await self._identity(scope, receive))
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            request = request_from_scope(scope, path)
-            await self._answer(scope, send, guard.identify_failed(request, exc), 1011)
-            return
-        if kind == PROTECTED:
-            if identity is None and guard.anonymous_to_app:
-                await self.app(scope, receive, send)
-                return
-            if guard.revocations_stale():
-                await to_thread.run_sync(guard.refresh_revocations)
-            https = scope.get("scheme") in ("https", "wss")
-            if guard.is_verified(_cookie_header(scope), https, identity):
-                scope["state"][STATE_KEY] = identity
-                if guard.private_responses and scope["type"] == "http":
-                    await self.app(scope, receive, _private(send))
-                else:
-                    await self.app(scope, receive, send)
-                return
-        if scope["type"] == "websocket":  # refused, or under the prefix: no websockets there
-            await send({"type": "websocket.close", "code": 1008})
-        elif kind == PROTECTED:
-            refused = request_from_scope(scope, path)
-            response = await to_thread.run_sync(guard.deny, refused, identity)
-            await send_response(send, response, head=scope["method"] == "HEAD")
+            failure = exc
+        if guard.revocations_stale():
+            await to_thread.run_sync(guard.refresh_revocations)
+        verdict = guard.decide(kind, identity, failure, _cookie_header(scope),
+                               scope.get("scheme") in ("https", "wss"))
+        if verdict.to_app:
+            scope["state"][STATE_KEY] = verdict.identity
+            private = verdict.private and scope["type"] == "http"
+            await self.app(scope, receive, _private(send) if private else send)
+        elif scope["type"] == "websocket":  # no HTTP answer on a websocket: close it
+            await send({"type": "websocket.close", "code": verdict.close_code})
         else:
-            full = await read_request(scope, receive, path=path)
-            response = too_large() if full is None else await to_thread.run_sync(
-                guard.handle_prefix, full, identity)
-            await send_response(send, response, head=scope["method"] == "HEAD")
-
-    @staticmethod
-    async def _answer(scope: Scope, send: Send, response: Response, close_code: int) -> None:
-        if scope["type"] == "websocket":  # no HTTP answer on a websocket: close it
-            await send({"type": "websocket.close", "code": close_code})
-        else:
+            request = (await read_request(scope, receive, path=path) if verdict.reads_body
+                       else request_from_scope(scope, path))
+            response = too_large() if request is None else await to_thread.run_sync(
+                guard.answer, verdict, request)
             await send_response(send, response, head=scope["method"] == "HEAD")
 
     async def _identity(self, scope: Scope, receive: Receive) -> Identity | None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity
-from .guard import PASS, PROTECTED, GuardedApp, private_headers
+from .guard import PASS, GuardedApp, private_headers
 from .guard.paths import wsgi_route_path
 from .http import MAX_BODY, Request, Response, too_large, wire
 
@@ -48,28 +48,22 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
         if kind == PASS:
             return self.app(environ, start_response)  # the hot path: one dict lookup
         guard = self.guard
+        identity, failure = None, None
         try:
             identity = guard.identity(self.identify(WerkzeugRequest(environ, shallow=True)))
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            return _respond(guard.identify_failed(_headers_only(environ), exc), start_response,
-                            environ)
-        https = environ.get("wsgi.url_scheme") == "https"
-        if kind == PROTECTED:
-            if identity is None and guard.anonymous_to_app:
-                return self.app(environ, start_response)
-            if guard.revocations_stale():
-                guard.refresh_revocations()
-            if guard.is_verified(environ.get("HTTP_COOKIE", ""), https, identity):
-                environ[ENVIRON_KEY] = identity
-                if guard.private_responses:
-                    return self.app(environ, _private(start_response))
-                return self.app(environ, start_response)
-            return _respond(guard.deny(_headers_only(environ), identity), start_response,
-                            environ)
-        request = _request(environ, read_body=True)
-        if request is None:
-            return _respond(too_large(), start_response, environ)
-        return _respond(guard.handle_prefix(request, identity), start_response, environ)
+            failure = exc
+        if guard.revocations_stale():
+            guard.refresh_revocations()
+        verdict = guard.decide(kind, identity, failure, environ.get("HTTP_COOKIE", ""),
+                               environ.get("wsgi.url_scheme") == "https")
+        if verdict.to_app:
+            environ[ENVIRON_KEY] = verdict.identity
+            return self.app(environ, _private(start_response) if verdict.private
+                            else start_response)
+        request = _request(environ, read_body=verdict.reads_body)
+        response = too_large() if request is None else guard.answer(verdict, request)
+        return _respond(response, start_response, environ)
 
 
 def _private(start_response: StartResponse) -> StartResponse:
@@ -80,12 +74,6 @@ def _private(start_response: StartResponse) -> StartResponse:
         return start_response(status, private_headers(headers), exc_info)
 
     return start
-
-
-def _headers_only(environ: WSGIEnvironment) -> Request:
-    request = _request(environ, read_body=False)
-    assert request is not None  # only a body can be too large
-    return request
 
 
 def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:

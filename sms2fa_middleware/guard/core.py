@@ -16,6 +16,7 @@ from ..http import Request, Response, VerificationAPI, json_response
 from ..settings import Settings
 from .cookies import Cookies, cookie_value
 from .csrf import Csrf
+from .decision import Answer, Decider, Verdict
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow, is_json, wants_json
 from .identity import IdentifyError, Identities
@@ -71,6 +72,9 @@ class Guard:
         # fails checks for auth_id "alice" there never touches the logged-in user alice.
         self.api = (VerificationAPI(self.verifier.namespaced("api"), uniform_errors=True)
                     if api_on else None)
+        #: THE decision for a protected or prefix request (decision.py).
+        self.decide = Decider(self.sessions.is_verified, self.anonymous_to_app,
+                              self.private_responses)
         # Bound once: the adapters call these on every protected request.
         self.classify, self.remember = self.paths.classify, self.paths.remember
         self.revocations_stale = self.sessions.revocations_stale
@@ -105,6 +109,16 @@ class Guard:
                 self.sessions.revoke_session(value)
                 deleted.append(self.cookies.delete(https, name))
         return deleted
+
+    def answer(self, verdict: Verdict, request: Request) -> Response:
+        """The guard's own response for a verdict that does not go to the app (may do I/O:
+        off the event loop on ASGI)."""
+        if verdict.answer is Answer.IDENTIFY_FAILED:
+            assert verdict.failure is not None
+            return self.identify_failed(request, verdict.failure)
+        if verdict.answer is Answer.PREFIX:
+            return self.handle_prefix(request, verdict.identity)
+        return self.deny(request, verdict.identity)
 
     def identify_failed(self, request: Request, error: Exception) -> Response:
         """A 500 that tells nothing, for an ``identify`` that raised or returned a value that

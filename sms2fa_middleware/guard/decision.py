@@ -1,0 +1,97 @@
+"""THE decision: what a request that the path rules did not pass gets. One function, used by
+every adapter (WSGI, ASGI, Django sync and async), so the rules cannot drift between them.
+
+Sans-IO and framework-free: the adapter hands in plain values -- the path's kind, what
+``identify`` gave (or the exception it raised), the Cookie header, whether the request came
+over https -- and gets a :class:`Verdict` back: to the app (with the identity to attach and
+whether to mark the response private), or the guard's own answer. The I/O a decision may
+need is an explicit step the adapter runs where it belongs: the revocation refresh before
+deciding, and the answer itself (a challenge sends a code; a prefix route reads the store),
+off the event loop on ASGI.
+
+Every new rule of who gets through (freshness, idle time, methods) is a step here, never a
+branch in an adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..identity import Identity
+from .paths import PREFIX
+
+#: A websocket refused by policy closes with 1008; one whose identify failed, with 1011.
+POLICY_VIOLATION, INTERNAL_ERROR = 1008, 1011
+
+
+class Answer(enum.Enum):
+    """The guard's own answers (``Guard.answer`` runs them; they may do I/O)."""
+
+    IDENTIFY_FAILED = "identify_failed"  # identify raised, or gave no identity: a bare 500
+    PREFIX = "prefix"  # a route under the prefix: the challenge, its forms, the API
+    DENY = "deny"  # protected, not verified: log in, add a phone, or the challenge
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the adapter does with a request.
+
+    ``to_app``: hand it to the app, attaching ``identity`` when it is set (verified) and
+    marking the response private when ``private`` is. Otherwise ``Guard.answer(verdict,
+    request)`` is the response: run it off the event loop, read the body first when
+    ``reads_body``; a websocket is closed with ``close_code`` instead.
+    """
+
+    to_app: bool
+    identity: Identity | None = None
+    private: bool = False
+    answer: Answer | None = None
+    failure: Exception | None = None
+
+    @property
+    def reads_body(self) -> bool:
+        return self.answer is Answer.PREFIX
+
+    @property
+    def close_code(self) -> int:
+        return INTERNAL_ERROR if self.answer is Answer.IDENTIFY_FAILED else POLICY_VIOLATION
+
+
+#: Anonymous, with ``anonymous="app"``: the app's own login handling answers.
+TO_APP_UNVERIFIED = Verdict(to_app=True)
+
+
+class Decider:
+    """The decision, bound to the guard's sessions and options (see the module docstring)."""
+
+    #: Tests only (``sms2fa_middleware.testing.assume_verified`` sets it): every identity
+    #: with a phone counts as verified, in every guard of the process.
+    assume_verified: ClassVar[bool] = False
+
+    def __init__(self, is_verified: Callable[[str, bool, Identity | None], bool],
+                 anonymous_to_app: bool, private_responses: bool) -> None:
+        self.is_verified = is_verified
+        self.anonymous_to_app = anonymous_to_app
+        self.private_responses = private_responses
+
+    def __call__(self, kind: int, identity: Identity | None, failure: Exception | None,
+                 cookie_header: str, https: bool) -> Verdict:
+        """The verdict for a PROTECTED or PREFIX request. ``identity`` is what ``identify``
+        returned, normalised; ``failure`` what it raised (or why its value is no identity)."""
+        if failure is not None:
+            return Verdict(False, answer=Answer.IDENTIFY_FAILED, failure=failure)
+        if kind == PREFIX:
+            return Verdict(False, identity, answer=Answer.PREFIX)
+        if identity is None and self.anonymous_to_app:
+            return TO_APP_UNVERIFIED
+        if self.is_verified(cookie_header, https, identity) or (
+                Decider.assume_verified and identity is not None and identity.recipient):
+            return Verdict(True, identity, self.private_responses)
+        return Verdict(False, identity, answer=Answer.DENY)
+
+
+__all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "TO_APP_UNVERIFIED", "Answer", "Decider",
+           "Verdict"]
