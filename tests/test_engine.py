@@ -29,7 +29,7 @@ from sms2fa_middleware import (
     Verified,
     Verifier,
 )
-from sms2fa_middleware import codes as code_tools
+from sms2fa_middleware.engine import codes as code_tools
 from sms2fa_middleware.phones import mask
 from sms2fa_middleware.sms import SendError
 from sms2fa_middleware.store import CodeRow, codes, utcnow

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..codes import is_code_shaped, matches
 from ..errors import (
     ExpiredAuthCode,
     InvalidAPIUsage,
@@ -25,6 +24,7 @@ from ..policy import Clock, Keys, Outcome, check_auth_id, judge, lock_seconds, r
 from ..settings import Settings
 from ..store import CodeRow, Store
 from .audit import Audit
+from .codes import is_code_shaped, matches
 from .results import Verified
 from .timing import TimingFloor
 

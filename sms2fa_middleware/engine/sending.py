@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from ..codes import digest, generate_code
 from ..errors import SMSDeliveryFailed
 from ..phones import normalise
 from ..policy import (
@@ -33,6 +32,7 @@ from ..settings import Settings
 from ..sms import SendError, segments
 from ..store import CodeRow, Cursor, Store
 from .audit import Audit
+from .codes import digest, generate_code
 from .results import Started
 
 log = logging.getLogger("sms2fa")

@@ -7,7 +7,7 @@ cache keeps one user's page for another. Headers that tell a CDN alone how to ca
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 
 
 @functools.lru_cache(maxsize=256)  # an app sends the same few values again and again
@@ -59,6 +59,15 @@ def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return kept
 
 
+def make_private(headers: MutableMapping[str, str]) -> None:
+    """A case-insensitive header mapping (Django's ``response.headers``), made private in
+    place (see :func:`_private`). Repeated headers are already joined in such a mapping."""
+    for name in CDN_ONLY:
+        headers.pop(name, None)
+    headers["Vary"], headers["Cache-Control"] = _private(headers.get("vary"),
+                                                         headers.get("cache-control"))
+
+
 _MERGED = frozenset({b"vary", b"cache-control"})
 _TAKEN = _MERGED | {name.encode() for name in CDN_ONLY}
 _PRIVATE_RAW = ((b"vary", b"Cookie"), (b"cache-control", b"private"))
@@ -78,4 +87,4 @@ def private_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[by
     return kept
 
 
-__all__ = ["CDN_ONLY", "private_headers", "private_raw_headers"]
+__all__ = ["CDN_ONLY", "make_private", "private_headers", "private_raw_headers"]

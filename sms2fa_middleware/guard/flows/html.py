@@ -14,7 +14,6 @@ from ... import Identity, text
 from ...engine import Verifier
 from ...errors import InvalidAPIUsage, RateLimited, VerificationError
 from ...http import Request, Response
-from ...pages import ChallengeView, Pages
 from ...phones import mask
 from ..cookies import Cookies, cookie_value
 from ..csrf import Csrf
@@ -22,6 +21,7 @@ from ..options import GuardOptions
 from ..refusals import Refusals
 from ..responses import PAGE_HEADERS, app_url, forbidden, redirect, safe_next
 from ..sessions import Sessions
+from .pages import ChallengeView, Pages
 
 FLASH_MAX_AGE = 60
 

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from . import text
+from ... import text
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Pages:
             candidate = Path(template_dir) / name
             if candidate.is_file():
                 return candidate.read_text(encoding="utf-8")
-        return (resources.files(__package__) / "templates" / name).read_text("utf-8")
+        return (resources.files("sms2fa_middleware") / "templates" / name).read_text("utf-8")
 
     def render_challenge(self, view: ChallengeView) -> bytes:
         hidden = (
