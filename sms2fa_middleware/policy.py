@@ -121,7 +121,7 @@ class Outcome(enum.Enum):
     LOCKED = "locked"  # over the failed-check cap: nothing was evaluated
     NOTHING = "unknown"  # no live code to guess at (unknown, expired or used up)
     RIGHT = "right"  # the code matched: consume it
-    WRONG = "live"  # a wrong guess at a live code
+    WRONG = "wrong"  # a wrong guess at a live code
 
 
 def judge(failures: int, limit: int, found: bool, right: bool) -> Outcome:

@@ -695,7 +695,7 @@ def test_a_check_finding_no_attempt_left_does_not_take_the_code_from_one_in_flig
     # last attempt (reserved, still comparing) when another check finds no attempt left.
     verifier.start("u1", NUMBER, retries=1)
     code = fake_flowroute.last_code(NUMBER)
-    in_flight = verifier.store.reserve_attempt("u1", utcnow())
+    in_flight = verifier.store.take_attempt("u1", "held:u1", 60, 5, utcnow())[2]
     assert in_flight is not None and in_flight.attempts_left == 0
     with pytest.raises(UnknownAuthId):
         verifier.check("u1", code)

@@ -107,10 +107,10 @@ def test_comparisons_respect_time_zones(store: Store) -> None:
     # Expires 12:00Z, written as 17:00+05:00; at 11:59Z it is live, at 12:01-ish not.
     expires = T0.astimezone(timezone(timedelta(hours=5)))
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, expires), T0 - timedelta(minutes=5))
-    assert store.reserve_attempt("u1", T0 - timedelta(minutes=1)) is not None
+    assert _attempt(store, "u1", T0 - timedelta(minutes=1)) is not None
     western = timezone(timedelta(hours=-8))
-    assert store.reserve_attempt("u1", (T0 + timedelta(seconds=1)).astimezone(western)) is None
-    assert store.reserve_attempt("u1", (T0 - timedelta(seconds=1)).astimezone(western))
+    assert _attempt(store, "u1", (T0 + timedelta(seconds=1)).astimezone(western)) is None
+    assert _attempt(store, "u1", (T0 - timedelta(seconds=1)).astimezone(western))
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:
@@ -274,24 +274,29 @@ def test_hit_is_atomic_under_parallel_threads(store: Store) -> None:
     assert sorted(seen) == list(range(1, n + 1))  # every hit saw its own, distinct count
 
 
+def _attempt(store: Store, auth_id: str, now: datetime) -> CodeRow | None:
+    """One guess's attempt of ``auth_id``'s live code (the failure budget far away)."""
+    return store.take_attempt(auth_id, f"failed:{auth_id}", 60, 1000, now)[2]
+
+
 # -- codes ----------------------------------------------------------------------------------
 
 
-def test_reserve_attempt_takes_one_attempt_at_a_time(store: Store) -> None:
+def test_take_attempt_takes_one_attempt_at_a_time(store: Store) -> None:
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 2, T0 + timedelta(minutes=5)), T0)
-    first = store.reserve_attempt("u1", T0)
-    second = store.reserve_attempt("u1", T0)
+    first = _attempt(store, "u1", T0)
+    second = _attempt(store, "u1", T0)
     assert first is not None and first.attempts_left == 1 and first.digest == "d" * 64
     assert second is not None and second.attempts_left == 0
-    assert store.reserve_attempt("u1", T0) is None
+    assert _attempt(store, "u1", T0) is None
     row = store.get_code("u1")
     assert row is not None and row.attempts_left == 0
-    assert store.reserve_attempt("nobody", T0) is None
+    assert _attempt(store, "nobody", T0) is None
 
 
-def test_reserve_attempt_refuses_an_expired_code(store: Store) -> None:
+def test_take_attempt_refuses_an_expired_code(store: Store) -> None:
     store.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0), T0 - timedelta(minutes=5))
-    assert store.reserve_attempt("u1", T0) is None  # expires_at <= now
+    assert _attempt(store, "u1", T0) is None  # expires_at <= now
     row = store.get_code("u1")
     assert row is not None and row.attempts_left == 3
 
@@ -336,7 +341,7 @@ def store_operations(s: Store) -> dict[str, Callable[[], Any]]:
     return {
         "create_schema": s.create_schema,
         "put_code": lambda: s.put_code(CodeRow("u1", NUMBER, "d" * 64, 3, T0), T0),
-        "reserve_attempt": lambda: s.reserve_attempt("u1", T0),
+        "take_attempt": lambda: s.take_attempt("u1", "failed:u1", 60, 5, T0),
         "get_code": lambda: s.get_code("u1"),
         "delete_code": lambda: s.delete_code("u1"),
         "hit": lambda: s.hit("k", 60, T0),

@@ -21,7 +21,7 @@ from .timing import TimingFloor, wait
 log = logging.getLogger("sms2fa")
 
 
-class Schema:
+class AutoSchema:
     """Creates the tables on first use, once per process, unless told not to."""
 
     def __init__(self, store: Store, auto: bool) -> None:
@@ -62,7 +62,7 @@ class Verifier:
         self.sender = sender or sender_from_settings(self.settings)
         self.store = store or Store(self.settings.database_url)
         self.clock: Clock = clock or SystemClock()
-        self.schema = Schema(self.store, auto_schema)  # shared by namespaced copies
+        self.schema = AutoSchema(self.store, auto_schema)  # shared by namespaced copies
         self.floor = TimingFloor()
         self._purger = Purger(self.store)
         self._scope(on_event, "")

@@ -31,11 +31,11 @@ from requests.utils import default_user_agent
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from ..phones import mask, provider_digits
+from ..settings import DEFAULT_FLOWROUTE_URL
 from . import SendError
 
 log = logging.getLogger("sms2fa")
 
-DEFAULT_URL = "https://api.flowroute.com/v2.1"
 _MEDIA_TYPE = "application/vnd.api+json"
 _RETRYABLE_STATUS = frozenset({429, 503})
 _DIGITS = re.compile(r"[0-9]{8,15}")
@@ -58,7 +58,7 @@ class FlowrouteSender:
         access_key: str,
         secret_key: str,
         from_number: str,
-        base_url: str = DEFAULT_URL,
+        base_url: str = DEFAULT_FLOWROUTE_URL,
         timeout: float = 10.0,
         max_retries: int = 2,
         session: requests.Session | None = None,

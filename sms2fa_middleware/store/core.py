@@ -79,17 +79,6 @@ class Store(Housekeeping):
                     cursor, {"b_auth_id": auth_id, "b_digest": digest})
             return done.rowcount == 1  # type: ignore[no-any-return]
 
-    def reserve_attempt(self, auth_id: str, now: datetime) -> CodeRow | None:
-        """Atomically take one attempt from a live code; None if there is none to take.
-
-        This single conditional UPDATE is what makes brute force across processes impossible:
-        each caller that gets a row back owns exactly one guess, and once ``attempts_left``
-        hits zero nobody gets a row.
-        """
-        with self.backend.one(write=True) as cursor:
-            found = self._sql.reserve_attempt.first(cursor, {"b_auth_id": auth_id, "b_now": now})
-        return None if found is None else CodeRow(auth_id, *found)
-
     def take_attempt(self, auth_id: str, failure_key: str, window: int, limit: int,
                      now: datetime, pad: bool = False) -> tuple[int, datetime, CodeRow | None]:
         """Take a failure slot and, if it is within ``limit``, one attempt of the live code.

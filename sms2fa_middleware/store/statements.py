@@ -94,8 +94,6 @@ def hit_statement(upsert: Upsert) -> Any:
 class Statements:
     """The hot statements of one dialect, compiled once.
 
-    ``take_attempt`` (a failure slot and an attempt in one statement) is set by backends that
-    can run it; the others take the two in one transaction.
     """
 
     def __init__(self, upsert: Upsert, dialect: Dialect) -> None:
@@ -114,7 +112,6 @@ class Statements:
             select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
                    codes.c.expires_at).where(codes.c.auth_id == AUTH_ID), dialect)
         self.hit = Prepared(hit_statement(upsert), dialect)
-        self.take_attempt: Prepared | None = None
         self.peek = Prepared(select(counters.c.count, counters.c.reset_at).where(
             counters.c.key == KEY, counters.c.reset_at > NOW), dialect)
         self.reset = Prepared(delete(counters).where(counters.c.key == KEY), dialect)
