@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 from ..settings import Settings
+from .base import Sender, SendError
 from .segments import segments
 
 __all__ = ["SendError", "Sender", "segments", "sender_from_settings"]
-
-
-class SendError(Exception):
-    """The message was not (or may not have been) sent. The text never holds the body."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@runtime_checkable
-class Sender(Protocol):
-    """Anything that can deliver one text message."""
-
-    def send(self, to: str, body: str) -> str | None:
-        """Send ``body`` to ``to`` (E.164); return the provider's message id, or raise SendError."""
-        ...
 
 
 def sender_from_settings(settings: Settings) -> Sender:

@@ -32,7 +32,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from ..phones import mask, provider_digits
 from ..settings import DEFAULT_FLOWROUTE_URL
-from . import SendError
+from .base import SendError
 
 log = logging.getLogger("sms2fa")
 

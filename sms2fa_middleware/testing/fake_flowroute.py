@@ -101,12 +101,12 @@ class _Inbox:
             self._requests_seen = 0
             self._most_in_flight = self._in_flight
 
-    def _left(self) -> None:
+    def left(self) -> None:
         """A request was answered (or dropped)."""
         with self._lock:
             self._in_flight -= 1
 
-    def _counted(self) -> None:
+    def counted(self) -> None:
         """Count a request that http.server refused before the fake saw it."""
         with self._lock:
             self._requests_seen += 1
@@ -220,7 +220,7 @@ class FakeFlowroute(_Inbox, _Faults):
         self._lock = threading.Lock()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -229,7 +229,7 @@ class FakeFlowroute(_Inbox, _Faults):
         with self._lock:
             if self._server is not None:
                 raise RuntimeError("FakeFlowroute is already running")
-            self._stopping = threading.Event()
+            self.stopping = threading.Event()
             server = Server(self, ("127.0.0.1", self._port))
             self._server = server
             self._thread = threading.Thread(
@@ -246,7 +246,7 @@ class FakeFlowroute(_Inbox, _Faults):
         with self._lock:
             server, thread = self._server, self._thread
             self._server = self._thread = None
-            self._stopping.set()
+            self.stopping.set()
         if server is None:
             return
         server.shutdown()
@@ -307,13 +307,13 @@ class FakeFlowroute(_Inbox, _Faults):
 
     # -- the server side (called from the handler threads) ---------------------------------
 
-    def _arrived(self) -> tuple[float, bool, tuple[int, str | None] | None]:
+    def arrived(self) -> tuple[float, bool, tuple[int, str | None] | None]:
         """Count a request and take its faults: (delay, drop, failure)."""
         with self._lock:
             self._count_arrival()
             return self._take_faults()
 
-    def _process(self, method: str, path: str, headers: Message, raw: bytes) -> Reply:
+    def process(self, method: str, path: str, headers: Message, raw: bytes) -> Reply:
         """Answer one well-formed HTTP request the way the real API would."""
         account = Account(self.access_key, self.secret_key, self.number)
         attributes = check_request(method, path, headers, raw, account)

@@ -9,15 +9,24 @@ import logging
 import socket
 import socketserver
 import threading
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .flowroute_rules import MEDIA_TYPE, Reply, error
 
-if TYPE_CHECKING:
-    from .fake_flowroute import FakeFlowroute
+
+class FakeFlowroute(Protocol):
+    """What the server asks of the fake it serves (``fake_flowroute.FakeFlowroute``)."""
+
+    stopping: threading.Event
+
+    def arrived(self) -> tuple[float, bool, tuple[int, str | None] | None]: ...
+    def left(self) -> None: ...
+    def counted(self) -> None: ...
+    def process(self, method: str, path: str, headers: Message, raw: bytes) -> Reply: ...
 
 log = logging.getLogger("sms2fa.testing")
 
@@ -87,15 +96,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         fake = self.server.fake
         raw, problem = self._read_body()
-        delay, drop, failure = fake._arrived()
+        delay, drop, failure = fake.arrived()
         try:
             self._answer(fake, raw, problem, delay, drop, failure)
         finally:
-            fake._left()
+            fake.left()
 
     def _answer(self, fake: FakeFlowroute, raw: bytes, problem: Reply | None, delay: float,
                 drop: bool, failure: tuple[int, str | None] | None) -> None:
-        if delay and fake._stopping.wait(delay):
+        if delay and fake.stopping.wait(delay):
             self._drop()
             return
         if drop:
@@ -108,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif problem is not None:
             reply = problem
         else:
-            reply = fake._process(self.command, urlsplit(self.path).path, self.headers, raw)
+            reply = fake.process(self.command, urlsplit(self.path).path, self.headers, raw)
         self._send(reply)
 
     def _read_body(self) -> tuple[bytes, Reply | None]:
@@ -150,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors raised by http.server itself (bad request line, unknown method) in JSON:API."""
-        self.server.fake._counted()
+        self.server.fake.counted()
         self.close_connection = True
         self._send(error(code, message or explain or HTTPStatus(code).phrase))
 
