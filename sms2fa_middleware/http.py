@@ -135,7 +135,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
-def _json_body(request: Request) -> dict[str, Any]:
+def json_object(request: Request) -> dict[str, Any]:
+    """The request's body as a JSON object (duplicate keys refused), or InvalidAPIUsage."""
     ctype = request.media_type
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise InvalidAPIUsage("Send a JSON body with 'Content-Type: application/json'")
@@ -149,7 +150,10 @@ def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _only(data: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+def only_keys(data: Mapping[str, Any], required: tuple[str, ...],
+              optional: tuple[str, ...]) -> None:
+    """InvalidAPIUsage, naming what is missing or unknown, unless ``data`` has every
+    ``required`` key and no key beyond ``optional``."""
     missing = [k for k in required if k not in data]
     unknown = sorted(set(data) - set(required) - set(optional))
     if missing or unknown:
@@ -269,8 +273,8 @@ class VerificationAPI:
         if request.method == "POST" and path == "/":
             return self._create(request)
         if path == "/check":
-            data = _json_body(request)
-            _only(data, ("auth_id", "code"), ())
+            data = json_object(request)
+            only_keys(data, ("auth_id", "code"), ())
             return self._check(data["auth_id"], data["code"], request)
         query = request.query
         if set(query) - {"auth_id", "code"} or any(len(query.get(k, [])) != 1
@@ -286,8 +290,8 @@ class VerificationAPI:
         )
 
     def _create(self, request: Request) -> EngineCall:
-        data = _json_body(request)
-        _only(data, ("auth_id", "recipient"), self.CREATE_OPTIONS)
+        data = json_object(request)
+        only_keys(data, ("auth_id", "recipient"), self.CREATE_OPTIONS)
         return EngineCall("start", {
             "auth_id": data["auth_id"], "recipient": data["recipient"],
             "code_length": data.get("code_length"), "expiration": data.get("expiration"),

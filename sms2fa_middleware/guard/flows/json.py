@@ -21,11 +21,11 @@ from ...errors import InvalidAPIUsage, VerificationError
 from ...http import (
     Request,
     Response,
-    _json_body,
-    _only,
     error_response,
     iso,
+    json_object,
     json_response,
+    only_keys,
 )
 from ...phones import mask
 from ..csrf import origin_ok
@@ -94,7 +94,7 @@ class JsonFlow:
             return who
         try:
             if request.body.strip():
-                _only(_json_body(request), (), ())
+                only_keys(json_object(request), (), ())
             started = self.refusals.start(who, request)
         except VerificationError as exc:
             return error_response(exc)
@@ -106,8 +106,8 @@ class JsonFlow:
         if isinstance(who, Response):
             return who
         try:
-            data: dict[str, Any] = _json_body(request)
-            _only(data, ("code",), ())
+            data: dict[str, Any] = json_object(request)
+            only_keys(data, ("code",), ())
             code = data["code"]
             if not isinstance(code, str) or not code.isascii() or not code.isdigit():
                 raise InvalidAPIUsage("'code' must be a string of digits")
