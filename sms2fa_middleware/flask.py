@@ -15,32 +15,20 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from flask import Flask, request
 
-from .guard.paths import route_warnings
+from . import route_checks
 from .wsgi import ENVIRON_KEY
-
-log = logging.getLogger("sms2fa")
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
-_REFUSAL = json.dumps({
-    "message": "This page needs SMS verification, which did not happen for this request.",
-    "reason": "VerificationRequired",
-})
-_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
-
 
 def _refuse() -> tuple[str, int, dict[str, str]]:
-    # The path is the developer's clue: this view is decorated but protect=[...] missed it.
-    log.warning("sms2fa: view for %r ran without a verified session; is its path in "
-                "protect=[...]? Refused (403).", request.path)
-    return _REFUSAL, 403, _HEADERS
+    return json.dumps(route_checks.refusal(request.path)), 403, route_checks.HEADERS
 
 
 def verified_required(view: ViewT) -> ViewT:
@@ -67,10 +55,7 @@ def check_routes(app: Flask, protect: Iterable[str], exclude: Iterable[str] = ()
     -- e.g. ``protect=["/admin/*"]`` with a route ``/admin`` -- and for each protect pattern
     that matches no route. Variable parts of a rule are tried as ``x``."""
     routes = [re.sub(r"<[^>]*>", "x", rule.rule) for rule in app.url_map.iter_rules()]
-    warnings = route_warnings(routes, protect, exclude)
-    for warning in warnings:
-        log.warning("sms2fa: %s", warning)
-    return warnings
+    return route_checks.report(routes, protect, exclude)
 
 
 __all__ = ["check_routes", "verified_required"]

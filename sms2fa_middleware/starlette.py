@@ -15,7 +15,6 @@ the ``protect`` patterns miss fails closed instead of open::
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -25,22 +24,12 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 
-from . import Identity
+from . import Identity, route_checks
 from .asgi import STATE_KEY
-from .guard.paths import route_warnings
-
-log = logging.getLogger("sms2fa")
-
-MESSAGE = "This page needs SMS verification, which did not happen for this request."
 
 
 def _verified(connection: HTTPConnection) -> Identity | None:
-    identity = connection.scope.get("state", {}).get(STATE_KEY)
-    if identity is None:
-        # The path is the developer's clue: this route checks but protect=[...] missed it.
-        log.warning("sms2fa: route for %r ran without a verified session; is its path in "
-                    "protect=[...]? Refused (403).", connection.url.path)
-    return identity  # type: ignore[no-any-return]
+    return connection.scope.get("state", {}).get(STATE_KEY)  # type: ignore[no-any-return]
 
 
 def require_verified(connection: HTTPConnection) -> Identity:
@@ -48,7 +37,7 @@ def require_verified(connection: HTTPConnection) -> Identity:
     (``Depends(require_verified)``), or call it first thing in any endpoint."""
     identity = _verified(connection)
     if identity is None:
-        raise HTTPException(403, detail=MESSAGE)
+        raise HTTPException(403, detail=route_checks.refusal(connection.url.path)["message"])
     return identity
 
 
@@ -61,7 +50,7 @@ def verified_required(
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
         if _verified(request) is None:
-            return JSONResponse({"message": MESSAGE, "reason": "VerificationRequired"}, 403,
+            return JSONResponse(route_checks.refusal(request.url.path), 403,
                                 headers={"cache-control": "no-store"})
         return await endpoint(request)
 
@@ -87,10 +76,7 @@ def check_routes(app: Any, protect: Iterable[str], exclude: Iterable[str] = ()) 
     """Start-up check: log (and return) a warning for each route the patterns may leave open
     -- e.g. ``protect=["/admin/*"]`` with a route ``/admin`` -- and for each protect pattern
     that matches no route. ``app`` is a Starlette or FastAPI app (its ``routes``)."""
-    warnings = route_warnings(route_paths(app.routes), protect, exclude)
-    for warning in warnings:
-        log.warning("sms2fa: %s", warning)
-    return warnings
+    return route_checks.report(route_paths(app.routes), protect, exclude)
 
 
 __all__ = ["check_routes", "require_verified", "route_paths", "verified_required"]

@@ -182,6 +182,11 @@ def needs_verification_no_phone() -> str:
              "for this account.")
 
 
+def not_verified_here() -> str:
+    """The route-level checks' 403 (Flask, Starlette/FastAPI, Django decorators)."""
+    return _("This page needs SMS verification, which did not happen for this request.")
+
+
 def log_in_first() -> str:
     return _("Log in first.")
 

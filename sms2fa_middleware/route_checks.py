@@ -1,0 +1,37 @@
+"""What the framework helpers (flask.py, starlette.py, django) share: the route-level
+check's refusal and the start-up route check's report. Each framework module only finds its
+routes and answers in its own response type."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from . import text
+from .guard.paths import route_warnings
+
+log = logging.getLogger("sms2fa")
+
+REASON = "VerificationRequired"
+#: Headers of the route-level refusal (its body is JSON; no cache may keep it).
+HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
+
+
+def refusal(path: str) -> dict[str, str]:
+    """The JSON body of a 403 from a route-level check, logged with the path: the
+    developer's clue that this view checks but ``protect=[...]`` missed its path."""
+    log.warning("sms2fa: view for %r ran without a verified session; is its path in "
+                "protect=[...]? Refused (403).", path)
+    return {"message": text.not_verified_here(), "reason": REASON}
+
+
+def report(routes: Iterable[str], protect: Iterable[str], exclude: Iterable[str]) -> list[str]:
+    """Log (and return) a warning for each route the patterns may leave open, and for each
+    protect pattern that matches no route."""
+    warnings = route_warnings(list(routes), protect, exclude)
+    for warning in warnings:
+        log.warning("sms2fa: %s", warning)
+    return warnings
+
+
+__all__ = ["HEADERS", "REASON", "refusal", "report"]
