@@ -1,7 +1,7 @@
 """Django Channels: websockets go past Django's MIDDLEWARE, so SMS2FAChannelsMiddleware
 guards them, with the same settings.SMS2FA, identity (scope["user"]) and verified cookie.
 
-Over a real server (uvicorn serving tests/channels_asgi.py: the example project plus two
+Over real servers (daphne and uvicorn serving tests/channels_asgi.py: the example project plus two
 consumers) with a real websocket client: a logged-in but unverified session is refused before
 the handshake (HTTP 403); after the Django HTML challenge the same browser's cookies open it;
 another user's session with that verified cookie is refused; /public/ws/ needs nothing. In
@@ -140,11 +140,19 @@ def test_a_root_path_that_channels_and_the_guard_would_read_apart_is_refused(
 
 # -- a real server and a real websocket client ---------------------------------------------
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """tests/channels_asgi.py under uvicorn: migrated, alice and bob added, SMS via
+SERVERS = {  # Channels' own server, and uvicorn (its `websockets` implementation)
+    "daphne": ["daphne", "-b", "127.0.0.1", "-p", "{port}", "channels_asgi:application"],
+    "uvicorn": ["uvicorn", "channels_asgi:application", "--port", "{port}"],
+}
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """tests/channels_asgi.py served for real: migrated, alice and bob added, SMS via
     FakeFlowroute."""
-    tmp = tmp_path_factory.mktemp("channels")
+    pytest.importorskip(request.param)
+    tmp = tmp_path_factory.mktemp(f"channels-{request.param}")
     with FakeFlowroute() as fake:
         env = {**os.environ, **fake.settings_env(), "SMS2FA_SECRET_KEY": SECRET,
                "SMS2FA_DATABASE_URL": f"sqlite:///{tmp / 'sms2fa.db'}",
@@ -157,10 +165,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             subprocess.run([sys.executable, "manage.py", *command], cwd=EXAMPLE, env=env,
                            check=True, capture_output=True)
         port = free_port()
-        with launch(["uvicorn", "channels_asgi:application", "--port", str(port)], env, port,
-                    path="/", log_path=tmp / "server.log", cwd=EXAMPLE,
+        args = [a.replace("{port}", str(port)) for a in SERVERS[request.param]]
+        with launch(args, env, port, path="/", log_path=tmp / "server.log", cwd=EXAMPLE,
                     inherit_env=False) as (base, _):
-            yield Server("uvicorn+channels", base, port, fake)
+            yield Server(request.param, base, port, fake)
 
 
 def _cookies(*browsers: requests.Session, only: str | None = None) -> str:
