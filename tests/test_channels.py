@@ -211,3 +211,28 @@ def test_the_django_challenge_opens_the_websocket_for_that_user_only(server: Ser
     bob = _log_in(server, BOB)
     assert _refused(server, "/account/ws/",
                     _cookies(bob) + "; " + _cookies(browser, only="sms2fa")) == 403
+
+
+def test_behind_a_tls_proxy_the_scheme_is_read_as_django_reads_it(sms2fa: Any) -> None:
+    """SECURE_PROXY_SSL_HEADER: Django's challenge set the __Host- cookie over "https", so the
+    websocket (plain "ws" to the server) must look for that cookie too."""
+    import time
+
+    from django.contrib.auth import get_user_model
+    from django.test import override_settings
+
+    from sms2fa_middleware import Identity
+    from sms2fa_middleware.channels import SMS2FAChannelsMiddleware
+
+    sms2fa()
+    user = get_user_model().objects.get(username=ALICE)
+    with override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
+        app = SMS2FAChannelsMiddleware(_routes())
+        signed = app.guard.signer.issue(Identity(str(user.pk), ALICE_PHONE),
+                                        int(time.time() * 1000))
+        cookie = (b"cookie", f"__Host-sms2fa={signed}".encode())
+        proxied = [cookie, (b"x-forwarded-proto", b"https")]
+        opened = _connect(app, "/account/ws/", user=user, headers=proxied)
+        assert opened["type"] == "websocket.accept"
+        refused = _connect(app, "/account/ws/", user=user, headers=[cookie])  # not via TLS
+        assert refused == {"type": "websocket.close", "code": 1008}
