@@ -71,7 +71,8 @@ class ScopeIdentify:
         if self.installed.identify_is_async:
             return await self.installed.identify(request)  # type: ignore[no-any-return]
         # user.phone_number may follow a relation (a query): not on the event loop
-        return await database_sync_to_async(self.installed.identify)(request)  # type: ignore[no-any-return]
+        identify = database_sync_to_async(self.installed.identify)
+        return await identify(request)  # type: ignore[no-any-return]
 
 
 def handshake_request(scope: Scope) -> HttpRequest:
