@@ -401,6 +401,12 @@ def _sample(pattern: Any) -> str:
     return re.sub(r"<[^>]*>", "x", text)
 
 
+def sample_path(pattern: Any) -> str:
+    """One URL pattern (``path()`` or ``re_path()``, Django's or Channels') as a sample path
+    piece, variable parts filled with ``x``: what :func:`route_paths` joins."""
+    return _sample(pattern)
+
+
 def route_paths(urlconf: str | None = None) -> list[str]:
     """Sample paths for a project's URL patterns (includes followed), variables as ``x``."""
     from django.urls import URLResolver, get_resolver
@@ -434,4 +440,4 @@ def check_routes(protect: Iterable[str] | None = None, exclude: Iterable[str] | 
 
 
 __all__ = ["Identity", "SMS2FAMiddleware", "UserIdentity", "check_routes", "installed",
-           "route_paths", "verified_required"]
+           "route_paths", "sample_path", "verified_required"]
