@@ -5,7 +5,6 @@ wires them together and routes requests under the prefix."""
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ from .csrf import Csrf
 from .decision import Answer, Decider, Verdict
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow, is_json, wants_json
-from .identity import IdentifyError, Identities
+from .identity import Identities
 from .options import GuardOptions
 from .paths import PathPolicy
 from .refusals import Refusals
@@ -113,23 +112,11 @@ class Guard:
     def answer(self, verdict: Verdict, request: Request) -> Response:
         """The guard's own response for a verdict that does not go to the app (may do I/O:
         off the event loop on ASGI)."""
-        if verdict.answer is Answer.IDENTIFY_FAILED:
-            assert verdict.failure is not None
-            return self.identify_failed(request, verdict.failure)
+        if verdict.answer is Answer.IDENTIFY_FAILED:  # logged when decided
+            return internal_error(request)
         if verdict.answer is Answer.PREFIX:
             return self.handle_prefix(request, verdict.identity)
         return self.deny(request, verdict.identity)
-
-    def identify_failed(self, request: Request, error: Exception) -> Response:
-        """A 500 that tells nothing, for an ``identify`` that raised or returned a value that
-        is no identity. The log names ``identify`` and where it failed, but leaves out the
-        exception's message: it may hold personal data or secrets."""
-        if isinstance(error, IdentifyError):
-            log.error("sms2fa: %s", error)
-        else:
-            log.error("sms2fa: identify() raised %s (message left out); traceback:\n%s",
-                      type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
-        return internal_error(request)
 
     def deny(self, request: Request, identity: Identity | None) -> Response:
         """The answer to a protected request without a verified session (may do I/O: run

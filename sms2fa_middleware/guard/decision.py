@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..identity import Identity
+from .identity import log_failure
 from .paths import PREFIX
 
 #: A websocket refused by policy closes with 1008; one whose identify failed, with 1011.
@@ -82,6 +83,7 @@ class Decider:
         """The verdict for a PROTECTED or PREFIX request. ``identity`` is what ``identify``
         returned, normalised; ``failure`` what it raised (or why its value is no identity)."""
         if failure is not None:
+            log_failure(failure)  # once, whatever the adapter answers (a 500, a close)
             return Verdict(False, answer=Answer.IDENTIFY_FAILED, failure=failure)
         if kind == PREFIX:
             return Verdict(False, identity, answer=Answer.PREFIX)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import traceback
 
 from .. import Identity
 from ..engine import check_auth_id
@@ -24,6 +25,17 @@ _NOT_AN_ID = (bool, float, bytes, bytearray, list, tuple, dict, set, frozenset)
 class IdentifyError(Exception):
     """``identify`` returned something that is no identity; the message says what is wrong
     without repeating the value."""
+
+
+def log_failure(error: Exception) -> None:
+    """Log an ``identify`` that raised or returned a value that is no identity: the log
+    names ``identify`` and where it failed, but leaves out the exception's message, which
+    may hold personal data or secrets."""
+    if isinstance(error, IdentifyError):
+        log.error("sms2fa: %s", error)
+    else:
+        log.error("sms2fa: identify() raised %s (message left out); traceback:\n%s",
+                  type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
 
 
 class Identities:
