@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings as django_settings
 from django.contrib.auth.signals import user_logged_out
-from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured, ObjectDoesNotExist
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.module_loading import import_string
@@ -336,7 +336,18 @@ def _request(request: HttpRequest, body: bytes = b"") -> Request:
         client=meta.get("REMOTE_ADDR"),
         scheme=request.scheme or "http",
         root_path=request.path[:len(request.path) - len(request.path_info)],  # SCRIPT_NAME
+        host=_host(request),
+        trusted_origins=tuple(getattr(django_settings, "CSRF_TRUSTED_ORIGINS", ())),
     )
+
+
+def _host(request: HttpRequest) -> str:
+    """The host Django trusts (ALLOWED_HOSTS, USE_X_FORWARDED_HOST); "" when it refuses it,
+    so an Origin cannot match it."""
+    try:
+        return str(request.get_host())
+    except DisallowedHost:
+        return ""
 
 
 def _django(response: Response) -> HttpResponse:

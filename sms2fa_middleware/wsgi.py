@@ -114,7 +114,18 @@ def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
         client=environ.get("REMOTE_ADDR"),
         scheme=environ.get("wsgi.url_scheme", "http"),
         root_path=_text(environ.get("SCRIPT_NAME", "")),
+        host=_host(environ),
     )
+
+
+def _host(environ: WSGIEnvironment) -> str:
+    """The request's host as PEP 3333 reconstructs the URL: HTTP_HOST, else
+    SERVER_NAME:SERVER_PORT."""
+    host = environ.get("HTTP_HOST")
+    if host:
+        return str(host)
+    name, port = environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", "")
+    return f"{name}:{port}" if name and port else str(name)
 
 
 def _text(pep3333: str) -> str:
