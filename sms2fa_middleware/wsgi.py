@@ -124,8 +124,10 @@ def _host(environ: WSGIEnvironment) -> str:
     host = environ.get("HTTP_HOST")
     if host:
         return str(host)
-    name, port = environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", "")
-    return f"{name}:{port}" if name and port else str(name)
+    name, port = str(environ.get("SERVER_NAME", "")), environ.get("SERVER_PORT", "")
+    if ":" in name and not name.startswith("["):  # an IPv6 address
+        name = f"[{name}]"
+    return f"{name}:{port}" if name and port else name
 
 
 def _text(pep3333: str) -> str:

@@ -176,6 +176,7 @@ def test_wsgi_without_http_host_uses_server_name_and_port(settings: Settings) ->
     assert not _refused(*_wsgi_post(app, "http://x.test", server=("x.test", "80"))[::2])
     assert _refused(*_wsgi_post(app, "http://x.test", server=("x.test", "8000"))[::2])
     assert _refused(*_wsgi_post(app, "http://evil.test", server=("x.test", "8000"))[::2])
+    assert not _refused(*_wsgi_post(app, "http://[::1]:8000", server=("::1", "8000"))[::2])
 
 
 def test_wsgi_proxy_rewritten_host_needs_trusted_origins(settings: Settings) -> None:
