@@ -28,7 +28,17 @@ def request_from_scope(scope: Scope, path: str | None = None) -> Request:
         client=client[0] if client else None,
         scheme=scope.get("scheme", "http"),
         root_path=scope.get("root_path", "") if path not in (None, scope["path"]) else "",
+        host=headers.get("host") or _server(scope),
     )
+
+
+def _server(scope: Scope) -> str:
+    """``scope["server"]`` as host:port ("" when absent, or a Unix socket's (path, None))."""
+    server = scope.get("server")
+    if not server or server[1] is None:
+        return ""
+    host = str(server[0])
+    return f"[{host}]:{server[1]}" if ":" in host else f"{host}:{server[1]}"
 
 
 class BodyTimeout(Exception):

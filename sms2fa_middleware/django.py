@@ -41,15 +41,17 @@ from typing import Any, TypeVar
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings as django_settings
 from django.contrib.auth.signals import user_logged_out
-from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured, ObjectDoesNotExist
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.module_loading import import_string
 
 from . import Identity
 from .guard import PASS, PROTECTED, Guard
+from .guard.identity import log_failure
 from .guard.paths import route_warnings
 from .guard.private import CDN_ONLY
+from .guard.responses import internal_error
 from .http import MAX_BODY, Request, Response, too_large
 from .settings import Settings
 
@@ -204,7 +206,8 @@ class SMS2FAMiddleware:
                    else self.identify(request))
             identity = guard.identity(raw)
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            return _django(guard.identify_failed(_request(request), exc))
+            log_failure(exc)
+            return _django(internal_error(_request(request)))
         if kind == PROTECTED:
             if identity is None and guard.anonymous_to_app:
                 return self.get_response(request)  # the app's own login_required answers
@@ -229,7 +232,8 @@ class SMS2FAMiddleware:
                 raw = await sync_to_async(self.identify)(request)
             identity = guard.identity(raw)
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            return _django(guard.identify_failed(_request(request), exc))
+            log_failure(exc)
+            return _django(internal_error(_request(request)))
         if kind == PROTECTED:
             if identity is None and guard.anonymous_to_app:
                 return await self.get_response(request)
@@ -336,7 +340,18 @@ def _request(request: HttpRequest, body: bytes = b"") -> Request:
         client=meta.get("REMOTE_ADDR"),
         scheme=request.scheme or "http",
         root_path=request.path[:len(request.path) - len(request.path_info)],  # SCRIPT_NAME
+        host=_host(request),
+        trusted_origins=tuple(getattr(django_settings, "CSRF_TRUSTED_ORIGINS", ())),
     )
+
+
+def _host(request: HttpRequest) -> str:
+    """The host Django trusts (ALLOWED_HOSTS, USE_X_FORWARDED_HOST); "" when it refuses it,
+    so an Origin cannot match it."""
+    try:
+        return str(request.get_host())
+    except DisallowedHost:
+        return ""
 
 
 def _django(response: Response) -> HttpResponse:

@@ -60,6 +60,12 @@ class Request:
     client: str | None = None
     scheme: str = "http"
     root_path: str = ""
+    #: The host (and port) the framework trusts for this request -- Django's get_host(),
+    #: WSGI's HTTP_HOST or SERVER_NAME:SERVER_PORT, ASGI's host header or scope["server"];
+    #: "" when there is none. None: not given (the Host header is used).
+    host: str | None = None
+    #: Origins the framework itself trusts for this request (Django's CSRF_TRUSTED_ORIGINS).
+    trusted_origins: tuple[str, ...] = ()
 
     @property
     def query(self) -> dict[str, list[str]]:

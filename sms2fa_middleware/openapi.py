@@ -180,7 +180,7 @@ def _challenge_refusals() -> dict[str, Any]:
         "401": _answer("Not logged in (the app's identify() found no user).",
                        _error("LoginRequired")),
         "403": _answer("No phone number on file (NoPhoneOnFile), or a post from another "
-                       "origin (Forbidden).", _ERROR),
+                       "origin (OriginRejected).", _ERROR),
         "503": _answer("The store is unreachable.", _error("ServiceUnavailable")),
     }
 

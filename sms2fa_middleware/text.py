@@ -149,6 +149,11 @@ def forbidden() -> str:
              "and try again.")
 
 
+def origin_rejected() -> str:
+    return _("This request came from another site (its Origin is not this site's, nor a "
+             "trusted origin).")
+
+
 def failed_title() -> str:
     return _("Something went wrong")
 

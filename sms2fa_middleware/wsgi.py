@@ -102,7 +102,20 @@ def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
         client=environ.get("REMOTE_ADDR"),
         scheme=environ.get("wsgi.url_scheme", "http"),
         root_path=_text(environ.get("SCRIPT_NAME", "")),
+        host=_host(environ),
     )
+
+
+def _host(environ: WSGIEnvironment) -> str:
+    """The request's host as PEP 3333 reconstructs the URL: HTTP_HOST, else
+    SERVER_NAME:SERVER_PORT."""
+    host = environ.get("HTTP_HOST")
+    if host:
+        return str(host)
+    name, port = str(environ.get("SERVER_NAME", "")), environ.get("SERVER_PORT", "")
+    if ":" in name and not name.startswith("["):  # an IPv6 address
+        name = f"[{name}]"
+    return f"{name}:{port}" if name and port else name
 
 
 def _text(pep3333: str) -> str:

@@ -98,7 +98,7 @@ def test_json_posts_pass_the_origin_check_and_malformed_ones_cost_nothing(
     code = fake_flowroute.last_code(ALICE)
     for origin in ("http://evil.example", "null"):
         forged = client.post(CHALLENGE, json={"code": code}, headers={"Origin": origin})
-        assert forged.status_code == 403 and forged.json()["reason"] == "Forbidden"
+        assert forged.status_code == 403 and forged.json()["reason"] == "OriginRejected"
         assert client.post(CHALLENGE + "/send", json={},
                            headers={"Origin": origin}).status_code == 403
     for body in ({"code": 123456}, {"code": code, "next": "/"}, {}, ["x"]):

@@ -39,7 +39,7 @@ def json_flow(client: httpx.Client, protected: str, last_code: Callable[[], str]
     code = last_code()
     forged = client.post(CHALLENGE, json={"code": code},
                          headers={"Origin": "http://evil.example"})
-    assert forged.status_code == 403 and forged.json()["reason"] == "Forbidden"
+    assert forged.status_code == 403 and forged.json()["reason"] == "OriginRejected"
     bad = client.post(CHALLENGE, json={"code": wrong(code)})
     assert bad.status_code == 400 and bad.json()["attempts_left"] == 2
     done = client.post(CHALLENGE, json={"code": code},

@@ -378,6 +378,53 @@ def test_check_routes_reads_the_url_patterns(sms2fa: Any) -> None:
     assert any("'/account/' is not protected" in w for w in warnings)
 
 
+def test_origin_is_checked_against_the_host_django_trusts(sms2fa: Any) -> None:
+    """The JSON challenge post's Origin is compared with ``request.get_host()`` and the
+    request's scheme (the test client sends no Host: Django uses SERVER_NAME), and with
+    CSRF_TRUSTED_ORIGINS and SMS2FA['trusted_origins'] for a proxy that rewrites Host."""
+    from django.test import Client, override_settings
+
+    clients: list[Any] = []
+
+    def logged_in() -> None:  # a client loads the middleware (and SMS2FA) once
+        clients.append(Client())
+        clients[-1].login(username=ALICE, password=PASSWORD)
+
+    def post(origin: str, **headers: str) -> int:
+        """400 past the Origin check (no code is pending), 403 when it refuses."""
+        answer = clients[-1].post("/sms2fa/challenge", {"code": "0000000"},
+                             content_type="application/json",
+                             headers={"accept": "application/json", "origin": origin,
+                                      **headers})
+        if answer.status_code == 403:
+            assert answer.json()["reason"] == "OriginRejected", answer.content
+        else:  # the guard's answer, not Django's
+            assert answer.json()["reason"] == "UnknownAuthId", answer.content
+        return int(answer.status_code)
+
+    logged_in()
+    assert post("http://testserver") == 400  # Django's own CSRF accepts it too
+    assert post("https://testserver") == 403  # another scheme is another origin
+    assert post("http://evil.test") == 403
+    public = "https://app.example.com"
+    proxied = {"host": "127.0.0.1:8000"}  # nginx's default: the upstream address
+    assert post(public, **proxied) == 403
+    with override_settings(CSRF_TRUSTED_ORIGINS=["https://*.example.com"]):
+        assert post(public, **proxied) == 400
+        assert post("http://app.example.com", **proxied) == 403
+    sms2fa(trusted_origins=[public])
+    logged_in()
+    assert post(public, **proxied) == 400
+    assert post("https://other.example.com", **proxied) == 403
+    sms2fa()
+    logged_in()
+    with override_settings(USE_X_FORWARDED_HOST=True,
+                           SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+                           ALLOWED_HOSTS=["app.example.com"]):
+        assert post(public, x_forwarded_host="app.example.com", x_forwarded_proto="https",
+                    **proxied) == 400
+
+
 # -- real servers: uvicorn (ASGI) and gunicorn (sync WSGI) -----------------------------------
 
 SERVERS = {

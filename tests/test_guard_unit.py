@@ -111,7 +111,7 @@ def _post(cookie: str = "", **headers: str) -> Request:
 
 
 @pytest.mark.parametrize(("origin", "ok"), [(None, True), ("http://site.test", True),
-                                             ("https://site.test", True),
+                                             ("https://site.test", False),
                                              ("http://evil.test", False), ("null", False)])
 def test_origin_check(origin: str | None, ok: bool) -> None:
     request = _post(**({"origin": origin} if origin else {}))

@@ -9,6 +9,7 @@ policy. One module per job:
 * :mod:`.cookies` -- cookie names (``__Host-``), attributes (Secure, Domain, SameSite);
 * :mod:`.sessions` -- the signed verified-session cookie, its cache, revocations;
 * :mod:`.csrf` -- the challenge forms' Origin check and tokens;
+* :mod:`.origins` -- which origins a challenge post may come from;
 * :mod:`.identity` -- what ``identify`` returned, normalised;
 * :mod:`.refusals` -- not logged in, no phone, verification required; sending codes;
 * :mod:`.flows.html` -- the challenge page and its forms;

@@ -61,8 +61,9 @@ class Guard:
                                  opts.remember_for, opts.revocation_interval)
         self.identity = Identities(self.settings.default_region)
         self.refusals = Refusals(self.verifier, opts)
-        self.html = HtmlFlow(self.verifier, opts, self.cookies, self.sessions,
-                             Csrf(self.settings.secret_keys, self.cookies), self.refusals)
+        csrf = Csrf(self.settings.secret_keys, self.cookies, opts.origins)
+        self.html = HtmlFlow(self.verifier, opts, self.cookies, self.sessions, csrf,
+                             self.refusals)
         self.json = JsonFlow(self.verifier, opts, self.sessions, self.refusals)
         #: Anonymous requests to protected paths go to the app (``anonymous="app"``).
         self.anonymous_to_app = opts.anonymous == "app"

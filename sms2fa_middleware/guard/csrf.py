@@ -11,34 +11,32 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..http import Request
 from .cookies import Cookies, cookie_value
+from .origins import NONE_TRUSTED, TrustedOrigins, origin_allowed
 
 CSRF_MAX_AGE = 3600
 _NONCE = re.compile(r"[A-Za-z0-9_-]{22,64}")
 
 
-def origin_ok(request: Request) -> bool:
-    """False for a cross-origin post: an Origin that is not this Host, ``null`` (what a
-    sandboxed frame, a data: URL or a cross-origin redirect sends: never this site's own), or
-    an Origin with no Host to compare it with (a browser always sends Host)."""
-    origin = request.header("origin")
-    if not origin:
-        return True  # not a browser's cross-site request (browsers send Origin on POSTs)
-    return origin != "null" and urlsplit(origin).netloc == request.header("host")
+def origin_ok(request: Request, trusted: TrustedOrigins = NONE_TRUSTED) -> bool:
+    """False for a cross-origin post (:func:`.origins.origin_allowed`): the Origin must be
+    the request's own scheme, host and port, or a trusted origin."""
+    return origin_allowed(request, trusted)
 
 
 class Csrf:
     """Tokens for the challenge forms, and their check."""
 
-    def __init__(self, keys: Iterable[str], cookies: Cookies) -> None:
+    def __init__(self, keys: Iterable[str], cookies: Cookies,
+                 trusted: TrustedOrigins = NONE_TRUSTED) -> None:
         # itsdangerous signs with the last key and accepts all: ours rotate first-is-newest.
         self._serializer = URLSafeTimedSerializer(list(keys)[::-1], salt="sms2fa-csrf")
         self.cookies = cookies
+        self.trusted = trusted
 
     def nonce(self, request: Request) -> tuple[str, tuple[str, str] | None]:
         """The request's nonce, or a new one with the Set-Cookie header that keeps it."""
@@ -54,7 +52,7 @@ class Csrf:
 
     def ok(self, request: Request, auth_id: str, token: str) -> bool:
         """Whether a form post came from our own page for this user."""
-        if not origin_ok(request):
+        if not origin_ok(request, self.trusted):
             return False
         nonce = cookie_value(request.header("cookie"),
                              self.cookies.csrf(request.scheme == "https"))

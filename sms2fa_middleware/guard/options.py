@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..policy import REVOCATION_RETENTION
+from .origins import TrustedOrigins
 
 DEFAULT_REMEMBER_FOR = 12 * 3600
 #: A verified session may last at most this long: revocations are purged after
@@ -48,6 +49,11 @@ class GuardOptions:
     #: redirect or 401 LoginRequired); "app": it goes to the app, whose own login handling
     #: (its redirects, 401 bodies, WWW-Authenticate) stays as it was.
     anonymous: str = "guard"
+    #: Origins a challenge post may come from besides the request's own (a proxy that
+    #: rewrites Host, a sibling host): "https://app.example.com", "https://*.example.com".
+    trusted_origins: tuple[str, ...] = ()
+    #: Derived: ``trusted_origins`` parsed.
+    origins: TrustedOrigins = field(init=False, repr=False)
     #: Derived: the cookie is good for this app only (its name, its prefix and ``audience``).
     cookie_audience: str = field(init=False, repr=False)
 
@@ -75,6 +81,9 @@ class GuardOptions:
         set_(self, "protect", protect)
         set_(self, "exclude", exclude)
         set_(self, "remember_for", remember_for)
+        trusted = _patterns(self.trusted_origins)
+        set_(self, "trusted_origins", trusted)
+        set_(self, "origins", TrustedOrigins.parse(trusted))
         set_(self, "cookie_audience", "\x00".join((self.cookie_name, prefix, self.audience)))
 
     @classmethod

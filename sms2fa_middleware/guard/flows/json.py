@@ -63,8 +63,9 @@ class JsonFlow:
             return self.refusals.anonymous(request, "/")
         if identity.recipient is None:
             return self.refusals.no_phone(request, "/")
-        if post and not origin_ok(request):
-            return json_response(403, {"message": text.forbidden(), "reason": "Forbidden"})
+        if post and not origin_ok(request, self.options.origins):
+            return json_response(403, {"message": text.origin_rejected(),
+                                       "reason": "OriginRejected"})
         return identity
 
     def _code(self, who: Identity, recipient: str, expires_at: datetime | None,
