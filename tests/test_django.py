@@ -46,7 +46,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The example project set up in this process on a SQLite file, migrated, with users
     alice (a phone) and nophone (none)."""
     import django
+    from django.apps import apps
 
+    if apps.ready:  # set up by another module's use of this fixture (test_channels)
+        yield
+        return
     db = tmp_path_factory.mktemp("django") / "django.db"
     saved = {k: os.environ.get(k) for k in ("DJANGO_SETTINGS_MODULE", "DJANGO_DB_PATH")}
     os.environ.update(DJANGO_SETTINGS_MODULE="project.settings", DJANGO_DB_PATH=str(db))
