@@ -16,7 +16,7 @@ from sms2fa_middleware.client import SMSAuthClient, SMSAuthError
 from sms2fa_middleware.testing import FakeFlowroute
 
 NUMBER = "12065551234"
-TOKEN = "client-test-token-0123456789"
+TOKEN = "client-test-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
