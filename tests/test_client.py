@@ -172,9 +172,7 @@ def test_a_token_is_refused_over_plain_http(endpoint: str) -> None:
         SMSAuthClient(endpoint, token=TOKEN)
     assert TOKEN not in str(refused.value)
     assert "allow_http=True" in str(refused.value)
-
-
-def test_https_or_no_token_needs_no_permission() -> None:
+    # https, or no token at all, needs no permission.
     secure = SMSAuthClient("https://api.example/sms2fa", token=TOKEN)
     assert secure.session.headers["Authorization"] == f"Bearer {TOKEN}"
     assert secure.endpoint == "https://api.example/sms2fa/"
