@@ -66,18 +66,26 @@ def limits() -> tuple[float, int]:
 
 def read_limits(header_timeout: str | None, max_connections: str | None) -> tuple[float, int]:
     """The two limits from their text (None: the default); a ConfigurationError naming the
-    variable when one is out of range."""
+    variable and the option when one is not a number or out of range."""
+    timeout = _number(header_timeout, HEADER_TIMEOUT, float, HEADER_TIMEOUT_ENV,
+                      "--header-timeout", 0.1, 300)
+    bound = _number(max_connections, MAX_CONNECTIONS, int, MAX_CONNECTIONS_ENV,
+                    "--max-connections", 1, 1_000_000)
+    return float(timeout), int(bound)
+
+
+def _number(text: str | None, default: float, kind: type[float] | type[int], variable: str,
+            option: str, low: float, high: float) -> float:
+    if not text:
+        return default
     try:
-        timeout = float(header_timeout) if header_timeout else HEADER_TIMEOUT
-        bound = int(max_connections) if max_connections else MAX_CONNECTIONS
+        value = kind(text)
     except ValueError:
-        raise ConfigurationError(
-            f"{HEADER_TIMEOUT_ENV} and {MAX_CONNECTIONS_ENV} must be numbers") from None
-    if not 0.1 <= timeout <= 300:
-        raise ConfigurationError(f"{HEADER_TIMEOUT_ENV} must be from 0.1 to 300 seconds")
-    if not 1 <= bound <= 1_000_000:
-        raise ConfigurationError(f"{MAX_CONNECTIONS_ENV} must be from 1 to 1000000")
-    return timeout, bound
+        value = None
+    if value is None or not low <= value <= high:
+        raise ConfigurationError(f"{variable} ({option}) must be a number from {low:g} to "
+                                 f"{high:g}")
+    return value
 
 
 class DeadlineHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
