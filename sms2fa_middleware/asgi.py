@@ -22,7 +22,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from starlette.requests import HTTPConnection
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,21 @@ Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] |
 
 STATE_KEY = "sms2fa"
 MIDDLEWARE_KEY = "sms2fa_middleware"
+
+#: Threads for the work that may wait on the SMS provider (a refusal that sends a code, the
+#: prefix routes): a pool of their own, per event loop, so that a slow provider never holds
+#: the default pool's threads that verified requests need (identify, revocations).
+SEND_THREADS = 40
+_send_limiter: RunVar[CapacityLimiter] = RunVar("sms2fa_send_limiter")
+
+
+def _sends() -> CapacityLimiter:
+    try:
+        return _send_limiter.get()
+    except LookupError:
+        limiter = CapacityLimiter(SEND_THREADS)
+        _send_limiter.set(limiter)
+        return limiter
 
 
 class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
@@ -90,7 +106,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
             request = (await read_request(scope, receive, path=path) if verdict.reads_body
                        else request_from_scope(scope, path))
             response = too_large() if request is None else await to_thread.run_sync(
-                guard.answer, verdict, request)
+                guard.answer, verdict, request, limiter=_sends())
             await send_response(send, response, head=scope["method"] == "HEAD")
 
     async def _identity(self, scope: Scope, receive: Receive) -> Identity | None:

@@ -53,8 +53,21 @@ def _check_port_free(host: str, port: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .serve_protocol import (
+        HEADER_TIMEOUT_ENV,
+        MAX_CONNECTIONS_ENV,
+        DeadlineHTTPProtocol,
+        connection_bound,
+        read_limits,
+    )
     from .service import PREFIX_ENV
 
+    # Every worker's protocol reads these (uvicorn builds it in each worker process).
+    header_timeout, max_connections = read_limits(
+        args.header_timeout or os.environ.get(HEADER_TIMEOUT_ENV),
+        args.max_connections or os.environ.get(MAX_CONNECTIONS_ENV))
+    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
+    os.environ[MAX_CONNECTIONS_ENV] = str(max_connections)
     if args.dev:
         _development_env()
     settings = Settings.from_env()  # fail here, once, with a clear message
@@ -72,7 +85,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(
         f"sms2fa: serving the verification API on http://{args.host}:{args.port}"
         f"{'' if args.prefix == '/' else args.prefix} ({args.workers} worker(s), "
-        f"{settings.backend} SMS backend, {settings.database_url.split('://')[0]})",
+        f"{settings.backend} SMS backend, {settings.database_url.split('://')[0]}; "
+        f"request headers due within {header_timeout:g} s, at most "
+        f"{connection_bound(max_connections)} connections per worker)",
         file=sys.stderr,
     )
     uvicorn.run(
@@ -87,6 +102,9 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
         log_level="info",
+        # Slow clients: a deadline for request headers and a bound on connections.
+        http=DeadlineHTTPProtocol,
+        ws="none",  # the API has no websockets
     )
     return 0
 
@@ -181,6 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=_positive, default=1,
                        help="worker processes (default: %(default)s); they share the database")
     serve.add_argument("--prefix", default="/", help="mount the API here (default: /)")
+    serve.add_argument("--header-timeout", metavar="SECONDS",
+                       help="seconds a client has to send a request's headers before the "
+                            "connection is closed (default: $SMS2FA_SERVE_HEADER_TIMEOUT, "
+                            "else 10)")
+    serve.add_argument("--max-connections", metavar="N",
+                       help="open connections per worker at most, lowered to fit the "
+                            "open-file limit; over it the oldest connection still waiting for "
+                            "headers is closed (default: $SMS2FA_SERVE_MAX_CONNECTIONS, "
+                            "else 1000)")
     serve.add_argument("--dev", action="store_true",
                        help="development mode: a throw-away secret key; codes printed to the "
                             "console unless Flowroute keys are set")

@@ -31,12 +31,23 @@ class SMSAuthClient:
     ``endpoint`` is where the API is mounted, with or without a scheme
     (``"localhost:8000"``, ``"https://example.com/sms2fa"``). Codes are checked with
     ``POST {endpoint}/check`` so they never appear in a URL or an access log.
+
+    With a ``token`` the endpoint must be ``https://``: the token and the codes would
+    otherwise cross the network in clear. ``allow_http=True`` permits plain http, for a
+    service on loopback (``SMSAuthClient("127.0.0.1:8000", token, allow_http=True)``).
     """
 
     def __init__(self, endpoint: str, token: str | None = None, *, timeout: float = 15.0,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, allow_http: bool = False) -> None:
         if "://" not in endpoint:
             endpoint = "http://" + endpoint
+        scheme = endpoint.partition("://")[0].lower()
+        if token is not None and scheme != "https" and not allow_http:
+            raise ValueError(
+                f"SMSAuthClient sends its token only over https://, not {scheme}:// "
+                f"({endpoint.partition('://')[2].split('/')[0]}): use an https:// endpoint, "
+                "or pass allow_http=True for a service on loopback"
+            )
         self.endpoint = endpoint.rstrip("/") + "/"
         self.timeout = timeout
         self.session = session or requests.Session()

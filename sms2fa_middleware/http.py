@@ -29,6 +29,7 @@ from .errors import (
     VerificationError,
 )
 from .phones import mask
+from .policy import retry_after
 
 log = logging.getLogger("sms2fa")
 
@@ -175,6 +176,57 @@ def only_keys(data: Mapping[str, Any], required: tuple[str, ...],
         )
 
 
+class FailedAuthorizations:
+    """Wrong API tokens, counted per client address in the store (every worker and host
+    shares the count, ``SMS2FA_FAILED_AUTH_LIMIT`` per ``SMS2FA_FAILED_AUTH_WINDOW``).
+
+    Past the limit an address is refused (429) whatever token it sends, so a guesser cannot
+    tell a right token from a wrong one by the answer. A right token costs no store work
+    unless this process has seen that address send a wrong one while its window lasts: the
+    backend that holds the token pays nothing.
+    """
+
+    REMEMBERED = 4096  # addresses this process keeps in mind, the oldest forgotten first
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.verifier = verifier
+        self.limit = verifier.settings.failed_auth_limit
+        self.window = verifier.settings.failed_auth_window
+        self._failed: dict[str, datetime] = {}  # address -> when its window ends
+
+    def count(self, address: str) -> None:
+        """Count one wrong token from ``address``; RateLimited when it is over the limit."""
+        if not self.limit:
+            return
+        v = self.verifier
+        v.schema.ensure()
+        now = v.clock.now()
+        count, reset_at = v.store.hit(v.keys.failed_auth(address), self.window, now)
+        self._failed.pop(address, None)
+        self._failed[address] = reset_at
+        if len(self._failed) > self.REMEMBERED:
+            del self._failed[next(iter(self._failed))]
+        if count > self.limit:
+            if count == self.limit + 1:
+                log.warning("sms2fa: too many wrong API tokens from one client address; "
+                            "refusing it for %ss", retry_after(reset_at, now))
+            raise RateLimited("failed_authorization", retry_after(reset_at, now))
+
+    def refuse_if_over(self, address: str) -> None:
+        """RateLimited when ``address`` (which sent the right token) is over the limit."""
+        until = self._failed.get(address)
+        if until is None:
+            return
+        v = self.verifier
+        now = v.clock.now()
+        if until <= now:
+            self._failed.pop(address, None)
+            return
+        count, reset_at = v.store.peek(v.keys.failed_auth(address), now)
+        if count > self.limit and reset_at is not None:
+            raise RateLimited("failed_authorization", retry_after(reset_at, now))
+
+
 @dataclass(frozen=True)
 class EngineCall:
     """An engine method a request asks for, its arguments, and how its result answers."""
@@ -229,6 +281,7 @@ class VerificationAPI:
             verifier.settings.uniform_errors if uniform_errors is None else uniform_errors
         )
         self.trusted_proxies = verifier.settings.trusted_proxies
+        self.failed_auth = FailedAuthorizations(verifier)
 
     def handle(self, request: Request, path: str) -> Response:
         """Answer one API request. Never raises; never answers HTML."""
@@ -271,11 +324,16 @@ class VerificationAPI:
                 405, {"message": "Method not allowed.", "reason": "MethodNotAllowed"},
                 [("allow", ", ".join(allowed))],
             )
-        if self.token is not None and not self._authorized(request):
-            return json_response(
-                401, {"message": "A valid bearer token is required.", "reason": "Unauthorized"},
-                [("www-authenticate", 'Bearer realm="sms2fa"')],
-            )
+        if self.token is not None:
+            address = client_address(request, self.trusted_proxies)
+            if not self._authorized(request):
+                self.failed_auth.count(address)  # RateLimited once over the budget
+                return json_response(
+                    401, {"message": "A valid bearer token is required.",
+                          "reason": "Unauthorized"},
+                    [("www-authenticate", 'Bearer realm="sms2fa"')],
+                )
+            self.failed_auth.refuse_if_over(address)
         if request.method == "POST" and path == "/":
             return self._create(request)
         if path == "/check":

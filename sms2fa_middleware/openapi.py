@@ -51,7 +51,8 @@ _RATE_LIMITED = {
         "message": {"type": "string"},
         "reason": {"const": "RateLimited"},
         "budget": {"enum": ["resend_cooldown", "recipient", "client_address", "global",
-                            "failed_checks", "client_address_checks"]},
+                            "failed_checks", "client_address_checks",
+                            "failed_authorization"]},
         "retry_after": {"type": "integer", "minimum": 1},
     },
 }

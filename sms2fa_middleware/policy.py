@@ -75,6 +75,10 @@ class Keys:
     def address_checks(self, client_address: str) -> str:
         return f"{self.scope}checks:{address_key(client_address)}"
 
+    def failed_auth(self, client_address: str) -> str:
+        """Wrong API tokens from one client address."""
+        return f"{self.scope}unauthorized:{address_key(client_address)}"
+
 
 def send_budgets(settings: Settings, keys: Keys, key: str, number: str,
                  client_address: str | None, parts: int = 1) -> list[Budget]:

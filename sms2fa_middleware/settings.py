@@ -95,6 +95,10 @@ class Settings:
     address_check_limit: int = field(default=100, metadata=_range(0, 1_000_000))
     address_check_window: int = field(default=600, metadata=_range(1, 86400))
     lockout_max_seconds: int = field(default=86400, metadata=_range(1, 30 * 86400))
+    # Wrong API tokens per client address (the HTTP API only): past the limit, every call
+    # from that address is refused until its window ends, whatever token it sends.
+    failed_auth_limit: int = field(default=10, metadata=_range(0, 1_000_000))
+    failed_auth_window: int = field(default=600, metadata=_range(1, 86400))
 
     # A per-request `message` in the API: off unless enabled, and then one SMS segment at most.
     allow_custom_message: bool = False
@@ -184,9 +188,24 @@ def _validate(settings: Settings) -> None:
     _check_sms(settings)
     _check_phone_policy(settings)
     _check_secret(settings)
+    _check_api_token(settings)
     if settings.code_expiration > 600:
         log.warning("sms2fa: codes live %ss; NIST SP 800-63B allows at most 600",
                     settings.code_expiration)
+
+
+#: An API token shorter than this is refused: it must be as unguessable as a secret key.
+MIN_API_TOKEN_LENGTH = 32
+
+
+def _check_api_token(settings: Settings) -> None:
+    token = settings.api_token
+    if token is not None and len(token.strip()) < MIN_API_TOKEN_LENGTH:
+        # The value is never repeated: it is a secret, even a bad one.
+        raise ConfigurationError(
+            f"api_token (SMS2FA_API_TOKEN) must be at least {MIN_API_TOKEN_LENGTH} characters; "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
 
 
 def _normalise_lists(settings: Settings) -> None:

@@ -322,7 +322,7 @@ def test_codes_with_a_leading_zero_work(make_client: Client,
 
 # -- 401 ---------------------------------------------------------------------------------------
 
-TOKEN = "api-token-0123456789"
+TOKEN = "api-token-0123456789abcdef0123456789"
 
 
 @pytest.mark.parametrize("authorization", [
@@ -356,6 +356,40 @@ def test_the_right_token_works(make_client: Client, fake_flowroute: FakeFlowrout
     answer(api.post("/", json={"auth_id": "u1", "recipient": NUMBER}, headers=headers), 200)
     code = fake_flowroute.last_code(NUMBER)
     answer(api.get("/", params={"auth_id": "u1", "code": code}, headers=headers), 200)
+
+
+def test_wrong_tokens_spend_a_budget_per_address(make_client: Client,
+                                                 fake_flowroute: FakeFlowroute) -> None:
+    api, _ = make_client(api_token=TOKEN, failed_auth_limit=3, trusted_proxies=1)
+    guesser = {"authorization": "Bearer " + "x" * 40, "x-forwarded-for": "203.0.113.9"}
+    body = {"auth_id": "u1", "code": "123456"}
+    for _ in range(3):
+        answer(api.post("/check", json=body, headers=guesser), 401, "Unauthorized")
+    refused = answer(api.post("/check", json=body, headers=guesser), 429, "RateLimited")
+    assert refused["budget"] == "failed_authorization"
+    assert 0 < int(refused["retry_after"]) <= 600
+    assert refused["retry_after"] == int(api.post("/check", json=body,
+                                                  headers=guesser).headers["retry-after"])
+    # Over the budget, the right token from that address is refused too: no oracle.
+    right_from_there = {"authorization": f"Bearer {TOKEN}", "x-forwarded-for": "203.0.113.9"}
+    answer(api.post("/", json={"auth_id": "u1", "recipient": NUMBER},
+                    headers=right_from_there), 429, "RateLimited")
+    assert fake_flowroute.requests_seen == 0
+    # Another address is not touched.
+    elsewhere = {"authorization": f"Bearer {TOKEN}", "x-forwarded-for": "198.51.100.7"}
+    answer(api.post("/", json={"auth_id": "u1", "recipient": NUMBER}, headers=elsewhere), 200)
+
+
+def test_the_right_token_spends_nothing(make_client: Client) -> None:
+    api, _ = make_client(api_token=TOKEN, failed_auth_limit=2)
+    right = {"authorization": f"Bearer {TOKEN}"}
+    for _ in range(5):
+        answer(api.post("/check", json={"auth_id": "u1", "code": "123456"}, headers=right),
+               400)
+    wrong = {"authorization": "Bearer " + "y" * 40}
+    for _ in range(2):
+        answer(api.post("/check", json={"auth_id": "u1", "code": "1"}, headers=wrong), 401)
+    answer(api.post("/check", json={"auth_id": "u1", "code": "1"}, headers=wrong), 429)
 
 
 # -- 429 ---------------------------------------------------------------------------------------

@@ -277,6 +277,8 @@ def test_help_is_plain_text_and_every_option_is_explained(tmp_path: Path) -> Non
     (("serve", "--workers", "many"), "--workers: expected a whole number"),
     (("serve", "--port", "70000"), "--port: must be between 1 and 65535"),
     (("demo", "--port", "-1"), "--port"),
+    (("serve", "--header-timeout", "0"), "SMS2FA_SERVE_HEADER_TIMEOUT (--header-timeout)"),
+    (("serve", "--max-connections", "many"), "SMS2FA_SERVE_MAX_CONNECTIONS (--max-connections)"),
 ])
 def test_invalid_options_are_refused_clearly(tmp_path: Path, args: tuple[str, ...],
                                              says: str) -> None:

@@ -16,7 +16,7 @@ from sms2fa_middleware.client import SMSAuthClient, SMSAuthError
 from sms2fa_middleware.testing import FakeFlowroute
 
 NUMBER = "12065551234"
-TOKEN = "client-test-token-0123456789"
+TOKEN = "client-test-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,8 @@ def test_failed_send_raises_sms_delivery_failed(base: str, fake: FakeFlowroute) 
 
 def test_token_option(token_base: str, fake: FakeFlowroute) -> None:
     seen = fake.requests_seen
-    for client in (SMSAuthClient(token_base), SMSAuthClient(token_base, token="wrong-token")):
+    for client in (SMSAuthClient(token_base),
+                   SMSAuthClient(token_base, token="wrong-token", allow_http=True)):
         with pytest.raises(SMSAuthError) as caught:
             client.create_auth("token", NUMBER)
         assert caught.value.reason == "Unauthorized"
@@ -160,5 +161,19 @@ def test_token_option(token_base: str, fake: FakeFlowroute) -> None:
         with pytest.raises(SMSAuthError):
             client.authenticate_code("token", "123456")
     assert fake.requests_seen == seen
-    client = SMSAuthClient(token_base.removeprefix("http://"), token=TOKEN)
+    client = SMSAuthClient(token_base.removeprefix("http://"), token=TOKEN, allow_http=True)
     assert _verify(client, fake, "token")["authenticated"] is True
+
+
+@pytest.mark.parametrize("endpoint", ["localhost:8000", "http://api.example/sms2fa",
+                                      "HTTP://api.example", "ftp://api.example"])
+def test_a_token_is_refused_over_plain_http(endpoint: str) -> None:
+    with pytest.raises(ValueError, match="https://") as refused:
+        SMSAuthClient(endpoint, token=TOKEN)
+    assert TOKEN not in str(refused.value)
+    assert "allow_http=True" in str(refused.value)
+    # https, or no token at all, needs no permission.
+    secure = SMSAuthClient("https://api.example/sms2fa", token=TOKEN)
+    assert secure.session.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert secure.endpoint == "https://api.example/sms2fa/"
+    assert "Authorization" not in SMSAuthClient("localhost:8000").session.headers

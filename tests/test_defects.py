@@ -376,8 +376,8 @@ def test_post_can_require_a_token_and_is_rate_limited_by_default(
     anywhere (SMS pumping)." """
     # The default budgets, spelled out: the same recipient gets at most 5 codes per window.
     api, _ = make_api(resend_cooldown=30, recipient_send_limit=5, address_send_limit=20,
-                      api_token="a-token-for-the-api")
-    auth = {"authorization": "Bearer a-token-for-the-api"}
+                      api_token="a-token-for-the-api-0123456789abcdef")
+    auth = {"authorization": "Bearer a-token-for-the-api-0123456789abcdef"}
     assert api.post("/", json={"auth_id": "x", "recipient": NUMBER}).status_code == 401
     assert fake_flowroute.requests_seen == 0
     statuses = [api.post("/", json={"auth_id": f"u{i}", "recipient": NUMBER},

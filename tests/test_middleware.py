@@ -645,14 +645,15 @@ def test_mounted_api_on(make_site: Callable[..., Site], fake_flowroute: FakeFlow
 @SQLITE_ONLY
 def test_mounted_api_with_token(make_site: Callable[..., Site],
                                 fake_flowroute: FakeFlowroute) -> None:
-    site = make_site(settings={"api_token": "s3cret-token"})
+    token = "s3cret-token-0123456789abcdef-xyz"
+    site = make_site(settings={"api_token": token})
     api = site.url + "/sms2fa/"
     body = {"auth_id": "order-8", "recipient": NEW_NUMBER}
     refused = requests.post(api, json=body, timeout=10)
     assert refused.status_code == 401
     assert refused.json()["reason"] == "Unauthorized"
     assert fake_flowroute.messages == []
-    ok = requests.post(api, json=body, headers={"Authorization": "Bearer s3cret-token"},
+    ok = requests.post(api, json=body, headers={"Authorization": f"Bearer {token}"},
                        timeout=10)
     assert ok.status_code == 200
     assert len(fake_flowroute.messages_to(NEW_NUMBER)) == 1

@@ -69,12 +69,12 @@ def test_settings_are_frozen_and_replace_validates_again() -> None:
 
 
 def test_secrets_are_not_in_repr() -> None:
-    s = Settings(secret_key=KEY, api_token="api-token-value-xyz",
+    s = Settings(secret_key=KEY, api_token="api-token-value-xyz-0123456789abcdef",
                  flowroute_access_key="access-value-xyz",
                  flowroute_secret_key="flowroute-secret-value-xyz",
                  flowroute_number="12065550100")
     text = repr(s) + str(s)
-    for secret in (KEY, "api-token-value-xyz", "access-value-xyz",
+    for secret in (KEY, "api-token-value-xyz-0123456789abcdef", "access-value-xyz",
                    "flowroute-secret-value-xyz"):
         assert secret not in text
     assert "12065550100" in text  # not a secret: the sender's own number
@@ -87,7 +87,7 @@ def test_secrets_are_not_in_repr() -> None:
 ENV_CASES: dict[str, tuple[str, str, Any]] = {
     "secret_key": ("SMS2FA_SECRET_KEY", KEY, (KEY,)),
     "development": ("SMS2FA_DEVELOPMENT", "yes", True),
-    "api_token": ("SMS2FA_API_TOKEN", "tok-123", "tok-123"),
+    "api_token": ("SMS2FA_API_TOKEN", "tok-" + "3" * 32, "tok-" + "3" * 32),
     "sms_backend": ("SMS2FA_SMS_BACKEND", "flowroute", "flowroute"),
     "flowroute_access_key": ("FLOWROUTE_ACCESS_KEY", "acc", "acc"),
     "flowroute_secret_key": ("FLOWROUTE_SECRET_KEY", "sec", "sec"),
@@ -117,7 +117,19 @@ ENV_CASES: dict[str, tuple[str, str, Any]] = {
     "address_check_window": ("SMS2FA_ADDRESS_CHECK_WINDOW", "300", 300),
     "lockout_max_seconds": ("SMS2FA_LOCKOUT_MAX_SECONDS", "3600", 3600),
     "allow_custom_message": ("SMS2FA_ALLOW_CUSTOM_MESSAGE", "1", True),
+    "failed_auth_limit": ("SMS2FA_FAILED_AUTH_LIMIT", "7", 7),
+    "failed_auth_window": ("SMS2FA_FAILED_AUTH_WINDOW", "60", 60),
 }
+
+
+@pytest.mark.parametrize("token", ["x", "short-token", "t" * 31, " " * 40])
+def test_a_short_api_token_is_refused_without_repeating_it(token: str) -> None:
+    with pytest.raises(ConfigurationError, match="SMS2FA_API_TOKEN") as refused:
+        Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_API_TOKEN": token})
+    assert "32 characters" in str(refused.value)
+    if token.strip():
+        assert token not in str(refused.value).replace("SMS2FA_API_TOKEN", "")
+    assert Settings(secret_key=KEY, api_token="t" * 32).api_token == "t" * 32
 
 
 def test_every_field_has_a_documented_environment_name() -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import apps
+import pytest
 import requests
 from conftest import SECRET
 from servers import serve
 
-from sms2fa_middleware.testing import FakeFlowroute
+from sms2fa_middleware import Identity, Settings
+from sms2fa_middleware.testing import FakeFlowroute, verified_cookie
 
 
 def test_a_slow_provider_does_not_cap_sends_in_flight(
@@ -30,3 +34,41 @@ def test_a_slow_provider_does_not_cap_sends_in_flight(
         statuses = list(pool.map(start, range(24)))
     assert statuses == [200] * 24
     assert fake_flowroute.most_in_flight >= 16, fake_flowroute.most_in_flight
+
+
+@pytest.mark.slow
+def test_verified_requests_on_asgi_never_wait_behind_slow_sends(
+        tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
+    """50 unverified navigations each send a code that takes 5 s (more than anyio's default
+    pool of 40 threads); meanwhile a verified user's request, whose sync identify runs in a
+    thread, answers at once."""
+    fake_flowroute.delay = 5.0
+    settings = Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'asgi.db'}",
+                        resend_cooldown=0, recipient_send_limit=0, address_send_limit=0,
+                        **fake_flowroute.settings_kwargs())
+    senders = [f"waiting{i}" for i in range(50)]
+    users = {"alice": "+12065550123", **{name: "+12065550124" for name in senders}}
+    site = apps.serve("starlette", settings, users)
+    try:
+        name, value = verified_cookie(site.middleware, Identity("alice", "+12065550123"))
+        verified = {"X-User": "alice", "Cookie": f"{name}={value}"}
+        assert requests.get(site.url + "/account", headers=verified, timeout=10).ok
+
+        def navigate(user: str) -> int:
+            return requests.get(site.url + "/account", allow_redirects=False, timeout=30,
+                                headers={"X-User": user, "Accept": "text/html"}).status_code
+
+        with ThreadPoolExecutor(len(senders)) as pool:
+            sends = pool.map(navigate, senders)
+            deadline = time.monotonic() + 10
+            while fake_flowroute.most_in_flight < 40 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fake_flowroute.most_in_flight >= 40  # the sends are hanging now
+            started = time.monotonic()
+            answer = requests.get(site.url + "/account", headers=verified, timeout=30)
+            took = time.monotonic() - started
+            assert answer.ok and "alice" in answer.text
+            assert list(sends) == [303] * len(senders)
+        assert took < 1.0, f"a verified request waited {took:.1f} s behind the sends"
+    finally:
+        site.stop()
