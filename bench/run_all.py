@@ -28,6 +28,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "scaling": ([], ["--big", "100000", "--samples", "300"]),
     "event_loop": ([], ["--window", "1.5"]),
     "timing": ([], ["--probes", "500"]),
+    "path_matching": ([], ["--runs", "3"]),
 }
 POSTGRES_AWARE = {"service", "scaling", "timing"}
 
