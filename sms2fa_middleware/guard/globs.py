@@ -21,10 +21,12 @@ from collections.abc import Sequence
 
 
 def _class(body: str) -> str:
-    """A ``[...]`` body as a one-character regex class (the translation globs always had)."""
-    if body.startswith("!"):
-        body = "^/" + body[1:]
-    return "[" + body.replace("\\", "\\\\").replace("/", "") + "]"
+    """A ``[...]`` body as a one-character regex class; ``[!...]`` is negated. (Segments hold
+    no ``/``, so a class never matches one: the old regex's ``[^/...]`` meant that, but its
+    ``/`` was stripped again, letting ``[!a]`` match ``/`` and ``[!]`` not compile.)"""
+    body = body.replace("\\", "\\\\").replace("/", "")
+    negated = body.startswith(("!", "^"))  # "^" negated in the old regex too
+    return "[^/" + body[1:] + "]" if negated else "[" + body + "]"
 
 
 class _Piece:

@@ -13,7 +13,10 @@ as latin-1 text of UTF-8 bytes, Starlette routes ``scope["path"]`` minus ``root_
   (``%`` left after the server decoded once, ``\\``, ``;`` parameters, control characters,
   invalid UTF-8, an absolute-form target), each plausible reading;
 * :class:`PathPatterns` matches canonical paths against ``protect`` / ``exclude`` patterns
-  on whole segments.
+  on whole segments, in time linear in the path (globs: :mod:`.globs`);
+* :class:`PathPolicy` also reads a path minus the root path an inner app sets for itself
+  (:func:`app_root_paths`: FastAPI routes ``scope["path"]`` minus its own ``root_path``,
+  written after an outer wrapper decided), and protects unread a path past the cost cap.
 
 A request is protected when **any** of its readings is protected (fail closed). A path that
 is plain -- printable ASCII with none of ``//``, ``/.``, ``%``, ``\\``, ``;`` -- has exactly
