@@ -228,10 +228,13 @@ def app_root_paths(app: object, depth: int = 32) -> tuple[str, ...]:
     seen: set[int] = set()
     while app is not None and id(app) not in seen and len(seen) < depth:
         seen.add(id(app))
-        root = getattr(app, "root_path", None)
+        try:  # any object may stand here; a property that raises ends the walk
+            root, inner = getattr(app, "root_path", None), getattr(app, "app", None)
+        except Exception:
+            break
         if isinstance(root, str) and root.startswith("/") and root not in found:
             found.append(root)
-        app = getattr(app, "app", None)
+        app = inner
     return tuple(found)
 
 
