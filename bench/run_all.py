@@ -29,6 +29,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "event_loop": ([], ["--window", "1.5"]),
     "timing": ([], ["--probes", "500"]),
     "slow_clients": ([], ["--header-timeout", "3"]),
+    "path_matching": ([], ["--runs", "3"]),
 }
 POSTGRES_AWARE = {"service", "scaling", "timing"}
 

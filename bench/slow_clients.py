@@ -21,7 +21,6 @@ import time
 
 import _common
 from _common import fmt, percentile, table
-
 from slow_clients import serve_limited, trickle  # tests/, put on the path by _common
 
 

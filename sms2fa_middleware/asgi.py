@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import Identity
 from .asgi_io import read_request, request_from_scope, send_response
 from .guard import PASS, Guard, GuardedApp, private_raw_headers
-from .guard.paths import asgi_route_path
+from .guard.paths import app_root_paths, asgi_route_path
 from .http import too_large
 from .settings import Settings
 
@@ -62,6 +62,10 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
     def __init__(self, app: ASGIApp, settings: Settings | None = None, *, identify: Identify,
                  guard: Guard | None = None, **options: Any) -> None:
         super().__init__(app, settings, identify=identify, guard=guard, **options)
+        # An app that sets its own root path (FastAPI(root_path="/api")) writes it into the
+        # scope after we classified: Starlette then routes the path minus that root. Every
+        # reading is classified once, into the same remembered kind (fail closed).
+        self.guard.paths.add_root_paths(app_root_paths(app))
         # Decided once: a sync identify runs in a worker thread (it may touch an ORM or a
         # session store that blocks), an async one is awaited on the loop.
         self._identify_async = _is_async(identify)

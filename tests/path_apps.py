@@ -112,6 +112,42 @@ def mounted_starlette_app() -> Any:
     return Starlette(routes=[Mount("/sub", app=make_starlette())])
 
 
+def fastapi_root_path_app(added: bool = False) -> Any:
+    """For uvicorn (``--factory``): ``FastAPI(root_path="/api")`` with ``/users/me``
+    protected and ``/public`` open, wrapped as the README shows (``SMS2FAMiddleware(api,
+    ...)``), or with ``added=True`` through ``api.add_middleware``. FastAPI writes its root
+    path into the scope inside its own ``__call__`` and routes the path minus it, so both
+    ``/api/users/me`` and ``/users/me`` reach the endpoint."""
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
+
+    from sms2fa_middleware import Settings
+    from sms2fa_middleware.asgi import SMS2FAMiddleware
+
+    api = FastAPI(root_path="/api")
+
+    @api.get("/users/me")
+    def me() -> PlainTextResponse:
+        return PlainTextResponse(marker("me"))
+
+    @api.get("/public")
+    def public() -> PlainTextResponse:
+        return PlainTextResponse(marker("public"))
+
+    options: dict[str, Any] = {"protect": ["/users/me"], "identify": identify,
+                               "login_url": "/login"}
+    if added:
+        api.add_middleware(SMS2FAMiddleware, settings=Settings.from_env(),  # type: ignore[arg-type]
+                           **options)
+        return api
+    return SMS2FAMiddleware(api, Settings.from_env(), **options)
+
+
+def fastapi_root_path_added() -> Any:
+    """:func:`fastapi_root_path_app` with the middleware added by ``api.add_middleware``."""
+    return fastapi_root_path_app(added=True)
+
+
 if __name__ == "__main__":  # python -m path_apps werkzeug PORT
     from werkzeug.serving import run_simple
 

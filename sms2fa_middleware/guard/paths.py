@@ -13,7 +13,10 @@ as latin-1 text of UTF-8 bytes, Starlette routes ``scope["path"]`` minus ``root_
   (``%`` left after the server decoded once, ``\\``, ``;`` parameters, control characters,
   invalid UTF-8, an absolute-form target), each plausible reading;
 * :class:`PathPatterns` matches canonical paths against ``protect`` / ``exclude`` patterns
-  on whole segments.
+  on whole segments, in time linear in the path (globs: :mod:`.globs`);
+* :class:`PathPolicy` also reads a path minus the root path an inner app sets for itself
+  (:func:`app_root_paths`: FastAPI routes ``scope["path"]`` minus its own ``root_path``,
+  written after an outer wrapper decided), and protects unread a path past the cost cap.
 
 A request is protected when **any** of its readings is protected (fail closed). A path that
 is plain -- printable ASCII with none of ``//``, ``/.``, ``%``, ``\\``, ``;`` -- has exactly
@@ -27,6 +30,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from .globs import Glob
 
 log = logging.getLogger("sms2fa")
 
@@ -49,13 +54,7 @@ def asgi_route_path(scope: Mapping[str, Any]) -> str:
     """``scope["path"]`` minus ``scope["root_path"]``, exactly as Starlette routes it
     (``starlette._utils.get_route_path``): stripped only when the path starts with the root
     path followed by ``/`` (or equals it)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if not root or not path.startswith(root):
-        return path
-    if len(path) == len(root):
-        return "/"
-    return path[len(root):] if path[len(root)] == "/" else path
+    return strip_root(scope["path"], scope.get("root_path", ""))
 
 
 def is_plain(path: str) -> bool:
@@ -102,42 +101,12 @@ def readings(path: str) -> set[str]:
     return {normalize(t) for t in texts}
 
 
-def glob_regex(pattern: str) -> str:
-    """A glob as a regex over canonical paths: ``*`` and ``?`` stay inside one segment,
-    ``**`` as a whole segment is zero or more segments, ``[...]`` a character class; the
-    match covers the path and everything below it."""
-    out = ""
-    for segment in pattern.strip("/").split("/"):
-        if segment == "**":
-            out += "(?:/[^/]+)*"
-            continue
-        out += "/"
-        i = 0
-        while i < len(segment):
-            c = segment[i]
-            if c == "*":
-                out += "[^/]*"
-            elif c == "?":
-                out += "[^/]"
-            elif c == "[" and "]" in segment[i + 2:]:
-                end = segment.index("]", i + 2)
-                body = segment[i + 1:end]
-                if body.startswith("!"):
-                    body = "^/" + body[1:]
-                out += "[" + body.replace("\\", "\\\\").replace("/", "") + "]"
-                i = end
-            else:
-                out += re.escape(c)
-            i += 1
-    return out + "(?:/.*)?"
-
-
 class PathPatterns:
     """``protect`` or ``exclude`` patterns, matched against canonical paths on whole segments.
 
     A plain pattern is a prefix of segments (``"/admin"`` and ``"/admin/"`` both match
     ``/admin`` and everything below it, not ``/administrator``); a pattern with ``*``, ``?``
-    or ``[`` is a glob (:func:`glob_regex`).
+    or ``[`` is a glob (:class:`~.globs.Glob`, matched in time linear in the path).
     """
 
     def __init__(self, patterns: Iterable[str]) -> None:
@@ -145,7 +114,7 @@ class PathPatterns:
             patterns = [patterns]
         self.patterns = tuple(patterns)
         exact: list[str] = []
-        globs: list[str] = []
+        globs: list[Glob] = []
         for pattern in self.patterns:
             if not isinstance(pattern, str) or not pattern.startswith("/"):
                 raise ValueError(f"path patterns must start with '/': {pattern!r}")
@@ -154,12 +123,12 @@ class PathPatterns:
                                  f"'/caf%C3%A9'): {pattern!r}")
             canonical = normalize(pattern)
             if _GLOB_CHARS.intersection(canonical):
-                globs.append(glob_regex(canonical))
+                globs.append(Glob(canonical))
             else:
                 exact.append(canonical.rstrip("/"))  # "/" -> "": everything
         self._exact = frozenset(p or "/" for p in exact)
         self._under = tuple(p + "/" for p in exact)
-        self._glob = re.compile("|".join(globs)) if globs else None
+        self._globs = tuple(globs)
         #: The literal text every path a pattern matches starts with (up to its first
         #: wildcard): a plain path that starts with none of these cannot match.
         self.literals = tuple(_literal(normalize(p)) for p in self.patterns)
@@ -171,7 +140,10 @@ class PathPatterns:
         """Whether a canonical path (:func:`normalize`) is matched by any pattern."""
         if canonical in self._exact or canonical.startswith(self._under):
             return True
-        return self._glob is not None and self._glob.fullmatch(canonical) is not None
+        if not self._globs:
+            return False
+        segments = canonical[1:].split("/")
+        return any(glob.match(segments) for glob in self._globs)
 
 
 def _literal(canonical: str) -> str:
@@ -226,6 +198,44 @@ def route_warnings(routes: Iterable[str], protect: Iterable[str],
 PASS, PROTECTED, PREFIX = 0, 1, 2
 KIND_CACHE_SIZE = 4096  # paths whose classification is remembered per process
 KIND_CACHE_KEY_MAX = 256  # longer paths are classified every time
+#: A path longer than this, or with more segments, is PROTECTED without being read (fail
+#: closed): what one request can cost the worker stays bounded whatever the server accepts.
+MAX_PATH_CHARS = 16_384
+MAX_PATH_SEGMENTS = 256
+
+
+def _separators(path: str) -> int:
+    """How many segment separators a reading of ``path`` may have: ``/``, ``\\`` and each
+    ``%`` (a ``%2F`` left after the server decoded)."""
+    return path.count("/") + path.count("\\") + path.count("%")
+
+
+def strip_root(path: str, root: str) -> str:
+    """``path`` minus ``root`` as Starlette routes it (``get_route_path``): stripped only
+    when the path is the root or continues it with ``/``; otherwise ``path`` unchanged."""
+    if not root or not path.startswith(root):
+        return path
+    if len(path) == len(root):
+        return "/"
+    return path[len(root):] if path[len(root)] == "/" else path
+
+
+def app_root_paths(app: object, depth: int = 32) -> tuple[str, ...]:
+    """The root paths an ASGI app sets for itself (FastAPI's ``root_path``), on ``app`` and
+    the apps it wraps (``.app``, as middleware holds them): Starlette then routes
+    ``scope["path"]`` minus that root, after a wrapper outside it has classified the path."""
+    found: list[str] = []
+    seen: set[int] = set()
+    while app is not None and id(app) not in seen and len(seen) < depth:
+        seen.add(id(app))
+        try:  # any object may stand here; a property that raises ends the walk
+            root, inner = getattr(app, "root_path", None), getattr(app, "app", None)
+        except Exception:
+            break
+        if isinstance(root, str) and root.startswith("/") and root not in found:
+            found.append(root)
+        app = inner
+    return tuple(found)
 
 
 class PathPolicy:
@@ -241,20 +251,45 @@ class PathPolicy:
         self._exclude = PathPatterns(exclude)
         #: A plain path (see :func:`is_plain`) that starts with none of these passes through.
         self.watched: tuple[str, ...] = (prefix, *self._protect.literals)
+        #: Root paths an inner app strips before routing (:meth:`add_root_paths`).
+        self.roots: tuple[str, ...] = ()
         #: What :meth:`classify` said about paths seen before (the key is the path the
         #: adapter got). Bounded: cleared when full.
         self.kinds: dict[str, int] = {}
 
+    def add_root_paths(self, roots: Iterable[str]) -> None:
+        """Also read every path as an inner app that strips one of ``roots`` routes it
+        (:func:`app_root_paths`). Only ever adds readings, so a Guard shared by several
+        apps stays fail-closed for each; what was remembered is forgotten."""
+        more = [r for r in roots if r and r not in self.roots]
+        for root in list(more):
+            trimmed = normalize(root)  # "/api/" or "//api" reach the same routes
+            if trimmed != "/" and trimmed not in self.roots and trimmed not in more:
+                more.append(trimmed)
+        if more:
+            self.roots = (*self.roots, *more)
+            self.kinds.clear()
+
     def classify(self, path: str) -> int:
         """PASS, PROTECTED or PREFIX for a mount-relative, decoded path (``*_route_path``).
-        PROTECTED when any reading of the path is protected: fail closed."""
+        PROTECTED when any reading of the path is protected, with or without an inner
+        app's root path, or when the path is too long to read (fail closed)."""
         if path.startswith(self._prefix_slash) or path == self.prefix:
             return PREFIX
-        if is_plain(path):
-            if not path.startswith(self.watched):
-                return PASS
-            return PROTECTED if self.protects(normalize(path)) else PASS
-        return PROTECTED if any(self.protects(r) for r in readings(path)) else PASS
+        if len(path) > MAX_PATH_CHARS or _separators(path) > MAX_PATH_SEGMENTS:
+            return PROTECTED
+        if not self.roots:
+            return PROTECTED if self._reads_protected(path) else PASS
+        texts = {path, *(strip_root(path, root) for root in self.roots)}
+        return PROTECTED if any(self._reads_protected(t) for t in texts) else PASS
+
+    def _reads_protected(self, path: str) -> bool:
+        if is_plain(path):  # its one reading is itself, so classify() stripped the roots
+            return path.startswith(self.watched) and self.protects(normalize(path))
+        canonical = readings(path)
+        for root in self.roots:  # a reading the server or router resolved, then stripped
+            canonical |= {strip_root(c, root) for c in canonical}
+        return any(self.protects(c) for c in canonical)
 
     def protects(self, canonical: str) -> bool:
         """Whether a canonical path is protected: some protect pattern matches it and no
@@ -271,6 +306,6 @@ class PathPolicy:
         return kind
 
 
-__all__ = ["PASS", "PREFIX", "PROTECTED", "PathPatterns", "PathPolicy", "asgi_route_path",
-           "glob_regex", "is_plain", "normalize", "pattern_base", "readings", "route_warnings",
-           "wsgi_route_path"]
+__all__ = ["MAX_PATH_CHARS", "MAX_PATH_SEGMENTS", "PASS", "PREFIX", "PROTECTED", "PathPatterns",
+           "PathPolicy", "app_root_paths", "asgi_route_path", "is_plain", "normalize",
+           "pattern_base", "readings", "route_warnings", "strip_root", "wsgi_route_path"]
