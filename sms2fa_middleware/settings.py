@@ -17,6 +17,7 @@ import os
 import secrets
 import string
 import time
+import warnings
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,6 +261,10 @@ def _check_phone_policy(settings: Settings) -> None:
             f"allowed_number_types has unknown types {sorted(unknown_types)}; "
             f"choose from {sorted(_number_type_names())}"
         )
+    if settings.default_region != "US":
+        warnings.warn("Settings.default_region (SMS2FA_DEFAULT_REGION) is deprecated: it is "
+                      "the middleware's, so give default_region= to SMS2FAMiddleware (or "
+                      "the SMS2FA dict)", DeprecationWarning, stacklevel=5)
     if isinstance(settings.default_region, str):
         region = settings.default_region.strip().upper()
         object.__setattr__(settings, "default_region", region)

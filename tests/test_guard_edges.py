@@ -186,7 +186,7 @@ def test_identify_failing_is_a_quiet_500(returned: Any, make_site: Callable[...,
 def test_identity_normalised_once(make_settings: Callable[..., Settings]) -> None:
     from sms2fa_middleware.guard import Guard, IdentifyError
 
-    guard = Guard(make_settings(default_region="GB"), protect=["/a"])
+    guard = Guard(make_settings(), protect=["/a"], default_region="gb")
     try:
         assert guard.identity(None) is None
         assert guard.identity(Identity(1, "+12065551234")) == ("1", "+12065551234")

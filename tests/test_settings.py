@@ -436,3 +436,13 @@ def test_an_unsupported_database_says_what_to_use(url: str, named: str) -> None:
 def test_a_postgresql_url_is_accepted_when_the_driver_is_installed() -> None:
     url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     assert Settings(secret_key=KEY, database_url=url).database_url == url
+
+
+def test_default_region_in_settings_is_deprecated_for_the_middleware_option() -> None:
+    with pytest.warns(DeprecationWarning, match="default_region"):
+        assert Settings(secret_key=KEY, default_region="ca").default_region == "CA"
+    from sms2fa_middleware.guard import GuardOptions
+
+    assert GuardOptions(protect=["/a"], default_region="gb").default_region == "GB"
+    with pytest.raises(ValueError, match="default_region"):
+        GuardOptions(protect=["/a"], default_region="zz")

@@ -59,7 +59,7 @@ class Guard:
         self.cookie_audience = opts.cookie_audience
         self.sessions = Sessions(self.verifier, self.cookies, opts.cookie_audience,
                                  opts.remember_for, opts.revocation_interval)
-        self.identity = Identities(self.settings.default_region)
+        self.identity = Identities(opts.default_region or self.settings.default_region)
         self.refusals = Refusals(self.verifier, opts)
         csrf = Csrf(self.settings.secret_keys, self.cookies, opts.origins)
         self.html = HtmlFlow(self.verifier, opts, self.cookies, self.sessions, csrf,

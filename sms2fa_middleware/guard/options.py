@@ -27,6 +27,16 @@ def _patterns(value: Iterable[str] | str) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _region(value: str) -> str:
+    from phonenumbers import SUPPORTED_REGIONS
+
+    region = str(value).strip().upper()
+    if region not in SUPPORTED_REGIONS:
+        raise ValueError(f"default_region must be a two-letter region code such as 'US' or "
+                         f"'GB', got {value!r}")
+    return region
+
+
 @dataclass(frozen=True)
 class GuardOptions:
     """Everything a guard can be told; see the README's options paragraph for each one."""
@@ -52,6 +62,9 @@ class GuardOptions:
     #: Origins a challenge post may come from besides the request's own (a proxy that
     #: rewrites Host, a sibling host): "https://app.example.com", "https://*.example.com".
     trusted_origins: tuple[str, ...] = ()
+    #: The region a national-format number from ``identify`` is read in (two letters);
+    #: None: the settings' (deprecated there), which defaults to "US".
+    default_region: str | None = None
     #: Derived: ``trusted_origins`` parsed.
     origins: TrustedOrigins = field(init=False, repr=False)
     #: Derived: the cookie is good for this app only (its name, its prefix and ``audience``).
@@ -77,6 +90,8 @@ class GuardOptions:
             if url is not None and not isinstance(url, str):
                 raise ValueError(f"{name} must be a str or None")
         set_ = object.__setattr__  # frozen: normalised values are set once, here
+        if self.default_region is not None:
+            set_(self, "default_region", _region(self.default_region))
         set_(self, "prefix", prefix)
         set_(self, "protect", protect)
         set_(self, "exclude", exclude)
