@@ -46,6 +46,7 @@ from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefuncti
 from django.conf import settings as django_settings
 from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
+from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.module_loading import import_string
@@ -662,12 +663,17 @@ class Routes:
         self._view_answers: dict[str, bool] = {}
         self._tables: dict[tuple[int, tuple[str, ...]], tuple[Any, dict[str, UrlPattern]]] = {}
         self._answers: dict[tuple[str | None, str, str], bool] = {}
+        self._generation = _URLCONF_GENERATION[0]
 
     def protects(self, match: Any, path: str, urlconf: str | None = None) -> bool:
         """Whether the route Django resolved (``request.resolver_match``) for ``path``
         (``request.path_info``) is protected."""
         if self.views and self.view_protected(str(match.view_name)):
             return True
+        if self._generation != _URLCONF_GENERATION[0]:  # settings changed (tests): start over
+            self._generation = _URLCONF_GENERATION[0]
+            self._answers.clear()
+            self._tables.clear()
         key = (urlconf, str(match.route), path)
         answer = self._answers.get(key)
         if answer is None:
@@ -734,6 +740,20 @@ class Routes:
             self._tables.clear()
         self._tables[key] = (resolver, table)
         return table
+
+
+#: Bumped when a setting that shapes the URLconf's routes changes (override_settings in
+#: tests): every Routes forgets what it worked out.
+_URLCONF_GENERATION = [0]
+_URLCONF_SETTINGS = frozenset({"ROOT_URLCONF", "LANGUAGES", "LANGUAGE_CODE", "USE_I18N"})
+
+
+def _settings_changed(sender: Any, setting: str = "", **kwargs: Any) -> None:
+    if setting in _URLCONF_SETTINGS:
+        _URLCONF_GENERATION[0] += 1
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="sms2fa_middleware.django.routes")
 
 
 def _other_languages(path: str, prefixes: set[str]) -> set[str]:
