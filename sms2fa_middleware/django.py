@@ -26,6 +26,13 @@ in ``request.sms2fa``; every request that went through carries the middleware in
 ``request.sms2fa_middleware``. Logging out (``django.contrib.auth.logout``) revokes the
 user's verified sessions on every device.
 
+Routes, not only paths: Django may send other paths to a protected URL pattern -- every
+language's prefix under ``i18n_patterns``, every letter case of a ``(?i)`` regex. The path
+decision stays the first line (in ``__call__``); ``process_view`` then checks the route
+Django resolved (:class:`Routes`), and ``protect_views`` protects URL names
+(``"billing"``, ``"accounts:*"``). A protected route gets the same decision as a protected
+path.
+
 Defence in depth: :func:`verified_required` refuses (403) a request the middleware did not
 verify, so a view that the ``protect`` patterns miss fails closed.
 """
