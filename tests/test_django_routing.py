@@ -263,3 +263,26 @@ def test_real_servers_never_run_a_protected_pattern_unverified(
     assert not problems, f"{base}:\n" + "\n".join(problems)
     public = requests.get(base + "/public/", timeout=30)
     assert public.status_code == 200 and MARKER in public.text
+
+
+REGEXES = [
+    r"^settings/$", r"^articles/(?P<year>[0-9]{4})/(?P<slug>[\w-]+)/$", r"^files/(?P<p>.*)$",
+    r"^(?:en|fr)/news/$", r"^a+b?c*/\d{2,3}/$", r"^x/(?P<n>[^/]+)/(?P=n)/$",
+    r"^y/(?=z)z\.json$", r"^q/[^a-x]/$", r"(?i)^caps/[A-Z]+/$", r"^esc/\(\$\)/$",
+]
+
+
+def test_every_re_path_sample_resolves_to_its_own_pattern(project: None) -> None:  # noqa: F811
+    """route_paths() turns each regex into a path that Django routes to that very regex."""
+    import types
+
+    from django.urls import re_path, resolve
+
+    from sms2fa_middleware.django import route_paths
+
+    urlconf = types.ModuleType("sampled_urls")
+    urlconf.urlpatterns = [re_path(regex, lambda request: None) for regex in REGEXES]  # type: ignore[attr-defined]
+    samples = route_paths(urlconf)  # type: ignore[arg-type]
+    assert len(samples) == len(REGEXES)
+    for regex, sample in zip(REGEXES, samples):
+        assert resolve(sample, urlconf).route == regex, (regex, sample)
