@@ -26,15 +26,26 @@ in ``request.sms2fa``; every request that went through carries the middleware in
 ``request.sms2fa_middleware``. Logging out (``django.contrib.auth.logout``) revokes the
 user's verified sessions on every device.
 
+Routes, not only paths: Django may send other paths to a protected URL pattern -- every
+language's prefix under ``i18n_patterns``, every letter case of a ``(?i)`` regex. The path
+decision stays the first line (in ``__call__``); ``process_view`` then checks the route
+Django resolved (:class:`Routes`), and ``protect_views`` protects URL names
+(``"billing"``, ``"accounts:*"``). A protected route gets the same decision as a protected
+path.
+
 Defence in depth: :func:`verified_required` refuses (403) a request the middleware did not
 verify, so a view that the ``protect`` patterns miss fails closed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import functools
+import importlib
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -42,16 +53,23 @@ from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefuncti
 from django.conf import settings as django_settings
 from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured, ObjectDoesNotExist
+from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.module_loading import import_string
 
 from . import Identity
 from .guard import PASS, PROTECTED, Guard
-from .guard.identity import log_failure
-from .guard.paths import route_warnings
+from .guard.decision import Verdict
+from .guard.paths import (
+    KIND_CACHE_KEY_MAX,
+    KIND_CACHE_SIZE,
+    PathPatterns,
+    PathPolicy,
+    normalize,
+    route_warnings,
+)
 from .guard.private import CDN_ONLY
-from .guard.responses import internal_error
 from .http import MAX_BODY, Request, Response, too_large
 from .settings import Settings
 
@@ -61,7 +79,7 @@ Identify = Callable[[HttpRequest], Any]
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 #: The keys of ``settings.SMS2FA`` that are this module's own; the rest go to the Guard.
-_OWN_KEYS = ("identify", "phone_attribute", "settings")
+_OWN_KEYS = ("identify", "phone_attribute", "settings", "protect_views")
 _AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 
@@ -118,6 +136,16 @@ class Installed:
         raw_settings = options.pop("settings", None)
         identify = options.pop("identify", None)
         phone_attribute = options.pop("phone_attribute", "phone_number")
+        protect_views = options.pop("protect_views", ())
+        if isinstance(protect_views, str):
+            protect_views = [protect_views]
+        if not all(isinstance(name, str) and name for name in protect_views):
+            raise ImproperlyConfigured("SMS2FA['protect_views'] must be a list of URL names "
+                                       "such as ['billing', 'accounts:*']")
+        if protect_views and not options.get("protect"):
+            # Protection by view only: the path rules then protect nothing but the prefix,
+            # which the guard answers before any protect pattern is looked at.
+            options["protect"] = ["/" + str(options.get("prefix", "sms2fa")).strip("/")]
         if isinstance(raw_settings, Settings):
             sms_settings = raw_settings
         elif raw_settings is None:
@@ -145,6 +173,9 @@ class Installed:
         self.identify: Identify = identify
         self.identify_is_async = iscoroutinefunction(identify)
         self.default_identify = isinstance(identify, UserIdentity)
+        #: Which resolved routes are protected (the second line, after the path rules).
+        self.routes = Routes(self.guard.options.protect, self.guard.options.exclude,
+                             self.guard.options.prefix, tuple(protect_views))
 
     def auth_id(self, request: HttpRequest, user: Any) -> str | None:
         """The auth_id of ``user``, who is logging out on ``request`` (blocking)."""
@@ -192,39 +223,65 @@ class SMS2FAMiddleware:
         self.guard = self.installed.guard
         self.identify = self.installed.identify
         self._kinds = self.guard.kinds
+        self.routes = self.installed.routes
+        if self.is_async:  # Django awaits an async process_view in an async chain
+            self.process_view = self._aprocess_view  # type: ignore[method-assign]
         user_logged_out.connect(_logged_out, dispatch_uid="sms2fa_middleware.django")
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
         kind = self._classify(request)
+        if kind == PASS:  # the hot path: one dict lookup (process_view checks the route)
+            return self._done(request, self.get_response(request))
+        answer = self._guard(request, kind)
+        return answer if answer is not None else self._done(request, self.get_response(request))
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        kind = self._classify(request)
         if kind == PASS:
-            return self.get_response(request)  # the hot path: one dict lookup
+            return self._done(request, await self.get_response(request))
+        answer = await self._aguard(request, kind)
+        if answer is not None:
+            return answer
+        return self._done(request, await self.get_response(request))
+
+    def process_view(self, request: HttpRequest, view: Any, args: Any,
+                     kwargs: Any) -> HttpResponseBase | None:
+        """The second line: once Django has resolved the request, a route that is protected
+        (in any language, any letter case, or by ``protect_views``) gets the guard's decision,
+        though the path rules let the request through. Django calls the async twin
+        (:meth:`_aprocess_view`) in an async chain (set in ``__init__``)."""
+        if not self._route_protects(request):
+            return None
+        return self._guard(request, PROTECTED)
+
+    async def _aprocess_view(self, request: HttpRequest, view: Any, args: Any,
+                             kwargs: Any) -> HttpResponseBase | None:
+        if not self._route_protects(request):
+            return None
+        return await self._aguard(request, PROTECTED)
+
+    def _guard(self, request: HttpRequest, kind: int) -> HttpResponseBase | None:
+        """The guard's decision for a PROTECTED or PREFIX request (blocking): None lets it
+        through to the view (``request.sms2fa`` set when verified), else the answer."""
         guard = self.guard
+        identity, failure = None, None
         try:
             raw = (async_to_sync(self.identify)(request) if self.installed.identify_is_async
                    else self.identify(request))
             identity = guard.identity(raw)
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            log_failure(exc)
-            return _django(internal_error(_request(request)))
-        if kind == PROTECTED:
-            if identity is None and guard.anonymous_to_app:
-                return self.get_response(request)  # the app's own login_required answers
-            if guard.revocations_stale():
-                guard.refresh_revocations()
-            if guard.is_verified(request.META.get("HTTP_COOKIE", ""), request.is_secure(),
-                                 identity):
-                request.sms2fa = identity
-                return self._private(self.get_response(request))
-            return _django(guard.deny(_request(request), identity))
-        return _django(self._prefix(request, identity))
+            failure = exc
+        if guard.revocations_stale():
+            guard.refresh_revocations()
+        verdict = self._decide(request, kind, identity, failure)
+        return None if verdict.to_app else self._answer(request, verdict)
 
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        kind = self._classify(request)
-        if kind == PASS:
-            return await self.get_response(request)
+    async def _aguard(self, request: HttpRequest, kind: int) -> HttpResponseBase | None:
+        """:meth:`_guard` under ASGI: identify and the store work off the event loop."""
         guard = self.guard
+        identity, failure = None, None
         try:
             if self.installed.identify_is_async:
                 raw = await self.identify(request)
@@ -232,22 +289,36 @@ class SMS2FAMiddleware:
                 raw = await sync_to_async(self.identify)(request)
             identity = guard.identity(raw)
         except Exception as exc:  # a bug in identify, or a value that is no identity
-            log_failure(exc)
-            return _django(internal_error(_request(request)))
-        if kind == PROTECTED:
-            if identity is None and guard.anonymous_to_app:
-                return await self.get_response(request)
-            if guard.revocations_stale():
-                await sync_to_async(guard.refresh_revocations, thread_sensitive=False)()
-            if guard.is_verified(request.META.get("HTTP_COOKIE", ""), request.is_secure(),
-                                 identity):
-                request.sms2fa = identity
-                return self._private(await self.get_response(request))
-            response = await sync_to_async(guard.deny, thread_sensitive=False)(
-                _request(request), identity)
-            return _django(response)
-        answer = await sync_to_async(self._prefix, thread_sensitive=False)(request, identity)
-        return _django(answer)
+            failure = exc
+        if guard.revocations_stale():
+            await sync_to_async(guard.refresh_revocations, thread_sensitive=False)()
+        verdict = self._decide(request, kind, identity, failure)
+        if verdict.to_app:
+            return None
+        return await sync_to_async(self._answer, thread_sensitive=False)(request, verdict)
+
+    def _decide(self, request: HttpRequest, kind: int, identity: Identity | None,
+                failure: Exception | None) -> Verdict:
+        """The guard's one decision (shared by both paths, and by :meth:`process_view`)."""
+        request._sms2fa_kind = kind  # decided: process_view need not ask again
+        verdict = self.guard.decide(kind, identity, failure, request.META.get("HTTP_COOKIE", ""),
+                                    request.is_secure())
+        if verdict.to_app:
+            request.sms2fa = verdict.identity
+        return verdict
+
+    def _answer(self, request: HttpRequest, verdict: Verdict) -> HttpResponse:
+        """The guard's own answer (blocking: the store, maybe an SMS); a request under the
+        prefix has its (small) body read first."""
+        body = b""
+        if verdict.reads_body:
+            length = request.META.get("CONTENT_LENGTH") or "0"
+            if length.isdigit() and int(length) > MAX_BODY:
+                return _django(too_large())
+            body = request.body
+            if len(body) > MAX_BODY:  # no Content-Length (chunked, under ASGI)
+                return _django(too_large())
+        return _django(self.guard.answer(verdict, _request(request, body)))
 
     def _classify(self, request: HttpRequest) -> int:
         """PASS, PROTECTED or PREFIX for Django's ``path_info`` (already decoded and relative
@@ -256,17 +327,24 @@ class SMS2FAMiddleware:
         request.sms2fa = None
         path = request.path_info
         kind = self._kinds.get(path)
-        return self.guard.remember(path, path) if kind is None else kind
+        if kind is None:
+            kind = self.guard.remember(path, path)
+        request._sms2fa_kind = kind
+        return kind
 
-    def _prefix(self, request: HttpRequest, identity: Identity | None) -> Response:
-        """A request under the prefix: read its (small) body, let the guard answer."""
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > MAX_BODY:
-            return too_large()
-        body = request.body
-        if len(body) > MAX_BODY:  # no Content-Length (chunked, under ASGI)
-            return too_large()
-        return self.guard.handle_prefix(_request(request, body), identity)
+    def _route_protects(self, request: HttpRequest) -> bool:
+        """Whether the route Django resolved for a request the path rules let through is
+        protected after all (see :class:`Routes`)."""
+        if getattr(request, "_sms2fa_kind", PASS) != PASS:
+            return False  # decided in __call__ already
+        match = request.resolver_match
+        if match is None:
+            return False
+        return self.routes.protects(match, request.path_info, getattr(request, "urlconf", None))
+
+    def _done(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        # A verified page (request.sms2fa set by the decision): no shared cache may keep it.
+        return response if request.sms2fa is None else self._private(response)
 
     def _private(self, response: HttpResponseBase) -> HttpResponseBase:
         # A page only this verified user may see: no shared cache may keep it.
@@ -403,16 +481,87 @@ def verified_required(view: ViewT) -> ViewT:
     return wrapper  # type: ignore[return-value]
 
 
-# -- start-up check of the URL patterns --------------------------------------------------------
+# -- the routes as Django resolves them -----------------------------------------------------------
+
+# The stdlib's regex parser turns a re_path into a sample path (``sre_parse`` before 3.11,
+# where importing it warns that it moved).
+_NEW_RE = sys.version_info >= (3, 11)
+_sre: Any = importlib.import_module("re._constants" if _NEW_RE else "sre_constants")
+_sre_parse: Any = importlib.import_module("re._parser" if _NEW_RE else "sre_parse")
+
+_CANDIDATES = "xa0-_A "  # tried in turn for a character class: the first it accepts
+
+
+def _in_class(items: list[tuple[Any, Any]], char: str) -> bool:
+    """Whether ``char`` is in a parsed character class (``[...]``)."""
+    negate, hit, code = False, False, ord(char)
+    for op, arg in items:
+        if op is _sre.NEGATE:
+            negate = True
+        elif op is _sre.LITERAL:
+            hit = hit or code == arg
+        elif op is _sre.RANGE:
+            hit = hit or arg[0] <= code <= arg[1]
+        elif op is _sre.CATEGORY:
+            name = str(arg)
+            test = (char.isdigit() if "DIGIT" in name else char.isspace() if "SPACE" in name
+                    else char.isalnum() or char == "_" if "WORD" in name else False)
+            hit = hit or (test != ("NOT" in name))
+    return hit != negate
+
+
+def _regex_sample(parsed: Any, groups: dict[int, str]) -> str:
+    """A string a parsed regex matches: the first branch, each repeat at least once,
+    ``x`` (or the first candidate a class accepts) for each variable character."""
+    out = []
+    for op, arg in parsed:
+        if op is _sre.LITERAL:
+            out.append(chr(arg))
+        elif op is _sre.NOT_LITERAL:
+            out.append("x" if arg != ord("x") else "a")
+        elif op is _sre.ANY:
+            out.append("x")
+        elif op is _sre.IN:
+            out.append(next((c for c in _CANDIDATES if _in_class(arg, c)), "x"))
+        elif op is _sre.CATEGORY:
+            out.append(next((c for c in _CANDIDATES if _in_class([(op, arg)], c)), "x"))
+        elif op is _sre.BRANCH:
+            out.append(_regex_sample(arg[1][0], groups))
+        elif op is _sre.SUBPATTERN:
+            text = _regex_sample(arg[-1], groups)
+            if arg[0] is not None:
+                groups[arg[0]] = text
+            out.append(text)
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", None)):
+            low, high, item = arg
+            out.append(_regex_sample(item, groups) * min(max(low, 1), high))
+        elif op is _sre.GROUPREF:
+            out.append(groups.get(arg, ""))
+        elif op is _sre.GROUPREF_EXISTS:
+            out.append(_regex_sample(arg[1], groups))
+        elif op is getattr(_sre, "ATOMIC_GROUP", None):
+            out.append(_regex_sample(arg, groups))
+        # AT (anchors), ASSERT and ASSERT_NOT (lookarounds) match no text of their own
+    return "".join(out)
+
 
 def _sample(pattern: Any) -> str:
-    """One URL pattern's text as a sample path piece, variable parts filled with ``x``."""
+    """One URL pattern as a sample path piece: a ``path()`` route with each ``<converter>``
+    as ``x``; a ``re_path()`` regex as a string it matches (the first alternative, each
+    repeat once, ``x`` for a variable character); a language prefix as the active language's."""
+    from django.urls.resolvers import RegexPattern
+
     text = str(pattern)
-    if getattr(pattern, "regex", None) is not None and not hasattr(pattern, "converters"):
-        # A re_path: drop anchors, fill groups, unescape what is left.
-        text = re.sub(r"\((?:[^()\\]|\\.)*\)[?*+]?", "x", text)
-        text = re.sub(r"\\[AZ]|[\^$]", "", text)
-        text = re.sub(r"\\(.)", r"\1", text)
+    if isinstance(pattern, RegexPattern):  # before the converters test: it has them too
+        try:
+            sample = _regex_sample(_sre_parse.parse(text), {})
+        except Exception:  # an odd regex: the old reading of its text
+            sample = ""
+        if not pattern.regex.match(sample):
+            text = re.sub(r"\((?:[^()\\]|\\.)*\)[?*+]?", "x", text)
+            text = re.sub(r"\\[AZ]|[\^$]", "", text)
+            return re.sub(r"\\(.)", r"\1", text)
+        return sample
     return re.sub(r"<[^>]*>", "x", text)
 
 
@@ -422,37 +571,281 @@ def sample_path(pattern: Any) -> str:
     return _sample(pattern)
 
 
-def route_paths(urlconf: str | None = None) -> list[str]:
-    """Sample paths for a project's URL patterns (includes followed), variables as ``x``."""
-    from django.urls import URLResolver, get_resolver
+def _join_route(route1: str, route2: str) -> str:
+    """Two routes joined as Django joins them into ``ResolverMatch.route``."""
+    return route2 if not route1 else route1 + route2.removeprefix("^")
 
-    out: list[str] = []
 
-    def walk(patterns: Iterable[Any], base: str) -> None:
-        for entry in patterns:
-            full = base + _sample(entry.pattern)
+def _view_path(callback: Any) -> str:
+    """A view's dotted path, as Django names an unnamed URL pattern's ``view_name``."""
+    func = getattr(callback, "view_class", callback)
+    if not hasattr(func, "__name__"):
+        return f"{type(func).__module__}.{type(func).__name__}"
+    return f"{func.__module__}.{func.__name__}"
+
+
+@dataclasses.dataclass
+class UrlPattern:
+    """One URL pattern of a URLconf (includes followed) as Django resolves it, in every
+    language: ``routes`` are its ``ResolverMatch.route`` values, ``samples`` a path each
+    (variable parts filled in), ``prefixes`` the language prefixes its paths start with
+    (``"fr/"``; ``""`` outside ``i18n_patterns``), ``ignorecase`` whether a regex on its way
+    is case-insensitive, ``view_name`` as ``ResolverMatch.view_name``."""
+
+    routes: list[str]
+    samples: list[str]
+    prefixes: set[str]
+    ignorecase: bool
+    view_name: str
+
+
+def _languages() -> list[str]:
+    codes = [str(django_settings.LANGUAGE_CODE)]
+    if django_settings.USE_I18N:
+        codes += [str(code) for code, _ in django_settings.LANGUAGES]
+    return list(dict.fromkeys(codes))
+
+
+def url_patterns(urlconf: str | None = None) -> list[UrlPattern]:
+    """Every URL pattern of the project's URLconf (or ``urlconf``), in every language of
+    ``settings.LANGUAGES`` when a pattern depends on the language (``i18n_patterns``,
+    translated routes)."""
+    from django.urls import LocalePrefixPattern, URLResolver, get_resolver
+    from django.urls.resolvers import RegexPattern
+    from django.utils import translation
+    from django.utils.functional import Promise
+
+    found: dict[tuple[int, ...], UrlPattern] = {}
+    by_language = False
+
+    def walk(entries: Iterable[Any], chain: tuple[int, ...], route: str, sample: str,
+             prefix: str | None, ignorecase: bool, namespaces: list[str]) -> None:
+        nonlocal by_language
+        for entry in entries:
+            pattern = entry.pattern
+            here = sample + _sample(pattern)
+            locale = isinstance(pattern, LocalePrefixPattern)
+            by_language = by_language or locale or isinstance(
+                getattr(pattern, "_route", getattr(pattern, "_regex", None)), Promise)
+            folded = ignorecase or (isinstance(pattern, RegexPattern)
+                                    and bool(pattern.regex.flags & re.IGNORECASE))
+            key, joined = (*chain, id(entry)), _join_route(route, str(pattern))
+            mine = here if locale and prefix is None else prefix
             if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, full)
-            else:
-                out.append("/" + full)
+                walk(entry.url_patterns, key, joined, here, mine, folded,
+                     [*namespaces, entry.namespace] if entry.namespace else namespaces)
+                continue
+            name = ":".join([*namespaces, entry.name or _view_path(entry.callback)])
+            leaf = found.setdefault(key, UrlPattern([], [], set(), folded, name))
+            if joined not in leaf.routes:
+                leaf.routes.append(joined)
+            if "/" + here not in leaf.samples:
+                leaf.samples.append("/" + here)
+            leaf.prefixes.add(mine or "")
 
-    walk(get_resolver(urlconf).url_patterns, "")
+    resolver = get_resolver(urlconf)
+    languages = _languages()
+    with translation.override(languages[0]):
+        walk(resolver.url_patterns, (), "", "", None, False, [])
+    if by_language:
+        for language in languages[1:]:
+            with translation.override(language):
+                walk(resolver.url_patterns, (), "", "", None, False, [])
+    return list(found.values())
+
+
+def route_paths(urlconf: str | None = None) -> list[str]:
+    """Sample paths for a project's URL patterns (includes followed; every language's prefix
+    under ``i18n_patterns``), variable parts filled in (see :func:`url_patterns`)."""
+    return [sample for pattern in url_patterns(urlconf) for sample in pattern.samples]
+
+
+def _case_variants(path: str) -> list[str]:
+    return list(dict.fromkeys((path.upper(), path.lower())))
+
+
+class Routes:
+    """Which resolved routes are protected: the second line, after the path rules.
+
+    Django may send more than one path to one URL pattern: ``i18n_patterns`` serve it under
+    every language's prefix (``/fr/account/``, ``/de/account/``), a case-insensitive regex
+    (``(?i)``) in every letter case (``/BILLING/``). So a request the path rules let through
+    is protected when Django resolved it to a URL pattern that ``protect_views`` names, or
+    one of whose paths in any language is protected (its sample, or the request's own path
+    with its language prefix swapped for another language's), or, for a case-insensitive
+    pattern, whose path case-folded is matched by the case-folded patterns. A route that is
+    not in the URLconf's table (a URLconf built at run time) is read every way: fail closed.
+    """
+
+    def __init__(self, protect: Iterable[str], exclude: Iterable[str], prefix: str,
+                 views: Iterable[str] = ()) -> None:
+        protect, exclude = tuple(protect), tuple(exclude)
+        self.policy = PathPolicy(protect, exclude, prefix)
+        self.folded = PathPolicy([p.lower() for p in protect], [e.lower() for e in exclude],
+                                 prefix.lower())
+        self.views = tuple(views)
+        self._view_answers: dict[str, bool] = {}
+        self._tables: dict[tuple[int, tuple[str, ...]], tuple[Any, dict[str, UrlPattern]]] = {}
+        self._answers: dict[tuple[str | None, str, str], bool] = {}
+        self._generation = _URLCONF_GENERATION[0]
+
+    def protects(self, match: Any, path: str, urlconf: str | None = None) -> bool:
+        """Whether the route Django resolved (``request.resolver_match``) for ``path``
+        (``request.path_info``) is protected."""
+        if self.views and self.view_protected(str(match.view_name)):
+            return True
+        if self._generation != _URLCONF_GENERATION[0]:  # settings changed (tests): start over
+            self._generation = _URLCONF_GENERATION[0]
+            self._answers.clear()
+            self._tables.clear()
+        key = (urlconf, str(match.route), path)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._protects(str(match.route), path, urlconf)
+            if len(path) <= KIND_CACHE_KEY_MAX:
+                if len(self._answers) >= KIND_CACHE_SIZE:
+                    self._answers.clear()  # a flood of distinct paths: stay bounded
+                self._answers[key] = answer
+        return answer
+
+    def view_protected(self, view_name: str) -> bool:
+        """Whether ``protect_views`` names this ``view_name`` (``"billing"``,
+        ``"accounts:*"``, a view's dotted path)."""
+        answer = self._view_answers.get(view_name)
+        if answer is None:
+            answer = any(fnmatch.fnmatchcase(view_name, name) for name in self.views)
+            if len(self._view_answers) < KIND_CACHE_SIZE:
+                self._view_answers[view_name] = answer
+        return answer
+
+    def _protects(self, route: str, path: str, urlconf: str | None) -> bool:
+        table = self.table(urlconf)
+        pattern = table.get(route)
+        if pattern is None:  # not a route of the table: every language, every case
+            from django.utils.translation import get_language
+
+            prefixes = {p for known in table.values() for p in known.prefixes}
+            pattern = UrlPattern([route], [], {*prefixes, "", f"{get_language()}/"}, True, "")
+        elif pattern.samples and any(self._path_protected(sample, pattern.ignorecase)
+                                     for sample in pattern.samples):
+            return True
+        if len(pattern.prefixes) <= 1 and not pattern.ignorecase:
+            return False  # one spelling: the path rules decided already
+        return any(self._path_protected(other, pattern.ignorecase)
+                   for other in _other_languages(path, pattern.prefixes))
+
+    def _path_protected(self, path: str, ignorecase: bool) -> bool:
+        if self.policy.classify(path) == PROTECTED:
+            return True
+        return ignorecase and self.folded.classify(path.lower()) == PROTECTED
+
+    def table(self, urlconf: str | None = None) -> dict[str, UrlPattern]:
+        """The URLconf's patterns by ``ResolverMatch.route`` (built on first use, again when
+        Django builds a new resolver, e.g. after ROOT_URLCONF or LANGUAGES changed)."""
+        from django.urls import get_resolver
+
+        resolver = get_resolver(urlconf)
+        key = (id(resolver), tuple(_languages()))
+        hit = self._tables.get(key)
+        if hit is not None and hit[0] is resolver:
+            return hit[1]
+        table: dict[str, UrlPattern] = {}
+        for pattern in url_patterns(urlconf):
+            for route in pattern.routes:
+                known = table.get(route)
+                if known is None:
+                    table[route] = pattern
+                else:  # two patterns, one route text: the same paths; either protects
+                    table[route] = UrlPattern(
+                        known.routes, known.samples + pattern.samples,
+                        known.prefixes | pattern.prefixes,
+                        known.ignorecase or pattern.ignorecase, known.view_name)
+        if len(self._tables) >= 8:
+            self._tables.clear()
+        self._tables[key] = (resolver, table)
+        return table
+
+
+#: Bumped when a setting that shapes the URLconf's routes changes (override_settings in
+#: tests): every Routes forgets what it worked out.
+_URLCONF_GENERATION = [0]
+_URLCONF_SETTINGS = frozenset({"ROOT_URLCONF", "LANGUAGES", "LANGUAGE_CODE", "USE_I18N"})
+
+
+def _settings_changed(sender: Any, setting: str = "", **kwargs: Any) -> None:
+    if setting in _URLCONF_SETTINGS:
+        _URLCONF_GENERATION[0] += 1
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="sms2fa_middleware.django.routes")
+
+
+def _other_languages(path: str, prefixes: set[str]) -> set[str]:
+    """``path`` with its language prefix swapped for each of ``prefixes`` (itself included)."""
+    body = path[1:] if path.startswith("/") else path
+    out = {path}
+    for prefix in prefixes:
+        if body.startswith(prefix):
+            rest = body[len(prefix):]
+            out |= {"/" + other + rest for other in prefixes}
     return out
 
 
+# -- start-up check of the URL patterns --------------------------------------------------------
+
 def check_routes(protect: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
-                 urlconf: str | None = None) -> list[str]:
+                 urlconf: str | None = None,
+                 protect_views: Iterable[str] | None = None) -> list[str]:
     """Start-up check: log (and return) a warning for each URL pattern the ``protect``
-    patterns may leave open -- e.g. ``protect=["/admin/*"]`` with a route ``/admin/`` -- and
-    for each protect pattern that matches no route. Defaults: ``settings.SMS2FA``'s."""
+    patterns may leave open -- e.g. ``protect=["/admin/*"]`` with a route ``/admin/`` --,
+    each protect pattern that matches no route, each URL pattern that protect matches in
+    one language or letter case but not in another (``/account/`` but not ``/fr/account/``;
+    ``(?i)^billing/$`` as ``/BILLING/``: the middleware still protects those once Django has
+    resolved them), and each ``protect_views`` name that names no URL pattern. Every
+    language of ``settings.LANGUAGES`` is sampled. Defaults: ``settings.SMS2FA``'s."""
     config: Mapping[str, Any] = getattr(django_settings, "SMS2FA", None) or {}
     protect = config.get("protect", ()) if protect is None else protect
     exclude = config.get("exclude", ()) if exclude is None else exclude
-    warnings: list[str] = route_warnings(route_paths(urlconf), protect, exclude)
+    views = config.get("protect_views", ()) if protect_views is None else protect_views
+    protect = [protect] if isinstance(protect, str) else list(protect)
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    views = [views] if isinstance(views, str) else list(views)
+    patterns = url_patterns(urlconf)
+    warnings: list[str] = []
+    if protect:
+        samples = [sample for pattern in patterns for sample in pattern.samples]
+        warnings += route_warnings(samples, protect, exclude)
+        warnings += _spelling_warnings(patterns, protect, exclude)
+    for name in views:
+        if not any(fnmatch.fnmatchcase(p.view_name, name) for p in patterns):
+            warnings.append(f"protect_views name {name!r} matches no URL pattern")
     for warning in warnings:
         log.warning("sms2fa: %s", warning)
     return warnings
 
 
-__all__ = ["Identity", "SMS2FAMiddleware", "UserIdentity", "check_routes", "installed",
-           "route_paths", "sample_path", "verified_required"]
+def _spelling_warnings(patterns: Iterable[UrlPattern], protect: list[str],
+                       exclude: list[str]) -> list[str]:
+    """The URL patterns that protect matches in some language or letter case only."""
+    policy, excluded = PathPolicy(protect, (), "/\x00"), PathPatterns(exclude)
+    warnings = []
+    for pattern in patterns:
+        spellings = list(pattern.samples)
+        if pattern.ignorecase:
+            spellings += [v for s in pattern.samples for v in _case_variants(s)]
+        covered = [s for s in spellings if policy.protects(normalize(s))]
+        if not covered:
+            continue
+        for spelling in dict.fromkeys(spellings):
+            if spelling in covered or excluded.match(normalize(spelling)):
+                continue
+            why = "another language" if spelling in pattern.samples else "another letter case"
+            warnings.append(
+                f"route {spelling!r} is not matched by protect, though the same URL pattern "
+                f"is at {covered[0]!r} ({why}); the middleware protects it once Django has "
+                f"resolved it -- name it in protect too, or use protect_views")
+    return warnings
+
+
+__all__ = ["Identity", "Routes", "SMS2FAMiddleware", "UrlPattern", "UserIdentity", "check_routes",
+           "installed", "route_paths", "url_patterns", "verified_required"]

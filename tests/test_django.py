@@ -41,16 +41,19 @@ HTML = {"accept": "text/html"}
 MARKER = "SMS2FA-EXAMPLE-ACCOUNT"  # in the account page only (accounts/templates)
 
 
+_SET_UP: list[bool] = []  # the process's Django is set up once, whichever module asks first
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The example project set up in this process on a SQLite file, migrated, with users
-    alice (a phone) and nophone (none)."""
+    alice (a phone) and nophone (none); once per process (test_django_routing uses it too)."""
     import django
-    from django.apps import apps
 
-    if apps.ready:  # set up by another module's use of this fixture (test_channels)
+    if _SET_UP:
         yield
         return
+
     db = tmp_path_factory.mktemp("django") / "django.db"
     saved = {k: os.environ.get(k) for k in ("DJANGO_SETTINGS_MODULE", "DJANGO_DB_PATH")}
     os.environ.update(DJANGO_SETTINGS_MODULE="project.settings", DJANGO_DB_PATH=str(db))
@@ -72,6 +75,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     users = get_user_model().objects
     users.create_user(ALICE, password=PASSWORD, phone_number=ALICE_PHONE)
     users.create_user("nophone", password=PASSWORD)
+    _SET_UP.append(True)
     yield
 
 
