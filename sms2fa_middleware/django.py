@@ -55,7 +55,6 @@ from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured, ObjectDoesNotExist
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.module_loading import import_string
 
 from . import Identity
@@ -69,7 +68,7 @@ from .guard.paths import (
     normalize,
     route_warnings,
 )
-from .guard.private import CDN_ONLY
+from .guard.private import make_private
 from .http import MAX_BODY, Request, Response, too_large
 from .settings import Settings
 
@@ -157,7 +156,6 @@ class Installed:
                                        "keywords or a Settings")
         if "login_url" not in options and str(django_settings.LOGIN_URL).startswith("/"):
             options["login_url"] = str(django_settings.LOGIN_URL)
-        self.private_responses = bool(options.get("private_responses", True))
         try:
             self.guard = Guard(sms_settings, **options)
         except TypeError as exc:  # an unknown key
@@ -305,6 +303,7 @@ class SMS2FAMiddleware:
                                     request.is_secure())
         if verdict.to_app:
             request.sms2fa = verdict.identity
+            request._sms2fa_private = verdict.private
         return verdict
 
     def _answer(self, request: HttpRequest, verdict: Verdict) -> HttpResponse:
@@ -342,24 +341,11 @@ class SMS2FAMiddleware:
             return False
         return self.routes.protects(match, request.path_info, getattr(request, "urlconf", None))
 
-    def _done(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        # A verified page (request.sms2fa set by the decision): no shared cache may keep it.
-        return response if request.sms2fa is None else self._private(response)
-
-    def _private(self, response: HttpResponseBase) -> HttpResponseBase:
-        # A page only this verified user may see: no shared cache may keep it.
-        if not self.installed.private_responses:
-            return response
-        headers = response.headers
-        for name in CDN_ONLY:  # a CDN follows these before Cache-Control
-            if name in headers:
-                del headers[name]
-        if "vary" not in headers and "cache-control" not in headers:  # the usual case: fast
-            headers["Vary"] = "Cookie"
-            headers["Cache-Control"] = "private"
-        else:
-            patch_vary_headers(response, ("Cookie",))
-            patch_cache_control(response, private=True)
+    @staticmethod
+    def _done(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        # A verified page, when the decision says so: no shared cache may keep it.
+        if getattr(request, "_sms2fa_private", False):
+            make_private(response.headers)
         return response
 
     def revoke(self, auth_id: object) -> None:
