@@ -186,6 +186,8 @@ def test_sqlite_held_locked_by_another_process(tmp_path: Path, fake: FakeFlowrou
         assert a.logout_device(revoked).status_code == 303
         b2 = worker()
         assert b2.get("/account", "alice", other).status_code == 200
+        for w in (a, b2):  # an exclusive-mode lock on a WAL file needs no other open handle
+            w.close()
         with sqlite_locked(path):
             b1 = worker()
             refused = b1.get("/account", "alice", revoked)
