@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps import flask_app
+from apps import flask_app, starlette_app
 from conftest import SECRET
 from databases import private_postgres
 from tcp_proxy import PausableProxy
@@ -39,11 +39,20 @@ EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 class Worker:
     """One process's middleware around the test app, and a client for it."""
 
-    def __init__(self, database_url: str, fake: FakeFlowroute, **options: Any) -> None:
+    def __init__(self, database_url: str, fake: FakeFlowroute, framework: str = "flask",
+                 **options: Any) -> None:
         settings = Settings(secret_key=SECRET, database_url=database_url,
                             **fake.settings_kwargs())
-        self.app, self.middleware = flask_app(dict(USERS), settings, **options)
-        self.client = Client(self.app, use_cookies=False)  # the Cookie header is ours
+        self.client: Any
+        if framework == "flask":
+            self.app, self.middleware = flask_app(dict(USERS), settings, **options)
+            self.client = Client(self.app, use_cookies=False)  # the Cookie header is ours
+        else:
+            from starlette.testclient import TestClient
+
+            self.app, self.middleware = starlette_app(dict(USERS), settings, [], **options)
+            self.client = TestClient(self.app, raise_server_exceptions=False,
+                                     follow_redirects=False)
 
     def get(self, path: str, user: str, cookie: str, **headers: str) -> Any:
         return self.client.get(path, headers={"X-User": user, "Cookie": cookie, **headers})
@@ -65,6 +74,12 @@ def fake() -> Iterator[FakeFlowroute]:
         yield running
 
 
+@pytest.fixture(params=["flask", "starlette"])
+def framework(request: pytest.FixtureRequest) -> str:
+    """The adapter under test: WSGI (Flask) or ASGI (Starlette)."""
+    return str(request.param)
+
+
 @contextmanager
 def workers(direct: str, proxied: str, fake: FakeFlowroute,
             **options: Any) -> Iterator[tuple[Worker, Any]]:
@@ -81,14 +96,15 @@ def workers(direct: str, proxied: str, fake: FakeFlowroute,
             w.close()
 
 
-def test_a_worker_started_while_postgres_is_away_accepts_no_session(fake: FakeFlowroute) -> None:
+def test_a_worker_started_while_postgres_is_away_accepts_no_session(
+        fake: FakeFlowroute, framework: str) -> None:
     """A logged out this device; B starts during an outage, so it never read the
     revocations: it must not accept that session (nor any other: it cannot know), and
     answers 503 with Retry-After, as when the store is down. Once the database is back,
     B refuses the revoked session and accepts the others."""
     with private_postgres("outage") as url:
         proxy, proxied = PausableProxy.to(url)
-        with workers(url, proxied, fake) as (a, worker):
+        with workers(url, proxied, fake, framework=framework) as (a, worker):
             revoked, kept = a.cookie("alice"), a.cookie("bob")
             assert a.get("/account", "alice", revoked).status_code == 200
             assert a.logout_device(revoked).status_code == 303
@@ -106,13 +122,15 @@ def test_a_worker_started_while_postgres_is_away_accepts_no_session(fake: FakeFl
             proxy.stop()
 
 
-def test_a_worker_whose_refresh_fails_stops_accepting_sessions(fake: FakeFlowroute) -> None:
+def test_a_worker_whose_refresh_fails_stops_accepting_sessions(
+        fake: FakeFlowroute, framework: str) -> None:
     """B has read the revocations, then loses the database; A logs alice out meanwhile.
     Once what B knows is older than revocation_interval, B accepts no session (503) --
     before, it went on accepting the revoked one for as long as the outage lasted."""
     with private_postgres("outage") as url:
         proxy, proxied = PausableProxy.to(url)
-        with workers(url, proxied, fake, revocation_interval=0.5) as (a, worker):
+        with workers(url, proxied, fake, framework=framework,
+                     revocation_interval=0.5) as (a, worker):
             b = worker()
             session = a.cookie("alice")
             assert b.get("/account", "alice", session).status_code == 200
@@ -128,13 +146,15 @@ def test_a_worker_whose_refresh_fails_stops_accepting_sessions(fake: FakeFlowrou
             proxy.stop()
 
 
-def test_a_revoke_during_an_outage_holds_here_at_once_and_raises(fake: FakeFlowroute) -> None:
+def test_a_revoke_during_an_outage_holds_here_at_once_and_raises(
+        fake: FakeFlowroute, framework: str) -> None:
     """While B still trusts what it read (within revocation_interval), the database goes
     away and B logs a device out, then a user: the write fails and says so (the app's
     logout view gets the error), but B refuses those sessions at once."""
     with private_postgres("outage") as url:
         proxy, proxied = PausableProxy.to(url)
-        with workers(url, proxied, fake, revocation_interval=60) as (_, worker):
+        with workers(url, proxied, fake, framework=framework,
+                     revocation_interval=60) as (_, worker):
             b = worker()
             device, other_device, bob = b.cookie("alice"), b.cookie("alice"), b.cookie("bob")
             assert b.get("/account", "alice", device).status_code == 200
