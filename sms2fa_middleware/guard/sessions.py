@@ -44,6 +44,10 @@ _ID_RANDOM = 16
 class SessionSigner:
     """The verified-session cookie: ``<issued ms, hex>.<session id>.<signature>``.
 
+    The session id is 16 random characters and a 16-character tag, a MAC of them under a key
+    of its own: a logout ("this device") can tell an id we made from a made-up one without
+    knowing whose session it is. Ids of 16 characters (no tag: issued by 0.1) still verify.
+
     The signature is HMAC-SHA256 over the audience, the issue time, the session id, the
     auth_id and the phone number (E.164) -- which never appear in the cookie. The audience
     (the guard passes its cookie name, its prefix and its ``audience`` option) is fed to each
