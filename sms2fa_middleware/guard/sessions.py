@@ -30,7 +30,7 @@ from .cookies import Cookies, cookie_values
 
 VERIFIED_CACHE_SIZE = 10_000  # verified cookies remembered per process
 VERIFIED_CACHE_HEADER = 1024  # longest Cookie header remembered (10,000 of them: 10 MB)
-#: How versions before 0.x stored a session's revocation (in the auth_ids' key space: read
+#: How 0.1 stored a session's revocation (in the auth_ids' key space: rows it wrote are read
 #: as both kinds, so neither an old logout nor such an auth_id's revocation is lost).
 LEGACY_SESSION_REVOKED = "sms2fa-session:"
 #: How long a request waits for another thread's refresh once what it knows is too old.
