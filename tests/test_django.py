@@ -547,7 +547,7 @@ def test_sessions_fail_closed_while_revocations_cannot_be_read(
         mark_verified(client, middleware.guard, Identity(first.wsgi_request.user.pk, ALICE_PHONE))
         assert client.get("/account/", headers=HTML).status_code == 200
         proxy.stop()
-        time.sleep(0.6)  # past revocation_interval: the worker must read again, and cannot
+        time.sleep(1.7)  # past revocation_interval and its second of slack: cannot read
         refused = client.get("/account/", headers=HTML)
         assert refused.status_code == 503 and refused["retry-after"], refused.content[:300]
         proxy.resume()

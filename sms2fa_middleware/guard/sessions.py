@@ -35,6 +35,10 @@ VERIFIED_CACHE_HEADER = 1024  # longest Cookie header remembered (10,000 of them
 LEGACY_SESSION_REVOKED = "sms2fa-session:"
 #: How long a request waits for another thread's refresh once what it knows is too old.
 REFRESH_WAIT = 5.0
+#: Slack beyond ``revocation_interval`` before sessions are refused: a request that found
+#: revocations fresh a moment before they fell due, or a refresh that takes a little
+#: while, must not turn into a 503 while the store is fine.
+REFRESH_GRACE = 1.0
 #: A session id as :meth:`SessionSigner.issue` makes them: 16 random characters and a
 #: 16-character tag (a MAC of them), so a logout can tell our ids from made-up ones.
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{32}")
@@ -131,9 +135,9 @@ class Sessions:
         self._revocations_seen = datetime.now(timezone.utc) - timedelta(seconds=remember_for)
         self._next_refresh = 0.0
         # Sessions are accepted until this moment (monotonic): the start of the last good
-        # read of revocations plus revocation_interval. Until a first read is tried (a
-        # guard used without an adapter) there is nothing to go stale; from then until one
-        # succeeds, nothing is known and no session is accepted.
+        # read of revocations plus revocation_interval and REFRESH_GRACE. Until a first read
+        # is tried (a guard used without an adapter) there is nothing to go stale; from then
+        # until one succeeds, nothing is known and no session is accepted.
         self._trusted_until = math.inf
         self._loaded = False
         self._refresh_lock = threading.Lock()
@@ -204,7 +208,7 @@ class Sessions:
     def refresh_revocations(self) -> None:
         """Read revocations made on any host since the last look (blocking; cheap). When
         the read fails, sessions stop being accepted once what is known is older than
-        ``revocation_interval`` (fail closed); it is retried a second later."""
+        ``revocation_interval`` and a second (fail closed); it is retried a second later."""
         started = time.monotonic()
         if not self._loaded:
             self._trusted_until = -math.inf  # a first read is under way: nothing known yet
@@ -228,7 +232,8 @@ class Sessions:
                     revoked.pop(key, None)
             # Every revocation made before `started` is known now (give or take the clocks).
             self._loaded = True
-            self._trusted_until = self._next_refresh = started + self.revocation_interval
+            self._next_refresh = started + self.revocation_interval
+            self._trusted_until = self._next_refresh + REFRESH_GRACE
         except StoreUnavailable:
             self._next_refresh = time.monotonic() + 1.0
         finally:
