@@ -140,6 +140,7 @@ class Sessions:
         # until one succeeds, nothing is known and no session is accepted.
         self._trusted_until = math.inf
         self._loaded = False
+        self._failing = False  # the last read failed: the store is away, waiting is futile
         self._refresh_lock = threading.Lock()
 
     def issue(self, identity: Identity) -> str:
@@ -214,9 +215,10 @@ class Sessions:
             self._trusted_until = -math.inf  # a first read is under way: nothing known yet
         if not self._refresh_lock.acquire(blocking=False):
             # Another thread is reading. Wait for it only when what we know is too old to
-            # go on with: then its result decides (bounded: a hung read must not hang us).
-            if started >= self._trusted_until and self._refresh_lock.acquire(
-                    timeout=REFRESH_WAIT):
+            # go on with and the store was fine last time: then its result decides (bounded:
+            # a hung read must not hang us; during an outage the answer is a 503 at once).
+            if (started >= self._trusted_until and not self._failing
+                    and self._refresh_lock.acquire(timeout=REFRESH_WAIT)):
                 self._refresh_lock.release()
             return
         try:
@@ -231,10 +233,11 @@ class Sessions:
                 for key in [k for k, at in list(revoked.items()) if at < horizon]:
                     revoked.pop(key, None)
             # Every revocation made before `started` is known now (give or take the clocks).
-            self._loaded = True
+            self._loaded, self._failing = True, False
             self._next_refresh = started + self.revocation_interval
             self._trusted_until = self._next_refresh + REFRESH_GRACE
         except StoreUnavailable:
+            self._failing = True
             self._next_refresh = time.monotonic() + 1.0
         finally:
             self._refresh_lock.release()
