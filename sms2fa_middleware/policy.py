@@ -21,6 +21,10 @@ from .sms import segments
 MAX_AUTH_ID_LENGTH = 120
 #: Revocations must outlive every session they could end: a day beyond the longest.
 REVOCATION_RETENTION = timedelta(days=31)
+#: The store's key of one session's revocation starts with this. A control character: no
+#: auth_id (printable, see :func:`check_auth_id`) can start like it, so every auth_id can be
+#: revoked and no user's revocation is read as a session's.
+SESSION_REVOCATION = "\x1fsession:"
 
 
 class Clock(Protocol):
@@ -59,6 +63,11 @@ class Keys:
         if not self.scope:
             return auth_id
         return self.scope + hashlib.sha256(auth_id.encode()).hexdigest()
+
+    @staticmethod
+    def session(session_id: str) -> str:
+        """What the store knows one verified session's revocation by."""
+        return SESSION_REVOCATION + session_id
 
     @staticmethod
     def cooldown(key: str) -> str:

@@ -574,3 +574,39 @@ def test_under_a_script_name_the_path_info_is_protected(sms2fa: Any,
     assert done.status_code == 303 and done["location"] == "/app/account/"
     account = client.get("/account/", headers=HTML)
     assert account.status_code == 200 and MARKER in account.text
+
+
+@pytest.mark.postgres
+def test_sessions_fail_closed_while_revocations_cannot_be_read(
+        sms2fa: Any, fake_flowroute: FakeFlowroute) -> None:
+    """As on WSGI and ASGI: once the database is away for longer than revocation_interval,
+    a verified session (which may have been revoked on another host meanwhile) gets 503 with
+    Retry-After, and passes again once revocations can be read."""
+    import time
+
+    from databases import private_postgres
+    from django.test import Client
+    from tcp_proxy import PausableProxy
+
+    from sms2fa_middleware.testing import mark_verified
+
+    with private_postgres("django_outage") as url:
+        proxy, proxied = PausableProxy.to(url)
+        sms2fa(settings=Settings(secret_key=SECRET, database_url=proxied,
+                                 **fake_flowroute.settings_kwargs()),
+               revocation_interval=0.5)
+        client = Client()
+        client.login(username=ALICE, password=PASSWORD)
+        first = client.get("/account/", headers=HTML)  # finds the middleware on the request
+        middleware = first.wsgi_request.sms2fa_middleware
+        mark_verified(client, middleware.guard, Identity(first.wsgi_request.user.pk, ALICE_PHONE))
+        assert client.get("/account/", headers=HTML).status_code == 200
+        proxy.stop()
+        time.sleep(1.7)  # past revocation_interval and its second of slack: cannot read
+        refused = client.get("/account/", headers=HTML)
+        assert refused.status_code == 503 and refused["retry-after"], refused.content[:300]
+        proxy.resume()
+        time.sleep(1.2)  # a failed read is retried a second later
+        assert client.get("/account/", headers=HTML).status_code == 200
+        proxy.stop()
+        middleware.guard.verifier.store.dispose()

@@ -156,6 +156,14 @@ class Verifier:
         self.audit.emit("revoked", auth_id)
         return now
 
+    def revoke_session(self, session_id: str) -> datetime:
+        """End one verified session (one device) issued until now, on every host; stored
+        apart from auth_ids' revocations (see :meth:`Keys.session`). Returns the moment."""
+        self._ready()
+        now = self.clock.now()
+        self.store.revoke(Keys.session(session_id), now)
+        return now
+
     def revocations_since(self, since: datetime) -> list[tuple[str, datetime]]:
         """(auth_id, revoked_at) of every revocation after ``since``."""
         self._ready()

@@ -19,6 +19,20 @@ def cookie_value(header: str, name: str) -> str | None:
     return None
 
 
+def cookie_values(header: str, name: str) -> list[str]:
+    """Every value of cookie ``name`` in a Cookie header, in the order sent. A browser sends
+    several cookies of one name when they differ in Domain or Path -- one may have been
+    planted by a sibling subdomain (cookie tossing) -- and lists the longer Path first."""
+    if name not in header:
+        return []
+    found = []
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            found.append(value.strip('"'))
+    return found
+
+
 class Cookies:
     """Names and Set-Cookie values for one guard's cookies."""
 
@@ -39,10 +53,17 @@ class Cookies:
         return self._session[https]
 
     def csrf(self, https: bool) -> str:
-        return self._session[https] + "_csrf"
+        return self._helper(https) + "_csrf"
 
     def flash(self, https: bool) -> str:
-        return self._session[https] + "_flash"
+        return self._helper(https) + "_flash"
+
+    def _helper(self, https: bool) -> str:
+        # The challenge's own cookies are set and read by one host only, so they keep
+        # ``__Host-`` (no Domain: a sibling subdomain cannot plant one) even when
+        # ``cookie_domain`` shares the session cookie.
+        secure = https if self.secure is None else self.secure
+        return "__Host-" + self.name if secure else self.name
 
     def set(self, https: bool, name: str, value: str, max_age: int) -> tuple[str, str]:
         """A Set-Cookie header; ``max_age=0`` deletes the cookie."""
@@ -58,4 +79,4 @@ class Cookies:
         return self.set(https, name, "", max_age=0)
 
 
-__all__ = ["Cookies", "cookie_value"]
+__all__ = ["Cookies", "cookie_value", "cookie_values"]

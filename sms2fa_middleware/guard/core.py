@@ -13,7 +13,7 @@ from ..engine import Verifier
 from ..errors import StoreUnavailable
 from ..http import Request, Response, VerificationAPI, json_response
 from ..settings import Settings
-from .cookies import Cookies, cookie_value
+from .cookies import Cookies, cookie_values
 from .csrf import Csrf
 from .decision import Answer, Decider, Verdict
 from .flows.html import HtmlFlow
@@ -95,19 +95,22 @@ class Guard:
 
     def revoke(self, auth_id: str) -> None:
         """End ``auth_id``'s verified sessions here at once, and on every host within
-        ``revocation_interval`` seconds."""
+        ``revocation_interval`` seconds. StoreUnavailable if the store cannot be written:
+        they are ended here, but other hosts do not know (tell the user, or retry)."""
         self.sessions.revoke(auth_id)
 
     def revoke_session(self, cookie_header: str) -> list[tuple[str, str]]:
         """End the verified session in this Cookie header only ("log out this device");
-        the Set-Cookie headers that delete it, for the response."""
-        deleted = []
+        the Set-Cookie headers that delete it, for the response. Raises as :meth:`revoke`
+        does."""
+        deleted, values = [], []
         for https in (False, True) if self.cookies.secure is None else (self.cookies.secure,):
             name = self.cookies.session(https)
-            value = cookie_value(cookie_header, name)
-            if value is not None:
-                self.sessions.revoke_session(value)
+            found = cookie_values(cookie_header, name)
+            if found:
+                values += found  # every one of the name: one may be planted, any may be ours
                 deleted.append(self.cookies.delete(https, name))
+        self.sessions.revoke_sessions(values)
         return deleted
 
     def answer(self, verdict: Verdict, request: Request) -> Response:
@@ -123,6 +126,11 @@ class Guard:
         """The answer to a protected request without a verified session (may do I/O: run
         it off the event loop)."""
         try:
+            if self.sessions.held_back(request.header("cookie"), request.scheme in ("https", "wss"),
+                                       identity):
+                # A valid session, but revocations could not be read lately: it may have
+                # been revoked. As when the store is down: 503, not a new challenge.
+                raise StoreUnavailable()
             target = self.refusals.target(request)
             if identity is None:
                 return self.refusals.anonymous(request, target)
