@@ -28,10 +28,14 @@ def refusal(path: str) -> dict[str, str]:
 def report(routes: Iterable[str], protect: Iterable[str], exclude: Iterable[str]) -> list[str]:
     """Log (and return) a warning for each route the patterns may leave open, and for each
     protect pattern that matches no route."""
-    warnings = route_warnings(list(routes), protect, exclude)
+    return logged(route_warnings(list(routes), protect, exclude))
+
+
+def logged(warnings: list[str]) -> list[str]:
+    """Log each start-up warning; hand them back (``check_routes`` returns them)."""
     for warning in warnings:
         log.warning("sms2fa: %s", warning)
     return warnings
 
 
-__all__ = ["HEADERS", "REASON", "refusal", "report"]
+__all__ = ["HEADERS", "REASON", "logged", "refusal", "report"]

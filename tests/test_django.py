@@ -358,6 +358,63 @@ def test_a_verified_page_is_kept_out_of_shared_caches(sms2fa: Any) -> None:
     assert "CDN-Cache-Control" not in response and "Surrogate-Control" not in response
 
 
+def test_verified_responses_get_the_same_cache_headers_on_every_adapter(sms2fa: Any) -> None:
+    """One header policy: a verified page's ``public, s-maxage=600, max-age=60`` becomes the
+    same private headers on WSGI, ASGI and Django, sync and async (Django used to keep
+    s-maxage)."""
+    import time
+
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+    from starlette.testclient import TestClient
+    from werkzeug.test import Client as WerkzeugClient
+
+    from sms2fa_middleware.asgi import SMS2FAMiddleware as ASGIMiddleware
+    from sms2fa_middleware.django import SMS2FAMiddleware
+    from sms2fa_middleware.wsgi import SMS2FAMiddleware as WSGIMiddleware
+
+    app_headers = [("Cache-Control", "public, s-maxage=600, max-age=60"),
+                   ("Vary", "Accept-Encoding"), ("Content-Type", "text/plain")]
+    who = Identity("1", ALICE_PHONE)
+    sms2fa(identify=lambda request: who)
+
+    def view(request: Any) -> HttpResponse:
+        response = HttpResponse("page")
+        for name, value in app_headers:
+            response[name] = value
+        return response
+
+    async def async_view(request: Any) -> HttpResponse:
+        return view(request)
+
+    def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", list(app_headers))
+        return [b"page"]
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        raw = [(n.lower().encode(), v.encode()) for n, v in app_headers]
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": b"page"})
+
+    django_sync = SMS2FAMiddleware(view)
+    guard = django_sync.guard
+    cookie = f"sms2fa={guard.signer.issue(who, int(time.time() * 1000))}"
+    seen = {}
+    answer = django_sync(RequestFactory().get("/account/", HTTP_COOKIE=cookie))
+    seen["django"] = (answer.status_code, answer["Cache-Control"], answer["Vary"])
+    answer = asyncio.run(SMS2FAMiddleware(async_view)(
+        RequestFactory().get("/account/", HTTP_COOKIE=cookie)))
+    seen["django async"] = (answer.status_code, answer["Cache-Control"], answer["Vary"])
+    wsgi = WSGIMiddleware(wsgi_app, guard=guard, identify=lambda request: who)
+    got = WerkzeugClient(wsgi, use_cookies=False).get("/account/", headers={"Cookie": cookie})
+    seen["wsgi"] = (got.status_code, got.headers.get("Cache-Control"), got.headers.get("Vary"))
+    assert got.status_code == 200, (got.status_code, got.get_data()[:300])
+    asgi = ASGIMiddleware(asgi_app, guard=guard, identify=lambda request: who)
+    got = TestClient(asgi).get("/account/", headers={"Cookie": cookie})  # no lifespan
+    seen["asgi"] = (got.status_code, got.headers["cache-control"], got.headers["vary"])
+    assert set(seen.values()) == {(200, "private, max-age=60", "Accept-Encoding, Cookie")}, seen
+
+
 def test_misconfiguration_is_caught_at_start_up(sms2fa: Any) -> None:
     from django.core.exceptions import ImproperlyConfigured
     from django.test import override_settings

@@ -1,0 +1,158 @@
+"""The ``SMS2FA`` settings dict, read once: the guard, ``identify`` (by default the
+logged-in ``request.user``), and which resolved routes are protected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from ..guard import Guard
+from ..identity import Identity
+from ..settings import Settings
+from .routes import Routes
+
+Identify = Callable[[HttpRequest], Any]
+
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+class UserIdentity:
+    """The default ``identify``: the authenticated ``request.user`` as
+    ``Identity(str(user.pk), <its phone attribute>)``, or None for an anonymous request.
+
+    ``phone_attribute`` is an attribute of the user, or a dotted path through relations
+    (``"profile.phone_number"``); a missing related row or an empty value means no phone
+    on file. A ``PhoneNumber`` (django-phonenumber-field) is read as E.164.
+    """
+
+    def __init__(self, phone_attribute: str = "phone_number") -> None:
+        self.phone_attribute = phone_attribute
+        self._path = phone_attribute.split(".")
+
+    def __call__(self, request: HttpRequest) -> Identity | None:
+        user = request.user
+        if not user.is_authenticated:
+            return None
+        return Identity(str(user.pk), self.phone(user))
+
+    def phone(self, user: Any) -> str | None:
+        value = user
+        for name in self._path:
+            try:
+                value = getattr(value, name)
+            except ObjectDoesNotExist:  # no profile row (yet): no phone on file
+                return None
+            if value is None:
+                return None
+        value = getattr(value, "as_e164", value)
+        return value if isinstance(value, str) else str(value)
+
+    def check(self) -> None:
+        """Start-up check: the user model has the phone attribute's first step."""
+        from django.contrib.auth import get_user_model
+
+        model = get_user_model()
+        if not hasattr(model, self._path[0]):
+            raise ImproperlyConfigured(
+                f"SMS2FA: the user model {model.__name__} has no attribute "
+                f"{self._path[0]!r}; set SMS2FA['phone_attribute'] (e.g. "
+                f"'profile.phone_number') or SMS2FA['identify']")
+
+
+class Installed:
+    """What one ``SMS2FA`` settings dict builds: the guard and ``identify``. Built once per
+    dict and shared by the middleware instances of a process (Django's test client makes
+    one per client)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        options = dict(config)
+        raw_settings = options.pop("settings", None)
+        identify = options.pop("identify", None)
+        phone_attribute = options.pop("phone_attribute", "phone_number")
+        protect_views = options.pop("protect_views", ())
+        if isinstance(protect_views, str):
+            protect_views = [protect_views]
+        if not all(isinstance(name, str) and name for name in protect_views):
+            raise ImproperlyConfigured("SMS2FA['protect_views'] must be a list of URL names "
+                                       "such as ['billing', 'accounts:*']")
+        if protect_views and not options.get("protect"):
+            # Protection by view only: the path rules then protect nothing but the prefix,
+            # which the guard answers before any protect pattern is looked at.
+            options["protect"] = ["/" + str(options.get("prefix", "sms2fa")).strip("/")]
+        if isinstance(raw_settings, Settings):
+            sms_settings = raw_settings
+        elif raw_settings is None:
+            sms_settings = Settings.from_env()
+        elif isinstance(raw_settings, Mapping):
+            sms_settings = Settings(**raw_settings)
+        else:
+            raise ImproperlyConfigured("SMS2FA['settings'] must be a dict of Settings "
+                                       "keywords or a Settings")
+        if "login_url" not in options and str(django_settings.LOGIN_URL).startswith("/"):
+            options["login_url"] = str(django_settings.LOGIN_URL)
+        try:
+            self.guard = Guard(sms_settings, **options)
+        except TypeError as exc:  # an unknown key
+            raise ImproperlyConfigured(f"SMS2FA: {exc}") from None
+        if isinstance(identify, str):
+            identify = import_string(identify)
+        if identify is None:
+            default = UserIdentity(phone_attribute)
+            default.check()
+            identify = default
+        elif not callable(identify):
+            raise ImproperlyConfigured("SMS2FA['identify'] must be a callable or its dotted path")
+        self.identify: Identify = identify
+        self.identify_is_async = iscoroutinefunction(identify)
+        self.default_identify = isinstance(identify, UserIdentity)
+        #: Which resolved routes are protected (the second line, after the path rules).
+        self.routes = Routes(self.guard.options.protect, self.guard.options.exclude,
+                             self.guard.options.prefix, tuple(protect_views))
+
+    def auth_id(self, request: HttpRequest, user: Any) -> str | None:
+        """The auth_id of ``user``, who is logging out on ``request`` (blocking)."""
+        if self.default_identify:
+            return str(user.pk)
+        raw = (async_to_sync(self.identify)(request) if self.identify_is_async
+               else self.identify(request))
+        identity = self.guard.identity(raw)
+        return identity.auth_id if identity is not None else None
+
+
+_INSTALLED: dict[int, tuple[object, Installed]] = {}
+
+
+def installed() -> Installed:
+    """The :class:`Installed` for the current ``settings.SMS2FA`` (built on first use)."""
+    config = getattr(django_settings, "SMS2FA", None)
+    if not isinstance(config, Mapping):
+        raise ImproperlyConfigured('settings.SMS2FA must be a dict such as '
+                                   '{"protect": ["/account"], "login_url": "/login/"}')
+    hit = _INSTALLED.get(id(config))
+    if hit is not None and hit[0] is config:  # the dict itself is kept: no id reuse
+        return hit[1]
+    built = Installed(config)
+    if len(_INSTALLED) >= 8:  # settings overridden test after test: stay bounded
+        _INSTALLED.clear()
+    _INSTALLED[id(config)] = (config, built)
+    return built
+
+
+def check_order() -> None:
+    """The default identify reads ``request.user``: AuthenticationMiddleware must run first."""
+    names = list(django_settings.MIDDLEWARE)
+    ours = next((i for i, n in enumerate(names) if n.endswith(".SMS2FAMiddleware")), None)
+    if ours is not None and not any(n.endswith("AuthenticationMiddleware")
+                                    for n in names[:ours]):
+        raise ImproperlyConfigured(
+            f"SMS2FA: list {AUTH_MIDDLEWARE!r} before 'sms2fa_middleware.django."
+            "SMS2FAMiddleware' in MIDDLEWARE (it reads request.user), or set SMS2FA['identify']")
+
+
+__all__ = ["AUTH_MIDDLEWARE", "Identify", "Installed", "UserIdentity", "check_order", "installed"]
