@@ -123,7 +123,7 @@ def _create_schema(database_url: str) -> None:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from .settings import check_database_url
+    from .store.urls import check_database_url
 
     # Only the database is needed: no secret key, no SMS provider.
     url = check_database_url(os.environ.get("SMS2FA_DATABASE_URL", ""))

@@ -11,18 +11,17 @@ mobile numbers only); loosening any of them is a deliberate, visible act.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 import os
-import secrets
 import string
-import time
 import warnings
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigurationError
+from .store.files import development_key
+from .store.urls import check_database_url
 
 log = logging.getLogger("sms2fa")
 
@@ -69,7 +68,7 @@ class Settings:
     flowroute_url: str = DEFAULT_FLOWROUTE_URL
     sms_timeout: float = field(default=10.0, metadata=_range(1, 60))
 
-    # Storage: empty means a SQLite file in the data directory (see default_database_url)
+    # Storage: empty means a SQLite file in the data directory (store/urls.py)
     database_url: str = ""
 
     # Codes
@@ -305,85 +304,6 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
         except ValueError:
             raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
     return raw
-
-
-def data_directory() -> str:
-    """Where the default SQLite database lives: ``$SMS2FA_DATA_DIR``, else
-    ``$XDG_DATA_HOME/sms2fa``, else ``~/.local/share/sms2fa`` -- never the working directory,
-    where a database (and its WAL and lock files) would land wherever the app is started."""
-    configured = os.environ.get("SMS2FA_DATA_DIR") or os.path.join(
-        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "sms2fa")
-    return os.path.abspath(configured)
-
-
-def development_key() -> str:
-    """Development mode's secret key: made once, kept in the data directory (mode 0600).
-
-    Every worker on this machine reads the same file, so ``gunicorn -w 2`` in development
-    mode verifies a code in the worker that did not send it. Never used outside development.
-    """
-    folder = data_directory()
-    path = os.path.join(folder, "development-secret-key")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another worker may be writing it this very moment
-            with open(path, encoding="ascii") as existing:
-                key = existing.read().strip()
-            if key:
-                return key
-            time.sleep(0.01)
-        raise ConfigurationError(f"development mode: {path} is empty; delete it") from None
-    key = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w", encoding="ascii") as new:
-        new.write(key)
-    log.warning("sms2fa: development mode, using a throw-away secret key kept in %s", path)
-    return key
-
-
-def default_database_url() -> str:
-    """``sqlite:///<data directory>/sms2fa.db`` (the directory is made when the store opens)."""
-    return f"sqlite:///{data_directory()}/sms2fa.db"
-
-
-def make_data_directory(database_path: str) -> None:
-    """Create the data directory (mode 0700) if ``database_path`` is in it and it is missing;
-    any other missing directory stays an error the user sees."""
-    folder = os.path.dirname(os.path.abspath(database_path))
-    if folder == data_directory():
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-
-
-def check_database_url(url: str) -> str:
-    """The URL itself (or the default one), or a ConfigurationError that says what is wrong
-    in one line: never the password, never a driver's traceback."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    what = "database_url (SMS2FA_DATABASE_URL)"
-    if not url:
-        return default_database_url()
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        raise ConfigurationError(
-            f"{what} is not a database URL; expected e.g. sqlite:////var/lib/app/sms2fa.db "
-            "or postgresql+psycopg://user:password@host/dbname"
-        ) from None
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
-    if backend == "sqlite":
-        return url
-    if backend != "postgresql":
-        raise ConfigurationError(f"{what} names {backend!r}; use sqlite or postgresql")
-    if driver not in ("", "psycopg", "psycopg2"):
-        raise ConfigurationError(f"{what}: use the psycopg driver (postgresql+psycopg://...)")
-    if importlib.util.find_spec("psycopg") is None:
-        raise ConfigurationError(
-            f"{what} is a PostgreSQL URL, but its driver is not installed: "
-            "pip install 'sms2fa-middleware[postgres]'"
-        )
-    return url
 
 
 def check_template(template: str, what: str = "message") -> str:

@@ -317,6 +317,32 @@ def test_one_device_revoked_leaves_the_others(guard: Guard) -> None:
     assert guard.revoke_session("other=1") == []
 
 
+def test_the_session_cookies_in_a_header_are_found_under_each_name_they_may_have() -> None:
+    values, deletions = Cookies("sms2fa").sessions_in("sms2fa=a; __Host-sms2fa=b; sms2fa=c")
+    assert values == ["a", "c", "b"]  # every one of a name: one may be planted
+    assert [v.split(";")[0] for _, v in deletions] == ["sms2fa=", "__Host-sms2fa="]
+    values, deletions = Cookies("sms2fa", secure=True).sessions_in("sms2fa=a; __Host-sms2fa=b")
+    assert values == ["b"] and len(deletions) == 1
+    assert Cookies("sms2fa").sessions_in("other=1") == ([], [])
+
+
+def test_the_code_sender_sends_once_per_waiting_code_and_names_why_not(
+        guard: Guard, fake_flowroute: FakeFlowroute) -> None:
+    from sms2fa_middleware.guard.sending import CodeSender
+
+    sender = CodeSender(guard.verifier)
+    request = Request("GET", "/account", client="203.0.113.9")
+    assert sender.send_unless_waiting(ALICE, request) is None
+    assert sender.send_unless_waiting(ALICE, request) is None  # a reload sends none
+    assert len(fake_flowroute.messages) == 1
+    assert sender.send(ALICE, request) == "rate_limited"  # the resend cooldown
+    assert sender.send(Identity("alice", None), request) == "bad_number"
+    fake_flowroute.fail_next(500)
+    assert sender.send(Identity("bob", "+12065550100"), request) == "send_failed"
+    moved = Identity("alice", "+12065550199")  # the waiting code is not the new number's:
+    assert sender.send_unless_waiting(moved, request) == "rate_limited"  # a send is tried
+
+
 def test_split_cookie_headers_are_one_cookie_header_for_the_guard() -> None:
     """The prefix's requests (the challenge forms, logout of one device) see every cookie of
     an HTTP/2 request that split them over several headers, and the last of other repeats."""

@@ -422,3 +422,21 @@ def test_engine_operations_raise_store_unavailable_when_the_database_goes_away(
         assert len(fake_flowroute.messages) == 1  # no SMS for a start the store refused
     finally:
         verifier.store.dispose()
+
+
+def test_the_store_makes_only_its_own_data_directory_and_checks_urls(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sms2fa_middleware.errors import ConfigurationError
+    from sms2fa_middleware.store.files import data_directory, make_data_directory
+    from sms2fa_middleware.store.urls import check_database_url, default_database_url
+
+    monkeypatch.setenv("SMS2FA_DATA_DIR", str(tmp_path / "data"))
+    assert data_directory() == str(tmp_path / "data")
+    assert check_database_url("") == default_database_url() == (
+        f"sqlite:///{tmp_path / 'data' / 'sms2fa.db'}")
+    make_data_directory(str(tmp_path / "elsewhere" / "x.db"))  # not ours: left missing
+    assert not (tmp_path / "elsewhere").exists()
+    make_data_directory(str(tmp_path / "data" / "sms2fa.db"))
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    with pytest.raises(ConfigurationError, match="SMS2FA_DATABASE_URL"):
+        check_database_url("mysql://root:hunter2@localhost/test")

@@ -11,8 +11,10 @@ policy. One module per job:
 * :mod:`.csrf` -- the challenge forms' Origin check and tokens;
 * :mod:`.origins` -- which origins a challenge post may come from;
 * :mod:`.identity` -- what ``identify`` returned, normalised;
-* :mod:`.refusals` -- not logged in, no phone, verification required; sending codes;
-* :mod:`.flows.html` -- the challenge page and its forms;
+* :mod:`.refusals` -- not logged in, no phone, verification required;
+* :mod:`.sending` -- sending a code for the flows (once per waiting code; why not);
+* :mod:`.flows.html` -- the challenge page and its forms; :mod:`.flows.json` -- for API clients;
+* :mod:`.routes` -- the guard's routes under the prefix (challenge, OpenAPI, the API);
 * :mod:`.responses`, :mod:`.private` -- small answers and URLs; private response headers;
 * :mod:`.core` -- :class:`Guard`, the facade; :mod:`.app` -- what both adapters share.
 

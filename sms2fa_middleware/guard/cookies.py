@@ -78,5 +78,17 @@ class Cookies:
     def delete(self, https: bool, name: str) -> tuple[str, str]:
         return self.set(https, name, "", max_age=0)
 
+    def sessions_in(self, header: str) -> tuple[list[str], list[tuple[str, str]]]:
+        """Every verified-session value in a Cookie header, under each name it may have,
+        and the Set-Cookie headers that delete them ("log out this device")."""
+        values, deletions = [], []
+        for https in (False, True) if self.secure is None else (self.secure,):
+            name = self.session(https)
+            found = cookie_values(header, name)
+            if found:
+                values += found  # every one of the name: one may be planted, any may be ours
+                deletions.append(self.delete(https, name))
+        return values, deletions
+
 
 __all__ = ["Cookies", "cookie_value", "cookie_values"]

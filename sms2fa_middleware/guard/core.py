@@ -1,38 +1,29 @@
 """``Guard``: the one object the adapters (WSGI, ASGI, Django) call. A facade: each job lives
-in its own module -- paths, cookies, sessions, CSRF, the challenge flows -- and this class
-wires them together and routes requests under the prefix."""
+in its own module -- paths, cookies, sessions, CSRF, the decision, the challenge flows, the
+routes under the prefix -- and this class wires them together."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from typing import Any
 
 from .. import Identity
 from ..engine import Verifier
 from ..errors import StoreUnavailable
-from ..http import Request, Response, VerificationAPI, json_response
+from ..http import Request, Response
 from ..settings import Settings
-from .cookies import Cookies, cookie_values
+from .cookies import Cookies
 from .csrf import Csrf
 from .decision import Answer, Decider, Verdict
 from .flows.html import HtmlFlow
-from .flows.json import JsonFlow, is_json, wants_json
+from .flows.json import JsonFlow
 from .identity import Identities
 from .options import GuardOptions
 from .paths import PathPolicy
 from .refusals import Refusals
-from .responses import (
-    internal_error,
-    is_htmx,
-    is_navigation,
-    not_found,
-    unavailable,
-    wants_html,
-)
+from .responses import internal_error, is_htmx, is_navigation, unavailable, wants_html
+from .routes import PrefixRoutes, mounted_api
+from .sending import CodeSender
 from .sessions import Sessions, SessionSigner
-
-log = logging.getLogger("sms2fa")
 
 
 class Guard:
@@ -50,8 +41,6 @@ class Guard:
         opts = self.options
         self.verifier = verifier or Verifier(settings or Settings.from_env())
         self.settings = self.verifier.settings
-        self.prefix, self.remember_for = opts.prefix, opts.remember_for
-        self.private_responses = opts.private_responses
         self.paths = PathPolicy(opts.protect, opts.exclude, opts.prefix)
         #: The adapters' hot path: what classify() said about paths seen before.
         self.kinds = self.paths.kinds
@@ -60,21 +49,18 @@ class Guard:
         self.sessions = Sessions(self.verifier, self.cookies, opts.cookie_audience,
                                  opts.remember_for, opts.revocation_interval)
         self.identity = Identities(opts.default_region or self.settings.default_region)
-        self.refusals = Refusals(self.verifier, opts)
+        self.refusals = Refusals(opts)
+        sender = CodeSender(self.verifier)
         csrf = Csrf(self.settings.secret_keys, self.cookies, opts.origins)
         self.html = HtmlFlow(self.verifier, opts, self.cookies, self.sessions, csrf,
-                             self.refusals)
-        self.json = JsonFlow(self.verifier, opts, self.sessions, self.refusals)
-        #: Anonymous requests to protected paths go to the app (``anonymous="app"``).
-        self.anonymous_to_app = opts.anonymous == "app"
-        api_on = opts.public_api or self.settings.api_token is not None
-        # The API lives in a namespace of its own: an anonymous caller who creates codes or
-        # fails checks for auth_id "alice" there never touches the logged-in user alice.
-        self.api = (VerificationAPI(self.verifier.namespaced("api"), uniform_errors=True)
-                    if api_on else None)
-        #: THE decision for a protected or prefix request (decision.py).
-        self.decide = Decider(self.sessions.is_verified, self.anonymous_to_app,
-                              self.private_responses)
+                             self.refusals, sender)
+        self.json = JsonFlow(self.verifier, opts, self.sessions, self.refusals, sender)
+        self.routes = PrefixRoutes(opts.prefix, self.html, self.json,
+                                   mounted_api(self.verifier, opts))
+        #: THE decision for a protected or prefix request (decision.py); ``anonymous="app"``
+        #: sends anonymous requests to protected paths to the app.
+        self.decide = Decider(self.sessions.is_verified, opts.anonymous == "app",
+                              opts.private_responses)
         # Bound once: the adapters call these on every protected request.
         self.classify, self.remember = self.paths.classify, self.paths.remember
         self.revocations_stale = self.sessions.revocations_stale
@@ -103,15 +89,9 @@ class Guard:
         """End the verified session in this Cookie header only ("log out this device");
         the Set-Cookie headers that delete it, for the response. Raises as :meth:`revoke`
         does."""
-        deleted, values = [], []
-        for https in (False, True) if self.cookies.secure is None else (self.cookies.secure,):
-            name = self.cookies.session(https)
-            found = cookie_values(cookie_header, name)
-            if found:
-                values += found  # every one of the name: one may be planted, any may be ours
-                deleted.append(self.cookies.delete(https, name))
+        values, deletions = self.cookies.sessions_in(cookie_header)
         self.sessions.revoke_sessions(values)
-        return deleted
+        return deletions
 
     def answer(self, verdict: Verdict, request: Request) -> Response:
         """The guard's own response for a verdict that does not go to the app (may do I/O:
@@ -148,37 +128,7 @@ class Guard:
 
     def handle_prefix(self, request: Request, identity: Identity | None) -> Response:
         """Answer a request under the prefix: the challenge page, its forms, or the API."""
-        sub = request.path[len(self.prefix):] or "/"
-        method = "GET" if request.method == "HEAD" else request.method
-        try:
-            route = _ROUTES.get((sub, method))
-            if route is not None:
-                return route(self, request, identity)
-            if self.api is not None and not sub.startswith("/challenge"):
-                return self.api.handle(request, sub)
-            return not_found()
-        except StoreUnavailable as exc:
-            return unavailable(request, exc)
-
-
-Route = Callable[[Guard, Request, "Identity | None"], Response]
-
-def _openapi(guard: Guard, request: Request, identity: Identity | None) -> Response:
-    from ..openapi import openapi_document
-
-    return json_response(200, openapi_document(api=guard.api is not None, challenge=True))
-
-
-# The guard's prefix routes (JSON or HTML by the request's content type and Accept); the
-# API (when on) answers the rest.
-_ROUTES: dict[tuple[str, str], Route] = {
-    ("/challenge", "GET"): lambda g, r, i: (g.json.status if wants_json(r) else g.html.get)(r, i),
-    ("/challenge", "POST"): lambda g, r, i: (g.json.check if is_json(r) else g.html.post)(r, i),
-    ("/challenge/send", "POST"): lambda g, r, i: (g.json.send if is_json(r)
-                                                  else g.html.resend)(r, i),
-    ("/challenge/resend", "POST"): lambda g, r, i: g.html.resend(r, i),
-    ("/openapi.json", "GET"): _openapi,
-}
+        return self.routes.handle(request, identity)
 
 
 __all__ = ["Guard"]

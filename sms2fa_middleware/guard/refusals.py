@@ -1,15 +1,14 @@
 """What a protected request without a verified session gets, and the answers every flow
-shares: not logged in, no phone on file, and sending a code (with the status a page shows).
+shares: not logged in, no phone on file, verification required, and where to come back to.
+(Sending the code is :mod:`.sending`'s.)
 """
 
 from __future__ import annotations
 
 from html import escape
 
-from .. import Identity, text
-from ..engine import Started, Verifier
-from ..errors import InvalidRecipient, RateLimited, SMSDeliveryFailed
-from ..http import Request, Response, client_address, json_response
+from .. import text
+from ..http import Request, Response, json_response
 from .options import GuardOptions
 from .responses import (
     app_url,
@@ -25,12 +24,10 @@ from .responses import (
 
 
 class Refusals:
-    """Answers for requests the guard cannot let through; sends codes for the flows."""
+    """Answers for requests the guard cannot let through."""
 
-    def __init__(self, verifier: Verifier, options: GuardOptions) -> None:
-        self.verifier = verifier
+    def __init__(self, options: GuardOptions) -> None:
         self.options = options
-        self.trusted_proxies = verifier.settings.trusted_proxies
 
     def challenge_url(self, request: Request, next_url: str) -> str:
         """The challenge page's URL (from the app's root path), coming back to ``next_url``."""
@@ -81,34 +78,6 @@ class Refusals:
         link = f'<p><a href="{escape(enroll)}">{escape(text.add_phone())}</a></p>' if enroll else ""
         title = text.no_phone_title()
         return page(403, title, f"<h1>{escape(title)}</h1><p>{escape(text.no_phone())}</p>{link}")
-
-    def ensure_code(self, identity: Identity, request: Request) -> str | None:
-        """Send a code unless one for this number is already waiting (a reload sends none)."""
-        pending = self.verifier.pending(identity.auth_id)
-        if pending is not None and pending.recipient == identity.recipient:
-            return None
-        return self.send(identity, request)
-
-    def send(self, identity: Identity, request: Request) -> str | None:
-        """Send a code; None, or the flash status key that explains why not."""
-        if identity.recipient is None:  # callers answer no_phone first; typed, and safe
-            return "bad_number"
-        try:
-            self.start(identity, request)
-        except RateLimited:
-            return "rate_limited"
-        except SMSDeliveryFailed:
-            return "send_failed"
-        except InvalidRecipient:
-            return "bad_number"
-        return None
-
-    def start(self, identity: Identity, request: Request) -> Started:
-        """Send a code to ``identity``'s number (engine errors propagate)."""
-        if identity.recipient is None:
-            raise InvalidRecipient("No phone number on file")
-        return self.verifier.start(identity.auth_id, identity.recipient,
-                            client_address=client_address(request, self.trusted_proxies))
 
 
 __all__ = ["Refusals"]

@@ -8,6 +8,8 @@ and PostgreSQL (psycopg 3, for several hosts). The package, by job:
 * :mod:`.backend` -- the small interface a database implements (connections, transactions,
   capabilities such as ``blocking_is_cheap``) and failures as StoreUnavailable;
 * :mod:`.sqlite`, :mod:`.postgres` -- the two backends;
+* :mod:`.files` -- the data directory (the default database, development mode's key);
+  :mod:`.urls` -- the default database URL and the check of a given one;
 * :mod:`.core` -- :class:`Store`, the domain's atomic operations over a backend;
   :mod:`.housekeeping` -- its cold paths (schema, revocations, purge, health).
 """

@@ -23,8 +23,8 @@ from sqlalchemy.dialects.sqlite import insert as upsert
 from sqlalchemy.engine import URL, Connection, Engine
 
 from ..errors import StoreUnavailable
-from ..settings import make_data_directory
 from .backend import Backend, log, unavailable_on_failure
+from .files import make_data_directory
 from .statements import Cursor
 
 _INHERITED: list[Any] = []  # connections a forked child must neither use nor close

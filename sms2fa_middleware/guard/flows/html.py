@@ -20,6 +20,7 @@ from ..csrf import Csrf
 from ..options import GuardOptions
 from ..refusals import Refusals
 from ..responses import PAGE_HEADERS, app_url, forbidden, redirect, safe_next
+from ..sending import CodeSender
 from ..sessions import Sessions
 from .pages import ChallengeView, Pages
 
@@ -48,13 +49,15 @@ class HtmlFlow:
     """The challenge page and its two forms (code, resend)."""
 
     def __init__(self, verifier: Verifier, options: GuardOptions, cookies: Cookies,
-                 sessions: Sessions, csrf: Csrf, refusals: Refusals) -> None:
+                 sessions: Sessions, csrf: Csrf, refusals: Refusals,
+                 sender: CodeSender) -> None:
         self.verifier = verifier
         self.options = options
         self.cookies = cookies
         self.sessions = sessions
         self.csrf = csrf
         self.refusals = refusals
+        self.sender = sender
         self.pages = Pages(options.template_dir)
 
     def flash(self, request: Request, status: str) -> tuple[str, str]:
@@ -67,14 +70,15 @@ class HtmlFlow:
         """A browser request without a verified session: send a code (unless one is
         waiting) and go to the challenge page. ``lost``: it was a form post, which the
         page says was not kept."""
-        status = self.refusals.ensure_code(identity, request) or ("post_lost" if lost else None)
+        status = self.sender.send_unless_waiting(identity, request)
+        status = status or ("post_lost" if lost else None)
         headers = [self.flash(request, status)] if status else []
         return redirect(self.refusals.challenge_url(request, next_url), *headers)
 
     def htmx(self, request: Request, identity: Identity, next_url: str) -> Response:
         """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
         (a redirect would be followed by the XHR and swapped into a fragment)."""
-        status = self.refusals.ensure_code(identity, request)
+        status = self.sender.send_unless_waiting(identity, request)
         response = self.refusals.verification_required(request, next_url)
         response.headers.append(("hx-redirect", self.refusals.challenge_url(request, next_url)))
         if status:
@@ -151,7 +155,7 @@ class HtmlFlow:
         _, next_url, refused = self._checked_form(request, identity)
         if refused is not None or identity is None:
             return refused or forbidden()
-        status = self.refusals.send(identity, request) or "sent"
+        status = self.sender.send(identity, request) or "sent"
         return redirect(self.refusals.challenge_url(request, next_url),
                         self.flash(request, status))
 

@@ -31,6 +31,7 @@ from ...phones import mask
 from ..csrf import origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
+from ..sending import CodeSender
 from ..sessions import Sessions
 
 
@@ -50,11 +51,12 @@ class JsonFlow:
     """Status, send and check for API clients."""
 
     def __init__(self, verifier: Verifier, options: GuardOptions, sessions: Sessions,
-                 refusals: Refusals) -> None:
+                 refusals: Refusals, sender: CodeSender) -> None:
         self.verifier = verifier
         self.options = options
         self.sessions = sessions
         self.refusals = refusals
+        self.sender = sender
 
     def _caller(self, request: Request, identity: Identity | None,
                 post: bool) -> Identity | Response:
@@ -96,7 +98,7 @@ class JsonFlow:
         try:
             if request.body.strip():
                 only_keys(json_object(request), (), ())
-            started = self.refusals.start(who, request)
+            started = self.sender.start(who, request)
         except VerificationError as exc:
             return error_response(exc)
         return json_response(200, self._code(who, started.recipient, started.expires_at,

@@ -1,0 +1,67 @@
+"""The guard's routes under the prefix: the challenge (the HTML page and its forms, or the
+JSON flow, by the request's content type and ``Accept``), the OpenAPI document, and the
+mounted verification API (when it is on) for the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .. import Identity
+from ..engine import Verifier
+from ..errors import StoreUnavailable
+from ..http import Request, Response, VerificationAPI, json_response
+from ..openapi import openapi_document
+from .flows.html import HtmlFlow
+from .flows.json import JsonFlow, is_json, wants_json
+from .options import GuardOptions
+from .responses import not_found, unavailable
+
+Route = Callable[[Request, "Identity | None"], Response]
+
+
+def mounted_api(verifier: Verifier, options: GuardOptions) -> VerificationAPI | None:
+    """The verification API under the prefix, when ``public_api`` or an API token turns
+    it on; else None."""
+    if not (options.public_api or verifier.settings.api_token is not None):
+        return None
+    # The API lives in a namespace of its own: an anonymous caller who creates codes or
+    # fails checks for auth_id "alice" there never touches the logged-in user alice.
+    return VerificationAPI(verifier.namespaced("api"), uniform_errors=True)
+
+
+class PrefixRoutes:
+    """Answers a request under the prefix (may do I/O: off the event loop on ASGI)."""
+
+    def __init__(self, prefix: str, html: HtmlFlow, json: JsonFlow,
+                 api: VerificationAPI | None) -> None:
+        self.prefix = prefix
+        self.api = api
+        self.table: dict[tuple[str, str], Route] = {
+            ("/challenge", "GET"): lambda r, i: (json.status if wants_json(r) else html.get)(r, i),
+            ("/challenge", "POST"): lambda r, i: (json.check if is_json(r) else html.post)(r, i),
+            ("/challenge/send", "POST"): lambda r, i: (json.send if is_json(r)
+                                                       else html.resend)(r, i),
+            ("/challenge/resend", "POST"): html.resend,
+            ("/openapi.json", "GET"): self.openapi,
+        }
+
+    def handle(self, request: Request, identity: Identity | None) -> Response:
+        """The challenge page, its forms, the OpenAPI document, or the API; 404 else."""
+        sub = request.path[len(self.prefix):] or "/"
+        method = "GET" if request.method == "HEAD" else request.method
+        try:
+            route = self.table.get((sub, method))
+            if route is not None:
+                return route(request, identity)
+            if self.api is not None and not sub.startswith("/challenge"):
+                return self.api.handle(request, sub)
+            return not_found()
+        except StoreUnavailable as exc:
+            return unavailable(request, exc)
+
+    def openapi(self, request: Request, identity: Identity | None) -> Response:
+        """The OpenAPI document of what is mounted here."""
+        return json_response(200, openapi_document(api=self.api is not None, challenge=True))
+
+
+__all__ = ["PrefixRoutes", "mounted_api"]
