@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sms2fa_middleware.service import Threads
+from sms2fa_middleware.threads import Threads
 
 
 def test_results_and_errors_come_back_to_the_awaiting_task() -> None:

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import Identity
+from ..api.verification import VerificationAPI
 from ..engine import Verifier
 from ..errors import StoreUnavailable
-from ..http import Request, Response, VerificationAPI, json_response
+from ..messages import Request, Response, json_response
 from ..settings import Settings
 from .cookies import Cookies, cookie_values
 from .csrf import Csrf
