@@ -47,7 +47,7 @@ MAX_FAILED = 10
 
 def build(database_url: str, uniform: bool) -> Any:
     from sms2fa_middleware import Settings, Verifier
-    from sms2fa_middleware.http import VerificationAPI
+    from sms2fa_middleware.api.verification import VerificationAPI
 
     settings = Settings(secret_key=SECRET_KEY, database_url=database_url, sms_backend="console",
                         uniform_errors=uniform, max_failed_checks=MAX_FAILED,
@@ -75,7 +75,7 @@ def prepare(verifier: Any, prefix: str, probes: int) -> None:
 
 
 def probe(api: Any, auth_id: str) -> int:
-    from sms2fa_middleware.http import Request
+    from sms2fa_middleware.messages import Request
 
     body = json.dumps({"auth_id": auth_id, "code": WRONG_GUESS}).encode()
     request = Request("POST", "/check", headers={"content-type": "application/json"},

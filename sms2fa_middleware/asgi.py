@@ -4,7 +4,8 @@ Works both as ``app.add_middleware(SMS2FAMiddleware, protect=[...], identify=...
 ``Middleware(SMS2FAMiddleware, ...)`` and as a plain wrapper ``SMS2FAMiddleware(app, ...)``.
 
 Pass-through and a valid verified cookie are decided inline, without I/O; everything that
-touches the database or the SMS provider runs in a worker thread, so the event loop never
+touches the database or the SMS provider runs in a worker thread
+(:mod:`~sms2fa_middleware.threads`: a pool for sends of its own), so the event loop never
 blocks. Lifespan scopes and websockets to unprotected paths pass straight through; a websocket
 to a protected path without a verified session is refused (HTTP 403 before the handshake).
 The verified identity is in ``scope["state"]["sms2fa"]`` (``request.state.sms2fa``), and the
@@ -22,8 +23,6 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from anyio import CapacityLimiter, to_thread
-from anyio.lowlevel import RunVar
 from starlette.requests import HTTPConnection
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,29 +31,14 @@ from . import Identity
 from .asgi_io import read_request, request_from_scope, send_response
 from .guard import PASS, Guard, GuardedApp, private_raw_headers
 from .guard.paths import app_root_paths, asgi_route_path
-from .http import too_large
+from .messages import too_large
 from .settings import Settings
+from .threads import SENDS, WORK
 
 Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] | None"]
 
 STATE_KEY = "sms2fa"
 MIDDLEWARE_KEY = "sms2fa_middleware"
-
-#: Threads for the work that may wait on the SMS provider (a refusal that sends a code, the
-#: prefix routes): a pool of their own, per event loop, so that a slow provider never holds
-#: the default pool's threads that verified requests need (identify, revocations).
-SEND_THREADS = 40
-_send_limiter: RunVar[CapacityLimiter] = RunVar("sms2fa_send_limiter")
-
-
-def _sends() -> CapacityLimiter:
-    try:
-        return _send_limiter.get()
-    except LookupError:
-        limiter = CapacityLimiter(SEND_THREADS)
-        _send_limiter.set(limiter)
-        return limiter
-
 
 class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
     """Demand a verified SMS second factor on the ``protect``ed paths of an ASGI app."""
@@ -97,7 +81,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         except Exception as exc:  # a bug in identify, or a value that is no identity
             failure = exc
         if guard.revocations_stale():
-            await to_thread.run_sync(guard.refresh_revocations)
+            await WORK.run(guard.refresh_revocations)
         verdict = guard.decide(kind, identity, failure, _cookie_header(scope),
                                scope.get("scheme") in ("https", "wss"))
         if verdict.to_app:
@@ -109,8 +93,8 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         else:
             request = (await read_request(scope, receive, path=path) if verdict.reads_body
                        else request_from_scope(scope, path))
-            response = too_large() if request is None else await to_thread.run_sync(
-                guard.answer, verdict, request, limiter=_sends())
+            response = too_large() if request is None else await SENDS.run(
+                guard.answer, verdict, request)
             await send_response(send, response, head=scope["method"] == "HEAD")
 
     async def _identity(self, scope: Scope, receive: Receive) -> Identity | None:
@@ -118,7 +102,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
                       else HTTPConnection(scope))
         if self._identify_async:
             return await self.identify(connection)  # type: ignore[arg-type,misc,no-any-return]
-        result = await to_thread.run_sync(self.identify, connection)  # type: ignore[arg-type]
+        result = await WORK.run(self.identify, connection)
         if inspect.isawaitable(result):  # a sync callable that hands back a coroutine
             return await result
         return result

@@ -1,4 +1,12 @@
-"""ASGI translation: scope + body -> :class:`~sms2fa_middleware.http.Request`, Response -> send."""
+"""ASGI translation: scope + body -> :class:`~sms2fa_middleware.messages.Request`, and
+:class:`~sms2fa_middleware.messages.Response` -> send.
+
+Here, beside :mod:`~sms2fa_middleware.messages`, not in :mod:`~sms2fa_middleware.api`: it is
+ASGI I/O that two front ends share, the ASGI middleware (:mod:`~sms2fa_middleware.asgi`) and
+the standalone service (:mod:`~sms2fa_middleware.api.service`). It is not the API's: the
+middleware reads with it the challenge's forms and JSON too, and it knows no API, only
+ASGI messages and :mod:`~sms2fa_middleware.messages`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ from typing import Any
 import anyio
 from starlette.types import Scope
 
-from .http import MAX_BODY, Request, Response, wire
+from .messages import MAX_BODY, Request, Response, wire
 
 
 def request_from_scope(scope: Scope, path: str | None = None) -> Request:

@@ -53,14 +53,14 @@ def _check_port_free(host: str, port: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .serve_protocol import (
+    from .api.serve_protocol import (
         HEADER_TIMEOUT_ENV,
         MAX_CONNECTIONS_ENV,
         DeadlineHTTPProtocol,
         connection_bound,
         read_limits,
     )
-    from .service import PREFIX_ENV
+    from .api.service import PREFIX_ENV
 
     # Every worker's protocol reads these (uvicorn builds it in each worker process).
     header_timeout, max_connections = read_limits(
@@ -91,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     uvicorn.run(
-        "sms2fa_middleware.service:create_app",
+        "sms2fa_middleware.api.service:create_app",
         factory=True,
         host=args.host,
         port=args.port,

@@ -2,7 +2,7 @@
 
 Every failure a caller can act on is a :class:`VerificationError` with a stable ``reason``
 string (the original service's names are kept). HTTP status codes are chosen in exactly one
-place, :mod:`sms2fa_middleware.http`; nothing here knows about HTTP.
+place, :mod:`sms2fa_middleware.messages`; nothing here knows about HTTP.
 """
 
 from __future__ import annotations

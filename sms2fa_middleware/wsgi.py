@@ -24,7 +24,7 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from . import Identity
 from .guard import PASS, GuardedApp, private_headers
 from .guard.paths import wsgi_route_path
-from .http import MAX_BODY, Request, Response, too_large, wire
+from .messages import MAX_BODY, Request, Response, too_large, wire
 
 if TYPE_CHECKING:
     # WSGIApplication is used in the quoted base class below, which ruff cannot see.

@@ -42,8 +42,8 @@ with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
     from starlette.testclient import TestClient
 
 from sms2fa_middleware import Identity, Settings, Verifier
+from sms2fa_middleware.api.service import VerificationService
 from sms2fa_middleware.asgi import SMS2FAMiddleware
-from sms2fa_middleware.service import VerificationService
 from sms2fa_middleware.settings import DEFAULT_NUMBER_TYPES, DEFAULT_REGIONS
 from sms2fa_middleware.store import Store, utcnow
 from sms2fa_middleware.testing import FakeFlowroute

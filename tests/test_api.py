@@ -1,6 +1,6 @@
 """The HTTP API of DESIGN.md, answer by answer, against the standalone service in-process.
 
-Every test drives :class:`~sms2fa_middleware.service.VerificationService` (the ASGI app that
+Every test drives :class:`~sms2fa_middleware.api.service.VerificationService` (the ASGI app that
 ``sms2fa serve`` runs) through starlette's TestClient, with a real Verifier on a real database
 (SQLite file, then PostgreSQL) sending through a real FakeFlowroute HTTP server.
 """
@@ -25,8 +25,8 @@ with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
 from databases import TCPProxy
 
 from sms2fa_middleware import Settings, Verifier
-from sms2fa_middleware.http import MAX_BODY
-from sms2fa_middleware.service import VerificationService
+from sms2fa_middleware.api.service import VerificationService
+from sms2fa_middleware.messages import MAX_BODY
 from sms2fa_middleware.store import codes
 from sms2fa_middleware.testing import FakeFlowroute
 

@@ -22,7 +22,7 @@ from apps import Site, make_identify
 from test_middleware import ALICE, CHALLENGE, HTML, USERS, make_site  # noqa: F401
 
 from sms2fa_middleware import Identity, Settings
-from sms2fa_middleware.openapi import openapi_document
+from sms2fa_middleware.api.openapi import openapi_document
 from sms2fa_middleware.testing import FakeFlowroute
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

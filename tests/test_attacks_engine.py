@@ -27,11 +27,12 @@ with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
     from starlette.testclient import TestClient
 
 from sms2fa_middleware import Settings, Verifier
+from sms2fa_middleware.api.service import VerificationService
+from sms2fa_middleware.api.verification import VerificationAPI
 from sms2fa_middleware.engine import Verified
 from sms2fa_middleware.errors import InvalidAPIUsage, InvalidAuthCode, RateLimited, UnknownAuthId
-from sms2fa_middleware.http import Request, VerificationAPI
+from sms2fa_middleware.messages import Request
 from sms2fa_middleware.phones import mask
-from sms2fa_middleware.service import VerificationService
 from sms2fa_middleware.store import counters
 from sms2fa_middleware.testing import FakeFlowroute
 

@@ -12,7 +12,7 @@ import requests
 from conftest import SECRET
 from servers import serve
 
-from sms2fa_middleware.client import SMSAuthClient, SMSAuthError
+from sms2fa_middleware.api.client import SMSAuthClient, SMSAuthError
 from sms2fa_middleware.testing import FakeFlowroute
 
 NUMBER = "12065551234"

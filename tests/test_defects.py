@@ -34,8 +34,8 @@ from sms2fa_middleware import (
     VerificationError,
     Verifier,
 )
+from sms2fa_middleware.api.service import VerificationService
 from sms2fa_middleware.engine import codes as code_tools
-from sms2fa_middleware.service import VerificationService
 from sms2fa_middleware.store import codes, metadata
 from sms2fa_middleware.testing import FakeFlowroute
 

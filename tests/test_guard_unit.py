@@ -1,5 +1,5 @@
 """Fast, sans-IO tests of the guard's parts -- options, paths, cookies, CSRF, sessions and the
-HTML flow -- with :class:`~sms2fa_middleware.http.Request` objects and no server in front
+HTML flow -- with :class:`~sms2fa_middleware.messages.Request` objects and no server in front
 (the flow tests use a real SQLite file and FakeFlowroute). The real-server suites
 (test_middleware.py, test_paths.py, ...) stay the proof; these pin the edge cases cheaply.
 """
@@ -21,7 +21,7 @@ from sms2fa_middleware.guard.cookies import Cookies, cookie_value
 from sms2fa_middleware.guard.csrf import Csrf, origin_ok
 from sms2fa_middleware.guard.paths import PathPolicy
 from sms2fa_middleware.guard.responses import app_url, request_target, with_next
-from sms2fa_middleware.http import Request, wire
+from sms2fa_middleware.messages import Request, wire
 from sms2fa_middleware.testing import FakeFlowroute
 
 ALICE = Identity("alice", "+12065551234")
@@ -155,7 +155,7 @@ def test_urls_are_built_from_the_root_path() -> None:
 
 
 def test_wire_strips_head_bodies_but_keeps_their_length() -> None:
-    from sms2fa_middleware.http import Response
+    from sms2fa_middleware.messages import Response
 
     headers, body = wire(Response(200, b"hello"), head=True)
     assert body == b"" and ("content-length", "5") in headers

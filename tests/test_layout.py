@@ -76,3 +76,33 @@ def test_the_import_graph_has_no_cycle() -> None:
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+
+
+@pytest.mark.parametrize(("old", "new", "names"), [
+    ("sms2fa_middleware.http", "sms2fa_middleware.messages",
+     ["Request", "Response", "wire", "json_response", "too_large", "MAX_BODY",
+      "client_address", "json_object", "only_keys", "error_response", "iso"]),
+    ("sms2fa_middleware.http", "sms2fa_middleware.api.verification", ["VerificationAPI"]),
+    ("sms2fa_middleware.client", "sms2fa_middleware.api.client",
+     ["SMSAuthClient", "SMSAuthError"]),
+    ("sms2fa_middleware.openapi", "sms2fa_middleware.api.openapi", ["openapi_document"]),
+    ("sms2fa_middleware.service", "sms2fa_middleware.api.service",
+     ["VerificationService", "create_app", "PREFIX_ENV"]),
+])
+def test_moved_names_are_still_importable_from_where_they_were(
+        old: str, new: str, names: list[str]) -> None:
+    """Imports (and uvicorn command lines, ``sms2fa_middleware.service:create_app``) written
+    before the API moved into ``api/`` keep working: the old module re-exports the same
+    objects."""
+    before, after = importlib.import_module(old), importlib.import_module(new)
+    for name in names:
+        assert getattr(before, name) is getattr(after, name), f"{old}.{name}"
+
+
+def test_the_cli_serves_the_app_by_an_import_string_that_resolves() -> None:
+    """uvicorn workers import the service by string: a moved module must not break it."""
+    source = (PACKAGE / "cli.py").read_text()
+    found = re.search(r'"(sms2fa_middleware[\w.]*):(\w+)"', source)
+    assert found, "no import string in cli.py"
+    module = importlib.import_module(found[1])
+    assert callable(getattr(module, found[2]))

@@ -32,9 +32,9 @@ with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
     from starlette.testclient import TestClient
 
 from sms2fa_middleware import Settings, Verifier
+from sms2fa_middleware.api.openapi import openapi_document
+from sms2fa_middleware.api.service import VerificationService
 from sms2fa_middleware.guard import Guard
-from sms2fa_middleware.openapi import openapi_document
-from sms2fa_middleware.service import VerificationService
 from sms2fa_middleware.testing import FakeFlowroute
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -97,7 +97,7 @@ def test_document_is_served_under_the_prefix(tmp_path: Path, fake_flowroute: Fak
             assert api.get("/openapi.json").status_code == 404
         # Mounted by the middleware too, when its API is on.
         guard = Guard(verifier=verifier, protect=["/private"], public_api=True)
-        from sms2fa_middleware.http import Request
+        from sms2fa_middleware.messages import Request
 
         answer = guard.handle_prefix(Request("GET", "/sms2fa/openapi.json"), None)
         assert answer.status == 200

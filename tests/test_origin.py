@@ -27,7 +27,7 @@ from sms2fa_middleware.asgi import SMS2FAMiddleware as AsgiMiddleware
 from sms2fa_middleware.guard import Guard
 from sms2fa_middleware.guard.csrf import origin_ok
 from sms2fa_middleware.guard.origins import TrustedOrigins
-from sms2fa_middleware.http import Request
+from sms2fa_middleware.messages import Request
 from sms2fa_middleware.testing import FakeFlowroute
 from sms2fa_middleware.wsgi import SMS2FAMiddleware as WsgiMiddleware
 

@@ -11,8 +11,8 @@ import pytest
 from servers import serve
 from slow_clients import OPENING, probe_health, serve_limited, trickle
 
+from sms2fa_middleware.api.serve_protocol import connection_bound, read_limits
 from sms2fa_middleware.errors import ConfigurationError
-from sms2fa_middleware.serve_protocol import connection_bound, read_limits
 
 pytestmark = pytest.mark.slow
 

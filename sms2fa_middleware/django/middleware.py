@@ -16,8 +16,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from ..guard import PASS, PROTECTED
 from ..guard.decision import Verdict
 from ..guard.private import make_private
-from ..http import MAX_BODY, Request, Response, too_large
 from ..identity import Identity
+from ..messages import MAX_BODY, Request, Response, too_large
 from .conf import check_order, installed
 
 

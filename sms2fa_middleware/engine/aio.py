@@ -8,13 +8,13 @@ check's timing floor is awaited, never spun, so the loop serves others meanwhile
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from ..sms import SendError
+from ..threads import SENDS, WORK
 from .results import Pending, Started, Verified
 from .sending import StartOptions
 from .timing import wait_async
@@ -23,7 +23,8 @@ from .verifier import Verifier
 T = TypeVar("T")
 
 InThread = Callable[[Callable[[], Any]], Awaitable[Any]]
-"""Runs a blocking call in a worker thread and awaits it (default: ``asyncio.to_thread``)."""
+"""Runs a blocking call in a worker thread and awaits it (default: the package's one hop,
+:mod:`~sms2fa_middleware.threads`)."""
 
 
 class AsyncVerifier:
@@ -32,7 +33,11 @@ class AsyncVerifier:
 
     def __init__(self, verifier: Verifier, in_thread: InThread | None = None) -> None:
         self.verifier = verifier
-        self._in_thread: InThread = in_thread or asyncio.to_thread
+        # Given one hop, everything goes through it (the service: one pool a worker). By
+        # default, store work and sends have a pool each, as in the ASGI middleware: a slow
+        # SMS provider never holds the threads the store work needs.
+        self._in_thread: InThread = in_thread or WORK.run
+        self._send_in_thread: InThread = in_thread or SENDS.run
         self._on_loop = verifier.store.blocking_is_cheap
 
     async def _store(self, fn: Callable[..., T], *args: Any) -> T:
@@ -56,7 +61,7 @@ class AsyncVerifier:
         plan = await self._store(v.sends.prepare, auth_id, recipient, StartOptions(
             code_length, expiration, retries, message, client_address))
         try:
-            message_id = await self._in_thread(partial(v.sender.send, plan.to, plan.body))
+            message_id = await self._send_in_thread(partial(v.sender.send, plan.to, plan.body))
         except SendError as exc:
             await self._store(v.sends.failed, plan, exc)
         return await self._store(v.sends.sent, plan, message_id)

@@ -9,7 +9,7 @@ from typing import Any
 from .. import Identity
 from ..engine import Verifier
 from ..errors import StoreUnavailable
-from ..http import Request, Response
+from ..messages import Request, Response
 from ..settings import Settings
 from .cookies import Cookies
 from .csrf import Csrf

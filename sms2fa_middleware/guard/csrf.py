@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ..http import Request
+from ..messages import Request
 from .cookies import Cookies, cookie_value
 from .origins import NONE_TRUSTED, TrustedOrigins, origin_allowed
 

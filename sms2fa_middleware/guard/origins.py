@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..http import Request
+from ..messages import Request
 
 #: (scheme, lower-case host without brackets, port)
 Origin = tuple[str, str, int]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 
 from .. import text
-from ..http import Request, Response, json_response
+from ..messages import Request, Response, json_response
 from .options import GuardOptions
 from .responses import (
     app_url,

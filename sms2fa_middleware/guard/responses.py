@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from .. import text
 from ..errors import StoreUnavailable
-from ..http import Request, Response, json_response
+from ..messages import Request, Response, json_response
 
 PAGE_HEADERS = (
     ("content-type", "text/html; charset=utf-8"),

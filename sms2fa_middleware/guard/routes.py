@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import Identity
+from ..api.openapi import openapi_document
+from ..api.verification import VerificationAPI
 from ..engine import Verifier
 from ..errors import StoreUnavailable
-from ..http import Request, Response, VerificationAPI, json_response
-from ..openapi import openapi_document
+from ..messages import Request, Response, json_response
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow, is_json, wants_json
 from .options import GuardOptions

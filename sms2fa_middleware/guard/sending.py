@@ -7,7 +7,7 @@ from __future__ import annotations
 from .. import Identity
 from ..engine import Started, Verifier
 from ..errors import InvalidRecipient, RateLimited, SMSDeliveryFailed
-from ..http import Request, client_address
+from ..messages import Request, client_address
 
 
 class CodeSender:

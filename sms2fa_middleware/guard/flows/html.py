@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from ... import Identity, text
 from ...engine import Verifier
 from ...errors import InvalidAPIUsage, RateLimited, VerificationError
-from ...http import Request, Response
+from ...messages import Request, Response
 from ...phones import mask
 from ..cookies import Cookies, cookie_value
 from ..csrf import Csrf

@@ -18,7 +18,7 @@ from typing import Any
 from ... import Identity, text
 from ...engine import Verifier
 from ...errors import InvalidAPIUsage, VerificationError
-from ...http import (
+from ...messages import (
     Request,
     Response,
     error_response,

@@ -9,7 +9,8 @@ it likes, and a few hundred such clients exhaust a modest open-file limit, after
 - **a header deadline**: from the moment a connection opens, or a response on it is
   complete, the client has ``SMS2FA_SERVE_HEADER_TIMEOUT`` seconds (default 10) to finish the
   next request's headers. Then the connection is closed (with a 408 if it had started one).
-  The body has its own deadline in the service (:data:`~sms2fa_middleware.service.BODY_TIMEOUT`).
+  The body has its own deadline in the service
+  (:data:`~sms2fa_middleware.api.service.BODY_TIMEOUT`).
 - **a bound on connections** per worker: ``SMS2FA_SERVE_MAX_CONNECTIONS`` (default 1000),
   never more than the open-file limit leaves room for. A new connection over the bound
   closes the oldest connection that is waiting for headers (or idle between requests), so a
@@ -30,7 +31,7 @@ from typing import Any
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 HEADER_TIMEOUT_ENV = "SMS2FA_SERVE_HEADER_TIMEOUT"
 MAX_CONNECTIONS_ENV = "SMS2FA_SERVE_MAX_CONNECTIONS"

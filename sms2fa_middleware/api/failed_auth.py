@@ -1,0 +1,63 @@
+"""The wrong-token budget of the API: wrong bearer tokens counted per client address."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from ..engine import Verifier
+from ..errors import RateLimited
+from ..policy import retry_after
+
+log = logging.getLogger("sms2fa")
+
+
+class FailedAuthorizations:
+    """Wrong API tokens, counted per client address in the store (every worker and host
+    shares the count, ``SMS2FA_FAILED_AUTH_LIMIT`` per ``SMS2FA_FAILED_AUTH_WINDOW``).
+
+    Past the limit an address is refused (429) whatever token it sends, so a guesser cannot
+    tell a right token from a wrong one by the answer. A right token costs no store work
+    unless this process has seen that address send a wrong one while its window lasts: the
+    backend that holds the token pays nothing.
+    """
+
+    REMEMBERED = 4096  # addresses this process keeps in mind, the oldest forgotten first
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.verifier = verifier
+        self.limit = verifier.settings.failed_auth_limit
+        self.window = verifier.settings.failed_auth_window
+        self._failed: dict[str, datetime] = {}  # address -> when its window ends
+
+    def count(self, address: str) -> None:
+        """Count one wrong token from ``address``; RateLimited when it is over the limit."""
+        if not self.limit:
+            return
+        v = self.verifier
+        v.schema.ensure()
+        now = v.clock.now()
+        count, reset_at = v.store.hit(v.keys.failed_auth(address), self.window, now)
+        self._failed.pop(address, None)
+        self._failed[address] = reset_at
+        if len(self._failed) > self.REMEMBERED:
+            del self._failed[next(iter(self._failed))]
+        if count > self.limit:
+            if count == self.limit + 1:
+                log.warning("sms2fa: too many wrong API tokens from one client address; "
+                            "refusing it for %ss", retry_after(reset_at, now))
+            raise RateLimited("failed_authorization", retry_after(reset_at, now))
+
+    def refuse_if_over(self, address: str) -> None:
+        """RateLimited when ``address`` (which sent the right token) is over the limit."""
+        until = self._failed.get(address)
+        if until is None:
+            return
+        v = self.verifier
+        now = v.clock.now()
+        if until <= now:
+            self._failed.pop(address, None)
+            return
+        count, reset_at = v.store.peek(v.keys.failed_auth(address), now)
+        if count > self.limit and reset_at is not None:
+            raise RateLimited("failed_authorization", retry_after(reset_at, now))

@@ -1,0 +1,205 @@
+"""The verification API: ``POST /`` creates, ``GET /`` and ``POST /check`` check.
+
+Sans-IO, like the messages it answers: :class:`VerificationAPI` turns a
+:class:`~sms2fa_middleware.messages.Request` into a
+:class:`~sms2fa_middleware.messages.Response` by a call on the engine, sync
+(:meth:`~VerificationAPI.handle`, the middleware's prefix routes and the service on
+PostgreSQL) or awaited (:meth:`~VerificationAPI.handle_async`, the service on SQLite). Its
+bearer token, and the wrong-token budget per client address, are checked here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..engine import AsyncVerifier, Started, Verified, Verifier
+from ..errors import (
+    ExpiredAuthCode,
+    InvalidAPIUsage,
+    InvalidAuthCode,
+    RateLimited,
+    UnknownAuthId,
+    VerificationError,
+)
+from ..messages import (
+    Request,
+    Response,
+    client_address,
+    error_response,
+    iso,
+    json_object,
+    json_response,
+    only_keys,
+)
+from ..phones import mask
+from .failed_auth import FailedAuthorizations
+
+log = logging.getLogger("sms2fa")
+
+
+@dataclass(frozen=True)
+class EngineCall:
+    """An engine method a request asks for, its arguments, and how its result answers."""
+
+    method: str  # "start" or "check": the same name on Verifier and AsyncVerifier
+    arguments: dict[str, Any]
+    render: Callable[[Any], Response]
+
+
+def _created(started: Started) -> Response:
+    return json_response(200, {
+        "message": "Success: Verification code created.",
+        "auth_id": started.auth_id,
+        "expires_at": iso(started.expires_at),
+        "attempts_left": started.attempts_left,
+    })
+
+
+def _checked(verified: Verified) -> Response:
+    return json_response(200, {
+        "authenticated": True,
+        "auth_id": verified.auth_id,
+        "message": "Success: Authorization code verified.",
+        # Which number proved it: a relying party must check that it is its user's.
+        "sent_to": mask(verified.recipient),
+    })
+
+
+def _internal_error() -> Response:
+    log.exception("sms2fa: unexpected error in the API")
+    return json_response(500, {"message": "Internal error.", "reason": "InternalError"})
+
+
+class VerificationAPI:
+    """The original service's API: ``POST /`` creates, ``GET /`` and ``POST /check`` check.
+
+    ``path`` given to :meth:`handle` is relative to wherever the API is mounted.
+    """
+
+    CREATE_OPTIONS = ("code_length", "expiration", "retries", "message")
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        *,
+        token: str | None = None,
+        uniform_errors: bool | None = None,
+    ) -> None:
+        self.verifier = verifier
+        self.token = token if token is not None else verifier.settings.api_token
+        self.uniform_errors = (
+            verifier.settings.uniform_errors if uniform_errors is None else uniform_errors
+        )
+        self.trusted_proxies = verifier.settings.trusted_proxies
+        self.failed_auth = FailedAuthorizations(verifier)
+
+    def handle(self, request: Request, path: str) -> Response:
+        """Answer one API request. Never raises; never answers HTML."""
+        try:
+            routed = self._route(request, path)
+            if isinstance(routed, Response):
+                return routed
+            return routed.render(getattr(self.verifier, routed.method)(**routed.arguments))
+        except VerificationError as exc:
+            return error_response(self._uniform(exc))
+        except Exception:
+            return _internal_error()
+
+    async def handle_async(self, request: Request, path: str,
+                           engine: AsyncVerifier) -> Response:
+        """:meth:`handle` on an event loop: the engine's work is awaited on ``engine`` (the
+        async twin of this API's verifier)."""
+        try:
+            routed = self._route(request, path)
+            if isinstance(routed, Response):
+                return routed
+            return routed.render(await getattr(engine, routed.method)(**routed.arguments))
+        except VerificationError as exc:
+            return error_response(self._uniform(exc))
+        except Exception:
+            return _internal_error()
+
+    def _route(self, request: Request, path: str) -> Response | EngineCall:
+        """The response, or the engine call that will make it."""
+        path = path or "/"
+        if path == "/openapi.json" and request.method in ("GET", "HEAD"):
+            from .openapi import openapi_document
+
+            return json_response(200, openapi_document())
+        if path not in ("/", "/check"):
+            return json_response(404, {"message": "Not found.", "reason": "NotFound"})
+        allowed = ("GET", "POST") if path == "/" else ("POST",)
+        if request.method not in allowed:
+            return json_response(
+                405, {"message": "Method not allowed.", "reason": "MethodNotAllowed"},
+                [("allow", ", ".join(allowed))],
+            )
+        if self.token is not None:
+            address = client_address(request, self.trusted_proxies)
+            if not self._authorized(request):
+                self.failed_auth.count(address)  # RateLimited once over the budget
+                return json_response(
+                    401, {"message": "A valid bearer token is required.",
+                          "reason": "Unauthorized"},
+                    [("www-authenticate", 'Bearer realm="sms2fa"')],
+                )
+            self.failed_auth.refuse_if_over(address)
+        if request.method == "POST" and path == "/":
+            return self._create(request)
+        if path == "/check":
+            data = json_object(request)
+            only_keys(data, ("auth_id", "code"), ())
+            return self._check(data["auth_id"], data["code"], request)
+        query = request.query
+        if set(query) - {"auth_id", "code"} or any(len(query.get(k, [])) != 1
+                                                     for k in ("auth_id", "code")):
+            raise InvalidAPIUsage("Required arguments: 'auth_id' (str), 'code' (digits)")
+        return self._check(query["auth_id"][0], query["code"][0], request)
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, given = request.header("authorization").partition(" ")
+        assert self.token is not None
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self.token.encode()
+        )
+
+    def _create(self, request: Request) -> EngineCall:
+        data = json_object(request)
+        only_keys(data, ("auth_id", "recipient"), self.CREATE_OPTIONS)
+        return EngineCall("start", {
+            "auth_id": data["auth_id"], "recipient": data["recipient"],
+            "code_length": data.get("code_length"), "expiration": data.get("expiration"),
+            "retries": data.get("retries"), "message": data.get("message"),
+            "client_address": self._budget_address(request),
+        }, _created)
+
+    def _budget_address(self, request: Request) -> str | None:
+        """The address the per-address budgets count, or None for none.
+
+        A caller holding the API token is a relying party's backend: its own address says
+        nothing about the person asking, and one backend would exhaust a per-address budget
+        meant for one person. It is counted only when a trusted proxy names the client.
+        """
+        if self.token is not None and not self.trusted_proxies:
+            return None
+        return client_address(request, self.trusted_proxies)
+
+    def _check(self, auth_id: Any, code: Any, request: Request) -> EngineCall:
+        return EngineCall("check", {
+            "auth_id": auth_id, "code": code, "uniform": self.uniform_errors,
+            "client_address": self._budget_address(request),
+        }, _checked)
+
+    def _uniform(self, error: VerificationError) -> VerificationError:
+        """With uniform errors on, unknown, expired, wrong and locked answer alike."""
+        if not self.uniform_errors:
+            return error
+        if isinstance(error, (UnknownAuthId, ExpiredAuthCode, InvalidAuthCode)) or (
+            isinstance(error, RateLimited) and error.budget == "failed_checks"
+        ):
+            return InvalidAuthCode("Invalid or expired code", attempts_left=0)
+        return error
