@@ -92,8 +92,8 @@ class NotifyListener(RevocationSignal):
             driver = None
             try:
                 pooled = self._engine.raw_connection()
-                pooled.detach()  # ours for good: the pool neither counts nor recycles it
                 driver = pooled.driver_connection
+                pooled.detach()  # ours for good: the pool neither counts nor recycles it
                 assert driver is not None
                 driver.autocommit = True
                 driver.execute(f"LISTEN {CHANNEL}")
