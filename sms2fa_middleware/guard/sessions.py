@@ -147,7 +147,7 @@ class Sessions:
         self._refresh_lock = threading.Lock()
         # The store's revocation signal: when its token moves, a revocation was made (here or
         # on another worker or host) and is read before the next session is accepted.
-        self._token = verifier.store.revocation_token
+        self._token = verifier.store.revocation_signal.token
         self._seen_token: object = _UNSEEN  # the token when the last good read started
 
     def issue(self, identity: Identity) -> str:

@@ -67,6 +67,9 @@ class RevocationSignal:
     def announced(self) -> None:
         """After the revoking transaction committed."""
 
+    def close(self) -> None:
+        """Release what it holds (on :meth:`Backend.dispose`); it may be used again."""
+
 
 class Backend:
     """Connections and transactions on one database; subclasses: SQLite, PostgreSQL."""
@@ -188,7 +191,8 @@ class Backend:
             self.engine.dialect.is_disconnect(exc, dbapi_connection, None))
 
     def dispose(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections (and the revocation signal's)."""
+        self.signal.close()
         self.engine.dispose()
         if self.reader is not self.engine:
             self.reader.dispose()

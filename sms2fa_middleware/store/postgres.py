@@ -25,7 +25,9 @@ from .statements import Cursor, Prepared, hit_statement, reserve_attempt_stateme
 
 SCHEMA_LOCK = 0x5A52FA  # the advisory lock concurrent create_schema() calls queue for
 CHANNEL = "sms2fa_revocations"  # what a revocation NOTIFYs (in its transaction)
-RELISTEN = 1.0  # seconds before a lost listener connection is opened again
+RELISTEN = 1.0  # seconds: before a lost listener reconnects; how soon close() stops it
+_PROCESS = [os.getpid()]  # this process's id, kept without a system call per request
+os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
 
 
 def postgres_engine(url: URL) -> Engine:
@@ -64,31 +66,39 @@ class NotifyListener(RevocationSignal):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._count = 0  # written by the listener thread only
-        self._pid = 0
+        self._pid = 0  # the process whose thread listens (0: none yet, or closed)
+        self._generation = 0  # a thread of an older generation stops (close())
         self._lock = threading.Lock()
 
     def token(self) -> object:
-        if self._pid != os.getpid():
+        if self._pid != _PROCESS[0]:
             self._start()
         return self._count
 
     def announce(self, conn: Connection) -> None:
         conn.execute(select(func.pg_notify(CHANNEL, "")))
 
+    def close(self) -> None:
+        """Stop listening (within a second); the next :meth:`token` starts again."""
+        with self._lock:
+            self._generation += 1
+            self._pid = 0
+
     def _start(self) -> None:
         with self._lock:
-            if self._pid == os.getpid():
+            if self._pid == _PROCESS[0]:
                 return
-            self._pid = os.getpid()
+            self._pid = _PROCESS[0]
             if self._engine.dialect.driver != "psycopg":  # psycopg2 given: no notifies()
                 log.warning("sms2fa: revocations reach other workers within "
                             "revocation_interval (LISTEN needs psycopg 3)")
                 return
-            threading.Thread(target=self._listen, name="sms2fa-revocations",
-                             daemon=True).start()
+            self._generation += 1
+            threading.Thread(target=self._listen, args=(self._generation,),
+                             name="sms2fa-revocations", daemon=True).start()
 
-    def _listen(self) -> None:
-        while True:
+    def _listen(self, generation: int) -> None:
+        while generation == self._generation:
             driver = None
             try:
                 pooled = self._engine.raw_connection()
@@ -98,15 +108,16 @@ class NotifyListener(RevocationSignal):
                 driver.autocommit = True
                 driver.execute(f"LISTEN {CHANNEL}")
                 self._count += 1  # listening now: read what may have come before
-                for _ in driver.notifies():
-                    self._count += 1
+                while generation == self._generation:
+                    for _ in driver.notifies(timeout=RELISTEN):  # then look at generation
+                        self._count += 1
             except Exception as exc:  # the server went away: sessions poll until back
                 log.error("sms2fa: revocation listener lost (%s); retrying",
                           type(exc).__name__)
+                time.sleep(RELISTEN)
             finally:
                 if driver is not None:
                     driver.close()  # psycopg: safe on a broken connection too
-            time.sleep(RELISTEN)
 
 
 class PostgresBackend(Backend):
