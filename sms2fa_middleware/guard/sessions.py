@@ -7,8 +7,8 @@ says one was made (a shared counter on one SQLite host, ``LISTEN/NOTIFY`` on Pos
 reading it is no query), and at least every ``revocation_interval`` seconds, which bounds how
 late a revocation takes effect if the signal is lost (one made here takes effect at once).
 When they cannot be read (the store is away), no session is accepted once what this process
-knows is older than that bound, nor once a revocation is signalled that cannot be read: it
-fails closed rather than accept a session that may have been revoked meanwhile.
+knows is older than that bound: it fails closed rather than accept a session that may have
+been revoked meanwhile.
 """
 
 from __future__ import annotations
@@ -219,8 +219,9 @@ class Sessions:
     def refresh_revocations(self) -> None:
         """Read revocations made on any host since the last look (blocking; cheap). When
         the read fails, sessions stop being accepted once what is known is older than
-        ``revocation_interval`` and a second, or at once when a revocation was signalled
-        (fail closed); it is retried a second later."""
+        ``revocation_interval`` and a second (fail closed); it is retried a second later.
+        (A signal alone does not fail closed: PostgreSQL's also moves when its listener
+        reconnects, which says nothing was revoked.)"""
         started = time.monotonic()
         token = self._token()  # before the read: a revocation signalled during it is reread
         if not self._loaded:
@@ -234,10 +235,9 @@ class Sessions:
             if self._failing or not (started >= self._trusted_until or signalled):
                 return
             if not self._refresh_lock.acquire(timeout=REFRESH_WAIT):
-                if signalled:  # a revocation we cannot read yet: accept no session
-                    self._trusted_until = -math.inf
                 return
-            if not signalled or self._seen_token == token:  # its read covered ours
+            if not signalled or self._seen_token == token or self._failing:  # its read
+                # covered ours, or failed (then retrying at once is futile)
                 self._refresh_lock.release()
                 return
             # Its read began before the revocation we saw was signalled: read again.
@@ -260,8 +260,6 @@ class Sessions:
         except StoreUnavailable:
             self._failing = True
             self._next_refresh = time.monotonic() + 1.0
-            if token != self._seen_token:  # a revocation was signalled and cannot be read
-                self._trusted_until = -math.inf
         finally:
             self._refresh_lock.release()
 
