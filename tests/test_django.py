@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "django_app"
 ALICE, ALICE_PHONE, PASSWORD = "alice", "+12065550123", "correct-horse"
 BOB, BOB_PHONE = "bob", "+12065550124"
+CAROL, CAROL_PHONE = "carol", "+12065550125"  # her own resend cooldown: the logout test's
 HTML = {"accept": "text/html"}
 MARKER = "SMS2FA-EXAMPLE-ACCOUNT"  # in the account page only (accounts/templates)
 
@@ -458,7 +459,8 @@ def server(request: pytest.FixtureRequest,
         env.pop("DJANGO_SETTINGS_MODULE", None)
         for command in (["migrate", "-v0"],
                         ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
-                        ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE]):
+                        ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE],
+                        ["add_user", CAROL, "--password", PASSWORD, "--phone", CAROL_PHONE]):
             subprocess.run([sys.executable, "manage.py", *command], cwd=EXAMPLE, env=env,
                            check=True, capture_output=True)
         port = free_port()
@@ -516,8 +518,8 @@ def test_real_server_logout_then_login_again_needs_a_new_code_on_every_worker(
     new login: 0 of 200 requests over 4 workers reach the page."""
     from concurrent.futures import ThreadPoolExecutor
 
-    browser = _log_in(server, BOB)  # alice's code went out a moment ago (resend cooldown)
-    assert _verify(server, browser, BOB_PHONE).status_code == 200
+    browser = _log_in(server, CAROL)
+    assert _verify(server, browser, CAROL_PHONE).status_code == 200
     old = browser.cookies.get("sms2fa")
     assert old
     account = browser.get(server.base + "/account/", headers=HTML, allow_redirects=False)
@@ -525,7 +527,7 @@ def test_real_server_logout_then_login_again_needs_a_new_code_on_every_worker(
                        data={"csrfmiddlewaretoken": _csrf(account.text, "csrfmiddlewaretoken")},
                        headers={**HTML, "referer": server.base + "/account/"})
     assert out.status_code == 302
-    again = _log_in(server, BOB)
+    again = _log_in(server, CAROL)
     cookie = "; ".join([*(f"{c.name}={c.value}" for c in again.cookies), f"sms2fa={old}"])
 
     def reached(_: int) -> bool:
