@@ -51,7 +51,11 @@ def logout():  # type: ignore[no-untyped-def]
     user = session.pop("user", None)
     if user:
         app.wsgi_app.revoke(user)  # type: ignore[attr-defined]
-    return redirect("/", 303)
+    response = redirect("/", 303)
+    # This browser also drops its verified cookie (the revocation already voids it).
+    for name, value in app.wsgi_app.revoke_session(request):  # type: ignore[attr-defined]
+        response.headers.add(name, value)
+    return response
 
 
 @app.get("/account")

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "django_app"
 ALICE, ALICE_PHONE, PASSWORD = "alice", "+12065550123", "correct-horse"
 BOB, BOB_PHONE = "bob", "+12065550124"
+CAROL, CAROL_PHONE = "carol", "+12065550125"  # her own resend cooldown: the logout test's
 HTML = {"accept": "text/html"}
 MARKER = "SMS2FA-EXAMPLE-ACCOUNT"  # in the account page only (accounts/templates)
 
@@ -492,9 +493,9 @@ def test_origin_is_checked_against_the_host_django_trusts(sms2fa: Any) -> None:
 
 # -- real servers: uvicorn (ASGI) and gunicorn (sync WSGI) -----------------------------------
 
-SERVERS = {
-    "uvicorn": ["uvicorn", "project.asgi:application", "--port", "{port}"],
-    "gunicorn": ["gunicorn", "-w", "1", "-b", "127.0.0.1:{port}", "project.wsgi:application"],
+SERVERS = {  # 4 workers each: a logout must reach them all at once
+    "uvicorn": ["uvicorn", "project.asgi:application", "--port", "{port}", "--workers", "4"],
+    "gunicorn": ["gunicorn", "-w", "4", "-b", "127.0.0.1:{port}", "project.wsgi:application"],
 }
 
 
@@ -515,7 +516,8 @@ def server(request: pytest.FixtureRequest,
         env.pop("DJANGO_SETTINGS_MODULE", None)
         for command in (["migrate", "-v0"],
                         ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
-                        ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE]):
+                        ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE],
+                        ["add_user", CAROL, "--password", PASSWORD, "--phone", CAROL_PHONE]):
             subprocess.run([sys.executable, "manage.py", *command], cwd=EXAMPLE, env=env,
                            check=True, capture_output=True)
         port = free_port()
@@ -559,11 +561,39 @@ def test_real_server_full_flow_and_logout(server: Server) -> None:
                        headers={**HTML, "referer": server.base + "/account/"},
                        allow_redirects=False)
     assert out.status_code == 302
-    assert any(c.name == "sms2fa" for c in browser.cookies)  # still sent: revoked server-side
+    assert not any(c.name == "sms2fa" for c in browser.cookies)  # the logout deleted it
     again = _log_in(server)
-    again.cookies.update({c.name: c.value for c in browser.cookies if c.name == "sms2fa"})
     after = again.get(server.base + "/account/", headers=HTML, allow_redirects=False)
     assert after.status_code == 303 and MARKER not in after.text
+
+
+@pytest.mark.slow
+def test_real_server_logout_then_login_again_needs_a_new_code_on_every_worker(
+        server: Server) -> None:
+    """Issue: with 2 workers, logging out (LogoutView) and straight back in opened the page
+    with no code on most requests for up to 5 s. Replaying the old verified cookie after a
+    new login: 0 of 200 requests over 4 workers reach the page."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    browser = _log_in(server, CAROL)
+    assert _verify(server, browser, CAROL_PHONE).status_code == 200
+    old = browser.cookies.get("sms2fa")
+    assert old
+    account = browser.get(server.base + "/account/", headers=HTML, allow_redirects=False)
+    out = browser.post(server.base + "/logout/", allow_redirects=False,
+                       data={"csrfmiddlewaretoken": _csrf(account.text, "csrfmiddlewaretoken")},
+                       headers={**HTML, "referer": server.base + "/account/"})
+    assert out.status_code == 302
+    again = _log_in(server, CAROL)
+    cookie = "; ".join([*(f"{c.name}={c.value}" for c in again.cookies), f"sms2fa={old}"])
+
+    def reached(_: int) -> bool:
+        page = requests.get(server.base + "/account/", headers={**HTML, "cookie": cookie},
+                            allow_redirects=False, timeout=10)
+        assert page.status_code in (200, 303), page.status_code
+        return page.status_code == 200 or MARKER in page.text
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(reached, range(200))) == 0, server.name
 
 
 # Raw request targets, as test_paths.py sends them; Django routes "account/".

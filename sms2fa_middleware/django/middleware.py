@@ -163,6 +163,8 @@ class SMS2FAMiddleware:
         # A verified page, when the decision says so: no shared cache may keep it.
         if getattr(request, "_sms2fa_private", False):
             make_private(response.headers)
+        for _, value in getattr(request, "_sms2fa_logged_out", ()):  # delete the cookie
+            response.cookies.load(value)
         return response
 
     def revoke(self, auth_id: object) -> None:
@@ -184,8 +186,9 @@ class SMS2FAMiddleware:
 
 def _logged_out(sender: Any, request: HttpRequest | None = None, user: Any = None,
                 **kwargs: Any) -> None:
-    """``user_logged_out``: revoke the user's verified sessions (all their devices). The
-    signal is sent before the session is flushed, so ``identify`` still sees the user."""
+    """``user_logged_out``: revoke the user's verified sessions (all their devices) and this
+    device's session, whose cookie the response then deletes. The signal is sent before the
+    session is flushed, so ``identify`` still sees the user."""
     if request is None or user is None:
         return
     middleware = getattr(request, "sms2fa_middleware", None)
@@ -195,6 +198,8 @@ def _logged_out(sender: Any, request: HttpRequest | None = None, user: Any = Non
     auth_id = chosen.auth_id(request, user)
     if auth_id is not None:
         chosen.guard.revoke(auth_id)
+    request._sms2fa_logged_out = chosen.guard.revoke_session(
+        request.META.get("HTTP_COOKIE", ""))
 
 
 def _request(request: HttpRequest, body: bytes = b"") -> Request:

@@ -80,8 +80,8 @@ class Guard:
         return self.cookies.session(https)
 
     def revoke(self, auth_id: str) -> None:
-        """End ``auth_id``'s verified sessions here at once, and on every host within
-        ``revocation_interval`` seconds. StoreUnavailable if the store cannot be written:
+        """End ``auth_id``'s verified sessions at once, here and on every worker and host
+        (the store's revocation signal). StoreUnavailable if the store cannot be written:
         they are ended here, but other hosts do not know (tell the user, or retry)."""
         self.sessions.revoke(auth_id)
 

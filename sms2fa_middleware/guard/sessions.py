@@ -2,11 +2,13 @@
 revocations (this device, or every device of a user).
 
 A protected request with a valid cookie costs one HMAC-SHA256 and a dict lookup -- no
-database round trip. Revocations are read from the store at most every
-``revocation_interval`` seconds, which bounds how late a revocation made on another host
-takes effect (one made here takes effect at once). When they cannot be read (the store is
-away), no session is accepted once what this process knows is older than that bound: it
-fails closed rather than accept a session that may have been revoked meanwhile.
+database round trip. Revocations are read from the store when the store's revocation signal
+says one was made (a shared counter on one SQLite host, ``LISTEN/NOTIFY`` on PostgreSQL:
+reading it is no query), and at least every ``revocation_interval`` seconds, which bounds how
+late a revocation takes effect if the signal is lost (one made here takes effect at once).
+When they cannot be read (the store is away), no session is accepted once what this process
+knows is older than that bound: it fails closed rather than accept a session that may have
+been revoked meanwhile.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ REFRESH_GRACE = 1.0
 #: 16-character tag (a MAC of them), so a logout can tell our ids from made-up ones.
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 _ID_RANDOM = 16
+_UNSEEN = object()  # no revocation token read yet: differs from every token
 
 
 class SessionSigner:
@@ -142,6 +145,10 @@ class Sessions:
         self._loaded = False
         self._failing = False  # the last read failed: the store is away, waiting is futile
         self._refresh_lock = threading.Lock()
+        # The store's revocation signal: when its token moves, a revocation was made (here or
+        # on another worker or host) and is read before the next session is accepted.
+        self._token = verifier.store.revocation_signal.token
+        self._seen_token: object = _UNSEEN  # the token when the last good read started
 
     def issue(self, identity: Identity) -> str:
         """A fresh cookie value (a new session id: no fixation)."""
@@ -204,23 +211,36 @@ class Sessions:
         return None, None
 
     def revocations_stale(self) -> bool:
-        return time.monotonic() >= self._next_refresh
+        """Whether revocations must be read before deciding: the interval is up, or the
+        store signals a revocation not read yet. No I/O (a clock and a memory read)."""
+        return time.monotonic() >= self._next_refresh or (
+            self._token() != self._seen_token and not self._failing)
 
     def refresh_revocations(self) -> None:
         """Read revocations made on any host since the last look (blocking; cheap). When
         the read fails, sessions stop being accepted once what is known is older than
-        ``revocation_interval`` and a second (fail closed); it is retried a second later."""
+        ``revocation_interval`` and a second (fail closed); it is retried a second later.
+        (A signal alone does not fail closed: PostgreSQL's also moves when its listener
+        reconnects, which says nothing was revoked.)"""
         started = time.monotonic()
+        token = self._token()  # before the read: a revocation signalled during it is reread
         if not self._loaded:
             self._trusted_until = -math.inf  # a first read is under way: nothing known yet
         if not self._refresh_lock.acquire(blocking=False):
             # Another thread is reading. Wait for it only when what we know is too old to
-            # go on with and the store was fine last time: then its result decides (bounded:
-            # a hung read must not hang us; during an outage the answer is a 503 at once).
-            if (started >= self._trusted_until and not self._failing
-                    and self._refresh_lock.acquire(timeout=REFRESH_WAIT)):
+            # go on with, or a revocation was signalled, and the store was fine last time:
+            # then its result decides (bounded: a hung read must not hang us; during an
+            # outage the answer is a 503 at once).
+            signalled = token != self._seen_token
+            if self._failing or not (started >= self._trusted_until or signalled):
+                return
+            if not self._refresh_lock.acquire(timeout=REFRESH_WAIT):
+                return
+            if not signalled or self._seen_token == token or self._failing:  # its read
+                # covered ours, or failed (then retrying at once is futile)
                 self._refresh_lock.release()
-            return
+                return
+            # Its read began before the revocation we saw was signalled: read again.
         try:
             # Look back a little further than needed: other hosts' clocks may lag ours.
             since = self._revocations_seen - timedelta(seconds=60)
@@ -234,6 +254,7 @@ class Sessions:
                     revoked.pop(key, None)
             # Every revocation made before `started` is known now (give or take the clocks).
             self._loaded, self._failing = True, False
+            self._seen_token = token
             self._next_refresh = started + self.revocation_interval
             self._trusted_until = self._next_refresh + REFRESH_GRACE
         except StoreUnavailable:
@@ -264,8 +285,9 @@ class Sessions:
         return len(parts) > 1 and parts[1] in self._revoked_sessions
 
     def revoke(self, auth_id: str) -> None:
-        """End ``auth_id``'s verified sessions here at once, and on every host within
-        ``revocation_interval`` seconds. Here it holds even when the store cannot be
+        """End ``auth_id``'s verified sessions here at once, and on every worker and host
+        before its next request (the store's signal; without it, within
+        ``revocation_interval`` seconds). Here it holds even when the store cannot be
         written -- and then StoreUnavailable is raised: other hosts do not know."""
         self._learn(auth_id, int(time.time() * 1000))
         at = self.verifier.revoke(auth_id)
@@ -273,7 +295,7 @@ class Sessions:
 
     def revoke_sessions(self, values: Iterable[str]) -> None:
         """End the sessions whose cookie values these are ("log out this device"), here at
-        once and on every host within ``revocation_interval`` seconds. Values that are no
+        once and on every worker and host as :meth:`revoke` says. Values that are no
         session of ours (their id's tag does not verify) are ignored: nothing of a client's
         choosing is written to the store. Like :meth:`revoke`, it raises StoreUnavailable
         when the store cannot be written, after ending the sessions here."""

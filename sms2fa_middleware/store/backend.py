@@ -47,8 +47,35 @@ def unavailable_on_failure() -> Iterator[None]:
         raise StoreUnavailable() from exc
 
 
+class RevocationSignal:
+    """How every process learns at once that a revocation was made, with no query on the
+    request path: :meth:`token` changes after each revocation that this signal reaches.
+
+    This base never changes (a database in memory: one process; ``file:`` URIs): sessions
+    then read revocations every ``revocation_interval``. SQLite on a file: a counter in shared
+    memory (:class:`~.sqlite.SharedCounter`); PostgreSQL: ``LISTEN/NOTIFY``
+    (:class:`~.postgres.NotifyListener`).
+    """
+
+    def token(self) -> object:
+        """A value that differs after every revocation seen here. Cheap: no I/O."""
+        return None
+
+    def announce(self, conn: Connection) -> None:
+        """In the revoking transaction (sent when it commits)."""
+
+    def announced(self) -> None:
+        """After the revoking transaction committed."""
+
+    def close(self) -> None:
+        """Release what it holds (on :meth:`Backend.dispose`); it may be used again."""
+
+
 class Backend:
     """Connections and transactions on one database; subclasses: SQLite, PostgreSQL."""
+
+    #: Tells every process of a revocation at once (see :class:`RevocationSignal`).
+    signal: RevocationSignal = RevocationSignal()
 
     #: Whether a statement is local and takes microseconds, so that running it right on an
     #: event loop costs less than handing it to a thread (SQLite: a file on this host, whose
@@ -164,7 +191,8 @@ class Backend:
             self.engine.dialect.is_disconnect(exc, dbapi_connection, None))
 
     def dispose(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections (and the revocation signal's)."""
+        self.signal.close()
         self.engine.dispose()
         if self.reader is not self.engine:
             self.reader.dispose()

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, literal, select
 from sqlalchemy.engine import Connection
 
-from .backend import Backend
+from .backend import Backend, RevocationSignal
 from .schema import codes, counters, metadata, revocations
 
 T = TypeVar("T")
@@ -31,10 +31,23 @@ class Housekeeping:
         self.backend.dispose()
 
     def revoke(self, auth_id: str, now: datetime) -> None:
-        """Record that every session of ``auth_id`` issued until ``now`` is void."""
+        """Record that every session of ``auth_id`` issued until ``now`` is void, and tell
+        every process at once (:attr:`revocation_signal`)."""
         stmt = self.backend.upsert(revocations).values(auth_id=auth_id, revoked_at=now)
-        self.run(lambda conn: conn.execute(stmt.on_conflict_do_update(
-            index_elements=[revocations.c.auth_id], set_={"revoked_at": now})))
+        signal = self.backend.signal
+
+        def write(conn: Connection) -> None:
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=[revocations.c.auth_id], set_={"revoked_at": now}))
+            signal.announce(conn)
+        self.run(write)
+        signal.announced()
+
+    @property
+    def revocation_signal(self) -> RevocationSignal:
+        """Its ``token()`` changes after every revocation (on this host, or on every host
+        with PostgreSQL): while it holds still, no revocation needs reading. No I/O."""
+        return self.backend.signal
 
     def revocations_since(self, since: datetime) -> list[tuple[str, datetime]]:
         """(auth_id, revoked_at) of every revocation after ``since``."""

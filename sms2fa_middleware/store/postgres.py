@@ -9,6 +9,9 @@ restart the first disconnect drops the whole pool, and that one request answers 
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,10 +20,14 @@ from sqlalchemy import Integer, bindparam, create_engine, func, select, true
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import URL, Connection, Engine
 
-from .backend import Backend, Found, log
+from .backend import Backend, Found, RevocationSignal, log
 from .statements import Cursor, Prepared, hit_statement, reserve_attempt_statement
 
 SCHEMA_LOCK = 0x5A52FA  # the advisory lock concurrent create_schema() calls queue for
+CHANNEL = "sms2fa_revocations"  # what a revocation NOTIFYs (in its transaction)
+RELISTEN = 1.0  # seconds: before a lost listener reconnects; how soon close() stops it
+_PROCESS = [os.getpid()]  # this process's id, kept without a system call per request
+os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
 
 
 def postgres_engine(url: URL) -> Engine:
@@ -48,6 +55,71 @@ def take_attempt_statement(upsert: Any) -> Any:
             .select_from(slot.outerjoin(attempt, true())))
 
 
+class NotifyListener(RevocationSignal):
+    """PostgreSQL ``LISTEN/NOTIFY``: a thread per process, on a connection of its own (not
+    from the pool), counts the revocations the server announces; the request path reads the
+    count, an attribute. A revocation's ``pg_notify`` is delivered when it commits, to every
+    listening process on every host; the count also goes up whenever the thread (re)connects,
+    so what was announced while it was away is read then. The thread starts on first use in
+    each process (a forked worker starts its own)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._count = 0  # written by the listener thread only
+        self._pid = 0  # the process whose thread listens (0: none yet, or closed)
+        self._generation = 0  # a thread of an older generation stops (close())
+        self._lock = threading.Lock()
+
+    def token(self) -> object:
+        if self._pid != _PROCESS[0]:
+            self._start()
+        return self._count
+
+    def announce(self, conn: Connection) -> None:
+        conn.execute(select(func.pg_notify(CHANNEL, "")))
+
+    def close(self) -> None:
+        """Stop listening (within a second); the next :meth:`token` starts again."""
+        with self._lock:
+            self._generation += 1
+            self._pid = 0
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == _PROCESS[0]:
+                return
+            self._pid = _PROCESS[0]
+            if self._engine.dialect.driver != "psycopg":  # psycopg2 given: no notifies()
+                log.warning("sms2fa: revocations reach other workers within "
+                            "revocation_interval (LISTEN needs psycopg 3)")
+                return
+            self._generation += 1
+            threading.Thread(target=self._listen, args=(self._generation,),
+                             name="sms2fa-revocations", daemon=True).start()
+
+    def _listen(self, generation: int) -> None:
+        while generation == self._generation:
+            driver = None
+            try:
+                pooled = self._engine.raw_connection()
+                driver = pooled.driver_connection
+                pooled.detach()  # ours for good: the pool neither counts nor recycles it
+                assert driver is not None
+                driver.autocommit = True
+                driver.execute(f"LISTEN {CHANNEL}")
+                self._count += 1  # listening now: read what may have come before
+                while generation == self._generation:
+                    for _ in driver.notifies(timeout=RELISTEN):  # then look at generation
+                        self._count += 1
+            except Exception as exc:  # the server went away: sessions poll until back
+                log.error("sms2fa: revocation listener lost (%s); retrying",
+                          type(exc).__name__)
+                time.sleep(RELISTEN)
+            finally:
+                if driver is not None:
+                    driver.close()  # psycopg: safe on a broken connection too
+
+
 class PostgresBackend(Backend):
     """PostgreSQL: one pool for reads and writes; single statements run in autocommit."""
 
@@ -56,6 +128,7 @@ class PostgresBackend(Backend):
         # psycopg begins a transaction with the first statement: no BEGIN of ours.
         super().__init__(engine, engine, upsert, None, None)
         self.take_statement = Prepared(take_attempt_statement(upsert), engine.dialect)
+        self.signal = NotifyListener(engine)
 
     @contextmanager
     def one(self, write: bool) -> Iterator[Cursor]:

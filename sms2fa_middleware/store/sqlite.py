@@ -7,6 +7,7 @@ own, and a forked child opens new ones instead of using its parent's.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as upsert
 from sqlalchemy.engine import URL, Connection, Engine
 
 from ..errors import StoreUnavailable
-from .backend import Backend, log, unavailable_on_failure
+from .backend import Backend, RevocationSignal, log, unavailable_on_failure
 from .files import make_data_directory
 from .statements import Cursor
 
@@ -64,6 +65,71 @@ class WriterLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
+
+
+class SharedCounter(RevocationSignal):
+    """A revocation counter that every process of this host sees: 8 bytes of a file beside
+    the database (``<database>.revocations``), mapped into memory.
+
+    Reading it (every protected request) is a memory read: no query, not even a system call;
+    a revocation adds one to it after its commit, so a process that sees the new count and
+    then reads the revocations finds the new row. If the file cannot be opened, the token
+    never changes and sessions fall back to reading revocations every interval.
+    """
+
+    SIZE = 8
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._map: mmap.mmap | None = None
+        self._broken = False
+        self._lock = threading.Lock()
+
+    def token(self) -> object:
+        shared = self._map
+        if shared is None:
+            shared = self._open()
+            if shared is None:
+                return None
+        return shared[:self.SIZE]
+
+    def announced(self) -> None:
+        shared = self._open()
+        if shared is None:
+            return
+        try:
+            with self._lock:
+                fd = os.open(self._path, os.O_RDWR)
+                try:
+                    if fcntl is not None:  # one increment at a time across processes
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                    count = int.from_bytes(shared[:self.SIZE], "little") + 1
+                    shared[:self.SIZE] = (count % 2**64).to_bytes(self.SIZE, "little")
+                finally:
+                    os.close(fd)  # drops the flock
+        except OSError as exc:
+            log.error("sms2fa: cannot signal a revocation (%s): other workers learn of it "
+                      "within revocation_interval", type(exc).__name__)
+
+    def _open(self) -> mmap.mmap | None:
+        if self._map is not None or self._broken:
+            return self._map
+        with self._lock:
+            if self._map is None and not self._broken:
+                try:
+                    fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                    try:
+                        if os.fstat(fd).st_size < self.SIZE:
+                            os.ftruncate(fd, self.SIZE)  # zeros; never shortens a counter
+                        # MAP_SHARED (the default): a forked worker keeps seeing the same page.
+                        self._map = mmap.mmap(fd, self.SIZE)
+                    finally:
+                        os.close(fd)
+                except (OSError, ValueError) as exc:
+                    self._broken = True
+                    log.error("sms2fa: cannot open %s (%s): revocations reach other workers "
+                              "within revocation_interval", self._path, type(exc).__name__)
+        return self._map
 
 
 def sqlite_engine(url: str | URL, *, writer: bool, lock: WriterLock | None = None) -> Engine:
@@ -122,6 +188,8 @@ class SQLiteBackend(Backend):
         # IMMEDIATE takes the write lock up front; a deferred transaction that upgrades
         # from read to write fails at once with "database is locked".
         super().__init__(engine, reader or engine, upsert, lock, "BEGIN IMMEDIATE")
+        if path is not None:  # other processes may use the file: tell them of revocations
+            self.signal = SharedCounter(f"{path}.revocations")
 
     def connection(self, engine: Engine) -> AbstractContextManager[Any]:
         """On a file, this thread's own: a pool checkout and return cost more than the
