@@ -12,10 +12,6 @@ import secrets
 from html import escape
 from urllib.parse import parse_qs
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.formparser import FormDataParser
-from werkzeug.http import parse_options_header
-
 from ... import Identity, text
 from ...engine import Verifier
 from ...errors import InvalidAPIUsage, RateLimited, VerificationError
@@ -50,7 +46,12 @@ def read_form(request: Request) -> dict[str, str] | None:
     if media_type != "multipart/form-data":
         return None
     # werkzeug's parser (already a dependency), bounded as the body itself is: the adapters
-    # refuse a body over MAX_BODY before it gets here.
+    # refuse a body over MAX_BODY before it gets here. Imported here: the guard loads
+    # without any web framework, and only a multipart post needs it.
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.formparser import FormDataParser
+    from werkzeug.http import parse_options_header
+
     parser = FormDataParser(max_form_memory_size=MAX_BODY, max_content_length=MAX_BODY,
                             max_form_parts=FORM_PARTS, silent=False)
     _, options = parse_options_header(request.header("content-type"))
