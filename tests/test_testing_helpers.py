@@ -281,3 +281,17 @@ def test_assume_verified_with_a_phone_starlette(users: dict[str, str],
         client.cookies.set("user", "carol")
         assert client.get("/api/data").status_code == 403
 
+
+
+def test_the_assume_verified_fixture_takes_a_phone(users: dict[str, str],
+                                                   sms2fa_settings: Settings,
+                                                   sms2fa_assume_verified: Any) -> None:
+    users["carol"] = ""
+    app, _ = flask_app(users, sms2fa_settings, identify=_phone_optional(users))
+    client = app.test_client()
+    client.set_cookie("user", "alice")
+    assert client.get("/api/data").status_code == 200  # users with a phone, as before
+    client.set_cookie("user", "carol")
+    assert client.get("/api/data").status_code == 403
+    sms2fa_assume_verified(phone=CAROL_PHONE)
+    assert client.get("/api/data").json == {"auth_id": "carol", "recipient": CAROL_PHONE}
