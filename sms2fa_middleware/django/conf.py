@@ -72,8 +72,8 @@ class UserIdentity:
 
 class Installed:
     """What one ``SMS2FA`` settings dict builds: the guard and ``identify``. Built once per
-    dict and shared by the middleware instances of a process (Django's test client makes
-    one per client)."""
+    dict (see :func:`installed` for when again) and shared by the middleware instances of a
+    process (Django's test client makes one per client)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         options = dict(config)
