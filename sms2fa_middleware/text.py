@@ -149,6 +149,11 @@ def forbidden() -> str:
              "and try again.")
 
 
+def form_unreadable() -> str:
+    return _("This form could not be read: it must be sent as "
+             "application/x-www-form-urlencoded or multipart/form-data.")
+
+
 def origin_rejected() -> str:
     return _("This request came from another site (its Origin is not this site's, nor a "
              "trusted origin).")

@@ -697,3 +697,130 @@ def test_sessions_fail_closed_while_revocations_cannot_be_read(
         assert client.get("/account/", headers=HTML).status_code == 200
         proxy.stop()
         middleware.guard.verifier.store.dispose()
+
+
+# -- the testing helpers with Django's test client ----------------------------------------------
+
+def test_mark_verified_with_django_client(sms2fa: Any) -> None:
+    """mark_verified(client, SMS2FAMiddleware, identity): the guard the current SMS2FA builds
+    (the class, the test Client itself or a middleware instance name it)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from sms2fa_middleware.django import SMS2FAMiddleware
+    from sms2fa_middleware.testing import mark_verified
+
+    alice = get_user_model().objects.get(username=ALICE)
+    for app in (SMS2FAMiddleware, "client", SMS2FAMiddleware(lambda request: None)):
+        client = Client()
+        client.force_login(alice)
+        assert client.get("/account/", headers=HTML).status_code == 303
+        mark_verified(client, client if app == "client" else app,
+                      Identity(alice.pk, alice.phone_number))
+        account = client.get("/account/", headers=HTML)
+        assert account.status_code == 200 and MARKER in account.text
+
+
+def test_assume_verified_phone_with_django_for_a_user_without_one(
+        sms2fa: Any, fake_flowroute: FakeFlowroute) -> None:
+    from django.test import Client
+
+    from sms2fa_middleware.testing import assume_verified
+
+    client = Client()
+    client.login(username="nophone", password=PASSWORD)
+    with assume_verified():  # without phone=: still "no phone on file"
+        assert client.get("/account/", headers=HTML).status_code == 403
+    with assume_verified(phone="+12065550100"):
+        account = client.get("/account/", headers=HTML)
+        assert account.status_code == 200 and MARKER in account.text
+        assert account.wsgi_request.sms2fa.recipient == "+12065550100"
+    assert client.get("/account/", headers=HTML).status_code == 403
+    assert fake_flowroute.messages == []
+
+
+#: SMS2FA as a project's settings module has it: one dict, Settings.from_env() at build time.
+FROM_ENV = {"protect": ["/account"], "login_url": "/login/"}
+
+
+@pytest.fixture
+def sms2fa_from_env(project: None, sms2fa_env: dict[str, str]) -> Iterator[None]:
+    """The same SMS2FA dict in every test; this test's fake and store in the environment."""
+    from django.test import override_settings
+
+    with override_settings(SMS2FA=FROM_ENV):
+        yield
+
+
+def _challenged_code(fake: FakeFlowroute) -> str:
+    """Log alice in with a new Client and get challenged: the code ``fake`` received."""
+    from django.test import Client
+
+    client = Client()
+    client.login(username=ALICE, password=PASSWORD)
+    assert client.get("/account/", headers=HTML).status_code == 303
+    return fake.last_code(ALICE_PHONE)
+
+
+@pytest.mark.parametrize("run", ["first", "second"])
+def test_each_tests_fake_receives_its_codes(sms2fa_from_env: None,
+                                            fake_flowroute: FakeFlowroute, run: str) -> None:
+    """Two tests, two FakeFlowroutes, one SMS2FA dict: the guard is rebuilt for each."""
+    assert _challenged_code(fake_flowroute)
+    assert len(fake_flowroute.messages) == 1
+
+
+def test_a_changed_environment_or_reset_rebuilds_the_guard(
+        sms2fa_from_env: None, fake_flowroute: FakeFlowroute,
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without any signal: a new fake in the environment is seen by the next Client; and
+    reset() makes the next one read the settings afresh."""
+    from sms2fa_middleware.django import installed, reset
+
+    assert _challenged_code(fake_flowroute)
+    with FakeFlowroute() as second:
+        for name, value in second.settings_env().items():
+            monkeypatch.setenv(name, value)
+        # A store of its own too: in the first one alice's code is still waiting.
+        monkeypatch.setenv("SMS2FA_DATABASE_URL", f"sqlite:///{tmp_path / 'second.db'}")
+        assert _challenged_code(second) and len(fake_flowroute.messages) == 1
+    before = installed()
+    assert installed() is before
+    reset()
+    assert installed() is not before
+
+
+def test_a_multipart_challenge_post_from_the_django_client_verifies(
+        sms2fa: Any, fake_flowroute: FakeFlowroute) -> None:
+    """Django's client posts a dict as multipart/form-data, as a browser may: it verifies."""
+    from django.test import Client
+
+    client = Client()
+    client.login(username=ALICE, password=PASSWORD)
+    page = client.get(client.get("/account/", headers=HTML)["location"], headers=HTML)
+    done = client.post("/sms2fa/challenge", {
+        "csrf_token": _csrf(page.text), "next": "/account/",
+        "code": fake_flowroute.last_code(ALICE_PHONE)}, headers=HTML)
+    assert done.status_code == 303 and done["location"] == "/account/"
+    assert MARKER in client.get("/account/", headers=HTML).text
+
+
+def test_a_refused_form_post_says_why(sms2fa: Any) -> None:
+    """An unreadable body or another site's Origin is said so, not 'form has expired'."""
+    from django.test import Client
+
+    client = Client()
+    client.login(username=ALICE, password=PASSWORD)
+    page = client.get(client.get("/account/", headers=HTML)["location"], headers=HTML)
+    fields = {"csrf_token": _csrf(page.text), "next": "/account/", "code": "000000"}
+    unreadable = client.post("/sms2fa/challenge", _form(fields), "text/plain", headers=HTML)
+    assert unreadable.status_code == 400 and "could not be read" in unreadable.text
+    broken = client.post("/sms2fa/challenge", b"--x\r\nno parts", "multipart/form-data",
+                         headers=HTML)
+    assert broken.status_code == 400 and "could not be read" in broken.text
+    cross = client.post("/sms2fa/challenge", _form(fields), FORM,
+                        headers={**HTML, "origin": "https://evil.example"})
+    assert cross.status_code == 403 and "another site" in cross.text
+    stale = client.post("/sms2fa/challenge", _form({**fields, "csrf_token": "x"}), FORM,
+                        headers=HTML)
+    assert stale.status_code == 403 and "expired" in stale.text

@@ -228,3 +228,70 @@ def test_the_fixtures_in_a_users_own_suite(tmp_path: Path) -> None:
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 passed" in run.stdout
+
+
+# -- users without a phone: assume_verified(phone=...) -------------------------------------------
+
+CAROL_PHONE = "+12065550100"  # what the test assumes for carol, who has no phone on file
+
+
+def _phone_optional(users: dict[str, str]) -> Any:
+    """identify() as the adopting apps had it: a logged-in user may have no phone on file."""
+    def identify(request: Any) -> Identity | None:
+        user = request.cookies.get("user")
+        return Identity(user, users.get(user) or None) if user else None
+    return identify
+
+
+def test_assume_verified_with_a_phone_flask(users: dict[str, str],
+                                            sms2fa_settings: Settings,
+                                            fake_flowroute: FakeFlowroute) -> None:
+    users["carol"] = ""
+    app, _ = flask_app(users, sms2fa_settings, identify=_phone_optional(users))
+    client = app.test_client()
+    client.set_cookie("user", "carol")
+    assert client.get("/api/data").json["reason"] == "NoPhoneOnFile"
+    with assume_verified():  # a phone is still needed without phone=
+        assert client.get("/api/data").json["reason"] == "NoPhoneOnFile"
+    with assume_verified(phone=CAROL_PHONE):
+        assert client.get("/api/data").json == {"auth_id": "carol", "recipient": CAROL_PHONE}
+        client.set_cookie("user", "alice")  # a user with a phone keeps hers
+        assert client.get("/api/data").json == {"auth_id": "alice", "recipient": ALICE}
+        client.delete_cookie("user")
+        assert client.get("/api/data").json["reason"] == "LoginRequired"
+    client.set_cookie("user", "carol")
+    assert client.get("/api/data").json["reason"] == "NoPhoneOnFile"  # over with the block
+    assert fake_flowroute.messages == []
+    with pytest.raises(ValueError, match="phone number in E"), \
+            assume_verified(phone="not a number"):
+        pass
+
+
+def test_assume_verified_with_a_phone_starlette(users: dict[str, str],
+                                                sms2fa_settings: Settings) -> None:
+    from starlette.testclient import TestClient
+
+    users["carol"] = ""
+    app, _ = starlette_app(users, sms2fa_settings, [], identify=_phone_optional(users))
+    with TestClient(app) as client, assume_verified(phone="12065550100"):
+        client.cookies.set("user", "carol")
+        assert client.get("/api/data").json() == {"auth_id": "carol",
+                                                  "recipient": CAROL_PHONE}
+    with TestClient(app) as client:
+        client.cookies.set("user", "carol")
+        assert client.get("/api/data").status_code == 403
+
+
+
+def test_the_assume_verified_fixture_takes_a_phone(users: dict[str, str],
+                                                   sms2fa_settings: Settings,
+                                                   sms2fa_assume_verified: Any) -> None:
+    users["carol"] = ""
+    app, _ = flask_app(users, sms2fa_settings, identify=_phone_optional(users))
+    client = app.test_client()
+    client.set_cookie("user", "alice")
+    assert client.get("/api/data").status_code == 200  # users with a phone, as before
+    client.set_cookie("user", "carol")
+    assert client.get("/api/data").status_code == 403
+    sms2fa_assume_verified(phone=CAROL_PHONE)
+    assert client.get("/api/data").json == {"auth_id": "carol", "recipient": CAROL_PHONE}

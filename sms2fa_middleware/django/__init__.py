@@ -36,6 +36,11 @@ path.
 Defence in depth: :func:`verified_required` refuses (403) a request the middleware did not
 verify, so a view that the ``protect`` patterns miss fails closed.
 
+Tests: the guard is built once per ``SMS2FA`` dict (and environment) and shared; a new one
+after ``override_settings(SMS2FA=...)``, a change of the dict's values or of the environment
+``Settings.from_env()`` reads, or :func:`reset`. ``sms2fa_middleware.testing`` has the
+helpers (``mark_verified(client, SMS2FAMiddleware, identity)``, ``assume_verified``).
+
 Modules: :mod:`.conf` (the ``SMS2FA`` dict, the ``request.user`` default), :mod:`.middleware`,
 :mod:`.decorators` (``verified_required``), :mod:`.routes` (routes as Django resolves them,
 ``check_routes``). Everything is importable from here, as before.
@@ -44,11 +49,11 @@ Modules: :mod:`.conf` (the ``SMS2FA`` dict, the ``request.user`` default), :mod:
 from __future__ import annotations
 
 from ..identity import Identity
-from .conf import Installed, UserIdentity, installed
+from .conf import Installed, UserIdentity, installed, reset
 from .decorators import verified_required
 from .middleware import SMS2FAMiddleware
 from .routes import Routes, UrlPattern, check_routes, route_paths, sample_path, url_patterns
 
 __all__ = ["Identity", "Installed", "Routes", "SMS2FAMiddleware", "UrlPattern", "UserIdentity",
-           "check_routes", "installed", "route_paths", "sample_path", "url_patterns",
+           "check_routes", "installed", "reset", "route_paths", "sample_path", "url_patterns",
            "verified_required"]

@@ -3,23 +3,28 @@ logged-in ``request.user``), and which resolved routes are protected."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
+from django.core.signals import setting_changed
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from ..guard import Guard
 from ..identity import Identity
-from ..settings import Settings
+from ..settings import Settings, env_name
 from .routes import Routes
 
 Identify = Callable[[HttpRequest], Any]
 
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+#: What ``Settings.from_env()`` reads.
+ENV_NAMES = tuple(sorted(env_name(field.name) for field in dataclasses.fields(Settings)))
 
 
 class UserIdentity:
@@ -67,8 +72,8 @@ class UserIdentity:
 
 class Installed:
     """What one ``SMS2FA`` settings dict builds: the guard and ``identify``. Built once per
-    dict and shared by the middleware instances of a process (Django's test client makes
-    one per client)."""
+    dict (see :func:`installed` for when again) and shared by the middleware instances of a
+    process (Django's test client makes one per client)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         options = dict(config)
@@ -125,23 +130,68 @@ class Installed:
         return identity.auth_id if identity is not None else None
 
 
-_INSTALLED: dict[int, tuple[object, Installed]] = {}
+class _Built:
+    """One cache entry: the dict, what it held when built (its values themselves: a value
+    replaced in place is seen) and the environment ``Settings.from_env()`` read (so a test's
+    new FakeFlowroute in the environment is seen too)."""
+
+    __slots__ = ("config", "env", "installed", "values")
+
+    def __init__(self, config: Mapping[str, Any], installed: Installed) -> None:
+        self.config, self.values, self.env = config, dict(config), _env_read_by(config)
+        self.installed = installed
+
+    def current(self, config: Mapping[str, Any]) -> bool:
+        values = self.values
+        return (self.config is config and len(config) == len(values)
+                and all(values.get(key, _MISSING) is value for key, value in config.items())
+                and self.env == _env_read_by(config))
+
+
+_MISSING = object()
+_INSTALLED: dict[int, _Built] = {}
+
+
+def _env_read_by(config: Mapping[str, Any]) -> tuple[str | None, ...]:
+    """The environment ``Settings.from_env()`` reads, when the dict has no ``settings``."""
+    if config.get("settings") is not None:
+        return ()
+    return tuple(os.environ.get(name) for name in ENV_NAMES)
 
 
 def installed() -> Installed:
-    """The :class:`Installed` for the current ``settings.SMS2FA`` (built on first use)."""
+    """The :class:`Installed` for the current ``settings.SMS2FA``: built on first use, and
+    again when the dict, one of its values, or (without ``settings``) the ``SMS2FA_*``
+    environment changed, or after :func:`reset`. Each middleware instance reads it once,
+    when Django builds it (a test ``Client`` builds its own)."""
     config = getattr(django_settings, "SMS2FA", None)
     if not isinstance(config, Mapping):
         raise ImproperlyConfigured('settings.SMS2FA must be a dict such as '
                                    '{"protect": ["/account"], "login_url": "/login/"}')
     hit = _INSTALLED.get(id(config))
-    if hit is not None and hit[0] is config:  # the dict itself is kept: no id reuse
-        return hit[1]
+    if hit is not None and hit.current(config):  # the dict itself is kept: no id reuse
+        return hit.installed
     built = Installed(config)
     if len(_INSTALLED) >= 8:  # settings overridden test after test: stay bounded
         _INSTALLED.clear()
-    _INSTALLED[id(config)] = (config, built)
+    _INSTALLED[id(config)] = _Built(config, built)
     return built
+
+
+def reset() -> None:
+    """Forget what :func:`installed` built: the next middleware Django builds (the next test
+    ``Client``'s) reads ``settings.SMS2FA`` and the environment afresh. Done on
+    ``override_settings(SMS2FA=...)`` and by the testing fixtures; call it after changing
+    the settings in any other way."""
+    _INSTALLED.clear()
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "SMS2FA":  # override_settings(SMS2FA=...) entered or left
+        reset()
+
+
+setting_changed.connect(_setting_changed, dispatch_uid="sms2fa_middleware.django.conf")
 
 
 def check_order() -> None:
@@ -155,4 +205,5 @@ def check_order() -> None:
             "SMS2FAMiddleware' in MIDDLEWARE (it reads request.user), or set SMS2FA['identify']")
 
 
-__all__ = ["AUTH_MIDDLEWARE", "Identify", "Installed", "UserIdentity", "check_order", "installed"]
+__all__ = ["AUTH_MIDDLEWARE", "Identify", "Installed", "UserIdentity", "check_order", "installed",
+           "reset"]

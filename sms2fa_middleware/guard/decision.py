@@ -65,12 +65,23 @@ class Verdict:
 TO_APP_UNVERIFIED = Verdict(to_app=True)
 
 
+@dataclass(frozen=True, slots=True)
+class AssumeVerified:
+    """The value of the test seam :attr:`Decider.assume_verified` while
+    ``sms2fa_middleware.testing.assume_verified`` is open: a logged-in identity with a phone
+    counts as verified; one without a phone gets ``phone`` (E.164) and counts as verified
+    too, or is refused as before when ``phone`` is None."""
+
+    phone: str | None = None
+
+
 class Decider:
     """The decision, bound to the guard's sessions and options (see the module docstring)."""
 
-    #: Tests only (``sms2fa_middleware.testing.assume_verified`` sets it): every identity
-    #: with a phone counts as verified, in every guard of the process.
-    assume_verified: ClassVar[bool] = False
+    #: The test seam (``sms2fa_middleware.testing.assume_verified`` sets it): None in
+    #: production; an :class:`AssumeVerified` counts logged-in identities as verified, in
+    #: every guard of the process. Read only on the not-verified branch.
+    assume_verified: ClassVar[AssumeVerified | None] = None
 
     def __init__(self, is_verified: Callable[[str, bool, Identity | None], bool],
                  anonymous_to_app: bool, private_responses: bool) -> None:
@@ -89,11 +100,17 @@ class Decider:
             return Verdict(False, identity, answer=Answer.PREFIX)
         if identity is None and self.anonymous_to_app:
             return TO_APP_UNVERIFIED
-        if self.is_verified(cookie_header, https, identity) or (
-                Decider.assume_verified and identity is not None and identity.recipient):
+        if self.is_verified(cookie_header, https, identity):
             return Verdict(True, identity, self.private_responses)
+        assumed = Decider.assume_verified
+        if assumed is not None and identity is not None:
+            if identity.recipient:
+                return Verdict(True, identity, self.private_responses)
+            if assumed.phone:  # a test user without a phone: give it the assumed one
+                return Verdict(True, Identity(identity.auth_id, assumed.phone),
+                               self.private_responses)
         return Verdict(False, identity, answer=Answer.DENY)
 
 
-__all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "TO_APP_UNVERIFIED", "Answer", "Decider",
-           "Verdict"]
+__all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "TO_APP_UNVERIFIED", "Answer", "AssumeVerified",
+           "Decider", "Verdict"]

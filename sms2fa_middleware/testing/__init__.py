@@ -13,7 +13,12 @@ the package gives pytest its fixtures):
   ``sms2fa_env`` fixture sets the same in the environment, for app factories that call
   ``Settings.from_env()`` (``create_app()`` and ``create_app(test_config)`` both build);
 - the ``sms2fa_assume_verified`` fixture (:func:`assume_verified`) counts every request whose
-  ``identify`` names a user with a phone as verified, for tests that make their own clients.
+  ``identify`` names a user with a phone as verified, for tests that make their own clients;
+  ``assume_verified(phone="+12065550100")`` counts users without a phone too.
+
+Django: pass the ``SMS2FAMiddleware`` class (or the test ``Client``) as ``app``; the guard is
+rebuilt when ``settings.SMS2FA`` or the environment changes (``override_settings``,
+``sms2fa_env``: each test's fake gets its codes), or after ``sms2fa_middleware.django.reset()``.
 
 The fake (:mod:`.fake_flowroute`; what it accepts is :mod:`.flowroute_rules`): use it in
 your own tests instead of patching HTTP: point the library at ``fake.url`` (or give a
@@ -48,8 +53,10 @@ real service would still send it after the client gave up.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 
 from ..settings import Settings, env_name
 from .app_helpers import (
@@ -86,9 +93,15 @@ if pytest is not None:
         return settings_for_tests(tmp_path_factory.mktemp("sms2fa") / "sms2fa.db",
                                   fake_flowroute)
 
+    def _reset_django() -> None:
+        """A Django project's middleware builds its guard afresh (new settings or fake)."""
+        conf = sys.modules.get("sms2fa_middleware.django.conf")
+        if conf is not None:
+            conf.reset()
+
     @pytest.fixture
     def sms2fa_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
-                   fake_flowroute: FakeFlowroute) -> dict[str, str]:
+                   fake_flowroute: FakeFlowroute) -> Iterator[dict[str, str]]:
         """The same as ``sms2fa_settings``, in the environment (undone after the test), so
         that an app factory calling ``Settings.from_env()`` builds in tests -- with or
         without a test config. Returns the variables it set."""
@@ -98,10 +111,19 @@ if pytest is not None:
                env_name("database_url"): f"sqlite:///{database}"}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        return env
+        _reset_django()
+        yield env
+        _reset_django()
 
     @pytest.fixture
-    def sms2fa_assume_verified() -> Iterator[None]:
-        """:func:`assume_verified` for one test: users with a phone count as verified."""
-        with assume_verified():
-            yield
+    def sms2fa_assume_verified() -> Iterator[Callable[..., None]]:
+        """:func:`assume_verified` for one test: users with a phone count as verified. It
+        gives a function: ``sms2fa_assume_verified(phone="+12065550100")`` counts users
+        without a phone too, from then on in the test."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(assume_verified())
+
+            def assume(phone: str | None = None) -> None:
+                stack.enter_context(assume_verified(phone))
+
+            yield assume

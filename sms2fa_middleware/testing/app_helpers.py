@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -36,9 +37,14 @@ def find_guard(app: object) -> Guard:
     """The :class:`~sms2fa_middleware.guard.Guard` of the SMS2FAMiddleware in ``app``: the
     middleware itself (WSGI or ASGI), a Flask app whose ``wsgi_app`` it wraps, a Starlette or
     FastAPI app that lists it in its middleware, or any wrapper that keeps the app it wraps in
-    ``.app``. Raises LookupError when there is none."""
+    ``.app``. For Django: the ``SMS2FAMiddleware`` class or a Django test ``Client`` (the
+    guard the current ``settings.SMS2FA`` builds), or a middleware instance. Raises
+    LookupError when there is none."""
     from ..guard import Guard, GuardedApp
 
+    django_guard = _django_guard(app)
+    if django_guard is not None:
+        return django_guard
     seen: set[int] = set()
     node: Any = app
     while node is not None and id(node) not in seen:
@@ -47,6 +53,8 @@ def find_guard(app: object) -> Guard:
             return node
         if isinstance(node, GuardedApp):
             return node.guard
+        if isinstance(getattr(node, "guard", None), Guard):  # Django's middleware instance
+            return node.guard  # type: ignore[no-any-return]
         if hasattr(node, "build_middleware_stack") and hasattr(node, "middleware_stack"):
             # Starlette builds its middleware on the first request. Building it now, and
             # keeping it as Starlette itself would, finds the very instance that will serve.
@@ -56,7 +64,21 @@ def find_guard(app: object) -> Guard:
             continue
         node = getattr(node, "wsgi_app", None) or getattr(node, "app", None)
     raise LookupError(f"no SMS2FAMiddleware in this {type(app).__name__}; pass the middleware "
-                      "or the app it wraps")
+                      "or the app it wraps (for Django: the SMS2FAMiddleware class)")
+
+
+def _django_guard(app: object) -> Guard | None:
+    """The guard for the current ``settings.SMS2FA`` when ``app`` names Django's middleware
+    (its class) or is a Django test client; None otherwise. Django is imported only when the
+    app already did."""
+    middleware = sys.modules.get("sms2fa_middleware.django.middleware")
+    client = sys.modules.get("django.test.client")
+    if not ((middleware is not None and app is middleware.SMS2FAMiddleware)
+            or (client is not None and isinstance(app, client.ClientMixin))):
+        return None
+    from ..django.conf import installed
+
+    return installed().guard
 
 
 def verified_cookie(app: object, identity: Identity | tuple[Any, Any], *,
@@ -83,8 +105,10 @@ def mark_verified(client: Any, app: object, identity: Identity | tuple[Any, Any]
     session as it would a real one.
 
     ``client``: a Flask/werkzeug test client, a Starlette/FastAPI ``TestClient`` or any httpx
-    client, a ``requests.Session``, or a Django ``Client``/``AsyncClient``. With ``https``
-    left None the cookie is set under both names, for http and for https requests.
+    client, a ``requests.Session``, or a Django ``Client``/``AsyncClient`` (with Django,
+    ``app`` is the ``SMS2FAMiddleware`` class: ``mark_verified(client, SMS2FAMiddleware,
+    Identity(user.pk, user.phone_number))``). With ``https`` left None the cookie is set
+    under both names, for http and for https requests.
     """
     for secure in (False, True) if https is None else (https,):
         name, value = verified_cookie(app, identity, https=secure)
@@ -105,17 +129,29 @@ def _set_cookie(client: Any, name: str, value: str) -> None:
 
 
 @contextlib.contextmanager
-def assume_verified() -> Iterator[None]:
-    """While open, every SMS2FAMiddleware in this process counts a protected request as
-    verified when its ``identify`` names a user with a phone number: no cookie, no code. For
-    tests that make their own clients (``TestClient(app)`` in each test), where
-    :func:`mark_verified` has no client to mark. Anonymous requests and users without a
-    phone are answered as before; revocations are not seen (test logout with
-    :func:`mark_verified`)."""
-    from ..guard.decision import Decider
+def assume_verified(phone: str | None = None) -> Iterator[None]:
+    """While open, every SMS2FAMiddleware in this process (WSGI, ASGI, Django) counts a
+    protected request as verified when its ``identify`` names a user with a phone number:
+    no cookie, no code. With ``phone`` (E.164, e.g. ``"+12065550100"``) a user without a
+    phone counts as verified too, and the identity the app sees gets that number.
 
-    Decider.assume_verified = True
+    For tests that make their own clients (``TestClient(app)`` in each test), where
+    :func:`mark_verified` has no client to mark. Anonymous requests are answered as before
+    (and users without a phone too, unless ``phone`` is given); revocations are not seen
+    (test logout with :func:`mark_verified`). Not reentrant across threads: open it in the
+    test, around the requests."""
+    from ..guard.decision import AssumeVerified, Decider
+    from ..phones import on_file
+
+    number = None
+    if phone is not None:
+        number = on_file(phone, "US")
+        if number is None:
+            raise ValueError("assume_verified(phone=...) needs a phone number in E.164, "
+                             "such as '+12065550100'")
+    saved = Decider.assume_verified
+    Decider.assume_verified = AssumeVerified(number)
     try:
         yield
     finally:
-        Decider.assume_verified = False
+        Decider.assume_verified = saved

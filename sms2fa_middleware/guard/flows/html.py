@@ -6,20 +6,22 @@ is never triggered by a GET.
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
+from html import escape
 from urllib.parse import parse_qs
 
 from ... import Identity, text
 from ...engine import Verifier
 from ...errors import InvalidAPIUsage, RateLimited, VerificationError
-from ...messages import Request, Response
+from ...messages import MAX_BODY, Request, Response
 from ...phones import mask
 from ..cookies import Cookies, cookie_value
-from ..csrf import Csrf
+from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
-from ..responses import PAGE_HEADERS, app_url, forbidden, redirect, safe_next
+from ..responses import PAGE_HEADERS, app_url, forbidden, page, redirect, safe_next
 from ..sending import CodeSender
 from ..sessions import Sessions
 from .pages import ChallengeView, Pages
@@ -27,15 +29,43 @@ from .pages import ChallengeView, Pages
 FLASH_MAX_AGE = 60
 
 
-def form(request: Request) -> dict[str, str]:
-    """A urlencoded form's fields (first value of each); {} for any other body."""
-    if request.media_type != "application/x-www-form-urlencoded":
-        return {}
+FORM_PARTS = 16  # the challenge forms have three fields; a browser adds nothing else
+
+
+def read_form(request: Request) -> dict[str, str] | None:
+    """A posted form's fields (first value of each): urlencoded, or ``multipart/form-data``
+    as browsers and Django's test client may send it (files are ignored). None when the
+    body is no form this can read: another content type, or a malformed one."""
+    media_type = request.media_type
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            parsed = parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            return None
+        return {k: v[0] for k, v in parsed.items()}
+    if media_type != "multipart/form-data":
+        return None
+    # werkzeug's parser (already a dependency), bounded as the body itself is: the adapters
+    # refuse a body over MAX_BODY before it gets here. Imported here: the guard loads
+    # without any web framework, and only a multipart post needs it.
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.formparser import FormDataParser
+    from werkzeug.http import parse_options_header
+
+    parser = FormDataParser(max_form_memory_size=MAX_BODY, max_content_length=MAX_BODY,
+                            max_form_parts=FORM_PARTS, silent=False)
+    _, options = parse_options_header(request.header("content-type"))
     try:
-        parsed = parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        return {}
-    return {k: v[0] for k, v in parsed.items()}
+        _, fields, _ = parser.parse(io.BytesIO(request.body), media_type, len(request.body),
+                                    options)
+    except (HTTPException, ValueError):  # no boundary, malformed parts, too many, too large
+        return None
+    return {k: fields[k] for k in fields}
+
+
+def form(request: Request) -> dict[str, str]:
+    """:func:`read_form`, with {} for a body that is no readable form."""
+    return read_form(request) or {}
 
 
 def _csp(script_nonce: str) -> tuple[str, str]:
@@ -141,12 +171,21 @@ class HtmlFlow:
     def _checked_form(self, request: Request, identity: Identity | None
                       ) -> tuple[dict[str, str], str, Response | None]:
         """The form, its safe ``next``, and a refusal (or None when the post may go on)."""
-        fields = form(request)
+        read = read_form(request)
+        fields = read if read is not None else {}
         next_url = safe_next(fields.get("next"))
         if identity is None:
             return fields, next_url, self.refusals.anonymous(request, next_url)
         if identity.recipient is None:
             return fields, next_url, self.refusals.no_phone(request, next_url)
+        # Say what went wrong where it is known; "expired" is left for a missing or stale
+        # token (or nonce cookie), which is what a reload cures.
+        if read is None:
+            return fields, next_url, page(400, text.forbidden_title(),
+                                          f"<p>{escape(text.form_unreadable())}</p>")
+        if not origin_ok(request, self.options.origins):
+            return fields, next_url, page(403, text.forbidden_title(),
+                                          f"<p>{escape(text.origin_rejected())}</p>")
         if not self.csrf.ok(request, identity.auth_id, fields.get("csrf_token", "")):
             return fields, next_url, forbidden()
         return fields, next_url, None
@@ -191,4 +230,4 @@ class HtmlFlow:
         return None, 200
 
 
-__all__ = ["HtmlFlow", "form"]
+__all__ = ["HtmlFlow", "form", "read_form"]
