@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-class SMS2FAConfig(AppConfig):
+class SMS2FAConfig(AppConfig):  # type: ignore[misc]
     name = "sms2fa_middleware.django"
     label = "sms2fa"
     verbose_name = "SMS second factor"

@@ -19,7 +19,6 @@ from .conf import installed
 MIDDLEWARE = "sms2fa_middleware.django.SMS2FAMiddleware"
 
 
-@checks.register(checks.Tags.security, deploy=True)
 def check_sms2fa(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """sms2fa.E001: the ``SMS2FA`` configuration cannot start; sms2fa.W001: development mode
     (codes may be printed, the secret key is made up) in a deploy."""
@@ -38,5 +37,7 @@ def check_sms2fa(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                                hint="unset SMS2FA_DEVELOPMENT in production")]
     return []
 
+
+checks.register(check_sms2fa, checks.Tags.security, deploy=True)
 
 __all__ = ["check_sms2fa"]
