@@ -49,7 +49,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         # An app that sets its own root path (FastAPI(root_path="/api")) writes it into the
         # scope after we classified: Starlette then routes the path minus that root. Every
         # reading is classified once, into the same remembered kind (fail closed).
-        self.guard.paths.add_root_paths(app_root_paths(app))
+        self.paths.add_root_paths(app_root_paths(app))
         # Decided once: a sync identify runs in a worker thread (it may touch an ORM or a
         # session store that blocks), an async one is awaited on the loop.
         self._identify_async = _is_async(identify)
@@ -66,7 +66,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         path = asgi_route_path(scope) if scope.get("root_path") else scope["path"]
         kind = self._kinds.get(path)
         if kind is None:
-            kind = self.guard.remember(path, path)
+            kind = self._remember(path, path)
         if kind == PASS:
             await self.app(scope, receive, send)  # the hot path: one dict lookup
             return

@@ -96,4 +96,5 @@ class StoreUnavailable(VerificationError):
 
 
 class ConfigurationError(ValueError):
-    """A setting is missing or out of range; raised at start-up, never per request."""
+    """A setting is missing or out of range; raised at start-up (a middleware's first request
+    or its ``check()``), never afterwards."""

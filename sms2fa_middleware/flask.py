@@ -1,5 +1,6 @@
-"""Flask conveniences: a view decorator that double-checks the middleware, and a start-up
-check of the app's routes against the patterns.
+"""Flask conveniences: ``identify`` from Flask-Login (:func:`flask_login_identify`), a view
+decorator that double-checks the middleware, a start-up check of the app's routes against
+the patterns, and the ``flask sms2fa check`` command.
 
 Defence in depth: the middleware decides which requests need a verified session; a view
 decorated with :func:`verified_required` refuses (403) any request the middleware did not
@@ -14,15 +15,20 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
 import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from flask import Flask, request
+import click
+from flask import Flask, current_app, g, request
+from flask.cli import AppGroup
+from werkzeug.wrappers import Request as WerkzeugRequest
 
-from . import route_checks
-from .wsgi import ENVIRON_KEY
+from . import Identity, route_checks
+from .users import UserField, phone_text, reader
+from .wsgi import ENVIRON_KEY, SMS2FAMiddleware
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -58,4 +64,73 @@ def check_routes(app: Flask, protect: Iterable[str], exclude: Iterable[str] = ()
     return route_checks.report(routes, protect, exclude)
 
 
-__all__ = ["check_routes", "verified_required"]
+def flask_login_identify(
+    app: Flask, phone_attribute: UserField = "phone_number",
+) -> Callable[[WerkzeugRequest], Identity | None]:
+    """``identify`` for a Flask-Login app: the user is who Flask-Login says -- its user
+    loader for the session, its remember-me cookie after a browser restart, its request
+    loader -- because Flask-Login itself answers, in a request context of ``app``.
+    ``Identity(user.get_id(), <phone_attribute>)``; ``phone_attribute`` is an attribute,
+    a dotted path (``"profile.phone"``) or a function of the user.
+
+    The context is a throwaway: it sees no request body (a request loader that reads the
+    form finds it empty; the app still gets the body), its session changes are not saved
+    (a remember-me login is redone by the app), and its teardown functions run as after
+    any request."""
+    phone = reader(phone_attribute)
+
+    def identify(request: WerkzeugRequest) -> Identity | None:
+        import flask_login  # the extra the helper is for; imported when first used
+
+        environ = dict(request.environ)  # the context caches its request in the environ
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(), "0"
+        with app.request_context(environ):
+            # An app context already pushed (a test, a CLI) may be reused: leave its g as
+            # it was, so the app's own request loads the user again.
+            loaded_before = "_login_user" in g
+            try:
+                user = flask_login.current_user._get_current_object()
+                if user is None or not user.is_authenticated:
+                    return None
+                return Identity(user.get_id(), phone_text(phone(user)))
+            finally:
+                if not loaded_before:
+                    g.pop("_login_user", None)
+
+    return identify
+
+
+def find_middleware(app: Flask) -> SMS2FAMiddleware | None:
+    """The SMS2FAMiddleware in ``app.wsgi_app``'s chain of wrappers (each one's ``.app``)."""
+    wrapped: Any = app.wsgi_app
+    for _ in range(32):  # a chain of middleware, never a cycle
+        if isinstance(wrapped, SMS2FAMiddleware):
+            return wrapped
+        wrapped = getattr(wrapped, "app", None)
+        if wrapped is None:
+            return None
+    return None
+
+
+#: ``flask sms2fa ...``: registered for every Flask app through the ``flask.commands``
+#: entry point, or by hand with ``app.cli.add_command(sms2fa_cli)``.
+sms2fa_cli = AppGroup("sms2fa", help="SMS second factor (sms2fa-middleware).")
+
+
+@sms2fa_cli.command("check")
+def check_command() -> None:
+    """Read and check the middleware's settings now; exit 1 naming what is missing."""
+    from .errors import ConfigurationError
+
+    middleware = find_middleware(current_app)
+    if middleware is None:
+        raise click.ClickException("no SMS2FAMiddleware wraps app.wsgi_app")
+    try:
+        middleware.check()
+    except ConfigurationError as exc:
+        raise click.ClickException(f"sms2fa: {exc}") from None
+    click.echo("sms2fa: settings OK")
+
+
+__all__ = ["check_routes", "find_middleware", "flask_login_identify", "sms2fa_cli",
+           "verified_required"]

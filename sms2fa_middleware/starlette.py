@@ -1,5 +1,6 @@
-"""Starlette and FastAPI conveniences: a route-level check that double-checks the
-middleware, and a start-up check of the app's routes against the patterns.
+"""Starlette and FastAPI conveniences: ``identify`` from Starlette's session
+(:func:`session_identify`), a route-level check that double-checks the middleware, and a
+start-up check of the app's routes against the patterns.
 
 Defence in depth: the middleware decides which requests need a verified session; a route
 that also checks refuses (403) any request the middleware did not verify -- so a route that
@@ -26,6 +27,31 @@ from starlette.routing import Mount
 
 from . import Identity, route_checks
 from .asgi import STATE_KEY
+
+
+def session_identify(
+    auth_id_key: str, *, phone_key: str | None = None,
+    phone: Callable[[Any], str | None] | None = None,
+) -> Callable[[HTTPConnection], Identity | None]:
+    """``identify`` from Starlette's ``request.session`` (SessionMiddleware, listed before
+    ours): ``Identity(session[auth_id_key], <phone>)``, None when the key is missing. The
+    phone is ``session[phone_key]``, or ``phone(auth_id)`` (sync: the middleware runs it in
+    a worker thread, so it may query a database); give one of them."""
+    if (phone_key is None) == (phone is None):
+        raise TypeError("session_identify: give phone_key= or phone=, one of them")
+
+    def identify(connection: HTTPConnection) -> Identity | None:
+        if "session" not in connection.scope:
+            raise RuntimeError("session_identify needs Starlette's SessionMiddleware before "
+                               "SMS2FAMiddleware")
+        session = connection.session
+        auth_id = session.get(auth_id_key)
+        if auth_id is None:
+            return None
+        number = session.get(phone_key) if phone_key is not None else phone(auth_id)  # type: ignore[misc]
+        return Identity(auth_id, number)
+
+    return identify
 
 
 def _verified(connection: HTTPConnection) -> Identity | None:
@@ -79,4 +105,5 @@ def check_routes(app: Any, protect: Iterable[str], exclude: Iterable[str] = ()) 
     return route_checks.report(route_paths(app.routes), protect, exclude)
 
 
-__all__ = ["check_routes", "require_verified", "route_paths", "verified_required"]
+__all__ = ["check_routes", "require_verified", "route_paths", "session_identify",
+           "verified_required"]

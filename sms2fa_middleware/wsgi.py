@@ -44,7 +44,7 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
         path = environ.get("PATH_INFO") or "/"
         kind = self._kinds.get(path)
         if kind is None:
-            kind = self.guard.remember(path, wsgi_route_path(path))
+            kind = self._remember(path, wsgi_route_path(path))
         if kind == PASS:
             return self.app(environ, start_response)  # the hot path: one dict lookup
         guard = self.guard

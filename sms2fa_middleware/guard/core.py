@@ -30,18 +30,20 @@ class Guard:
     """What a request gets: pass through, a challenge, a verified pass, or an API answer.
 
     ``Guard(settings, protect=[...], ...)`` takes the keywords of :class:`GuardOptions`
-    (or ``options=``); ``verifier=`` shares a Verifier.
+    (or ``options=``); ``verifier=`` shares a Verifier; ``paths=`` a PathPolicy built from
+    the same options (the adapters build it before the guard).
     """
 
     def __init__(self, settings: Settings | None = None, *, verifier: Verifier | None = None,
-                 options: GuardOptions | None = None, **keywords: Any) -> None:
+                 options: GuardOptions | None = None, paths: PathPolicy | None = None,
+                 **keywords: Any) -> None:
         if options is not None and keywords:
             raise TypeError("give options= or keyword options, not both")
         self.options = options if options is not None else GuardOptions.from_keywords(keywords)
         opts = self.options
         self.verifier = verifier or Verifier(settings or Settings.from_env())
         self.settings = self.verifier.settings
-        self.paths = PathPolicy(opts.protect, opts.exclude, opts.prefix)
+        self.paths = paths or PathPolicy(opts.protect, opts.exclude, opts.prefix)
         #: The adapters' hot path: what classify() said about paths seen before.
         self.kinds = self.paths.kinds
         self.cookies = Cookies(opts.cookie_name, opts.cookie_domain, opts.cookie_secure)

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "sms2fa_middleware.django",  # `manage.py check --deploy` checks the SMS2FA settings
     "accounts",
 ]
 
