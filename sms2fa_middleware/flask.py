@@ -50,12 +50,19 @@ def verified_required(view: ViewT) -> ViewT:
     return wrapper  # type: ignore[return-value]
 
 
-def check_routes(app: Flask, protect: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+def route_paths(app: Flask) -> list[str]:
+    """Sample paths for a Flask app's URL rules (blueprints included), variables as ``x``."""
+    return [re.sub(r"<[^>]*>", "x", rule.rule) for rule in app.url_map.iter_rules()]
+
+
+def check_routes(app: Flask, protect: Iterable[str], exclude: Iterable[str] = (),
+                 public: Iterable[str] = ()) -> list[str]:
     """Start-up check: log (and return) a warning for each route the patterns may leave open
-    -- e.g. ``protect=["/admin/*"]`` with a route ``/admin`` -- and for each protect pattern
-    that matches no route. Variable parts of a rule are tried as ``x``."""
-    routes = [re.sub(r"<[^>]*>", "x", rule.rule) for rule in app.url_map.iter_rules()]
-    return route_checks.report(routes, protect, exclude)
+    -- a near miss such as ``protect=["/admin/*"]`` with a route ``/admin``, see
+    :func:`~sms2fa_middleware.guard.paths.route_warnings` -- unless ``exclude`` or
+    ``public`` (routes deliberately open) matches it, and for each protect pattern that
+    matches no route. Variable parts of a rule are tried as ``x``."""
+    return route_checks.report(route_paths(app), protect, exclude, public)
 
 
-__all__ = ["check_routes", "verified_required"]
+__all__ = ["check_routes", "route_paths", "verified_required"]
