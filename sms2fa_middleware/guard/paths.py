@@ -189,19 +189,19 @@ def route_warnings(routes: Iterable[str], protect: Iterable[str],
     pattern that protects no route (a typo, or a route that moved).
     """
     protect = [protect] if isinstance(protect, str) else list(protect)
-    protected = PathPatterns(protect)
-    open_ = PathPatterns([*_listed(exclude), *_listed(public)])
+    protected, excluded = PathPatterns(protect), PathPatterns(exclude)
+    declared = PathPatterns(_listed(public))
     samples = {route: normalize(route) for route in routes}
     warnings: list[str] = []
     for pattern in protect:
         one = PathPatterns([pattern])
         hits = 0
         for route, path in samples.items():
-            if open_.match(path):
-                continue  # deliberately open
+            if excluded.match(path):
+                continue  # deliberately open: exclude wins
             if one.match(path):
-                hits += 1
-            elif not protected.match(path):
+                hits += 1  # protected, whatever public says (it changes no decision)
+            elif not protected.match(path) and not declared.match(path):
                 near = near_miss(pattern, path)
                 if near is not None:
                     warnings.append(
