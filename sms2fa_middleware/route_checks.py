@@ -56,7 +56,8 @@ def load_app(target: str) -> Any:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # whatever the app's import raises: say what and stop
+    except (Exception, SystemExit) as exc:  # whatever the import raises (sys.exit too:
+        # its status would read as "warnings"): say what, exit 2
         raise ConfigurationError(f"cannot import {module_name!r}: "
                                  f"{type(exc).__name__}: {exc}") from None
     names = [attr] if attr else ["app", "application"]

@@ -181,6 +181,9 @@ def test_cli_exit_status_for_fastapi(apps_dir: Path) -> None:
     assert done.returncode == 2 and "--protect" in done.stderr
     done = check_routes_cli("no_such_module:app", cwd=apps_dir)
     assert done.returncode == 2 and "no_such_module" in done.stderr
+    (apps_dir / "exits.py").write_text("import sys\nsys.exit('SECRET_KEY is not set')\n")
+    done = check_routes_cli("exits:app", cwd=apps_dir)  # its status 1 would read as warnings
+    assert done.returncode == 2 and "SECRET_KEY is not set" in done.stderr
 
 
 def test_cli_exit_status_for_django(tmp_path: Path) -> None:
