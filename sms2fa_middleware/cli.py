@@ -160,7 +160,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check_routes(args: argparse.Namespace) -> int:
-    from .route_checks import check_app, load_app
+    from .app_routes import check_app, load_app
 
     warnings = check_app(load_app(args.app), args.protect, args.exclude, args.public or ())
     for warning in warnings:
