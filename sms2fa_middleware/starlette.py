@@ -90,7 +90,7 @@ def _walk(routes: Iterable[Any], base: str, unread: list[str]) -> list[str]:
             if mounted:  # a Host: its routes see the whole path
                 out += _walk(_mounted_routes(route), base, unread)
             else:
-                unread.append(type(route).__name__)
+                unread.append(type(getattr(route, "original_route", route)).__name__)
             continue
         full = base + re.sub(r"\{[^}]*\}", "x", path)
         if mounted or isinstance(route, Mount):

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sms2fa_middleware.guard.paths import near_miss, route_warnings
+from sms2fa_middleware.starlette import check_routes as check_starlette
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DJANGO = ROOT / "examples" / "django_app"
@@ -105,6 +106,7 @@ def fastapi_app() -> Any:
     app.include_router(catalog)
     app.include_router(admin, prefix="/v2")           # /v2/admin, /v2/admin/users/{uid}
     app.mount("/files", Mount("", routes=[Route("/report", view)]))
+    app.mount("/static", view)  # an app whose routes cannot be read: what is below it
     return app
 
 
@@ -119,6 +121,20 @@ def test_fastapi_included_routers_are_enumerated() -> None:
     assert check_routes(app, ["/catalog/*/create", "/v2/admin/*"]) == [
         "route '/v2/admin' is not protected, though protect has '/v2/admin/*', which "
         "protects '/v2/admin/x'; protect it too, or declare it public"]
+    assert check_routes(app, ["/static/*"]) == []  # /static itself is not its route
+
+
+def test_a_route_entry_without_a_path_is_reported_not_skipped() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import BaseRoute
+
+    class Opaque(BaseRoute):  # what FastAPI's _IncludedRouter looked like to the old check
+        pass
+
+    app = Starlette(routes=[Opaque()])
+    assert check_starlette(app, ["/admin"]) == [
+        "protect pattern '/admin' matches no route",
+        "a route entry of type Opaque has no path: its routes were not checked"]
 
 
 # -- sms2fa check-routes: the exit status CI reads -----------------------------------------------
