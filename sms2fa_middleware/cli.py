@@ -1,4 +1,4 @@
-"""The sms2fa command: serve, demo, migrate, purge."""
+"""The sms2fa command: serve, demo, migrate, purge, check-routes."""
 
 from __future__ import annotations
 
@@ -159,6 +159,17 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(host=args.host, port=args.port)
 
 
+def _check_routes(args: argparse.Namespace) -> int:
+    from .app_routes import check_app, load_app
+
+    warnings = check_app(load_app(args.app), args.protect, args.exclude, args.public or ())
+    for warning in warnings:
+        print(warning)
+    print(f"sms2fa: {len(warnings)} route warning(s)" if warnings
+          else "sms2fa: routes checked, no warnings", file=sys.stderr)
+    return 1 if warnings else 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -238,6 +249,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "Running services already purge once a minute; run this from cron when "
                     "nothing serves for long stretches, or before a backup.")
     purge.set_defaults(func=_purge)
+
+    check = commands.add_parser(
+        "check-routes", help="warn about routes the protect patterns may leave open (exit 1)",
+        description="Import a Flask, Starlette/FastAPI or Django app (module:attr, as servers "
+                    "name it; Django: the project's wsgi or asgi application, SMS2FA read "
+                    "from its settings) and print a warning for each route the protect "
+                    "patterns may leave open and each pattern that matches no route. Exit "
+                    "status 1 when there are warnings, 2 when the app cannot be loaded.")
+    check.add_argument("app", help="the application, as module:attr (e.g. myapp:app)")
+    check.add_argument("--protect", action="append", metavar="PATTERN",
+                       help="a protect pattern (repeat it; default: the SMS2FAMiddleware "
+                            "around the app, or Django's SMS2FA)")
+    check.add_argument("--exclude", action="append", metavar="PATTERN",
+                       help="an exclude pattern (repeat it; default: as --protect)")
+    check.add_argument("--public", action="append", metavar="PATTERN",
+                       help="a route that is deliberately open: no warning about it "
+                            "(repeat it; Django default: SMS2FA_PUBLIC_ROUTES)")
+    check.set_defaults(func=_check_routes)
     return parser
 
 

@@ -56,12 +56,19 @@ def verified_required(view: ViewT) -> ViewT:
     return wrapper  # type: ignore[return-value]
 
 
-def check_routes(app: Flask, protect: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+def route_paths(app: Flask) -> list[str]:
+    """Sample paths for a Flask app's URL rules (blueprints included), variables as ``x``."""
+    return [re.sub(r"<[^>]*>", "x", rule.rule) for rule in app.url_map.iter_rules()]
+
+
+def check_routes(app: Flask, protect: Iterable[str], exclude: Iterable[str] = (),
+                 public: Iterable[str] = ()) -> list[str]:
     """Start-up check: log (and return) a warning for each route the patterns may leave open
-    -- e.g. ``protect=["/admin/*"]`` with a route ``/admin`` -- and for each protect pattern
-    that matches no route. Variable parts of a rule are tried as ``x``."""
-    routes = [re.sub(r"<[^>]*>", "x", rule.rule) for rule in app.url_map.iter_rules()]
-    return route_checks.report(routes, protect, exclude)
+    -- a near miss such as ``protect=["/admin/*"]`` with a route ``/admin``, see
+    :func:`~sms2fa_middleware.guard.paths.route_warnings` -- unless ``exclude`` or
+    ``public`` (routes deliberately open) matches it, and for each protect pattern that
+    matches no route. Variable parts of a rule are tried as ``x``."""
+    return route_checks.report(route_paths(app), protect, exclude, public)
 
 
 def flask_login_identify(
@@ -132,5 +139,5 @@ def check_command() -> None:
     click.echo("sms2fa: settings OK")
 
 
-__all__ = ["check_routes", "find_middleware", "flask_login_identify", "sms2fa_cli",
-           "verified_required"]
+__all__ = ["check_routes", "find_middleware", "flask_login_identify", "route_paths",
+           "sms2fa_cli", "verified_required"]

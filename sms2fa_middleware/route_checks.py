@@ -25,10 +25,13 @@ def refusal(path: str) -> dict[str, str]:
     return {"message": text.not_verified_here(), "reason": REASON}
 
 
-def report(routes: Iterable[str], protect: Iterable[str], exclude: Iterable[str]) -> list[str]:
-    """Log (and return) a warning for each route the patterns may leave open, and for each
-    protect pattern that matches no route."""
-    return logged(route_warnings(list(routes), protect, exclude))
+def report(routes: Iterable[str], protect: Iterable[str], exclude: Iterable[str] = (),
+           public: Iterable[str] = ()) -> list[str]:
+    """Log (and return) a warning for each route the patterns may leave open (a near miss of
+    a protect pattern: :func:`~.guard.paths.route_warnings`) that neither ``exclude`` nor
+    ``public`` (routes deliberately open) matches, and for each protect pattern that
+    matches no route."""
+    return logged(route_warnings(list(routes), protect, exclude, public))
 
 
 def logged(warnings: list[str]) -> list[str]:

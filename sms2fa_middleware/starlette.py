@@ -27,6 +27,7 @@ from starlette.routing import Mount
 
 from . import Identity, route_checks
 from .asgi import STATE_KEY
+from .guard.paths import route_warnings
 
 
 def session_identify(
@@ -83,26 +84,70 @@ def verified_required(
     return wrapper
 
 
-def route_paths(routes: Iterable[Any], base: str = "") -> list[str]:
-    """Sample paths for an app's routes (Mounts followed), variables filled with ``x``."""
+def _entries(routes: Iterable[Any]) -> list[Any]:
+    """``routes`` with FastAPI's included routers opened: since FastAPI 0.13x an
+    ``include_router`` is one entry (``_IncludedRouter``, no ``path``) whose routes carry the
+    prefixes only in FastAPI's route contexts (``fastapi.routing.iter_route_contexts``)."""
+    routes = list(routes)
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # Starlette alone, or a FastAPI that lists every route itself
+        return routes
+    return list(iter_route_contexts(routes))
+
+
+def _mounted_routes(route: Any, depth: int = 16) -> list[Any]:
+    """The routes under a Mount or Host: its own, or those of the app it wraps (a FastAPI
+    app inside middleware, followed through ``.app``)."""
+    routes = getattr(route, "routes", None) or []
+    app = getattr(route, "app", None)
+    while not routes and app is not None and depth:
+        routes, app = getattr(app, "routes", None) or [], getattr(app, "app", None)
+        depth -= 1
+    return list(routes)
+
+
+def _walk(routes: Iterable[Any], base: str, unread: list[str]) -> list[str]:
     out: list[str] = []
-    for route in routes:
+    for route in _entries(routes):
         path = getattr(route, "path", None)
+        mounted = hasattr(route, "routes")  # Mount, Host (a FastAPI route context passes on)
         if path is None:
+            if mounted:  # a Host: its routes see the whole path
+                out += _walk(_mounted_routes(route), base, unread)
+            else:
+                unread.append(type(getattr(route, "original_route", route)).__name__)
             continue
         full = base + re.sub(r"\{[^}]*\}", "x", path)
-        if isinstance(route, Mount) and route.routes:
-            out += route_paths(route.routes, full)
+        if mounted or isinstance(route, Mount):
+            inner = _mounted_routes(route)
+            # an app whose routes cannot be read (StaticFiles): it serves what is below it
+            out += _walk(inner, full, unread) if inner else [full.rstrip("/") + "/x"]
         else:
             out.append(full or "/")
     return out
 
 
-def check_routes(app: Any, protect: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+def route_paths(routes: Iterable[Any], base: str = "") -> list[str]:
+    """Sample paths for an app's routes, variables filled with ``x``: Mounts and Hosts
+    followed, FastAPI's included routers (``APIRouter`` prefixes) opened."""
+    return _walk(routes, base, [])
+
+
+def check_routes(app: Any, protect: Iterable[str], exclude: Iterable[str] = (),
+                 public: Iterable[str] = ()) -> list[str]:
     """Start-up check: log (and return) a warning for each route the patterns may leave open
-    -- e.g. ``protect=["/admin/*"]`` with a route ``/admin`` -- and for each protect pattern
-    that matches no route. ``app`` is a Starlette or FastAPI app (its ``routes``)."""
-    return route_checks.report(route_paths(app.routes), protect, exclude)
+    -- a near miss such as ``protect=["/admin/*"]`` with a route ``/admin``, see
+    :func:`~sms2fa_middleware.guard.paths.route_warnings` -- unless ``exclude`` or
+    ``public`` (routes deliberately open) matches it, for each protect pattern that matches
+    no route, and for each route entry whose path cannot be read. ``app`` is a Starlette or
+    FastAPI app (its ``routes``; included routers and Mounts followed)."""
+    unread: list[str] = []
+    paths = _walk(app.routes, "", unread)
+    warnings = route_warnings(paths, protect, exclude, public)
+    warnings += [f"a route entry of type {name} has no path: its routes were not checked"
+                 for name in dict.fromkeys(unread)]
+    return route_checks.logged(warnings)
 
 
 __all__ = ["check_routes", "require_verified", "route_paths", "session_identify",

@@ -203,8 +203,8 @@ def test_check_routes_samples_every_language_and_regex(sms2fa: Any, routing: str
                        and "'/account/' (another language)" in w for w in warnings), warnings
     # re_path: its regex sampled as a path, so a glob that misses it is caught.
     warnings = check_routes(protect=["/settings/*", "/billing"], protect_views=[])
-    assert any(w.startswith("route '/settings/' is not protected, though it is under "
-                            "'/settings'") for w in warnings), warnings
+    assert any(w.startswith("route '/settings/' is not protected, though protect has "
+                            "'/settings/*'") for w in warnings), warnings
     # (?i): the other-case spellings escape the protect patterns.
     assert any(w.startswith("route '/BILLING/' is not matched by protect")
                and "another letter case" in w for w in warnings), warnings
@@ -286,3 +286,47 @@ def test_every_re_path_sample_resolves_to_its_own_pattern(project: None) -> None
     assert len(samples) == len(REGEXES)
     for regex, sample in zip(REGEXES, samples):
         assert resolve(sample, urlconf).route == regex, (regex, sample)
+
+
+# -- the start-up audit of a real-shaped URLconf (MDN's LocalLibrary) ---------------------------
+
+@pytest.fixture
+def locallibrary(sms2fa: Any) -> Iterator[list[str]]:  # noqa: F811
+    """The LocalLibrary-shaped URLconf, SMS2FA protecting its librarian pages."""
+    from django.test import override_settings
+    from django_locallibrary_urls import PROTECT
+
+    sms2fa(protect=PROTECT, protect_views=[])
+    with override_settings(ROOT_URLCONF="django_locallibrary_urls"):
+        yield list(PROTECT)
+
+
+def test_check_routes_is_quiet_for_locallibrary(locallibrary: list[str]) -> None:
+    from sms2fa_middleware.django import check_routes
+
+    # 23 public pages sit under /catalog beside /catalog/*/create: none is a reading of it.
+    assert check_routes() == []
+
+
+def test_check_routes_finds_the_open_route_in_a_broken_locallibrary(
+        locallibrary: list[str]) -> None:
+    from django.test import override_settings
+
+    from sms2fa_middleware.django import check_routes
+
+    broken = [p for p in locallibrary if p not in ("/admin", "/catalog/mybooks")]
+    broken += ["/admin/*", "/catalog/mybooks/*"]
+    warnings = check_routes(protect=broken)
+    assert warnings == [
+        "route '/admin/' is not protected, though protect has '/admin/*', which protects "
+        "'/admin/x'; protect it too, or declare it public",
+        "route '/catalog/mybooks/' is not protected, though protect has "
+        "'/catalog/mybooks/*', which protects '/catalog/mybooks/x'; protect it too, or "
+        "declare it public",
+        "protect pattern '/catalog/mybooks/*' matches no route"]
+    # a deliberately public route: no warning (and protection is unchanged)
+    warnings = check_routes(protect=broken, public=["/catalog/mybooks"])
+    assert [w for w in warnings if "is not protected" in w] == [warnings[0]]
+    with override_settings(SMS2FA_PUBLIC_ROUTES=["/admin", "/catalog/mybooks"]):
+        assert check_routes(protect=broken) == [
+            "protect pattern '/catalog/mybooks/*' matches no route"]

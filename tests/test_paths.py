@@ -368,7 +368,8 @@ def test_route_warnings_for_flask_and_starlette_apps() -> None:
     flask.add_url_rule("/admin", "admin", lambda: "a")
     flask.add_url_rule("/admin/<int:uid>", "user", lambda uid: "u")
     assert check_flask(flask, ["/admin/*"]) == [
-        "route '/admin' is not protected, though it is under '/admin' and protect has '/admin/*'"]
+        "route '/admin' is not protected, though protect has '/admin/*', which protects "
+        "'/admin/x'; protect it too, or declare it public"]
 
     async def view(request: Any) -> PlainTextResponse:
         return PlainTextResponse("x")
@@ -376,7 +377,8 @@ def test_route_warnings_for_flask_and_starlette_apps() -> None:
     star = Starlette(routes=[Route("/admin", view),
                              Mount("/admin", routes=[Route("/{uid}", view)])])
     assert check_starlette(star, ["/admin/*"]) == [
-        "route '/admin' is not protected, though it is under '/admin' and protect has '/admin/*'"]
+        "route '/admin' is not protected, though protect has '/admin/*', which protects "
+        "'/admin/x'; protect it too, or declare it public"]
     assert check_starlette(star, ["/admin"]) == []
 
 

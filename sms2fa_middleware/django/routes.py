@@ -341,27 +341,34 @@ def _other_languages(path: str, prefixes: set[str]) -> set[str]:
 
 def check_routes(protect: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
                  urlconf: str | None = None,
-                 protect_views: Iterable[str] | None = None) -> list[str]:
+                 protect_views: Iterable[str] | None = None,
+                 public: Iterable[str] | None = None) -> list[str]:
     """Start-up check: log (and return) a warning for each URL pattern the ``protect``
-    patterns may leave open -- e.g. ``protect=["/admin/*"]`` with a route ``/admin/`` --,
-    each protect pattern that matches no route, each URL pattern that protect matches in
-    one language or letter case but not in another (``/account/`` but not ``/fr/account/``;
-    ``(?i)^billing/$`` as ``/BILLING/``: the middleware still protects those once Django has
-    resolved them), and each ``protect_views`` name that names no URL pattern. Every
-    language of ``settings.LANGUAGES`` is sampled. Defaults: ``settings.SMS2FA``'s."""
+    patterns may leave open -- a near miss such as ``protect=["/admin/*"]`` with a route
+    ``/admin/`` (:func:`~sms2fa_middleware.guard.paths.route_warnings`) --, each protect
+    pattern that matches no route, each URL pattern that protect matches in one language or
+    letter case but not in another (``/account/`` but not ``/fr/account/``; ``(?i)^billing/$``
+    as ``/BILLING/``: the middleware still protects those once Django has resolved them), and
+    each ``protect_views`` name that names no URL pattern. Every language of
+    ``settings.LANGUAGES`` is sampled. A route that ``exclude`` or ``public`` (routes
+    deliberately open; the audit's only) matches is not warned about. Defaults:
+    ``settings.SMS2FA``'s, and ``settings.SMS2FA_PUBLIC_ROUTES`` for ``public``."""
     config: Mapping[str, Any] = getattr(django_settings, "SMS2FA", None) or {}
     protect = config.get("protect", ()) if protect is None else protect
     exclude = config.get("exclude", ()) if exclude is None else exclude
     views = config.get("protect_views", ()) if protect_views is None else protect_views
+    if public is None:
+        public = getattr(django_settings, "SMS2FA_PUBLIC_ROUTES", None) or ()
     protect = [protect] if isinstance(protect, str) else list(protect)
     exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    public = [public] if isinstance(public, str) else list(public)
     views = [views] if isinstance(views, str) else list(views)
     patterns = url_patterns(urlconf)
     warnings: list[str] = []
     if protect:
         samples = [sample for pattern in patterns for sample in pattern.samples]
-        warnings += route_warnings(samples, protect, exclude)
-        warnings += _spelling_warnings(patterns, protect, exclude)
+        warnings += route_warnings(samples, protect, exclude, public)
+        warnings += _spelling_warnings(patterns, protect, [*exclude, *public])
     for name in views:
         if not any(fnmatch.fnmatchcase(p.view_name, name) for p in patterns):
             warnings.append(f"protect_views name {name!r} matches no URL pattern")

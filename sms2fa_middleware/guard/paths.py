@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import logging
 import re
+import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .globs import Glob
+from .globs import Glob, SegmentGlob
 
 log = logging.getLogger("sms2fa")
 
@@ -164,35 +165,110 @@ def pattern_base(pattern: str) -> str:
 
 
 def route_warnings(routes: Iterable[str], protect: Iterable[str],
-                   exclude: Iterable[str] = ()) -> list[str]:
+                   exclude: Iterable[str] = (), public: Iterable[str] = ()) -> list[str]:
     """Warnings about routes the patterns may leave open, for a start-up check.
 
     ``routes`` are sample paths, one per route, with every variable part filled in with
-    ``x``. Warned about: a route at or below a protect pattern's literal base that is not
-    protected and not excluded (``protect=["/admin/*"]`` with a route ``/admin``), and a
-    protect pattern that protects no route (a typo, or a route that moved).
+    ``x``. A route **may be left open** by a protect pattern when it is not protected but
+    is one step from a path the pattern protects (a *near miss*):
+
+    * it lacks only the trailing segments the glob requires -- the pattern's last segments
+      made of ``*`` and ``?`` alone: ``/admin`` for ``/admin/*``, ``/api/x/admin`` for
+      ``/api/*/admin/*``;
+    * or, where a segment of the pattern starts with literal text before its first wildcard
+      (``secret-*.pdf``, ``v[12]``), its segment there starts with that text and, filled in
+      as the glob wants, the route would be protected: ``/files/secret-notes`` for
+      ``/files/secret-*.pdf``, ``/v3/x`` for ``/v[12]/x``.
+
+    The home page ``/`` is never a near miss (``/*`` leaves it open on purpose, and a
+    ``public`` pattern ``/`` would cover every route).
+    Nothing else is: a plain pattern (``/admin``) covers everything below it, and a route
+    beside a glob's match (``/catalog/books`` beside ``/catalog/*/create``) is no reading of
+    it. A route matched by ``exclude`` or ``public`` (routes deliberately open; ``public``
+    changes nothing the middleware does) is not warned about. Also warned about: a protect
+    pattern that protects no route (a typo, or a route that moved).
     """
     protect = [protect] if isinstance(protect, str) else list(protect)
     protected, excluded = PathPatterns(protect), PathPatterns(exclude)
+    declared = PathPatterns(_listed(public))
     samples = {route: normalize(route) for route in routes}
     warnings: list[str] = []
     for pattern in protect:
         one = PathPatterns([pattern])
-        base = pattern_base(pattern)
-        under = base.rstrip("/") + "/"
         hits = 0
         for route, path in samples.items():
             if excluded.match(path):
-                continue  # deliberately open
+                continue  # deliberately open: exclude wins
             if one.match(path):
-                hits += 1
-            elif (path == base or path.startswith(under)) and not protected.match(path):
-                warnings.append(f"route {route!r} is not protected, though it is under "
-                                f"{base!r} and protect has {pattern!r}")
+                hits += 1  # protected, whatever public says (it changes no decision)
+            elif not protected.match(path) and not declared.match(path):
+                near = near_miss(pattern, path)
+                if near is not None:
+                    warnings.append(
+                        f"route {route!r} is not protected, though protect has {pattern!r}, "
+                        f"which protects {near!r}; protect it too, or declare it public")
         if not hits:
             warnings.append(f"protect pattern {pattern!r} matches no route")
     return warnings
 
+
+def _listed(patterns: Iterable[str]) -> list[str]:
+    return [patterns] if isinstance(patterns, str) else list(patterns)
+
+
+_FILL_CANDIDATES = "x" + string.ascii_letters + string.digits + "-_.~"
+
+
+def _segment_sample(segment: str) -> str | None:
+    """A path segment that the segment glob ``segment`` matches, or None if none is found:
+    literal text kept, ``*`` as ``x``, ``?`` and each ``[...]`` as a character it accepts."""
+    out: list[str] = []
+    i = 0
+    while i < len(segment):
+        c = segment[i]
+        if c in "*?":
+            out.append("x")
+        elif c == "[" and "]" in segment[i + 2:]:
+            end = segment.index("]", i + 2)
+            cls = SegmentGlob(segment[i:end + 1])
+            out.append(next((k for k in _FILL_CANDIDATES if cls.match(k)), "x"))
+            i = end
+        else:
+            out.append(c)
+        i += 1
+    text = "".join(out)
+    return text if SegmentGlob(segment).match(text) else None
+
+
+def near_miss(pattern: str, path: str) -> str | None:
+    """A path ``pattern`` protects that a canonical ``path`` it does not protect is one
+    step from (see :func:`route_warnings`), or None."""
+    canonical = normalize(pattern)
+    if path == "/" or not _GLOB_CHARS.intersection(canonical):
+        return None  # the home page: "public" cannot name it alone (it covers everything)
+    glob, parts = Glob(canonical), canonical[1:].split("/")
+    segments = path[1:].split("/")
+    tail: list[str] = []  # the trailing segments the glob requires
+    for part in reversed(parts):
+        if not part or set(part) - {"*", "?"}:
+            break
+        if part != "**":
+            tail.insert(0, "x" * max(1, part.count("?")))
+    if tail and glob.match(segments + tail):
+        return "/" + "/".join(segments + tail)
+    for i, part in enumerate(parts):
+        if part == "**":
+            break  # past a "**" the segments do not line up
+        head = _literal(part)
+        if head == part or not head or i >= len(segments):
+            continue
+        if segments[i].startswith(head):
+            filled = _segment_sample(part)
+            if filled is not None:
+                candidate = [*segments[:i], filled, *segments[i + 1:]]
+                if glob.match(candidate):
+                    return "/" + "/".join(candidate)
+    return None
 
 
 PASS, PROTECTED, PREFIX = 0, 1, 2
@@ -307,5 +383,6 @@ class PathPolicy:
 
 
 __all__ = ["MAX_PATH_CHARS", "MAX_PATH_SEGMENTS", "PASS", "PREFIX", "PROTECTED", "PathPatterns",
-           "PathPolicy", "app_root_paths", "asgi_route_path", "is_plain", "normalize",
-           "pattern_base", "readings", "route_warnings", "strip_root", "wsgi_route_path"]
+           "PathPolicy", "app_root_paths", "asgi_route_path", "is_plain", "near_miss",
+           "normalize", "pattern_base", "readings", "route_warnings", "strip_root",
+           "wsgi_route_path"]
