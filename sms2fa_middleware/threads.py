@@ -42,9 +42,10 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
+if TYPE_CHECKING:  # anyio comes with the ASGI extras; a Flask-only install has none
+    import anyio
 
 T = TypeVar("T")
 
@@ -87,6 +88,8 @@ class Threads:
                 self._waiting -= 1
 
     async def _run_elsewhere(self, fn: Callable[..., T], *args: Any) -> T:
+        import anyio  # only off asyncio (trio), where anyio is what runs the loop
+
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.limit)
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
