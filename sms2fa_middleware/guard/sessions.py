@@ -209,14 +209,17 @@ class Sessions:
 
     def _signed(self, cookie_header: str, https: bool,
                 identity: Identity) -> tuple[str | None, int | None]:
-        """(value, issue time) of the first of our cookies signed for ``identity`` and not
+        """(value, issue time) of the newest of our cookies signed for ``identity`` and not
         revoked: another cookie of the same name (planted by a sibling subdomain, which a
-        browser sends first when its Path is longer) must not hide the real one."""
+        browser sends first when its Path is longer) must not hide the real one, nor an old
+        one (another Domain or Path) a fresh one that a step-up challenge just set."""
+        found: tuple[str | None, int | None] = (None, None)
         for value in cookie_values(cookie_header, self._names[https]):
             issued = self.signer.verify(value, identity)
-            if issued is not None and not self._session_revoked(value):
-                return value, issued
-        return None, None
+            if (issued is not None and not self._session_revoked(value)
+                    and (found[1] is None or issued > found[1])):
+                found = value, issued
+        return found
 
     def revocations_stale(self) -> bool:
         """Whether revocations must be read before deciding: the interval is up, or the
