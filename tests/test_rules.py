@@ -4,6 +4,7 @@ clients get RFC 9470's ``insufficient_user_authentication`` challenge with ``max
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -17,6 +18,9 @@ from sms2fa_middleware import Identity, Settings
 from sms2fa_middleware.guard import PASS, PROTECTED, RULED, Guard, GuardOptions, Rule
 from sms2fa_middleware.guard.decision import Answer, Verdict
 from sms2fa_middleware.testing import FakeFlowroute
+
+with contextlib.suppress(pytest.skip.Exception):  # no Django: its test is skipped
+    from test_django import project, sms2fa  # noqa: F401  (the example project's fixtures)
 
 ALICE = Identity("alice", "+12065551234")
 PROTECT: list[Any] = [
@@ -282,3 +286,45 @@ def test_rules_from_a_mapping_and_their_errors() -> None:
                 {"path": "/b", "method": ["GET"]}, 5):
         with pytest.raises(ValueError):
             GuardOptions(protect=["/a", bad])
+
+
+# -- Django: the example project, a POST-only step-up rule on /account ---------------------
+
+
+def test_django_step_up(request: pytest.FixtureRequest, fake_flowroute: FakeFlowroute) -> None:
+    pytest.importorskip("django")
+    from test_django import ALICE as DJANGO_ALICE
+    from test_django import ALICE_PHONE, FORM, HTML, MARKER, PASSWORD, _csrf, _form
+
+    configure = request.getfixturevalue("sms2fa")
+    configure(protect=["/account", {"path": "/account", "methods": ["POST"], "max_age": 300}])
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from sms2fa_middleware.django.conf import installed
+
+    client = Client()
+    client.login(username=DJANGO_ALICE, password=PASSWORD)
+    guard = installed().guard
+    user = get_user_model().objects.get(username=DJANGO_ALICE)
+    client.cookies[guard.cookie_for(False)] = guard.signer.issue(
+        Identity(str(user.pk), ALICE_PHONE), int(time.time() * 1000) - TEN_MINUTES_MS)
+
+    page = client.get("/account/", headers=HTML)
+    assert page.status_code == 200 and MARKER in page.text  # verified 10 minutes ago: fine
+    api = client.post("/account/", headers={"accept": "application/json"})
+    assert api.status_code == 401 and api.json()["max_age"] == 300
+    assert "insufficient_user_authentication" in str(api.headers)
+    posted = client.post("/account/", _form({"note": "x"}), FORM,
+                         headers={**HTML, "host": "testserver",
+                                  "referer": "http://testserver/account/"})
+    assert posted.status_code == 303
+    assert posted["location"] == "/sms2fa/challenge?max_age=300&next=%2Faccount%2F"
+    challenge = client.get(posted["location"], headers=HTML)
+    assert challenge.status_code == 200
+    done = client.post("/sms2fa/challenge?max_age=300", _form({
+        "csrf_token": _csrf(challenge.text), "next": "/account/",
+        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    assert done.status_code == 303 and done["location"] == "/account/"
+    again = client.post("/account/", _form({"note": "x"}), FORM, headers=HTML)
+    assert again.status_code == 200 and MARKER in again.text
