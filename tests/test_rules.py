@@ -180,7 +180,7 @@ def test_api_client_gets_the_rfc_9470_challenge(browser: Browser,
     assert 'SMS2FA challenge="/sms2fa/challenge"' in challenges
     bearer = [c for c in challenges if c.startswith("Bearer ")]
     assert bearer == ['Bearer error="insufficient_user_authentication", '
-                      'error_description="A more recent second factor is required", '
+                      'error_description="More recent authentication is required", '
                       'max_age=300'], challenges
     data = json.loads(body)
     assert data["max_age"] == 300 and data["reason"] == "VerificationRequired"

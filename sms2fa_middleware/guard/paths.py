@@ -174,6 +174,8 @@ def route_warnings(routes: Iterable[str], protect: Iterable[str],
     protect pattern that protects no route (a typo, or a route that moved).
     """
     protect = [protect] if isinstance(protect, str) else list(protect)
+    # A rule (methods, max_age) is checked by its path: routes under it are covered.
+    protect = [p if isinstance(p, str) else Rule.parse(p).path for p in protect]
     protected, excluded = PathPatterns(protect), PathPatterns(exclude)
     samples = {route: normalize(route) for route in routes}
     warnings: list[str] = []

@@ -60,7 +60,7 @@ class Refusals:
             body["max_age"] = max_age
             headers.append(("www-authenticate", (
                 'Bearer error="insufficient_user_authentication", '
-                'error_description="A more recent second factor is required", '
+                'error_description="More recent authentication is required", '
                 f"max_age={max_age}")))
         return json_response(401, body, headers)
 
