@@ -328,3 +328,13 @@ def test_django_step_up(request: pytest.FixtureRequest, fake_flowroute: FakeFlow
     assert done.status_code == 303 and done["location"] == "/account/"
     again = client.post("/account/", _form({"note": "x"}), FORM, headers=HTML)
     assert again.status_code == 200 and MARKER in again.text
+
+
+def test_assume_verified_counts_as_a_fresh_code(guard: Guard) -> None:
+    from sms2fa_middleware.testing import assume_verified
+
+    name = guard.cookie_for(True)
+    old = f"{name}={guard.signer.issue(ALICE, int(time.time() * 1000) - TEN_MINUTES_MS)}"
+    assert not guard.decide(PROTECTED, ALICE, None, old, True, 300).to_app
+    with assume_verified():
+        assert guard.decide(PROTECTED, ALICE, None, old, True, 300).to_app

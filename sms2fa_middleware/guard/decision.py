@@ -108,11 +108,9 @@ class Decider:
         if identity is None and self.anonymous_to_app:
             return TO_APP_UNVERIFIED
         issued = self.verified_at(cookie_header, https, identity)
-        if issued is not None:
-            if max_age is None or issued >= time.time() * 1000 - max_age * 1000:
-                return Verdict(True, identity, self.private_responses)
-            # Verified, but too long ago for this rule: the challenge again (step-up).
-            return Verdict(False, identity, answer=Answer.DENY, max_age=max_age)
+        if issued is not None and (max_age is None
+                                   or issued >= time.time() * 1000 - max_age * 1000):
+            return Verdict(True, identity, self.private_responses)
         assumed = Decider.assume_verified
         if assumed is not None and identity is not None:
             if identity.recipient:
@@ -120,6 +118,8 @@ class Decider:
             if assumed.phone:  # a test user without a phone: give it the assumed one
                 return Verdict(True, Identity(identity.auth_id, assumed.phone),
                                self.private_responses)
+        if issued is not None:  # verified, but too long ago for this rule: step-up
+            return Verdict(False, identity, answer=Answer.DENY, max_age=max_age)
         return Verdict(False, identity, answer=Answer.DENY)
 
 
