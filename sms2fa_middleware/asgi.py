@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import Identity
 from .asgi_io import read_request, request_from_scope, send_response
-from .guard import PASS, Guard, GuardedApp, private_raw_headers
+from .guard import PASS, RULED, Guard, GuardedApp, private_raw_headers
 from .guard.paths import app_root_paths, asgi_route_path
 from .messages import too_large
 from .settings import Settings
@@ -70,10 +70,17 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         if kind == PASS:
             await self.app(scope, receive, send)  # the hot path: one dict lookup
             return
-        await self._guarded(scope, receive, send, path, kind)
+        max_age = None
+        if kind == RULED:  # a rule with methods or a max_age: the method decides
+            # A websocket's handshake is a GET.
+            kind, max_age = self._demand(path, path, scope.get("method", "GET"))
+            if kind == PASS:
+                await self.app(scope, receive, send)
+                return
+        await self._guarded(scope, receive, send, path, kind, max_age)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, path: str,
-                       kind: int) -> None:
+                       kind: int, max_age: int | None = None) -> None:
         guard = self.guard
         identity, failure = None, None
         try:
@@ -83,7 +90,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         if guard.revocations_stale():
             await WORK.run(guard.refresh_revocations)
         verdict = guard.decide(kind, identity, failure, _cookie_header(scope),
-                               scope.get("scheme") in ("https", "wss"))
+                               scope.get("scheme") in ("https", "wss"), max_age)
         if verdict.to_app:
             scope["state"][STATE_KEY] = verdict.identity
             private = verdict.private and scope["type"] == "http"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity
-from .guard import PASS, GuardedApp, private_headers
+from .guard import PASS, RULED, GuardedApp, private_headers
 from .guard.paths import wsgi_route_path
 from .messages import MAX_BODY, Request, Response, too_large, wire
 
@@ -47,6 +47,12 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
             kind = self._remember(path, wsgi_route_path(path))
         if kind == PASS:
             return self.app(environ, start_response)  # the hot path: one dict lookup
+        max_age = None
+        if kind == RULED:  # a rule with methods or a max_age: the method decides
+            kind, max_age = self._demand(path, wsgi_route_path(path),
+                                         environ.get("REQUEST_METHOD", "GET"))
+            if kind == PASS:
+                return self.app(environ, start_response)
         guard = self.guard
         identity, failure = None, None
         try:
@@ -56,7 +62,7 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
         if guard.revocations_stale():
             guard.refresh_revocations()
         verdict = guard.decide(kind, identity, failure, environ.get("HTTP_COOKIE", ""),
-                               environ.get("wsgi.url_scheme") == "https")
+                               environ.get("wsgi.url_scheme") == "https", max_age)
         if verdict.to_app:
             environ[ENVIRON_KEY] = verdict.identity
             return self.app(environ, _private(start_response) if verdict.private

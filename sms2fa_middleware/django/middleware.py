@@ -13,7 +13,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from ..guard import PASS, PROTECTED
+from ..guard import PASS, PROTECTED, RULED
 from ..guard.decision import Verdict
 from ..guard.private import make_private
 from ..identity import Identity
@@ -117,7 +117,8 @@ class SMS2FAMiddleware:
         """The guard's one decision (shared by both paths, and by :meth:`process_view`)."""
         request._sms2fa_kind = kind  # decided: process_view need not ask again
         verdict = self.guard.decide(kind, identity, failure, request.META.get("HTTP_COOKIE", ""),
-                                    request.is_secure())
+                                    request.is_secure(),
+                                    getattr(request, "_sms2fa_max_age", None))
         if verdict.to_app:
             request.sms2fa = verdict.identity
             request._sms2fa_private = verdict.private
@@ -145,6 +146,8 @@ class SMS2FAMiddleware:
         kind = self._kinds.get(path)
         if kind is None:
             kind = self.guard.remember(path, path)
+        if kind == RULED:  # a rule with methods or a max_age: the method decides
+            kind, request._sms2fa_max_age = self.guard.demand(path, path, request.method or "GET")
         request._sms2fa_kind = kind
         return kind
 

@@ -5,7 +5,8 @@ The WSGI and ASGI adapters only translate requests and call :class:`Guard`; they
 policy. One module per job:
 
 * :mod:`.options` -- :class:`GuardOptions`, every option, validated once;
-* :mod:`.paths` -- the path a router will see, segment-aware patterns, PASS/PROTECTED/PREFIX;
+* :mod:`.paths` -- the path a router will see, segment-aware patterns, PASS/PROTECTED/PREFIX/RULED;
+* :mod:`.rules` -- ``protect`` rules: methods and ``max_age`` (step-up);
 * :mod:`.cookies` -- cookie names (``__Host-``), attributes (Secure, Domain, SameSite);
 * :mod:`.sessions` -- the signed verified-session cookie, its cache, revocations;
 * :mod:`.csrf` -- the challenge forms' Origin check and tokens;
@@ -32,11 +33,12 @@ from .cookies import cookie_value
 from .core import Guard
 from .identity import IdentifyError
 from .options import DEFAULT_REMEMBER_FOR, GuardOptions
-from .paths import PASS, PREFIX, PROTECTED
+from .paths import PASS, PREFIX, PROTECTED, RULED
 from .private import private_headers, private_raw_headers
 from .responses import safe_next
+from .rules import Rule
 from .sessions import SessionSigner
 
-__all__ = ["DEFAULT_REMEMBER_FOR", "PASS", "PREFIX", "PROTECTED", "Guard", "GuardOptions",
-           "GuardedApp", "IdentifyError", "SessionSigner", "cookie_value", "private_headers",
-           "private_raw_headers", "safe_next"]
+__all__ = ["DEFAULT_REMEMBER_FOR", "PASS", "PREFIX", "PROTECTED", "RULED", "Guard",
+           "GuardOptions", "GuardedApp", "IdentifyError", "Rule", "SessionSigner", "cookie_value",
+           "private_headers", "private_raw_headers", "safe_next"]

@@ -46,9 +46,10 @@ class GuardedApp(Generic[AppT, IdentifyT]):
             # The path rules need no settings: built now, so the pass-through path stays
             # one dict lookup and never waits for the guard.
             self.paths = PathPolicy(self._options.protect, self._options.exclude,
-                                    self._options.prefix)
+                                    self._options.prefix, self._options.rules)
         self._kinds = self.paths.kinds
         self._remember = self.paths.remember
+        self._demand = self.paths.demand
 
     @property
     def guard(self) -> Guard:

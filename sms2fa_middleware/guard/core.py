@@ -43,7 +43,7 @@ class Guard:
         opts = self.options
         self.verifier = verifier or Verifier(settings or Settings.from_env())
         self.settings = self.verifier.settings
-        self.paths = paths or PathPolicy(opts.protect, opts.exclude, opts.prefix)
+        self.paths = paths or PathPolicy(opts.protect, opts.exclude, opts.prefix, opts.rules)
         #: The adapters' hot path: what classify() said about paths seen before.
         self.kinds = self.paths.kinds
         self.cookies = Cookies(opts.cookie_name, opts.cookie_domain, opts.cookie_secure)
@@ -61,10 +61,12 @@ class Guard:
                                    mounted_api(self.verifier, opts))
         #: THE decision for a protected or prefix request (decision.py); ``anonymous="app"``
         #: sends anonymous requests to protected paths to the app.
-        self.decide = Decider(self.sessions.is_verified, opts.anonymous == "app",
+        self.decide = Decider(self.sessions.verified_at, opts.anonymous == "app",
                               opts.private_responses)
         # Bound once: the adapters call these on every protected request.
         self.classify, self.remember = self.paths.classify, self.paths.remember
+        #: For a RULED path: (PROTECTED or PASS, max_age) by method (PathPolicy.demand).
+        self.demand = self.paths.demand
         self.revocations_stale = self.sessions.revocations_stale
         self.refresh_revocations = self.sessions.refresh_revocations
 
@@ -102,11 +104,12 @@ class Guard:
             return internal_error(request)
         if verdict.answer is Answer.PREFIX:
             return self.handle_prefix(request, verdict.identity)
-        return self.deny(request, verdict.identity)
+        return self.deny(request, verdict.identity, verdict.max_age)
 
-    def deny(self, request: Request, identity: Identity | None) -> Response:
-        """The answer to a protected request without a verified session (may do I/O: run
-        it off the event loop)."""
+    def deny(self, request: Request, identity: Identity | None,
+             max_age: int | None = None) -> Response:
+        """The answer to a protected request without a verified session, or (``max_age``)
+        with one older than a rule allows (may do I/O: run it off the event loop)."""
         try:
             if self.sessions.held_back(request.header("cookie"), request.scheme in ("https", "wss"),
                                        identity):
@@ -119,12 +122,12 @@ class Guard:
             if identity.recipient is None:
                 return self.refusals.no_phone(request, target)
             if is_htmx(request):
-                return self.html.htmx(request, identity, target)
+                return self.html.htmx(request, identity, target, max_age)
             if is_navigation(request):
-                return self.html.start(request, identity, target)
+                return self.html.start(request, identity, target, max_age=max_age)
             if wants_html(request):  # a form post, or another browser request: not kept
-                return self.html.start(request, identity, target, lost=True)
-            return self.refusals.verification_required(request, target)
+                return self.html.start(request, identity, target, lost=True, max_age=max_age)
+            return self.refusals.verification_required(request, target, max_age)
         except StoreUnavailable as exc:
             return unavailable(request, exc)
 

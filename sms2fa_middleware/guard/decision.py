@@ -3,7 +3,8 @@ every adapter (WSGI, ASGI, Django sync and async), so the rules cannot drift bet
 
 Sans-IO and framework-free: the adapter hands in plain values -- the path's kind, what
 ``identify`` gave (or the exception it raised), the Cookie header, whether the request came
-over https -- and gets a :class:`Verdict` back: to the app (with the identity to attach and
+over https, and for a path a rule covers the max_age its method demands -- and gets a
+:class:`Verdict` back: to the app (with the identity to attach and
 whether to mark the response private), or the guard's own answer. The I/O a decision may
 need is an explicit step the adapter runs where it belongs: the revocation refresh before
 deciding, and the answer itself (a challenge sends a code; a prefix route reads the store),
@@ -16,6 +17,7 @@ branch in an adapter.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -33,7 +35,8 @@ class Answer(enum.Enum):
 
     IDENTIFY_FAILED = "identify_failed"  # identify raised, or gave no identity: a bare 500
     PREFIX = "prefix"  # a route under the prefix: the challenge, its forms, the API
-    DENY = "deny"  # protected, not verified: log in, add a phone, or the challenge
+    DENY = "deny"  # protected, not verified (or not recently enough): log in, add a phone,
+    # or the challenge
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,8 @@ class Verdict:
     ``to_app``: hand it to the app, attaching ``identity`` when it is set (verified) and
     marking the response private when ``private`` is. Otherwise ``Guard.answer(verdict,
     request)`` is the response: run it off the event loop, read the body first when
-    ``reads_body``; a websocket is closed with ``close_code`` instead.
+    ``reads_body``; a websocket is closed with ``close_code`` instead. ``max_age`` on a
+    DENY: the session is verified, but its code is older than a rule demands (step-up).
     """
 
     to_app: bool
@@ -51,6 +55,7 @@ class Verdict:
     private: bool = False
     answer: Answer | None = None
     failure: Exception | None = None
+    max_age: int | None = None
 
     @property
     def reads_body(self) -> bool:
@@ -83,16 +88,18 @@ class Decider:
     #: every guard of the process. Read only on the not-verified branch.
     assume_verified: ClassVar[AssumeVerified | None] = None
 
-    def __init__(self, is_verified: Callable[[str, bool, Identity | None], bool],
+    def __init__(self, verified_at: Callable[[str, bool, Identity | None], int | None],
                  anonymous_to_app: bool, private_responses: bool) -> None:
-        self.is_verified = is_verified
+        self.verified_at = verified_at
         self.anonymous_to_app = anonymous_to_app
         self.private_responses = private_responses
 
     def __call__(self, kind: int, identity: Identity | None, failure: Exception | None,
-                 cookie_header: str, https: bool) -> Verdict:
+                 cookie_header: str, https: bool, max_age: int | None = None) -> Verdict:
         """The verdict for a PROTECTED or PREFIX request. ``identity`` is what ``identify``
-        returned, normalised; ``failure`` what it raised (or why its value is no identity)."""
+        returned, normalised; ``failure`` what it raised (or why its value is no identity);
+        ``max_age``: the rules covering this path and method demand a code entered at most
+        that many seconds ago (``PathPolicy.demand``)."""
         if failure is not None:
             log_failure(failure)  # once, whatever the adapter answers (a 500, a close)
             return Verdict(False, answer=Answer.IDENTIFY_FAILED, failure=failure)
@@ -100,7 +107,9 @@ class Decider:
             return Verdict(False, identity, answer=Answer.PREFIX)
         if identity is None and self.anonymous_to_app:
             return TO_APP_UNVERIFIED
-        if self.is_verified(cookie_header, https, identity):
+        issued = self.verified_at(cookie_header, https, identity)
+        if issued is not None and (max_age is None
+                                   or issued >= time.time() * 1000 - max_age * 1000):
             return Verdict(True, identity, self.private_responses)
         assumed = Decider.assume_verified
         if assumed is not None and identity is not None:
@@ -109,6 +118,8 @@ class Decider:
             if assumed.phone:  # a test user without a phone: give it the assumed one
                 return Verdict(True, Identity(identity.auth_id, assumed.phone),
                                self.private_responses)
+        if issued is not None:  # verified, but too long ago for this rule: step-up
+            return Verdict(False, identity, answer=Answer.DENY, max_age=max_age)
         return Verdict(False, identity, answer=Answer.DENY)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..policy import REVOCATION_RETENTION
 from .origins import TrustedOrigins
+from .rules import Rule, split_protect
 
 DEFAULT_REMEMBER_FOR = 12 * 3600
 #: A verified session may last at most this long: revocations are purged after
@@ -25,6 +26,11 @@ MAX_REMEMBER_FOR = int(REVOCATION_RETENTION.total_seconds()) - 86400
 
 def _patterns(value: Iterable[str] | str) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _entries(value: Any) -> tuple[Any, ...]:
+    """``protect`` as a tuple of entries: one string, one rule (a mapping), or several."""
+    return (value,) if isinstance(value, (str, Rule, Mapping)) else tuple(value)
 
 
 def _region(value: str) -> str:
@@ -41,6 +47,9 @@ def _region(value: str) -> str:
 class GuardOptions:
     """Everything a guard can be told; see the README's options paragraph for each one."""
 
+    #: Pattern strings, and :class:`~.rules.Rule`\ s (or mappings ``{"path", "methods",
+    #: "max_age"}``). Normalised: the plain patterns only (a rule that says no more than its
+    #: path is one); the others are in :attr:`rules`.
     protect: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     prefix: str = "/sms2fa"
@@ -65,6 +74,8 @@ class GuardOptions:
     #: The region a national-format number from ``identify`` is read in (two letters);
     #: None: the settings' (deprecated there), which defaults to "US".
     default_region: str | None = None
+    #: Derived: the ``protect`` rules that limit methods or demand a max_age.
+    rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``trusted_origins`` parsed.
     origins: TrustedOrigins = field(init=False, repr=False)
     #: Derived: the cookie is good for this app only (its name, its prefix and ``audience``).
@@ -74,8 +85,9 @@ class GuardOptions:
         prefix = "/" + str(self.prefix).strip("/")
         if prefix == "/":
             raise ValueError("prefix must not be '/'; the app lives there")
-        protect, exclude = _patterns(self.protect), _patterns(self.exclude)
-        if not protect:
+        protect, rules = split_protect(_entries(self.protect))
+        exclude = _patterns(self.exclude)
+        if not protect and not rules:
             raise ValueError("protect=[...] must name at least one path prefix or pattern")
         remember_for = int(self.remember_for)
         if not 0 < remember_for <= MAX_REMEMBER_FOR:
@@ -94,6 +106,7 @@ class GuardOptions:
             set_(self, "default_region", _region(self.default_region))
         set_(self, "prefix", prefix)
         set_(self, "protect", protect)
+        set_(self, "rules", rules)
         set_(self, "exclude", exclude)
         set_(self, "remember_for", remember_for)
         trusted = _patterns(self.trusted_origins)

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .globs import Glob, SegmentGlob
+from .rules import Demand, Rule
 
 log = logging.getLogger("sms2fa")
 
@@ -189,6 +190,8 @@ def route_warnings(routes: Iterable[str], protect: Iterable[str],
     pattern that protects no route (a typo, or a route that moved).
     """
     protect = [protect] if isinstance(protect, str) else list(protect)
+    # A rule (methods, max_age) is checked by its path: routes under it are covered.
+    protect = [p if isinstance(p, str) else Rule.parse(p).path for p in protect]
     protected, excluded = PathPatterns(protect), PathPatterns(exclude)
     declared = PathPatterns(_listed(public))
     samples = {route: normalize(route) for route in routes}
@@ -271,7 +274,9 @@ def near_miss(pattern: str, path: str) -> str | None:
     return None
 
 
-PASS, PROTECTED, PREFIX = 0, 1, 2
+#: RULED: a rule with methods or a max_age matches the path; the method decides
+#: (:meth:`PathPolicy.demand`).
+PASS, PROTECTED, PREFIX, RULED = 0, 1, 2, 3
 KIND_CACHE_SIZE = 4096  # paths whose classification is remembered per process
 KIND_CACHE_KEY_MAX = 256  # longer paths are classified every time
 #: A path longer than this, or with more segments, is PROTECTED without being read (fail
@@ -320,18 +325,24 @@ class PathPolicy:
     The adapters' hot path is one lookup in :attr:`kinds`; :meth:`remember` fills it.
     """
 
-    def __init__(self, protect: Iterable[str], exclude: Iterable[str], prefix: str) -> None:
+    def __init__(self, protect: Iterable[str], exclude: Iterable[str], prefix: str,
+                 rules: Iterable[Rule] = ()) -> None:
         self.prefix = prefix
         self._prefix_slash = prefix + "/"
         self._protect = PathPatterns(protect)
         self._exclude = PathPatterns(exclude)
+        #: Rules that limit methods or demand a max_age (:mod:`.rules`), each with its pattern.
+        self._rules = tuple((rule, PathPatterns([rule.path])) for rule in rules)
         #: A plain path (see :func:`is_plain`) that starts with none of these passes through.
-        self.watched: tuple[str, ...] = (prefix, *self._protect.literals)
+        self.watched: tuple[str, ...] = (prefix, *self._protect.literals,
+                                         *(p.literals[0] for _, p in self._rules))
         #: Root paths an inner app strips before routing (:meth:`add_root_paths`).
         self.roots: tuple[str, ...] = ()
         #: What :meth:`classify` said about paths seen before (the key is the path the
         #: adapter got). Bounded: cleared when full.
         self.kinds: dict[str, int] = {}
+        #: For paths classified RULED: what their rules ask, by method (:meth:`demand`).
+        self.demands: dict[str, Demand] = {}
 
     def add_root_paths(self, roots: Iterable[str]) -> None:
         """Also read every path as an inner app that strips one of ``roots`` routes it
@@ -345,44 +356,80 @@ class PathPolicy:
         if more:
             self.roots = (*self.roots, *more)
             self.kinds.clear()
+            self.demands.clear()
 
     def classify(self, path: str) -> int:
-        """PASS, PROTECTED or PREFIX for a mount-relative, decoded path (``*_route_path``).
-        PROTECTED when any reading of the path is protected, with or without an inner
-        app's root path, or when the path is too long to read (fail closed)."""
-        if path.startswith(self._prefix_slash) or path == self.prefix:
-            return PREFIX
-        if len(path) > MAX_PATH_CHARS or _separators(path) > MAX_PATH_SEGMENTS:
-            return PROTECTED
-        if not self.roots:
-            return PROTECTED if self._reads_protected(path) else PASS
-        texts = {path, *(strip_root(path, root) for root in self.roots)}
-        return PROTECTED if any(self._reads_protected(t) for t in texts) else PASS
+        """PASS, PROTECTED, PREFIX or RULED for a mount-relative, decoded path
+        (``*_route_path``). PROTECTED when any reading of the path is protected, with or
+        without an inner app's root path, or when the path is too long to read (fail
+        closed); RULED when a rule with methods or a max_age matches a reading (then
+        :meth:`demand` says what it asks of each method)."""
+        return self._classify(path)[0]
 
-    def _reads_protected(self, path: str) -> bool:
+    def _classify(self, path: str) -> tuple[int, Demand | None]:
+        if path.startswith(self._prefix_slash) or path == self.prefix:
+            return PREFIX, None
+        if len(path) > MAX_PATH_CHARS or _separators(path) > MAX_PATH_SEGMENTS:
+            if self._rules:  # unread: every rule's demand applies (fail closed)
+                return RULED, Demand(True, tuple(rule for rule, _ in self._rules))
+            return PROTECTED, None
+        texts = {path, *(strip_root(path, root) for root in self.roots)}
+        canonical: set[str] = set()
+        for text in texts:
+            canonical |= self._readings(text)
+        if not canonical:
+            return PASS, None
+        protected = any(self.protects(c) for c in canonical)
+        matched = tuple(rule for rule, pattern in self._rules
+                        if any(pattern.match(c) and not self._exclude.match(c)
+                               for c in canonical))
+        if matched:
+            return RULED, Demand(protected, matched)
+        return (PROTECTED if protected else PASS), None
+
+    def _readings(self, path: str) -> set[str]:
+        """The canonical readings of ``path`` worth matching (none for a plain path that
+        starts with no pattern's literal text)."""
         if is_plain(path):  # its one reading is itself, so classify() stripped the roots
-            return path.startswith(self.watched) and self.protects(normalize(path))
+            return {normalize(path)} if path.startswith(self.watched) else set()
         canonical = readings(path)
         for root in self.roots:  # a reading the server or router resolved, then stripped
             canonical |= {strip_root(c, root) for c in canonical}
-        return any(self.protects(c) for c in canonical)
+        return canonical
 
     def protects(self, canonical: str) -> bool:
-        """Whether a canonical path is protected: some protect pattern matches it and no
-        exclude pattern does (exclude wins)."""
+        """Whether a canonical path is protected for every method: some plain protect
+        pattern matches it and no exclude pattern does (exclude wins)."""
         return self._protect.match(canonical) and not self._exclude.match(canonical)
 
     def remember(self, key: str, path: str) -> int:
-        """:meth:`classify` ``path``, remembered in :attr:`kinds` under ``key``."""
-        kind = self.classify(path)
+        """:meth:`classify` ``path``, remembered in :attr:`kinds` under ``key`` (and its
+        :class:`Demand` in :attr:`demands` when RULED)."""
+        kind, demand = self._classify(path)
         if len(key) <= KIND_CACHE_KEY_MAX:
             if len(self.kinds) >= KIND_CACHE_SIZE:
                 self.kinds.clear()  # a flood of distinct paths: start over, stay bounded
+                self.demands.clear()
+            if demand is not None:
+                self.demands[key] = demand  # before the kind: a reader of RULED finds it
             self.kinds[key] = kind
         return kind
 
+    def demand(self, key: str, path: str, method: str) -> tuple[int, int | None]:
+        """For a RULED request: (PROTECTED or PASS, the max_age required or None) for
+        ``method``. ``key`` and ``path`` as for :meth:`remember`."""
+        demand = self.demands.get(key)
+        if demand is None:
+            kind, demand = self._classify(path)
+            if demand is None:  # the cache was cleared and the rules moved: as classified
+                return (PROTECTED if kind == PROTECTED else PASS), None
+        protected, max_age = demand.for_method(method)
+        return (PROTECTED if protected else PASS), max_age
 
-__all__ = ["MAX_PATH_CHARS", "MAX_PATH_SEGMENTS", "PASS", "PREFIX", "PROTECTED", "PathPatterns",
-           "PathPolicy", "app_root_paths", "asgi_route_path", "is_plain", "near_miss",
+
+
+__all__ = ["MAX_PATH_CHARS", "MAX_PATH_SEGMENTS", "PASS", "PREFIX", "PROTECTED", "RULED",
+           "PathPatterns", "PathPolicy", "app_root_paths", "asgi_route_path", "is_plain",
+           "near_miss",
            "normalize", "pattern_base", "readings", "route_warnings", "strip_root",
            "wsgi_route_path"]

@@ -29,9 +29,12 @@ class Refusals:
     def __init__(self, options: GuardOptions) -> None:
         self.options = options
 
-    def challenge_url(self, request: Request, next_url: str) -> str:
-        """The challenge page's URL (from the app's root path), coming back to ``next_url``."""
-        return with_next(app_url(request, f"{self.options.prefix}/challenge"), next_url)
+    def challenge_url(self, request: Request, next_url: str, max_age: int | None = None) -> str:
+        """The challenge page's URL (from the app's root path), coming back to ``next_url``;
+        with ``max_age`` (step-up), a session verified longer ago than that is not enough
+        there either (it may only make the page stricter, so a client may set it)."""
+        return with_next(app_url(request, f"{self.options.prefix}/challenge{_age(max_age)}"),
+                         next_url)
 
     def target(self, request: Request) -> str:
         """Where to come back to after verifying: where a GET was going; for anything
@@ -40,15 +43,26 @@ class Refusals:
             return request_target(request)
         return came_from(request)
 
-    def verification_required(self, request: Request, next_url: str) -> Response:
+    def verification_required(self, request: Request, next_url: str,
+                              max_age: int | None = None) -> Response:
         """401 for a request that is not a browser's (an API client, a script), with where
-        to verify in the body and in ``WWW-Authenticate``."""
+        to verify in the body and in ``WWW-Authenticate``. With ``max_age`` (a session
+        verified too long ago for a rule), also ``max_age`` in the body and RFC 9470's
+        ``Bearer error="insufficient_user_authentication", ..., max_age=N`` challenge."""
         challenge = app_url(request, f"{self.options.prefix}/challenge")
-        return json_response(401, {
+        body: dict[str, object] = {
             "message": text.needs_verification(),
             "reason": "VerificationRequired",
-            "challenge": with_next(challenge, next_url),
-        }, [("www-authenticate", f'SMS2FA challenge="{challenge}"')])
+            "challenge": with_next(challenge + _age(max_age), next_url),
+        }
+        headers = [("www-authenticate", f'SMS2FA challenge="{challenge}"')]
+        if max_age is not None:
+            body["max_age"] = max_age
+            headers.append(("www-authenticate", (
+                'Bearer error="insufficient_user_authentication", '
+                'error_description="More recent authentication is required", '
+                f"max_age={max_age}")))
+        return json_response(401, body, headers)
 
     def anonymous(self, request: Request, next_url: str) -> Response:
         """Not logged in: a browser goes to ``login_url`` (HTMX by ``HX-Redirect``), anyone
@@ -80,4 +94,15 @@ class Refusals:
         return page(403, title, f"<h1>{escape(title)}</h1><p>{escape(text.no_phone())}</p>{link}")
 
 
-__all__ = ["Refusals"]
+def _age(max_age: int | None) -> str:
+    return "" if max_age is None else f"?max_age={max_age}"
+
+
+def requested_max_age(request: Request) -> int | None:
+    """The ``max_age`` a challenge URL carries (step-up), or None (absent or not a number)."""
+    values = request.query.get("max_age")
+    value = values[0] if values else ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
+
+
+__all__ = ["Refusals", "requested_max_age"]

@@ -162,19 +162,27 @@ class Sessions:
     def is_verified(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
         """Whether the request carries a live verified session for ``identity``. No I/O.
         False for every session while revocations are unknown (see :meth:`held_back`)."""
+        return self.verified_at(cookie_header, https, identity) is not None
+
+    def verified_at(self, cookie_header: str, https: bool,
+                    identity: Identity | None) -> int | None:
+        """When (ms since the epoch) the live verified session the request carries for
+        ``identity`` was issued -- the code was entered then -- or None (as
+        :meth:`is_verified`). No I/O; the issue time is what the signature check read."""
         if time.monotonic() >= self._trusted_until:
-            return False
+            return None
         return self._valid(cookie_header, https, identity)
 
     def held_back(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
         """Whether the request carries a session that would be accepted, but is not because
         revocations could not be read lately (the store is away): the answer is a 503."""
         return (time.monotonic() >= self._trusted_until
-                and self._valid(cookie_header, https, identity))
+                and self._valid(cookie_header, https, identity) is not None)
 
-    def _valid(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
+    def _valid(self, cookie_header: str, https: bool, identity: Identity | None) -> int | None:
+        """The issue time of the live session in the header for ``identity``, or None."""
         if identity is None or identity.recipient is None or not cookie_header:
-            return False
+            return None
         # Keyed by the whole Cookie header (short ones: memory stays bounded): a hit skips
         # even finding our cookie in it. Another cookie that changes on every request (or a
         # long header) just costs the HMAC each time.
@@ -183,7 +191,7 @@ class Sessions:
         if issued is None:
             value, issued = self._signed(cookie_header, https, identity)
             if value is None or issued is None or self._session_revoked(value):
-                return False
+                return None
             if len(cookie_header) <= VERIFIED_CACHE_HEADER:
                 if len(self._verified) >= VERIFIED_CACHE_SIZE:
                     self._verified.clear()
@@ -192,23 +200,26 @@ class Sessions:
                 self._verified[key] = issued
                 if self._session_revoked(value):  # revoked meanwhile: its clear() ran first
                     self._verified.pop(key, None)
-                    return False
+                    return None
         now_ms = time.time() * 1000
         if issued + self.remember_for * 1000 < now_ms or issued > now_ms + 60_000:
-            return False
+            return None
         revoked = self._revoked.get(identity.auth_id)
-        return revoked is None or issued > revoked
+        return issued if revoked is None or issued > revoked else None
 
     def _signed(self, cookie_header: str, https: bool,
                 identity: Identity) -> tuple[str | None, int | None]:
-        """(value, issue time) of the first of our cookies signed for ``identity`` and not
+        """(value, issue time) of the newest of our cookies signed for ``identity`` and not
         revoked: another cookie of the same name (planted by a sibling subdomain, which a
-        browser sends first when its Path is longer) must not hide the real one."""
+        browser sends first when its Path is longer) must not hide the real one, nor an old
+        one (another Domain or Path) a fresh one that a step-up challenge just set."""
+        found: tuple[str | None, int | None] = (None, None)
         for value in cookie_values(cookie_header, self._names[https]):
             issued = self.signer.verify(value, identity)
-            if issued is not None and not self._session_revoked(value):
-                return value, issued
-        return None, None
+            if (issued is not None and not self._session_revoked(value)
+                    and (found[1] is None or issued > found[1])):
+                found = value, issued
+        return found
 
     def revocations_stale(self) -> bool:
         """Whether revocations must be read before deciding: the interval is up, or the

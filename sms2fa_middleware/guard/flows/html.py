@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
+import time
 from html import escape
 from urllib.parse import parse_qs
 
@@ -20,7 +21,7 @@ from ...phones import mask
 from ..cookies import Cookies, cookie_value
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
-from ..refusals import Refusals
+from ..refusals import Refusals, requested_max_age
 from ..responses import PAGE_HEADERS, app_url, forbidden, page, redirect, safe_next
 from ..sending import CodeSender
 from ..sessions import Sessions
@@ -96,38 +97,45 @@ class HtmlFlow:
         return self.cookies.set(https, self.cookies.flash(https), status, FLASH_MAX_AGE)
 
     def start(self, request: Request, identity: Identity, next_url: str,
-              lost: bool = False) -> Response:
-        """A browser request without a verified session: send a code (unless one is
-        waiting) and go to the challenge page. ``lost``: it was a form post, which the
-        page says was not kept."""
+              lost: bool = False, max_age: int | None = None) -> Response:
+        """A browser request without a verified session (or, ``max_age``, with one older
+        than a rule allows): send a code (unless one is waiting) and go to the challenge
+        page. ``lost``: it was a form post, which the page says was not kept."""
         status = self.sender.send_unless_waiting(identity, request)
         status = status or ("post_lost" if lost else None)
         headers = [self.flash(request, status)] if status else []
-        return redirect(self.refusals.challenge_url(request, next_url), *headers)
+        return redirect(self.refusals.challenge_url(request, next_url, max_age), *headers)
 
-    def htmx(self, request: Request, identity: Identity, next_url: str) -> Response:
+    def htmx(self, request: Request, identity: Identity, next_url: str,
+             max_age: int | None = None) -> Response:
         """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
         (a redirect would be followed by the XHR and swapped into a fragment)."""
         status = self.sender.send_unless_waiting(identity, request)
-        response = self.refusals.verification_required(request, next_url)
-        response.headers.append(("hx-redirect", self.refusals.challenge_url(request, next_url)))
+        response = self.refusals.verification_required(request, next_url, max_age)
+        response.headers.append(("hx-redirect",
+                                 self.refusals.challenge_url(request, next_url, max_age)))
         if status:
             response.headers.append(self.flash(request, status))
         return response
 
     def get(self, request: Request, identity: Identity | None) -> Response:
         values = request.query.get("next")
-        return self.page(request, identity, safe_next(values[0] if values else None))
+        return self.page(request, identity, safe_next(values[0] if values else None),
+                         max_age=requested_max_age(request))
 
     def page(self, request: Request, identity: Identity | None, next_url: str,
-             error: str | None = None, status: int = 200) -> Response:
-        """The challenge page (or where the user must go instead)."""
+             error: str | None = None, status: int = 200,
+             max_age: int | None = None) -> Response:
+        """The challenge page (or where the user must go instead). ``max_age`` (step-up): a
+        session verified longer ago than that does not skip the page."""
         if identity is None:
             return self.refusals.anonymous(request, next_url)
         if identity.recipient is None:
             return self.refusals.no_phone(request, next_url)
         https = request.scheme == "https"
-        if self.sessions.is_verified(request.header("cookie"), https, identity):
+        issued = self.sessions.verified_at(request.header("cookie"), https, identity)
+        if issued is not None and (max_age is None
+                                   or issued >= (time.time() - max_age) * 1000):
             return redirect(next_url)
         headers: list[tuple[str, str]] = []
         notice = None
@@ -145,19 +153,22 @@ class HtmlFlow:
             headers.append(set_nonce)
         script_nonce = secrets.token_urlsafe(16)
         body = self.pages.render_challenge(
-            self._view(request, identity, next_url, nonce, error, notice, script_nonce))
+            self._view(request, identity, next_url, nonce, error, notice, script_nonce,
+                       max_age))
         return Response(status, body, [*PAGE_HEADERS, _csp(script_nonce), *headers])
 
     def _view(self, request: Request, identity: Identity, next_url: str, nonce: str,
-              error: str | None, notice: str | None, script_nonce: str) -> ChallengeView:
+              error: str | None, notice: str | None, script_nonce: str,
+              max_age: int | None = None) -> ChallengeView:
         pending = self.verifier.pending(identity.auth_id)
         if pending is not None and pending.recipient != identity.recipient:
             pending = None
         action = app_url(request, f"{self.options.prefix}/challenge")
+        age = "" if max_age is None else f"?max_age={max_age}"  # kept through the forms
         return ChallengeView(
             masked_recipient=mask(identity.recipient or ""),
-            action=action,
-            resend_action=f"{action}/resend",
+            action=action + age,
+            resend_action=f"{action}/resend{age}",
             csrf_token=self.csrf.token(identity.auth_id, nonce),
             next_url=next_url,
             code_length=self.verifier.settings.code_length,
@@ -195,7 +206,8 @@ class HtmlFlow:
         if refused is not None or identity is None:
             return refused or forbidden()
         status = self.sender.send(identity, request) or "sent"
-        return redirect(self.refusals.challenge_url(request, next_url),
+        return redirect(self.refusals.challenge_url(request, next_url,
+                                                    requested_max_age(request)),
                         self.flash(request, status))
 
     def post(self, request: Request, identity: Identity | None) -> Response:
@@ -207,7 +219,8 @@ class HtmlFlow:
         code = re.sub(r"[\s-]", "", fields.get("code", ""))
         error, status = self._check(identity, code)
         if error is not None:
-            return self.page(request, identity, next_url, error=error, status=status)
+            return self.page(request, identity, next_url, error=error, status=status,
+                             max_age=requested_max_age(request))
         https = request.scheme == "https"  # a fresh verified session; the nonce is spent
         return redirect(next_url, self.sessions.set_cookie(https, identity),
                         self.cookies.delete(https, self.cookies.csrf(https)))
