@@ -43,9 +43,9 @@ ROUND_SIZE = 50  # checks per store before switching to the other one
 
 def fill(verifier: Any, count: int) -> float:
     """Write ``count`` live codes p-0 .. p-(count-1) in one statement; seconds taken."""
-    from sms2fa_middleware.codes import digest
     from sqlalchemy import Integer, String, bindparam, cast, literal, select
 
+    from sms2fa_middleware.engine.codes import digest
     from sms2fa_middleware.store import UTCDateTime, codes
 
     now = datetime.now(timezone.utc)

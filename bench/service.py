@@ -200,8 +200,7 @@ def run_wrk(url: str, script: Path, duration: float, workload: str) -> Result:
 def insert_pending(database_url: str, prefix: str, count: int, code: str,
                    attempts: int) -> float:
     """Write ``count`` live codes ``<prefix>0..`` straight into the store; seconds taken."""
-    from sms2fa_middleware.codes import digest
-
+    from sms2fa_middleware.engine.codes import digest
     from sms2fa_middleware.store import Store, codes
 
     t0 = time.perf_counter()

@@ -59,8 +59,7 @@ def build(database_url: str, uniform: bool) -> Any:
 
 def prepare(verifier: Any, prefix: str, probes: int) -> None:
     """Live codes for the locked and live ids; the locked ones' failures spent."""
-    from sms2fa_middleware.codes import digest
-
+    from sms2fa_middleware.engine.codes import digest
     from sms2fa_middleware.store import CodeRow
 
     now = datetime.now(timezone.utc)

@@ -11,7 +11,7 @@ import pytest
 from phonenumbers import PhoneNumberType
 
 from sms2fa_middleware import InvalidAPIUsage, InvalidRecipient
-from sms2fa_middleware.codes import digest, generate_code, is_code_shaped, matches
+from sms2fa_middleware.engine.codes import digest, generate_code, is_code_shaped, matches
 from sms2fa_middleware.phones import mask, normalise, provider_digits
 from sms2fa_middleware.settings import DEFAULT_NUMBER_TYPES, DEFAULT_REGIONS
 
