@@ -191,6 +191,8 @@ def sqlite_locked(path: Path) -> Iterator[None]:
         assert locker.stdin is not None
         locker.stdin.close()
         locker.wait(timeout=30)
+        if locker.stdout is not None:  # an open pipe left to the GC is a ResourceWarning
+            locker.stdout.close()
 
 
 @pytest.mark.slow
