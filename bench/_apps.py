@@ -55,6 +55,13 @@ def event_loop_app() -> Any:
 
     return Starlette(
         routes=[Route("/ping", ping), Route("/account", account)],
-        middleware=[Middleware(SMS2FAMiddleware, settings=Settings.from_env(),
-                               protect=["/account"], identify=_identify, public_api=True)],
+        middleware=[
+            Middleware(
+                SMS2FAMiddleware,
+                settings=Settings.from_env(),
+                protect=["/account"],
+                identify=_identify,
+                public_api=True,
+            )
+        ],
     )

@@ -31,8 +31,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table; numbers right-aligned by the renderer, text as given."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     for row in cells[1:]:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
     return "\n".join(lines)
@@ -60,12 +62,18 @@ def median(values: Sequence[float]) -> float:
 
 
 @contextmanager
-def running(cmd: list[str], env: Mapping[str, str], probe_url: str,
-            cwd: str | Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    cmd: list[str], env: Mapping[str, str], probe_url: str, cwd: str | Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``cmd`` (output to /dev/null) until the block ends; wait for ``probe_url`` first."""
-    process = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_until_up(probe_url, process, timeout=60)
         yield process
@@ -138,5 +146,7 @@ def machine_line() -> str:
         load = " load average {:.2f} {:.2f} {:.2f},".format(*os.getloadavg())
     except OSError:
         load = ""
-    return (f"_{platform.python_implementation()} {platform.python_version()}, "
-            f"{os.cpu_count()} CPU(s),{load} {platform.machine()}_")
+    return (
+        f"_{platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPU(s),{load} {platform.machine()}_"
+    )

@@ -13,6 +13,7 @@ PATH = "/hello"  # not under /account (protected) nor /sms2fa (the prefix)
 
 # -- the floor: a no-op pure wrapper -----------------------------------------------------------
 
+
 class NoopWSGI:
     """A path check, then the app."""
 
@@ -40,6 +41,7 @@ class NoopASGI:
 
 
 # -- apps and drivers ---------------------------------------------------------------------------
+
 
 def flask_app(path: str = PATH) -> Any:
     """A one-route Flask app answering "ok" at ``path``; returns its WSGI callable."""
@@ -81,10 +83,18 @@ def asgi_scope(path: str, headers: dict[str, str] | None = None) -> dict[str, An
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
     ]
     return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-        "root_path": "", "query_string": b"", "headers": raw,
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": raw,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
         "state": {},  # uvicorn (0.24+) and Starlette's TestClient send the lifespan state
     }
 
@@ -159,8 +169,9 @@ class ASGIDriver:
         return self.loop.run_until_complete(run())
 
 
-def best_of(variants: dict[str, Any], timer: Callable[[Any, int], float], calls: int,
-            rounds: int) -> dict[str, float]:
+def best_of(
+    variants: dict[str, Any], timer: Callable[[Any, int], float], calls: int, rounds: int
+) -> dict[str, float]:
     """Best (lowest) seconds per call of each variant; rounds interleave the variants."""
     for app in variants.values():  # warm up: imports, caches, Starlette's middleware stack
         timer(app, max(200, calls // 10))

@@ -49,8 +49,19 @@ SCENARIOS = {
 
 # -- the load: runs in its own process, with the fake provider ----------------------------------
 
-def load_process(scenario: str, base: str, fake_port: int, concurrency: int, delay: float,
-                 ready: Any, go: Any, loaded: Any, stop: Any, out: Any) -> None:
+
+def load_process(
+    scenario: str,
+    base: str,
+    fake_port: int,
+    concurrency: int,
+    delay: float,
+    ready: Any,
+    go: Any,
+    loaded: Any,
+    stop: Any,
+    out: Any,
+) -> None:
     import requests
 
     from sms2fa_middleware.testing import FakeFlowroute
@@ -72,30 +83,42 @@ def load_process(scenario: str, base: str, fake_port: int, concurrency: int, del
             t0 = time.perf_counter()
             try:
                 if scenario == "api":
-                    response = session.post(f"{base}{PREFIX}/", timeout=60, json={
-                        "auth_id": f"api-{i}-{k}", "recipient": f"1206555{100 + i % 100:04d}"})
+                    response = session.post(
+                        f"{base}{PREFIX}/",
+                        timeout=60,
+                        json={
+                            "auth_id": f"api-{i}-{k}",
+                            "recipient": f"1206555{100 + i % 100:04d}",
+                        },
+                    )
                     expected = 200
                 else:
-                    response = session.get(f"{base}/account", timeout=60, allow_redirects=False,
-                                           headers={"X-User": f"u{i + 100 * k}",
-                                                    "Accept": "text/html"})
+                    response = session.get(
+                        f"{base}/account",
+                        timeout=60,
+                        allow_redirects=False,
+                        headers={"X-User": f"u{i + 100 * k}", "Accept": "text/html"},
+                    )
                     expected = 303
                     if response.status_code == 303 and "status=" in response.headers.get(
-                            "location", ""):
+                        "location", ""
+                    ):
                         expected = -1  # redirected with an error flag (send failed, ...)
             except requests.RequestException as exc:
                 with lock:
                     failures.append(type(exc).__name__)
                 continue
             with lock:
-                statuses[response.status_code if response.status_code == expected else
-                         -response.status_code] += 1
+                statuses[
+                    response.status_code
+                    if response.status_code == expected
+                    else -response.status_code
+                ] += 1
                 latencies.append(time.perf_counter() - t0)
                 if response.status_code != expected and len(failures) < 3:
                     failures.append(f"{response.status_code} {response.text[:120]}")
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in
-               range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 5
@@ -105,12 +128,19 @@ def load_process(scenario: str, base: str, fake_port: int, concurrency: int, del
     loaded.set()
     for thread in threads:
         thread.join()
-    out.put({"statuses": dict(statuses), "latencies": latencies, "failures": failures[:3],
-             "sent": len(fake.messages)})
+    out.put(
+        {
+            "statuses": dict(statuses),
+            "latencies": latencies,
+            "failures": failures[:3],
+            "sent": len(fake.messages),
+        }
+    )
     fake.stop()
 
 
 # -- the probe: sequential pings from this process ----------------------------------------------
+
 
 def pings(port: int, count: int, window: float = 0.0) -> list[float]:
     """Time ``count`` sequential GET /ping, spread evenly over ``window`` seconds."""
@@ -151,14 +181,28 @@ def server_env(database_url: str, fake_port: int) -> dict[str, str]:
     }
 
 
-def run_scenario(scenario: str, args: argparse.Namespace, port: int, fake_port: int) -> dict[
-        str, Any]:
+def run_scenario(
+    scenario: str, args: argparse.Namespace, port: int, fake_port: int
+) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     ready, go, loaded, stop = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
     out = ctx.Queue()
     base = f"http://127.0.0.1:{port}"
-    process = ctx.Process(target=load_process, args=(
-        scenario, base, fake_port, args.concurrency, args.delay, ready, go, loaded, stop, out))
+    process = ctx.Process(
+        target=load_process,
+        args=(
+            scenario,
+            base,
+            fake_port,
+            args.concurrency,
+            args.delay,
+            ready,
+            go,
+            loaded,
+            stop,
+            out,
+        ),
+    )
     process.start()
     try:
         if not ready.wait(30):
@@ -187,20 +231,38 @@ def main() -> int:
     parser.add_argument("--pings", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--delay", type=float, default=0.5, help="provider delay, seconds")
-    parser.add_argument("--window", type=float, default=3.0,
-                        help="spread the pings over this many seconds (default 3: six provider "
-                             "round trips, so completions and new sends fall inside it)")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=3.0,
+        help="spread the pings over this many seconds (default 3: six provider "
+        "round trips, so completions and new sends fall inside it)",
+    )
     args = parser.parse_args()
 
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="sms2fa-bench-") as tmp:
         port, fake_port = _common.free_port(), _common.free_port()
         database_url = f"sqlite:///{Path(tmp) / 'event_loop.db'}"
-        cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR),
-               "_apps:event_loop_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
-               "--no-access-log", "--log-level", "warning"]
-        with _common.running(cmd, server_env(database_url, fake_port),
-                             f"http://127.0.0.1:{port}/ping", cwd=ROOT):
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(BENCH_DIR),
+            "_apps:event_loop_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        with _common.running(
+            cmd, server_env(database_url, fake_port), f"http://127.0.0.1:{port}/ping", cwd=ROOT
+        ):
             pings(port, 50)  # warm-up
             results["floor"] = {"pings": pings(port, args.pings, args.window)}
             for scenario in SCENARIOS:
@@ -218,10 +280,13 @@ def main() -> int:
             statuses = result["statuses"]
             good = sum(v for k, v in statuses.items() if k > 0)
             bad = sum(v for k, v in statuses.items() if k <= 0) + len(
-                [f for f in result["failures"] if not f[:3].isdigit()])
+                [f for f in result["failures"] if not f[:3].isdigit()]
+            )
             lat = result["latencies"]
-            load = (f"{good} ok, {bad} not ok in {result['window']:.2f} s of pings; "
-                    f"start p50 {fmt(median(lat) * 1e3, 0)} ms; {result['sent']} SMS")
+            load = (
+                f"{good} ok, {bad} not ok in {result['window']:.2f} s of pings; "
+                f"start p50 {fmt(median(lat) * 1e3, 0)} ms; {result['sent']} SMS"
+            )
             check = verdict(p99 < TARGET_P99_MS)
             if p99 >= TARGET_P99_MS:
                 misses.append(f"{label}: /ping p99 {fmt(p99, 1)} ms")
@@ -230,11 +295,12 @@ def main() -> int:
         rows.append([label, fmt(median(ms), 2), fmt(p99, 2), fmt(max(ms), 2), load, check])
 
     print("## Event loop health: /ping latency while verifications wait on a slow provider\n")
-    print(f"{args.pings} sequential `GET /ping` over {args.window:g} s (one keep-alive "
-          "connection); uvicorn, 1 worker; "
-          f"FakeFlowroute delay {args.delay} s. {_common.machine_line()}\n")
-    print(table(["while", "/ping p50 ms", "/ping p99 ms", "max ms", "load", "p99 < 50 ms"],
-                rows))
+    print(
+        f"{args.pings} sequential `GET /ping` over {args.window:g} s (one keep-alive "
+        "connection); uvicorn, 1 worker; "
+        f"FakeFlowroute delay {args.delay} s. {_common.machine_line()}\n"
+    )
+    print(table(["while", "/ping p50 ms", "/ping p99 ms", "max ms", "load", "p99 < 50 ms"], rows))
     if misses:
         print("\nMissed:\n" + "\n".join(f"- {m}" for m in misses))
     return 0

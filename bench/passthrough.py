@@ -66,8 +66,11 @@ def main() -> int:
     from sms2fa_middleware.wsgi import SMS2FAMiddleware as WSGIMiddleware
 
     with tempfile.TemporaryDirectory(prefix="sms2fa-bench-") as tmp:
-        settings = Settings(secret_key=(SECRET_KEY,), sms_backend="console",
-                            database_url=f"sqlite:///{Path(tmp) / 'bench.db'}")
+        settings = Settings(
+            secret_key=(SECRET_KEY,),
+            sms_backend="console",
+            database_url=f"sqlite:///{Path(tmp) / 'bench.db'}",
+        )
 
         def ours_wsgi(app: Any) -> Any:
             return WSGIMiddleware(app, settings, protect=["/account"], identify=lambda r: None)
@@ -88,8 +91,12 @@ def main() -> int:
             start_response("200 OK", [])
             return [b"ok"]
 
-        wsgi_null = best_of({"bare": null_wsgi, "noop": NoopWSGI(null_wsgi),
-                             "ours": ours_wsgi(null_wsgi)}, wsgi.time, args.calls * 5, args.rounds)
+        wsgi_null = best_of(
+            {"bare": null_wsgi, "noop": NoopWSGI(null_wsgi), "ours": ours_wsgi(null_wsgi)},
+            wsgi.time,
+            args.calls * 5,
+            args.rounds,
+        )
 
         # -- ASGI / Starlette ---------------------------------------------------------------
         loop = asyncio.new_event_loop()
@@ -105,9 +112,12 @@ def main() -> int:
             async def null_asgi(scope: Any, receive: Any, send: Any) -> None:
                 return None
 
-            asgi_null = best_of({"bare": null_asgi, "noop": NoopASGI(null_asgi),
-                                 "ours": ours_asgi(null_asgi)}, asgi.time, args.calls * 5,
-                                args.rounds)
+            asgi_null = best_of(
+                {"bare": null_asgi, "noop": NoopASGI(null_asgi), "ours": ours_asgi(null_asgi)},
+                asgi.time,
+                args.calls * 5,
+                args.rounds,
+            )
         finally:
             loop.close()
 
@@ -120,8 +130,10 @@ def main() -> int:
         rows += more
     print(table(["app", "variant", "µs / request", "added µs", "vs bare"], rows))
 
-    print(f"\nThe same wrappers around a null app (best of {args.rounds} × "
-          f"{args.calls * 5:,}): the added cost alone, with little noise.\n")
+    print(
+        f"\nThe same wrappers around a null app (best of {args.rounds} × "
+        f"{args.calls * 5:,}): the added cost alone, with little noise.\n"
+    )
     rows = []
     null_ratios: dict[str, float] = {}
     for label, best in (("null WSGI app", wsgi_null), ("null ASGI app", asgi_null)):
@@ -132,13 +144,25 @@ def main() -> int:
     print(f"\nTarget: our added cost ≤ {TARGET}× the no-op wrapper's added cost.\n")
     summary = []
     for (label, ratio), (null_label, null_ratio) in zip(ratios.items(), null_ratios.items()):
-        summary.append([label, f"{ratio:.2f}×", f"{null_ratio:.2f}×",
-                        verdict(null_ratio <= TARGET)])
-    print(table(["adapter", "ours/no-op added (real app)", "ours/no-op added (null app)",
-                 "target ≤ 1.5×"], summary))
-    print("\n_The verdict follows the null-app ratio: on the real apps both added costs are a "
-          "fraction of a microsecond on top of 10-60 µs, within run-to-run noise (a negative or "
-          "infinite ratio there means exactly that)._")
+        summary.append(
+            [label, f"{ratio:.2f}×", f"{null_ratio:.2f}×", verdict(null_ratio <= TARGET)]
+        )
+    print(
+        table(
+            [
+                "adapter",
+                "ours/no-op added (real app)",
+                "ours/no-op added (null app)",
+                "target ≤ 1.5×",
+            ],
+            summary,
+        )
+    )
+    print(
+        "\n_The verdict follows the null-app ratio: on the real apps both added costs are a "
+        "fraction of a microsecond on top of 10-60 µs, within run-to-run noise (a negative or "
+        "infinite ratio there means exactly that)._"
+    )
     return 0
 
 

@@ -75,20 +75,30 @@ def main() -> int:
         old = "–"
         if old_too:
             regex = old_regex(pattern)
-            old = fmt(best(lambda c=canonical: regex.fullmatch(c), 1 if len(path) > 900
-                           else args.runs) * 1e3, 1)
+            old = fmt(
+                best(lambda c=canonical: regex.fullmatch(c), 1 if len(path) > 900 else args.runs)
+                * 1e3,
+                1,
+            )
         if len(path) >= 60_000:
             worst_60k = max(worst_60k, now, alone)
         capped = "protected unread (cap)" if len(path) > MAX_PATH_CHARS else "read"
-        rows.append([f"`{pattern}`", f"{len(path):,}", capped, old, fmt(now * 1e3, 3),
-                     fmt(alone * 1e3, 3)])
+        rows.append(
+            [f"`{pattern}`", f"{len(path):,}", capped, old, fmt(now * 1e3, 3), fmt(alone * 1e3, 3)]
+        )
 
     print("## Classifying hostile paths (no match: every placement tried)\n")
     print(f"Best of {args.runs} calls. {_common.machine_line()}\n")
-    print(table(["pattern", "path chars", "classify", "old regex ms", "now ms",
-                 "matcher alone ms"], rows))
-    print(f"\nTarget: a 60 KB path in < {TARGET_S * 1e3:.0f} ms (classify and the matcher "
-          f"alone): worst {fmt(worst_60k * 1e3, 3)} ms {verdict(worst_60k < TARGET_S)}.")
+    print(
+        table(
+            ["pattern", "path chars", "classify", "old regex ms", "now ms", "matcher alone ms"],
+            rows,
+        )
+    )
+    print(
+        f"\nTarget: a 60 KB path in < {TARGET_S * 1e3:.0f} ms (classify and the matcher "
+        f"alone): worst {fmt(worst_60k * 1e3, 3)} ms {verdict(worst_60k < TARGET_S)}."
+    )
     return 0
 
 

@@ -37,8 +37,12 @@ POSTGRES_AWARE = {"service", "scaling", "timing"}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs")
-    parser.add_argument("--only", action="append", choices=sorted(SCRIPTS),
-                        help="run only this benchmark (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(SCRIPTS),
+        help="run only this benchmark (repeatable)",
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--output", type=Path, help="also write the tables to this file")
     args = parser.parse_args()
@@ -58,8 +62,10 @@ def main() -> int:
         text = proc.stdout.rstrip()
         if proc.returncode != 0:
             failed.append(name)
-            text += (f"\n\n**{name} failed (exit {proc.returncode})**\n\n```\n"
-                     f"{proc.stderr.strip()[-4000:]}\n```")
+            text += (
+                f"\n\n**{name} failed (exit {proc.returncode})**\n\n```\n"
+                f"{proc.stderr.strip()[-4000:]}\n```"
+            )
         text += f"\n\n_{name}: {took:.0f} s_"
         print(text + "\n", flush=True)
         outputs.append(text)

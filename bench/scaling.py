@@ -155,15 +155,21 @@ def postgres_urls(url: str) -> Iterator[tuple[str, str]]:
         yield small, big
 
 
-def run_backend(name: str, urls: tuple[str, str], big_size: int,
-                samples: int) -> tuple[list[list[str]], list[str], dict[str, float]]:
+def run_backend(
+    name: str, urls: tuple[str, str], big_size: int, samples: int
+) -> tuple[list[list[str]], list[str], dict[str, float]]:
     from sms2fa_middleware import Settings, Verifier
 
     probes = []
     fill_times = []
     for url, size in zip(urls, (SMALL, big_size)):
-        settings = Settings(secret_key=(SECRET_KEY,), sms_backend="console", database_url=url,
-                            max_failed_checks=100, retries_allowed=ATTEMPTS)
+        settings = Settings(
+            secret_key=(SECRET_KEY,),
+            sms_backend="console",
+            database_url=url,
+            max_failed_checks=100,
+            retries_allowed=ATTEMPTS,
+        )
         verifier = Verifier(settings)
         verifier.create_schema()
         fill_times.append(fill(verifier, size))
@@ -175,28 +181,37 @@ def run_backend(name: str, urls: tuple[str, str], big_size: int,
 
     rows = []
     ratios = {}
-    for kind, label in (("wrong", "check, wrong code on a pending id"),
-                        ("unknown", "check, unknown id")):
+    for kind, label in (
+        ("wrong", "check, wrong code on a pending id"),
+        ("unknown", "check, unknown id"),
+    ):
         s, b = small.samples[kind], big.samples[kind]
         ratio = median(b) / median(s)
         ratios[kind] = ratio
-        rows.append([
-            name, label,
-            f"{fmt(median(s) * 1e3, 3)} / {fmt(percentile(s, 99) * 1e3, 3)}",
-            f"{fmt(median(b) * 1e3, 3)} / {fmt(percentile(b, 99) * 1e3, 3)}",
-            f"{ratio:.2f}×", f"{percentile(b, 99) / percentile(s, 99):.2f}×",
-            verdict(ratio <= TARGET),
-        ])
-    fills = [f"{name}: filled {SMALL:,} codes in {fill_times[0]:.3f} s and {big_size:,} in "
-             f"{fill_times[1]:.1f} s"]
+        rows.append(
+            [
+                name,
+                label,
+                f"{fmt(median(s) * 1e3, 3)} / {fmt(percentile(s, 99) * 1e3, 3)}",
+                f"{fmt(median(b) * 1e3, 3)} / {fmt(percentile(b, 99) * 1e3, 3)}",
+                f"{ratio:.2f}×",
+                f"{percentile(b, 99) / percentile(s, 99):.2f}×",
+                verdict(ratio <= TARGET),
+            ]
+        )
+    fills = [
+        f"{name}: filled {SMALL:,} codes in {fill_times[0]:.3f} s and {big_size:,} in "
+        f"{fill_times[1]:.1f} s"
+    ]
     return rows, fills, ratios
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big", type=int, default=1_000_000)
-    parser.add_argument("--samples", type=int, default=2000,
-                        help="timed checks per kind and store (default 2000)")
+    parser.add_argument(
+        "--samples", type=int, default=2000, help="timed checks per kind and store (default 2000)"
+    )
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     logging.getLogger("sms2fa").setLevel(logging.ERROR)
@@ -216,11 +231,24 @@ def main() -> int:
                 notes += fills
 
     print(f"## Scaling with data: {SMALL:,} vs {args.big:,} pending codes\n")
-    print(f"`Verifier.check` in-process, {args.samples:,} timed checks per kind and store in "
-          f"alternating rounds of {ROUND_SIZE}. {_common.machine_line()}\n")
-    print(table(["store", "check", f"{SMALL:,} codes: p50 / p99 ms (floor)",
-                 f"{args.big:,} codes: p50 / p99 ms", "p50 ratio", "p99 ratio",
-                 f"target p50 ≤ {TARGET}×"], rows))
+    print(
+        f"`Verifier.check` in-process, {args.samples:,} timed checks per kind and store in "
+        f"alternating rounds of {ROUND_SIZE}. {_common.machine_line()}\n"
+    )
+    print(
+        table(
+            [
+                "store",
+                "check",
+                f"{SMALL:,} codes: p50 / p99 ms (floor)",
+                f"{args.big:,} codes: p50 / p99 ms",
+                "p50 ratio",
+                "p99 ratio",
+                f"target p50 ≤ {TARGET}×",
+            ],
+            rows,
+        )
+    )
     for note in notes:
         print(f"\n_{note}_")
     return 0

@@ -145,11 +145,13 @@ end
     # id takes more than its attempts.
     "wrong": r"""
 EXPECT_STATUS, EXPECT_TEXT = 400, "InvalidAuthCode"
-""" + PENDING_IDS % {"prefix": "w-", "code": WRONG_GUESS},
+"""
+    + PENDING_IDS % {"prefix": "w-", "code": WRONG_GUESS},
     # Ids r-0 .. r-(N-1), each asked once (a wrap would be counted as an error).
     "right": r"""
 EXPECT_STATUS, EXPECT_TEXT = 200, '"authenticated":true'
-""" + PENDING_IDS % {"prefix": "r-", "code": RIGHT_CODE},
+"""
+    + PENDING_IDS % {"prefix": "r-", "code": RIGHT_CODE},
 }
 
 
@@ -178,27 +180,47 @@ def lua_script(workload: str, directory: Path, count: int = 0) -> Path:
 
 
 def run_wrk(url: str, script: Path, duration: float, workload: str) -> Result:
-    cmd = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{max(1, round(duration))}s",
-           "--timeout", "2s", "--latency", "-s", str(script), url]
+    cmd = [
+        "wrk",
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "2s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
-    data = json.loads(line[len("BENCH "):])
-    sample = next((x[len("BENCH_SAMPLE "):] for x in proc.stdout.splitlines()
-                   if x.startswith("BENCH_SAMPLE ")), "")
+    data = json.loads(line[len("BENCH ") :])
+    sample = next(
+        (
+            x[len("BENCH_SAMPLE ") :]
+            for x in proc.stdout.splitlines()
+            if x.startswith("BENCH_SAMPLE ")
+        ),
+        "",
+    )
     socket_errors = data["connect"] + data["read"] + data["write"] + data["timeout"]
     return Result(
         workload=workload,
         rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=data["p50"] / 1000, p99_ms=data["p99"] / 1000,
-        requests=data["requests"], unexpected=data["bad"], socket_errors=socket_errors,
-        timeouts=data["timeout"], s5xx=data["s5xx"], sample=sample.strip(),
+        p50_ms=data["p50"] / 1000,
+        p99_ms=data["p99"] / 1000,
+        requests=data["requests"],
+        unexpected=data["bad"],
+        socket_errors=socket_errors,
+        timeouts=data["timeout"],
+        s5xx=data["s5xx"],
+        sample=sample.strip(),
     )
 
 
-def insert_pending(database_url: str, prefix: str, count: int, code: str,
-                   attempts: int) -> float:
+def insert_pending(database_url: str, prefix: str, count: int, code: str, attempts: int) -> float:
     """Write ``count`` live codes ``<prefix>0..`` straight into the store; seconds taken."""
     from sms2fa_middleware.engine.codes import digest
     from sms2fa_middleware.store import Store, codes
@@ -210,11 +232,18 @@ def insert_pending(database_url: str, prefix: str, count: int, code: str,
     expires = now + timedelta(seconds=3600)
     chunk = 5000
     for start in range(0, count, chunk):
-        rows = [{
-            "auth_id": f"{prefix}{i}", "recipient": "+12065550100",
-            "digest": digest(code, f"{prefix}{i}", SECRET_KEY), "attempts_left": attempts,
-            "created_at": now, "expires_at": expires, "message_id": None,
-        } for i in range(start, min(count, start + chunk))]
+        rows = [
+            {
+                "auth_id": f"{prefix}{i}",
+                "recipient": "+12065550100",
+                "digest": digest(code, f"{prefix}{i}", SECRET_KEY),
+                "attempts_left": attempts,
+                "created_at": now,
+                "expires_at": expires,
+                "message_id": None,
+            }
+            for i in range(start, min(count, start + chunk))
+        ]
         store.run(partial(_insert, codes, rows))
     store.dispose()
     return time.perf_counter() - t0
@@ -242,9 +271,23 @@ def server_env(database_url: str) -> dict[str, str]:
 
 def measure_floor(duration: float, tmp: Path) -> Result:
     port = _common.free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "_apps:floor_app",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
-           "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(BENCH_DIR),
+        "_apps:floor_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(WORKERS),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     url = f"http://127.0.0.1:{port}/"
     with _common.running(cmd, {}, url, cwd=ROOT):
         run_wrk(url, lua_script("floor", tmp), min(2, duration), "floor")  # warm-up
@@ -262,8 +305,18 @@ def measure_service(database_url: str, duration: float, tmp: Path) -> list[Resul
     insert_pending(database_url, "w-", n_wrong, STORED_WRONG, MAX_RETRIES)
 
     port = _common.free_port()
-    cmd = [sys.executable, "-m", "sms2fa_middleware", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(WORKERS)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sms2fa_middleware",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(WORKERS),
+    ]
     url = f"http://127.0.0.1:{port}/"
     results = []
     with _common.running(cmd, server_env(database_url), url + "openapi.json", cwd=ROOT):
@@ -287,34 +340,58 @@ def render(backend: str, results: list[Result], floor: Result) -> tuple[str, lis
         errors = r.unexpected + r.socket_errors
         met = (target is None or r.rps >= target) and r.s5xx == 0 and errors == 0
         if target is not None and r.rps < target:
-            misses.append(f"{backend}: {LABELS[r.workload]} {fmt(r.rps, 0)} req/s < "
-                          f"{target:,} req/s")
+            misses.append(
+                f"{backend}: {LABELS[r.workload]} {fmt(r.rps, 0)} req/s < {target:,} req/s"
+            )
         if r.unexpected or r.s5xx:
-            misses.append(f"{backend}: {LABELS[r.workload]}: {r.unexpected} unexpected answers, "
-                          f"{r.s5xx} of them 5xx (first: {r.sample or '-'})")
+            misses.append(
+                f"{backend}: {LABELS[r.workload]}: {r.unexpected} unexpected answers, "
+                f"{r.s5xx} of them 5xx (first: {r.sample or '-'})"
+            )
         if r.socket_errors:
-            misses.append(f"{backend}: {LABELS[r.workload]}: {r.socket_errors} socket errors, "
-                          f"{r.timeouts} of them timeouts (no answer within wrk's 2 s)")
-        rows.append([
-            LABELS[r.workload], fmt(r.rps, 0), fmt(r.p50_ms, 1), fmt(r.p99_ms, 1),
-            f"{r.unexpected} / {r.socket_errors}", str(r.s5xx),
-            f"{100 * r.rps / floor.rps:.1f}%",
-            f"{original[0]:,} / {original[1]} / {original[2]}" if original else "–",
-            f"{r.rps / original[0]:.1f}×" if original else "–",
-            f"{target:,}" if target else "–",
-            verdict(met) if target else ("ok" if met else "**errors**"),
-        ])
-    headers = ["workload", "req/s", "p50 ms", "p99 ms", "unexpected / socket errors", "5xx",
-               "of floor", "original req/s / p50 / p99", "× original", "10× target req/s",
-               "target"]
+            misses.append(
+                f"{backend}: {LABELS[r.workload]}: {r.socket_errors} socket errors, "
+                f"{r.timeouts} of them timeouts (no answer within wrk's 2 s)"
+            )
+        rows.append(
+            [
+                LABELS[r.workload],
+                fmt(r.rps, 0),
+                fmt(r.p50_ms, 1),
+                fmt(r.p99_ms, 1),
+                f"{r.unexpected} / {r.socket_errors}",
+                str(r.s5xx),
+                f"{100 * r.rps / floor.rps:.1f}%",
+                f"{original[0]:,} / {original[1]} / {original[2]}" if original else "–",
+                f"{r.rps / original[0]:.1f}×" if original else "–",
+                f"{target:,}" if target else "–",
+                verdict(met) if target else ("ok" if met else "**errors**"),
+            ]
+        )
+    headers = [
+        "workload",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "unexpected / socket errors",
+        "5xx",
+        "of floor",
+        "original req/s / p50 / p99",
+        "× original",
+        "10× target req/s",
+        "target",
+    ]
     return f"### {backend}\n\n" + table(headers, rows), misses
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float,
-                        default=float(os.environ.get("SMS2FA_BENCH_DURATION", "10")),
-                        help="seconds per wrk run (default 10, or $SMS2FA_BENCH_DURATION)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=float(os.environ.get("SMS2FA_BENCH_DURATION", "10")),
+        help="seconds per wrk run (default 10, or $SMS2FA_BENCH_DURATION)",
+    )
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -343,16 +420,31 @@ def main() -> int:
             misses += more
 
     print("## Service throughput: `sms2fa serve --workers 4`\n")
-    print(f"`wrk -t{THREADS} -c{CONNECTIONS} -d{max(1, round(args.duration))}s`, console SMS "
-          f"backend to /dev/null, budgets off. {_common.machine_line()}\n")
-    print(table(["floor (same run)", "req/s", "p50 ms", "p99 ms", "socket errors"], [[
-        LABELS["floor"], fmt(floor.rps, 0), fmt(floor.p50_ms, 1), fmt(floor.p99_ms, 1),
-        str(floor.socket_errors)]]))
+    print(
+        f"`wrk -t{THREADS} -c{CONNECTIONS} -d{max(1, round(args.duration))}s`, console SMS "
+        f"backend to /dev/null, budgets off. {_common.machine_line()}\n"
+    )
+    print(
+        table(
+            ["floor (same run)", "req/s", "p50 ms", "p99 ms", "socket errors"],
+            [
+                [
+                    LABELS["floor"],
+                    fmt(floor.rps, 0),
+                    fmt(floor.p50_ms, 1),
+                    fmt(floor.p99_ms, 1),
+                    str(floor.socket_errors),
+                ]
+            ],
+        )
+    )
     print("\n_Reference on this kind of machine: 27,800 req/s for the floor (performance.md)._\n")
     for text in sections:
         print(text + "\n")
-    print("Target: ≥ 10× the original's requests/s, no 5xx, no unexpected answer, no socket "
-          "error. \"unexpected\" = any answer but the workload's (status and reason checked).")
+    print(
+        "Target: ≥ 10× the original's requests/s, no 5xx, no unexpected answer, no socket "
+        'error. "unexpected" = any answer but the workload\'s (status and reason checked).'
+    )
     for note in notes:
         print(f"\n_{note}_")
     if misses:

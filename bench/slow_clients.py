@@ -34,8 +34,10 @@ def main() -> int:
     parser.add_argument("--code-dir", help="run the server from this checkout instead")
     args = parser.parse_args()
     duration = args.duration or args.header_timeout + 10
-    env = {"SMS2FA_DATA_DIR": tempfile.mkdtemp(prefix="sms2fa-bench-"),
-           "SMS2FA_SERVE_HEADER_TIMEOUT": str(args.header_timeout)}
+    env = {
+        "SMS2FA_DATA_DIR": tempfile.mkdtemp(prefix="sms2fa-bench-"),
+        "SMS2FA_SERVE_HEADER_TIMEOUT": str(args.header_timeout),
+    }
     if args.code_dir:
         env["PYTHONPATH"] = args.code_dir
         os.chdir(args.code_dir)
@@ -43,24 +45,34 @@ def main() -> int:
         os.chdir(_common.ROOT)
     started = time.monotonic()
     with serve_limited(env, args.open_files) as base:
-        result = trickle(base, args.connections, duration, interval=args.interval,
-                         probe_every=0.25)
+        result = trickle(base, args.connections, duration, interval=args.interval, probe_every=0.25)
     took = time.monotonic() - started
     answered = [t for t in result.health if t is not None]
     rows = [
         ["connections opened", result.opened],
-        [f"closed by the server within {args.header_timeout:g} s + 1 s",
-         result.closed_within(args.header_timeout + 1)],
+        [
+            f"closed by the server within {args.header_timeout:g} s + 1 s",
+            result.closed_within(args.header_timeout + 1),
+        ],
         [f"closed by the server within {duration:g} s (the run)", len(result.closed_after)],
         ["/health probes answered", f"{len(answered)} of {len(result.health)}"],
-        ["/health p50 / p99 / worst (ms)",
-         " / ".join(fmt(v * 1000, 1) for v in (percentile(answered, 50),
-                                                 percentile(answered, 99),
-                                                 max(answered, default=float("nan"))))],
+        [
+            "/health p50 / p99 / worst (ms)",
+            " / ".join(
+                fmt(v * 1000, 1)
+                for v in (
+                    percentile(answered, 50),
+                    percentile(answered, 99),
+                    max(answered, default=float("nan")),
+                )
+            ),
+        ],
     ]
-    print(f"## Slow clients ({args.connections} trickling connections, open-file limit "
-          f"{args.open_files}, a byte every {args.interval:g} s; {took:.0f} s, "
-          f"load {os.getloadavg()[0]:.2f})\n")
+    print(
+        f"## Slow clients ({args.connections} trickling connections, open-file limit "
+        f"{args.open_files}, a byte every {args.interval:g} s; {took:.0f} s, "
+        f"load {os.getloadavg()[0]:.2f})\n"
+    )
     print(table(["what", "measured"], rows))
     return 0
 

@@ -61,8 +61,12 @@ def hops() -> dict[str, Callable[[], Hop]]:
 
         return run
 
-    return {"Threads": threads, "asyncio.to_thread": to_thread,
-            "run_in_executor": executor, "anyio.to_thread": anyio_hop}
+    return {
+        "Threads": threads,
+        "asyncio.to_thread": to_thread,
+        "run_in_executor": executor,
+        "anyio.to_thread": anyio_hop,
+    }
 
 
 async def one_at_a_time(hop: Hop, calls: int) -> float:
@@ -77,6 +81,7 @@ async def one_at_a_time(hop: Hop, calls: int) -> float:
 
 async def concurrently(hop: Hop, calls: int) -> float:
     """Process CPU seconds per call, CONCURRENCY callers."""
+
     async def caller(n: int) -> None:
         for _ in range(n):
             await hop(int, 1)
@@ -87,8 +92,9 @@ async def concurrently(hop: Hop, calls: int) -> float:
     return (time.process_time() - began) / calls
 
 
-def measure(loop_factory: Callable[[], asyncio.AbstractEventLoop], make: Callable[[], Hop],
-            calls: int) -> tuple[float, float]:
+def measure(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop], make: Callable[[], Hop], calls: int
+) -> tuple[float, float]:
     async def both() -> tuple[float, float]:
         hop = make()
         return await one_at_a_time(hop, calls), await concurrently(hop, calls)
@@ -109,10 +115,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20000)
     args = parser.parse_args()
-    loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-        "asyncio": asyncio.new_event_loop}
+    loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
     try:
         import uvloop
+
         loops["uvloop"] = uvloop.new_event_loop
     except ImportError:
         pass
@@ -121,10 +127,16 @@ def main() -> None:
         for name, make in hops().items():
             wall, cpu = measure(loop_factory, make, args.calls)
             rows.append([loop_name, name, fmt(wall * 1e6, 1), fmt(cpu * 1e6, 1)])
-    print(f"Thread hop, median of {ROUNDS} rounds of {args.calls:,} calls "
-          f"({_common.machine_line()})\n")
-    print(table(["loop", "hop", "µs wall / call, 1 caller",
-                 f"µs CPU / call, {CONCURRENCY} callers"], rows))
+    print(
+        f"Thread hop, median of {ROUNDS} rounds of {args.calls:,} calls "
+        f"({_common.machine_line()})\n"
+    )
+    print(
+        table(
+            ["loop", "hop", "µs wall / call, 1 caller", f"µs CPU / call, {CONCURRENCY} callers"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,9 +49,15 @@ def build(database_url: str, uniform: bool) -> Any:
     from sms2fa_middleware import Settings, Verifier
     from sms2fa_middleware.api.verification import VerificationAPI
 
-    settings = Settings(secret_key=SECRET_KEY, database_url=database_url, sms_backend="console",
-                        uniform_errors=uniform, max_failed_checks=MAX_FAILED,
-                        address_check_limit=1_000_000, resend_cooldown=0)
+    settings = Settings(
+        secret_key=SECRET_KEY,
+        database_url=database_url,
+        sms_backend="console",
+        uniform_errors=uniform,
+        max_failed_checks=MAX_FAILED,
+        address_check_limit=1_000_000,
+        resend_cooldown=0,
+    )
     verifier = Verifier(settings)
     verifier.create_schema()
     return verifier, VerificationAPI(verifier)
@@ -67,9 +73,9 @@ def prepare(verifier: Any, prefix: str, probes: int) -> None:
     for kind in ("locked", "live"):
         for i in range(probes):
             auth_id = f"{prefix}{kind}-{i}"
-            verifier.store.put_code(CodeRow(auth_id, NUMBER, digest(STORED_CODE, auth_id,
-                                                                    SECRET_KEY), 3, expires),
-                                    now)
+            verifier.store.put_code(
+                CodeRow(auth_id, NUMBER, digest(STORED_CODE, auth_id, SECRET_KEY), 3, expires), now
+            )
             if kind == "locked":
                 verifier.store.hit(f"failed:{auth_id}", 3600, now, amount=MAX_FAILED)
 
@@ -78,8 +84,13 @@ def probe(api: Any, auth_id: str) -> int:
     from sms2fa_middleware.messages import Request
 
     body = json.dumps({"auth_id": auth_id, "code": WRONG_GUESS}).encode()
-    request = Request("POST", "/check", headers={"content-type": "application/json"},
-                      body=body, client="198.51.100.7")
+    request = Request(
+        "POST",
+        "/check",
+        headers={"content-type": "application/json"},
+        body=body,
+        client="198.51.100.7",
+    )
     started = time.perf_counter_ns()
     response = api.handle(request, "/check")
     took = time.perf_counter_ns() - started
@@ -140,16 +151,33 @@ def main() -> int:
                     met = worst <= TARGET
                     if uniform:
                         ok &= met
-                    rows.append([name, "on" if uniform else "off (reference)",
-                                 *(fmt(medians[k], 0) for k in KINDS),
-                                 f"{worst * 100:.1f}%",
-                                 verdict(met) if uniform else "–"])
+                    rows.append(
+                        [
+                            name,
+                            "on" if uniform else "off (reference)",
+                            *(fmt(medians[k], 0) for k in KINDS),
+                            f"{worst * 100:.1f}%",
+                            verdict(met) if uniform else "–",
+                        ]
+                    )
         finally:
             for schema in stack:
                 schema.__exit__(None, None, None)
     print(f"### Check timing by auth_id state ({args.probes:,} probes per kind, median µs)\n")
-    print(table(["store", "uniform errors", "unknown", "locked", "live",
-                 "largest difference", f"≤ {TARGET:.0%}"], rows))
+    print(
+        table(
+            [
+                "store",
+                "uniform errors",
+                "unknown",
+                "locked",
+                "live",
+                "largest difference",
+                f"≤ {TARGET:.0%}",
+            ],
+            rows,
+        )
+    )
     print()
     for note in notes:
         print(f"_{note}_\n")

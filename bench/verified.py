@@ -92,8 +92,11 @@ def main() -> int:
         return Identity(user, PHONE) if user else None
 
     with tempfile.TemporaryDirectory(prefix="sms2fa-bench-") as tmp:
-        settings = Settings(secret_key=(SECRET_KEY,), sms_backend="console",
-                            database_url=f"sqlite:///{Path(tmp) / 'bench.db'}")
+        settings = Settings(
+            secret_key=(SECRET_KEY,),
+            sms_backend="console",
+            database_url=f"sqlite:///{Path(tmp) / 'bench.db'}",
+        )
         verifier = Verifier(settings)
         verifier.create_schema()
         queries = [0]
@@ -120,12 +123,12 @@ def main() -> int:
         headers = {"X-User": USER, "Cookie": f"{wsgi_guard.cookie_for(False)}={cookie}"}
 
         def ours_wsgi(app: Any) -> Any:
-            return WSGIMiddleware(app, protect=["/account"], identify=identify_wsgi,
-                                  guard=wsgi_guard)
+            return WSGIMiddleware(
+                app, protect=["/account"], identify=identify_wsgi, guard=wsgi_guard
+            )
 
         def ours_asgi(app: Any, identify: Any = identify_asgi) -> Any:
-            return ASGIMiddleware(app, protect=["/account"], identify=identify,
-                                  guard=asgi_guard)
+            return ASGIMiddleware(app, protect=["/account"], identify=identify, guard=asgi_guard)
 
         def null_wsgi(environ: Any, start_response: Any) -> list[bytes]:
             start_response("200 OK", [])
@@ -138,8 +141,12 @@ def main() -> int:
         # -- WSGI ---------------------------------------------------------------------------
         wsgi = WSGIDriver(wsgi_environ(PATH, headers))
         flask = flask_app(PATH)
-        wsgi_variants = {"bare": flask, "ours": ours_wsgi(flask),
-                         "null": null_wsgi, "ours-null": ours_wsgi(null_wsgi)}
+        wsgi_variants = {
+            "bare": flask,
+            "ours": ours_wsgi(flask),
+            "null": null_wsgi,
+            "ours-null": ours_wsgi(null_wsgi),
+        }
         for name, app in wsgi_variants.items():  # also the first revocation refresh
             body = wsgi.check(app)
             assert wsgi.status.startswith("200") and body == b"ok", (name, wsgi.status, body)
@@ -153,9 +160,13 @@ def main() -> int:
         try:
             asgi = ASGIDriver(asgi_scope(PATH, headers), loop)
             star = starlette_app(PATH)
-            asgi_variants = {"bare": star, "ours": ours_asgi(star),
-                             "null": null_asgi, "ours-null": ours_asgi(null_asgi),
-                             "ours-null-sync": ours_asgi(null_asgi, identify_asgi_sync)}
+            asgi_variants = {
+                "bare": star,
+                "ours": ours_asgi(star),
+                "null": null_asgi,
+                "ours-null": ours_asgi(null_asgi),
+                "ours-null-sync": ours_asgi(null_asgi, identify_asgi_sync),
+            }
             for name, app in asgi_variants.items():
                 status, body = asgi.check(app)
                 assert status == 200 and body == b"ok", (name, status, body)
@@ -168,14 +179,17 @@ def main() -> int:
         # -- building blocks ----------------------------------------------------------------
         hmac_s = time_hmac(args.rounds)
         cookie_header = headers["Cookie"]
-        verify_s = time_call(lambda: wsgi_guard.is_verified(cookie_header, False, identity),
-                             args.rounds)
+        verify_s = time_call(
+            lambda: wsgi_guard.is_verified(cookie_header, False, identity), args.rounds
+        )
         environ = wsgi_environ(PATH, headers)
-        werk_s = time_call(lambda: identify_wsgi(WerkzeugRequest(environ, shallow=True)),
-                           args.rounds)
+        werk_s = time_call(
+            lambda: identify_wsgi(WerkzeugRequest(environ, shallow=True)), args.rounds
+        )
         scope = asgi_scope(PATH, headers)
         star_s = time_call(
-            lambda: identify_asgi_sync(StarletteRequest(scope, ASGIDriver.receive)), args.rounds)
+            lambda: identify_asgi_sync(StarletteRequest(scope, ASGIDriver.receive)), args.rounds
+        )
         assert wsgi_guard.is_verified(cookie_header, False, identity)
         verifier.store.dispose()
 
@@ -196,41 +210,82 @@ def main() -> int:
             [label, "null app + SMS2FAMiddleware", fmt(best["ours-null"] * us), fmt(null_added)],
         ]
     sync_added = (asgi_best["ours-null-sync"] - asgi_best["null"]) * us
-    rows.append(["Starlette (ASGI)", "null app + SMS2FAMiddleware, sync identify (thread)",
-                 fmt(asgi_best["ours-null-sync"] * us), fmt(sync_added)])
+    rows.append(
+        [
+            "Starlette (ASGI)",
+            "null app + SMS2FAMiddleware, sync identify (thread)",
+            fmt(asgi_best["ours-null-sync"] * us),
+            fmt(sync_added),
+        ]
+    )
     print(table(["app", "variant", "µs / request", "added µs"], rows))
 
     print("\nBuilding blocks, same run:\n")
-    print(table(["what", "µs"], [
-        ["one HMAC-SHA256 (short message) + `hmac.compare_digest` — the unit", fmt(hmac_us)],
-        ["`Guard.is_verified` (cookie lookup, HMAC, expiry, revocation dict)",
-         fmt(verify_s * us)],
-        ["identify (WSGI): `werkzeug.Request(environ, shallow=True)` + X-User header",
-         fmt(werk_s * us)],
-        ["identify (ASGI): `starlette.Request(scope, receive)` + x-user header",
-         fmt(star_s * us)],
-    ]))
+    print(
+        table(
+            ["what", "µs"],
+            [
+                [
+                    "one HMAC-SHA256 (short message) + `hmac.compare_digest` — the unit",
+                    fmt(hmac_us),
+                ],
+                [
+                    "`Guard.is_verified` (cookie lookup, HMAC, expiry, revocation dict)",
+                    fmt(verify_s * us),
+                ],
+                [
+                    "identify (WSGI): `werkzeug.Request(environ, shallow=True)` + X-User header",
+                    fmt(werk_s * us),
+                ],
+                [
+                    "identify (ASGI): `starlette.Request(scope, receive)` + x-user header",
+                    fmt(star_s * us),
+                ],
+            ],
+        )
+    )
 
-    print(f"\nTarget: added cost ≤ {TARGET_HMACS} HMAC verifications "
-          f"({TARGET_HMACS} × {fmt(hmac_us)} = {fmt(TARGET_HMACS * hmac_us)} µs here); "
-          "no DB query on this path.\n")
+    print(
+        f"\nTarget: added cost ≤ {TARGET_HMACS} HMAC verifications "
+        f"({TARGET_HMACS} × {fmt(hmac_us)} = {fmt(TARGET_HMACS * hmac_us)} µs here); "
+        "no DB query on this path.\n"
+    )
     summary = []
     for (label, (real_added, null_added)), n_queries, identify_us in zip(
-            added.items(), (wsgi_queries, asgi_queries), (werk_s * us, star_s * us)):
+        added.items(), (wsgi_queries, asgi_queries), (werk_s * us, star_s * us)
+    ):
         without = null_added - identify_us
-        summary.append([
-            label, fmt(real_added), fmt(null_added), f"{null_added / hmac_us:.1f}",
-            verdict(null_added <= TARGET_HMACS * hmac_us),
-            f"{fmt(without)} ({without / hmac_us:.1f})",
-            f"{n_queries} ({verdict(n_queries == 0)})",
-        ])
-    print(table(["adapter", "added µs (real app)", "added µs (null app)", "in HMACs (null app)",
-                 f"≤ {TARGET_HMACS} HMACs", "null-app added minus identify µs (HMACs)",
-                 "DB queries in timed loops"], summary))
-    print("\n_Added cost includes `identify` and the framework request object the adapter builds "
-          "for it; the verdict uses the null-app figure (the real-app one carries the apps' "
-          "run-to-run noise). \"minus identify\" subtracts the identify building block above: "
-          "what the middleware's own code costs._")
+        summary.append(
+            [
+                label,
+                fmt(real_added),
+                fmt(null_added),
+                f"{null_added / hmac_us:.1f}",
+                verdict(null_added <= TARGET_HMACS * hmac_us),
+                f"{fmt(without)} ({without / hmac_us:.1f})",
+                f"{n_queries} ({verdict(n_queries == 0)})",
+            ]
+        )
+    print(
+        table(
+            [
+                "adapter",
+                "added µs (real app)",
+                "added µs (null app)",
+                "in HMACs (null app)",
+                f"≤ {TARGET_HMACS} HMACs",
+                "null-app added minus identify µs (HMACs)",
+                "DB queries in timed loops",
+            ],
+            summary,
+        )
+    )
+    print(
+        "\n_Added cost includes `identify` and the framework request object the adapter builds "
+        "for it; the verdict uses the null-app figure (the real-app one carries the apps' "
+        'run-to-run noise). "minus identify" subtracts the identify building block above: '
+        "what the middleware's own code costs._"
+    )
     return 0
 
 

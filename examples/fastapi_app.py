@@ -34,8 +34,11 @@ password_hash = PasswordHash.recommended()
 USERS = {
     "alice": {"hashed_password": password_hash.hash("wonderland"), "phone": "+12065550100"},
     "bob": {"hashed_password": password_hash.hash("builder"), "phone": "+12065550111"},
-    "carol": {"hashed_password": password_hash.hash("singer"), "phone": "+12065550122",
-              "disabled": True},
+    "carol": {
+        "hashed_password": password_hash.hash("singer"),
+        "phone": "+12065550122",
+        "disabled": True,
+    },
 }
 
 
@@ -65,18 +68,27 @@ def user_for_token(token: str) -> str | None:
 async def current_user(token: Annotated[str, Depends(oauth2_scheme)]) -> User:
     username = user_for_token(token)
     if username is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Could not validate credentials",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Could not validate credentials",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return User(username=username)
 
 
 @api.post("/token")
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
     user = USERS.get(form.username)
-    if user is None or user.get("disabled") or not password_hash.verify(
-            form.password, str(user["hashed_password"])):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Incorrect username or password",
-                            headers={"WWW-Authenticate": "Bearer"})
+    if (
+        user is None
+        or user.get("disabled")
+        or not password_hash.verify(form.password, str(user["hashed_password"]))
+    ):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Incorrect username or password",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     expires = datetime.now(timezone.utc) + timedelta(minutes=30)
     token = jwt.encode({"sub": form.username, "exp": expires}, JWT_KEY, algorithm=ALGORITHM)
     return Token(access_token=token, token_type="bearer")  # noqa: S106 - the scheme's name
@@ -99,8 +111,10 @@ async def read_users_me(user: Annotated[User, Depends(current_user)]) -> User:
 
 
 @me.get("/items")
-async def read_own_items(user: Annotated[User, Depends(current_user)],
-                         verified: Annotated[Identity, Depends(require_verified)]) -> list[dict]:
+async def read_own_items(
+    user: Annotated[User, Depends(current_user)],
+    verified: Annotated[Identity, Depends(require_verified)],
+) -> list[dict]:
     return [{"item_id": "Foo", "owner": user.username, "verified_for": verified.auth_id}]
 
 

@@ -28,6 +28,7 @@ def secret(name: str) -> str:
         return secrets.token_urlsafe(32)
     sys.exit(f"{name} is not set (or set SMS2FA_DEVELOPMENT=1 to try with throw-away keys)")
 
+
 app = Flask(__name__)
 app.secret_key = secret("FLASK_SECRET_KEY")
 
@@ -42,8 +43,10 @@ def login():  # type: ignore[no-untyped-def]
     if request.method == "POST" and request.form.get("username") in USERS:
         session["user"] = request.form["username"]
         return redirect(safe_next(request.args.get("next")), 303)
-    return ('<form method="post"><label>User name <input name="username" value="alice">'
-            "</label> <button>Log in</button></form>")
+    return (
+        '<form method="post"><label>User name <input name="username" value="alice">'
+        "</label> <button>Log in</button></form>"
+    )
 
 
 @app.post("/logout")
@@ -62,8 +65,10 @@ def logout():  # type: ignore[no-untyped-def]
 @verified_required  # defence in depth: refuses (403) a request the middleware did not verify
 def account() -> str:
     identity = request.environ[ENVIRON_KEY]
-    return (f"<h1>Hello, {identity.auth_id}</h1><p>Verified by SMS.</p>"
-            '<form method="post" action="/logout"><button>Log out</button></form>')
+    return (
+        f"<h1>Hello, {identity.auth_id}</h1><p>Verified by SMS.</p>"
+        '<form method="post" action="/logout"><button>Log out</button></form>'
+    )
 
 
 def identify(req):  # type: ignore[no-untyped-def]

@@ -44,8 +44,10 @@ async def login(request: Request) -> HTMLResponse | RedirectResponse:
     if request.method == "POST" and form.get("username") in USERS:
         request.session["user"] = form["username"]
         return RedirectResponse(safe_next(request.query_params.get("next")), 303)
-    return HTMLResponse('<form method="post"><label>User name <input name="username" '
-                        'value="alice"></label> <button>Log in</button></form>')
+    return HTMLResponse(
+        '<form method="post"><label>User name <input name="username" '
+        'value="alice"></label> <button>Log in</button></form>'
+    )
 
 
 @verified_required  # defence in depth: refuses (403) a request the middleware did not verify
@@ -66,12 +68,20 @@ try:
 except ConfigurationError as exc:
     sys.exit(f"sms2fa: {exc}")
 app = Starlette(
-    routes=[Route("/", home), Route("/login", login, methods=["GET", "POST"]),
-            Route("/account", account)],
+    routes=[
+        Route("/", home),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/account", account),
+    ],
     middleware=[
         Middleware(SessionMiddleware, secret_key=secret("SESSION_SECRET")),
-        Middleware(SMS2FAMiddleware, settings=settings, protect=PROTECT,
-                   identify=identify, login_url="/login"),
+        Middleware(
+            SMS2FAMiddleware,
+            settings=settings,
+            protect=PROTECT,
+            identify=identify,
+            login_url="/login",
+        ),
     ],
 )
 check_routes(app, PROTECT)  # logs a warning for each route the patterns may leave open

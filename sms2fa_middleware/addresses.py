@@ -25,8 +25,7 @@ def address_key(value: str | None) -> str:
     key = _parsed(value)
     if key is None:
         # repr and a cut: the value is the client's, and must not forge log lines.
-        log.warning("sms2fa: ignoring a client address that is not an IP address: %r",
-                    value[:60])
+        log.warning("sms2fa: ignoring a client address that is not an IP address: %r", value[:60])
         return UNKNOWN
     return key
 

@@ -26,8 +26,9 @@ def load_app(target: str) -> Any:
         module = importlib.import_module(module_name)
     except (Exception, SystemExit) as exc:  # whatever the import raises (sys.exit too:
         # its status would read as "warnings"): say what, exit 2
-        raise ConfigurationError(f"cannot import {module_name!r}: "
-                                 f"{type(exc).__name__}: {exc}") from None
+        raise ConfigurationError(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     names = [attr] if attr else ["app", "application"]
     for name in names:
         obj: Any = module
@@ -78,8 +79,12 @@ def _as_list(patterns: Any) -> list[str]:
     return [patterns] if isinstance(patterns, str) else list(patterns)
 
 
-def check_app(app: Any, protect: Iterable[str] | None = None,
-              exclude: Iterable[str] | None = None, public: Iterable[str] = ()) -> list[str]:
+def check_app(
+    app: Any,
+    protect: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    public: Iterable[str] = (),
+) -> list[str]:
     """The start-up check of a Flask, Starlette/FastAPI or Django app (a Django WSGI/ASGI
     handler: ``settings.SMS2FA`` is read), found through the middleware wrapping it.
     ``protect``/``exclude`` default to the wrapping SMS2FAMiddleware's."""
@@ -93,8 +98,9 @@ def check_app(app: Any, protect: Iterable[str] | None = None,
     protect = found_protect if protect is None else list(protect)
     exclude = found_exclude if exclude is None else list(exclude)
     if not protect:
-        raise ConfigurationError("no protect patterns: pass --protect, or point at the app "
-                                 "SMS2FAMiddleware wraps")
+        raise ConfigurationError(
+            "no protect patterns: pass --protect, or point at the app SMS2FAMiddleware wraps"
+        )
     for obj in chain:
         if hasattr(obj, "url_map") and hasattr(obj, "view_functions"):
             from .flask import check_routes as check_flask
@@ -104,8 +110,10 @@ def check_app(app: Any, protect: Iterable[str] | None = None,
             from .starlette import check_routes as check_starlette
 
             return check_starlette(obj, protect, exclude, public)
-    raise ConfigurationError(f"{type(app).__name__} is not a Flask, Starlette, FastAPI or "
-                             "Django application (nor middleware around one)")
+    raise ConfigurationError(
+        f"{type(app).__name__} is not a Flask, Starlette, FastAPI or "
+        "Django application (nor middleware around one)"
+    )
 
 
 __all__ = ["check_app", "load_app"]

@@ -40,11 +40,19 @@ Identify = Callable[[StarletteRequest], "Identity | Awaitable[Identity | None] |
 STATE_KEY = "sms2fa"
 MIDDLEWARE_KEY = "sms2fa_middleware"
 
+
 class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
     """Demand a verified SMS second factor on the ``protect``ed paths of an ASGI app."""
 
-    def __init__(self, app: ASGIApp, settings: Settings | None = None, *, identify: Identify,
-                 guard: Guard | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings | None = None,
+        *,
+        identify: Identify,
+        guard: Guard | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(app, settings, identify=identify, guard=guard, **options)
         # An app that sets its own root path (FastAPI(root_path="/api")) writes it into the
         # scope after we classified: Starlette then routes the path minus that root. Every
@@ -79,8 +87,15 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
                 return
         await self._guarded(scope, receive, send, path, kind, max_age)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send, path: str,
-                       kind: int, max_age: int | None = None) -> None:
+    async def _guarded(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        kind: int,
+        max_age: int | None = None,
+    ) -> None:
         guard = self.guard
         identity, failure = None, None
         try:
@@ -89,8 +104,14 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
             failure = exc
         if guard.revocations_stale():
             await WORK.run(guard.refresh_revocations)
-        verdict = guard.decide(kind, identity, failure, _cookie_header(scope),
-                               scope.get("scheme") in ("https", "wss"), max_age)
+        verdict = guard.decide(
+            kind,
+            identity,
+            failure,
+            _cookie_header(scope),
+            scope.get("scheme") in ("https", "wss"),
+            max_age,
+        )
         if verdict.to_app:
             scope["state"][STATE_KEY] = verdict.identity
             private = verdict.private and scope["type"] == "http"
@@ -98,15 +119,20 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         elif scope["type"] == "websocket":  # no HTTP answer on a websocket: close it
             await send({"type": "websocket.close", "code": verdict.close_code})
         else:
-            request = (await read_request(scope, receive, path=path) if verdict.reads_body
-                       else request_from_scope(scope, path))
-            response = too_large() if request is None else await SENDS.run(
-                guard.answer, verdict, request)
+            request = (
+                await read_request(scope, receive, path=path)
+                if verdict.reads_body
+                else request_from_scope(scope, path)
+            )
+            response = (
+                too_large() if request is None else await SENDS.run(guard.answer, verdict, request)
+            )
             await send_response(send, response, head=scope["method"] == "HEAD")
 
     async def _identity(self, scope: Scope, receive: Receive) -> Identity | None:
-        connection = (StarletteRequest(scope, receive) if scope["type"] == "http"
-                      else HTTPConnection(scope))
+        connection = (
+            StarletteRequest(scope, receive) if scope["type"] == "http" else HTTPConnection(scope)
+        )
         if self._identify_async:
             return await self.identify(connection)  # type: ignore[arg-type,misc,no-any-return]
         result = await WORK.run(self.identify, connection)
@@ -117,7 +143,8 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
 
 def _is_async(identify: Any) -> bool:
     return inspect.iscoroutinefunction(identify) or inspect.iscoroutinefunction(
-        getattr(identify, "__call__", None))  # noqa: B004  (an object with async __call__)
+        getattr(identify, "__call__", None)  # noqa: B004 (an object with async __call__)
+    )
 
 
 def _private(send: Send) -> Send:

@@ -53,8 +53,9 @@ class BodyTimeout(Exception):
     """The declared body did not arrive within the allowed time (a slow or stalled client)."""
 
 
-async def read_request(scope: Scope, receive: Any, path: str | None = None,
-                       body_timeout: float | None = None) -> Request | None:
+async def read_request(
+    scope: Scope, receive: Any, path: str | None = None, body_timeout: float | None = None
+) -> Request | None:
     """The request with its body; None if the body is larger than MAX_BODY.
 
     With ``body_timeout``, raises :class:`BodyTimeout` when the whole body has not arrived
@@ -95,8 +96,13 @@ async def _read_body(receive: Any, chunks: list[bytes]) -> bool:
 
 async def send_response(send: Any, response: Response, head: bool = False) -> None:
     headers, body = wire(response, head)
-    await send({"type": "http.response.start", "status": response.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -52,8 +52,10 @@ from .guard import PASS, IdentifyError
 
 log = logging.getLogger("sms2fa")
 
-_NO_USER = ("SMS2FAChannelsMiddleware found no scope['user']: wrap it inside Channels' "
-            "AuthMiddlewareStack(...), or set SMS2FA['identify']")
+_NO_USER = (
+    "SMS2FAChannelsMiddleware found no scope['user']: wrap it inside Channels' "
+    "AuthMiddlewareStack(...), or set SMS2FA['identify']"
+)
 
 
 class ScopeIdentify:
@@ -93,28 +95,36 @@ class SMS2FAChannelsMiddleware:
         self.inner = inner
         self.installed = installed()
         self.guard = self.installed.guard
-        self.middleware = SMS2FAMiddleware(inner, identify=ScopeIdentify(self.installed),
-                                           guard=self.guard)
+        self.middleware = SMS2FAMiddleware(
+            inner, identify=ScopeIdentify(self.installed), guard=self.guard
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await self.inner(scope, receive, send)
             return
         root = scope.get("root_path")
-        if root and scope["path"].startswith(root) and scope["path"][len(root):][:1] not in (
-                "", "/"):
+        if (
+            root
+            and scope["path"].startswith(root)
+            and scope["path"][len(root) :][:1] not in ("", "/")
+        ):
             # URLRouter strips root_path without a segment boundary ("/app" from
             # "/appaccount/") where the guard would not: two readings, so refuse.
             await send({"type": "websocket.close", "code": 1008})
             return
         # Behind a TLS proxy Django set the __Host- cookie: read the scheme as Django does.
-        if (scope.get("scheme") != "wss" and django_settings.SECURE_PROXY_SSL_HEADER
-                and handshake_request(scope).is_secure()):
+        if (
+            scope.get("scheme") != "wss"
+            and django_settings.SECURE_PROXY_SSL_HEADER
+            and handshake_request(scope).is_secure()
+        ):
             scope = {**scope, "scheme": "wss"}
         await self.middleware(scope, receive, send)
 
 
 # -- start-up check ------------------------------------------------------------------------
+
 
 def check_websocket_routes(application: Any) -> list[str]:
     """Start-up check: log (and return) a warning for each websocket route of a Channels
@@ -144,12 +154,16 @@ def check_websocket_routes(application: Any) -> list[str]:
 
     def _endpoint(path: str | None) -> None:
         if path is None:  # no router: this app takes websockets at every path
-            warnings.append("the websocket application takes every path, the protected "
-                            "ones too, and no SMS2FAChannelsMiddleware guards it")
+            warnings.append(
+                "the websocket application takes every path, the protected "
+                "ones too, and no SMS2FAChannelsMiddleware guards it"
+            )
         elif guard.classify(path) != PASS:
-            warnings.append(f"websocket route {path!r} is protected but no "
-                            "SMS2FAChannelsMiddleware guards it: it connects without "
-                            "SMS verification")
+            warnings.append(
+                f"websocket route {path!r} is protected but no "
+                "SMS2FAChannelsMiddleware guards it: it connects without "
+                "SMS verification"
+            )
 
     walk(websocket, None)
     for warning in warnings:
@@ -157,5 +171,9 @@ def check_websocket_routes(application: Any) -> list[str]:
     return warnings
 
 
-__all__ = ["SMS2FAChannelsMiddleware", "ScopeIdentify", "check_websocket_routes",
-           "handshake_request"]
+__all__ = [
+    "SMS2FAChannelsMiddleware",
+    "ScopeIdentify",
+    "check_websocket_routes",
+    "handshake_request",
+]

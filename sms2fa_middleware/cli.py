@@ -65,7 +65,8 @@ def _serve(args: argparse.Namespace) -> int:
     # Every worker's protocol reads these (uvicorn builds it in each worker process).
     header_timeout, max_connections = read_limits(
         args.header_timeout or os.environ.get(HEADER_TIMEOUT_ENV),
-        args.max_connections or os.environ.get(MAX_CONNECTIONS_ENV))
+        args.max_connections or os.environ.get(MAX_CONNECTIONS_ENV),
+    )
     os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
     os.environ[MAX_CONNECTIONS_ENV] = str(max_connections)
     if args.dev:
@@ -165,8 +166,12 @@ def _check_routes(args: argparse.Namespace) -> int:
     warnings = check_app(load_app(args.app), args.protect, args.exclude, args.public or ())
     for warning in warnings:
         print(warning)
-    print(f"sms2fa: {len(warnings)} route warning(s)" if warnings
-          else "sms2fa: routes checked, no warnings", file=sys.stderr)
+    print(
+        f"sms2fa: {len(warnings)} route warning(s)"
+        if warnings
+        else "sms2fa: routes checked, no warnings",
+        file=sys.stderr,
+    )
     return 1 if warnings else 0
 
 
@@ -188,84 +193,130 @@ def _port(text: str) -> int:
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: %(default)s, this machine only)")
-    parser.add_argument("--port", type=_port, default=8000,
-                        help="TCP port to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="TCP port to listen on (default: %(default)s)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``sms2fa`` argument parser."""
     parser = argparse.ArgumentParser(prog="sms2fa", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     help="what to do (sms2fa COMMAND --help tells more)")
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do (sms2fa COMMAND --help tells more)",
+    )
 
     serve = commands.add_parser(
-        "serve", help="run the standalone verification service (the HTTP API)",
+        "serve",
+        help="run the standalone verification service (the HTTP API)",
         description="Run the HTTP verification API under uvicorn. Needs SMS2FA_SECRET_KEY and "
-                    "Flowroute credentials (FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY, "
-                    "FLOWROUTE_NUMBER) unless --dev. GET /health checks the database.")
+        "Flowroute credentials (FLOWROUTE_ACCESS_KEY, FLOWROUTE_SECRET_KEY, "
+        "FLOWROUTE_NUMBER) unless --dev. GET /health checks the database.",
+    )
     _add_address(serve)
-    serve.add_argument("--workers", type=_positive, default=1,
-                       help="worker processes (default: %(default)s); they share the database")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes (default: %(default)s); they share the database",
+    )
     serve.add_argument("--prefix", default="/", help="mount the API here (default: /)")
-    serve.add_argument("--header-timeout", metavar="SECONDS",
-                       help="seconds a client has to send a request's headers before the "
-                            "connection is closed (default: $SMS2FA_SERVE_HEADER_TIMEOUT, "
-                            "else 10)")
-    serve.add_argument("--max-connections", metavar="N",
-                       help="open connections per worker at most, lowered to fit the "
-                            "open-file limit; over it the oldest connection still waiting for "
-                            "headers is closed (default: $SMS2FA_SERVE_MAX_CONNECTIONS, "
-                            "else 1000)")
-    serve.add_argument("--dev", action="store_true",
-                       help="development mode: a throw-away secret key; codes printed to the "
-                            "console unless Flowroute keys are set")
-    serve.add_argument("--public", action="store_true",
-                       help="allow a non-loopback --host without SMS2FA_API_TOKEN (only when "
-                            "something in front of the service restricts who reaches it)")
+    serve.add_argument(
+        "--header-timeout",
+        metavar="SECONDS",
+        help="seconds a client has to send a request's headers before the "
+        "connection is closed (default: $SMS2FA_SERVE_HEADER_TIMEOUT, "
+        "else 10)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        metavar="N",
+        help="open connections per worker at most, lowered to fit the "
+        "open-file limit; over it the oldest connection still waiting for "
+        "headers is closed (default: $SMS2FA_SERVE_MAX_CONNECTIONS, "
+        "else 1000)",
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development mode: a throw-away secret key; codes printed to the "
+        "console unless Flowroute keys are set",
+    )
+    serve.add_argument(
+        "--public",
+        action="store_true",
+        help="allow a non-loopback --host without SMS2FA_API_TOKEN (only when "
+        "something in front of the service restricts who reaches it)",
+    )
     serve.set_defaults(func=_serve)
 
     demo = commands.add_parser(
-        "demo", help="run a protected example app with a fake phone (no Flowroute account)",
+        "demo",
+        help="run a protected example app with a fake phone (no Flowroute account)",
         description="A small app with a login and a protected page; a fake phone at /phone "
-                    "shows the texts it sends. Nothing is kept after it stops.")
+        "shows the texts it sends. Nothing is kept after it stops.",
+    )
     _add_address(demo)
     demo.set_defaults(func=_demo)
 
     migrate = commands.add_parser(
-        "migrate", help="create the database tables if they are missing (safe to repeat)",
+        "migrate",
+        help="create the database tables if they are missing (safe to repeat)",
         description="Create sms2fa's tables in SMS2FA_DATABASE_URL if they are missing; "
-                    "existing tables and rows are kept, so running it again (or from "
-                    "several hosts at once) is safe. Run it as a deploy step when the app "
-                    "should not create tables itself (Django); sms2fa serve, sms2fa demo "
-                    "and the middleware create them on their own.")
+        "existing tables and rows are kept, so running it again (or from "
+        "several hosts at once) is safe. Run it as a deploy step when the app "
+        "should not create tables itself (Django); sms2fa serve, sms2fa demo "
+        "and the middleware create them on their own.",
+    )
     migrate.set_defaults(func=_migrate)
 
     purge = commands.add_parser(
-        "purge", help="delete expired codes, counters and old revocations now",
+        "purge",
+        help="delete expired codes, counters and old revocations now",
         description="Delete expired codes, counters and revocations older than 31 days. "
-                    "Running services already purge once a minute; run this from cron when "
-                    "nothing serves for long stretches, or before a backup.")
+        "Running services already purge once a minute; run this from cron when "
+        "nothing serves for long stretches, or before a backup.",
+    )
     purge.set_defaults(func=_purge)
 
     check = commands.add_parser(
-        "check-routes", help="warn about routes the protect patterns may leave open (exit 1)",
+        "check-routes",
+        help="warn about routes the protect patterns may leave open (exit 1)",
         description="Import a Flask, Starlette/FastAPI or Django app (module:attr, as servers "
-                    "name it; Django: the project's wsgi or asgi application, SMS2FA read "
-                    "from its settings) and print a warning for each route the protect "
-                    "patterns may leave open and each pattern that matches no route. Exit "
-                    "status 1 when there are warnings, 2 when the app cannot be loaded.")
+        "name it; Django: the project's wsgi or asgi application, SMS2FA read "
+        "from its settings) and print a warning for each route the protect "
+        "patterns may leave open and each pattern that matches no route. Exit "
+        "status 1 when there are warnings, 2 when the app cannot be loaded.",
+    )
     check.add_argument("app", help="the application, as module:attr (e.g. myapp:app)")
-    check.add_argument("--protect", action="append", metavar="PATTERN",
-                       help="a protect pattern (repeat it; default: the SMS2FAMiddleware "
-                            "around the app, or Django's SMS2FA)")
-    check.add_argument("--exclude", action="append", metavar="PATTERN",
-                       help="an exclude pattern (repeat it; default: as --protect)")
-    check.add_argument("--public", action="append", metavar="PATTERN",
-                       help="a route that is deliberately open: no warning about it "
-                            "(repeat it; Django default: SMS2FA_PUBLIC_ROUTES)")
+    check.add_argument(
+        "--protect",
+        action="append",
+        metavar="PATTERN",
+        help="a protect pattern (repeat it; default: the SMS2FAMiddleware "
+        "around the app, or Django's SMS2FA)",
+    )
+    check.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="an exclude pattern (repeat it; default: as --protect)",
+    )
+    check.add_argument(
+        "--public",
+        action="append",
+        metavar="PATTERN",
+        help="a route that is deliberately open: no warning about it "
+        "(repeat it; Django default: SMS2FA_PUBLIC_ROUTES)",
+    )
     check.set_defaults(func=_check_routes)
     return parser
 

@@ -28,9 +28,11 @@ from .testing import FakeFlowroute
 
 USERS = {"alice": "+12065550123", "bob": "+12065550145"}
 
-_STYLE = ("<meta name=viewport content='width=device-width, initial-scale=1'><style>"
-          "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;"
-          "padding:0 1rem}li{margin:.5rem 0}code{font-size:1.2rem}</style>")
+_STYLE = (
+    "<meta name=viewport content='width=device-width, initial-scale=1'><style>"
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;"
+    "padding:0 1rem}li{margin:.5rem 0}code{font-size:1.2rem}</style>"
+)
 
 
 def _page(title: str, body: str, refresh: bool = False) -> HTMLResponse:
@@ -41,25 +43,34 @@ def _page(title: str, body: str, refresh: bool = False) -> HTMLResponse:
 async def home(request: Request) -> Response:
     user = request.session.get("user")
     who = f"Logged in as <b>{escape(user)}</b>." if user else "Not logged in."
-    return _page("sms2fa demo", (
-        "<h1>sms2fa demo</h1>"
-        f"<p>{who}</p><ol><li><a href='/login'>Log in</a> (alice or bob)</li>"
-        "<li>Open <a href='/account'>your account</a>: it needs an SMS code.</li>"
-        "<li>Read the code on the <a href='/phone' target='phone'>fake phone</a>.</li>"
-        "</ol><form method=post action=/logout><button>Log out</button></form>"))
+    return _page(
+        "sms2fa demo",
+        (
+            "<h1>sms2fa demo</h1>"
+            f"<p>{who}</p><ol><li><a href='/login'>Log in</a> (alice or bob)</li>"
+            "<li>Open <a href='/account'>your account</a>: it needs an SMS code.</li>"
+            "<li>Read the code on the <a href='/phone' target='phone'>fake phone</a>.</li>"
+            "</ol><form method=post action=/logout><button>Log out</button></form>"
+        ),
+    )
 
 
 async def login(request: Request) -> Response:
     if request.method == "POST":
         # Parsed by hand: request.form() would need python-multipart just for the demo.
         username = parse_qs((await request.body()).decode("utf-8", "replace")).get(
-            "username", [""])[0]
+            "username", [""]
+        )[0]
         if username in USERS:
             request.session["user"] = username
             return RedirectResponse(safe_next(request.query_params.get("next")), 303)
-    return _page("Log in", (
-        "<h1>Log in</h1><form method=post><label>User name "
-        "<input name=username value=alice></label> <button>Log in</button></form>"))
+    return _page(
+        "Log in",
+        (
+            "<h1>Log in</h1><form method=post><label>User name "
+            "<input name=username value=alice></label> <button>Log in</button></form>"
+        ),
+    )
 
 
 async def logout(request: Request) -> Response:
@@ -71,18 +82,24 @@ async def logout(request: Request) -> Response:
 
 async def account(request: Request) -> Response:
     identity = request.state.sms2fa
-    return _page("Your account", (
-        f"<h1>Your account</h1><p id=verified>Hello, {escape(identity.auth_id)}: "
-        "you are verified by SMS.</p><p><a href='/'>Home</a></p>"))
+    return _page(
+        "Your account",
+        (
+            f"<h1>Your account</h1><p id=verified>Hello, {escape(identity.auth_id)}: "
+            "you are verified by SMS.</p><p><a href='/'>Home</a></p>"
+        ),
+    )
 
 
 async def phone(request: Request) -> Response:
-    items = "".join(
-        f"<li><small>to {escape(m.to)}</small><br><code>{escape(m.body)}</code></li>"
-        for m in reversed(request.app.state.fake.messages)
-    ) or "<li>No messages yet.</li>"
-    return _page("Fake phone", f"<h1>Fake phone inbox</h1><ul id=inbox>{items}</ul>",
-                 refresh=True)
+    items = (
+        "".join(
+            f"<li><small>to {escape(m.to)}</small><br><code>{escape(m.body)}</code></li>"
+            for m in reversed(request.app.state.fake.messages)
+        )
+        or "<li>No messages yet.</li>"
+    )
+    return _page("Fake phone", f"<h1>Fake phone inbox</h1><ul id=inbox>{items}</ul>", refresh=True)
 
 
 def identify(request: Request) -> Identity | None:
@@ -98,13 +115,18 @@ def create_demo_app(fake: FakeFlowroute, database_url: str | None = None) -> ASG
         resend_cooldown=10,
         **fake.settings_kwargs(),  # type: ignore[arg-type]
     )
-    routes = Starlette(routes=[
-        Route("/", home), Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["POST"]), Route("/account", account),
-        Route("/phone", phone),
-    ])
-    protected = SMS2FAMiddleware(routes, settings, protect=["/account"], identify=identify,
-                                 login_url="/login")
+    routes = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/account", account),
+            Route("/phone", phone),
+        ]
+    )
+    protected = SMS2FAMiddleware(
+        routes, settings, protect=["/account"], identify=identify, login_url="/login"
+    )
     routes.state.fake, routes.state.sms2fa = fake, protected
     # Plain ASGI composition: the session layer outside, so identify() can read the session.
     return SessionMiddleware(protected, secret_key=secrets.token_urlsafe(32))

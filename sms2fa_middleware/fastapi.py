@@ -36,8 +36,11 @@ Scheme = Callable[[Request], Awaitable[Any]]
 
 
 def fastapi_identify(
-    user: Callable[..., Any], *, scheme: Scheme | None = None,
-    auth_id: UserField = "id", phone: UserField = "phone_number",
+    user: Callable[..., Any],
+    *,
+    scheme: Scheme | None = None,
+    auth_id: UserField = "id",
+    phone: UserField = "phone_number",
 ) -> Callable[[Request], Awaitable[Identity | None]]:
     """An async ``identify``: ``user(await scheme(request))`` as ``Identity(<auth_id>,
     <phone>)``, None when either raises HTTPException or gives None. ``user`` may be
@@ -53,8 +56,11 @@ def fastapi_identify(
             credential = await found(request)
             if credential is None:
                 return None
-            who = (await user(credential) if lookup_is_async
-                   else await run_in_threadpool(user, credential))
+            who = (
+                await user(credential)
+                if lookup_is_async
+                else await run_in_threadpool(user, credential)
+            )
         except HTTPException:  # the app would answer 401/403: anonymous
             return None
         if who is None:
@@ -83,7 +89,8 @@ def _scheme_of(user: Callable[..., Any]) -> Scheme:
     raise TypeError(
         f"fastapi_identify: {getattr(user, '__name__', user)!r} must take one parameter that "
         "Depends on the security scheme; else give scheme=your_scheme and a function of "
-        "the credential it returns")
+        "the credential it returns"
+    )
 
 
 __all__ = ["fastapi_identify"]

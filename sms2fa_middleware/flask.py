@@ -41,11 +41,13 @@ def verified_required(view: ViewT) -> ViewT:
     """Refuse (403) the request unless the middleware verified it (``sms2fa.identity`` in
     the WSGI environ). Sync and async views."""
     if inspect.iscoroutinefunction(view):
+
         @functools.wraps(view)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             if request.environ.get(ENVIRON_KEY) is None:
                 return _refuse()
             return await view(*args, **kwargs)
+
         return async_wrapper  # type: ignore[return-value]
 
     @functools.wraps(view)
@@ -53,6 +55,7 @@ def verified_required(view: ViewT) -> ViewT:
         if request.environ.get(ENVIRON_KEY) is None:
             return _refuse()
         return view(*args, **kwargs)
+
     return wrapper  # type: ignore[return-value]
 
 
@@ -61,8 +64,9 @@ def route_paths(app: Flask) -> list[str]:
     return [re.sub(r"<[^>]*>", "x", rule.rule) for rule in app.url_map.iter_rules()]
 
 
-def check_routes(app: Flask, protect: Iterable[str], exclude: Iterable[str] = (),
-                 public: Iterable[str] = ()) -> list[str]:
+def check_routes(
+    app: Flask, protect: Iterable[str], exclude: Iterable[str] = (), public: Iterable[str] = ()
+) -> list[str]:
     """Start-up check: log (and return) a warning for each route the patterns may leave open
     -- a near miss such as ``protect=["/admin/*"]`` with a route ``/admin``, see
     :func:`~sms2fa_middleware.guard.paths.route_warnings` -- unless ``exclude`` or
@@ -72,7 +76,8 @@ def check_routes(app: Flask, protect: Iterable[str], exclude: Iterable[str] = ()
 
 
 def flask_login_identify(
-    app: Flask, phone_attribute: UserField = "phone_number",
+    app: Flask,
+    phone_attribute: UserField = "phone_number",
 ) -> Callable[[WerkzeugRequest], Identity | None]:
     """``identify`` for a Flask-Login app: the user is who Flask-Login says -- its user
     loader for the session, its remember-me cookie after a browser restart, its request
@@ -139,5 +144,11 @@ def check_command() -> None:
     click.echo("sms2fa: settings OK")
 
 
-__all__ = ["check_routes", "find_middleware", "flask_login_identify", "route_paths",
-           "sms2fa_cli", "verified_required"]
+__all__ = [
+    "check_routes",
+    "find_middleware",
+    "flask_login_identify",
+    "route_paths",
+    "sms2fa_cli",
+    "verified_required",
+]

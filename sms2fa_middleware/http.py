@@ -23,7 +23,18 @@ from .messages import (
 )
 
 __all__ = [
-    "MAX_BODY", "EngineCall", "FailedAuthorizations", "Request", "Response", "VerificationAPI",
-    "client_address", "error_response", "iso", "json_object", "json_response", "only_keys",
-    "too_large", "wire",
+    "MAX_BODY",
+    "EngineCall",
+    "FailedAuthorizations",
+    "Request",
+    "Response",
+    "VerificationAPI",
+    "client_address",
+    "error_response",
+    "iso",
+    "json_object",
+    "json_response",
+    "only_keys",
+    "too_large",
+    "wire",
 ]

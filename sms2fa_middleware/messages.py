@@ -89,8 +89,9 @@ def wire(response: Response, head: bool = False) -> tuple[list[tuple[str, str]],
     return headers, (b"" if head else response.body)
 
 
-def json_response(status: int, data: Mapping[str, Any],
-                  headers: list[tuple[str, str]] | None = None) -> Response:
+def json_response(
+    status: int, data: Mapping[str, Any], headers: list[tuple[str, str]] | None = None
+) -> Response:
     body = json.dumps(data, separators=(",", ":")).encode()
     return Response(status, body, [*_JSON_HEADERS, *(headers or [])])
 
@@ -151,8 +152,9 @@ def json_object(request: Request) -> dict[str, Any]:
     return data
 
 
-def only_keys(data: Mapping[str, Any], required: tuple[str, ...],
-              optional: tuple[str, ...]) -> None:
+def only_keys(
+    data: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]
+) -> None:
     """InvalidAPIUsage, naming what is missing or unknown, unless ``data`` has every
     ``required`` key and no key beyond ``optional``."""
     missing = [k for k in required if k not in data]

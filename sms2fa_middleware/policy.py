@@ -89,21 +89,42 @@ class Keys:
         return f"{self.scope}unauthorized:{address_key(client_address)}"
 
 
-def send_budgets(settings: Settings, keys: Keys, key: str, number: str,
-                 client_address: str | None, parts: int = 1) -> list[Budget]:
+def send_budgets(
+    settings: Settings,
+    keys: Keys,
+    key: str,
+    number: str,
+    client_address: str | None,
+    parts: int = 1,
+) -> list[Budget]:
     """Every budget a send spends. ``parts``: the segments the message is billed as; the
     per-auth_id cooldown counts sends, the others segments."""
     s, scope = settings, keys.scope
     budgets: list[Budget] = []
     if s.resend_cooldown:
-        budgets.append(Budget("resend_cooldown", keys.cooldown(key), 1, s.resend_cooldown, 1,
-                              cooldown=True))
+        budgets.append(
+            Budget("resend_cooldown", keys.cooldown(key), 1, s.resend_cooldown, 1, cooldown=True)
+        )
     if s.recipient_send_limit:
-        budgets.append(Budget("recipient", f"{scope}recipient:{number}",
-                              s.recipient_send_limit, s.recipient_send_window, parts))
+        budgets.append(
+            Budget(
+                "recipient",
+                f"{scope}recipient:{number}",
+                s.recipient_send_limit,
+                s.recipient_send_window,
+                parts,
+            )
+        )
     if s.address_send_limit and client_address is not None:
-        budgets.append(Budget("client_address", f"{scope}address:{address_key(client_address)}",
-                              s.address_send_limit, s.address_send_window, parts))
+        budgets.append(
+            Budget(
+                "client_address",
+                f"{scope}address:{address_key(client_address)}",
+                s.address_send_limit,
+                s.address_send_window,
+                parts,
+            )
+        )
     if s.global_send_limit:
         budgets.append(Budget("global", f"{scope}global", s.global_send_limit, 3600, parts))
     return budgets
@@ -154,8 +175,7 @@ def live(attempts_left: int, expires_at: datetime, now: datetime) -> bool:
 def check_auth_id(auth_id: object) -> str:
     """The auth_id if it is a string of 1..120 characters, else InvalidAPIUsage."""
     if not isinstance(auth_id, str) or not 0 < len(auth_id) <= MAX_AUTH_ID_LENGTH:
-        raise InvalidAPIUsage(
-            f"'auth_id' must be a string of 1 to {MAX_AUTH_ID_LENGTH} characters")
+        raise InvalidAPIUsage(f"'auth_id' must be a string of 1 to {MAX_AUTH_ID_LENGTH} characters")
     if not auth_id.isprintable():
         raise InvalidAPIUsage("'auth_id' must not contain control characters")
     return auth_id
@@ -175,7 +195,8 @@ def custom_template(settings: Settings, message: object, length: int) -> str:
     if not settings.allow_custom_message:
         raise InvalidAPIUsage(
             "'message' is turned off here; the service's own message is sent "
-            "(operators enable it with SMS2FA_ALLOW_CUSTOM_MESSAGE)")
+            "(operators enable it with SMS2FA_ALLOW_CUSTOM_MESSAGE)"
+        )
     if not isinstance(message, str) or not 0 < len(message) <= 1000:
         raise InvalidAPIUsage("'message' must be a string of 1 to 1000 characters")
     try:
@@ -185,5 +206,6 @@ def custom_template(settings: Settings, message: object, length: int) -> str:
     if segments(template.format(code="0" * length, org_name=settings.org_name)) > 1:
         raise InvalidAPIUsage(
             "'message' must fit one SMS segment with its code filled in: 160 characters, "
-            "or 70 with any character outside ASCII")
+            "or 70 with any character outside ASCII"
+        )
     return template

@@ -20,13 +20,20 @@ HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
 def refusal(path: str) -> dict[str, str]:
     """The JSON body of a 403 from a route-level check, logged with the path: the
     developer's clue that this view checks but ``protect=[...]`` missed its path."""
-    log.warning("sms2fa: view for %r ran without a verified session; is its path in "
-                "protect=[...]? Refused (403).", path)
+    log.warning(
+        "sms2fa: view for %r ran without a verified session; is its path in "
+        "protect=[...]? Refused (403).",
+        path,
+    )
     return {"message": text.not_verified_here(), "reason": REASON}
 
 
-def report(routes: Iterable[str], protect: Iterable[str], exclude: Iterable[str] = (),
-           public: Iterable[str] = ()) -> list[str]:
+def report(
+    routes: Iterable[str],
+    protect: Iterable[str],
+    exclude: Iterable[str] = (),
+    public: Iterable[str] = (),
+) -> list[str]:
     """Log (and return) a warning for each route the patterns may leave open (a near miss of
     a protect pattern: :func:`~.guard.paths.route_warnings`) that neither ``exclude`` nor
     ``public`` (routes deliberately open) matches, and for each protect pattern that

@@ -124,8 +124,9 @@ class Settings:
 
     @property
     def flowroute_configured(self) -> bool:
-        return bool(self.flowroute_access_key and self.flowroute_secret_key
-                    and self.flowroute_number)
+        return bool(
+            self.flowroute_access_key and self.flowroute_secret_key and self.flowroute_number
+        )
 
     @property
     def backend(self) -> str:
@@ -190,8 +191,9 @@ def _validate(settings: Settings) -> None:
     _check_secret(settings)
     _check_api_token(settings)
     if settings.code_expiration > 600:
-        log.warning("sms2fa: codes live %ss; NIST SP 800-63B allows at most 600",
-                    settings.code_expiration)
+        log.warning(
+            "sms2fa: codes live %ss; NIST SP 800-63B allows at most 600", settings.code_expiration
+        )
 
 
 #: An API token shorter than this is refused: it must be as unguessable as a secret key.
@@ -231,8 +233,7 @@ def _check_ranges(settings: Settings) -> None:
             )
         if not low <= value <= high:
             raise ConfigurationError(
-                f"{f.name} ({env_name(f.name)}) must be between {low} and {high}, "
-                f"got {value}"
+                f"{f.name} ({env_name(f.name)}) must be between {low} and {high}, got {value}"
             )
 
 
@@ -261,9 +262,13 @@ def _check_phone_policy(settings: Settings) -> None:
             f"choose from {sorted(_number_type_names())}"
         )
     if settings.default_region != "US":
-        warnings.warn("Settings.default_region (SMS2FA_DEFAULT_REGION) is deprecated: it is "
-                      "the middleware's, so give default_region= to SMS2FAMiddleware (or "
-                      "the SMS2FA dict)", DeprecationWarning, stacklevel=5)
+        warnings.warn(
+            "Settings.default_region (SMS2FA_DEFAULT_REGION) is deprecated: it is "
+            "the middleware's, so give default_region= to SMS2FAMiddleware (or "
+            "the SMS2FA dict)",
+            DeprecationWarning,
+            stacklevel=5,
+        )
     if isinstance(settings.default_region, str):
         region = settings.default_region.strip().upper()
         object.__setattr__(settings, "default_region", region)
@@ -284,9 +289,7 @@ def _check_secret(settings: Settings) -> None:
             )
         object.__setattr__(settings, "secret_key", (development_key(),))
     elif any(len(k) < 16 for k in settings.secret_key) and not settings.development:
-        raise ConfigurationError(
-            "secret_key (SMS2FA_SECRET_KEY) must be at least 16 characters"
-        )
+        raise ConfigurationError("secret_key (SMS2FA_SECRET_KEY) must be at least 16 characters")
 
 
 def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
@@ -309,8 +312,11 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
 def check_template(template: str, what: str = "message") -> str:
     """Refuse a message template without ``{code}`` or with unknown placeholders."""
     try:
-        fields = [(name, spec, conversion) for _, name, spec, conversion
-                  in string.Formatter().parse(template) if name is not None]
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
+        ]
     except ValueError as exc:
         raise ConfigurationError(f"{what} is not a valid template: {exc}") from None
     names = {name for name, _, _ in fields}

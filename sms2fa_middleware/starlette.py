@@ -31,7 +31,9 @@ from .guard.paths import route_warnings
 
 
 def session_identify(
-    auth_id_key: str, *, phone_key: str | None = None,
+    auth_id_key: str,
+    *,
+    phone_key: str | None = None,
     phone: Callable[[Any], str | None] | None = None,
 ) -> Callable[[HTTPConnection], Identity | None]:
     """``identify`` from Starlette's ``request.session`` (SessionMiddleware, listed before
@@ -43,8 +45,9 @@ def session_identify(
 
     def identify(connection: HTTPConnection) -> Identity | None:
         if "session" not in connection.scope:
-            raise RuntimeError("session_identify needs Starlette's SessionMiddleware before "
-                               "SMS2FAMiddleware")
+            raise RuntimeError(
+                "session_identify needs Starlette's SessionMiddleware before SMS2FAMiddleware"
+            )
         session = connection.session
         auth_id = session.get(auth_id_key)
         if auth_id is None:
@@ -77,8 +80,9 @@ def verified_required(
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
         if _verified(request) is None:
-            return JSONResponse(route_checks.refusal(request.url.path), 403,
-                                headers={"cache-control": "no-store"})
+            return JSONResponse(
+                route_checks.refusal(request.url.path), 403, headers={"cache-control": "no-store"}
+            )
         return await endpoint(request)
 
     return wrapper
@@ -134,8 +138,9 @@ def route_paths(routes: Iterable[Any], base: str = "") -> list[str]:
     return _walk(routes, base, [])
 
 
-def check_routes(app: Any, protect: Iterable[str], exclude: Iterable[str] = (),
-                 public: Iterable[str] = ()) -> list[str]:
+def check_routes(
+    app: Any, protect: Iterable[str], exclude: Iterable[str] = (), public: Iterable[str] = ()
+) -> list[str]:
     """Start-up check: log (and return) a warning for each route the patterns may leave open
     -- a near miss such as ``protect=["/admin/*"]`` with a route ``/admin``, see
     :func:`~sms2fa_middleware.guard.paths.route_warnings` -- unless ``exclude`` or
@@ -145,10 +150,17 @@ def check_routes(app: Any, protect: Iterable[str], exclude: Iterable[str] = (),
     unread: list[str] = []
     paths = _walk(app.routes, "", unread)
     warnings = route_warnings(paths, protect, exclude, public)
-    warnings += [f"a route entry of type {name} has no path: its routes were not checked"
-                 for name in dict.fromkeys(unread)]
+    warnings += [
+        f"a route entry of type {name} has no path: its routes were not checked"
+        for name in dict.fromkeys(unread)
+    ]
     return route_checks.logged(warnings)
 
 
-__all__ = ["check_routes", "require_verified", "route_paths", "session_identify",
-           "verified_required"]
+__all__ = [
+    "check_routes",
+    "require_verified",
+    "route_paths",
+    "session_identify",
+    "verified_required",
+]

@@ -54,11 +54,11 @@ def _n(singular: str, plural: str, n: int) -> str:
 #: The one-time statuses the challenge page shows after a redirect (the flash cookie's value).
 STATUS_MESSAGES = {
     "rate_limited": "A code was sent very recently, or too many were asked for. Wait for the "
-                    "timer, then ask for a new one.",
+    "timer, then ask for a new one.",
     "send_failed": "We could not send the text message. Try again in a moment.",
     "bad_number": "We cannot send codes to the phone number on your account.",
     "post_lost": "Your last form was not sent, because this account needs a new code first. "
-                 "After you enter it, fill in the form again.",
+    "After you enter it, fill in the form again.",
 }
 
 
@@ -76,8 +76,11 @@ def attempts_left(n: int) -> str:
 
 
 def too_many_wrong(minutes: int) -> str:
-    return _n("Too many wrong codes. Try again in {n} minute.",
-              "Too many wrong codes. Try again in {n} minutes.", minutes)
+    return _n(
+        "Too many wrong codes. Try again in {n} minute.",
+        "Too many wrong codes. Try again in {n} minutes.",
+        minutes,
+    )
 
 
 def enter_digits() -> str:
@@ -102,13 +105,13 @@ def heading() -> str:
 
 def lead_sent(number_html: str) -> str:
     """``number_html`` is already-escaped HTML (the masked number in <strong>)."""
-    return _("We sent a verification code by text message to {number}.").format(
-        number=number_html)
+    return _("We sent a verification code by text message to {number}.").format(number=number_html)
 
 
 def lead_to_send(number_html: str) -> str:
     return _("We need to send a verification code by text message to {number}.").format(
-        number=number_html)
+        number=number_html
+    )
 
 
 def code_label() -> str:
@@ -145,18 +148,23 @@ def forbidden_title() -> str:
 
 
 def forbidden() -> str:
-    return _("This form has expired or did not come from this site. Go back, reload the page "
-             "and try again.")
+    return _(
+        "This form has expired or did not come from this site. Go back, reload the page "
+        "and try again."
+    )
 
 
 def form_unreadable() -> str:
-    return _("This form could not be read: it must be sent as "
-             "application/x-www-form-urlencoded or multipart/form-data.")
+    return _(
+        "This form could not be read: it must be sent as "
+        "application/x-www-form-urlencoded or multipart/form-data."
+    )
 
 
 def origin_rejected() -> str:
-    return _("This request came from another site (its Origin is not this site's, nor a "
-             "trusted origin).")
+    return _(
+        "This request came from another site (its Origin is not this site's, nor a trusted origin)."
+    )
 
 
 def failed_title() -> str:
@@ -172,9 +180,11 @@ def no_phone_title() -> str:
 
 
 def no_phone() -> str:
-    return _("This page needs a code sent by text message, and there is no mobile number on "
-             "your account that we can send it to. Add one to your account, or ask the "
-             "site's support for help.")
+    return _(
+        "This page needs a code sent by text message, and there is no mobile number on "
+        "your account that we can send it to. Add one to your account, or ask the "
+        "site's support for help."
+    )
 
 
 def add_phone() -> str:
@@ -183,13 +193,16 @@ def add_phone() -> str:
 
 # JSON answers: ``reason`` is the stable, machine-readable part; ``message`` is for people.
 
+
 def needs_verification() -> str:
     return _("This resource needs SMS verification.")
 
 
 def needs_verification_no_phone() -> str:
-    return _("This resource needs SMS verification, and there is no phone number on file "
-             "for this account.")
+    return _(
+        "This resource needs SMS verification, and there is no phone number on file "
+        "for this account."
+    )
 
 
 def not_verified_here() -> str:

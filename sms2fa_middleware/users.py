@@ -16,8 +16,9 @@ def reader(field: UserField) -> Callable[[Any], Any]:
     if callable(field):
         return field
     if not isinstance(field, str) or not field:
-        raise TypeError("give an attribute name (\"phone_number\", \"profile.phone\") "
-                        "or a function of the user")
+        raise TypeError(
+            'give an attribute name ("phone_number", "profile.phone") or a function of the user'
+        )
     names = field.split(".")
 
     def read(user: Any) -> Any:

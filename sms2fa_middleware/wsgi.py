@@ -49,8 +49,9 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
             return self.app(environ, start_response)  # the hot path: one dict lookup
         max_age = None
         if kind == RULED:  # a rule with methods or a max_age: the method decides
-            kind, max_age = self._demand(path, wsgi_route_path(path),
-                                         environ.get("REQUEST_METHOD", "GET"))
+            kind, max_age = self._demand(
+                path, wsgi_route_path(path), environ.get("REQUEST_METHOD", "GET")
+            )
             if kind == PASS:
                 return self.app(environ, start_response)
         guard = self.guard
@@ -61,12 +62,19 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
             failure = exc
         if guard.revocations_stale():
             guard.refresh_revocations()
-        verdict = guard.decide(kind, identity, failure, environ.get("HTTP_COOKIE", ""),
-                               environ.get("wsgi.url_scheme") == "https", max_age)
+        verdict = guard.decide(
+            kind,
+            identity,
+            failure,
+            environ.get("HTTP_COOKIE", ""),
+            environ.get("wsgi.url_scheme") == "https",
+            max_age,
+        )
         if verdict.to_app:
             environ[ENVIRON_KEY] = verdict.identity
-            return self.app(environ, _private(start_response) if verdict.private
-                            else start_response)
+            return self.app(
+                environ, _private(start_response) if verdict.private else start_response
+            )
         request = _request(environ, read_body=verdict.reads_body)
         response = too_large() if request is None else guard.answer(verdict, request)
         return _respond(response, start_response, environ)
@@ -85,7 +93,8 @@ def _private(start_response: StartResponse) -> StartResponse:
 def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
     headers = {
         key[5:].replace("_", "-").lower(): value
-        for key, value in environ.items() if key.startswith("HTTP_")
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
     }
     for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
         if environ.get(key):
@@ -128,8 +137,9 @@ def _text(pep3333: str) -> str:
     return pep3333.encode("latin-1").decode("utf-8", "replace")
 
 
-def _respond(response: Response, start_response: StartResponse,
-             environ: WSGIEnvironment) -> list[bytes]:
+def _respond(
+    response: Response, start_response: StartResponse, environ: WSGIEnvironment
+) -> list[bytes]:
     status = f"{response.status} {HTTPStatus(response.status).phrase}"
     headers, body = wire(response, head=environ.get("REQUEST_METHOD") == "HEAD")
     start_response(status, headers)

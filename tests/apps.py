@@ -73,8 +73,9 @@ def make_identify(users: Users) -> Callable[[Any], Any]:
 
 
 def _identity_dict(identity: Any) -> dict[str, Any] | None:
-    return None if identity is None else {"auth_id": identity.auth_id,
-                                          "recipient": identity.recipient}
+    return (
+        None if identity is None else {"auth_id": identity.auth_id, "recipient": identity.recipient}
+    )
 
 
 def flask_app(users: Users, settings: Any, **options: Any) -> tuple[Any, Any]:
@@ -149,15 +150,21 @@ def flask_app(users: Users, settings: Any, **options: Any) -> tuple[Any, Any]:
     def docs(name: str) -> Any:
         return jsonify({"doc": name, "identity": _identity_dict(request.environ.get(ENVIRON_KEY))})
 
-    options = {"protect": PROTECT, "exclude": EXCLUDE, "identify": make_identify(users),
-               "login_url": LOGIN_URL, **options}
+    options = {
+        "protect": PROTECT,
+        "exclude": EXCLUDE,
+        "identify": make_identify(users),
+        "login_url": LOGIN_URL,
+        **options,
+    }
     middleware = SMS2FAMiddleware(app.wsgi_app, settings, **options)
     app.wsgi_app = middleware  # type: ignore[method-assign]
     return app, middleware
 
 
-def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: bool = False,
-                  **options: Any) -> tuple[Any, Any]:
+def starlette_app(
+    users: Users, settings: Any, lifespan_log: list[str], stack: bool = False, **options: Any
+) -> tuple[Any, Any]:
     """(the ASGI app to serve, the middleware); ``lifespan_log`` records start-up/shut-down.
 
     ``stack``: add the middleware as ``Middleware(SMS2FAMiddleware, ...)`` in Starlette's own
@@ -205,8 +212,9 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
 
     async def mine(request: Request) -> Any:
         if not (request.headers.get("x-user") or request.cookies.get("user")):
-            return JSONResponse({"detail": "Not authenticated"}, 401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "Not authenticated"}, 401, headers={"WWW-Authenticate": "Bearer"}
+            )
         return PlainTextResponse(f"mine of {request.state.sms2fa.auth_id}")
 
     async def account(request: Request) -> PlainTextResponse:
@@ -222,8 +230,9 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
         return JSONResponse({"ok": True, "identity": _identity_dict(identity_of(request))})
 
     async def docs(request: Request) -> JSONResponse:
-        return JSONResponse({"doc": request.path_params["name"],
-                             "identity": _identity_dict(identity_of(request))})
+        return JSONResponse(
+            {"doc": request.path_params["name"], "identity": _identity_dict(identity_of(request))}
+        )
 
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -238,23 +247,38 @@ def starlette_app(users: Users, settings: Any, lifespan_log: list[str], stack: b
         lifespan_log.append("shutdown")
 
     routes = [
-        Route("/", home), Route("/public/x", public), Route("/login", login),
+        Route("/", home),
+        Route("/public/x", public),
+        Route("/login", login),
         Route("/logout", logout, methods=["POST"]),
-        Route("/logout/device", logout_device, methods=["POST"]), Route("/account/mine", mine),
-        Route("/account", account, methods=["GET", "POST"]), Route("/account/headers", headers),
-        Route("/api/data", data), Route("/api/health", health),
+        Route("/logout/device", logout_device, methods=["POST"]),
+        Route("/account/mine", mine),
+        Route("/account", account, methods=["GET", "POST"]),
+        Route("/account/headers", headers),
+        Route("/api/data", data),
+        Route("/api/health", health),
         Route("/docs/{name}", docs),
-        WebSocketRoute("/ws", ws), WebSocketRoute("/public/ws", ws),
+        WebSocketRoute("/ws", ws),
+        WebSocketRoute("/public/ws", ws),
     ]
-    options = {"protect": PROTECT, "exclude": EXCLUDE, "identify": make_identify(users),
-               "login_url": LOGIN_URL, **options}
+    options = {
+        "protect": PROTECT,
+        "exclude": EXCLUDE,
+        "identify": make_identify(users),
+        "login_url": LOGIN_URL,
+        **options,
+    }
     if not stack:  # a plain wrapper
-        middleware = SMS2FAMiddleware(Starlette(routes=routes, lifespan=lifespan), settings,
-                                      **options)
+        middleware = SMS2FAMiddleware(
+            Starlette(routes=routes, lifespan=lifespan), settings, **options
+        )
         return middleware, middleware
     # Starlette's own middleware list; build the stack now to find our instance in it.
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(SMS2FAMiddleware, settings=settings, **options)])
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(SMS2FAMiddleware, settings=settings, **options)],
+    )
     app.middleware_stack = app.build_middleware_stack()
     node: Any = app.middleware_stack
     while not isinstance(node, SMS2FAMiddleware):
@@ -279,8 +303,9 @@ class Site:
         self.middleware.verifier.store.dispose()
 
 
-def serve(framework: str, settings: Any, users: Users, behind_proxy: bool = False,
-          **options: Any) -> Site:
+def serve(
+    framework: str, settings: Any, users: Users, behind_proxy: bool = False, **options: Any
+) -> Site:
     """Build ``framework``'s app around ``settings`` and serve it in a background thread.
 
     ``behind_proxy``: the server believes ``X-Forwarded-Proto`` from 127.0.0.1 (werkzeug's
@@ -304,8 +329,9 @@ def _serve_flask(settings: Any, users: Users, behind_proxy: bool, **options: Any
     if behind_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
 
     def stop() -> None:
@@ -316,8 +342,9 @@ def _serve_flask(settings: Any, users: Users, behind_proxy: bool, **options: Any
     return Site("flask", f"http://127.0.0.1:{server.port}", middleware, users, _stop=stop)
 
 
-def _serve_starlette(settings: Any, users: Users, behind_proxy: bool, stack: bool = False,
-                     **options: Any) -> Site:
+def _serve_starlette(
+    settings: Any, users: Users, behind_proxy: bool, stack: bool = False, **options: Any
+) -> Site:
     import uvicorn
 
     log: list[str] = []
@@ -325,8 +352,14 @@ def _serve_starlette(settings: Any, users: Users, behind_proxy: bool, stack: boo
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
-                            proxy_headers=behind_proxy, forwarded_allow_ips="127.0.0.1")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        proxy_headers=behind_proxy,
+        forwarded_allow_ips="127.0.0.1",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -41,8 +41,10 @@ websocket_routes = [
     path("public/ws/", Public.as_asgi()),
 ]
 
-application = ProtocolTypeRouter({
-    "http": django_asgi,
-    "websocket": AuthMiddlewareStack(SMS2FAChannelsMiddleware(URLRouter(websocket_routes))),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi,
+        "websocket": AuthMiddlewareStack(SMS2FAChannelsMiddleware(URLRouter(websocket_routes))),
+    }
+)
 check_websocket_routes(application)

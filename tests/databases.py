@@ -37,8 +37,10 @@ def postgres_url_or_skip() -> str:
         return POSTGRES_URL
     if IN_CI:
         pytest.fail("CI=true but SMS2FA_TEST_POSTGRES_URL is not set")
-    pytest.skip("PostgreSQL tests need SMS2FA_TEST_POSTGRES_URL "
-                "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    pytest.skip(
+        "PostgreSQL tests need SMS2FA_TEST_POSTGRES_URL "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+    )
 
 
 def fresh_database(url: str) -> str:

@@ -63,5 +63,12 @@ urlpatterns = [
 ]
 
 #: The pages the tutorial keeps to librarians and logged-in readers.
-PROTECT = ["/catalog/*/create", "/catalog/*/*/update", "/catalog/*/*/delete",
-           "/catalog/book/*/renew", "/catalog/mybooks", "/catalog/borrowed", "/admin"]
+PROTECT = [
+    "/catalog/*/create",
+    "/catalog/*/*/update",
+    "/catalog/*/*/delete",
+    "/catalog/book/*/renew",
+    "/catalog/mybooks",
+    "/catalog/borrowed",
+    "/admin",
+]

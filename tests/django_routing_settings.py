@@ -13,8 +13,13 @@ USE_I18N = True
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "French"), ("de", "German")]
 MIDDLEWARE = [*MIDDLEWARE]
-MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
-                  "django.middleware.locale.LocaleMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+    "django.middleware.locale.LocaleMiddleware",
+)
 LANG = "/en" if PREFIXED else ""
-SMS2FA = {**SMS2FA, "protect": [f"{LANG}/account", f"{LANG}/settings/*", "/billing"],
-          "protect_views": ["team:*"]}
+SMS2FA = {
+    **SMS2FA,
+    "protect": [f"{LANG}/account", f"{LANG}/settings/*", "/billing"],
+    "protect_views": ["team:*"],
+}

@@ -28,8 +28,10 @@ async def async_page(request: HttpRequest, **kwargs: Any) -> HttpResponse:
 
 
 def build(prefix_default_language: bool) -> list[Any]:
-    team = ([path("members/", page, name="members"),
-             path("async/", async_page, name="async")], "team")
+    team = (
+        [path("members/", page, name="members"), path("async/", async_page, name="async")],
+        "team",
+    )
     return [
         path("", page, name="home"),
         path("public/", page, name="public"),
@@ -37,7 +39,8 @@ def build(prefix_default_language: bool) -> list[Any]:
         *i18n_patterns(
             path("account/", verified_required(page), name="account"),
             re_path(r"^settings/(?P<tab>[a-z]+)/$", page, name="settings-tab"),
-            prefix_default_language=prefix_default_language),
+            prefix_default_language=prefix_default_language,
+        ),
         re_path(r"^settings/$", page, name="settings"),
         re_path(r"(?i)^billing/$", page, name="billing"),
         path("team/", include(team)),

@@ -16,9 +16,14 @@ MARKER = "SMS2FA-TEST-VIEW:"
 PROTECT = ["/account", "/admin", "/café", "/数据", "/reports/"]
 EXCLUDE = ["/account/help"]
 #: route (Flask/Starlette spelling, no variables) -> view name, protected or not
-PROTECTED_ROUTES = {"/account": "account", "/admin/users": "users", "/café": "cafe",
-                    "/数据": "cjk", "/reports": "reports",
-                    "/account/helpers/delete": "helpers"}
+PROTECTED_ROUTES = {
+    "/account": "account",
+    "/admin/users": "users",
+    "/café": "cafe",
+    "/数据": "cjk",
+    "/reports": "reports",
+    "/account/helpers/delete": "helpers",
+}
 OPEN_ROUTES = {"/public": "public", "/account/help": "help"}
 PROTECTED_VIEWS = sorted(PROTECTED_ROUTES.values())
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -48,16 +53,23 @@ def make_flask(guarded: bool = True, settings: Any = None) -> Any:
     def view(name: str) -> Any:
         def answer() -> Any:
             return marker(name), 200, {"x-view": marker(name)}
+
         answer.__name__ = name
         return answer
 
     for route, name in {**PROTECTED_ROUTES, **OPEN_ROUTES}.items():
-        app.add_url_rule(route, view_func=view(name), methods=METHODS,
-                         strict_slashes=route != "/reports")
+        app.add_url_rule(
+            route, view_func=view(name), methods=METHODS, strict_slashes=route != "/reports"
+        )
     if guarded:
         app.wsgi_app = SMS2FAMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, settings or Settings.from_env(), protect=PROTECT, exclude=EXCLUDE,
-            identify=identify, login_url="/login")
+            app.wsgi_app,
+            settings or Settings.from_env(),
+            protect=PROTECT,
+            exclude=EXCLUDE,
+            identify=identify,
+            login_url="/login",
+        )
     return app
 
 
@@ -74,15 +86,24 @@ def make_starlette(guarded: bool = True, settings: Any = None) -> Any:
     def view(name: str) -> Any:
         async def answer(request: Request) -> PlainTextResponse:
             return PlainTextResponse(marker(name), headers={"x-view": marker(name)})
+
         return answer
 
-    routes = [Route(route, view(name), methods=METHODS)
-              for route, name in {**PROTECTED_ROUTES, **OPEN_ROUTES}.items()]
+    routes = [
+        Route(route, view(name), methods=METHODS)
+        for route, name in {**PROTECTED_ROUTES, **OPEN_ROUTES}.items()
+    ]
     app = Starlette(routes=routes)
     if not guarded:
         return app
-    return SMS2FAMiddleware(app, settings or Settings.from_env(), protect=PROTECT,
-                            exclude=EXCLUDE, identify=identify, login_url="/login")
+    return SMS2FAMiddleware(
+        app,
+        settings or Settings.from_env(),
+        protect=PROTECT,
+        exclude=EXCLUDE,
+        identify=identify,
+        login_url="/login",
+    )
 
 
 def flask_app() -> Any:
@@ -134,11 +155,17 @@ def fastapi_root_path_app(added: bool = False) -> Any:
     def public() -> PlainTextResponse:
         return PlainTextResponse(marker("public"))
 
-    options: dict[str, Any] = {"protect": ["/users/me"], "identify": identify,
-                               "login_url": "/login"}
+    options: dict[str, Any] = {
+        "protect": ["/users/me"],
+        "identify": identify,
+        "login_url": "/login",
+    }
     if added:
-        api.add_middleware(SMS2FAMiddleware, settings=Settings.from_env(),  # type: ignore[arg-type]
-                           **options)
+        api.add_middleware(
+            SMS2FAMiddleware,
+            settings=Settings.from_env(),  # type: ignore[arg-type]
+            **options,
+        )
         return api
     return SMS2FAMiddleware(api, Settings.from_env(), **options)
 

@@ -22,8 +22,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0,
-                  log_path: str | Path | None = None) -> None:
+def wait_until_up(
+    url: str,
+    process: subprocess.Popen[bytes],
+    timeout: float = 30.0,
+    log_path: str | Path | None = None,
+) -> None:
     """Until ``url`` answers; raises if ``process`` exits first or time runs out (with the
     server's log, when there is one)."""
     deadline = time.monotonic() + timeout
@@ -53,16 +57,23 @@ def wait_for_workers(log_path: str | Path, count: int, timeout: float = 30.0) ->
 
 
 @contextmanager
-def launch(args: list[str], env: Mapping[str, str], port: int, path: str = "/openapi.json",
-           log_path: str | Path | None = None, cwd: str | Path | None = None,
-           inherit_env: bool = True) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def launch(
+    args: list[str],
+    env: Mapping[str, str],
+    port: int,
+    path: str = "/openapi.json",
+    log_path: str | Path | None = None,
+    cwd: str | Path | None = None,
+    inherit_env: bool = True,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``python -m <args>`` in ``cwd``; yield (its base URL, the process) once ``path``
     answers; stop it afterwards. ``env`` is added to this process's environment, or with
     ``inherit_env=False`` is the whole environment. Output goes to ``log_path``, if given."""
     full_env = {**os.environ, **env} if inherit_env else dict(env)
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", *args], env=full_env, cwd=cwd,
-                               stdout=out, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", *args], env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base + path, process, log_path=log_path)
@@ -79,23 +90,38 @@ def launch(args: list[str], env: Mapping[str, str], port: int, path: str = "/ope
 
 
 @contextmanager
-def running(args: list[str], env: Mapping[str, str], port: int, path: str = "/openapi.json",
-            log_path: str | Path | None = None, cwd: str | Path | None = None,
-            inherit_env: bool = True) -> Iterator[str]:
+def running(
+    args: list[str],
+    env: Mapping[str, str],
+    port: int,
+    path: str = "/openapi.json",
+    log_path: str | Path | None = None,
+    cwd: str | Path | None = None,
+    inherit_env: bool = True,
+) -> Iterator[str]:
     """:func:`launch`, yielding only the base URL."""
     with launch(args, env, port, path, log_path, cwd, inherit_env) as (base, _):
         yield base
 
 
 @contextmanager
-def serve_process(env: Mapping[str, str], workers: int = 1, log_path: str | Path | None = None,
-                  prefix: str = "/") -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve_process(
+    env: Mapping[str, str], workers: int = 1, log_path: str | Path | None = None, prefix: str = "/"
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``sms2fa serve --workers N`` with ``env``; yields (the base URL, the parent process)
     once it answers and, when its output goes to ``log_path``, every worker has logged its
     startup (or 30 s have passed: the log tells)."""
     port = free_port()
-    args = ["sms2fa_middleware", "serve", "--port", str(port), "--workers", str(workers),
-            "--prefix", prefix]
+    args = [
+        "sms2fa_middleware",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--prefix",
+        prefix,
+    ]
     probe = (prefix.rstrip("/") or "") + "/openapi.json"
     with launch(args, env, port, probe, log_path) as started:
         if log_path:
@@ -104,8 +130,9 @@ def serve_process(env: Mapping[str, str], workers: int = 1, log_path: str | Path
 
 
 @contextmanager
-def serve(env: Mapping[str, str], workers: int = 1, log_path: str | Path | None = None,
-          prefix: str = "/") -> Iterator[str]:
+def serve(
+    env: Mapping[str, str], workers: int = 1, log_path: str | Path | None = None, prefix: str = "/"
+) -> Iterator[str]:
     """:func:`serve_process`, yielding only the base URL."""
     with serve_process(env, workers, log_path, prefix) as (base, _):
         yield base
@@ -120,8 +147,14 @@ def uvicorn_thread(app: object) -> Iterator[str]:
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",  # type: ignore[arg-type]
-                                           timeout_graceful_shutdown=2))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",  # type: ignore[arg-type]
+            timeout_graceful_shutdown=2,
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

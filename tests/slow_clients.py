@@ -54,8 +54,9 @@ def probe_health(base: str, timeout: float = 2.0) -> float | None:
     return time.monotonic() - started if answer.startswith(b"HTTP/1.1 200") else None
 
 
-def trickle(base: str, connections: int, duration: float, interval: float = 1.0,
-            probe_every: float = 0.5) -> TrickleResult:
+def trickle(
+    base: str, connections: int, duration: float, interval: float = 1.0, probe_every: float = 0.5
+) -> TrickleResult:
     """Open ``connections`` that each send one more header byte every ``interval`` seconds,
     for ``duration`` seconds (or until the server closed them all), probing ``/health``
     meanwhile. Stops by itself; closes what is left."""
@@ -123,16 +124,20 @@ def _limit_files(limit: int) -> None:
 
 
 @contextmanager
-def serve_limited(env: Mapping[str, str], open_files: int, args: tuple[str, ...] = (),
-                  log_path: str | None = None) -> Iterator[str]:
+def serve_limited(
+    env: Mapping[str, str], open_files: int, args: tuple[str, ...] = (), log_path: str | None = None
+) -> Iterator[str]:
     """``sms2fa serve --dev`` (one worker) with its open-file limit lowered to
     ``open_files``; yields its base URL, stops it afterwards."""
     port = free_port()
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "sms2fa_middleware", "serve", "--dev", "--port", str(port),
-         *args], env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-        preexec_fn=lambda: _limit_files(open_files))
+        [sys.executable, "-m", "sms2fa_middleware", "serve", "--dev", "--port", str(port), *args],
+        env={**os.environ, **env},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: _limit_files(open_files),
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base + "/health", process, log_path=log_path)

@@ -82,22 +82,26 @@ class Server:
             session = self._local.session = requests.Session()
         return session
 
-    def post(self, path: str, body: dict[str, Any], address: str | None = None
-             ) -> tuple[int, dict[str, Any], requests.structures.CaseInsensitiveDict[str]]:
+    def post(
+        self, path: str, body: dict[str, Any], address: str | None = None
+    ) -> tuple[int, dict[str, Any], requests.structures.CaseInsensitiveDict[str]]:
         headers = {"X-Forwarded-For": address} if address else {}
         response = self.session().post(self.base + path, json=body, headers=headers, timeout=60)
         return response.status_code, response.json(), response.headers
 
-    def get(self, auth_id: str, code: str
-            ) -> tuple[int, dict[str, Any], requests.structures.CaseInsensitiveDict[str]]:
-        response = self.session().get(self.base + "/", params={"auth_id": auth_id, "code": code},
-                                      timeout=60)
+    def get(
+        self, auth_id: str, code: str
+    ) -> tuple[int, dict[str, Any], requests.structures.CaseInsensitiveDict[str]]:
+        response = self.session().get(
+            self.base + "/", params={"auth_id": auth_id, "code": code}, timeout=60
+        )
         return response.status_code, response.json(), response.headers
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp(f"abuse-{request.param}")
     log = folder / "server.log"
     with new_database(request.param, folder, "abuse") as database_url, FakeFlowroute() as fake:
@@ -155,8 +159,9 @@ def test_recipient_budget_holds_across_four_workers(server: Server) -> None:
     number = "12065550142"
 
     def start(i: int) -> Callable[[], Any]:
-        return lambda: server.post("/", {"auth_id": f"pump-{i}", "recipient": number},
-                                   address=f"198.51.100.{i % 50}")
+        return lambda: server.post(
+            "/", {"auth_id": f"pump-{i}", "recipient": number}, address=f"198.51.100.{i % 50}"
+        )
 
     answers = _blast(start(i) for i in range(REQUESTS))
     statuses = Counter(status for status, _, _ in answers)
@@ -177,8 +182,9 @@ def test_client_address_budget_holds_across_four_workers(server: Server) -> None
     address = "192.0.2.77"
 
     def start(i: int) -> Callable[[], Any]:
-        return lambda: server.post("/", {"auth_id": f"spray-{i}", "recipient": numbers[i]},
-                                   address=address)
+        return lambda: server.post(
+            "/", {"auth_id": f"spray-{i}", "recipient": numbers[i]}, address=address
+        )
 
     answers = _blast(start(i) for i in range(REQUESTS))
     statuses = Counter(status for status, _, _ in answers)
@@ -190,12 +196,15 @@ def test_client_address_budget_holds_across_four_workers(server: Server) -> None
             _assert_rate_limited(body, headers, "client_address")
 
     status, body, headers = server.post(
-        "/", {"auth_id": "spray-forged", "recipient": numbers[-2]},
-        address=f"203.0.113.9, {address}")
+        "/",
+        {"auth_id": "spray-forged", "recipient": numbers[-2]},
+        address=f"203.0.113.9, {address}",
+    )
     assert status == 429
     _assert_rate_limited(body, headers, "client_address")
-    status, body, _ = server.post("/", {"auth_id": "spray-other", "recipient": numbers[-1]},
-                                  address="192.0.2.78")
+    status, body, _ = server.post(
+        "/", {"auth_id": "spray-other", "recipient": numbers[-1]}, address="192.0.2.78"
+    )
     assert status == 200, body
 
 
@@ -206,28 +215,38 @@ def test_failed_check_cap_holds_across_four_workers(server: Server) -> None:
     auth_id = "brute-force-victim"
     numbers = _numbers("503", 101)
     rng = secrets.SystemRandom()
-    status, body, _ = server.post("/", {"auth_id": auth_id, "recipient": numbers[100]},
-                                  address="10.2.0.1")
+    status, body, _ = server.post(
+        "/", {"auth_id": auth_id, "recipient": numbers[100]}, address="10.2.0.1"
+    )
     assert status == 200, body
 
     calls: list[Callable[[], Any]] = []
     for i in range(REQUESTS):
-        guess = f"{rng.randrange(10 ** 6):06d}"
+        guess = f"{rng.randrange(10**6):06d}"
         if i % 10 == 0:  # a fresh code, from another number and address each time
-            calls.append(lambda i=i: ("start", *server.post(
-                "/", {"auth_id": auth_id, "recipient": numbers[i // 10]},
-                address=f"10.1.{i // 256}.{i % 256}")))
+            calls.append(
+                lambda i=i: (
+                    "start",
+                    *server.post(
+                        "/",
+                        {"auth_id": auth_id, "recipient": numbers[i // 10]},
+                        address=f"10.1.{i // 256}.{i % 256}",
+                    ),
+                )
+            )
         if i % 2:
             calls.append(lambda guess=guess: ("check", *server.get(auth_id, guess)))
         else:
-            calls.append(lambda guess=guess: ("check", *server.post(
-                "/check", {"auth_id": auth_id, "code": guess})))
+            calls.append(
+                lambda guess=guess: (
+                    "check",
+                    *server.post("/check", {"auth_id": auth_id, "code": guess}),
+                )
+            )
 
     answers = _blast(calls)
-    checks = [(status, body, headers) for kind, status, body, headers in answers
-              if kind == "check"]
-    starts = [(status, body, headers) for kind, status, body, headers in answers
-              if kind == "start"]
+    checks = [(status, body, headers) for kind, status, body, headers in answers if kind == "check"]
+    starts = [(status, body, headers) for kind, status, body, headers in answers if kind == "start"]
     assert len(checks) == REQUESTS
     statuses = Counter(status for status, _, _ in checks)
     assert set(statuses) <= {400, 429}, statuses  # never a 5xx, never a success
@@ -254,8 +273,9 @@ def test_failed_check_cap_holds_across_four_workers(server: Server) -> None:
     if status == 429:
         _assert_rate_limited(body, headers, "failed_checks")
     sent = len(server.fake.messages)
-    status, body, headers = server.post("/", {"auth_id": auth_id, "recipient": numbers[0]},
-                                        address="10.3.0.1")
+    status, body, headers = server.post(
+        "/", {"auth_id": auth_id, "recipient": numbers[0]}, address="10.3.0.1"
+    )
     assert status == 429
     _assert_rate_limited(body, headers, "failed_checks")
     assert len(server.fake.messages) == sent
@@ -274,8 +294,11 @@ def test_global_budget_holds_across_four_workers(server: Server) -> None:
     before = len(server.fake.messages)
 
     def start(i: int) -> Callable[[], Any]:
-        return lambda: server.post("/", {"auth_id": f"global-{i}", "recipient": numbers[i]},
-                                   address=f"10.3.{i // 256}.{i % 256}")
+        return lambda: server.post(
+            "/",
+            {"auth_id": f"global-{i}", "recipient": numbers[i]},
+            address=f"10.3.{i // 256}.{i % 256}",
+        )
 
     answers = _blast(start(i) for i in range(REQUESTS))
     statuses = Counter(status for status, _, _ in answers)
@@ -292,13 +315,20 @@ def test_global_budget_holds_across_four_workers(server: Server) -> None:
 
 _BLOCKED_TYPES = {
     # NANP area codes whose numbers are valid but not mobile, with the type phonenumbers gives.
-    "800": PhoneNumberType.TOLL_FREE, "833": PhoneNumberType.TOLL_FREE,
-    "844": PhoneNumberType.TOLL_FREE, "855": PhoneNumberType.TOLL_FREE,
-    "866": PhoneNumberType.TOLL_FREE, "877": PhoneNumberType.TOLL_FREE,
-    "888": PhoneNumberType.TOLL_FREE, "900": PhoneNumberType.PREMIUM_RATE,
-    "500": PhoneNumberType.PERSONAL_NUMBER, "533": PhoneNumberType.PERSONAL_NUMBER,
-    "544": PhoneNumberType.PERSONAL_NUMBER, "566": PhoneNumberType.PERSONAL_NUMBER,
-    "577": PhoneNumberType.PERSONAL_NUMBER, "588": PhoneNumberType.PERSONAL_NUMBER,
+    "800": PhoneNumberType.TOLL_FREE,
+    "833": PhoneNumberType.TOLL_FREE,
+    "844": PhoneNumberType.TOLL_FREE,
+    "855": PhoneNumberType.TOLL_FREE,
+    "866": PhoneNumberType.TOLL_FREE,
+    "877": PhoneNumberType.TOLL_FREE,
+    "888": PhoneNumberType.TOLL_FREE,
+    "900": PhoneNumberType.PREMIUM_RATE,
+    "500": PhoneNumberType.PERSONAL_NUMBER,
+    "533": PhoneNumberType.PERSONAL_NUMBER,
+    "544": PhoneNumberType.PERSONAL_NUMBER,
+    "566": PhoneNumberType.PERSONAL_NUMBER,
+    "577": PhoneNumberType.PERSONAL_NUMBER,
+    "588": PhoneNumberType.PERSONAL_NUMBER,
     "600": PhoneNumberType.VOIP,
 }
 
@@ -315,9 +345,11 @@ def _blocked_type_numbers(count: int) -> list[str]:
         for exchange in ("234", "345", "456", "567", "678", "789"):
             for line in ("1234", "5678", "2468"):
                 number = phonenumbers.parse(f"+1{area}{exchange}{line}")
-                if (phonenumbers.is_valid_number(number)
-                        and phonenumbers.number_type(number) == kind
-                        and phonenumbers.region_code_for_number(number) in DEFAULT_REGIONS):
+                if (
+                    phonenumbers.is_valid_number(number)
+                    and phonenumbers.number_type(number) == kind
+                    and phonenumbers.region_code_for_number(number) in DEFAULT_REGIONS
+                ):
                     candidates.append(f"1{area}{exchange}{line}")
         per_area[area] = candidates
     assert sum(map(len, per_area.values())) >= count, per_area
@@ -364,7 +396,8 @@ def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def test_numbers_of_refused_regions_and_types_never_reach_flowroute(
-        any_database: str, fake_flowroute: FakeFlowroute) -> None:
+    any_database: str, fake_flowroute: FakeFlowroute
+) -> None:
     regions = _blocked_region_numbers(100)
     kinds = _blocked_type_numbers(100)
     blocked = regions + kinds
@@ -377,10 +410,16 @@ def test_numbers_of_refused_regions_and_types_never_reach_flowroute(
         assert region not in DEFAULT_REGIONS or kind not in DEFAULT_NUMBER_TYPES, number
 
     # Generous budgets, so that nothing but the number policy can refuse.
-    verifier = Verifier(Settings(
-        secret_key=SECRET, database_url=any_database, resend_cooldown=0,
-        recipient_send_limit=0, address_send_limit=0, **fake_flowroute.settings_kwargs(),
-    ))
+    verifier = Verifier(
+        Settings(
+            secret_key=SECRET,
+            database_url=any_database,
+            resend_cooldown=0,
+            recipient_send_limit=0,
+            address_send_limit=0,
+            **fake_flowroute.settings_kwargs(),
+        )
+    )
     try:
         api = TestClient(VerificationService(verifier))
         for i, number in enumerate(blocked):
@@ -417,8 +456,13 @@ def _forbidden_strings(fake: FakeFlowroute, *extra: str) -> set[str]:
         digits = number.lstrip("+")
         found |= {digits, "+" + digits, digits[1:]}  # E.164, 11-digit, national digits
         parsed = phonenumbers.parse("+" + digits)
-        found |= {phonenumbers.format_number(parsed, style) for style in (
-            phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.INTERNATIONAL)}
+        found |= {
+            phonenumbers.format_number(parsed, style)
+            for style in (
+                phonenumbers.PhoneNumberFormat.NATIONAL,
+                phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+            )
+        }
     for message in fake.messages:
         found |= set(re.findall(r"(?<![0-9])[0-9]{4,10}(?![0-9])", message.body))
     return {s for s in found if s}
@@ -427,9 +471,16 @@ def _forbidden_strings(fake: FakeFlowroute, *extra: str) -> set[str]:
 def _assert_clean(log_text: str, forbidden: set[str]) -> None:
     # Short digit strings (codes) are looked for as whole words, so that a code that happens
     # to be part of a hex message id or a longer number is not taken for a leak.
-    leaked = sorted(s for s in forbidden if re.search(
-        rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])" if s.isdigit() and len(s) <= 10
-        else re.escape(s), log_text))
+    leaked = sorted(
+        s
+        for s in forbidden
+        if re.search(
+            rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])"
+            if s.isdigit() and len(s) <= 10
+            else re.escape(s),
+            log_text,
+        )
+    )
     assert not leaked, f"leaked into the log: {leaked}\n{log_text}"
 
 
@@ -448,13 +499,22 @@ def _protected_app(fake: FakeFlowroute, database_url: str) -> SMS2FAMiddleware:
         return Identity(user, users[user]) if user in users else None
 
     settings = Settings(
-        secret_key=SECRET, database_url=database_url, api_token=API_TOKEN,
-        resend_cooldown=0, recipient_send_limit=0, address_send_limit=0, max_failed_checks=3,
+        secret_key=SECRET,
+        database_url=database_url,
+        api_token=API_TOKEN,
+        resend_cooldown=0,
+        recipient_send_limit=0,
+        address_send_limit=0,
+        max_failed_checks=3,
         retries_allowed=5,  # the code outlives the failure cap, so the lock is what refuses
         **fake.settings_kwargs(),
     )
-    return SMS2FAMiddleware(Starlette(routes=[Route("/account", account)]), settings,
-                            protect=["/account"], identify=identify)
+    return SMS2FAMiddleware(
+        Starlette(routes=[Route("/account", account)]),
+        settings,
+        protect=["/account"],
+        identify=identify,
+    )
 
 
 def _csrf(page: str) -> str:
@@ -464,7 +524,8 @@ def _csrf(page: str) -> str:
 
 
 def test_full_flow_at_debug_logs_no_code_secret_or_number(
-        tmp_path: Path, fake_flowroute: FakeFlowroute, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, fake_flowroute: FakeFlowroute, caplog: pytest.LogCaptureFixture
+) -> None:
     """Middleware (challenge, wrong code, resend, right code, failed send, lockout) and the
     mounted API (create, wrong and right checks, a bad token), every logger at DEBUG."""
     fake = fake_flowroute
@@ -484,8 +545,10 @@ def test_full_flow_at_debug_logs_no_code_secret_or_number(
         cookies.append(client.cookies["sms2fa_csrf"])
         first = fake.last_code(ALICE)
         form = {"csrf_token": token, "next": "/account"}
-        assert client.post("/sms2fa/challenge", data={**form, "code": _wrong(first)}
-                           ).status_code == 400
+        assert (
+            client.post("/sms2fa/challenge", data={**form, "code": _wrong(first)}).status_code
+            == 400
+        )
         assert client.post("/sms2fa/challenge/resend", data=form).status_code == 303
         second = fake.last_code(ALICE)
         response = client.post("/sms2fa/challenge", data={**form, "code": second})
@@ -503,22 +566,42 @@ def test_full_flow_at_debug_logs_no_code_secret_or_number(
         token = _csrf(client.get(response.headers["location"], headers=html).text)
         bob_code = fake.last_code(BOB)
         for _ in range(4):  # three wrong guesses lock bob out; the fourth is refused (429)
-            client.post("/sms2fa/challenge", data={"csrf_token": token, "next": "/account",
-                                                   "code": _wrong(bob_code)})
-        assert client.post("/sms2fa/challenge", data={"csrf_token": token, "next": "/account",
-                                                      "code": bob_code}).status_code == 429
+            client.post(
+                "/sms2fa/challenge",
+                data={"csrf_token": token, "next": "/account", "code": _wrong(bob_code)},
+            )
+        assert (
+            client.post(
+                "/sms2fa/challenge",
+                data={"csrf_token": token, "next": "/account", "code": bob_code},
+            ).status_code
+            == 429
+        )
 
         api = TestClient(app)
         bearer = {"authorization": f"Bearer {API_TOKEN}"}
-        assert api.post("/sms2fa/", json={"auth_id": "carol", "recipient": CAROL}
-                        ).status_code == 401
-        assert api.post("/sms2fa/", json={"auth_id": "carol", "recipient": CAROL},
-                        headers=bearer).status_code == 200
+        assert (
+            api.post("/sms2fa/", json={"auth_id": "carol", "recipient": CAROL}).status_code == 401
+        )
+        assert (
+            api.post(
+                "/sms2fa/", json={"auth_id": "carol", "recipient": CAROL}, headers=bearer
+            ).status_code
+            == 200
+        )
         carol_code = fake.last_code(CAROL)
-        assert api.get("/sms2fa/", params={"auth_id": "carol", "code": _wrong(carol_code)},
-                       headers=bearer).status_code == 400
-        assert api.post("/sms2fa/check", json={"auth_id": "carol", "code": carol_code},
-                        headers=bearer).status_code == 200
+        assert (
+            api.get(
+                "/sms2fa/", params={"auth_id": "carol", "code": _wrong(carol_code)}, headers=bearer
+            ).status_code
+            == 400
+        )
+        assert (
+            api.post(
+                "/sms2fa/check", json={"auth_id": "carol", "code": carol_code}, headers=bearer
+            ).status_code
+            == 200
+        )
         app.verifier.store.dispose()
 
     # The test's own HTTP client (httpx) logs the URLs it asks for: those are this test's
@@ -563,33 +646,66 @@ def test_serve_at_debug_logs_no_code_secret_or_number(tmp_path: Path) -> None:
             "SMS2FA_RETRIES_ALLOWED": "5",  # the code outlives the cap: the lock refuses
         }
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)
+            p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p
+        )
         args = ["debug_serve", "serve", "--port", str(port), "--workers", "1"]
         with running(args, env, port, log_path=str(log)) as base:
             bearer = {"Authorization": f"Bearer {API_TOKEN}"}
             with requests.Session() as http:
-                assert http.post(base + "/", json={"auth_id": "alice", "recipient": ALICE}
-                                 ).status_code == 401
+                assert (
+                    http.post(base + "/", json={"auth_id": "alice", "recipient": ALICE}).status_code
+                    == 401
+                )
                 for auth_id, number in (("alice", ALICE), ("bob", BOB)):
-                    assert http.post(base + "/", json={"auth_id": auth_id, "recipient": number},
-                                     headers=bearer).status_code == 200
+                    assert (
+                        http.post(
+                            base + "/",
+                            json={"auth_id": auth_id, "recipient": number},
+                            headers=bearer,
+                        ).status_code
+                        == 200
+                    )
                     code = fake.last_code(number)
-                    assert http.get(base + "/", params={"auth_id": auth_id,
-                                                        "code": _wrong(code)},
-                                    headers=bearer).status_code == 400
-                    assert http.get(base + "/", params={"auth_id": auth_id, "code": code},
-                                    headers=bearer).status_code == 200
+                    assert (
+                        http.get(
+                            base + "/",
+                            params={"auth_id": auth_id, "code": _wrong(code)},
+                            headers=bearer,
+                        ).status_code
+                        == 400
+                    )
+                    assert (
+                        http.get(
+                            base + "/", params={"auth_id": auth_id, "code": code}, headers=bearer
+                        ).status_code
+                        == 200
+                    )
                 fake.fail_next(500)
-                assert http.post(base + "/", json={"auth_id": "carol", "recipient": CAROL},
-                                 headers=bearer).status_code == 502
-                assert http.post(base + "/", json={"auth_id": "carol", "recipient": CAROL},
-                                 headers=bearer).status_code == 200
+                assert (
+                    http.post(
+                        base + "/", json={"auth_id": "carol", "recipient": CAROL}, headers=bearer
+                    ).status_code
+                    == 502
+                )
+                assert (
+                    http.post(
+                        base + "/", json={"auth_id": "carol", "recipient": CAROL}, headers=bearer
+                    ).status_code
+                    == 200
+                )
                 code = fake.last_code(CAROL)
                 for _ in range(4):
-                    http.post(base + "/check", json={"auth_id": "carol", "code": _wrong(code)},
-                              headers=bearer)
-                assert http.post(base + "/check", json={"auth_id": "carol", "code": code},
-                                 headers=bearer).status_code == 429
+                    http.post(
+                        base + "/check",
+                        json={"auth_id": "carol", "code": _wrong(code)},
+                        headers=bearer,
+                    )
+                assert (
+                    http.post(
+                        base + "/check", json={"auth_id": "carol", "code": code}, headers=bearer
+                    ).status_code
+                    == 429
+                )
         output = log.read_text(errors="replace")
         assert "sms2fa DEBUG" in output or "urllib3.connectionpool DEBUG" in output, output
         assert "event=approved" in output, output

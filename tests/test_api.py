@@ -73,8 +73,9 @@ def answer(response: httpx.Response, status: int, reason: str | None = None) -> 
     return body
 
 
-def create(api: TestClient, auth_id: str = "u1", recipient: Any = NUMBER,
-           **options: Any) -> httpx.Response:
+def create(
+    api: TestClient, auth_id: str = "u1", recipient: Any = NUMBER, **options: Any
+) -> httpx.Response:
     return api.post("/", json={"auth_id": auth_id, "recipient": recipient, **options})
 
 
@@ -90,15 +91,17 @@ def wrong(code: str) -> str:
 def expire(verifier: Verifier, auth_id: str) -> None:
     """Let the code's lifetime pass (the store's clock is the real one; its data is moved)."""
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    verifier.store.run(lambda conn: conn.execute(
-        update(codes).where(codes.c.auth_id == auth_id).values(expires_at=past)))
+    verifier.store.run(
+        lambda conn: conn.execute(
+            update(codes).where(codes.c.auth_id == auth_id).values(expires_at=past)
+        )
+    )
 
 
 # -- POST / ------------------------------------------------------------------------------------
 
 
-def test_create_answers_the_documented_body(api: TestClient,
-                                            fake_flowroute: FakeFlowroute) -> None:
+def test_create_answers_the_documented_body(api: TestClient, fake_flowroute: FakeFlowroute) -> None:
     before = datetime.now(timezone.utc)
     body = answer(create(api, "u1"), 200)
     assert set(body) == {"message", "auth_id", "expires_at", "attempts_left"}
@@ -114,12 +117,21 @@ def test_create_answers_the_documented_body(api: TestClient,
     assert len(fake_flowroute.last_code(NUMBER)) == 6
 
 
-def test_create_honours_the_options(make_client: Client,
-                                    fake_flowroute: FakeFlowroute) -> None:
+def test_create_honours_the_options(make_client: Client, fake_flowroute: FakeFlowroute) -> None:
     before = datetime.now(timezone.utc)
     api = make_client(allow_custom_message=True)[0]
-    body = answer(create(api, "u1", "+" + NUMBER, code_length=8, expiration=120, retries=5,
-                         message="Code {code} for you"), 200)
+    body = answer(
+        create(
+            api,
+            "u1",
+            "+" + NUMBER,
+            code_length=8,
+            expiration=120,
+            retries=5,
+            message="Code {code} for you",
+        ),
+        200,
+    )
     assert body["attempts_left"] == 5
     expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
     assert before + timedelta(seconds=119) <= expires <= before + timedelta(seconds=130)
@@ -128,8 +140,9 @@ def test_create_honours_the_options(make_client: Client,
     assert fake_flowroute.messages[-1].body == f"Code {code} for you"
 
 
-def test_create_accepts_the_original_integer_recipient(api: TestClient,
-                                                       fake_flowroute: FakeFlowroute) -> None:
+def test_create_accepts_the_original_integer_recipient(
+    api: TestClient, fake_flowroute: FakeFlowroute
+) -> None:
     answer(create(api, "u1", int(NUMBER)), 200)
     assert fake_flowroute.messages_to(NUMBER)
 
@@ -161,8 +174,9 @@ MALFORMED_BODIES = {
 
 
 @pytest.mark.parametrize("payload", MALFORMED_BODIES.values(), ids=MALFORMED_BODIES.keys())
-def test_create_refuses_malformed_json(api: TestClient, fake_flowroute: FakeFlowroute,
-                                       payload: dict[str, Any]) -> None:
+def test_create_refuses_malformed_json(
+    api: TestClient, fake_flowroute: FakeFlowroute, payload: dict[str, Any]
+) -> None:
     body = answer(api.post("/", json=payload), 400, "InvalidAPIUsage")
     assert set(body) == {"message", "reason"}
     assert body["message"]
@@ -177,8 +191,10 @@ MALFORMED_REQUESTS = {
     "empty body": (b"", "application/json"),
     "JSON array": (b"[" + GOOD + b"]", "application/json"),
     "JSON string": (b'"u1"', "application/json"),
-    "duplicate key": (b'{"auth_id": "u1", "auth_id": "u2", "recipient": "12065551234"}',
-                      "application/json"),
+    "duplicate key": (
+        b'{"auth_id": "u1", "auth_id": "u2", "recipient": "12065551234"}',
+        "application/json",
+    ),
     "deeply nested": (b"[" * 8000 + b"]" * 8000, "application/json"),
     "deeply nested object": (b'{"a":' * 2000 + b"1" + b"}" * 2000, "application/json"),
     "form content type": (GOOD, "application/x-www-form-urlencoded"),
@@ -187,19 +203,22 @@ MALFORMED_REQUESTS = {
 }
 
 
-@pytest.mark.parametrize("content, ctype", MALFORMED_REQUESTS.values(),
-                         ids=MALFORMED_REQUESTS.keys())
+@pytest.mark.parametrize(
+    "content, ctype", MALFORMED_REQUESTS.values(), ids=MALFORMED_REQUESTS.keys()
+)
 def test_create_refuses_bodies_that_are_not_a_json_object(
-        api: TestClient, fake_flowroute: FakeFlowroute, content: bytes,
-        ctype: str | None) -> None:
+    api: TestClient, fake_flowroute: FakeFlowroute, content: bytes, ctype: str | None
+) -> None:
     headers = {"content-type": ctype} if ctype else {}
     answer(api.post("/", content=content, headers=headers), 400, "InvalidAPIUsage")
     assert fake_flowroute.requests_seen == 0
 
 
 def test_create_accepts_a_json_content_type_with_charset(api: TestClient) -> None:
-    answer(api.post("/", content=GOOD, headers={"content-type": "application/json; charset=utf-8"}),
-           200)
+    answer(
+        api.post("/", content=GOOD, headers={"content-type": "application/json; charset=utf-8"}),
+        200,
+    )
 
 
 # -- GET / (check) -----------------------------------------------------------------------------
@@ -211,31 +230,40 @@ def test_check_unknown_auth_id(api: TestClient) -> None:
 
 
 def test_check_wrong_codes_count_down_then_the_code_is_gone(
-        api: TestClient, fake_flowroute: FakeFlowroute) -> None:
+    api: TestClient, fake_flowroute: FakeFlowroute
+) -> None:
     answer(create(api, "u1"), 200)
     code = fake_flowroute.last_code(NUMBER)
     for left in (2, 1, 0):
         body = answer(check(api, "u1", wrong(code)), 400, "InvalidAuthCode")
-        assert body == {"attempts_left": left, "message": "Invalid code",
-                        "reason": "InvalidAuthCode"}
+        assert body == {
+            "attempts_left": left,
+            "message": "Invalid code",
+            "reason": "InvalidAuthCode",
+        }
     # Exhausted codes are deleted: even the right code is now unknown.
     answer(check(api, "u1", code), 400, "UnknownAuthId")
 
 
-def test_check_right_code_once_then_replay_refused(api: TestClient,
-                                                   fake_flowroute: FakeFlowroute) -> None:
+def test_check_right_code_once_then_replay_refused(
+    api: TestClient, fake_flowroute: FakeFlowroute
+) -> None:
     answer(create(api, "u1"), 200)
     code = fake_flowroute.last_code(NUMBER)
     answer(check(api, "u1", wrong(code)), 400, "InvalidAuthCode")
     body = answer(check(api, "u1", code), 200)
-    assert body == {"authenticated": True, "auth_id": "u1",
-                    "message": "Success: Authorization code verified.",
-                    "sent_to": "+1••••••••34"}
+    assert body == {
+        "authenticated": True,
+        "auth_id": "u1",
+        "message": "Success: Authorization code verified.",
+        "sent_to": "+1••••••••34",
+    }
     answer(check(api, "u1", code), 400, "UnknownAuthId")
 
 
 def test_check_expired_code_even_right_is_refused_and_deleted(
-        make_client: Client, fake_flowroute: FakeFlowroute) -> None:
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     api, verifier = make_client()
     answer(create(api, "u1"), 200)
     code = fake_flowroute.last_code(NUMBER)
@@ -246,8 +274,9 @@ def test_check_expired_code_even_right_is_refused_and_deleted(
     answer(check(api, "u1", code), 400, "UnknownAuthId")
 
 
-def test_a_new_code_replaces_the_pending_one(api: TestClient,
-                                             fake_flowroute: FakeFlowroute) -> None:
+def test_a_new_code_replaces_the_pending_one(
+    api: TestClient, fake_flowroute: FakeFlowroute
+) -> None:
     answer(create(api, "u1"), 200)
     first = fake_flowroute.last_code(NUMBER)
     answer(create(api, "u1"), 200)
@@ -258,23 +287,29 @@ def test_a_new_code_replaces_the_pending_one(api: TestClient,
 
 
 def test_post_check_verifies_without_the_code_in_the_url(
-        api: TestClient, fake_flowroute: FakeFlowroute) -> None:
+    api: TestClient, fake_flowroute: FakeFlowroute
+) -> None:
     answer(create(api, "u1"), 200)
     code = fake_flowroute.last_code(NUMBER)
-    body = answer(api.post("/check", json={"auth_id": "u1", "code": wrong(code)}), 400,
-                  "InvalidAuthCode")
+    body = answer(
+        api.post("/check", json={"auth_id": "u1", "code": wrong(code)}), 400, "InvalidAuthCode"
+    )
     assert body["attempts_left"] == 2
     answer(api.post("/check", json={"auth_id": "u1", "code": code}), 200)
     answer(api.post("/check", json={"auth_id": "u1", "code": code}), 400, "UnknownAuthId")
 
 
-@pytest.mark.parametrize("payload", [
-    {"auth_id": "u1"},
-    {"code": "123456"},
-    {"auth_id": "u1", "code": 123456},
-    {"auth_id": None, "code": "123456"},
-    {"auth_id": "u1", "code": "123456", "extra": 1},
-], ids=["no code", "no auth_id", "int code", "null auth_id", "unknown key"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"auth_id": "u1"},
+        {"code": "123456"},
+        {"auth_id": "u1", "code": 123456},
+        {"auth_id": None, "code": "123456"},
+        {"auth_id": "u1", "code": "123456", "extra": 1},
+    ],
+    ids=["no code", "no auth_id", "int code", "null auth_id", "unknown key"],
+)
 def test_post_check_refuses_malformed_bodies(api: TestClient, payload: dict[str, Any]) -> None:
     answer(api.post("/check", json=payload), 400, "InvalidAPIUsage")
 
@@ -297,7 +332,8 @@ BAD_QUERIES = {
 
 @pytest.mark.parametrize("query", BAD_QUERIES.values(), ids=BAD_QUERIES.keys())
 def test_check_refuses_a_bad_query_without_spending_an_attempt(
-        api: TestClient, fake_flowroute: FakeFlowroute, query: str) -> None:
+    api: TestClient, fake_flowroute: FakeFlowroute, query: str
+) -> None:
     answer(create(api, "u1"), 200)
     code = fake_flowroute.last_code(NUMBER)
     body = answer(api.get("/?" + query), 400, "InvalidAPIUsage")
@@ -305,8 +341,7 @@ def test_check_refuses_a_bad_query_without_spending_an_attempt(
     assert answer(check(api, "u1", wrong(code)), 400, "InvalidAuthCode")["attempts_left"] == 2
 
 
-def test_codes_with_a_leading_zero_work(make_client: Client,
-                                        fake_flowroute: FakeFlowroute) -> None:
+def test_codes_with_a_leading_zero_work(make_client: Client, fake_flowroute: FakeFlowroute) -> None:
     api, _ = make_client()
     for _ in range(300):  # P(no leading zero in 300 tries) = 0.9**300, about 2e-14
         answer(create(api, "u1", code_length=4), 200)
@@ -325,17 +360,22 @@ def test_codes_with_a_leading_zero_work(make_client: Client,
 TOKEN = "api-token-0123456789abcdef0123456789"
 
 
-@pytest.mark.parametrize("authorization", [
-    None,
-    "Bearer wrong-token",
-    "Bearer " + TOKEN[:-1],
-    "Bearer " + TOKEN + "x",
-    "Basic " + TOKEN,
-    TOKEN,
-    "Bearer",
-], ids=["missing", "wrong", "prefix", "longer", "basic scheme", "no scheme", "empty"])
-def test_a_configured_token_is_required(make_client: Client, fake_flowroute: FakeFlowroute,
-                                        authorization: str | None) -> None:
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer wrong-token",
+        "Bearer " + TOKEN[:-1],
+        "Bearer " + TOKEN + "x",
+        "Basic " + TOKEN,
+        TOKEN,
+        "Bearer",
+    ],
+    ids=["missing", "wrong", "prefix", "longer", "basic scheme", "no scheme", "empty"],
+)
+def test_a_configured_token_is_required(
+    make_client: Client, fake_flowroute: FakeFlowroute, authorization: str | None
+) -> None:
     api, _ = make_client(api_token=TOKEN)
     headers = {"authorization": authorization} if authorization else {}
     for response in (
@@ -358,8 +398,9 @@ def test_the_right_token_works(make_client: Client, fake_flowroute: FakeFlowrout
     answer(api.get("/", params={"auth_id": "u1", "code": code}, headers=headers), 200)
 
 
-def test_wrong_tokens_spend_a_budget_per_address(make_client: Client,
-                                                 fake_flowroute: FakeFlowroute) -> None:
+def test_wrong_tokens_spend_a_budget_per_address(
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     api, _ = make_client(api_token=TOKEN, failed_auth_limit=3, trusted_proxies=1)
     guesser = {"authorization": "Bearer " + "x" * 40, "x-forwarded-for": "203.0.113.9"}
     body = {"auth_id": "u1", "code": "123456"}
@@ -368,12 +409,16 @@ def test_wrong_tokens_spend_a_budget_per_address(make_client: Client,
     refused = answer(api.post("/check", json=body, headers=guesser), 429, "RateLimited")
     assert refused["budget"] == "failed_authorization"
     assert 0 < int(refused["retry_after"]) <= 600
-    assert refused["retry_after"] == int(api.post("/check", json=body,
-                                                  headers=guesser).headers["retry-after"])
+    assert refused["retry_after"] == int(
+        api.post("/check", json=body, headers=guesser).headers["retry-after"]
+    )
     # Over the budget, the right token from that address is refused too: no oracle.
     right_from_there = {"authorization": f"Bearer {TOKEN}", "x-forwarded-for": "203.0.113.9"}
-    answer(api.post("/", json={"auth_id": "u1", "recipient": NUMBER},
-                    headers=right_from_there), 429, "RateLimited")
+    answer(
+        api.post("/", json={"auth_id": "u1", "recipient": NUMBER}, headers=right_from_there),
+        429,
+        "RateLimited",
+    )
     assert fake_flowroute.requests_seen == 0
     # Another address is not touched.
     elsewhere = {"authorization": f"Bearer {TOKEN}", "x-forwarded-for": "198.51.100.7"}
@@ -384,8 +429,7 @@ def test_the_right_token_spends_nothing(make_client: Client) -> None:
     api, _ = make_client(api_token=TOKEN, failed_auth_limit=2)
     right = {"authorization": f"Bearer {TOKEN}"}
     for _ in range(5):
-        answer(api.post("/check", json={"auth_id": "u1", "code": "123456"}, headers=right),
-               400)
+        answer(api.post("/check", json={"auth_id": "u1", "code": "123456"}, headers=right), 400)
     wrong = {"authorization": "Bearer " + "y" * 40}
     for _ in range(2):
         answer(api.post("/check", json={"auth_id": "u1", "code": "1"}, headers=wrong), 401)
@@ -403,8 +447,9 @@ def assert_rate_limited(response: httpx.Response, most: int) -> dict[str, Any]:
     return body
 
 
-def test_resend_cooldown_answers_429_with_retry_after(make_client: Client,
-                                                      fake_flowroute: FakeFlowroute) -> None:
+def test_resend_cooldown_answers_429_with_retry_after(
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     api, _ = make_client(resend_cooldown=30)
     answer(create(api, "u1"), 200)
     body = assert_rate_limited(create(api, "u1"), 31)
@@ -413,8 +458,7 @@ def test_resend_cooldown_answers_429_with_retry_after(make_client: Client,
     answer(create(api, "u2"), 200)  # the cooldown is per auth_id
 
 
-def test_recipient_budget_answers_429(make_client: Client,
-                                      fake_flowroute: FakeFlowroute) -> None:
+def test_recipient_budget_answers_429(make_client: Client, fake_flowroute: FakeFlowroute) -> None:
     api, _ = make_client(recipient_send_limit=2, recipient_send_window=600)
     answer(create(api, "u1"), 200)
     answer(create(api, "u2"), 200)
@@ -423,8 +467,9 @@ def test_recipient_budget_answers_429(make_client: Client,
     answer(create(api, "u3", OTHER_NUMBER), 200)
 
 
-def test_client_address_budget_answers_429(make_client: Client,
-                                           fake_flowroute: FakeFlowroute) -> None:
+def test_client_address_budget_answers_429(
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     api, _ = make_client(address_send_limit=2, address_send_window=600)
     answer(create(api, "u1"), 200)
     answer(create(api, "u2", OTHER_NUMBER), 200)
@@ -434,7 +479,8 @@ def test_client_address_budget_answers_429(make_client: Client,
 
 
 def test_a_token_holding_backend_is_not_held_to_one_persons_address_budget(
-        make_client: Client, fake_flowroute: FakeFlowroute) -> None:
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     """With SMS2FA_API_TOKEN the caller is a relying party's backend: its one address would
     exhaust a budget meant for one person. Behind a trusted proxy the client is counted."""
     token = {"authorization": "Bearer " + "t" * 32}
@@ -444,12 +490,14 @@ def test_a_token_holding_backend_is_not_held_to_one_persons_address_budget(
     proxied, _ = make_client(address_send_limit=1, api_token="t" * 32, trusted_proxies=1)
     client = {**token, "x-forwarded-for": "203.0.113.7"}
     answer(proxied.post("/", json={"auth_id": "p1", "recipient": NUMBER}, headers=client), 200)
-    assert_rate_limited(proxied.post("/", json={"auth_id": "p2", "recipient": OTHER_NUMBER},
-                                     headers=client), 601)
+    assert_rate_limited(
+        proxied.post("/", json={"auth_id": "p2", "recipient": OTHER_NUMBER}, headers=client), 601
+    )
 
 
-def test_failed_checks_lock_the_auth_id_with_429(make_client: Client,
-                                                 fake_flowroute: FakeFlowroute) -> None:
+def test_failed_checks_lock_the_auth_id_with_429(
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     api, _ = make_client(max_failed_checks=2, lockout_seconds=300)
     answer(create(api, "u1", retries=5), 200)
     code = fake_flowroute.last_code(NUMBER)
@@ -459,34 +507,64 @@ def test_failed_checks_lock_the_auth_id_with_429(make_client: Client,
 
 
 def test_forwarded_for_is_not_believed_without_trusted_proxies(
-        make_client: Client, fake_flowroute: FakeFlowroute) -> None:
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     api, _ = make_client(address_send_limit=2)
     for i in range(2):
-        answer(api.post("/", json={"auth_id": f"u{i}", "recipient": NUMBER},
-                        headers={"x-forwarded-for": f"203.0.113.{i}"}), 200)
-    assert_rate_limited(api.post("/", json={"auth_id": "u9", "recipient": NUMBER},
-                                 headers={"x-forwarded-for": "203.0.113.9"}), 601)
+        answer(
+            api.post(
+                "/",
+                json={"auth_id": f"u{i}", "recipient": NUMBER},
+                headers={"x-forwarded-for": f"203.0.113.{i}"},
+            ),
+            200,
+        )
+    assert_rate_limited(
+        api.post(
+            "/",
+            json={"auth_id": "u9", "recipient": NUMBER},
+            headers={"x-forwarded-for": "203.0.113.9"},
+        ),
+        601,
+    )
 
 
 def test_forwarded_for_is_believed_behind_one_trusted_proxy(
-        make_client: Client, fake_flowroute: FakeFlowroute) -> None:
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     api, _ = make_client(address_send_limit=1, trusted_proxies=1)
     spoofed = "198.51.100.1, 203.0.113.1"  # the client's claim, then what our proxy saw
-    answer(api.post("/", json={"auth_id": "u1", "recipient": NUMBER},
-                    headers={"x-forwarded-for": spoofed}), 200)
-    assert_rate_limited(api.post("/", json={"auth_id": "u2", "recipient": NUMBER},
-                                 headers={"x-forwarded-for": "198.51.100.2, 203.0.113.1"}), 601)
-    answer(api.post("/", json={"auth_id": "u3", "recipient": NUMBER},
-                    headers={"x-forwarded-for": "203.0.113.2"}), 200)
+    answer(
+        api.post(
+            "/", json={"auth_id": "u1", "recipient": NUMBER}, headers={"x-forwarded-for": spoofed}
+        ),
+        200,
+    )
+    assert_rate_limited(
+        api.post(
+            "/",
+            json={"auth_id": "u2", "recipient": NUMBER},
+            headers={"x-forwarded-for": "198.51.100.2, 203.0.113.1"},
+        ),
+        601,
+    )
+    answer(
+        api.post(
+            "/",
+            json={"auth_id": "u3", "recipient": NUMBER},
+            headers={"x-forwarded-for": "203.0.113.2"},
+        ),
+        200,
+    )
 
 
 # -- 502 ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fault", ["500", "400", "401", "503 x3", "drop"])
-def test_sms_failure_answers_502_and_leaves_no_code(make_client: Client,
-                                                     fake_flowroute: FakeFlowroute,
-                                                     fault: str) -> None:
+def test_sms_failure_answers_502_and_leaves_no_code(
+    make_client: Client, fake_flowroute: FakeFlowroute, fault: str
+) -> None:
     api, verifier = make_client(resend_cooldown=30)
     if fault == "drop":
         fake_flowroute.drop_next()
@@ -505,16 +583,19 @@ def test_sms_failure_answers_502_and_leaves_no_code(make_client: Client,
 
 
 def test_a_failed_send_is_logged_at_warning_with_the_providers_status(
-        make_client: Client, fake_flowroute: FakeFlowroute,
-        caplog: pytest.LogCaptureFixture) -> None:
+    make_client: Client, fake_flowroute: FakeFlowroute, caplog: pytest.LogCaptureFixture
+) -> None:
     """An operator sees a failed send without turning INFO on; the line carries the
     provider's status and a masked number, never the code or the whole number."""
     api, _ = make_client()
     fake_flowroute.fail_next(500)
     with caplog.at_level(logging.WARNING, logger="sms2fa"):
         answer(create(api, "u1"), 502, "SMSDeliveryFailed")
-    failed = [r for r in caplog.records
-              if r.levelno == logging.WARNING and "event=send_failed" in r.getMessage()]
+    failed = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "event=send_failed" in r.getMessage()
+    ]
     assert len(failed) == 1, [r.getMessage() for r in caplog.records]
     assert "status=500" in failed[0].getMessage()
     assert NUMBER not in caplog.text and NUMBER[1:] not in caplog.text
@@ -524,8 +605,9 @@ def test_a_failed_send_is_logged_at_warning_with_the_providers_status(
 
 
 @pytest.fixture
-def unreachable_later(request: pytest.FixtureRequest, database_url: str,
-                      tmp_path: Any) -> Iterator[tuple[str, Callable[[Verifier], None]]]:
+def unreachable_later(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Any
+) -> Iterator[tuple[str, Callable[[Verifier], None]]]:
     """(database URL, cut): the database works until ``cut(verifier)`` takes it away."""
     if database_url.startswith("sqlite"):
         folder = tmp_path / "volume"
@@ -547,15 +629,20 @@ def unreachable_later(request: pytest.FixtureRequest, database_url: str,
 
 
 def test_unreachable_database_answers_503(
-        make_client: Client, fake_flowroute: FakeFlowroute,
-        unreachable_later: tuple[str, Callable[[Verifier], None]]) -> None:
+    make_client: Client,
+    fake_flowroute: FakeFlowroute,
+    unreachable_later: tuple[str, Callable[[Verifier], None]],
+) -> None:
     url, cut = unreachable_later
     api, verifier = make_client(database_url=url)
     answer(create(api, "u1"), 200)
     code = fake_flowroute.last_code(NUMBER)
     cut(verifier)
-    for response in (create(api, "u2"), check(api, "u1", code),
-                     api.post("/check", json={"auth_id": "u1", "code": code})):
+    for response in (
+        create(api, "u2"),
+        check(api, "u1", code),
+        api.post("/check", json={"auth_id": "u1", "code": code}),
+    ):
         body = answer(response, 503, "ServiceUnavailable")
         assert set(body) == {"message", "reason"}
         assert "Traceback" not in response.text
@@ -571,22 +658,25 @@ def test_unknown_paths_answer_404_json(api: TestClient, path: str) -> None:
     answer(api.post(path, json={}), 404, "NotFound")
 
 
-@pytest.mark.parametrize("method, path, allow", [
-    ("PUT", "/", "GET, POST"),
-    ("DELETE", "/", "GET, POST"),
-    ("PATCH", "/", "GET, POST"),
-    ("GET", "/check", "POST"),
-    ("PUT", "/check", "POST"),
-])
-def test_other_methods_answer_405_json(api: TestClient, method: str, path: str,
-                                       allow: str) -> None:
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("PUT", "/", "GET, POST"),
+        ("DELETE", "/", "GET, POST"),
+        ("PATCH", "/", "GET, POST"),
+        ("GET", "/check", "POST"),
+        ("PUT", "/check", "POST"),
+    ],
+)
+def test_other_methods_answer_405_json(api: TestClient, method: str, path: str, allow: str) -> None:
     response = api.request(method, path)
     answer(response, 405, "MethodNotAllowed")
     assert response.headers["allow"] == allow
 
 
 def test_prefix_mounts_the_api_and_answers_404_elsewhere(
-        make_client: Client, fake_flowroute: FakeFlowroute) -> None:
+    make_client: Client, fake_flowroute: FakeFlowroute
+) -> None:
     api, _ = make_client(prefix="/sms2fa")
     answer(create(api, "u1"), 404, "NotFound")
     answer(api.post("/sms2fa/", json={"auth_id": "u1", "recipient": NUMBER}), 200)
@@ -596,14 +686,20 @@ def test_prefix_mounts_the_api_and_answers_404_elsewhere(
 
 
 def test_bodies_over_16_kib_answer_413(api: TestClient, fake_flowroute: FakeFlowroute) -> None:
-    big = b'{"auth_id": "u1", "recipient": "12065551234", "message": "{code}' + \
-        b"x" * MAX_BODY + b'"}'
+    big = (
+        b'{"auth_id": "u1", "recipient": "12065551234", "message": "{code}'
+        + b"x" * MAX_BODY
+        + b'"}'
+    )
     headers = {"content-type": "application/json"}
     answer(api.post("/", content=big, headers=headers), 413, "InvalidAPIUsage")
     answer(api.post("/check", content=big, headers=headers), 413, "InvalidAPIUsage")
     # Without a Content-Length (chunked), the size is counted as the body arrives.
-    answer(api.post("/", content=iter([big[:8000], big[8000:]]), headers=headers), 413,
-           "InvalidAPIUsage")
+    answer(
+        api.post("/", content=iter([big[:8000], big[8000:]]), headers=headers),
+        413,
+        "InvalidAPIUsage",
+    )
     assert fake_flowroute.requests_seen == 0
 
 
@@ -612,16 +708,17 @@ def test_a_body_of_exactly_16_kib_is_read(api: TestClient) -> None:
     body = head + b"x" * (MAX_BODY - len(head) - 2) + b'"}'
     assert len(body) == MAX_BODY
     # Read and judged (the unknown key), not refused for its size.
-    answer(api.post("/", content=body, headers={"content-type": "application/json"}), 400,
-           "InvalidAPIUsage")
+    answer(
+        api.post("/", content=body, headers={"content-type": "application/json"}),
+        400,
+        "InvalidAPIUsage",
+    )
 
 
 def test_openapi_document_is_json(api: TestClient) -> None:
     body = answer(api.get("/openapi.json"), 200)
     assert body["openapi"].startswith("3.")
     assert {"/", "/check"} <= set(body["paths"])
-
-
 
 
 class _BrokenSender:
@@ -636,7 +733,8 @@ class _BrokenSender:
 
 
 def test_a_sender_bug_answers_500_json_and_stores_nothing(
-        make_settings: Callable[..., Settings]) -> None:
+    make_settings: Callable[..., Settings],
+) -> None:
     # On SQLite the service works out the answer on its loop and sends in a thread: the
     # sender's exception must come back into that work, and out as a JSON 500.
     sender = _BrokenSender()
@@ -644,8 +742,10 @@ def test_a_sender_bug_answers_500_json_and_stores_nothing(
     try:
         api = TestClient(VerificationService(verifier))
         response = api.post("/", json={"auth_id": "u1", "recipient": "12065550123"})
-        assert answer(response, 500, "InternalError") == {"message": "Internal error.",
-                                                          "reason": "InternalError"}
+        assert answer(response, 500, "InternalError") == {
+            "message": "Internal error.",
+            "reason": "InternalError",
+        }
         assert sender.calls == 1
         assert verifier.store.count_codes() == 0
         answer(api.get("/", params={"auth_id": "u1", "code": "123456"}), 400, "UnknownAuthId")
@@ -657,12 +757,15 @@ def test_a_sender_bug_answers_500_json_and_stores_nothing(
 
 
 def test_health_answers_ok_while_the_store_answers_and_503_when_it_cannot(
-        tmp_path: Any, fake_flowroute: FakeFlowroute) -> None:
+    tmp_path: Any, fake_flowroute: FakeFlowroute
+) -> None:
     folder = tmp_path / "db"
     folder.mkdir()
-    settings = Settings(secret_key="health-secret-0123456789",
-                        database_url=f"sqlite:///{folder / 'h.db'}",
-                        **fake_flowroute.settings_kwargs())
+    settings = Settings(
+        secret_key="health-secret-0123456789",
+        database_url=f"sqlite:///{folder / 'h.db'}",
+        **fake_flowroute.settings_kwargs(),
+    )
     verifier = Verifier(settings)
     try:
         with TestClient(VerificationService(verifier, prefix="/api")) as client:
@@ -682,13 +785,16 @@ def test_health_answers_ok_while_the_store_answers_and_503_when_it_cannot(
 
 
 def test_a_body_that_never_arrives_gets_408_and_the_connection_closed(
-        tmp_path: Any, fake_flowroute: FakeFlowroute) -> None:
+    tmp_path: Any, fake_flowroute: FakeFlowroute
+) -> None:
     """A client that declares a body and never sends it cannot hold the service."""
     import asyncio
 
-    settings = Settings(secret_key="body-timeout-secret-0123",
-                        database_url=f"sqlite:///{tmp_path / 'b.db'}",
-                        **fake_flowroute.settings_kwargs())
+    settings = Settings(
+        secret_key="body-timeout-secret-0123",
+        database_url=f"sqlite:///{tmp_path / 'b.db'}",
+        **fake_flowroute.settings_kwargs(),
+    )
     verifier = Verifier(settings)
     service = VerificationService(verifier, body_timeout=0.2)
     sent: list[dict[str, Any]] = []
@@ -700,9 +806,16 @@ def test_a_body_that_never_arrives_gets_408_and_the_connection_closed(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/", "root_path": "",
-             "query_string": b"", "scheme": "http", "client": ("127.0.0.1", 1),
-             "headers": [(b"content-type", b"application/json"), (b"content-length", b"60")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "root_path": "",
+        "query_string": b"",
+        "scheme": "http",
+        "client": ("127.0.0.1", 1),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"60")],
+    }
     try:
         asyncio.run(asyncio.wait_for(service(scope, stalled, send), timeout=10))
     finally:

@@ -36,15 +36,14 @@ def framework(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def site(make_site: Callable[..., Site]) -> Site:  # noqa: F811
+def site(make_site: Callable[..., Site]) -> Site:
     return make_site()
 
 
 @pytest.fixture
 def client(site: Site) -> Iterator[httpx.Client]:
     """An API client of alice's (a bearer-token client would send Authorization instead)."""
-    with httpx.Client(base_url=site.url, headers={"X-User": "alice", **JSON},
-                      timeout=10) as http:
+    with httpx.Client(base_url=site.url, headers={"X-User": "alice", **JSON}, timeout=10) as http:
         yield http
 
 
@@ -52,8 +51,9 @@ def wrong(code: str) -> str:
     return str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
 
 
-def test_an_api_client_verifies_with_json_alone(client: httpx.Client,
-                                                fake_flowroute: FakeFlowroute) -> None:
+def test_an_api_client_verifies_with_json_alone(
+    client: httpx.Client, fake_flowroute: FakeFlowroute
+) -> None:
     refused = client.get("/api/data")
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"] == 'SMS2FA challenge="/sms2fa/challenge"'
@@ -83,7 +83,8 @@ def test_an_api_client_verifies_with_json_alone(client: httpx.Client,
 
 
 def test_a_client_without_a_cookie_jar_sends_the_value_back(
-        site: Site, client: httpx.Client, fake_flowroute: FakeFlowroute) -> None:
+    site: Site, client: httpx.Client, fake_flowroute: FakeFlowroute
+) -> None:
     client.post(CHALLENGE + "/send", json={})
     done = client.post(CHALLENGE, json={"code": fake_flowroute.last_code(ALICE)})
     value = done.cookies["sms2fa"]
@@ -93,19 +94,25 @@ def test_a_client_without_a_cookie_jar_sends_the_value_back(
 
 
 def test_json_posts_pass_the_origin_check_and_malformed_ones_cost_nothing(
-        site: Site, client: httpx.Client, fake_flowroute: FakeFlowroute) -> None:
+    site: Site, client: httpx.Client, fake_flowroute: FakeFlowroute
+) -> None:
     client.post(CHALLENGE + "/send", json={})
     code = fake_flowroute.last_code(ALICE)
     for origin in ("http://evil.example", "null"):
         forged = client.post(CHALLENGE, json={"code": code}, headers={"Origin": origin})
         assert forged.status_code == 403 and forged.json()["reason"] == "OriginRejected"
-        assert client.post(CHALLENGE + "/send", json={},
-                           headers={"Origin": origin}).status_code == 403
+        assert (
+            client.post(CHALLENGE + "/send", json={}, headers={"Origin": origin}).status_code == 403
+        )
     for body in ({"code": 123456}, {"code": code, "next": "/"}, {}, ["x"]):
         answer = client.post(CHALLENGE, json=body)
         assert answer.status_code == 400 and answer.json()["reason"] == "InvalidAPIUsage"
-    assert client.post(CHALLENGE, content=b"{", headers={
-        "Content-Type": "application/json"}).status_code == 400
+    assert (
+        client.post(
+            CHALLENGE, content=b"{", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
     assert site.middleware.verifier.pending("alice").attempts_left == 3
     assert len(fake_flowroute.messages) == 1
 
@@ -114,12 +121,12 @@ def test_json_flow_refusals(site: Site, fake_flowroute: FakeFlowroute) -> None:
     with httpx.Client(base_url=site.url, headers=JSON, timeout=10) as anonymous:
         answer = anonymous.post(CHALLENGE + "/send", json={})
         assert answer.status_code == 401 and answer.json()["reason"] == "LoginRequired"
-    with httpx.Client(base_url=site.url, headers={"X-User": "carol", **JSON},
-                      timeout=10) as unknown:
+    with httpx.Client(
+        base_url=site.url, headers={"X-User": "carol", **JSON}, timeout=10
+    ) as unknown:
         assert unknown.get(CHALLENGE).status_code == 401
     limited = None
-    with httpx.Client(base_url=site.url, headers={"X-User": "alice", **JSON},
-                      timeout=10) as client:
+    with httpx.Client(base_url=site.url, headers={"X-User": "alice", **JSON}, timeout=10) as client:
         for _ in range(12):
             limited = client.post(CHALLENGE + "/send", json={})
             if limited.status_code == 429:
@@ -129,14 +136,16 @@ def test_json_flow_refusals(site: Site, fake_flowroute: FakeFlowroute) -> None:
     assert int(limited.headers["retry-after"]) >= 1
 
 
-def test_openapi_lists_the_challenge_endpoints_even_with_the_api_off(
-        client: httpx.Client) -> None:
+def test_openapi_lists_the_challenge_endpoints_even_with_the_api_off(client: httpx.Client) -> None:
     document = client.get("/sms2fa/openapi.json")
     assert document.status_code == 200
     assert document.json() == openapi_document(api=False, challenge=True)
     operations = {(p, m) for p, item in document.json()["paths"].items() for m in item}
-    assert operations == {("/challenge", "get"), ("/challenge", "post"),
-                          ("/challenge/send", "post")}
+    assert operations == {
+        ("/challenge", "get"),
+        ("/challenge", "post"),
+        ("/challenge/send", "post"),
+    }
     from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
     validate(document.json(), cls=OpenAPIV31SpecValidator)
@@ -147,47 +156,67 @@ def test_openapi_lists_the_challenge_endpoints_even_with_the_api_off(
 
 # -- browser-shaped refusals ------------------------------------------------------------------
 
+
 def test_a_form_post_goes_to_the_challenge_and_back_to_the_page_it_came_from(
-        site: Site, fake_flowroute: FakeFlowroute) -> None:
-    with httpx.Client(base_url=site.url, headers={"X-User": "alice", "Accept": HTML},
-                      timeout=10) as browser:
-        posted = browser.post("/account", data={"note": "hello"},
-                              headers={"Referer": f"{site.url}/account?tab=2"})
+    site: Site, fake_flowroute: FakeFlowroute
+) -> None:
+    with httpx.Client(
+        base_url=site.url, headers={"X-User": "alice", "Accept": HTML}, timeout=10
+    ) as browser:
+        posted = browser.post(
+            "/account", data={"note": "hello"}, headers={"Referer": f"{site.url}/account?tab=2"}
+        )
         assert posted.status_code == 303
         assert posted.headers["location"] == (
-            f"{CHALLENGE}?next={quote('/account?tab=2', safe='')}")
+            f"{CHALLENGE}?next={quote('/account?tab=2', safe='')}"
+        )
         assert len(fake_flowroute.messages) == 1  # the code is on its way, as for a GET
         page = browser.get(posted.headers["location"])
         assert "was not sent" in page.text  # the post's loss is explained
         assert "was not sent" not in browser.get(posted.headers["location"]).text  # once
-        elsewhere = browser.post("/account", data={"x": "1"},
-                                 headers={"Referer": "http://evil.example/account"})
+        elsewhere = browser.post(
+            "/account", data={"x": "1"}, headers={"Referer": "http://evil.example/account"}
+        )
         assert elsewhere.headers["location"] == f"{CHALLENGE}?next=%2F"  # not another site
 
 
 def test_htmx_gets_401_and_hx_redirect(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    answer = httpx.get(site.url + "/api/data", timeout=10, headers={
-        "X-User": "alice", "HX-Request": "true", "Accept": "*/*",
-        "HX-Current-URL": f"{site.url}/account?tab=3"})
+    answer = httpx.get(
+        site.url + "/api/data",
+        timeout=10,
+        headers={
+            "X-User": "alice",
+            "HX-Request": "true",
+            "Accept": "*/*",
+            "HX-Current-URL": f"{site.url}/account?tab=3",
+        },
+    )
     assert answer.status_code == 401
     assert answer.headers["hx-redirect"] == f"{CHALLENGE}?next=%2Faccount%3Ftab%3D3"
     assert answer.json()["reason"] == "VerificationRequired"
     assert len(fake_flowroute.messages) == 1
-    anonymous = httpx.get(site.url + "/api/data", timeout=10,
-                          headers={"HX-Request": "true", "Accept": "text/html"})
+    anonymous = httpx.get(
+        site.url + "/api/data", timeout=10, headers={"HX-Request": "true", "Accept": "text/html"}
+    )
     assert anonymous.status_code == 401
     assert anonymous.headers["hx-redirect"].startswith("/login?next=")
 
 
 def test_anonymous_browser_post_goes_to_login(site: Site) -> None:
-    answer = httpx.post(site.url + "/account", data={"x": "1"}, timeout=10, headers={
-        "Accept": HTML, "Referer": f"{site.url}/account"})
+    answer = httpx.post(
+        site.url + "/account",
+        data={"x": "1"},
+        timeout=10,
+        headers={"Accept": HTML, "Referer": f"{site.url}/account"},
+    )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login?next=%2Faccount"
 
 
 def test_anonymous_app_leaves_anonymous_requests_to_the_app(
-        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute) -> None:  # noqa: F811
+    make_site: Callable[..., Site],
+    fake_flowroute: FakeFlowroute,
+) -> None:
     site = make_site(anonymous="app")
     own = httpx.get(site.url + "/account/mine", headers=JSON, timeout=10)
     assert own.status_code == 401
@@ -200,6 +229,7 @@ def test_anonymous_app_leaves_anonymous_requests_to_the_app(
 
 
 # -- the middleware from a request; this device only ----------------------------------------------
+
 
 def _verified_client(site: Site, fake_flowroute: FakeFlowroute) -> httpx.Client:
     client = httpx.Client(base_url=site.url, headers={"X-User": "alice", **JSON}, timeout=10)
@@ -218,8 +248,11 @@ def test_logout_of_this_device_only(site: Site, fake_flowroute: FakeFlowroute) -
         assert "Max-Age=0" in out.headers["set-cookie"]
         assert phone.get("/api/data").status_code == 401  # the jar dropped the cookie
         value = out.request.headers["cookie"].split("sms2fa=")[1].split(";")[0]
-        replay = httpx.get(site.url + "/api/data", timeout=10,
-                           headers={"X-User": "alice", "Cookie": f"sms2fa={value}", **JSON})
+        replay = httpx.get(
+            site.url + "/api/data",
+            timeout=10,
+            headers={"X-User": "alice", "Cookie": f"sms2fa={value}", **JSON},
+        )
         assert replay.status_code == 401  # a copy of the revoked cookie is worthless
         assert laptop.get("/api/data").status_code == 200  # the other device stays in
     finally:
@@ -228,7 +261,9 @@ def test_logout_of_this_device_only(site: Site, fake_flowroute: FakeFlowroute) -
 
 
 def test_a_session_revoked_on_another_host_ends_there_too(
-        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute) -> None:  # noqa: F811
+    make_site: Callable[..., Site],
+    fake_flowroute: FakeFlowroute,
+) -> None:
     a = make_site(revocation_interval=0.0)
     b = make_site(revocation_interval=0.0)  # same database, same secret: another host
     client = _verified_client(a, fake_flowroute)
@@ -242,8 +277,10 @@ def test_a_session_revoked_on_another_host_ends_there_too(
 
 # -- identify and the event loop --------------------------------------------------------------
 
+
 def test_a_sync_identify_runs_off_the_loop_and_an_async_one_on_it(
-        make_settings: Callable[..., Settings]) -> None:
+    make_settings: Callable[..., Settings],
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient

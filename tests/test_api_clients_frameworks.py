@@ -37,13 +37,13 @@ def json_flow(client: httpx.Client, protected: str, last_code: Callable[[], str]
     assert sent.json()["attempts_left"] == 3
 
     code = last_code()
-    forged = client.post(CHALLENGE, json={"code": code},
-                         headers={"Origin": "http://evil.example"})
+    forged = client.post(CHALLENGE, json={"code": code}, headers={"Origin": "http://evil.example"})
     assert forged.status_code == 403 and forged.json()["reason"] == "OriginRejected"
     bad = client.post(CHALLENGE, json={"code": wrong(code)})
     assert bad.status_code == 400 and bad.json()["attempts_left"] == 2
-    done = client.post(CHALLENGE, json={"code": code},
-                       headers={"Origin": str(client.base_url).rstrip("/")})  # same origin
+    done = client.post(
+        CHALLENGE, json={"code": code}, headers={"Origin": str(client.base_url).rstrip("/")}
+    )  # same origin
     assert done.status_code == 200, done.text
     assert done.json()["verified"] is True
     assert "sms2fa" in client.cookies
@@ -57,16 +57,20 @@ def assert_openapi_lists_the_challenge(client: httpx.Client) -> None:
 
 
 def test_fastapi_bearer_client_verifies_with_json_alone(
-        tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
-    with _run_example("fastapi_app.py", tmp_path, fake_flowroute) as base, \
-            httpx.Client(base_url=base, headers=JSON, timeout=10) as client:
-        token = client.post("/token", data={"username": "alice", "password": "wonderland"}
-                            ).json()["access_token"]
+    tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
+    with (
+        _run_example("fastapi_app.py", tmp_path, fake_flowroute) as base,
+        httpx.Client(base_url=base, headers=JSON, timeout=10) as client,
+    ):
+        token = client.post("/token", data={"username": "alice", "password": "wonderland"}).json()[
+            "access_token"
+        ]
         client.headers["Authorization"] = f"Bearer {token}"
-        json_flow(client, "/users/me",
-                  lambda: fake_flowroute.last_code(FASTAPI_ALICE_PHONE))
+        json_flow(client, "/users/me", lambda: fake_flowroute.last_code(FASTAPI_ALICE_PHONE))
         assert client.get("/users/me/items").json() == [
-            {"item_id": "Foo", "owner": "alice", "verified_for": "alice"}]
+            {"item_id": "Foo", "owner": "alice", "verified_for": "alice"}
+        ]
         assert_openapi_lists_the_challenge(client)
 
 
@@ -75,9 +79,15 @@ def test_django_session_client_verifies_with_json_alone(server: Server) -> None:
         # Django's CSRF check on its login form: the csrftoken cookie's value (the secret)
         # is accepted as the form field, so no page is parsed for it.
         assert client.get("/login/").status_code == 200
-        login = client.post("/login/", data={
-            "username": ALICE, "password": PASSWORD, "next": "/account/",
-            "csrfmiddlewaretoken": client.cookies["csrftoken"]})
+        login = client.post(
+            "/login/",
+            data={
+                "username": ALICE,
+                "password": PASSWORD,
+                "next": "/account/",
+                "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            },
+        )
         assert login.status_code == 302 and login.headers["location"] == "/account/"
         json_flow(client, "/account/", lambda: server.fake.last_code(ALICE_PHONE))
         assert MARKER in client.get("/account/").text

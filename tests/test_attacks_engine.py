@@ -40,8 +40,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 
 NUMBER = "+12065551234"
 ATTACKER = "+13125550199"
-NO_BUDGETS: dict[str, Any] = {"resend_cooldown": 0, "recipient_send_limit": 0,
-                              "address_send_limit": 0, "address_check_limit": 0}
+NO_BUDGETS: dict[str, Any] = {
+    "resend_cooldown": 0,
+    "recipient_send_limit": 0,
+    "address_send_limit": 0,
+    "address_check_limit": 0,
+}
 
 
 def wrong(code: str) -> str:
@@ -55,8 +59,11 @@ def counter_keys(verifier: Verifier) -> list[str]:
 def end_lock(verifier: Verifier, key: str) -> None:
     """Let a counter's window pass (the store's clock is the real one; its data is moved)."""
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    verifier.store.run(lambda conn: conn.execute(
-        update(counters).where(counters.c.key == key).values(reset_at=past)))
+    verifier.store.run(
+        lambda conn: conn.execute(
+            update(counters).where(counters.c.key == key).values(reset_at=past)
+        )
+    )
 
 
 class PauseBeforeConsuming:
@@ -79,8 +86,9 @@ class PauseBeforeConsuming:
         self._go.set()
 
 
-def check_in_thread(verifier: Verifier, code: str, name: str) -> tuple[threading.Thread,
-                                                                         list[object]]:
+def check_in_thread(
+    verifier: Verifier, code: str, name: str
+) -> tuple[threading.Thread, list[object]]:
     outcome: list[object] = []
 
     def run() -> None:
@@ -96,8 +104,10 @@ def check_in_thread(verifier: Verifier, code: str, name: str) -> tuple[threading
 
 # -- 4. a right code inside the allowance always wins ----------------------------------------
 
+
 def test_right_code_wins_while_wrong_guesses_take_the_last_attempts(
-        make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute) -> None:
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Issue 11.4: 1 right + 2 wrong guesses on a code with 3 attempts. The right one took
     its attempt first; the wrong one that took the last attempt deleted the row under it."""
     verifier = make_verifier(**NO_BUDGETS)
@@ -118,7 +128,8 @@ def test_right_code_wins_while_wrong_guesses_take_the_last_attempts(
 
 
 def test_a_guess_whose_code_is_gone_gives_its_failure_slot_back(
-        make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute) -> None:
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     verifier = make_verifier(**NO_BUDGETS)
     verifier.start("u1", NUMBER)
     code = fake_flowroute.last_code(NUMBER)
@@ -134,15 +145,32 @@ def test_a_guess_whose_code_is_gone_gives_its_failure_slot_back(
 
 # -- 5. client addresses -------------------------------------------------------------------
 
-GARBAGE_ADDRESSES = ["a" * 300, "not-an-ip", "1.2.3.4.5", "999.1.1.1", "::g", "[::1",
-                     "1.2.3.4:80", "fe80::1%" + "x" * 250, "' OR 1=1 --", "\t", "ä" * 100]
+GARBAGE_ADDRESSES = [
+    "a" * 300,
+    "not-an-ip",
+    "1.2.3.4.5",
+    "999.1.1.1",
+    "::g",
+    "[::1",
+    "1.2.3.4:80",
+    "fe80::1%" + "x" * 250,
+    "' OR 1=1 --",
+    "\t",
+    "ä" * 100,
+]
 
 
 def test_garbage_forwarded_for_is_never_a_5xx_nor_stored(
-        make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute) -> None:
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Issue 11.5: a 300-character X-Forwarded-For was a 500 on PostgreSQL (varchar(200))."""
-    verifier = make_verifier(trusted_proxies=1, resend_cooldown=0, recipient_send_limit=0,
-                             address_send_limit=1000, address_check_limit=1000)
+    verifier = make_verifier(
+        trusted_proxies=1,
+        resend_cooldown=0,
+        recipient_send_limit=0,
+        address_send_limit=1000,
+        address_check_limit=1000,
+    )
     api = TestClient(VerificationService(verifier))
     for i, value in enumerate(GARBAGE_ADDRESSES):
         headers = {"x-forwarded-for": value.encode()}
@@ -157,15 +185,20 @@ def test_garbage_forwarded_for_is_never_a_5xx_nor_stored(
             ipaddress.ip_network(key.split(":", 1)[1])
 
 
-def test_ipv6_clients_are_counted_per_64(make_verifier: Callable[..., Verifier],
-                                         fake_flowroute: FakeFlowroute) -> None:
-    verifier = make_verifier(trusted_proxies=1, resend_cooldown=0, recipient_send_limit=0,
-                             address_send_limit=2)
+def test_ipv6_clients_are_counted_per_64(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    verifier = make_verifier(
+        trusted_proxies=1, resend_cooldown=0, recipient_send_limit=0, address_send_limit=2
+    )
     api = TestClient(VerificationService(verifier))
 
     def create(i: int, address: str) -> int:
-        response = api.post("/", json={"auth_id": f"v{i}", "recipient": NUMBER},
-                            headers={"x-forwarded-for": address})
+        response = api.post(
+            "/",
+            json={"auth_id": f"v{i}", "recipient": NUMBER},
+            headers={"x-forwarded-for": address},
+        )
         print(response.text)
         return response.status_code
 
@@ -176,15 +209,17 @@ def test_ipv6_clients_are_counted_per_64(make_verifier: Callable[..., Verifier],
 
 
 def test_requests_without_an_address_share_one_budget(
-        make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute) -> None:
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Issue 11.5: gunicorn on a unix socket has no peer address: 30/30 codes went out."""
     verifier = make_verifier(resend_cooldown=0, recipient_send_limit=0, address_send_limit=2)
     api = VerificationAPI(verifier)
 
     def create(i: int) -> int:
         body = f'{{"auth_id": "n{i}", "recipient": "{NUMBER}"}}'.encode()
-        request = Request("POST", "/", headers={"content-type": "application/json"},
-                          body=body, client=None)
+        request = Request(
+            "POST", "/", headers={"content-type": "application/json"}, body=body, client=None
+        )
         return api.handle(request, "/").status
 
     assert [create(i) for i in range(3)] == [200, 200, 429]
@@ -192,13 +227,17 @@ def test_requests_without_an_address_share_one_budget(
 
 # -- 7. per-address check budget, and the same store work on every path ---------------------
 
-def test_checks_are_limited_per_client_address(make_verifier: Callable[..., Verifier],
-                                               fake_flowroute: FakeFlowroute) -> None:
+
+def test_checks_are_limited_per_client_address(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Issue 11.7: locked (and unknown) auth_ids could be probed without limit."""
     verifier = make_verifier(**{**NO_BUDGETS, "address_check_limit": 3}, uniform_errors=True)
     api = TestClient(VerificationService(verifier))
-    statuses = [api.get("/", params={"auth_id": f"probe{i}", "code": "123456"}).status_code
-                for i in range(4)]
+    statuses = [
+        api.get("/", params={"auth_id": f"probe{i}", "code": "123456"}).status_code
+        for i in range(4)
+    ]
     assert statuses == [400, 400, 400, 429]
     body = api.get("/", params={"auth_id": "other", "code": "123456"}).json()
     assert body["budget"] == "client_address_checks"
@@ -208,9 +247,11 @@ def test_checks_are_limited_per_client_address(make_verifier: Callable[..., Veri
 
 
 def test_uniform_checks_do_the_same_store_work_for_unknown_locked_and_live_ids(
-        make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute) -> None:
-    verifier = make_verifier(**{**NO_BUDGETS, "address_check_limit": 100},
-                             max_failed_checks=2, retries_allowed=5)
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    verifier = make_verifier(
+        **{**NO_BUDGETS, "address_check_limit": 100}, max_failed_checks=2, retries_allowed=5
+    )
     verifier.start("locked", NUMBER)
     for _ in range(2):  # the failures allowed
         with pytest.raises(InvalidAuthCode):
@@ -219,10 +260,13 @@ def test_uniform_checks_do_the_same_store_work_for_unknown_locked_and_live_ids(
     code = fake_flowroute.last_code(NUMBER)
     calls: list[str] = []
     for name in ("get_code", "take_attempt", "hit", "delete_code", "reset", "extend"):
-        def record(*args: Any, _name: str = name, _real: Any = getattr(verifier.store, name),
-                   **kwargs: Any) -> Any:
+
+        def record(
+            *args: Any, _name: str = name, _real: Any = getattr(verifier.store, name), **kwargs: Any
+        ) -> Any:
             calls.append(_name)
             return _real(*args, **kwargs)
+
         setattr(verifier.store, name, record)
     seen = {}
     for auth_id in ("unknown", "locked", "live"):
@@ -235,11 +279,14 @@ def test_uniform_checks_do_the_same_store_work_for_unknown_locked_and_live_ids(
 
 # -- 8. escalating locks ---------------------------------------------------------------------
 
+
 def test_each_lock_lasts_twice_the_one_before_up_to_the_ceiling(
-        make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute) -> None:
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Issue 11.8: a fixed 15-minute lock allowed ~960 guesses per account per day."""
-    verifier = make_verifier(**NO_BUDGETS, max_failed_checks=2, lockout_seconds=60,
-                             lockout_max_seconds=200)
+    verifier = make_verifier(
+        **NO_BUDGETS, max_failed_checks=2, lockout_seconds=60, lockout_max_seconds=200
+    )
 
     def lock_once() -> int:
         verifier.start("u1", NUMBER)
@@ -271,28 +318,34 @@ def test_lockout_ceiling_must_not_be_shorter_than_the_first_lock() -> None:
 
 # -- 1. per-request messages, segments, and which number proved it -------------------------
 
-def test_per_request_message_is_off_by_default(make_verifier: Callable[..., Verifier],
-                                               fake_flowroute: FakeFlowroute) -> None:
+
+def test_per_request_message_is_off_by_default(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Issue 11.1: a 981-character phishing text went out as one request."""
     api = TestClient(VerificationService(make_verifier(**NO_BUDGETS)))
-    response = api.post("/", json={"auth_id": "u1", "recipient": NUMBER,
-                                   "message": "Your bank: call us. {code}"})
+    response = api.post(
+        "/", json={"auth_id": "u1", "recipient": NUMBER, "message": "Your bank: call us. {code}"}
+    )
     assert response.status_code == 400, response.text
     assert response.json()["reason"] == "InvalidAPIUsage"
     assert "SMS2FA_ALLOW_CUSTOM_MESSAGE" in response.json()["message"]
     assert fake_flowroute.messages == []
 
 
-@pytest.mark.parametrize("message", [
-    "{code} " + "x" * 154,  # 161 with a 6-digit code: two GSM segments
-    "{code} " + "ł" * 64,  # 71: two UCS-2 segments ("ł" is not in the GSM alphabet)
-    "{code} " + "€" * 77,  # 161 septets: "€" takes two in the GSM alphabet
-    "{code} " + "😀" * 32,  # 71 UTF-16 units: an emoji takes two
-    "Phish! " * 140 + "{code}",  # 981
-])
-def test_a_long_per_request_message_is_refused(make_verifier: Callable[..., Verifier],
-                                               fake_flowroute: FakeFlowroute,
-                                               message: str) -> None:
+@pytest.mark.parametrize(
+    "message",
+    [
+        "{code} " + "x" * 154,  # 161 with a 6-digit code: two GSM segments
+        "{code} " + "ł" * 64,  # 71: two UCS-2 segments ("ł" is not in the GSM alphabet)
+        "{code} " + "€" * 77,  # 161 septets: "€" takes two in the GSM alphabet
+        "{code} " + "😀" * 32,  # 71 UTF-16 units: an emoji takes two
+        "Phish! " * 140 + "{code}",  # 981
+    ],
+)
+def test_a_long_per_request_message_is_refused(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute, message: str
+) -> None:
     api = TestClient(VerificationService(make_verifier(**NO_BUDGETS, allow_custom_message=True)))
     response = api.post("/", json={"auth_id": "u1", "recipient": NUMBER, "message": message})
     assert response.status_code == 400, response.text
@@ -304,10 +357,12 @@ def test_a_long_per_request_message_is_refused(make_verifier: Callable[..., Veri
     assert response.status_code == 200, response.text
 
 
-def test_send_budgets_count_segments(make_verifier: Callable[..., Verifier],
-                                     fake_flowroute: FakeFlowroute) -> None:
-    verifier = make_verifier(resend_cooldown=0, recipient_send_limit=3,
-                             auth_message="{code} " + "x" * 200)  # two segments
+def test_send_budgets_count_segments(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    verifier = make_verifier(
+        resend_cooldown=0, recipient_send_limit=3, auth_message="{code} " + "x" * 200
+    )  # two segments
     verifier.start("u1", NUMBER)
     with pytest.raises(RateLimited) as info:  # 4 segments > 3
         verifier.start("u2", NUMBER)
@@ -316,11 +371,11 @@ def test_send_budgets_count_segments(make_verifier: Callable[..., Verifier],
 
 
 def test_a_successful_check_says_which_masked_number_the_code_went_to(
-        make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute) -> None:
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     api = TestClient(VerificationService(make_verifier(**NO_BUDGETS)))
     assert api.post("/", json={"auth_id": "u1", "recipient": NUMBER}).status_code == 200
-    response = api.post("/check", json={"auth_id": "u1",
-                                        "code": fake_flowroute.last_code(NUMBER)})
+    response = api.post("/check", json={"auth_id": "u1", "code": fake_flowroute.last_code(NUMBER)})
     assert response.status_code == 200, response.text
     assert response.json()["sent_to"] == mask(NUMBER) == "+1••••••••34"
     assert NUMBER.lstrip("+") not in response.text
@@ -333,9 +388,11 @@ def test_verifier_refuses_a_custom_message_when_off(verifier: Verifier) -> None:
 
 # -- 3. the mounted API cannot touch the middleware's users ---------------------------------
 
+
 @pytest.fixture(params=["flask", "starlette"])
-def public_site(request: pytest.FixtureRequest,
-                make_settings: Callable[..., Settings]) -> Iterator[Any]:
+def public_site(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+) -> Iterator[Any]:
     settings = make_settings(max_failed_checks=3, resend_cooldown=30)
     site = serve_site(str(request.param), settings, {"alice": NUMBER}, public_api=True)
     yield site
@@ -343,7 +400,8 @@ def public_site(request: pytest.FixtureRequest,
 
 
 def test_anonymous_api_callers_cannot_touch_a_logged_in_users_challenge(
-        public_site: Any, fake_flowroute: FakeFlowroute) -> None:
+    public_site: Any, fake_flowroute: FakeFlowroute
+) -> None:
     """Issue 11.3: with public_api=True, creating a code for auth_id "alice" stole her resend
     cooldown and replaced her code, and failing checks on it locked her out."""
     base = public_site.url + "/sms2fa/"
@@ -353,26 +411,35 @@ def test_anonymous_api_callers_cannot_touch_a_logged_in_users_challenge(
     for _ in range(4):  # more than max_failed_checks: "alice" is locked in the API's namespace
         answer = anonymous.get(base, params={"auth_id": "alice", "code": "000000"}, timeout=10)
         assert answer.status_code in (400, 429), answer.text
-    assert anonymous.post(base, json={"auth_id": "alice", "recipient": ATTACKER},
-                          timeout=10).status_code != 200  # locked (uniform: a 400)
+    assert (
+        anonymous.post(
+            base, json={"auth_id": "alice", "recipient": ATTACKER}, timeout=10
+        ).status_code
+        != 200
+    )  # locked (uniform: a 400)
     # Alice logs in and is challenged: she gets her code, and it works.
     alice = requests.Session()
     alice.headers["X-User"] = "alice"
     html = "text/html,application/xhtml+xml"
-    nav = alice.get(public_site.url + "/account", headers={"Accept": html},
-                    allow_redirects=False, timeout=10)
+    nav = alice.get(
+        public_site.url + "/account", headers={"Accept": html}, allow_redirects=False, timeout=10
+    )
     assert nav.status_code == 303, nav.text
     assert len(fake_flowroute.messages_to(NUMBER)) == 1
-    page = alice.get(public_site.url + nav.headers["location"], headers={"Accept": html},
-                     timeout=10)
+    page = alice.get(
+        public_site.url + nav.headers["location"], headers={"Accept": html}, timeout=10
+    )
     token = csrf_token(page)
-    done = alice.post(public_site.url + "/sms2fa/challenge",
-                      data={"csrf_token": token, "next": "/account",
-                            "code": fake_flowroute.last_code(NUMBER)},
-                      headers={"Accept": html}, allow_redirects=False, timeout=10)
+    done = alice.post(
+        public_site.url + "/sms2fa/challenge",
+        data={"csrf_token": token, "next": "/account", "code": fake_flowroute.last_code(NUMBER)},
+        headers={"Accept": html},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert done.status_code == 303, done.text
     assert done.headers["location"] == "/account"
     # And the API's "alice" is still its own: its code is not hers.
-    assert anonymous.get(base, params={"auth_id": "alice",
-                                       "code": fake_flowroute.last_code(NUMBER)},
-                         timeout=10).status_code in (400, 429)
+    assert anonymous.get(
+        base, params={"auth_id": "alice", "code": fake_flowroute.last_code(NUMBER)}, timeout=10
+    ).status_code in (400, 429)

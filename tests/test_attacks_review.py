@@ -47,16 +47,21 @@ class Clock:
 
 # -- revocation ------------------------------------------------------------------------------
 
-def _revoked_session_after_purge(tmp_path: Path, fake_flowroute: FakeFlowroute,
-                                 remember_for: int) -> bool | None:
+
+def _revoked_session_after_purge(
+    tmp_path: Path, fake_flowroute: FakeFlowroute, remember_for: int
+) -> bool | None:
     """Whether a fresh process still accepts a session that was revoked just after it was
     issued, once the store has been purged, as late as that session is still alive. None:
     a guard with this ``remember_for`` cannot be built."""
     who = Identity("alice", ALICE)
     now = datetime.now(timezone.utc)
     issued = now - timedelta(seconds=remember_for - 60)  # a minute left to live
-    settings = Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'r.db'}",
-                        **fake_flowroute.settings_kwargs())
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'r.db'}",
+        **fake_flowroute.settings_kwargs(),
+    )
     verifier = Verifier(settings, clock=Clock(issued + timedelta(seconds=1)))
     try:
         guard = Guard(verifier=verifier, protect=["/account"], remember_for=remember_for)
@@ -78,7 +83,8 @@ def _revoked_session_after_purge(tmp_path: Path, fake_flowroute: FakeFlowroute,
 
 @pytest.mark.parametrize("remember_for", [MAX_REMEMBER_FOR, 40 * DAY, 90 * DAY])
 def test_a_revoked_session_never_comes_back_after_the_purge(
-        tmp_path: Path, fake_flowroute: FakeFlowroute, remember_for: int) -> None:
+    tmp_path: Path, fake_flowroute: FakeFlowroute, remember_for: int
+) -> None:
     """Revocations are purged after 31 days: a session that lives longer would be accepted
     again by any worker started after the purge. Such a lifetime must be refused."""
     accepted = _revoked_session_after_purge(tmp_path, fake_flowroute, remember_for)
@@ -89,17 +95,27 @@ def test_a_revoked_session_never_comes_back_after_the_purge(
 
 
 @SQLITE_ONLY
-@pytest.mark.parametrize("value", [b"1." + b"x" * 200 + b".sig", b"1.a\xa0b.sig",
-                                   b"1.short.sig", b"1.AAAAAAAAAAAAAAAAAAAA.sig.more"])
-def test_logout_of_this_device_with_a_junk_cookie(make_site: Callable[..., Site],  # noqa: F811
-                                                  value: bytes) -> None:
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"1." + b"x" * 200 + b".sig",
+        b"1.a\xa0b.sig",
+        b"1.short.sig",
+        b"1.AAAAAAAAAAAAAAAAAAAA.sig.more",
+    ],
+)
+def test_logout_of_this_device_with_a_junk_cookie(
+    make_site: Callable[..., Site],
+    value: bytes,
+) -> None:
     """A logout ("this device") whose cookie is not one of ours: the cookie is deleted, the
     logout answers as usual (no 500), and nothing of the client's choosing is stored as a
     revocation (each one would be loaded by every worker for the sessions' lifetime)."""
     site = make_site()
     with httpx.Client(base_url=site.url, timeout=10) as client:
-        out = client.post("/logout/device", headers={b"X-User": b"alice",
-                                                     b"Cookie": b"sms2fa=" + value})
+        out = client.post(
+            "/logout/device", headers={b"X-User": b"alice", b"Cookie": b"sms2fa=" + value}
+        )
     assert out.status_code == 303, out.text[:300]
     assert "Max-Age=0" in out.headers["set-cookie"]
     assert site.middleware.verifier.revocations_since(EPOCH) == []
@@ -107,8 +123,11 @@ def test_logout_of_this_device_with_a_junk_cookie(make_site: Callable[..., Site]
 
 # -- counters under a parallel burst ------------------------------------------------------------
 
+
 def test_a_burst_of_first_visits_and_json_sends_texts_once(
-        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute) -> None:  # noqa: F811
+    make_site: Callable[..., Site],
+    fake_flowroute: FakeFlowroute,
+) -> None:
     """Twelve requests at once that each would send a code -- browser navigations (each sees
     no code waiting yet) and JSON ``/challenge/send`` posts -- send one SMS: the resend
     cooldown is taken atomically, not read and then written."""

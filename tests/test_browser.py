@@ -35,8 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("SMS2FA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 TIMEOUT_MS = 10_000
 
@@ -77,11 +83,15 @@ def demo(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if sync_playwright is None:
-        _unavailable("the Python package 'playwright' is not installed "
-                     "(pip install playwright; no 'playwright install' needed)")
+        _unavailable(
+            "the Python package 'playwright' is not installed "
+            "(pip install playwright; no 'playwright install' needed)"
+        )
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _unavailable(f"Chromium is not installed at {CHROMIUM} "
-                     "(apt-get install chromium, or set SMS2FA_CHROMIUM)")
+        _unavailable(
+            f"Chromium is not installed at {CHROMIUM} "
+            "(apt-get install chromium, or set SMS2FA_CHROMIUM)"
+        )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -141,8 +151,14 @@ def test_sms_challenge_in_a_browser(browser: Browser, demo: str) -> None:
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     csp_errors: list[str] = []
-    page.on("console", lambda m: csp_errors.append(m.text)
-            if m.type == "error" and "Content Security Policy" in m.text else None)
+    page.on(
+        "console",
+        lambda m: (
+            csp_errors.append(m.text)
+            if m.type == "error" and "Content Security Policy" in m.text
+            else None
+        ),
+    )
     page_errors: list[Any] = []
     page.on("pageerror", lambda error: page_errors.append(error))
     try:
@@ -154,15 +170,19 @@ def test_sms_challenge_in_a_browser(browser: Browser, demo: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "challenge.png", full_page=True)
         mobile = browser.new_context(
-            storage_state=context.storage_state(), viewport={"width": 390, "height": 844},
-            device_scale_factor=2, is_mobile=True, has_touch=True,
+            storage_state=context.storage_state(),
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
         )
         try:
             phone_sized = mobile.new_page()
             phone_sized.goto(page.url)  # a GET of the page: no new SMS
             _assert_challenge_page(phone_sized, demo)
             overflow = phone_sized.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
             assert overflow <= 0, f"the page scrolls sideways on a phone by {overflow}px"
             box = phone_sized.get_by_label("Verification code").bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
@@ -177,8 +197,7 @@ def test_sms_challenge_in_a_browser(browser: Browser, demo: str) -> None:
         field = page.get_by_label("Verification code")
         field.fill(_wrong(code))
         page.get_by_role("button", name="Verify").click()
-        expect(page.get_by_role("alert")).to_have_text(
-            "That code is not right, or it has expired.")
+        expect(page.get_by_role("alert")).to_have_text("That code is not right, or it has expired.")
         expect(page.locator("#attempts")).to_have_text("2 attempts left.")
         expect(page).to_have_url(re.compile(r"/sms2fa/challenge"))
         expect(page.locator("strong")).to_have_text(ALICE_MASKED)
@@ -202,7 +221,8 @@ def test_sms_challenge_in_a_browser(browser: Browser, demo: str) -> None:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_form_post_and_htmx_after_verification_lapsed(
-        browser: Browser, make_settings: Callable[..., Any], fake_flowroute: Any) -> None:
+    browser: Browser, make_settings: Callable[..., Any], fake_flowroute: Any
+) -> None:
     """Issue 12: a browser's form post whose verification lapsed goes to the challenge, says
     the post was not kept, and comes back to the form; an htmx call gets HX-Redirect."""
     from apps import serve

@@ -50,6 +50,7 @@ project, sms2fa = test_django.project, test_django.sms2fa
 
 # -- in process ---------------------------------------------------------------------------------
 
+
 def _consumer() -> Any:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -64,13 +65,18 @@ def _routes() -> Any:
     from channels.routing import URLRouter
     from django.urls import path, re_path
 
-    return URLRouter([path("account/ws/", _consumer()),
-                      re_path(r"^public/(?P<room>\w+)/$", _consumer()),
-                      path("nested/", URLRouter([path("account/", _consumer())]))])
+    return URLRouter(
+        [
+            path("account/ws/", _consumer()),
+            re_path(r"^public/(?P<room>\w+)/$", _consumer()),
+            path("nested/", URLRouter([path("account/", _consumer())])),
+        ]
+    )
 
 
 def test_check_websocket_routes_names_the_unguarded_protected_routes(
-        sms2fa: Any, caplog: pytest.LogCaptureFixture) -> None:
+    sms2fa: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     from channels.auth import AuthMiddlewareStack
     from channels.routing import ProtocolTypeRouter
     from channels.security.websocket import AllowedHostsOriginValidator
@@ -78,8 +84,9 @@ def test_check_websocket_routes_names_the_unguarded_protected_routes(
     from sms2fa_middleware.channels import SMS2FAChannelsMiddleware, check_websocket_routes
 
     sms2fa(protect=["/account", "/nested/account"])
-    bare = ProtocolTypeRouter({"websocket": AllowedHostsOriginValidator(
-        AuthMiddlewareStack(_routes()))})
+    bare = ProtocolTypeRouter(
+        {"websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(_routes()))}
+    )
     with caplog.at_level(logging.WARNING, logger="sms2fa"):
         warnings = check_websocket_routes(bare)
     assert len(warnings) == 2, warnings
@@ -87,11 +94,15 @@ def test_check_websocket_routes_names_the_unguarded_protected_routes(
     assert "'/nested/account/'" in warnings[1]
     assert "SMS2FAChannelsMiddleware" in caplog.text
 
-    guarded = ProtocolTypeRouter({"websocket": AllowedHostsOriginValidator(
-        AuthMiddlewareStack(SMS2FAChannelsMiddleware(_routes())))})
+    guarded = ProtocolTypeRouter(
+        {
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(SMS2FAChannelsMiddleware(_routes()))
+            )
+        }
+    )
     assert check_websocket_routes(guarded) == []
-    assert "every path" in check_websocket_routes(
-        ProtocolTypeRouter({"websocket": _consumer()}))[0]
+    assert "every path" in check_websocket_routes(ProtocolTypeRouter({"websocket": _consumer()}))[0]
 
 
 def _connect(app: Any, path: str, **scope: Any) -> dict[str, Any]:
@@ -100,9 +111,18 @@ def _connect(app: Any, path: str, **scope: Any) -> dict[str, Any]:
     from asgiref.testing import ApplicationCommunicator
 
     async def run() -> dict[str, Any]:
-        communicator = ApplicationCommunicator(app, {
-            "type": "websocket", "path": path, "headers": [], "scheme": "ws",
-            "query_string": b"", "subprotocols": [], **scope})
+        communicator = ApplicationCommunicator(
+            app,
+            {
+                "type": "websocket",
+                "path": path,
+                "headers": [],
+                "scheme": "ws",
+                "query_string": b"",
+                "subprotocols": [],
+                **scope,
+            },
+        )
         await communicator.send_input({"type": "websocket.connect"})
         try:
             return await communicator.receive_output(5)
@@ -113,7 +133,8 @@ def _connect(app: Any, path: str, **scope: Any) -> dict[str, Any]:
 
 
 def test_outside_the_auth_stack_it_fails_closed_and_says_why(
-        sms2fa: Any, caplog: pytest.LogCaptureFixture) -> None:
+    sms2fa: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     from sms2fa_middleware.channels import SMS2FAChannelsMiddleware
 
     sms2fa()
@@ -125,8 +146,7 @@ def test_outside_the_auth_stack_it_fails_closed_and_says_why(
     assert _connect(app, "/public/room/")["type"] == "websocket.accept"
 
 
-def test_a_root_path_that_channels_and_the_guard_would_read_apart_is_refused(
-        sms2fa: Any) -> None:
+def test_a_root_path_that_channels_and_the_guard_would_read_apart_is_refused(sms2fa: Any) -> None:
     """URLRouter strips root_path "/app" from "/appaccount/ws/" (routing account/ws/)."""
     from channels.auth import AuthMiddlewareStack
 
@@ -147,33 +167,48 @@ SERVERS = {  # Channels' own server, and uvicorn (its `websockets` implementatio
 
 
 @pytest.fixture(scope="module", params=list(SERVERS))
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """tests/channels_asgi.py served for real: migrated, alice and bob added, SMS via
     FakeFlowroute."""
     pytest.importorskip(request.param)
     tmp = tmp_path_factory.mktemp(f"channels-{request.param}")
     with FakeFlowroute() as fake:
-        env = {**os.environ, **fake.settings_env(), "SMS2FA_SECRET_KEY": SECRET,
-               "SMS2FA_DATABASE_URL": f"sqlite:///{tmp / 'sms2fa.db'}",
-               "DJANGO_DB_PATH": str(tmp / "django.db"), "DJANGO_DEBUG": "0",
-               "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            **fake.settings_env(),
+            "SMS2FA_SECRET_KEY": SECRET,
+            "SMS2FA_DATABASE_URL": f"sqlite:///{tmp / 'sms2fa.db'}",
+            "DJANGO_DB_PATH": str(tmp / "django.db"),
+            "DJANGO_DEBUG": "0",
+            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        }
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        for command in (["migrate", "-v0"],
-                        ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
-                        ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=EXAMPLE, env=env,
-                           check=True, capture_output=True)
+        for command in (
+            ["migrate", "-v0"],
+            ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
+            ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE],
+        ):
+            subprocess.run(
+                [sys.executable, "manage.py", *command],
+                cwd=EXAMPLE,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
         port = free_port()
         args = [a.replace("{port}", str(port)) for a in SERVERS[request.param]]
-        with launch(args, env, port, path="/", log_path=tmp / "server.log", cwd=EXAMPLE,
-                    inherit_env=False) as (base, _):
+        with launch(
+            args, env, port, path="/", log_path=tmp / "server.log", cwd=EXAMPLE, inherit_env=False
+        ) as (base, _):
             yield Server(request.param, base, port, fake)
 
 
 def _cookies(*browsers: requests.Session, only: str | None = None) -> str:
-    return "; ".join(f"{c.name}={c.value}" for b in browsers for c in b.cookies
-                     if only is None or c.name == only)
+    return "; ".join(
+        f"{c.name}={c.value}" for b in browsers for c in b.cookies if only is None or c.name == only
+    )
 
 
 def _open(server: Server, path: str, cookie: str) -> str:
@@ -209,8 +244,10 @@ def test_the_django_challenge_opens_the_websocket_for_that_user_only(server: Ser
 
     # bob's session with alice's verified cookie: the cookie is bound to alice.
     bob = _log_in(server, BOB)
-    assert _refused(server, "/account/ws/",
-                    _cookies(bob) + "; " + _cookies(browser, only="sms2fa")) == 403
+    assert (
+        _refused(server, "/account/ws/", _cookies(bob) + "; " + _cookies(browser, only="sms2fa"))
+        == 403
+    )
 
 
 def test_behind_a_tls_proxy_the_scheme_is_read_as_django_reads_it(sms2fa: Any) -> None:
@@ -228,8 +265,9 @@ def test_behind_a_tls_proxy_the_scheme_is_read_as_django_reads_it(sms2fa: Any) -
     user = get_user_model().objects.get(username=ALICE)
     with override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
         app = SMS2FAChannelsMiddleware(_routes())
-        signed = app.guard.signer.issue(Identity(str(user.pk), ALICE_PHONE),
-                                        int(time.time() * 1000))
+        signed = app.guard.signer.issue(
+            Identity(str(user.pk), ALICE_PHONE), int(time.time() * 1000)
+        )
         cookie = (b"cookie", f"__Host-sms2fa={signed}".encode())
         proxied = [cookie, (b"x-forwarded-proto", b"https")]
         opened = _connect(app, "/account/ws/", user=user, headers=proxied)

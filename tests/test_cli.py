@@ -29,8 +29,7 @@ NUMBER = "12065551234"
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any sms2fa or Flowroute setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SMS2FA_", "FLOWROUTE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMS2FA_", "FLOWROUTE_"))}
     env.update(extra)
     return env
 
@@ -41,10 +40,12 @@ def sms2fa(*args: str) -> list[str]:
     return [script, *args] if script else [sys.executable, "-m", "sms2fa_middleware", *args]
 
 
-def run(args: list[str], env: Mapping[str, str], cwd: Path,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=dict(env), cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+def run(
+    args: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 # -- serve --dev and the original README ---------------------------------------------------------
@@ -65,16 +66,21 @@ def curl(command: str, port: int) -> dict[str, Any]:
     """Run one of the README's curl lines (its port replaced); the decoded JSON answer."""
     command = command.replace("localhost:8000", f"localhost:{port}")
     if shutil.which("curl"):
-        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
-                              timeout=30, check=True)
+        done = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True
+        )
         body: dict[str, Any] = json.loads(done.stdout)
         return body
     # No curl here: the same method, header and body through requests.
     if command.startswith("curl -v -X POST"):
         data = re.search(r"-d '([^']*)'", command)
         assert data is not None
-        response = requests.post(f"http://localhost:{port}", data=data.group(1),
-                                 headers={"Content-Type": "application/json"}, timeout=30)
+        response = requests.post(
+            f"http://localhost:{port}",
+            data=data.group(1),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
     else:
         url = re.search(r'"(http[^"]+)"', command)
         assert url is not None
@@ -91,8 +97,9 @@ README_POST = (
 README_GET = 'curl -X GET "http://localhost:8000?auth_id=my_identifier&code=1234"'
 
 
-def test_dev_server_answers_the_readme_curl_examples(dev_server: tuple[int, Path],
-                                                     tmp_path: Path) -> None:
+def test_dev_server_answers_the_readme_curl_examples(
+    dev_server: tuple[int, Path], tmp_path: Path
+) -> None:
     port, log = dev_server
     created = curl(README_POST.replace("my_phone_number", NUMBER), port)
     assert created["message"] == "Success: Verification code created."
@@ -109,9 +116,12 @@ def test_dev_server_answers_the_readme_curl_examples(dev_server: tuple[int, Path
     assert NUMBER not in console  # the number is masked even there
     assert "NOT SENT" in console
     verified = curl(README_GET.replace("code=1234", f"code={code}"), port)
-    assert verified == {"authenticated": True, "auth_id": "my_identifier",
-                        "message": "Success: Authorization code verified.",
-                        "sent_to": "+1••••••••34"}
+    assert verified == {
+        "authenticated": True,
+        "auth_id": "my_identifier",
+        "message": "Success: Authorization code verified.",
+        "sent_to": "+1••••••••34",
+    }
     # The default database: sms2fa.db in the data directory, nothing in the working directory.
     assert (tmp_path / "data" / "sms2fa.db").exists()
     assert not list(tmp_path.glob("sms2fa.db*"))
@@ -129,15 +139,17 @@ def test_serve_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:
 
 
 def test_serve_with_an_empty_secret_key_refuses_to_start(tmp_path: Path) -> None:
-    done = run(sms2fa("serve", "--port", str(free_port())), clean_env(SMS2FA_SECRET_KEY=""),
-               tmp_path)
+    done = run(
+        sms2fa("serve", "--port", str(free_port())), clean_env(SMS2FA_SECRET_KEY=""), tmp_path
+    )
     assert done.returncode != 0
     assert "SMS2FA_SECRET_KEY" in done.stderr
 
 
 @pytest.mark.parametrize("value", ["3", "11", "six"])
-def test_serve_with_a_bad_code_length_names_the_variable_and_range(tmp_path: Path,
-                                                                   value: str) -> None:
+def test_serve_with_a_bad_code_length_names_the_variable_and_range(
+    tmp_path: Path, value: str
+) -> None:
     env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_CODE_LENGTH=value)
     done = run(sms2fa("serve", "--port", str(free_port())), env, tmp_path)
     assert done.returncode != 0
@@ -153,8 +165,7 @@ def test_serve_with_an_unreachable_database_says_so(tmp_path: Path, where: str) 
         url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'x.db'}"
     else:
         url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
-    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_DATABASE_URL=url,
-                    SMS2FA_SMS_BACKEND="console")
+    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_DATABASE_URL=url, SMS2FA_SMS_BACKEND="console")
     done = run(sms2fa("serve", "--port", str(free_port())), env, tmp_path)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
@@ -182,8 +193,7 @@ def test_migrate_creates_the_tables_and_can_run_again(tmp_path: Path, database_u
     env = clean_env(SMS2FA_DATABASE_URL=database_url)  # no secret key, no SMS provider
     done = run(sms2fa("migrate"), env, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert table_names(database_url) >= {"sms2fa_codes", "sms2fa_counters",
-                                         "sms2fa_revocations"}
+    assert table_names(database_url) >= {"sms2fa_codes", "sms2fa_counters", "sms2fa_revocations"}
     store = Store(database_url)
     try:
         store.hit("kept", 60, datetime.now(timezone.utc))
@@ -213,13 +223,22 @@ def test_migrate_help_says_it_is_safe_to_repeat(tmp_path: Path) -> None:
 
 def test_purge_deletes_expired_codes(tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
     url = f"sqlite:///{tmp_path / 'purge.db'}"
-    verifier = Verifier(Settings(secret_key=SECRET, database_url=url, resend_cooldown=0,
-                                 **fake_flowroute.settings_kwargs()))
+    verifier = Verifier(
+        Settings(
+            secret_key=SECRET,
+            database_url=url,
+            resend_cooldown=0,
+            **fake_flowroute.settings_kwargs(),
+        )
+    )
     try:
         verifier.start("old", NUMBER)
         past = datetime.now(timezone.utc) - timedelta(seconds=1)
-        verifier.store.run(lambda conn: conn.execute(
-            update(codes).where(codes.c.auth_id == "old").values(expires_at=past)))
+        verifier.store.run(
+            lambda conn: conn.execute(
+                update(codes).where(codes.c.auth_id == "old").values(expires_at=past)
+            )
+        )
         verifier.start("live", NUMBER)
         assert verifier.store.count_codes() == 2
 
@@ -272,16 +291,23 @@ def test_help_is_plain_text_and_every_option_is_explained(tmp_path: Path) -> Non
     assert set(commands.choices) == {"serve", "demo", "migrate", "purge", "check-routes"}
 
 
-@pytest.mark.parametrize("args, says", [
-    (("serve", "--workers", "0"), "--workers: must be at least 1"),
-    (("serve", "--workers", "many"), "--workers: expected a whole number"),
-    (("serve", "--port", "70000"), "--port: must be between 1 and 65535"),
-    (("demo", "--port", "-1"), "--port"),
-    (("serve", "--header-timeout", "0"), "SMS2FA_SERVE_HEADER_TIMEOUT (--header-timeout)"),
-    (("serve", "--max-connections", "many"), "SMS2FA_SERVE_MAX_CONNECTIONS (--max-connections)"),
-])
-def test_invalid_options_are_refused_clearly(tmp_path: Path, args: tuple[str, ...],
-                                             says: str) -> None:
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("serve", "--workers", "0"), "--workers: must be at least 1"),
+        (("serve", "--workers", "many"), "--workers: expected a whole number"),
+        (("serve", "--port", "70000"), "--port: must be between 1 and 65535"),
+        (("demo", "--port", "-1"), "--port"),
+        (("serve", "--header-timeout", "0"), "SMS2FA_SERVE_HEADER_TIMEOUT (--header-timeout)"),
+        (
+            ("serve", "--max-connections", "many"),
+            "SMS2FA_SERVE_MAX_CONNECTIONS (--max-connections)",
+        ),
+    ],
+)
+def test_invalid_options_are_refused_clearly(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
     done = run(sms2fa(*args), clean_env(SMS2FA_SECRET_KEY=SECRET), tmp_path)
     assert done.returncode == 2
     assert says in done.stderr
@@ -306,8 +332,11 @@ def test_a_busy_port_is_refused_before_any_url_is_printed(tmp_path: Path, comman
 
 def test_serve_on_a_public_address_without_a_token_refuses(tmp_path: Path) -> None:
     """An open `serve` would be an SMS relay for anyone who reaches it."""
-    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_SMS_BACKEND="console",
-                    SMS2FA_DATA_DIR=str(tmp_path / "data"))
+    env = clean_env(
+        SMS2FA_SECRET_KEY=SECRET,
+        SMS2FA_SMS_BACKEND="console",
+        SMS2FA_DATA_DIR=str(tmp_path / "data"),
+    )
     done = run(sms2fa("serve", "--host", "0.0.0.0", "--port", str(free_port())), env, tmp_path)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
@@ -317,13 +346,16 @@ def test_serve_on_a_public_address_without_a_token_refuses(tmp_path: Path) -> No
 
 def test_serve_on_a_public_address_starts_with_a_token_or_public(tmp_path: Path) -> None:
     port = free_port()
-    base = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_SMS_BACKEND="console",
-                     SMS2FA_DATA_DIR=str(tmp_path / "data"))
+    base = clean_env(
+        SMS2FA_SECRET_KEY=SECRET,
+        SMS2FA_SMS_BACKEND="console",
+        SMS2FA_DATA_DIR=str(tmp_path / "data"),
+    )
     for extra_env, extra_args in (({"SMS2FA_API_TOKEN": "t" * 32}, ()), ({}, ("--public",))):
-        args = ["sms2fa_middleware", "serve", "--host", "0.0.0.0", "--port", str(port),
-                *extra_args]
-        with running(args, {**base, **extra_env}, port, path="/health", cwd=tmp_path,
-                     inherit_env=False) as url:
+        args = ["sms2fa_middleware", "serve", "--host", "0.0.0.0", "--port", str(port), *extra_args]
+        with running(
+            args, {**base, **extra_env}, port, path="/health", cwd=tmp_path, inherit_env=False
+        ) as url:
             assert requests.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
 
 
@@ -336,8 +368,11 @@ def test_serve_without_a_provider_outside_development_refuses(tmp_path: Path) ->
 
 
 def test_a_postgresql_url_that_is_malformed_is_one_line(tmp_path: Path) -> None:
-    env = clean_env(SMS2FA_SECRET_KEY=SECRET, SMS2FA_SMS_BACKEND="console",
-                    SMS2FA_DATABASE_URL="postgresql+psycopg://postgres:s3cret@:x/y")
+    env = clean_env(
+        SMS2FA_SECRET_KEY=SECRET,
+        SMS2FA_SMS_BACKEND="console",
+        SMS2FA_DATABASE_URL="postgresql+psycopg://postgres:s3cret@:x/y",
+    )
     done = run(sms2fa("serve", "--port", str(free_port())), env, tmp_path)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -66,8 +66,11 @@ def _verify(client: SMSAuthClient, fake: FakeFlowroute, auth_id: str) -> dict[st
 def test_endpoint_without_scheme(base: str, fake: FakeFlowroute) -> None:
     client = SMSAuthClient(base.removeprefix("http://"))  # "127.0.0.1:PORT", as the README
     assert _verify(client, fake, "no-scheme") == {
-        "authenticated": True, "auth_id": "no-scheme",
-        "message": "Success: Authorization code verified.", "sent_to": "+1••••••••34"}
+        "authenticated": True,
+        "auth_id": "no-scheme",
+        "message": "Success: Authorization code verified.",
+        "sent_to": "+1••••••••34",
+    }
 
 
 @pytest.mark.parametrize("suffix", ["", "/"])
@@ -78,16 +81,16 @@ def test_endpoint_with_scheme(base: str, fake: FakeFlowroute, suffix: str) -> No
 
 def test_create_auth_passes_options(base: str, fake: FakeFlowroute) -> None:
     client = SMSAuthClient(base)
-    created = client.create_auth("options", NUMBER, code_length=8, retries=5,
-                                 message="Your code: {code}")
+    created = client.create_auth(
+        "options", NUMBER, code_length=8, retries=5, message="Your code: {code}"
+    )
     assert created["attempts_left"] == 5
     code = fake.last_code(NUMBER)
     assert len(code) == 8
     assert fake.messages[-1].body == f"Your code: {code}"
 
 
-def test_wrong_code_raises_an_http_error_with_the_details(base: str,
-                                                          fake: FakeFlowroute) -> None:
+def test_wrong_code_raises_an_http_error_with_the_details(base: str, fake: FakeFlowroute) -> None:
     client = SMSAuthClient(base)
     client.create_auth("wrong", NUMBER)
     code = fake.last_code(NUMBER)
@@ -111,7 +114,10 @@ def test_unknown_auth_id_raises(base: str) -> None:
     with pytest.raises(SMSAuthError) as caught:
         SMSAuthClient(base).authenticate_code("never-created", "123456")
     assert (caught.value.reason, caught.value.message, caught.value.attempts_left) == (
-        "UnknownAuthId", "Unknown auth id", 0)
+        "UnknownAuthId",
+        "Unknown auth id",
+        0,
+    )
 
 
 def test_bad_request_raises_invalid_api_usage(base: str, fake: FakeFlowroute) -> None:
@@ -152,8 +158,10 @@ def test_failed_send_raises_sms_delivery_failed(base: str, fake: FakeFlowroute) 
 
 def test_token_option(token_base: str, fake: FakeFlowroute) -> None:
     seen = fake.requests_seen
-    for client in (SMSAuthClient(token_base),
-                   SMSAuthClient(token_base, token="wrong-token", allow_http=True)):
+    for client in (
+        SMSAuthClient(token_base),
+        SMSAuthClient(token_base, token="wrong-token", allow_http=True),
+    ):
         with pytest.raises(SMSAuthError) as caught:
             client.create_auth("token", NUMBER)
         assert caught.value.reason == "Unauthorized"
@@ -165,8 +173,10 @@ def test_token_option(token_base: str, fake: FakeFlowroute) -> None:
     assert _verify(client, fake, "token")["authenticated"] is True
 
 
-@pytest.mark.parametrize("endpoint", ["localhost:8000", "http://api.example/sms2fa",
-                                      "HTTP://api.example", "ftp://api.example"])
+@pytest.mark.parametrize(
+    "endpoint",
+    ["localhost:8000", "http://api.example/sms2fa", "HTTP://api.example", "ftp://api.example"],
+)
 def test_a_token_is_refused_over_plain_http(endpoint: str) -> None:
     with pytest.raises(ValueError, match="https://") as refused:
         SMSAuthClient(endpoint, token=TOKEN)

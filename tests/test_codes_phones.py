@@ -106,8 +106,24 @@ def test_code_shaped(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["+0001268", " 1268", "1268 ", "12_68", "-1268", "12.68", "1e4", "\u0661\u0662\u0663\u0664",
-     "12\u00b34", "\uff11\uff12\uff13\uff14", "", "12345678901", "1268\n", 1268, None, b"1268"],
+    [
+        "+0001268",
+        " 1268",
+        "1268 ",
+        "12_68",
+        "-1268",
+        "12.68",
+        "1e4",
+        "\u0661\u0662\u0663\u0664",
+        "12\u00b34",
+        "\uff11\uff12\uff13\uff14",
+        "",
+        "12345678901",
+        "1268\n",
+        1268,
+        None,
+        b"1268",
+    ],
 )
 def test_not_code_shaped(value: object) -> None:
     assert not is_code_shaped(value)
@@ -149,9 +165,11 @@ def test_north_american_numbers_are_judged_as_phonenumbers_parse_judges_them() -
             try:
                 got = norm(given)
             except InvalidRecipient as exc:
-                got = {"'recipient' is not a valid phone number": "invalid",
-                       "'recipient' is in a region this service does not send to": "region",
-                       "'recipient' is not a mobile number": "type"}.get(exc.message, "format")
+                got = {
+                    "'recipient' is not a valid phone number": "invalid",
+                    "'recipient' is in a region this service does not send to": "region",
+                    "'recipient' is not a mobile number": "type",
+                }.get(exc.message, "format")
             if given.startswith("1") and not re.fullmatch(r"1[2-9]\d{2}[2-9]\d{6}", given):
                 assert got == "format"  # the 11-digit form is stricter than E.164
             else:
@@ -163,11 +181,30 @@ def test_north_american_numbers_are_judged_as_phonenumbers_parse_judges_them() -
 @pytest.mark.parametrize(
     "value",
     [
-        " 1206555123", "-1206555123", "+1206555123", "1_206555123", "1206555012a",
-        " 12065550100", "12065550100 ", "12065550100\n", "1-206-555-0100", "(206) 555-0100",
-        "+1 206 555 0100", "2065550100", "+", "", "1206555010\u0660",
-        "\uff112065550100", "+\u0661\u0662\u0660\u0666\u0665\u0665\u0665\u0660\u0661\u0660\u0660",
-        True, False, None, 1.5, 12065550100.0, [12065550100], -12065550100,
+        " 1206555123",
+        "-1206555123",
+        "+1206555123",
+        "1_206555123",
+        "1206555012a",
+        " 12065550100",
+        "12065550100 ",
+        "12065550100\n",
+        "1-206-555-0100",
+        "(206) 555-0100",
+        "+1 206 555 0100",
+        "2065550100",
+        "+",
+        "",
+        "1206555010\u0660",
+        "\uff112065550100",
+        "+\u0661\u0662\u0660\u0666\u0665\u0665\u0665\u0660\u0661\u0660\u0660",
+        True,
+        False,
+        None,
+        1.5,
+        12065550100.0,
+        [12065550100],
+        -12065550100,
     ],
 )
 def test_refused_recipients(value: object) -> None:
@@ -207,8 +244,9 @@ def test_policy_can_be_loosened_deliberately() -> None:
         normalise("+12065550100", ["GB"], ["MOBILE", "FIXED_LINE_OR_MOBILE"])
 
 
-@pytest.mark.parametrize("number", ["+12065550100", "+12065550187", "+447911123456",
-                                    "+14155552671", "+861012345678901"])
+@pytest.mark.parametrize(
+    "number", ["+12065550100", "+12065550187", "+447911123456", "+14155552671", "+861012345678901"]
+)
 def test_mask_shows_only_the_last_two_digits(number: str) -> None:
     masked = mask(number)
     assert len(masked) == len(number)

@@ -96,16 +96,23 @@ def reason_of(call: Callable[[], object]) -> str:
 # -- "Missing key, a body that is not JSON, or no JSON content type: 500 with an HTML page." --
 
 
-@pytest.mark.parametrize("content, headers", [
-    (b'{"auth_id": "u1"}', {"content-type": "application/json"}),
-    (b'{"recipient": "12065551234"}', {"content-type": "application/json"}),
-    (b"auth_id=u1&recipient=12065551234", {"content-type": "application/json"}),
-    (b'{"auth_id": "u1", "recipient": "12065551234"}', {}),
-    (b'{"auth_id": "u1", "recipient": "12065551234"}',
-     {"content-type": "application/x-www-form-urlencoded"}),
-], ids=["missing recipient", "missing auth_id", "not JSON", "no content type", "form type"])
+@pytest.mark.parametrize(
+    "content, headers",
+    [
+        (b'{"auth_id": "u1"}', {"content-type": "application/json"}),
+        (b'{"recipient": "12065551234"}', {"content-type": "application/json"}),
+        (b"auth_id=u1&recipient=12065551234", {"content-type": "application/json"}),
+        (b'{"auth_id": "u1", "recipient": "12065551234"}', {}),
+        (
+            b'{"auth_id": "u1", "recipient": "12065551234"}',
+            {"content-type": "application/x-www-form-urlencoded"},
+        ),
+    ],
+    ids=["missing recipient", "missing auth_id", "not JSON", "no content type", "form type"],
+)
 def test_missing_key_or_not_json_is_a_400_json_not_a_500_html_page(
-        api: TestClient, content: bytes, headers: dict[str, str]) -> None:
+    api: TestClient, content: bytes, headers: dict[str, str]
+) -> None:
     """Defect: "Missing key, a body that is not JSON, or no JSON content type: 500 with an
     HTML page." """
     response = api.post("/", content=content, headers=headers)
@@ -116,22 +123,36 @@ def test_missing_key_or_not_json_is_a_400_json_not_a_500_html_page(
 # -- "`recipient` parsed with `int()`: ... accepted." -----------------------------------------
 
 
-@pytest.mark.parametrize("recipient", [
-    " 1206555123", "-1206555123", "+1206555123", "1_206555123",
-    " 12065551234", "12065551234 ", "-12065551234", "1_2065551234", "+ 12065551234",
-    "\uff11\uff12\uff10\uff16\uff15\uff15\uff15\uff11\uff12\uff13\uff14",  # int() takes these
-    "12065551234.0", 12065551234.0, True,
-])
-def test_recipient_is_not_parsed_with_int(api: TestClient, fake_flowroute: FakeFlowroute,
-                                          recipient: object) -> None:
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        " 1206555123",
+        "-1206555123",
+        "+1206555123",
+        "1_206555123",
+        " 12065551234",
+        "12065551234 ",
+        "-12065551234",
+        "1_2065551234",
+        "+ 12065551234",
+        "\uff11\uff12\uff10\uff16\uff15\uff15\uff15\uff11\uff12\uff13\uff14",  # int() takes these
+        "12065551234.0",
+        12065551234.0,
+        True,
+    ],
+)
+def test_recipient_is_not_parsed_with_int(
+    api: TestClient, fake_flowroute: FakeFlowroute, recipient: object
+) -> None:
     """Defect: "`recipient` parsed with `int()`: `" 1206555123"`, `"-1206555123"`,
     `"+1206555123"`, `"1_206555123"` accepted." """
     json_400(api.post("/", json={"auth_id": "u1", "recipient": recipient}))
     assert fake_flowroute.requests_seen == 0
 
 
-def test_recipient_outside_the_allowed_regions_is_refused(api: TestClient,
-                                                          fake_flowroute: FakeFlowroute) -> None:
+def test_recipient_outside_the_allowed_regions_is_refused(
+    api: TestClient, fake_flowroute: FakeFlowroute
+) -> None:
     """Part of the SMS pumping defect: a Jamaican (+1 876) number looks like 1XXXXXXXXXX."""
     json_400(api.post("/", json={"auth_id": "u1", "recipient": "18765550123"}))
     json_400(api.post("/", json={"auth_id": "u1", "recipient": "+442071838750"}))
@@ -141,17 +162,21 @@ def test_recipient_outside_the_allowed_regions_is_refused(api: TestClient,
 # -- "`auth_id` length (120) not enforced; any JSON type accepted (`null` became "None")." ------
 
 
-@pytest.mark.parametrize("auth_id", [None, 12, 1.5, True, ["u1"], {"id": "u1"}, "", "a" * 121,
-                                     "u1\n", "u\x001"])
+@pytest.mark.parametrize(
+    "auth_id", [None, 12, 1.5, True, ["u1"], {"id": "u1"}, "", "a" * 121, "u1\n", "u\x001"]
+)
 def test_auth_id_must_be_a_string_of_1_to_120_characters(
-        api: TestClient, fake_flowroute: FakeFlowroute, auth_id: object) -> None:
+    api: TestClient, fake_flowroute: FakeFlowroute, auth_id: object
+) -> None:
     """Defect: "`auth_id` length (120) not enforced; any JSON type accepted (`null` became
     `"None"`)." """
     json_400(api.post("/", json={"auth_id": auth_id, "recipient": NUMBER}))
     assert fake_flowroute.requests_seen == 0
     # null must not have become the id "None":
-    assert api.get("/", params={"auth_id": "None", "code": "123456"}).json()["reason"] == \
-        "UnknownAuthId"
+    assert (
+        api.get("/", params={"auth_id": "None", "code": "123456"}).json()["reason"]
+        == "UnknownAuthId"
+    )
 
 
 def test_auth_id_of_120_characters_works(api: TestClient, fake_flowroute: FakeFlowroute) -> None:
@@ -167,8 +192,9 @@ def test_auth_id_of_120_characters_works(api: TestClient, fake_flowroute: FakeFl
 #    compared with `==`." ---------------------------------------------------------------------
 
 
-def test_code_does_not_come_from_the_random_module(quiet: Verifier,
-                                                   fake_flowroute: FakeFlowroute) -> None:
+def test_code_does_not_come_from_the_random_module(
+    quiet: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     """Defect: "Code from `random.randint` (not a CSPRNG)": the same seed of `random` must not
     give the same code."""
     state = random.getstate()
@@ -183,8 +209,9 @@ def test_code_does_not_come_from_the_random_module(quiet: Verifier,
     assert len(set(sent)) == 3, sent  # 10 digits: two equal by chance is a 1e-10 event
 
 
-def test_code_always_has_exactly_the_asked_length(quiet: Verifier,
-                                                  fake_flowroute: FakeFlowroute) -> None:
+def test_code_always_has_exactly_the_asked_length(
+    quiet: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     """Defect: "range off by one (can be one digit short)"."""
     for length in (4, 5, 6, 8, 10):
         for _ in range(4):
@@ -226,8 +253,10 @@ def test_code_is_not_stored_in_plain_text(quiet: Verifier, fake_flowroute: FakeF
 
 
 def test_code_and_number_never_logged_even_at_debug(
-        make_api: Callable[..., tuple[TestClient, Verifier]], fake_flowroute: FakeFlowroute,
-        caplog: pytest.LogCaptureFixture) -> None:
+    make_api: Callable[..., tuple[TestClient, Verifier]],
+    fake_flowroute: FakeFlowroute,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Defect: the code was "logged at DEBUG". Neither it nor the full number may be logged.
 
     Every logger at DEBUG (urllib3, SQLAlchemy, the fake, ours) over a full flow: create,
@@ -269,12 +298,21 @@ def test_code_compared_in_constant_time() -> None:
 
 def test_code_is_not_parsed_with_int(api: TestClient, fake_flowroute: FakeFlowroute) -> None:
     """Defect: "Code parsed with `int()`: `+0001268` matched `1268`." """
-    assert api.post("/", json={"auth_id": "u1", "recipient": NUMBER,
-                               "retries": 20}).status_code == 200
+    assert (
+        api.post("/", json={"auth_id": "u1", "recipient": NUMBER, "retries": 20}).status_code == 200
+    )
     code = fake_flowroute.last_code(NUMBER)
     full_width = code.translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
-    for variant in ("+" + code, "+000" + code, " " + code, code + " ", "-" + code,
-                    code[:2] + "_" + code[2:], code + ".0", full_width):
+    for variant in (
+        "+" + code,
+        "+000" + code,
+        " " + code,
+        code + " ",
+        "-" + code,
+        code[:2] + "_" + code[2:],
+        code + ".0",
+        full_width,
+    ):
         response = api.get("/", params={"auth_id": "u1", "code": variant})
         json_400(response)
         response = api.post("/check", json={"auth_id": "u1", "code": variant})
@@ -289,8 +327,9 @@ def test_code_is_not_parsed_with_int(api: TestClient, fake_flowroute: FakeFlowro
 # -- "Attempt counting is read-modify-write ..." ----------------------------------------------
 
 
-def test_attempt_counting_is_atomic_in_threads(make_verifier: Callable[..., Verifier],
-                                               fake_flowroute: FakeFlowroute) -> None:
+def test_attempt_counting_is_atomic_in_threads(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Defect: "Attempt counting is read-modify-write: with 4 workers and 16 parallel wrong
     guesses, 3 to 7 guesses were evaluated against an allowance of 3 ... 12 of 480 requests
     answered 500 (StaleDataError)."
@@ -310,8 +349,9 @@ def test_attempt_counting_is_atomic_in_threads(make_verifier: Callable[..., Veri
         assert {reason for reason, _ in outcomes} <= {"InvalidAuthCode", "UnknownAuthId"}
 
 
-def test_right_code_succeeds_exactly_once_in_parallel(make_verifier: Callable[..., Verifier],
-                                                      fake_flowroute: FakeFlowroute) -> None:
+def test_right_code_succeeds_exactly_once_in_parallel(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """The other half of the attempt race: parallel submissions of the right code must give
     exactly one success (single use, and never zero)."""
     verifier = make_verifier(**NO_BUDGETS, max_failed_checks=100)
@@ -339,8 +379,9 @@ def _outcome(verifier: Verifier, auth_id: str, code: str) -> tuple[str, int | No
 # -- "A new POST resets the attempt counter: unlimited guessing by re-requesting codes." ------
 
 
-def test_new_code_does_not_reset_the_guess_allowance(make_verifier: Callable[..., Verifier],
-                                                     fake_flowroute: FakeFlowroute) -> None:
+def test_new_code_does_not_reset_the_guess_allowance(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Defect: "A new POST resets the attempt counter: unlimited guessing by re-requesting
     codes." """
     verifier = make_verifier(**NO_BUDGETS, max_failed_checks=10, lockout_seconds=600)
@@ -370,22 +411,30 @@ def test_new_code_does_not_reset_the_guess_allowance(make_verifier: Callable[...
 
 
 def test_post_can_require_a_token_and_is_rate_limited_by_default(
-        make_api: Callable[..., tuple[TestClient, Verifier]],
-        fake_flowroute: FakeFlowroute) -> None:
+    make_api: Callable[..., tuple[TestClient, Verifier]], fake_flowroute: FakeFlowroute
+) -> None:
     """Defect: "No authentication and no rate limit on POST: anyone who reaches it sends SMS
     anywhere (SMS pumping)." """
     # The default budgets, spelled out: the same recipient gets at most 5 codes per window.
-    api, _ = make_api(resend_cooldown=30, recipient_send_limit=5, address_send_limit=20,
-                      api_token="a-token-for-the-api-0123456789abcdef")
+    api, _ = make_api(
+        resend_cooldown=30,
+        recipient_send_limit=5,
+        address_send_limit=20,
+        api_token="a-token-for-the-api-0123456789abcdef",
+    )
     auth = {"authorization": "Bearer a-token-for-the-api-0123456789abcdef"}
     assert api.post("/", json={"auth_id": "x", "recipient": NUMBER}).status_code == 401
     assert fake_flowroute.requests_seen == 0
-    statuses = [api.post("/", json={"auth_id": f"u{i}", "recipient": NUMBER},
-                         headers=auth).status_code for i in range(8)]
+    statuses = [
+        api.post("/", json={"auth_id": f"u{i}", "recipient": NUMBER}, headers=auth).status_code
+        for i in range(8)
+    ]
     assert statuses == [200] * 5 + [429] * 3
     assert len(fake_flowroute.messages) == 5
-    assert api.post("/", json={"auth_id": "u0", "recipient": "14155552671"},
-                    headers=auth).status_code == 429  # per-auth_id cooldown
+    assert (
+        api.post("/", json={"auth_id": "u0", "recipient": "14155552671"}, headers=auth).status_code
+        == 429
+    )  # per-auth_id cooldown
     defaults = Settings(secret_key="s" * 32)
     assert defaults.recipient_send_limit > 0
     assert defaults.address_send_limit > 0
@@ -397,8 +446,8 @@ def test_post_can_require_a_token_and_is_rate_limited_by_default(
 
 
 def test_failed_send_leaves_no_row_and_answers_502_json(
-        make_api: Callable[..., tuple[TestClient, Verifier]],
-        fake_flowroute: FakeFlowroute) -> None:
+    make_api: Callable[..., tuple[TestClient, Verifier]], fake_flowroute: FakeFlowroute
+) -> None:
     """Defect: "If the SMS send fails, the row is already committed and stays; the answer is a
     500 HTML page." """
     api, verifier = make_api()
@@ -408,12 +457,14 @@ def test_failed_send_leaves_no_row_and_answers_502_json(
     assert response.headers["content-type"] == "application/json"
     assert response.json()["reason"] == "SMSDeliveryFailed"
     assert verifier.store.count_codes() == 0
-    assert api.get("/", params={"auth_id": "u1", "code": "123456"}).json()["reason"] == \
-        "UnknownAuthId"
+    assert (
+        api.get("/", params={"auth_id": "u1", "code": "123456"}).json()["reason"] == "UnknownAuthId"
+    )
 
 
-def test_code_not_checkable_while_its_sms_is_in_flight(quiet: Verifier,
-                                                       fake_flowroute: FakeFlowroute) -> None:
+def test_code_not_checkable_while_its_sms_is_in_flight(
+    quiet: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     """Same defect, the other window: the original stored the row before the provider
     answered. Until it accepted the SMS, there must be no code to check."""
     fake_flowroute.delay = 1.0
@@ -442,8 +493,9 @@ def _expire_all(verifier: Verifier) -> None:
     verifier.store.run(lambda conn: conn.execute(update(codes).values(expires_at=past)))
 
 
-def test_unchecked_codes_are_purged(make_verifier: Callable[..., Verifier],
-                                    fake_flowroute: FakeFlowroute) -> None:
+def test_unchecked_codes_are_purged(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     """Defect: "Codes that are never checked stay in the database forever." (``sms2fa purge``
     is tested in test_cli.py.)"""
     verifier = make_verifier(**NO_BUDGETS)
@@ -483,7 +535,8 @@ def test_schema_creation_in_parallel_threads(database_url: str) -> None:
 
 
 def test_timestamps_are_timezone_aware_utc(
-        make_api: Callable[..., tuple[TestClient, Verifier]]) -> None:
+    make_api: Callable[..., tuple[TestClient, Verifier]],
+) -> None:
     """Defect: "Naive UTC timestamps"."""
     api, verifier = make_api()
     response = api.post("/", json={"auth_id": "u1", "recipient": NUMBER})
@@ -496,13 +549,18 @@ def test_timestamps_are_timezone_aware_utc(
         assert value.tzinfo is not None and value.utcoffset() == timedelta(0)
     assert abs(row.expires_at - parsed) < timedelta(seconds=1)
     if verifier.store.dialect == "postgresql":
-        columns = {c["name"]: c["type"] for c in sa_inspect(verifier.store.engine)
-                   .get_columns("sms2fa_codes")}
+        columns = {
+            c["name"]: c["type"]
+            for c in sa_inspect(verifier.store.engine).get_columns("sms2fa_codes")
+        }
         assert columns["expires_at"].timezone is True
     # The store refuses naive datetimes outright rather than guessing their zone.
     with pytest.raises(Exception, match="naive"):
-        verifier.store.run(lambda conn: conn.execute(
-            update(codes).values(expires_at=datetime.now(timezone.utc).replace(tzinfo=None))))
+        verifier.store.run(
+            lambda conn: conn.execute(
+                update(codes).values(expires_at=datetime.now(timezone.utc).replace(tzinfo=None))
+            )
+        )
 
 
 def test_debug_mode_is_not_hard_coded() -> None:
@@ -519,8 +577,9 @@ def test_debug_mode_is_not_hard_coded() -> None:
 def test_database_is_chosen_by_configuration_not_a_flag(tmp_path: Any) -> None:
     """Defect: "the test database selected by a flag in code"."""
     url = f"sqlite:///{tmp_path / 'chosen.db'}"
-    settings = Settings.from_env({"SMS2FA_SECRET_KEY": "s" * 32, "SMS2FA_DATABASE_URL": url,
-                                  "SMS2FA_SMS_BACKEND": "console"})
+    settings = Settings.from_env(
+        {"SMS2FA_SECRET_KEY": "s" * 32, "SMS2FA_DATABASE_URL": url, "SMS2FA_SMS_BACKEND": "console"}
+    )
     assert settings.database_url == url
     verifier = Verifier(settings)
     try:
@@ -530,9 +589,9 @@ def test_database_is_chosen_by_configuration_not_a_flag(tmp_path: Any) -> None:
         verifier.store.dispose()
 
 
-
 def test_default_database_is_in_the_data_directory_not_the_working_directory(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SMS2FA_DATA_DIR", str(tmp_path / "data"))
     url = Settings(secret_key="s" * 32).database_url
@@ -548,7 +607,8 @@ def test_default_database_is_in_the_data_directory_not_the_working_directory(
     monkeypatch.delenv("SMS2FA_DATA_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert Settings(secret_key="s" * 32).database_url == (
-        f"sqlite:///{tmp_path / 'xdg' / 'sms2fa' / 'sms2fa.db'}")
+        f"sqlite:///{tmp_path / 'xdg' / 'sms2fa' / 'sms2fa.db'}"
+    )
     assert list(tmp_path.glob("*.db")) == []
 
 

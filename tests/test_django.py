@@ -87,12 +87,19 @@ def sms2fa(project: None, fake_flowroute: FakeFlowroute, tmp_path: Path) -> Iter
     from django.conf import settings
     from django.test import override_settings
 
-    base = {**settings.SMS2FA, "settings": Settings(
-        secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'sms2fa.db'}",
-        **fake_flowroute.settings_kwargs())}
+    base = {
+        **settings.SMS2FA,
+        "settings": Settings(
+            secret_key=SECRET,
+            database_url=f"sqlite:///{tmp_path / 'sms2fa.db'}",
+            **fake_flowroute.settings_kwargs(),
+        ),
+    }
     with ExitStack() as stack:
+
         def configure(**changes: Any) -> None:
             stack.enter_context(override_settings(SMS2FA={**base, **changes}))
+
         configure()
         yield configure
 
@@ -125,8 +132,10 @@ def _csrf(html: str, name: str = "csrf_token") -> str:
 
 # -- in-process: Django's test clients ---------------------------------------------------------
 
-def test_sync_client_full_flow_and_logout_revokes(sms2fa: Any,
-                                                  fake_flowroute: FakeFlowroute) -> None:
+
+def test_sync_client_full_flow_and_logout_revokes(
+    sms2fa: Any, fake_flowroute: FakeFlowroute
+) -> None:
     from django.test import Client
 
     client = Client()
@@ -134,8 +143,7 @@ def test_sync_client_full_flow_and_logout_revokes(sms2fa: Any,
     assert anonymous.status_code == 303
     assert anonymous["location"] == "/login/?next=%2Faccount%2F"
 
-    login = client.post("/login/", {"username": ALICE, "password": PASSWORD,
-                                    "next": "/account/"})
+    login = client.post("/login/", {"username": ALICE, "password": PASSWORD, "next": "/account/"})
     assert login.status_code == 302 and login["location"] == "/account/"
     challenge = client.get("/account/", headers=HTML)
     assert challenge.status_code == 303
@@ -145,9 +153,18 @@ def test_sync_client_full_flow_and_logout_revokes(sms2fa: Any,
 
     page = client.get(challenge["location"], headers=HTML)  # no route in urls.py for it
     assert page.status_code == 200 and 'name="code"' in page.text
-    done = client.post("/sms2fa/challenge", _form({
-        "csrf_token": _csrf(page.text), "next": "/account/",
-        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    done = client.post(
+        "/sms2fa/challenge",
+        _form(
+            {
+                "csrf_token": _csrf(page.text),
+                "next": "/account/",
+                "code": fake_flowroute.last_code(ALICE_PHONE),
+            }
+        ),
+        FORM,
+        headers=HTML,
+    )
     assert done.status_code == 303 and done["location"] == "/account/"
 
     account = client.get("/account/", headers=HTML)
@@ -165,16 +182,26 @@ def _verified_request(client: Any, fake_flowroute: FakeFlowroute) -> Any:
     the request of the account page it then reaches."""
     client.login(username=ALICE, password=PASSWORD)
     page = client.get(client.get("/account/", headers=HTML)["location"], headers=HTML)
-    client.post("/sms2fa/challenge", _form({
-        "csrf_token": _csrf(page.text), "next": "/account/",
-        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    client.post(
+        "/sms2fa/challenge",
+        _form(
+            {
+                "csrf_token": _csrf(page.text),
+                "next": "/account/",
+                "code": fake_flowroute.last_code(ALICE_PHONE),
+            }
+        ),
+        FORM,
+        headers=HTML,
+    )
     account = client.get("/account/", headers=HTML)
     assert account.status_code == 200
     return account.wsgi_request
 
 
-def test_revoke_through_the_middleware_on_the_request(sms2fa: Any,
-                                                      fake_flowroute: FakeFlowroute) -> None:
+def test_revoke_through_the_middleware_on_the_request(
+    sms2fa: Any, fake_flowroute: FakeFlowroute
+) -> None:
     """request.sms2fa_middleware.revoke(user.pk): e.g. after a phone number change."""
     from django.test import Client
 
@@ -185,8 +212,9 @@ def test_revoke_through_the_middleware_on_the_request(sms2fa: Any,
     assert client.get("/account/", headers=HTML).status_code == 303
 
 
-def test_revoke_session_forgets_this_device_only(sms2fa: Any,
-                                                 fake_flowroute: FakeFlowroute) -> None:
+def test_revoke_session_forgets_this_device_only(
+    sms2fa: Any, fake_flowroute: FakeFlowroute
+) -> None:
     """request.sms2fa_middleware.revoke_session(request, response): this browser's verified
     session ends (even while it still sends the cookie) and its cookie is deleted on the
     response; another device of the same user stays verified."""
@@ -211,7 +239,8 @@ def test_revoke_session_forgets_this_device_only(sms2fa: Any,
 
 @pytest.mark.parametrize("identify", [None, "test_django.orm_identify"])
 def test_async_client_full_flow_identify_off_the_loop(
-        sms2fa: Any, fake_flowroute: FakeFlowroute, identify: str | None) -> None:
+    sms2fa: Any, fake_flowroute: FakeFlowroute, identify: str | None
+) -> None:
     """Under ASGI a sync identify that reads the database (request.user, or its own query)
     runs in a thread: on the event loop Django would raise SynchronousOnlyOperation."""
     from django.test import AsyncClient
@@ -227,9 +256,18 @@ def test_async_client_full_flow_identify_off_the_loop(
         assert challenge.status_code == 303, challenge.content[:300]
         page = await client.get(challenge["location"], headers=HTML)
         assert page.status_code == 200
-        done = await client.post("/sms2fa/challenge", _form({
-            "csrf_token": _csrf(page.text), "next": "/account/",
-            "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+        done = await client.post(
+            "/sms2fa/challenge",
+            _form(
+                {
+                    "csrf_token": _csrf(page.text),
+                    "next": "/account/",
+                    "code": fake_flowroute.last_code(ALICE_PHONE),
+                }
+            ),
+            FORM,
+            headers=HTML,
+        )
         assert done.status_code == 303 and done["location"] == "/account/"
         account = await client.get("/account/", headers=HTML)
         assert account.status_code == 200 and MARKER in account.text
@@ -272,8 +310,9 @@ def test_the_view_decorator_refuses_what_the_patterns_miss(sms2fa: Any) -> None:
     asyncio.run(async_view())
 
 
-def test_no_phone_on_file_and_anonymous_api_client(sms2fa: Any,
-                                                   fake_flowroute: FakeFlowroute) -> None:
+def test_no_phone_on_file_and_anonymous_api_client(
+    sms2fa: Any, fake_flowroute: FakeFlowroute
+) -> None:
     from django.test import Client
 
     anonymous = Client().get("/account/", headers={"accept": "application/json"})
@@ -286,7 +325,8 @@ def test_no_phone_on_file_and_anonymous_api_client(sms2fa: Any,
 
 
 def test_anonymous_app_lets_the_app_answer_anonymous_requests(
-        sms2fa: Any, caplog: pytest.LogCaptureFixture) -> None:
+    sms2fa: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """anonymous="app": nobody logged in reaches the app (here the view's own decorator
     refuses, 403), sync and async; a logged-in user is still challenged."""
     from django.test import AsyncClient, Client
@@ -309,7 +349,8 @@ def test_anonymous_app_lets_the_app_answer_anonymous_requests(
 
 
 def test_a_failing_identify_is_a_500_that_tells_nothing(
-        sms2fa: Any, caplog: pytest.LogCaptureFixture) -> None:
+    sms2fa: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     from django.test import Client
 
     sms2fa(identify="test_django.raising_identify")
@@ -374,8 +415,11 @@ def test_verified_responses_get_the_same_cache_headers_on_every_adapter(sms2fa: 
     from sms2fa_middleware.django import SMS2FAMiddleware
     from sms2fa_middleware.wsgi import SMS2FAMiddleware as WSGIMiddleware
 
-    app_headers = [("Cache-Control", "public, s-maxage=600, max-age=60"),
-                   ("Vary", "Accept-Encoding"), ("Content-Type", "text/plain")]
+    app_headers = [
+        ("Cache-Control", "public, s-maxage=600, max-age=60"),
+        ("Vary", "Accept-Encoding"),
+        ("Content-Type", "text/plain"),
+    ]
     who = Identity("1", ALICE_PHONE)
     sms2fa(identify=lambda request: who)
 
@@ -403,8 +447,9 @@ def test_verified_responses_get_the_same_cache_headers_on_every_adapter(sms2fa: 
     seen = {}
     answer = django_sync(RequestFactory().get("/account/", HTTP_COOKIE=cookie))
     seen["django"] = (answer.status_code, answer["Cache-Control"], answer["Vary"])
-    answer = asyncio.run(SMS2FAMiddleware(async_view)(
-        RequestFactory().get("/account/", HTTP_COOKIE=cookie)))
+    answer = asyncio.run(
+        SMS2FAMiddleware(async_view)(RequestFactory().get("/account/", HTTP_COOKIE=cookie))
+    )
     seen["django async"] = (answer.status_code, answer["Cache-Control"], answer["Vary"])
     wsgi = WSGIMiddleware(wsgi_app, guard=guard, identify=lambda request: who)
     got = WerkzeugClient(wsgi, use_cookies=False).get("/account/", headers={"Cookie": cookie})
@@ -429,8 +474,10 @@ def test_misconfiguration_is_caught_at_start_up(sms2fa: Any) -> None:
     with pytest.raises(ImproperlyConfigured, match="protect_these"):
         SMS2FAMiddleware(lambda request: None)
     sms2fa()
-    with override_settings(MIDDLEWARE=["sms2fa_middleware.django.SMS2FAMiddleware"]), \
-            pytest.raises(ImproperlyConfigured, match="AuthenticationMiddleware"):
+    with (
+        override_settings(MIDDLEWARE=["sms2fa_middleware.django.SMS2FAMiddleware"]),
+        pytest.raises(ImproperlyConfigured, match="AuthenticationMiddleware"),
+    ):
         SMS2FAMiddleware(lambda request: None)
 
 
@@ -458,10 +505,12 @@ def test_origin_is_checked_against_the_host_django_trusts(sms2fa: Any) -> None:
 
     def post(origin: str, **headers: str) -> int:
         """400 past the Origin check (no code is pending), 403 when it refuses."""
-        answer = clients[-1].post("/sms2fa/challenge", {"code": "0000000"},
-                             content_type="application/json",
-                             headers={"accept": "application/json", "origin": origin,
-                                      **headers})
+        answer = clients[-1].post(
+            "/sms2fa/challenge",
+            {"code": "0000000"},
+            content_type="application/json",
+            headers={"accept": "application/json", "origin": origin, **headers},
+        )
         if answer.status_code == 403:
             assert answer.json()["reason"] == "OriginRejected", answer.content
         else:  # the guard's answer, not Django's
@@ -484,11 +533,15 @@ def test_origin_is_checked_against_the_host_django_trusts(sms2fa: Any) -> None:
     assert post("https://other.example.com", **proxied) == 403
     sms2fa()
     logged_in()
-    with override_settings(USE_X_FORWARDED_HOST=True,
-                           SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
-                           ALLOWED_HOSTS=["app.example.com"]):
-        assert post(public, x_forwarded_host="app.example.com", x_forwarded_proto="https",
-                    **proxied) == 400
+    with override_settings(
+        USE_X_FORWARDED_HOST=True,
+        SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+        ALLOWED_HOSTS=["app.example.com"],
+    ):
+        assert (
+            post(public, x_forwarded_host="app.example.com", x_forwarded_proto="https", **proxied)
+            == 400
+        )
 
 
 # -- real servers: uvicorn (ASGI) and gunicorn (sync WSGI) -----------------------------------
@@ -505,48 +558,78 @@ class Server:
 
 
 @pytest.fixture(scope="module", params=list(SERVERS))
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """The example project served for real: migrated, alice added, SMS via FakeFlowroute."""
     tmp = tmp_path_factory.mktemp(f"django-{request.param}")
     with FakeFlowroute() as fake:
-        env = {**os.environ, **fake.settings_env(), "SMS2FA_SECRET_KEY": SECRET,
-               "SMS2FA_DATABASE_URL": f"sqlite:///{tmp / 'sms2fa.db'}",
-               "DJANGO_DB_PATH": str(tmp / "django.db"), "DJANGO_DEBUG": "0"}
+        env = {
+            **os.environ,
+            **fake.settings_env(),
+            "SMS2FA_SECRET_KEY": SECRET,
+            "SMS2FA_DATABASE_URL": f"sqlite:///{tmp / 'sms2fa.db'}",
+            "DJANGO_DB_PATH": str(tmp / "django.db"),
+            "DJANGO_DEBUG": "0",
+        }
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        for command in (["migrate", "-v0"],
-                        ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
-                        ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE],
-                        ["add_user", CAROL, "--password", PASSWORD, "--phone", CAROL_PHONE]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=EXAMPLE, env=env,
-                           check=True, capture_output=True)
+        for command in (
+            ["migrate", "-v0"],
+            ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
+            ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE],
+            ["add_user", CAROL, "--password", PASSWORD, "--phone", CAROL_PHONE],
+        ):
+            subprocess.run(
+                [sys.executable, "manage.py", *command],
+                cwd=EXAMPLE,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
         port = free_port()
         args = [a.replace("{port}", str(port)) for a in SERVERS[request.param]]
-        with launch(args, env, port, path="/", log_path=tmp / "server.log", cwd=EXAMPLE,
-                    inherit_env=False) as (base, _):
+        with launch(
+            args, env, port, path="/", log_path=tmp / "server.log", cwd=EXAMPLE, inherit_env=False
+        ) as (base, _):
             yield Server(request.param, base, port, fake)
 
 
 def _log_in(server: Server, user: str = ALICE) -> requests.Session:
     browser = requests.Session()
     form = browser.get(server.base + "/login/?next=/account/", headers=HTML)
-    done = browser.post(server.base + "/login/", headers=HTML, allow_redirects=False, data={
-        "username": user, "password": PASSWORD, "next": "/account/",
-        "csrfmiddlewaretoken": _csrf(form.text, "csrfmiddlewaretoken")})
+    done = browser.post(
+        server.base + "/login/",
+        headers=HTML,
+        allow_redirects=False,
+        data={
+            "username": user,
+            "password": PASSWORD,
+            "next": "/account/",
+            "csrfmiddlewaretoken": _csrf(form.text, "csrfmiddlewaretoken"),
+        },
+    )
     assert done.status_code == 302 and done.headers["location"] == "/account/", done.text[:300]
     return browser
 
 
-def _verify(server: Server, browser: requests.Session,
-            phone: str = ALICE_PHONE) -> requests.Response:
+def _verify(
+    server: Server, browser: requests.Session, phone: str = ALICE_PHONE
+) -> requests.Response:
     challenge = browser.get(server.base + "/account/", headers=HTML, allow_redirects=False)
     assert challenge.status_code == 303, (server.name, challenge.text[:300])
     assert challenge.headers["location"] == "/sms2fa/challenge?next=%2Faccount%2F"
     page = browser.get(server.base + challenge.headers["location"], headers=HTML)
     assert page.status_code == 200 and 'name="code"' in page.text
-    done = browser.post(server.base + "/sms2fa/challenge", headers=HTML, allow_redirects=False,
-                        data={"csrf_token": _csrf(page.text), "next": "/account/",
-                              "code": server.fake.last_code(phone)})
+    done = browser.post(
+        server.base + "/sms2fa/challenge",
+        headers=HTML,
+        allow_redirects=False,
+        data={
+            "csrf_token": _csrf(page.text),
+            "next": "/account/",
+            "code": server.fake.last_code(phone),
+        },
+    )
     assert done.status_code == 303 and done.headers["location"] == "/account/"
     return browser.get(server.base + "/account/", headers=HTML, allow_redirects=False)
 
@@ -557,9 +640,12 @@ def test_real_server_full_flow_and_logout(server: Server) -> None:
     assert account.status_code == 200 and MARKER in account.text, server.name
 
     token = _csrf(account.text, "csrfmiddlewaretoken")
-    out = browser.post(server.base + "/logout/", data={"csrfmiddlewaretoken": token},
-                       headers={**HTML, "referer": server.base + "/account/"},
-                       allow_redirects=False)
+    out = browser.post(
+        server.base + "/logout/",
+        data={"csrfmiddlewaretoken": token},
+        headers={**HTML, "referer": server.base + "/account/"},
+        allow_redirects=False,
+    )
     assert out.status_code == 302
     assert not any(c.name == "sms2fa" for c in browser.cookies)  # the logout deleted it
     again = _log_in(server)
@@ -569,7 +655,8 @@ def test_real_server_full_flow_and_logout(server: Server) -> None:
 
 @pytest.mark.slow
 def test_real_server_logout_then_login_again_needs_a_new_code_on_every_worker(
-        server: Server) -> None:
+    server: Server,
+) -> None:
     """Issue: with 2 workers, logging out (LogoutView) and straight back in opened the page
     with no code on most requests for up to 5 s. Replaying the old verified cookie after a
     new login: 0 of 200 requests over 4 workers reach the page."""
@@ -580,37 +667,69 @@ def test_real_server_logout_then_login_again_needs_a_new_code_on_every_worker(
     old = browser.cookies.get("sms2fa")
     assert old
     account = browser.get(server.base + "/account/", headers=HTML, allow_redirects=False)
-    out = browser.post(server.base + "/logout/", allow_redirects=False,
-                       data={"csrfmiddlewaretoken": _csrf(account.text, "csrfmiddlewaretoken")},
-                       headers={**HTML, "referer": server.base + "/account/"})
+    out = browser.post(
+        server.base + "/logout/",
+        allow_redirects=False,
+        data={"csrfmiddlewaretoken": _csrf(account.text, "csrfmiddlewaretoken")},
+        headers={**HTML, "referer": server.base + "/account/"},
+    )
     assert out.status_code == 302
     again = _log_in(server, CAROL)
     cookie = "; ".join([*(f"{c.name}={c.value}" for c in again.cookies), f"sms2fa={old}"])
 
     def reached(_: int) -> bool:
-        page = requests.get(server.base + "/account/", headers={**HTML, "cookie": cookie},
-                            allow_redirects=False, timeout=10)
+        page = requests.get(
+            server.base + "/account/",
+            headers={**HTML, "cookie": cookie},
+            allow_redirects=False,
+            timeout=10,
+        )
         assert page.status_code in (200, 303), page.status_code
         return page.status_code == 200 or MARKER in page.text
+
     with ThreadPoolExecutor(8) as pool:
         assert sum(pool.map(reached, range(200))) == 0, server.name
 
 
 # Raw request targets, as test_paths.py sends them; Django routes "account/".
 SPELLINGS = [
-    "/account/", "/account", "//account/", "///account/", "/%2Faccount/", "/%2faccount/",
-    "/account//", "/./account/", "/public/../account/", "/public/%2E%2E/account/",
-    "/public/..%2Faccount/", "/%2E/account/", "/account/./", "/%61ccount/", "/acc%6Funt/",
-    "/%2561ccount/", "/ACCOUNT/", "/account;x=1/", "/account%3B/", "/\\account/",
-    "/%5Caccount/", "/account%2F", "/account/%00", "/account%00/", "/account/?next=/",
-    "http://{h}/account/", "http://{h}//account/", "http://evil.example/account/",
+    "/account/",
+    "/account",
+    "//account/",
+    "///account/",
+    "/%2Faccount/",
+    "/%2faccount/",
+    "/account//",
+    "/./account/",
+    "/public/../account/",
+    "/public/%2E%2E/account/",
+    "/public/..%2Faccount/",
+    "/%2E/account/",
+    "/account/./",
+    "/%61ccount/",
+    "/acc%6Funt/",
+    "/%2561ccount/",
+    "/ACCOUNT/",
+    "/account;x=1/",
+    "/account%3B/",
+    "/\\account/",
+    "/%5Caccount/",
+    "/account%2F",
+    "/account/%00",
+    "/account%00/",
+    "/account/?next=/",
+    "http://{h}/account/",
+    "http://{h}//account/",
+    "http://evil.example/account/",
 ]
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]
 
 
 def _raw(port: int, method: str, target: str, cookie: str) -> bytes:
-    head = (f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n"
-            "Accept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n"
+        "Accept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head.encode("utf-8"))
         chunks = []
@@ -640,8 +759,9 @@ def test_raw_spellings_never_reach_the_account_view_unverified(server: Server) -
     assert not leaks, f"{server.name}: the account view ran unverified:\n" + "\n".join(leaks)
 
 
-def test_under_a_script_name_the_path_info_is_protected(sms2fa: Any,
-                                                        fake_flowroute: FakeFlowroute) -> None:
+def test_under_a_script_name_the_path_info_is_protected(
+    sms2fa: Any, fake_flowroute: FakeFlowroute
+) -> None:
     """Mounted at /app (SCRIPT_NAME): Django routes path_info (/account/), so that is what
     the patterns must see -- matching request.path (/app/account/) would let the view run
     unchallenged. Every URL sent back starts with /app; the flow ends on the view."""
@@ -655,9 +775,18 @@ def test_under_a_script_name_the_path_info_is_protected(sms2fa: Any,
     assert client.get("/account/", headers={"accept": "application/json"}).status_code == 401
     page = client.get("/sms2fa/challenge", {"next": "/app/account/"}, headers=HTML)
     assert page.status_code == 200 and 'action="/app/sms2fa/challenge"' in page.text
-    done = client.post("/sms2fa/challenge", _form({
-        "csrf_token": _csrf(page.text), "next": "/app/account/",
-        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    done = client.post(
+        "/sms2fa/challenge",
+        _form(
+            {
+                "csrf_token": _csrf(page.text),
+                "next": "/app/account/",
+                "code": fake_flowroute.last_code(ALICE_PHONE),
+            }
+        ),
+        FORM,
+        headers=HTML,
+    )
     assert done.status_code == 303 and done["location"] == "/app/account/"
     account = client.get("/account/", headers=HTML)
     assert account.status_code == 200 and MARKER in account.text
@@ -665,7 +794,8 @@ def test_under_a_script_name_the_path_info_is_protected(sms2fa: Any,
 
 @pytest.mark.postgres
 def test_sessions_fail_closed_while_revocations_cannot_be_read(
-        sms2fa: Any, fake_flowroute: FakeFlowroute) -> None:
+    sms2fa: Any, fake_flowroute: FakeFlowroute
+) -> None:
     """As on WSGI and ASGI: once the database is away for longer than revocation_interval,
     a verified session (which may have been revoked on another host meanwhile) gets 503 with
     Retry-After, and passes again once revocations can be read."""
@@ -679,9 +809,12 @@ def test_sessions_fail_closed_while_revocations_cannot_be_read(
 
     with private_postgres("django_outage") as url:
         proxy, proxied = PausableProxy.to(url)
-        sms2fa(settings=Settings(secret_key=SECRET, database_url=proxied,
-                                 **fake_flowroute.settings_kwargs()),
-               revocation_interval=0.5)
+        sms2fa(
+            settings=Settings(
+                secret_key=SECRET, database_url=proxied, **fake_flowroute.settings_kwargs()
+            ),
+            revocation_interval=0.5,
+        )
         client = Client()
         client.login(username=ALICE, password=PASSWORD)
         first = client.get("/account/", headers=HTML)  # finds the middleware on the request
@@ -701,6 +834,7 @@ def test_sessions_fail_closed_while_revocations_cannot_be_read(
 
 # -- the testing helpers with Django's test client ----------------------------------------------
 
+
 def test_mark_verified_with_django_client(sms2fa: Any) -> None:
     """mark_verified(client, SMS2FAMiddleware, identity): the guard the current SMS2FA builds
     (the class, the test Client itself or a middleware instance name it)."""
@@ -715,14 +849,16 @@ def test_mark_verified_with_django_client(sms2fa: Any) -> None:
         client = Client()
         client.force_login(alice)
         assert client.get("/account/", headers=HTML).status_code == 303
-        mark_verified(client, client if app == "client" else app,
-                      Identity(alice.pk, alice.phone_number))
+        mark_verified(
+            client, client if app == "client" else app, Identity(alice.pk, alice.phone_number)
+        )
         account = client.get("/account/", headers=HTML)
         assert account.status_code == 200 and MARKER in account.text
 
 
 def test_assume_verified_phone_with_django_for_a_user_without_one(
-        sms2fa: Any, fake_flowroute: FakeFlowroute) -> None:
+    sms2fa: Any, fake_flowroute: FakeFlowroute
+) -> None:
     from django.test import Client
 
     from sms2fa_middleware.testing import assume_verified
@@ -763,16 +899,20 @@ def _challenged_code(fake: FakeFlowroute) -> str:
 
 
 @pytest.mark.parametrize("run", ["first", "second"])
-def test_each_tests_fake_receives_its_codes(sms2fa_from_env: None,
-                                            fake_flowroute: FakeFlowroute, run: str) -> None:
+def test_each_tests_fake_receives_its_codes(
+    sms2fa_from_env: None, fake_flowroute: FakeFlowroute, run: str
+) -> None:
     """Two tests, two FakeFlowroutes, one SMS2FA dict: the guard is rebuilt for each."""
     assert _challenged_code(fake_flowroute)
     assert len(fake_flowroute.messages) == 1
 
 
 def test_a_changed_environment_or_reset_rebuilds_the_guard(
-        sms2fa_from_env: None, fake_flowroute: FakeFlowroute,
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sms2fa_from_env: None,
+    fake_flowroute: FakeFlowroute,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     """Without any signal: a new fake in the environment is seen by the next Client; and
     reset() makes the next one read the settings afresh."""
     from sms2fa_middleware.django import installed, reset
@@ -791,16 +931,23 @@ def test_a_changed_environment_or_reset_rebuilds_the_guard(
 
 
 def test_a_multipart_challenge_post_from_the_django_client_verifies(
-        sms2fa: Any, fake_flowroute: FakeFlowroute) -> None:
+    sms2fa: Any, fake_flowroute: FakeFlowroute
+) -> None:
     """Django's client posts a dict as multipart/form-data, as a browser may: it verifies."""
     from django.test import Client
 
     client = Client()
     client.login(username=ALICE, password=PASSWORD)
     page = client.get(client.get("/account/", headers=HTML)["location"], headers=HTML)
-    done = client.post("/sms2fa/challenge", {
-        "csrf_token": _csrf(page.text), "next": "/account/",
-        "code": fake_flowroute.last_code(ALICE_PHONE)}, headers=HTML)
+    done = client.post(
+        "/sms2fa/challenge",
+        {
+            "csrf_token": _csrf(page.text),
+            "next": "/account/",
+            "code": fake_flowroute.last_code(ALICE_PHONE),
+        },
+        headers=HTML,
+    )
     assert done.status_code == 303 and done["location"] == "/account/"
     assert MARKER in client.get("/account/", headers=HTML).text
 
@@ -815,12 +962,15 @@ def test_a_refused_form_post_says_why(sms2fa: Any) -> None:
     fields = {"csrf_token": _csrf(page.text), "next": "/account/", "code": "000000"}
     unreadable = client.post("/sms2fa/challenge", _form(fields), "text/plain", headers=HTML)
     assert unreadable.status_code == 400 and "could not be read" in unreadable.text
-    broken = client.post("/sms2fa/challenge", b"--x\r\nno parts", "multipart/form-data",
-                         headers=HTML)
+    broken = client.post(
+        "/sms2fa/challenge", b"--x\r\nno parts", "multipart/form-data", headers=HTML
+    )
     assert broken.status_code == 400 and "could not be read" in broken.text
-    cross = client.post("/sms2fa/challenge", _form(fields), FORM,
-                        headers={**HTML, "origin": "https://evil.example"})
+    cross = client.post(
+        "/sms2fa/challenge", _form(fields), FORM, headers={**HTML, "origin": "https://evil.example"}
+    )
     assert cross.status_code == 403 and "another site" in cross.text
-    stale = client.post("/sms2fa/challenge", _form({**fields, "csrf_token": "x"}), FORM,
-                        headers=HTML)
+    stale = client.post(
+        "/sms2fa/challenge", _form({**fields, "csrf_token": "x"}), FORM, headers=HTML
+    )
     assert stale.status_code == 403 and "expired" in stale.text

@@ -53,9 +53,19 @@ def protect_for(lang: str) -> list[str]:
 def guarded_paths(lang: str) -> list[str]:
     """Paths whose view must not run unverified: the patterns' own, and the other ways
     Django routes the same URL patterns (other languages, other letter case, by name)."""
-    return [f"{lang}/account/", "/fr/account/", "/de/account/", f"{lang}/settings/profile/",
-            "/fr/settings/profile/", "/de/settings/profile/", "/billing/", "/BILLING/",
-            "/Billing/", "/team/members/", "/team/async/"]
+    return [
+        f"{lang}/account/",
+        "/fr/account/",
+        "/de/account/",
+        f"{lang}/settings/profile/",
+        "/fr/settings/profile/",
+        "/de/settings/profile/",
+        "/billing/",
+        "/BILLING/",
+        "/Billing/",
+        "/team/members/",
+        "/team/async/",
+    ]
 
 
 @pytest.fixture(params=list(URLCONFS))
@@ -68,10 +78,17 @@ def routing(request: pytest.FixtureRequest, sms2fa: Any) -> Iterator[str]:  # no
     lang = "/en" if request.param == "prefixed" else ""
     sms2fa(protect=protect_for(lang), protect_views=["team:*"])  # before the override below
     middleware = list(settings.MIDDLEWARE)
-    middleware.insert(middleware.index("django.contrib.sessions.middleware.SessionMiddleware")
-                      + 1, "django.middleware.locale.LocaleMiddleware")
-    with override_settings(ROOT_URLCONF=URLCONFS[request.param], USE_I18N=True,
-                           LANGUAGE_CODE="en", LANGUAGES=LANGUAGES, MIDDLEWARE=middleware):
+    middleware.insert(
+        middleware.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+        "django.middleware.locale.LocaleMiddleware",
+    )
+    with override_settings(
+        ROOT_URLCONF=URLCONFS[request.param],
+        USE_I18N=True,
+        LANGUAGE_CODE="en",
+        LANGUAGES=LANGUAGES,
+        MIDDLEWARE=middleware,
+    ):
         yield lang
 
 
@@ -91,22 +108,33 @@ def _challenged(path: str, html: Any, api: Any) -> list[str]:
 def _verify(client: Any, fake_flowroute: FakeFlowroute, path: str) -> None:
     """Pass the challenge for ``path`` with the texted code (sync client)."""
     page = client.get(client.get(path, headers=HTML)["location"], headers=HTML)
-    done = client.post("/sms2fa/challenge", _form({
-        "csrf_token": _csrf(page.text), "next": path,
-        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    done = client.post(
+        "/sms2fa/challenge",
+        _form(
+            {
+                "csrf_token": _csrf(page.text),
+                "next": path,
+                "code": fake_flowroute.last_code(ALICE_PHONE),
+            }
+        ),
+        FORM,
+        headers=HTML,
+    )
     assert done.status_code == 303 and done["location"] == path
 
 
 def test_sync_every_route_to_a_protected_pattern_is_challenged(
-        routing: str, fake_flowroute: FakeFlowroute) -> None:
+    routing: str, fake_flowroute: FakeFlowroute
+) -> None:
     from django.test import Client
 
     client = Client()
     client.login(username=ALICE, password=PASSWORD)
     problems = []
     for path in guarded_paths(routing):
-        problems += _challenged(path, client.get(path, headers=HTML),
-                                client.get(path, headers=JSON))
+        problems += _challenged(
+            path, client.get(path, headers=HTML), client.get(path, headers=JSON)
+        )
     assert not problems, "\n".join(problems)
     public = client.get("/public/", headers=HTML)  # not protected: no challenge
     assert public.status_code == 200 and MARKER in public.text
@@ -120,25 +148,37 @@ def test_sync_every_route_to_a_protected_pattern_is_challenged(
 
 
 def test_async_every_route_to_a_protected_pattern_is_challenged(
-        routing: str, fake_flowroute: FakeFlowroute) -> None:
+    routing: str, fake_flowroute: FakeFlowroute
+) -> None:
     """Under ASGI the async process_view decides; identify (request.user) runs off the loop."""
     from django.test import AsyncClient
 
     async def flow() -> None:
         client = AsyncClient()
-        login = await client.post("/login/", {"username": ALICE, "password": PASSWORD,
-                                              "next": "/public/"})  # no reverse(): (?i)
+        login = await client.post(
+            "/login/", {"username": ALICE, "password": PASSWORD, "next": "/public/"}
+        )  # no reverse(): (?i)
         assert login.status_code == 302
         problems = []
         for path in guarded_paths(routing):
-            problems += _challenged(path, await client.get(path, headers=HTML),
-                                    await client.get(path, headers=JSON))
+            problems += _challenged(
+                path, await client.get(path, headers=HTML), await client.get(path, headers=JSON)
+            )
         assert not problems, "\n".join(problems)
         challenge = await client.get("/de/account/", headers=HTML)
         page = await client.get(challenge["location"], headers=HTML)
-        done = await client.post("/sms2fa/challenge", _form({
-            "csrf_token": _csrf(page.text), "next": "/de/account/",
-            "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+        done = await client.post(
+            "/sms2fa/challenge",
+            _form(
+                {
+                    "csrf_token": _csrf(page.text),
+                    "next": "/de/account/",
+                    "code": fake_flowroute.last_code(ALICE_PHONE),
+                }
+            ),
+            FORM,
+            headers=HTML,
+        )
         assert done.status_code == 303
         for path in guarded_paths(routing):
             reached = await client.get(path, headers=HTML)
@@ -167,8 +207,9 @@ def test_protect_views_alone(sms2fa: Any, routing: str) -> None:  # noqa: F811
     sms2fa(protect=[], protect_views=["billing", "team:async"])
     client = Client()
     client.login(username=ALICE, password=PASSWORD)
-    assert not _challenged("/billing/", client.get("/billing/", headers=HTML),
-                           client.get("/billing/", headers=JSON))
+    assert not _challenged(
+        "/billing/", client.get("/billing/", headers=HTML), client.get("/billing/", headers=JSON)
+    )
     assert client.get("/team/members/").status_code == 200  # not named
     # No path rules now: the middleware lets the account page through, and its own
     # verified_required refuses (defence in depth).
@@ -176,10 +217,12 @@ def test_protect_views_alone(sms2fa: Any, routing: str) -> None:  # noqa: F811
 
     async def named_async_view() -> None:
         client = AsyncClient()
-        await client.post("/login/", {"username": ALICE, "password": PASSWORD,
-                                      "next": "/public/"})
-        assert not _challenged("/team/async/", await client.get("/team/async/", headers=HTML),
-                               await client.get("/team/async/", headers=JSON))
+        await client.post("/login/", {"username": ALICE, "password": PASSWORD, "next": "/public/"})
+        assert not _challenged(
+            "/team/async/",
+            await client.get("/team/async/", headers=HTML),
+            await client.get("/team/async/", headers=JSON),
+        )
 
     asyncio.run(named_async_view())
 
@@ -188,8 +231,15 @@ def test_check_routes_samples_every_language_and_regex(sms2fa: Any, routing: str
     from sms2fa_middleware.django import check_routes, route_paths
 
     paths = set(route_paths())
-    assert {f"{routing}/account/", "/fr/account/", "/de/account/", "/fr/settings/x/",
-            "/settings/", "/billing/", "/team/members/"} <= paths
+    assert {
+        f"{routing}/account/",
+        "/fr/account/",
+        "/de/account/",
+        "/fr/settings/x/",
+        "/settings/",
+        "/billing/",
+        "/team/members/",
+    } <= paths
     assert not any("^" in p or "$" in p or "(" in p for p in paths), paths
     assert check_routes(protect=["/public"], protect_views=["team:*"]) == []
 
@@ -199,15 +249,22 @@ def test_check_routes_samples_every_language_and_regex(sms2fa: Any, routing: str
         assert "protect pattern '/account' matches no route" in warnings
     else:
         for lang in ("fr", "de"):
-            assert any(w.startswith(f"route '/{lang}/account/' is not matched by protect")
-                       and "'/account/' (another language)" in w for w in warnings), warnings
+            assert any(
+                w.startswith(f"route '/{lang}/account/' is not matched by protect")
+                and "'/account/' (another language)" in w
+                for w in warnings
+            ), warnings
     # re_path: its regex sampled as a path, so a glob that misses it is caught.
     warnings = check_routes(protect=["/settings/*", "/billing"], protect_views=[])
-    assert any(w.startswith("route '/settings/' is not protected, though protect has "
-                            "'/settings/*'") for w in warnings), warnings
+    assert any(
+        w.startswith("route '/settings/' is not protected, though protect has '/settings/*'")
+        for w in warnings
+    ), warnings
     # (?i): the other-case spellings escape the protect patterns.
-    assert any(w.startswith("route '/BILLING/' is not matched by protect")
-               and "another letter case" in w for w in warnings), warnings
+    assert any(
+        w.startswith("route '/BILLING/' is not matched by protect") and "another letter case" in w
+        for w in warnings
+    ), warnings
     assert check_routes(protect=["/billing"], exclude=["/BILLING"], protect_views=[]) == []
     warnings = check_routes(protect=["/public"], protect_views=["team:*", "nosuch:*"])
     assert warnings == ["protect_views name 'nosuch:*' matches no URL pattern"]
@@ -221,34 +278,52 @@ SERVERS = {
 }
 
 
-@pytest.fixture(scope="module", params=[(s, u) for s in SERVERS for u in URLCONFS],
-                ids=lambda p: "-".join(p))
-def served(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+@pytest.fixture(
+    scope="module", params=[(s, u) for s in SERVERS for u in URLCONFS], ids=lambda p: "-".join(p)
+)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """The example project with django_routing_settings, served for real; (base URL, the
     default language's prefix)."""
     name, urlconf = request.param
     tmp = tmp_path_factory.mktemp(f"routing-{name}-{urlconf}")
     tests = os.path.dirname(os.path.abspath(__file__))
     with FakeFlowroute() as fake:
-        env = {**os.environ, **fake.settings_env(), "SMS2FA_SECRET_KEY": SECRET,
-               "SMS2FA_DATABASE_URL": f"sqlite:///{tmp / 'sms2fa.db'}",
-               "DJANGO_DB_PATH": str(tmp / "django.db"), "DJANGO_DEBUG": "0",
-               "DJANGO_SETTINGS_MODULE": "django_routing_settings",
-               "ROUTING_PREFIX_DEFAULT": "1" if urlconf == "prefixed" else "0",
-               "PYTHONPATH": os.pathsep.join([tests, str(EXAMPLE), *sys.path])}
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=EXAMPLE, env=env,
-                       check=True, capture_output=True)
+        env = {
+            **os.environ,
+            **fake.settings_env(),
+            "SMS2FA_SECRET_KEY": SECRET,
+            "SMS2FA_DATABASE_URL": f"sqlite:///{tmp / 'sms2fa.db'}",
+            "DJANGO_DB_PATH": str(tmp / "django.db"),
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SETTINGS_MODULE": "django_routing_settings",
+            "ROUTING_PREFIX_DEFAULT": "1" if urlconf == "prefixed" else "0",
+            "PYTHONPATH": os.pathsep.join([tests, str(EXAMPLE), *sys.path]),
+        }
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"],
+            cwd=EXAMPLE,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         port = free_port()
         args = [a.replace("{port}", str(port)) for a in SERVERS[name]]
-        with launch(args, env, port, path="/public/", log_path=tmp / "server.log",
-                    cwd=EXAMPLE, inherit_env=False) as (base, _):
+        with launch(
+            args,
+            env,
+            port,
+            path="/public/",
+            log_path=tmp / "server.log",
+            cwd=EXAMPLE,
+            inherit_env=False,
+        ) as (base, _):
             yield base, "/en" if urlconf == "prefixed" else ""
 
 
 @pytest.mark.slow
-def test_real_servers_never_run_a_protected_pattern_unverified(
-        served: tuple[str, str]) -> None:
+def test_real_servers_never_run_a_protected_pattern_unverified(served: tuple[str, str]) -> None:
     base, lang = served
     problems = []
     for path in guarded_paths(lang):
@@ -266,9 +341,16 @@ def test_real_servers_never_run_a_protected_pattern_unverified(
 
 
 REGEXES = [
-    r"^settings/$", r"^articles/(?P<year>[0-9]{4})/(?P<slug>[\w-]+)/$", r"^files/(?P<p>.*)$",
-    r"^(?:en|fr)/news/$", r"^a+b?c*/\d{2,3}/$", r"^x/(?P<n>[^/]+)/(?P=n)/$",
-    r"^y/(?=z)z\.json$", r"^q/[^a-x]/$", r"(?i)^caps/[A-Z]+/$", r"^esc/\(\$\)/$",
+    r"^settings/$",
+    r"^articles/(?P<year>[0-9]{4})/(?P<slug>[\w-]+)/$",
+    r"^files/(?P<p>.*)$",
+    r"^(?:en|fr)/news/$",
+    r"^a+b?c*/\d{2,3}/$",
+    r"^x/(?P<n>[^/]+)/(?P=n)/$",
+    r"^y/(?=z)z\.json$",
+    r"^q/[^a-x]/$",
+    r"(?i)^caps/[A-Z]+/$",
+    r"^esc/\(\$\)/$",
 ]
 
 
@@ -290,6 +372,7 @@ def test_every_re_path_sample_resolves_to_its_own_pattern(project: None) -> None
 
 # -- the start-up audit of a real-shaped URLconf (MDN's LocalLibrary) ---------------------------
 
+
 @pytest.fixture
 def locallibrary(sms2fa: Any) -> Iterator[list[str]]:  # noqa: F811
     """The LocalLibrary-shaped URLconf, SMS2FA protecting its librarian pages."""
@@ -309,7 +392,8 @@ def test_check_routes_is_quiet_for_locallibrary(locallibrary: list[str]) -> None
 
 
 def test_check_routes_finds_the_open_route_in_a_broken_locallibrary(
-        locallibrary: list[str]) -> None:
+    locallibrary: list[str],
+) -> None:
     from django.test import override_settings
 
     from sms2fa_middleware.django import check_routes
@@ -323,10 +407,12 @@ def test_check_routes_finds_the_open_route_in_a_broken_locallibrary(
         "route '/catalog/mybooks/' is not protected, though protect has "
         "'/catalog/mybooks/*', which protects '/catalog/mybooks/x'; protect it too, or "
         "declare it public",
-        "protect pattern '/catalog/mybooks/*' matches no route"]
+        "protect pattern '/catalog/mybooks/*' matches no route",
+    ]
     # a deliberately public route: no warning (and protection is unchanged)
     warnings = check_routes(protect=broken, public=["/catalog/mybooks"])
     assert [w for w in warnings if "is not protected" in w] == [warnings[0]]
     with override_settings(SMS2FA_PUBLIC_ROUTES=["/admin", "/catalog/mybooks"]):
         assert check_routes(protect=broken) == [
-            "protect pattern '/catalog/mybooks/*' matches no route"]
+            "protect pattern '/catalog/mybooks/*' matches no route"
+        ]

@@ -50,8 +50,11 @@ def rows(verifier: Verifier) -> list[Any]:
 
 def expire(verifier: Verifier, auth_id: str) -> None:
     past = utcnow() - timedelta(seconds=1)
-    verifier.store.run(lambda conn: conn.execute(
-        update(codes).where(codes.c.auth_id == auth_id).values(expires_at=past)))
+    verifier.store.run(
+        lambda conn: conn.execute(
+            update(codes).where(codes.c.auth_id == auth_id).values(expires_at=past)
+        )
+    )
 
 
 @pytest.fixture
@@ -76,7 +79,8 @@ def events_verifier(
 
 
 def test_start_sends_exactly_one_sms_with_a_code_of_the_configured_length(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier = make_verifier(code_length=8, org_name="Acme")
     before = datetime.now(timezone.utc)
@@ -97,11 +101,13 @@ def test_start_sends_exactly_one_sms_with_a_code_of_the_configured_length(
     assert sent[0].body == f"Your Acme verification code is {code}. Don't share it with anyone."
 
 
-def test_start_options_per_call(make_verifier: Callable[..., Verifier],
-                                fake_flowroute: FakeFlowroute) -> None:
+def test_start_options_per_call(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     verifier = make_verifier(resend_cooldown=0, allow_custom_message=True)
-    started = verifier.start("u1", NUMBER, code_length=4, expiration=60, retries=5,
-                             message="Code {code} for {org_name}.")
+    started = verifier.start(
+        "u1", NUMBER, code_length=4, expiration=60, retries=5, message="Code {code} for {org_name}."
+    )
     assert started.attempts_left == 5
     assert started.expires_at <= utcnow() + timedelta(seconds=61)
     body = fake_flowroute.messages[-1].body
@@ -110,15 +116,26 @@ def test_start_options_per_call(make_verifier: Callable[..., Verifier],
 
 
 BAD_OPTIONS: list[dict[str, Any]] = [
-    {"code_length": 3}, {"code_length": 11}, {"code_length": "6"}, {"code_length": True},
-    {"expiration": 29}, {"expiration": 3601}, {"retries": 0}, {"retries": 21},
-    {"message": "no placeholder"}, {"message": "{code} {secret}"}, {"message": ""},
-    {"message": "{code:x}"}, {"message": "{code:>999999999}"}, {"message": 5},
+    {"code_length": 3},
+    {"code_length": 11},
+    {"code_length": "6"},
+    {"code_length": True},
+    {"expiration": 29},
+    {"expiration": 3601},
+    {"retries": 0},
+    {"retries": 21},
+    {"message": "no placeholder"},
+    {"message": "{code} {secret}"},
+    {"message": ""},
+    {"message": "{code:x}"},
+    {"message": "{code:>999999999}"},
+    {"message": 5},
 ]
 
 
 def test_bad_options_are_refused_before_any_sms(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier = make_verifier(resend_cooldown=0, allow_custom_message=True)
     for options in BAD_OPTIONS:
@@ -137,25 +154,34 @@ def test_bad_auth_id_is_refused(verifier: Verifier, fake_flowroute: FakeFlowrout
     assert fake_flowroute.requests_seen == 0
 
 
-def test_auth_id_of_120_characters_is_fine(verifier: Verifier,
-                                            fake_flowroute: FakeFlowroute) -> None:
+def test_auth_id_of_120_characters_is_fine(
+    verifier: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     auth_id = "é" * 120
     verifier.start(auth_id, NUMBER)
     assert verifier.check(auth_id, fake_flowroute.last_code(NUMBER)) == Verified(auth_id, NUMBER)
 
 
-def test_refused_recipient_costs_no_sms(verifier: Verifier,
-                                        fake_flowroute: FakeFlowroute) -> None:
-    for recipient in ["+18005551234", "+19005551234", "+18765550123", "+447400123456",
-                      " 1206555123", "+1206555123", True, None]:
+def test_refused_recipient_costs_no_sms(verifier: Verifier, fake_flowroute: FakeFlowroute) -> None:
+    for recipient in [
+        "+18005551234",
+        "+19005551234",
+        "+18765550123",
+        "+447400123456",
+        " 1206555123",
+        "+1206555123",
+        True,
+        None,
+    ]:
         with pytest.raises(InvalidRecipient):
             verifier.start("u1", recipient)  # type: ignore[arg-type]
     assert fake_flowroute.requests_seen == 0
     assert verifier.store.count_codes() == 0
 
 
-def test_code_is_stored_only_as_a_keyed_digest(verifier: Verifier,
-                                                fake_flowroute: FakeFlowroute) -> None:
+def test_code_is_stored_only_as_a_keyed_digest(
+    verifier: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     verifier.start("u1", NUMBER, code_length=10)
     code = fake_flowroute.last_code(NUMBER, 10)
     (row,) = rows(verifier)
@@ -182,16 +208,28 @@ def test_unknown_auth_id(verifier: Verifier) -> None:
     with pytest.raises(UnknownAuthId) as info:
         verifier.check("nobody", "123456")
     assert info.value.attempts_left == 0
-    assert info.value.to_dict() == {"attempts_left": 0, "message": "Unknown auth id",
-                                    "reason": "UnknownAuthId"}
+    assert info.value.to_dict() == {
+        "attempts_left": 0,
+        "message": "Unknown auth id",
+        "reason": "UnknownAuthId",
+    }
 
 
 def test_malformed_code_is_refused_without_spending_an_attempt(
-    verifier: Verifier, fake_flowroute: FakeFlowroute,
+    verifier: Verifier,
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier.start("u1", NUMBER)
-    for code in ["+0001268", " 1268", "12_68", "\u0661\u0662\u0663\u0664", "", "12345678901",
-                 None, 1268]:
+    for code in [
+        "+0001268",
+        " 1268",
+        "12_68",
+        "\u0661\u0662\u0663\u0664",
+        "",
+        "12345678901",
+        None,
+        1268,
+    ]:
         with pytest.raises(InvalidAPIUsage):
             verifier.check("u1", code)  # type: ignore[arg-type]
     pending = verifier.pending("u1")
@@ -209,7 +247,8 @@ def test_leading_zeros_count(make_verifier: Callable[..., Verifier]) -> None:
 
 
 def test_wrong_guesses_count_down_then_the_code_is_gone(
-    verifier: Verifier, fake_flowroute: FakeFlowroute,
+    verifier: Verifier,
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier.start("u1", NUMBER, retries=3)
     code = fake_flowroute.last_code(NUMBER)
@@ -230,7 +269,8 @@ def test_wrong_guesses_count_down_then_the_code_is_gone(
 
 
 def test_right_code_on_the_last_attempt_still_works(
-    verifier: Verifier, fake_flowroute: FakeFlowroute,
+    verifier: Verifier,
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier.start("u1", NUMBER, retries=2)
     code = fake_flowroute.last_code(NUMBER)
@@ -240,7 +280,8 @@ def test_right_code_on_the_last_attempt_still_works(
 
 
 def test_expired_code_is_refused_even_when_right_and_deleted(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier = make_verifier(code_expiration=30, resend_cooldown=0)
     started = verifier.start("u1", NUMBER)
@@ -256,8 +297,9 @@ def test_expired_code_is_refused_even_when_right_and_deleted(
         verifier.check("u1", code)
 
 
-def test_new_start_replaces_the_pending_code(verifier: Verifier,
-                                             fake_flowroute: FakeFlowroute) -> None:
+def test_new_start_replaces_the_pending_code(
+    verifier: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     verifier.start("u1", NUMBER, code_length=10)
     first = fake_flowroute.last_code(NUMBER, 10)
     with pytest.raises(InvalidAuthCode):
@@ -305,7 +347,8 @@ def test_start_turns_a_send_error_into_sms_delivery_failed(verifier: Verifier) -
 
 
 def test_a_failed_resend_leaves_the_earlier_code_as_it_was(
-        verifier: Verifier, fake_flowroute: FakeFlowroute) -> None:
+    verifier: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     verifier.start("u1", NUMBER)
     code = fake_flowroute.last_code(NUMBER)
     fake_flowroute.fail_next(500)
@@ -317,7 +360,8 @@ def test_a_failed_resend_leaves_the_earlier_code_as_it_was(
 
 
 def test_key_rotation_keeps_pending_codes_valid(
-    make_settings: Callable[..., Settings], fake_flowroute: FakeFlowroute,
+    make_settings: Callable[..., Settings],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     old, new = "old-key-0123456789abcdef", "new-key-0123456789abcdef"
     before = Verifier(make_settings(secret_key=old, resend_cooldown=0))
@@ -342,8 +386,9 @@ def test_key_rotation_keeps_pending_codes_valid(
 # -- the failed-check cap across codes ------------------------------------------------------
 
 
-def guess_wrong_until_refused(verifier: Verifier, fake: FakeFlowroute, auth_id: str,
-                              starts: int) -> tuple[int, list[str]]:
+def guess_wrong_until_refused(
+    verifier: Verifier, fake: FakeFlowroute, auth_id: str, starts: int
+) -> tuple[int, list[str]]:
     """Start codes and guess wrong; count evaluated wrong guesses and how it ended."""
     evaluated = 0
     refusals: list[str] = []
@@ -370,10 +415,12 @@ def guess_wrong_until_refused(verifier: Verifier, fake: FakeFlowroute, auth_id: 
 
 
 def test_failed_checks_are_capped_across_codes(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
-    verifier = make_verifier(max_failed_checks=5, resend_cooldown=0, recipient_send_limit=100,
-                             retries_allowed=3)
+    verifier = make_verifier(
+        max_failed_checks=5, resend_cooldown=0, recipient_send_limit=100, retries_allowed=3
+    )
     evaluated, refusals = guess_wrong_until_refused(verifier, fake_flowroute, "u1", 10)
     assert evaluated == 5
     assert refusals == ["check:failed_checks", "start:failed_checks"]
@@ -390,7 +437,8 @@ def test_failed_checks_are_capped_across_codes(
 
 
 def test_locked_auth_id_refuses_even_the_right_code(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier = make_verifier(max_failed_checks=2, resend_cooldown=0, retries_allowed=5)
     verifier.start("u1", NUMBER)
@@ -405,7 +453,8 @@ def test_locked_auth_id_refuses_even_the_right_code(
 
 
 def test_success_resets_the_failed_check_cap(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier = make_verifier(max_failed_checks=5, resend_cooldown=0, recipient_send_limit=100)
     verifier.start("u1", NUMBER)
@@ -426,7 +475,8 @@ def test_success_resets_the_failed_check_cap(
 @pytest.mark.parametrize("fault", ["500", "401", "drop"])
 def test_sms_failure_leaves_no_pending_code(
     events_verifier: Callable[..., tuple[Verifier, list[AuditEvent]]],
-    fake_flowroute: FakeFlowroute, fault: str,
+    fake_flowroute: FakeFlowroute,
+    fault: str,
 ) -> None:
     verifier, events = events_verifier(resend_cooldown=30)
     if fault == "drop":
@@ -452,10 +502,10 @@ def test_sms_failure_leaves_no_pending_code(
 # -- budgets --------------------------------------------------------------------------------
 
 
-def test_recipient_budget(make_verifier: Callable[..., Verifier],
-                          fake_flowroute: FakeFlowroute) -> None:
-    verifier = make_verifier(recipient_send_limit=5, recipient_send_window=600,
-                             resend_cooldown=0)
+def test_recipient_budget(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    verifier = make_verifier(recipient_send_limit=5, recipient_send_window=600, resend_cooldown=0)
     for i in range(5):
         verifier.start(f"u{i}", NUMBER)
     with pytest.raises(RateLimited) as info:
@@ -473,8 +523,9 @@ def test_recipient_budget(make_verifier: Callable[..., Verifier],
     assert len(fake_flowroute.messages_to(OTHER)) == 1
 
 
-def test_client_address_budget(make_verifier: Callable[..., Verifier],
-                               fake_flowroute: FakeFlowroute) -> None:
+def test_client_address_budget(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     verifier = make_verifier(address_send_limit=3, resend_cooldown=0)
     numbers = [f"+120655501{i:02d}" for i in range(10, 20)]
     for i in range(3):
@@ -489,8 +540,9 @@ def test_client_address_budget(make_verifier: Callable[..., Verifier],
     assert len(fake_flowroute.messages) == 5
 
 
-def test_resend_cooldown(make_verifier: Callable[..., Verifier],
-                         fake_flowroute: FakeFlowroute) -> None:
+def test_resend_cooldown(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     verifier = make_verifier(resend_cooldown=30)
     verifier.start("u1", NUMBER)
     code = fake_flowroute.last_code(NUMBER)
@@ -504,8 +556,9 @@ def test_resend_cooldown(make_verifier: Callable[..., Verifier],
     assert verifier.check("u1", code) == Verified("u1", NUMBER)
 
 
-def test_global_budget(make_verifier: Callable[..., Verifier],
-                       fake_flowroute: FakeFlowroute) -> None:
+def test_global_budget(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
     verifier = make_verifier(global_send_limit=3, resend_cooldown=0)
     numbers = [f"+120655501{i:02d}" for i in range(20, 30)]
     for i in range(3):
@@ -518,7 +571,8 @@ def test_global_budget(make_verifier: Callable[..., Verifier],
 
 
 def test_budgets_are_shared_between_verifiers_on_one_store(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     a = make_verifier(recipient_send_limit=2, resend_cooldown=0)
     b = make_verifier(recipient_send_limit=2, resend_cooldown=0)
@@ -577,11 +631,13 @@ def test_purge_removes_expired_rows(verifier: Verifier, fake_flowroute: FakeFlow
 
 def test_events_and_logs_carry_no_code_and_only_a_masked_number(
     events_verifier: Callable[..., tuple[Verifier, list[AuditEvent]]],
-    fake_flowroute: FakeFlowroute, caplog: pytest.LogCaptureFixture,
+    fake_flowroute: FakeFlowroute,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    verifier, events = events_verifier(resend_cooldown=0, max_failed_checks=4,
-                                       recipient_send_limit=3, code_length=8)
+    verifier, events = events_verifier(
+        resend_cooldown=0, max_failed_checks=4, recipient_send_limit=3, code_length=8
+    )
     verifier.start("u1", NUMBER)
     code1 = fake_flowroute.last_code(NUMBER)
     with pytest.raises(InvalidAuthCode):
@@ -603,11 +659,18 @@ def test_events_and_logs_carry_no_code_and_only_a_masked_number(
     verifier.cancel("u1")
 
     names = Counter(e.name for e in events)
-    for name in ("started", "sent", "approved", "failed", "locked", "send_failed",
-                 "rate_limited"):
+    for name in ("started", "sent", "approved", "failed", "locked", "send_failed", "rate_limited"):
         assert names[name] >= 1, (name, names)
-    secrets = {code1, wrong(code1), code2, wrong(code2), NUMBER, NUMBER.lstrip("+"),
-               NUMBER[2:], verifier.settings.secret_key[0]}
+    secrets = {
+        code1,
+        wrong(code1),
+        code2,
+        wrong(code2),
+        NUMBER,
+        NUMBER.lstrip("+"),
+        NUMBER[2:],
+        verifier.settings.secret_key[0],
+    }
     for event in events:
         assert event.recipient in (None, mask(NUMBER))
         text = repr(event)
@@ -623,7 +686,8 @@ def test_events_and_logs_carry_no_code_and_only_a_masked_number(
 
 
 def test_a_failing_event_hook_does_not_break_verification(
-    make_settings: Callable[..., Settings], fake_flowroute: FakeFlowroute,
+    make_settings: Callable[..., Settings],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     def hook(event: AuditEvent) -> None:
         raise RuntimeError("audit sink down")
@@ -663,7 +727,8 @@ def hammer(n: int, fn: Callable[[], object]) -> Counter[str]:
 
 
 def test_parallel_wrong_guesses_evaluate_exactly_the_allowance(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier = make_verifier(max_failed_checks=100, resend_cooldown=0)
     verifier.start("u1", NUMBER, retries=3)
@@ -677,7 +742,8 @@ def test_parallel_wrong_guesses_evaluate_exactly_the_allowance(
 
 
 def test_parallel_right_code_succeeds_exactly_once(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     verifier = make_verifier(max_failed_checks=100, resend_cooldown=0)
     verifier.start("u1", NUMBER)
@@ -689,7 +755,8 @@ def test_parallel_right_code_succeeds_exactly_once(
 
 
 def test_a_check_finding_no_attempt_left_does_not_take_the_code_from_one_in_flight(
-    verifier: Verifier, fake_flowroute: FakeFlowroute,
+    verifier: Verifier,
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     # The interleaving behind "20 parallel right codes, none verified": a check holds the
     # last attempt (reserved, still comparing) when another check finds no attempt left.
@@ -704,7 +771,8 @@ def test_a_check_finding_no_attempt_left_does_not_take_the_code_from_one_in_flig
 
 
 def test_parallel_right_code_rounds(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     # Each round of 20 parallel right guesses at 3 attempts must verify exactly once; the race
     # above made ~3% of rounds verify nobody.
@@ -714,14 +782,16 @@ def test_parallel_right_code_rounds(
         auth_id = f"round-{i}"
         digest = code_tools.digest("246810", auth_id, key)
         now = utcnow()
-        verifier.store.put_code(CodeRow(auth_id, NUMBER, digest, 3, now + timedelta(minutes=5)),
-                                now)
+        verifier.store.put_code(
+            CodeRow(auth_id, NUMBER, digest, 3, now + timedelta(minutes=5)), now
+        )
         outcomes = hammer(20, lambda a=auth_id: verifier.check(a, "246810"))
         assert outcomes["Verified"] == 1, (i, outcomes)
 
 
 def test_a_send_the_provider_refused_gives_the_budgets_back(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     """A Flowroute outage must not lock a number out: a definite "no" delivered nothing."""
     verifier = make_verifier(recipient_send_limit=1, resend_cooldown=30)
@@ -733,7 +803,8 @@ def test_a_send_the_provider_refused_gives_the_budgets_back(
 
 
 def test_a_send_that_may_have_gone_out_keeps_the_recipient_budget_spent(
-    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute,
+    make_verifier: Callable[..., Verifier],
+    fake_flowroute: FakeFlowroute,
 ) -> None:
     """A dropped connection is ambiguous (the SMS may have gone): the budget stays spent."""
     verifier = make_verifier(recipient_send_limit=1, resend_cooldown=30)

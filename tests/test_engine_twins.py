@@ -38,8 +38,9 @@ def wrong(code: str) -> str:
 # -- AsyncVerifier ------------------------------------------------------------------------------
 
 
-def test_the_async_twin_starts_and_checks(verifier: Verifier,
-                                          fake_flowroute: FakeFlowroute) -> None:
+def test_the_async_twin_starts_and_checks(
+    verifier: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     twin = AsyncVerifier(verifier)
 
     async def flow() -> Verified:
@@ -57,7 +58,8 @@ def test_the_async_twin_starts_and_checks(verifier: Verifier,
 
 
 def test_the_async_twin_leaves_no_code_when_the_send_fails(
-        verifier: Verifier, fake_flowroute: FakeFlowroute) -> None:
+    verifier: Verifier, fake_flowroute: FakeFlowroute
+) -> None:
     fake_flowroute.fail_next(500)
     with pytest.raises(SMSDeliveryFailed):
         asyncio.run(AsyncVerifier(verifier).start("u1", NUMBER))
@@ -66,7 +68,8 @@ def test_the_async_twin_leaves_no_code_when_the_send_fails(
 
 
 def test_the_async_twin_shares_budgets_with_the_sync_verifier(
-        make_verifier: Callable[..., Verifier]) -> None:
+    make_verifier: Callable[..., Verifier],
+) -> None:
     verifier = make_verifier(resend_cooldown=60)
     verifier.start("u1", NUMBER)
     with pytest.raises(RateLimited) as info:
@@ -75,7 +78,8 @@ def test_the_async_twin_shares_budgets_with_the_sync_verifier(
 
 
 def test_a_uniform_async_check_awaits_its_timing_floor_without_holding_the_loop(
-        verifier: Verifier) -> None:
+    verifier: Verifier,
+) -> None:
     twin = AsyncVerifier(verifier)
     for _ in range(16):  # give the floor a value: every kind's 75th percentile
         verifier.floor.record("unknown", 0.0, 0.2)
@@ -112,11 +116,15 @@ def test_store_work_runs_on_the_loop_only_where_blocking_is_cheap(database_url: 
 
 
 def test_codes_expire_and_locks_end_on_the_injected_clock(
-        make_settings: Callable[..., Settings], fake_flowroute: FakeFlowroute) -> None:
+    make_settings: Callable[..., Settings], fake_flowroute: FakeFlowroute
+) -> None:
     clock = FakeClock(datetime.now(timezone.utc))
-    verifier = Verifier(make_settings(resend_cooldown=0, code_expiration=300,
-                                      max_failed_checks=1, lockout_seconds=120),
-                        clock=clock)
+    verifier = Verifier(
+        make_settings(
+            resend_cooldown=0, code_expiration=300, max_failed_checks=1, lockout_seconds=120
+        ),
+        clock=clock,
+    )
     try:
         verifier.start("u1", NUMBER)
         code = fake_flowroute.last_code(NUMBER)
@@ -140,19 +148,20 @@ def test_codes_expire_and_locks_end_on_the_injected_clock(
 # -- schema creation is an explicit step --------------------------------------------------------
 
 
-def test_a_new_verifier_touches_no_database(tmp_path: Path,
-                                            fake_flowroute: FakeFlowroute) -> None:
+def test_a_new_verifier_touches_no_database(tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
     path = tmp_path / "later.db"
     for url in (f"sqlite:///{path}", CLOSED_PORT_URL):
-        settings = Settings(secret_key="s" * 32, database_url=url,
-                            **fake_flowroute.settings_kwargs())
+        settings = Settings(
+            secret_key="s" * 32, database_url=url, **fake_flowroute.settings_kwargs()
+        )
         Verifier(settings).store.dispose()  # an unreachable server is no error yet
     assert not path.exists()
     assert fake_flowroute.requests_seen == 0
 
 
 def test_the_schema_is_made_on_first_use_or_when_asked(
-        make_settings: Callable[..., Settings], database_url: str) -> None:
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
     verifier = Verifier(make_settings(resend_cooldown=0))
     try:
         assert table_names(database_url) == set()
@@ -164,7 +173,8 @@ def test_the_schema_is_made_on_first_use_or_when_asked(
 
 
 def test_without_auto_schema_only_create_schema_makes_the_tables(
-        make_settings: Callable[..., Settings], database_url: str) -> None:
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
     verifier = Verifier(make_settings(resend_cooldown=0), auto_schema=False)
     try:
         with pytest.raises(StoreUnavailable):  # no tables: as unusable as no database
@@ -179,7 +189,8 @@ def test_without_auto_schema_only_create_schema_makes_the_tables(
 
 
 def test_expiry_is_judged_on_the_injected_clock_in_pending(
-        make_verifier: Callable[..., Verifier]) -> None:
+    make_verifier: Callable[..., Verifier],
+) -> None:
     verifier = make_verifier(resend_cooldown=0)
     verifier.start("u1", NUMBER)
     later = FakeClock(datetime.now(timezone.utc) + timedelta(hours=1))

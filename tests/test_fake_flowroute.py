@@ -80,8 +80,12 @@ def test_accepts_a_message_and_answers_202(fake: FakeFlowroute) -> None:
     assert data["type"] == "message"
     assert data["links"]["self"] == f"{fake.url}/messages/{data['id']}"
     [sent] = fake.messages
-    assert (sent.id, sent.to, sent.from_, sent.body) == (data["id"], TO, FROM,
-                                                        "Your code is 123456")
+    assert (sent.id, sent.to, sent.from_, sent.body) == (
+        data["id"],
+        TO,
+        FROM,
+        "Your code is 123456",
+    )
     assert sent.time.tzinfo is not None
     assert fake.requests_seen == 1
 
@@ -142,13 +146,21 @@ def test_wrong_content_type_415(fake: FakeFlowroute, content_type: str | None) -
 
 
 def test_media_type_is_case_insensitive(fake: FakeFlowroute) -> None:
-    assert post(fake, content_type="Application/VND.API+JSON;Charset=\"UTF-8\"").status_code == 202
+    assert post(fake, content_type='Application/VND.API+JSON;Charset="UTF-8"').status_code == 202
 
 
 @pytest.mark.parametrize(
     "data",
-    [b"not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"", b'{"data": []}',
-     b'{"data": {"type": "message"}}', b'{"data": {"type": "sms", "attributes": {}}}'],
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'"text"',
+        b"",
+        b'{"data": []}',
+        b'{"data": {"type": "message"}}',
+        b'{"data": {"type": "sms", "attributes": {}}}',
+    ],
 )
 def test_malformed_document_400(fake: FakeFlowroute, data: bytes) -> None:
     assert_error(post(fake, data=data), 400)
@@ -175,8 +187,17 @@ def test_bad_attributes_422(fake: FakeFlowroute, attributes: dict[str, Any]) -> 
 
 @pytest.mark.parametrize(
     "number",
-    ["+12065551234", "2065551234", "1206555123", "120655512345", "1-206-555-1234",
-     "12065551234 ", "10065551234", "44207946000", 12065551234],
+    [
+        "+12065551234",
+        "2065551234",
+        "1206555123",
+        "120655512345",
+        "1-206-555-1234",
+        "12065551234 ",
+        "10065551234",
+        "44207946000",
+        12065551234,
+    ],
 )
 def test_bad_number_422(fake: FakeFlowroute, number: Any) -> None:
     assert_error(post(fake, message(to=number)), 422)
@@ -277,9 +298,13 @@ def test_delay_next_and_standing_delay(fake: FakeFlowroute) -> None:
     assert time.monotonic() - started >= 0.3
     fake.delay = 0.2
     with pytest.raises(requests.ReadTimeout):
-        requests.post(fake.url + "/messages", json=message(), timeout=(1, 0.05),
-                      auth=("fake-access", "fake-secret"),
-                      headers={"Content-Type": JSONAPI})
+        requests.post(
+            fake.url + "/messages",
+            json=message(),
+            timeout=(1, 0.05),
+            auth=("fake-access", "fake-secret"),
+            headers={"Content-Type": JSONAPI},
+        )
     fake.reset_faults()
     assert fake.delay == 0
     # The request that timed out on the client side is still handled, as the real one would be.
@@ -300,14 +325,23 @@ def test_reset_faults(fake: FakeFlowroute) -> None:
 def test_keep_alive_connections_are_cut_on_stop() -> None:
     fake = FakeFlowroute().start()
     session = requests.Session()
-    response = session.post(fake.url + "/messages", json=message(), timeout=5,
-                            auth=("fake-access", "fake-secret"),
-                            headers={"Content-Type": JSONAPI})
+    response = session.post(
+        fake.url + "/messages",
+        json=message(),
+        timeout=5,
+        auth=("fake-access", "fake-secret"),
+        headers={"Content-Type": JSONAPI},
+    )
     assert response.status_code == 202
     fake.stop()
     with pytest.raises(requests.ConnectionError):
-        session.post(response.url, json=message(), timeout=5,
-                     auth=("fake-access", "fake-secret"), headers={"Content-Type": JSONAPI})
+        session.post(
+            response.url,
+            json=message(),
+            timeout=5,
+            auth=("fake-access", "fake-secret"),
+            headers={"Content-Type": JSONAPI},
+        )
     session.close()
     fake.stop()  # idempotent
 
@@ -326,8 +360,9 @@ def test_not_running() -> None:
 
 def test_threads_do_not_lose_messages(fake: FakeFlowroute) -> None:
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda i: post(fake, message(body=f"code {i:06d}")).status_code,
-                              range(40)))
+        codes = list(
+            pool.map(lambda i: post(fake, message(body=f"code {i:06d}")).status_code, range(40))
+        )
     assert codes == [202] * 40
     assert sorted(m.body for m in fake.messages) == [f"code {i:06d}" for i in range(40)]
     assert fake.requests_seen == 40
@@ -348,7 +383,10 @@ def test_reachable_from_a_subprocess(fake: FakeFlowroute) -> None:
     )
     out = subprocess.run(
         [sys.executable, "-c", script, json.dumps(fake.settings_env())],
-        capture_output=True, text=True, timeout=10, check=True,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
     )
     assert out.stdout.strip() == "202"
     assert fake.last_code(TO) == "5555"

@@ -54,8 +54,12 @@ def _json(response: requests.Response) -> dict[str, Any]:
 def _pending(database_url: str, auth_id: str) -> list[dict[str, Any]]:
     store = Store(database_url)
     try:
-        return store.run(lambda conn: [dict(r._mapping) for r in conn.execute(
-            select(codes.c.auth_id).where(codes.c.auth_id == auth_id))])
+        return store.run(
+            lambda conn: [
+                dict(r._mapping)
+                for r in conn.execute(select(codes.c.auth_id).where(codes.c.auth_id == auth_id))
+            ]
+        )
     finally:
         store.dispose()
 
@@ -79,20 +83,21 @@ class Live:
     log: Path
 
     def create(self, auth_id: str, number: str) -> requests.Response:
-        return requests.post(self.base + "/", json={"auth_id": auth_id, "recipient": number},
-                             timeout=30)
+        return requests.post(
+            self.base + "/", json={"auth_id": auth_id, "recipient": number}, timeout=30
+        )
 
     def check(self, auth_id: str, code: str) -> requests.Response:
-        return requests.get(self.base + "/", params={"auth_id": auth_id, "code": code},
-                            timeout=30)
+        return requests.get(self.base + "/", params={"auth_id": auth_id, "code": code}, timeout=30)
 
 
 SMS_TIMEOUT = 1  # seconds: the smallest SMS2FA_SMS_TIMEOUT, so "slowly" is quick to test
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[Live]:
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp(f"faults-{request.param}")
     log = folder / "server.log"
     with new_database(request.param, folder, "faults") as database_url, FakeFlowroute() as fake:
@@ -134,7 +139,8 @@ FAULTS: dict[str, tuple[Callable[[FakeFlowroute], None], int]] = {
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_provider_fault_answers_502_leaves_nothing_pending_and_recovers(
-        live: Live, fault: str) -> None:
+    live: Live, fault: str
+) -> None:
     inject, attempts = FAULTS[fault]
     fake = live.fake
     fake.reset_faults()
@@ -174,7 +180,8 @@ def test_provider_fault_answers_502_leaves_nothing_pending_and_recovers(
 
 @pytest.mark.parametrize("status, retry_after", [(429, 1), (503, None), (429, None)])
 def test_transient_provider_refusal_is_retried_within_the_request(
-        live: Live, status: int, retry_after: int | None) -> None:
+    live: Live, status: int, retry_after: int | None
+) -> None:
     """A single 429/503 (the provider did not take the message) is retried, honouring
     Retry-After: the user never sees it."""
     fake = live.fake
@@ -198,8 +205,11 @@ def test_transient_provider_refusal_is_retried_within_the_request(
 
 
 def _pg_bindir() -> str | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(
-        p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0, reverse=True)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0,
+        reverse=True,
+    )
     for folder in candidates:
         if os.access(os.path.join(folder, "initdb"), os.X_OK):
             return folder
@@ -221,19 +231,32 @@ class Cluster:
         command = [os.path.join(self.bindir, args[0]), *args[1:]]
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60,
-                                check=False)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 0, (command, result.stdout, result.stderr)
 
     def init(self) -> None:
-        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync",
-                  "-E", "UTF8")
+        self._run(
+            "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"
+        )
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.folder, "pg.log"),
-                  "-o", options, "-w", "-t", "30", "start")
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            os.path.join(self.folder, "pg.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "30", "stop")
@@ -244,8 +267,9 @@ def cluster() -> Iterator[Cluster]:
     bindir = _pg_bindir()
     if bindir is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
         if IN_CI:
-            pytest.fail("CI=true but no PostgreSQL initdb/pg_ctl (or runuser) to run a "
-                        "private cluster")
+            pytest.fail(
+                "CI=true but no PostgreSQL initdb/pg_ctl (or runuser) to run a private cluster"
+            )
         pytest.skip("needs PostgreSQL's initdb and pg_ctl (e.g. /usr/lib/postgresql/15/bin)")
     # Not under pytest's tmp_path: its parents are private to root, and the server runs as
     # the postgres user.
@@ -279,8 +303,11 @@ def test_postgres_stopped_and_started_mid_run(cluster: Cluster, tmp_path: Path) 
         }
         with serve_process(env, 2, log) as (base, _):
             live = Live(base, fake, cluster.url, log)
-            before_number, during_number, after_number = ("12065550201", "12065550202",
-                                                          "12065550203")
+            before_number, during_number, after_number = (
+                "12065550201",
+                "12065550202",
+                "12065550203",
+            )
             assert live.create("before", before_number).status_code == 200
             code = fake.last_code(before_number)
 
@@ -290,8 +317,11 @@ def test_postgres_stopped_and_started_mid_run(cluster: Cluster, tmp_path: Path) 
             for i in range(6):  # enough to go through every worker's pool
                 answers.append(live.create(f"during-{i}", during_number))
                 answers.append(live.check("before", code))
-                answers.append(requests.post(base + "/check", json={"auth_id": "before",
-                                                                    "code": code}, timeout=30))
+                answers.append(
+                    requests.post(
+                        base + "/check", json={"auth_id": "before", "code": code}, timeout=30
+                    )
+                )
             for response in answers:
                 assert response.status_code == 503, response.text
                 body = _json(response)
@@ -330,8 +360,9 @@ def _children(pid: int) -> set[int]:
             found |= {int(c) for c in (task / "children").read_text().split()}
         return found
     except OSError:  # no /proc/<pid>/task/*/children on this kernel
-        result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+        )
         return {int(c) for c in result.stdout.split()}
 
 
@@ -384,8 +415,9 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
             before = _workers(parent.pid)
             assert len(before) == workers, (before, log.read_text())
 
-            def record(kind: str, auth_id: str, call: Callable[[], requests.Response]
-                       ) -> requests.Response | None:
+            def record(
+                kind: str, auth_id: str, call: Callable[[], requests.Response]
+            ) -> requests.Response | None:
                 try:
                     # A new connection per request: only requests in flight on the killed
                     # worker can break, not idle kept-alive ones.
@@ -397,9 +429,15 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
                 if response is not None and response.status_code != 200:
                     reason = _json(response).get("reason")
                 with lock:
-                    outcomes.append(Outcome(kind, auth_id,
-                                            None if response is None else response.status_code,
-                                            time.monotonic(), reason))
+                    outcomes.append(
+                        Outcome(
+                            kind,
+                            auth_id,
+                            None if response is None else response.status_code,
+                            time.monotonic(),
+                            reason,
+                        )
+                    )
                 return response
 
             errors: list[BaseException] = []
@@ -416,18 +454,31 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
                 while not stop.is_set():
                     n += 1
                     auth_id = f"load-{t}-{n}"
-                    created = record("create", auth_id, lambda auth_id=auth_id: requests.post(
-                        base + "/", json={"auth_id": auth_id, "recipient": numbers[t]},
-                        headers={"Connection": "close"}, timeout=30))
+                    created = record(
+                        "create",
+                        auth_id,
+                        lambda auth_id=auth_id: requests.post(
+                            base + "/",
+                            json={"auth_id": auth_id, "recipient": numbers[t]},
+                            headers={"Connection": "close"},
+                            timeout=30,
+                        ),
+                    )
                     if created is None or created.status_code != 200:
                         continue
                     code = fake.last_code(numbers[t])
-                    record("check", auth_id, lambda auth_id=auth_id, code=code: requests.post(
-                        base + "/check", json={"auth_id": auth_id, "code": code},
-                        headers={"Connection": "close"}, timeout=30))
+                    record(
+                        "check",
+                        auth_id,
+                        lambda auth_id=auth_id, code=code: requests.post(
+                            base + "/check",
+                            json={"auth_id": auth_id, "code": code},
+                            headers={"Connection": "close"},
+                            timeout=30,
+                        ),
+                    )
 
-            pool = [threading.Thread(target=load, args=(t,), daemon=True)
-                    for t in range(threads)]
+            pool = [threading.Thread(target=load, args=(t,), daemon=True) for t in range(threads)]
             for thread in pool:
                 thread.start()
             try:
@@ -436,10 +487,18 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
                 os.kill(victim, signal.SIGKILL)
                 killed_at = time.monotonic()
                 # uvicorn's supervisor notices the dead worker and starts a new one.
-                _wait_for(lambda: len(_workers(parent.pid)) == workers
-                          and victim not in _workers(parent.pid), 30, "a replacement worker")
-                _wait_for(lambda: log.read_text(errors="replace").count(STARTED) > workers, 30,
-                          "the new worker to start")
+                _wait_for(
+                    lambda: (
+                        len(_workers(parent.pid)) == workers and victim not in _workers(parent.pid)
+                    ),
+                    30,
+                    "a replacement worker",
+                )
+                _wait_for(
+                    lambda: log.read_text(errors="replace").count(STARTED) > workers,
+                    30,
+                    "the new worker to start",
+                )
                 ready_at = time.monotonic()
                 time.sleep(1.5)  # load on the repaired service
             finally:
@@ -456,14 +515,19 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
             # that broke with the worker either stored its code or left nothing behind.
             store = Store(database_url)
             try:
-                stored = store.run(lambda conn: {r.auth_id: r.message_id for r in conn.execute(
-                    select(codes.c.auth_id, codes.c.message_id))})
+                stored = store.run(
+                    lambda conn: {
+                        r.auth_id: r.message_id
+                        for r in conn.execute(select(codes.c.auth_id, codes.c.message_id))
+                    }
+                )
             finally:
                 store.dispose()
             assert None not in stored.values()
             assert set(stored.values()) <= {m.id for m in fake.messages}
-            broken_creates = {o.auth_id for o in outcomes if o.kind == "create"
-                              and o.status is None}
+            broken_creates = {
+                o.auth_id for o in outcomes if o.kind == "create" and o.status is None
+            }
             created = {o.auth_id for o in outcomes if o.kind == "create" and o.status == 200}
             assert set(stored) <= created | broken_creates
 
@@ -475,9 +539,11 @@ def test_worker_killed_with_sigkill_under_load(kind: str, tmp_path: Path) -> Non
     assert all(killed_at - 0.5 <= o.at <= killed_at + 5 for o in broken), (killed_at, broken)
     # The service kept answering: the other workers while the replacement started, then all.
     assert ready_at - killed_at < 0.5 or any(
-        o.status == 200 and killed_at + 0.2 < o.at < ready_at for o in outcomes), statuses
+        o.status == 200 and killed_at + 0.2 < o.at < ready_at for o in outcomes
+    ), statuses
     assert sum(o.status == 200 for o in outcomes if o.at > ready_at) > 10, statuses
     checks = Counter((o.status, o.reason) for o in outcomes if o.kind == "check")
     # A check fails only when its create's code was overtaken by a message broken mid-kill.
     assert sum(n for (status, _), n in checks.items() if status not in (200, None)) <= threads, (
-        checks)
+        checks
+    )

@@ -109,9 +109,7 @@ def test_unicode_body(fake: FakeFlowroute, sender: FlowrouteSender) -> None:
     assert fake.messages[0].body == "Votre code: 4242 — merci ✓"
 
 
-def test_wrong_credentials_401(
-    fake: FakeFlowroute, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_wrong_credentials_401(fake: FakeFlowroute, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     sender = make_sender(fake, secret_key="not-the-secret-key")
     with pytest.raises(SendError) as info:
@@ -223,9 +221,7 @@ def test_500_is_not_retried(
     assert_private(info.value, caplog)
 
 
-def test_read_timeout_is_not_retried(
-    fake: FakeFlowroute, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_read_timeout_is_not_retried(fake: FakeFlowroute, caplog: pytest.LogCaptureFixture) -> None:
     fake.delay_next(1.0)
     sender = make_sender(fake, timeout=0.5)
     started = time.monotonic()

@@ -23,10 +23,13 @@ NO_PHONE = Identity("carol", None)
 @pytest.fixture(scope="module")
 def guards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Guard]:
     url = f"sqlite:///{tmp_path_factory.mktemp('decision') / 'd.db'}"
-    settings = Settings(secret_key="decision-tests-" * 3, database_url=url, sms_backend="console",
-                        development=True)
-    return {mode: Guard(settings, protect=["/account"], anonymous=mode, private_responses=private)
-            for mode, private in (("guard", True), ("app", False))}
+    settings = Settings(
+        secret_key="decision-tests-" * 3, database_url=url, sms_backend="console", development=True
+    )
+    return {
+        mode: Guard(settings, protect=["/account"], anonymous=mode, private_responses=private)
+        for mode, private in (("guard", True), ("app", False))
+    }
 
 
 def _cookies(guard: Guard) -> dict[str, str]:
@@ -62,11 +65,19 @@ def test_every_combination(guards: dict[str, Guard]) -> None:
     for mode, guard in guards.items():
         cookies = _cookies(guard)
         for kind, who, failed, cookie, https in itertools.product(
-                (PROTECTED, PREFIX), IDENTITIES, (False, True), cookies, (False, True)):
-            verdict = guard.decide(kind, IDENTITIES[who], FAILURE if failed else None,
-                                   cookies[cookie], https)
+            (PROTECTED, PREFIX), IDENTITIES, (False, True), cookies, (False, True)
+        ):
+            verdict = guard.decide(
+                kind, IDENTITIES[who], FAILURE if failed else None, cookies[cookie], https
+            )
             assert verdict == _expected(kind, who, failed, mode, cookie, https), (
-                mode, kind, who, failed, cookie, https)
+                mode,
+                kind,
+                who,
+                failed,
+                cookie,
+                https,
+            )
             checked += 1
     assert checked == 2 * 2 * 4 * 2 * 4 * 2  # modes, kinds, who, failed, cookies, scheme
 
@@ -81,9 +92,16 @@ def test_what_the_adapters_read_off_a_verdict() -> None:
 
 def test_no_framework_is_imported() -> None:
     """The decision and the guard load without werkzeug, starlette or Django."""
-    code = ("import sys, sms2fa_middleware.guard.decision, sms2fa_middleware.guard; "
-            "print(sorted(m for m in ('werkzeug', 'starlette', 'django', 'flask', 'fastapi') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).parent.parent)
+    code = (
+        "import sys, sms2fa_middleware.guard.decision, sms2fa_middleware.guard; "
+        "print(sorted(m for m in ('werkzeug', 'starlette', 'django', 'flask', 'fastapi') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
     assert out.stdout.strip() == "[]"

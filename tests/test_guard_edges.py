@@ -44,8 +44,9 @@ def framework(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_site(framework: str,
-              make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Site]]:
+def make_site(
+    framework: str, make_settings: Callable[..., Settings]
+) -> Iterator[Callable[..., Site]]:
     """Serve ``framework``'s test app; ``identities`` maps X-User to what identify returns
     (an exception instance is raised); other keywords go to the middleware."""
     sites: list[Site] = []
@@ -71,13 +72,22 @@ def make_site(framework: str,
 
 
 def nav(site: Site, path: str, user: str = "alice", **kw: Any) -> requests.Response:
-    return requests.get(site.url + path, headers={"X-User": user, "Accept": HTML},
-                        allow_redirects=False, timeout=10, **kw)
+    return requests.get(
+        site.url + path,
+        headers={"X-User": user, "Accept": HTML},
+        allow_redirects=False,
+        timeout=10,
+        **kw,
+    )
 
 
 def api(site: Site, path: str, user: str = "alice") -> requests.Response:
-    return requests.get(site.url + path, headers={"X-User": user, "Accept": "application/json"},
-                        allow_redirects=False, timeout=10)
+    return requests.get(
+        site.url + path,
+        headers={"X-User": user, "Accept": "application/json"},
+        allow_redirects=False,
+        timeout=10,
+    )
 
 
 # (guard names new in this change are imported inside the tests that use them, so the rest
@@ -86,9 +96,11 @@ def api(site: Site, path: str, user: str = "alice") -> requests.Response:
 
 # -- identify(): what it may return (item 6) -----------------------------------------------
 
+
 @SQLITE_ONLY
-def test_int_auth_id_goes_through_the_challenge(make_site: Callable[..., Site],
-                                                fake_flowroute: FakeFlowroute) -> None:
+def test_int_auth_id_goes_through_the_challenge(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site({"alice": Identity(42, ALICE)})
     first = nav(site, "/account")
     assert first.status_code == 303, first.text[:300]
@@ -103,8 +115,9 @@ def test_int_auth_id_goes_through_the_challenge(make_site: Callable[..., Site],
 
 
 @SQLITE_ONLY
-def test_uuid_auth_id_and_national_number(make_site: Callable[..., Site],
-                                          fake_flowroute: FakeFlowroute) -> None:
+def test_uuid_auth_id_and_national_number(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     user_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
     site = make_site({"alice": Identity(user_id, NATIONAL)})
     browser = Browser(site, "alice")
@@ -119,8 +132,9 @@ def test_uuid_auth_id_and_national_number(make_site: Callable[..., Site],
 
 @SQLITE_ONLY
 @pytest.mark.parametrize("number", [None, "", "not a number"])
-def test_no_phone_on_file_gets_a_clear_answer(number: str | None, make_site: Callable[..., Site],
-                                              fake_flowroute: FakeFlowroute) -> None:
+def test_no_phone_on_file_gets_a_clear_answer(
+    number: str | None, make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site({"alice": Identity("alice", number)})
     page = nav(site, "/account")
     assert page.status_code == 403
@@ -130,15 +144,21 @@ def test_no_phone_on_file_gets_a_clear_answer(number: str | None, make_site: Cal
     answer = api(site, "/api/data")
     assert answer.status_code == 403
     assert answer.json()["reason"] == "NoPhoneOnFile"
-    resend = requests.post(site.url + CHALLENGE + "/resend", data={"next": "/account"},
-                           headers={"X-User": "alice"}, timeout=10, allow_redirects=False)
+    resend = requests.post(
+        site.url + CHALLENGE + "/resend",
+        data={"next": "/account"},
+        headers={"X-User": "alice"},
+        timeout=10,
+        allow_redirects=False,
+    )
     assert resend.status_code == 403
     assert fake_flowroute.messages == []
 
 
 @SQLITE_ONLY
-def test_no_phone_on_file_goes_to_enroll_url(make_site: Callable[..., Site],
-                                             fake_flowroute: FakeFlowroute) -> None:
+def test_no_phone_on_file_goes_to_enroll_url(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site({"alice": Identity(7, None)}, enroll_url="/settings/phone")
     first = nav(site, "/account?tab=2")
     assert first.status_code == 303
@@ -147,23 +167,33 @@ def test_no_phone_on_file_goes_to_enroll_url(make_site: Callable[..., Site],
     assert page.headers["location"] == "/settings/phone?next=%2Faccount"
     answer = api(site, "/api/data")
     assert answer.status_code == 403
-    assert answer.json() == {"message": answer.json()["message"], "reason": "NoPhoneOnFile",
-                             "enroll": "/settings/phone"}
+    assert answer.json() == {
+        "message": answer.json()["message"],
+        "reason": "NoPhoneOnFile",
+        "enroll": "/settings/phone",
+    }
     assert fake_flowroute.messages == []
 
 
 @SQLITE_ONLY
-@pytest.mark.parametrize("returned", [
-    RuntimeError(f"database said {SECRET_IN_ERROR}"),
-    Identity("x" * 121, ALICE),
-    Identity(["alice"], ALICE),
-    Identity(True, ALICE),
-    Identity("alice", 12.5),
-    f"alice {SECRET_IN_ERROR}",
-], ids=["raises", "long", "list", "bool", "float number", "a str"])
-def test_identify_failing_is_a_quiet_500(returned: Any, make_site: Callable[..., Site],
-                                         caplog: pytest.LogCaptureFixture,
-                                         fake_flowroute: FakeFlowroute) -> None:
+@pytest.mark.parametrize(
+    "returned",
+    [
+        RuntimeError(f"database said {SECRET_IN_ERROR}"),
+        Identity("x" * 121, ALICE),
+        Identity(["alice"], ALICE),
+        Identity(True, ALICE),
+        Identity("alice", 12.5),
+        f"alice {SECRET_IN_ERROR}",
+    ],
+    ids=["raises", "long", "list", "bool", "float number", "a str"],
+)
+def test_identify_failing_is_a_quiet_500(
+    returned: Any,
+    make_site: Callable[..., Site],
+    caplog: pytest.LogCaptureFixture,
+    fake_flowroute: FakeFlowroute,
+) -> None:
     site = make_site({"alice": returned})
     with caplog.at_level(logging.ERROR, logger="sms2fa"):
         answer = api(site, "/api/data")
@@ -197,8 +227,14 @@ def test_identity_normalised_once(make_settings: Callable[..., Settings]) -> Non
         # 1 == True as a dict key: the cache must not answer True with "1".
         with pytest.raises(IdentifyError, match="identify"):
             guard.identity(Identity(True, "+12065551234"))
-        for bad in ("u", Identity("", ALICE), Identity("a\nb", ALICE), Identity(b"7", ALICE),
-                    Identity("u", object()), (1, 2, 3)):
+        for bad in (
+            "u",
+            Identity("", ALICE),
+            Identity("a\nb", ALICE),
+            Identity(b"7", ALICE),
+            Identity("u", object()),
+            (1, 2, 3),
+        ):
             with pytest.raises(IdentifyError, match="identify"):
                 guard.identity(bad)
     finally:
@@ -207,36 +243,46 @@ def test_identity_normalised_once(make_settings: Callable[..., Settings]) -> Non
 
 # -- the cookie's audience (item 9) ---------------------------------------------------------
 
+
 @SQLITE_ONLY
 def test_cookie_is_refused_by_another_app_with_the_same_secret(
-        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute) -> None:
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site()
     cookie = Browser(site, "alice").verify(fake_flowroute)
     assert get_with_cookie(site, "/api/data", "alice", cookie).status_code == 200
-    others = [make_site(audience="billing"), make_site(prefix="/2fa"),
-              make_site(cookie_name="other")]
+    others = [
+        make_site(audience="billing"),
+        make_site(prefix="/2fa"),
+        make_site(cookie_name="other"),
+    ]
     for other, name in zip(others, (COOKIE, COOKIE, "other")):
-        json_401(get_with_cookie(other, "/api/data", "alice", cookie, name=name),
-                 "VerificationRequired")
+        json_401(
+            get_with_cookie(other, "/api/data", "alice", cookie, name=name), "VerificationRequired"
+        )
     # The same options on another process accept it: the audience is configuration, not luck.
     assert get_with_cookie(make_site(), "/api/data", "alice", cookie).status_code == 200
 
 
 # -- Origin: null (item 9) ------------------------------------------------------------------
 
+
 @SQLITE_ONLY
 def test_origin_null_is_refused_on_the_challenge_forms(
-        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute) -> None:
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site()
     browser = Browser(site, "alice")
     browser.nav("/account")
     code = fake_flowroute.last_code(ALICE)
     token = csrf_token(browser.page())
     null = {"Origin": "null"}
-    check = browser.post(CHALLENGE, {"csrf_token": token, "next": "/account", "code": code},
-                         headers=null)
-    resend = browser.post(CHALLENGE + "/resend", {"csrf_token": token, "next": "/account"},
-                          headers=null)
+    check = browser.post(
+        CHALLENGE, {"csrf_token": token, "next": "/account", "code": code}, headers=null
+    )
+    resend = browser.post(
+        CHALLENGE + "/resend", {"csrf_token": token, "next": "/account"}, headers=null
+    )
     assert (check.status_code, resend.status_code) == (403, 403)
     assert COOKIE not in set_cookies(check)
     assert len(fake_flowroute.messages) == 1
@@ -247,9 +293,11 @@ def test_origin_null_is_refused_on_the_challenge_forms(
 
 # -- private responses (item 9) -------------------------------------------------------------
 
+
 @SQLITE_ONLY
-def test_verified_responses_are_private(make_site: Callable[..., Site],
-                                        fake_flowroute: FakeFlowroute) -> None:
+def test_verified_responses_are_private(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site()
     browser = Browser(site, "alice")
     browser.verify(fake_flowroute)
@@ -268,19 +316,27 @@ def test_verified_responses_are_private(make_site: Callable[..., Site],
     public = headers(**{"Cache-Control": "public, max-age=60, s-maxage=600"})
     assert public["cache-control"] == "private, max-age=60"
     # What a CDN follows before Cache-Control goes (RFC 9213 and vendors' forms).
-    cdn = headers(**{"CDN-Cache-Control": "max-age=3600", "Surrogate-Control": "max-age=60",
-                     "Cloudflare-CDN-Cache-Control": "max-age=9", "X-Kept": "yes"})
+    cdn = headers(
+        **{
+            "CDN-Cache-Control": "max-age=3600",
+            "Surrogate-Control": "max-age=60",
+            "Cloudflare-CDN-Cache-Control": "max-age=9",
+            "X-Kept": "yes",
+        }
+    )
     assert cdn["cache-control"] == "private" and cdn["x-kept"] == "yes"
-    assert not {"cdn-cache-control", "surrogate-control",
-                "cloudflare-cdn-cache-control"} & {name.lower() for name in cdn}
+    assert not {"cdn-cache-control", "surrogate-control", "cloudflare-cdn-cache-control"} & {
+        name.lower() for name in cdn
+    }
     assert browser.api("/api/data").headers["cache-control"] == "private"
     # Pass-through is untouched.
     assert "cache-control" not in browser.nav("/public/x").headers
 
 
 @SQLITE_ONLY
-def test_private_responses_can_be_turned_off(make_site: Callable[..., Site],
-                                             fake_flowroute: FakeFlowroute) -> None:
+def test_private_responses_can_be_turned_off(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site(private_responses=False)
     browser = Browser(site, "alice")
     browser.verify(fake_flowroute)
@@ -289,16 +345,20 @@ def test_private_responses_can_be_turned_off(make_site: Callable[..., Site],
     assert "cookie" not in answer.headers.get("vary", "").lower()
 
 
-@pytest.mark.parametrize(("vary", "cache_control", "expected"), [
-    (None, None, ("Cookie", "private")),
-    ("Accept", "no-cache", ("Accept, Cookie", "private, no-cache")),
-    ("cookie", "NO-STORE", ("cookie", "NO-STORE")),
-    ("*", "private, max-age=5", ("*", "private, max-age=5")),
-    (None, 'private="Set-Cookie", max-age=5', ("Cookie", "private, max-age=5")),
-    (None, "Public, S-MaxAge=9, must-revalidate", ("Cookie", "private, must-revalidate")),
-])
-def test_private_merges_with_what_the_app_set(vary: str | None, cache_control: str | None,
-                                              expected: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("vary", "cache_control", "expected"),
+    [
+        (None, None, ("Cookie", "private")),
+        ("Accept", "no-cache", ("Accept, Cookie", "private, no-cache")),
+        ("cookie", "NO-STORE", ("cookie", "NO-STORE")),
+        ("*", "private, max-age=5", ("*", "private, max-age=5")),
+        (None, 'private="Set-Cookie", max-age=5', ("Cookie", "private, max-age=5")),
+        (None, "Public, S-MaxAge=9, must-revalidate", ("Cookie", "private, must-revalidate")),
+    ],
+)
+def test_private_merges_with_what_the_app_set(
+    vary: str | None, cache_control: str | None, expected: tuple[str, str]
+) -> None:
     from sms2fa_middleware.guard.private import _private
 
     assert _private(vary, cache_control) == expected
@@ -307,21 +367,31 @@ def test_private_merges_with_what_the_app_set(vary: str | None, cache_control: s
 def test_private_raw_headers_merges_repeated_headers() -> None:
     from sms2fa_middleware.guard import private_raw_headers
 
-    headers = [(b"content-type", b"text/plain"), (b"vary", b"Accept"),
-               (b"Vary", b"Origin"), (b"cache-control", b"max-age=5")]
+    headers = [
+        (b"content-type", b"text/plain"),
+        (b"vary", b"Accept"),
+        (b"Vary", b"Origin"),
+        (b"cache-control", b"max-age=5"),
+    ]
     assert private_raw_headers(headers) == [
-        (b"content-type", b"text/plain"), (b"vary", b"Accept, Origin, Cookie"),
-        (b"cache-control", b"private, max-age=5")]
-
+        (b"content-type", b"text/plain"),
+        (b"vary", b"Accept, Origin, Cookie"),
+        (b"cache-control", b"private, max-age=5"),
+    ]
 
 
 # -- cookies split over several headers -------------------------------------------------------
 
+
 def _raw_get(site: Site, path: str, headers: list[tuple[str, str]]) -> tuple[int, str]:
     """GET over a socket with exactly these header lines (repeated names kept)."""
     host, port = site.url.removeprefix("http://").split(":")
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
-             *(f"{name}: {value}" for name, value in headers)]
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in headers),
+    ]
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         answer = b""
@@ -333,7 +403,8 @@ def _raw_get(site: Site, path: str, headers: list[tuple[str, str]]) -> tuple[int
 
 @SQLITE_ONLY
 def test_a_verified_cookie_in_a_second_cookie_header(
-        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute, framework: str) -> None:
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute, framework: str
+) -> None:
     """HTTP/2 clients may split cookies over several headers (RFC 9113, 8.2.3): on ASGI,
     where the server hands them over as they came, the verified cookie counts wherever it
     is. WSGI servers join repeated headers with "," (no cookie separator), and there the
@@ -341,8 +412,10 @@ def test_a_verified_cookie_in_a_second_cookie_header(
     site = make_site()
     cookie = Browser(site, "alice").verify(fake_flowroute)
     base = [("X-User", "alice"), ("Accept", "application/json")]
-    for split in ([("Cookie", "theme=dark"), ("Cookie", f"{COOKIE}={cookie}")],
-                  [("Cookie", f"{COOKIE}={cookie}"), ("Cookie", "theme=dark")]):
+    for split in (
+        [("Cookie", "theme=dark"), ("Cookie", f"{COOKIE}={cookie}")],
+        [("Cookie", f"{COOKIE}={cookie}"), ("Cookie", "theme=dark")],
+    ):
         status, body = _raw_get(site, "/api/data", [*base, *split])
         if framework == "starlette":
             assert status == 200, body

@@ -30,6 +30,7 @@ HTML = "text/html,application/xhtml+xml"
 
 # -- options ---------------------------------------------------------------------------------
 
+
 def test_options_are_normalised_once() -> None:
     options = GuardOptions(protect="/account", prefix="2fa/", remember_for="60")  # type: ignore[arg-type]
     assert options.protect == ("/account",)
@@ -38,16 +39,17 @@ def test_options_are_normalised_once() -> None:
     assert options.cookie_audience == "sms2fa\x00/2fa\x00"
 
 
-@pytest.mark.parametrize("bad", [{"protect": []}, {"protect": ["/a"], "prefix": "/"},
-                                 {"protect": ["/a"], "remember_for": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"protect": []}, {"protect": ["/a"], "prefix": "/"}, {"protect": ["/a"], "remember_for": 0}],
+)
 def test_options_refuse_what_would_protect_nothing_or_break(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         GuardOptions(**bad)
 
 
 def test_options_from_a_settings_mapping_name_unknown_keys() -> None:
-    options = GuardOptions.from_mapping({"protect": ["/a"], "identify": "x.y"},
-                                        ignore=["identify"])
+    options = GuardOptions.from_mapping({"protect": ["/a"], "identify": "x.y"}, ignore=["identify"])
     assert options.protect == ("/a",)
     with pytest.raises(ValueError, match="protekt"):
         GuardOptions.from_mapping({"protect": ["/a"], "protekt": ["/b"]})
@@ -59,6 +61,7 @@ def test_an_adapter_keyword_that_is_no_option_is_a_type_error() -> None:
 
 
 # -- paths -----------------------------------------------------------------------------------
+
 
 def test_path_policy_classifies_and_remembers() -> None:
     policy = PathPolicy(["/account"], ["/account/help"], "/sms2fa")
@@ -76,6 +79,7 @@ def test_path_policy_classifies_and_remembers() -> None:
 
 
 # -- cookies ---------------------------------------------------------------------------------
+
 
 def test_cookie_names_take_host_prefix_only_when_the_browser_enforces_it() -> None:
     assert Cookies("s").session(False) == "s"
@@ -105,14 +109,23 @@ def test_cookie_value_reads_only_the_named_cookie() -> None:
 
 # -- CSRF ------------------------------------------------------------------------------------
 
+
 def _post(cookie: str = "", **headers: str) -> Request:
-    return Request("POST", "/sms2fa/challenge", headers={"host": "site.test", "cookie": cookie,
-                                                        **headers})
+    return Request(
+        "POST", "/sms2fa/challenge", headers={"host": "site.test", "cookie": cookie, **headers}
+    )
 
 
-@pytest.mark.parametrize(("origin", "ok"), [(None, True), ("http://site.test", True),
-                                             ("https://site.test", False),
-                                             ("http://evil.test", False), ("null", False)])
+@pytest.mark.parametrize(
+    ("origin", "ok"),
+    [
+        (None, True),
+        ("http://site.test", True),
+        ("https://site.test", False),
+        ("http://evil.test", False),
+        ("null", False),
+    ],
+)
 def test_origin_check(origin: str | None, ok: bool) -> None:
     request = _post(**({"origin": origin} if origin else {}))
     assert origin_ok(request) is ok
@@ -143,6 +156,7 @@ def test_csrf_token_is_bound_to_the_user_and_the_nonce_cookie() -> None:
 
 
 # -- URLs ------------------------------------------------------------------------------------
+
 
 def test_urls_are_built_from_the_root_path() -> None:
     mounted = Request("GET", "/account", "tab=2", root_path="/sub")
@@ -186,10 +200,15 @@ def test_plurals_come_from_the_catalogue() -> None:
 
 # -- the guard, sans-IO ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def guard(tmp_path: Path, fake_flowroute: FakeFlowroute) -> Iterator[Guard]:
-    settings = Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'g.db'}",
-                        code_length=7, **fake_flowroute.settings_kwargs())
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'g.db'}",
+        code_length=7,
+        **fake_flowroute.settings_kwargs(),
+    )
     made = Guard(settings, protect=["/account"], login_url="/login")
     yield made
     made.verifier.store.dispose()
@@ -209,15 +228,17 @@ def _header(response: Any, name: str) -> str:
 
 
 def test_flow_navigation_code_and_back(guard: Guard, fake_flowroute: FakeFlowroute) -> None:
-    nav = Request("GET", "/account", "tab=2", {"accept": HTML, "host": "site.test"},
-                  root_path="/app")
+    nav = Request(
+        "GET", "/account", "tab=2", {"accept": HTML, "host": "site.test"}, root_path="/app"
+    )
     first = guard.deny(nav, ALICE)
     assert first.status == 303
     location = _header(first, "location")
     assert location == "/app/sms2fa/challenge?next=%2Fapp%2Faccount%3Ftab%3D2"
     query = urlsplit(location).query
-    page = guard.handle_prefix(Request("GET", "/sms2fa/challenge", query,
-                                       {"accept": HTML}, root_path="/app"), ALICE)
+    page = guard.handle_prefix(
+        Request("GET", "/sms2fa/challenge", query, {"accept": HTML}, root_path="/app"), ALICE
+    )
     body = page.body.decode()
     assert page.status == 200 and 'maxlength="13"' in body  # code_length 7, plus 6
     nonce = _cookies(page)["sms2fa_csrf"]
@@ -225,10 +246,20 @@ def test_flow_navigation_code_and_back(guard: Guard, fake_flowroute: FakeFlowrou
     assert token is not None
     code = fake_flowroute.last_code(ALICE.recipient or "", length=7)
     form = f"code={code}&csrf_token={token.group(1)}&next={parse_qs(query)['next'][0]}"
-    done = guard.handle_prefix(Request(
-        "POST", "/sms2fa/challenge", headers={
-            "content-type": "application/x-www-form-urlencoded", "host": "site.test",
-            "cookie": f"sms2fa_csrf={nonce}"}, body=form.encode(), root_path="/app"), ALICE)
+    done = guard.handle_prefix(
+        Request(
+            "POST",
+            "/sms2fa/challenge",
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "host": "site.test",
+                "cookie": f"sms2fa_csrf={nonce}",
+            },
+            body=form.encode(),
+            root_path="/app",
+        ),
+        ALICE,
+    )
     assert done.status == 303 and _header(done, "location") == "/app/account?tab=2"
     session = _cookies(done)["sms2fa"]
     assert guard.is_verified(f"sms2fa={session}", False, ALICE)
@@ -237,16 +268,24 @@ def test_flow_navigation_code_and_back(guard: Guard, fake_flowroute: FakeFlowrou
 
 def test_a_wrong_code_shows_the_page_again_with_its_next(guard: Guard) -> None:
     guard.deny(Request("GET", "/account", headers={"accept": HTML}), ALICE)
-    page = guard.handle_prefix(Request("GET", "/sms2fa/challenge", "next=/account",
-                                       {"accept": HTML}), ALICE)
+    page = guard.handle_prefix(
+        Request("GET", "/sms2fa/challenge", "next=/account", {"accept": HTML}), ALICE
+    )
     nonce = _cookies(page)["sms2fa_csrf"]
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.body.decode())
     assert token is not None
-    again = guard.handle_prefix(Request(
-        "POST", "/sms2fa/challenge", headers={
-            "content-type": "application/x-www-form-urlencoded; charset=UTF-8",
-            "cookie": f"sms2fa_csrf={nonce}"},
-        body=f"code=12&csrf_token={token.group(1)}&next=/account/x".encode()), ALICE)
+    again = guard.handle_prefix(
+        Request(
+            "POST",
+            "/sms2fa/challenge",
+            headers={
+                "content-type": "application/x-www-form-urlencoded; charset=UTF-8",
+                "cookie": f"sms2fa_csrf={nonce}",
+            },
+            body=f"code=12&csrf_token={token.group(1)}&next=/account/x".encode(),
+        ),
+        ALICE,
+    )
     assert again.status == 400
     assert 'name="next" value="/account/x"' in again.body.decode()
     assert text.attempts_left(2) in again.body.decode()
@@ -256,19 +295,24 @@ def test_refusals(guard: Guard) -> None:
     api = Request("GET", "/account", headers={"accept": "application/json"})
     assert guard.deny(api, ALICE).status == 401
     assert guard.deny(api, None).status == 401
-    login = guard.deny(Request("GET", "/account", headers={"accept": HTML}, root_path="/r"),
-                       None)
+    login = guard.deny(Request("GET", "/account", headers={"accept": HTML}, root_path="/r"), None)
     assert _header(login, "location") == "/r/login?next=%2Fr%2Faccount"
     assert guard.deny(api, Identity("alice", None)).status == 403
-    forged = guard.handle_prefix(Request("POST", "/sms2fa/challenge", headers={
-        "content-type": "application/x-www-form-urlencoded"}, body=b"code=1"), ALICE)
+    forged = guard.handle_prefix(
+        Request(
+            "POST",
+            "/sms2fa/challenge",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            body=b"code=1",
+        ),
+        ALICE,
+    )
     assert forged.status == 403
     assert guard.handle_prefix(Request("PUT", "/sms2fa/challenge"), ALICE).status == 404
 
 
 def test_head_gets_the_page_headers(guard: Guard) -> None:
-    head = guard.handle_prefix(Request("HEAD", "/sms2fa/challenge", "",
-                                       {"accept": HTML}), ALICE)
+    head = guard.handle_prefix(Request("HEAD", "/sms2fa/challenge", "", {"accept": HTML}), ALICE)
     assert head.status == 200 and _header(head, "content-type").startswith("text/html")
 
 
@@ -281,8 +325,7 @@ def test_came_from_is_a_same_origin_page_or_the_apps_root() -> None:
     from sms2fa_middleware.guard.responses import came_from
 
     def post(root: str = "", **headers: str) -> Request:
-        return Request("POST", "/account", headers={"host": "site.test", **headers},
-                       root_path=root)
+        return Request("POST", "/account", headers={"host": "site.test", **headers}, root_path=root)
 
     assert came_from(post(referer="http://site.test/a/b?x=1")) == "/a/b?x=1"
     assert came_from(post(**{"hx-current-url": "https://site.test/h", "referer": "/r"})) == "/h"
@@ -293,9 +336,19 @@ def test_came_from_is_a_same_origin_page_or_the_apps_root() -> None:
 
 def test_json_flow_sans_io(guard: Guard, fake_flowroute: FakeFlowroute) -> None:
     def call(method: str, path: str, body: bytes = b"", **headers: str) -> Any:
-        return guard.handle_prefix(Request(method, path, headers={
-            "accept": "application/json", "content-type": "application/json", **headers},
-            body=body), ALICE)
+        return guard.handle_prefix(
+            Request(
+                method,
+                path,
+                headers={
+                    "accept": "application/json",
+                    "content-type": "application/json",
+                    **headers,
+                },
+                body=body,
+            ),
+            ALICE,
+        )
 
     assert call("GET", "/sms2fa/challenge").status == 200
     assert call("POST", "/sms2fa/challenge/send", b"{}").status == 200
@@ -327,7 +380,8 @@ def test_the_session_cookies_in_a_header_are_found_under_each_name_they_may_have
 
 
 def test_the_code_sender_sends_once_per_waiting_code_and_names_why_not(
-        guard: Guard, fake_flowroute: FakeFlowroute) -> None:
+    guard: Guard, fake_flowroute: FakeFlowroute
+) -> None:
     from sms2fa_middleware.guard.sending import CodeSender
 
     sender = CodeSender(guard.verifier)
@@ -348,9 +402,17 @@ def test_split_cookie_headers_are_one_cookie_header_for_the_guard() -> None:
     an HTTP/2 request that split them over several headers, and the last of other repeats."""
     from sms2fa_middleware.asgi_io import request_from_scope
 
-    scope = {"type": "http", "method": "POST", "path": "/sms2fa/challenge",
-             "headers": [(b"cookie", b"a=1"), (b"x-other", b"first"), (b"Cookie", b"b=2"),
-                         (b"x-other", b"second")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/sms2fa/challenge",
+        "headers": [
+            (b"cookie", b"a=1"),
+            (b"x-other", b"first"),
+            (b"Cookie", b"b=2"),
+            (b"x-other", b"second"),
+        ],
+    }
     request = request_from_scope(scope)
     assert request.header("cookie") == "a=1; b=2"
     assert request.header("x-other") == "second"

@@ -25,11 +25,15 @@ PROFILE = "EDIT-PROFILE-PAGE"
 
 
 def _settings(tmp_path: Path, fake: FakeFlowroute) -> Settings:
-    return Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'sms2fa.db'}",
-                    **fake.settings_kwargs())
+    return Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'sms2fa.db'}",
+        **fake.settings_kwargs(),
+    )
 
 
 # -- Flask + Flask-Login -----------------------------------------------------------------------
+
 
 def _flask_login_app(tmp_path: Path, fake: FakeFlowroute, identify: str) -> Any:
     """A microblog-like app: Flask-Login, remember-me on login, ``anonymous="app"``."""
@@ -68,8 +72,12 @@ def _flask_login_app(tmp_path: Path, fake: FakeFlowroute, identify: str) -> Any:
         return Identity(user_id, users[user_id].phone_number) if user_id else None
 
     app.wsgi_app = SMS2FAMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, _settings(tmp_path, fake), protect=["/edit_profile"], anonymous="app",
-        identify=flask_login_identify(app) if identify == "helper" else by_hand)
+        app.wsgi_app,
+        _settings(tmp_path, fake),
+        protect=["/edit_profile"],
+        anonymous="app",
+        identify=flask_login_identify(app) if identify == "helper" else by_hand,
+    )
     return app
 
 
@@ -87,8 +95,9 @@ def _remembered_client(app: Any) -> Any:
 NAVIGATION = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
 
 
-def test_flask_login_remembered_user_is_challenged(tmp_path: Path,
-                                                   fake_flowroute: FakeFlowroute) -> None:
+def test_flask_login_remembered_user_is_challenged(
+    tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
     app = _flask_login_app(tmp_path, fake_flowroute, "helper")
     page = _remembered_client(app).get("/edit_profile", headers=NAVIGATION)
     assert PROFILE not in page.get_data(as_text=True)
@@ -96,7 +105,8 @@ def test_flask_login_remembered_user_is_challenged(tmp_path: Path,
 
 
 def test_hand_written_session_identify_lets_a_remembered_user_through(
-        tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
+    tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
     """Why the helper exists: the session alone misses Flask-Login's remember-me cookie,
     and with anonymous="app" the app signs the user in past the middleware."""
     app = _flask_login_app(tmp_path, fake_flowroute, "by_hand")
@@ -104,8 +114,7 @@ def test_hand_written_session_identify_lets_a_remembered_user_through(
     assert PROFILE in page.get_data(as_text=True)
 
 
-def test_flask_login_verified_then_through(tmp_path: Path,
-                                           fake_flowroute: FakeFlowroute) -> None:
+def test_flask_login_verified_then_through(tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
     app = _flask_login_app(tmp_path, fake_flowroute, "helper")
     client = app.test_client()
     client.post("/login", data={"id": "7"})
@@ -114,16 +123,18 @@ def test_flask_login_verified_then_through(tmp_path: Path,
     assert first.status_code == 401 and first.json["reason"] == "VerificationRequired"
     origin = {"Origin": "http://localhost", "Content-Type": "application/json"}
     assert client.post("/sms2fa/challenge/send", headers=origin, json={}).status_code == 200
-    done = client.post("/sms2fa/challenge", headers=origin,
-                       json={"code": fake_flowroute.last_code(PHONE)})
+    done = client.post(
+        "/sms2fa/challenge", headers=origin, json={"code": fake_flowroute.last_code(PHONE)}
+    )
     assert done.status_code == 200, done.get_data(as_text=True)
     assert client.get("/edit_profile", headers=api).get_data(as_text=True) == PROFILE
     anonymous = app.test_client().get("/edit_profile", headers=NAVIGATION)
     assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
 
 
-def test_flask_login_identify_inside_a_pushed_context(tmp_path: Path,
-                                                      fake_flowroute: FakeFlowroute) -> None:
+def test_flask_login_identify_inside_a_pushed_context(
+    tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
     """A context pushed already (a test, a CLI) is reused harmlessly: the user Flask-Login
     loaded for identify is not left in its g for the app's own request."""
     from flask import g
@@ -135,8 +146,9 @@ def test_flask_login_identify_inside_a_pushed_context(tmp_path: Path,
     app = _flask_login_app(tmp_path, fake_flowroute, "helper")
     client = _remembered_client(app)
     cookie = client.get_cookie("remember_token")
-    environ = EnvironBuilder(path="/edit_profile",
-                             headers={"Cookie": f"remember_token={cookie.value}"}).get_environ()
+    environ = EnvironBuilder(
+        path="/edit_profile", headers={"Cookie": f"remember_token={cookie.value}"}
+    ).get_environ()
     identify = flask_login_identify(app, phone_attribute=lambda user: user.phone_number)
     with app.test_request_context("/"):
         assert identify(Request(environ)) == Identity("7", PHONE)
@@ -180,15 +192,20 @@ def _fastapi_app(tmp_path: Path, fake: FakeFlowroute, identify: str) -> Any:
     async def me(user: Annotated[BearerUser, Depends(current_user)]) -> dict[str, str]:
         return {"username": user.username}
 
-    chosen = (fastapi_identify(current_user, auth_id="username", phone="phone")
-              if identify == "helper" else by_hand_bearer)
-    return SMS2FAMiddleware(api, _settings(tmp_path, fake), protect=["/users/me"],
-                            anonymous="app", identify=chosen)
+    chosen = (
+        fastapi_identify(current_user, auth_id="username", phone="phone")
+        if identify == "helper"
+        else by_hand_bearer
+    )
+    return SMS2FAMiddleware(
+        api, _settings(tmp_path, fake), protect=["/users/me"], anonymous="app", identify=chosen
+    )
 
 
 @pytest.mark.parametrize(("identify", "status"), [("helper", 401), ("by_hand", 200)])
 def test_fastapi_identify_reads_the_header_as_fastapi(
-        tmp_path: Path, fake_flowroute: FakeFlowroute, identify: str, status: int) -> None:
+    tmp_path: Path, fake_flowroute: FakeFlowroute, identify: str, status: int
+) -> None:
     """Two spaces after Bearer: FastAPI's scheme strips them and signs alice in, so the
     helper must see alice too (a parser of its own lets her past the second factor)."""
     from fastapi.testclient import TestClient
@@ -216,7 +233,8 @@ def test_fastapi_identify_http_bearer_and_refusals() -> None:
 
     def user(credentials: HTTPAuthorizationCredentials = Depends(bearer)) -> Any:
         return {"tok-alice": type("U", (), {"id": 7, "phone_number": PHONE})}.get(
-            credentials.credentials)
+            credentials.credentials
+        )
 
     identify = fastapi_identify(user)
 
@@ -238,6 +256,7 @@ def test_fastapi_identify_http_bearer_and_refusals() -> None:
 
 # -- Starlette sessions -------------------------------------------------------------------------
 
+
 def test_starlette_session_identify(tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -257,11 +276,18 @@ def test_starlette_session_identify(tmp_path: Path, fake_flowroute: FakeFlowrout
         return PlainTextResponse("account")
 
     phones = {7: PHONE}
-    app = Starlette(routes=[Route("/login", login), Route("/account", account)], middleware=[
-        Middleware(SessionMiddleware, secret_key="starlette-secret-0123456789"),
-        Middleware(SMS2FAMiddleware, settings=_settings(tmp_path, fake_flowroute),
-                   protect=["/account"], identify=session_identify("user_id", phone=phones.get)),
-    ])
+    app = Starlette(
+        routes=[Route("/login", login), Route("/account", account)],
+        middleware=[
+            Middleware(SessionMiddleware, secret_key="starlette-secret-0123456789"),
+            Middleware(
+                SMS2FAMiddleware,
+                settings=_settings(tmp_path, fake_flowroute),
+                protect=["/account"],
+                identify=session_identify("user_id", phone=phones.get),
+            ),
+        ],
+    )
     with TestClient(app) as client:
         api = {"Accept": "application/json"}
         assert client.get("/account", headers=api).json()["reason"] == "LoginRequired"

@@ -78,24 +78,45 @@ def flask_only_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv.create(home, with_pip=True)
     python = home / "bin" / "python"
     done = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         f"{ROOT}[flask]"], capture_output=True, text=True, timeout=600)
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            f"{ROOT}[flask]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return python
 
 
-def test_a_flask_only_install_protects_a_flask_app(flask_only_python: Path,
-                                                   tmp_path: Path) -> None:
-    done = subprocess.run([str(flask_only_python), "-c", FLASK_FLOW], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
+def test_a_flask_only_install_protects_a_flask_app(flask_only_python: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(flask_only_python), "-c", FLASK_FLOW],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FLASK-ONLY FLOW OK" in done.stdout
 
 
-def test_a_postgresql_url_without_the_driver_names_the_extra(flask_only_python: Path,
-                                                             tmp_path: Path) -> None:
-    done = subprocess.run([str(flask_only_python), "-c", POSTGRES_WITHOUT_DRIVER],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+def test_a_postgresql_url_without_the_driver_names_the_extra(
+    flask_only_python: Path, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [str(flask_only_python), "-c", POSTGRES_WITHOUT_DRIVER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, done.stdout
@@ -106,9 +127,23 @@ def test_a_postgresql_url_without_the_driver_names_the_extra(flask_only_python: 
 def test_the_wheel_carries_license_templates_and_py_typed(tmp_path: Path) -> None:
     import zipfile
 
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                           "--disable-pip-version-check", "-w", str(tmp_path), str(ROOT)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = tmp_path.glob("sms2fa_middleware-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

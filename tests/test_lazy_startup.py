@@ -21,7 +21,7 @@ from sms2fa_middleware.testing import FakeFlowroute
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FLASK_APP = '''
+FLASK_APP = """
 from flask import Flask
 from sms2fa_middleware.wsgi import SMS2FAMiddleware
 
@@ -37,7 +37,7 @@ def account():
 
 app.wsgi_app = SMS2FAMiddleware(app.wsgi_app, protect=["/account"],
                                 identify=lambda request: None)
-'''
+"""
 
 
 @pytest.fixture
@@ -56,8 +56,9 @@ def _import(path: Path, source: str) -> Any:
     return module
 
 
-def test_flask_app_imports_and_passes_without_settings(tmp_path: Path,
-                                                       no_sms_settings: None) -> None:
+def test_flask_app_imports_and_passes_without_settings(
+    tmp_path: Path, no_sms_settings: None
+) -> None:
     app = _import(tmp_path / "lazy_flask_app.py", FLASK_APP).app
     client = app.test_client()
     assert client.get("/public").get_data(as_text=True) == "public"  # no settings read
@@ -67,8 +68,12 @@ def test_flask_app_imports_and_passes_without_settings(tmp_path: Path,
         app.wsgi_app.check()
 
 
-def test_flask_cli_check(tmp_path: Path, no_sms_settings: None, monkeypatch: pytest.MonkeyPatch,
-                         fake_flowroute: FakeFlowroute) -> None:
+def test_flask_cli_check(
+    tmp_path: Path,
+    no_sms_settings: None,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_flowroute: FakeFlowroute,
+) -> None:
     from sms2fa_middleware.flask import sms2fa_cli
 
     app = _import(tmp_path / "lazy_flask_cli.py", FLASK_APP).app
@@ -84,8 +89,9 @@ def test_flask_cli_check(tmp_path: Path, no_sms_settings: None, monkeypatch: pyt
     assert "settings OK" in ok.output
 
 
-def test_asgi_lazy_guard_built_once(no_sms_settings: None, tmp_path: Path,
-                                    fake_flowroute: FakeFlowroute) -> None:
+def test_asgi_lazy_guard_built_once(
+    no_sms_settings: None, tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
@@ -100,8 +106,11 @@ def test_asgi_lazy_guard_built_once(no_sms_settings: None, tmp_path: Path,
     with pytest.raises(TypeError):  # options are still checked at once
         SMS2FAMiddleware(Starlette(), protect=["/account"], identify=None, protcet=["/x"])
 
-    settings = Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'a.db'}",
-                        **fake_flowroute.settings_kwargs())
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'a.db'}",
+        **fake_flowroute.settings_kwargs(),
+    )
     app = SMS2FAMiddleware(Starlette(), settings, protect=["/account"], identify=lambda r: None)
     seen: list[object] = []
     in_threads(lambda i: seen.append(app.guard), 8)  # first uses at once: one guard
@@ -111,7 +120,7 @@ def test_asgi_lazy_guard_built_once(no_sms_settings: None, tmp_path: Path,
     assert shared.guard is app.guard and shared.paths is app.paths
 
 
-DJANGO_SETTINGS = '''
+DJANGO_SETTINGS = """
 SECRET_KEY = "django-test-secret-key-0123456789-abcdefghijklmnop"
 INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes",
                   "sms2fa_middleware.django"]
@@ -122,7 +131,7 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 SMS2FA = {"protect": ["/account"], "identify": lambda request: None}
 ROOT_URLCONF = __name__
 urlpatterns = []
-'''
+"""
 
 
 def test_django_deploy_check_reports_a_missing_secret(tmp_path: Path) -> None:
@@ -133,7 +142,8 @@ def test_django_deploy_check_reports_a_missing_secret(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "django", "check"]
     plain = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert plain.returncode == 0, plain.stderr  # check and migrate need no SMS settings
-    deploy = subprocess.run([*command, "--deploy"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    deploy = subprocess.run(
+        [*command, "--deploy"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert deploy.returncode != 0
     assert "sms2fa.E001" in deploy.stderr and "SMS2FA_SECRET_KEY" in deploy.stderr

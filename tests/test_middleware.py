@@ -65,20 +65,23 @@ OPEN_REDIRECTS = [
 
 # -- fixtures and helpers -----------------------------------------------------------------
 
+
 @pytest.fixture(params=["flask", "starlette"])
 def framework(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def make_site(framework: str,
-              make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Site]]:
+def make_site(
+    framework: str, make_settings: Callable[..., Settings]
+) -> Iterator[Callable[..., Site]]:
     """Serve the ``framework`` app; ``settings`` overrides the Settings (resend cooldown off
     unless given), other keywords go to the middleware."""
     sites: list[Site] = []
 
-    def build(settings: dict[str, Any] | None = None, users: dict[str, str] | None = None,
-              **options: Any) -> Site:
+    def build(
+        settings: dict[str, Any] | None = None, users: dict[str, str] | None = None, **options: Any
+    ) -> Site:
         built = make_settings(**{"resend_cooldown": 0, **(settings or {})})
         site = serve(framework, built, dict(USERS if users is None else users), **options)
         sites.append(site)
@@ -112,13 +115,15 @@ class Browser:
     def nav(self, path: str, **kw: Any) -> requests.Response:
         """A top-level navigation: GET with a browser's Accept header."""
         headers = {"Accept": HTML, **kw.pop("headers", {})}
-        return self.http.get(self.site.url + path, headers=headers, allow_redirects=False,
-                             timeout=10, **kw)
+        return self.http.get(
+            self.site.url + path, headers=headers, allow_redirects=False, timeout=10, **kw
+        )
 
     def api(self, path: str, method: str = "GET", **kw: Any) -> requests.Response:
         headers = {"Accept": "application/json", **kw.pop("headers", {})}
-        return self.http.request(method, self.site.url + path, headers=headers,
-                                 allow_redirects=False, timeout=10, **kw)
+        return self.http.request(
+            method, self.site.url + path, headers=headers, allow_redirects=False, timeout=10, **kw
+        )
 
     def page(self, next_url: str = "/account", **kw: Any) -> requests.Response:
         response = self.nav(CHALLENGE, params={"next": next_url}, **kw)
@@ -126,11 +131,18 @@ class Browser:
         return response
 
     def post(self, path: str, data: dict[str, str], **kw: Any) -> requests.Response:
-        return self.http.post(self.site.url + path, data=data, allow_redirects=False,
-                              timeout=10, headers={"Accept": HTML, **kw.pop("headers", {})}, **kw)
+        return self.http.post(
+            self.site.url + path,
+            data=data,
+            allow_redirects=False,
+            timeout=10,
+            headers={"Accept": HTML, **kw.pop("headers", {})},
+            **kw,
+        )
 
-    def submit(self, code: str, next_url: str = "/account", token: str | None = None,
-               **kw: Any) -> requests.Response:
+    def submit(
+        self, code: str, next_url: str = "/account", token: str | None = None, **kw: Any
+    ) -> requests.Response:
         """Post the challenge form (with a fresh token from the page unless one is given)."""
         if token is None:
             token = csrf_token(self.page(next_url))
@@ -193,11 +205,15 @@ def wrong(code: str) -> str:
     return str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
 
 
-def get_with_cookie(site: Site, path: str, user: str, cookie: str,
-                    name: str = COOKIE) -> requests.Response:
-    return requests.get(site.url + path, headers={"X-User": user, "Cookie": f"{name}={cookie}",
-                                                  "Accept": "application/json"},
-                        allow_redirects=False, timeout=10)
+def get_with_cookie(
+    site: Site, path: str, user: str, cookie: str, name: str = COOKIE
+) -> requests.Response:
+    return requests.get(
+        site.url + path,
+        headers={"X-User": user, "Cookie": f"{name}={cookie}", "Accept": "application/json"},
+        allow_redirects=False,
+        timeout=10,
+    )
 
 
 def json_401(response: requests.Response, reason: str) -> dict[str, Any]:
@@ -209,6 +225,7 @@ def json_401(response: requests.Response, reason: str) -> dict[str, Any]:
 
 
 # -- which paths are protected ------------------------------------------------------------
+
 
 @SQLITE_ONLY
 def test_unprotected_paths_pass_through(site: Site, fake_flowroute: FakeFlowroute) -> None:
@@ -236,8 +253,7 @@ def test_glob_pattern_in_protect(site: Site, fake_flowroute: FakeFlowroute) -> N
     browser.submit(fake_flowroute.last_code(ALICE), "/docs/report.pdf")
     doc = browser.nav("/docs/report.pdf")
     assert doc.status_code == 200
-    assert doc.json() == {"doc": "report.pdf", "identity": {"auth_id": "alice",
-                                                              "recipient": ALICE}}
+    assert doc.json() == {"doc": "report.pdf", "identity": {"auth_id": "alice", "recipient": ALICE}}
     # Matches the protected glob, but also the excluded one /docs/free-*.pdf.
     free = Browser(site).nav("/docs/free-sample.pdf")
     assert free.status_code == 200
@@ -247,9 +263,11 @@ def test_glob_pattern_in_protect(site: Site, fake_flowroute: FakeFlowroute) -> N
 
 # -- anonymous ----------------------------------------------------------------------------
 
+
 @SQLITE_ONLY
 def test_anonymous_navigation_goes_to_login_other_requests_get_401(
-        site: Site, fake_flowroute: FakeFlowroute) -> None:
+    site: Site, fake_flowroute: FakeFlowroute
+) -> None:
     anonymous = Browser(site)
     to_login = anonymous.nav("/account?tab=2")
     assert to_login.status_code == 303
@@ -265,8 +283,9 @@ def test_anonymous_navigation_goes_to_login_other_requests_get_401(
 
 
 @SQLITE_ONLY
-def test_anonymous_without_login_url_gets_401(make_site: Callable[..., Site],
-                                              fake_flowroute: FakeFlowroute) -> None:
+def test_anonymous_without_login_url_gets_401(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site(login_url=None)
     anonymous = Browser(site)
     body = json_401(anonymous.nav("/account"), "LoginRequired")
@@ -277,8 +296,9 @@ def test_anonymous_without_login_url_gets_401(make_site: Callable[..., Site],
 
 
 @ALL_FORMS
-def test_login_challenge_success_and_redirect_back(site: Site,
-                                                  fake_flowroute: FakeFlowroute) -> None:
+def test_login_challenge_success_and_redirect_back(
+    site: Site, fake_flowroute: FakeFlowroute
+) -> None:
     browser = Browser(site)  # identified by the app's "user" cookie after /login
     to_login = browser.nav("/account?tab=2")
     assert to_login.headers["location"] == "/login?next=%2Faccount%3Ftab%3D2"
@@ -298,8 +318,14 @@ def test_login_challenge_success_and_redirect_back(site: Site,
     assert attempts_shown(page) == 3
     assert hidden_next(page) == "/account?tab=2"
 
-    done = browser.post(CHALLENGE, {"csrf_token": csrf_token(page), "next": "/account?tab=2",
-                                    "code": fake_flowroute.last_code(ALICE)})
+    done = browser.post(
+        CHALLENGE,
+        {
+            "csrf_token": csrf_token(page),
+            "next": "/account?tab=2",
+            "code": fake_flowroute.last_code(ALICE),
+        },
+    )
     assert done.status_code == 303
     assert done.headers["location"] == "/account?tab=2"
     assert done.cookies.get(COOKIE)
@@ -320,8 +346,10 @@ def test_login_challenge_success_and_redirect_back(site: Site,
 
 # -- the challenge ------------------------------------------------------------------------
 
+
 def test_first_visit_sends_one_code_and_reload_sends_none(
-        site: Site, fake_flowroute: FakeFlowroute) -> None:
+    site: Site, fake_flowroute: FakeFlowroute
+) -> None:
     browser = Browser(site, "alice")
     first = browser.nav("/account")
     assert first.status_code == 303
@@ -345,7 +373,8 @@ def test_first_visit_sends_one_code_and_reload_sends_none(
 
 @SQLITE_ONLY
 def test_wrong_code_costs_one_attempt_and_sends_nothing(
-        site: Site, fake_flowroute: FakeFlowroute) -> None:
+    site: Site, fake_flowroute: FakeFlowroute
+) -> None:
     browser = Browser(site, "alice")
     browser.nav("/account")
     code = fake_flowroute.last_code(ALICE)
@@ -362,7 +391,8 @@ def test_wrong_code_costs_one_attempt_and_sends_nothing(
 
 @SQLITE_ONLY
 def test_non_digits_are_refused_without_costing_an_attempt(
-        site: Site, fake_flowroute: FakeFlowroute) -> None:
+    site: Site, fake_flowroute: FakeFlowroute
+) -> None:
     browser = Browser(site, "alice")
     browser.nav("/account")
     for junk in ("abcdef", "", "12345678901", "١٢٣٤٥٦"):
@@ -428,8 +458,9 @@ def test_exhausted_attempts(site: Site, fake_flowroute: FakeFlowroute) -> None:
 
 
 @SQLITE_ONLY
-def test_lockout_across_codes(make_site: Callable[..., Site],
-                              fake_flowroute: FakeFlowroute) -> None:
+def test_lockout_across_codes(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site(settings={"max_failed_checks": 2, "retries_allowed": 5})
     browser = Browser(site, "alice")
     browser.nav("/account")
@@ -442,8 +473,9 @@ def test_lockout_across_codes(make_site: Callable[..., Site],
 
 
 @SQLITE_ONLY
-def test_send_failure_and_refused_number(make_site: Callable[..., Site],
-                                         fake_flowroute: FakeFlowroute) -> None:
+def test_send_failure_and_refused_number(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site(users={"alice": ALICE, "carol": "+19005550100"})  # premium rate
     browser = Browser(site, "alice")
     fake_flowroute.fail_next(500)
@@ -465,11 +497,14 @@ def test_send_failure_and_refused_number(make_site: Callable[..., Site],
 
 @SQLITE_ONLY
 def test_non_ascii_and_encoded_paths_come_back_intact(
-        make_site: Callable[..., Site], fake_flowroute: FakeFlowroute) -> None:
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site(settings={"recipient_send_limit": 0})
     browser = Browser(site, "alice")
-    for path, wire in [("/account/日本", "/account/%E6%97%A5%E6%9C%AC"),
-                       ("/account/a%3Fb?q=%C3%BC", "/account/a%3Fb?q=%C3%BC")]:
+    for path, wire in [
+        ("/account/日本", "/account/%E6%97%A5%E6%9C%AC"),
+        ("/account/a%3Fb?q=%C3%BC", "/account/a%3Fb?q=%C3%BC"),
+    ]:
         to_login = Browser(site).nav(path)
         assert to_login.headers["location"] == "/login?" + urlencode({"next": wire})
         challenged = browser.nav(path)
@@ -483,7 +518,9 @@ def test_non_ascii_and_encoded_paths_come_back_intact(
     browser.verify(fake_flowroute)
     again = browser.nav(CHALLENGE, params={"next": "/café/日本 x"})
     assert (again.status_code, again.headers["location"]) == (
-        303, "/caf%C3%A9/%E6%97%A5%E6%9C%AC%20x")
+        303,
+        "/caf%C3%A9/%E6%97%A5%E6%9C%AC%20x",
+    )
 
 
 @SQLITE_ONLY
@@ -495,12 +532,19 @@ def test_bad_requests_under_the_prefix(site: Site, fake_flowroute: FakeFlowroute
     assert too_big.json()["reason"] == "InvalidAPIUsage"
     token = csrf_token(browser.page())
     # A JSON post is the API clients' flow (issue 12): it takes {"code"} and nothing else.
-    as_json = browser.api(CHALLENGE, "POST", json={"csrf_token": token, "next": "/account",
-                                                   "code": fake_flowroute.last_code(ALICE)})
+    as_json = browser.api(
+        CHALLENGE,
+        "POST",
+        json={"csrf_token": token, "next": "/account", "code": fake_flowroute.last_code(ALICE)},
+    )
     assert as_json.status_code == 400
     assert as_json.json()["reason"] == "InvalidAPIUsage"
-    for method, path in [("GET", "/sms2fa/nope"), ("GET", CHALLENGE + "/resend"),
-                         ("PUT", CHALLENGE), ("DELETE", "/sms2fa/")]:
+    for method, path in [
+        ("GET", "/sms2fa/nope"),
+        ("GET", CHALLENGE + "/resend"),
+        ("PUT", CHALLENGE),
+        ("DELETE", "/sms2fa/"),
+    ]:
         answer = browser.api(path, method)
         assert answer.status_code == 404, (method, path)
         assert answer.json()["reason"] == "NotFound"
@@ -509,8 +553,10 @@ def test_bad_requests_under_the_prefix(site: Site, fake_flowroute: FakeFlowroute
 
 # -- what the app and the client see ------------------------------------------------------
 
+
 def test_non_navigation_gets_401_json_and_sends_nothing(
-        site: Site, fake_flowroute: FakeFlowroute) -> None:
+    site: Site, fake_flowroute: FakeFlowroute
+) -> None:
     browser = Browser(site, "alice")
     body = json_401(browser.api("/api/data"), "VerificationRequired")
     assert body["challenge"] == "/sms2fa/challenge?next=%2Fapi%2Fdata"
@@ -522,8 +568,7 @@ def test_non_navigation_gets_401_json_and_sends_nothing(
 
 
 @SQLITE_ONLY
-def test_second_user_with_first_users_cookie(site: Site,
-                                            fake_flowroute: FakeFlowroute) -> None:
+def test_second_user_with_first_users_cookie(site: Site, fake_flowroute: FakeFlowroute) -> None:
     cookie = Browser(site, "alice").verify(fake_flowroute)
     assert get_with_cookie(site, "/api/data", "alice", cookie).status_code == 200
     json_401(get_with_cookie(site, "/api/data", "bob", cookie), "VerificationRequired")
@@ -552,8 +597,7 @@ def test_changed_number_voids_the_session(site: Site, fake_flowroute: FakeFlowro
 
 
 @SQLITE_ONLY
-def test_number_changed_while_the_code_was_out(site: Site,
-                                               fake_flowroute: FakeFlowroute) -> None:
+def test_number_changed_while_the_code_was_out(site: Site, fake_flowroute: FakeFlowroute) -> None:
     browser = Browser(site, "alice")
     browser.nav("/account")
     old_code = fake_flowroute.last_code(ALICE)
@@ -587,14 +631,16 @@ def test_revocation(site: Site, fake_flowroute: FakeFlowroute) -> None:
     assert bob.api("/api/data").status_code == 200
 
 
-def test_revocation_reaches_another_instance(make_site: Callable[..., Site],
-                                             fake_flowroute: FakeFlowroute) -> None:
+def test_revocation_reaches_another_instance(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     a = make_site(revocation_interval=0.2)
     b = make_site(revocation_interval=0.2)  # same database, same secret: another host
     cookie = Browser(a, "alice").verify(fake_flowroute)
     assert get_with_cookie(b, "/api/data", "alice", cookie).status_code == 200
-    logout = requests.post(a.url + "/logout", headers={"X-User": "alice"},
-                           allow_redirects=False, timeout=10)
+    logout = requests.post(
+        a.url + "/logout", headers={"X-User": "alice"}, allow_redirects=False, timeout=10
+    )
     assert logout.status_code == 303
     json_401(get_with_cookie(a, "/api/data", "alice", cookie), "VerificationRequired")
     time.sleep(0.3)
@@ -606,14 +652,17 @@ def test_revocation_reaches_another_instance(make_site: Callable[..., Site],
 
 # -- the mounted API ----------------------------------------------------------------------
 
+
 @SQLITE_ONLY
 def test_mounted_api_is_off_by_default(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    create = requests.post(site.url + "/sms2fa/", json={"auth_id": "x", "recipient": ALICE},
-                           timeout=10)
+    create = requests.post(
+        site.url + "/sms2fa/", json={"auth_id": "x", "recipient": ALICE}, timeout=10
+    )
     assert create.status_code == 404
     assert create.json()["reason"] == "NotFound"
-    check = requests.get(site.url + "/sms2fa/", params={"auth_id": "x", "code": "123456"},
-                         timeout=10)
+    check = requests.get(
+        site.url + "/sms2fa/", params={"auth_id": "x", "code": "123456"}, timeout=10
+    )
     assert check.status_code == 404
     # The document is always served (the JSON challenge flow), without the API's paths.
     document = requests.get(site.url + "/sms2fa/openapi.json", timeout=10).json()
@@ -634,17 +683,21 @@ def test_mounted_api_on(make_site: Callable[..., Site], fake_flowroute: FakeFlow
     good = requests.post(api + "check", json={"auth_id": "order-7", "code": code}, timeout=10)
     assert good.status_code == 200
     assert good.json()["authenticated"] is True
-    assert requests.get(api, params={"auth_id": "order-7", "code": code},
-                        timeout=10).status_code == 400  # single use
-    garbage = requests.post(api, data=b"{not json", timeout=10,
-                            headers={"Content-Type": "application/json"})
+    assert (
+        requests.get(api, params={"auth_id": "order-7", "code": code}, timeout=10).status_code
+        == 400
+    )  # single use
+    garbage = requests.post(
+        api, data=b"{not json", timeout=10, headers={"Content-Type": "application/json"}
+    )
     assert garbage.status_code == 400
     assert garbage.json()["reason"] == "InvalidAPIUsage"
 
 
 @SQLITE_ONLY
-def test_mounted_api_with_token(make_site: Callable[..., Site],
-                                fake_flowroute: FakeFlowroute) -> None:
+def test_mounted_api_with_token(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     token = "s3cret-token-0123456789abcdef-xyz"
     site = make_site(settings={"api_token": token})
     api = site.url + "/sms2fa/"
@@ -653,16 +706,17 @@ def test_mounted_api_with_token(make_site: Callable[..., Site],
     assert refused.status_code == 401
     assert refused.json()["reason"] == "Unauthorized"
     assert fake_flowroute.messages == []
-    ok = requests.post(api, json=body, headers={"Authorization": f"Bearer {token}"},
-                       timeout=10)
+    ok = requests.post(api, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert ok.status_code == 200
     assert len(fake_flowroute.messages_to(NEW_NUMBER)) == 1
 
 
 # -- security -----------------------------------------------------------------------------
 
-def test_open_redirect_payloads_all_land_on_root(make_site: Callable[..., Site],
-                                                 fake_flowroute: FakeFlowroute) -> None:
+
+def test_open_redirect_payloads_all_land_on_root(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site(settings={"recipient_send_limit": 0, "address_send_limit": 0})
     assert len(OPEN_REDIRECTS) == 12
     landed: dict[str, Any] = {}
@@ -671,8 +725,7 @@ def test_open_redirect_payloads_all_land_on_root(make_site: Callable[..., Site],
         page = browser.page(payload)
         assert hidden_next(page) == "/", payload
         browser.nav("/account")  # sends a code
-        done = browser.submit(fake_flowroute.last_code(ALICE), payload,
-                              token=csrf_token(page))
+        done = browser.submit(fake_flowroute.last_code(ALICE), payload, token=csrf_token(page))
         landed[payload] = (done.status_code, done.headers.get("location"))
         # Verified now: the challenge page redirects straight to ``next`` -- or rather to /.
         again = browser.nav(CHALLENGE, params={"next": payload})
@@ -681,7 +734,8 @@ def test_open_redirect_payloads_all_land_on_root(make_site: Callable[..., Site],
 
 
 def test_csrf_token_missing_or_wrong_is_403_and_costs_nothing(
-        site: Site, fake_flowroute: FakeFlowroute) -> None:
+    site: Site, fake_flowroute: FakeFlowroute
+) -> None:
     browser = Browser(site, "alice")
     browser.nav("/account")
     code = fake_flowroute.last_code(ALICE)
@@ -693,22 +747,29 @@ def test_csrf_token_missing_or_wrong_is_403_and_costs_nothing(
     attempts = [
         browser.post(CHALLENGE, {"next": "/account", "code": code}),
         browser.post(CHALLENGE, {"csrf_token": "", "next": "/account", "code": code}),
-        browser.post(CHALLENGE, {"csrf_token": "x" + token[1:], "next": "/account",
-                                 "code": code}),
+        browser.post(CHALLENGE, {"csrf_token": "x" + token[1:], "next": "/account", "code": code}),
         browser.post(CHALLENGE, {"csrf_token": bobs_token, "next": "/account", "code": code}),
         stranger.post(CHALLENGE, {"csrf_token": token, "next": "/account", "code": code}),
         # bob's cookie and bob's token, but alice asking: the token is bound to the user.
-        Browser(site, "alice", Cookie=f"sms2fa_csrf={bob.http.cookies.get('sms2fa_csrf')}")
-        .post(CHALLENGE, {"csrf_token": bobs_token, "next": "/account", "code": code}),
-        browser.post(CHALLENGE, {"csrf_token": token, "next": "/account", "code": code},
-                     headers={"Origin": "http://evil.example"}),
+        Browser(site, "alice", Cookie=f"sms2fa_csrf={bob.http.cookies.get('sms2fa_csrf')}").post(
+            CHALLENGE, {"csrf_token": bobs_token, "next": "/account", "code": code}
+        ),
+        browser.post(
+            CHALLENGE,
+            {"csrf_token": token, "next": "/account", "code": code},
+            headers={"Origin": "http://evil.example"},
+        ),
         browser.post(CHALLENGE + "/resend", {"next": "/account"}),
     ]
     assert [a.status_code for a in attempts] == [403] * len(attempts)
     assert all(COOKIE not in set_cookies(a) for a in attempts)
     # A GET never checks a code, whatever it carries.
-    assert browser.nav(CHALLENGE, params={"next": "/account", "code": code,
-                                          "csrf_token": token}).status_code == 200
+    assert (
+        browser.nav(
+            CHALLENGE, params={"next": "/account", "code": code, "csrf_token": token}
+        ).status_code
+        == 200
+    )
     assert site.middleware.verifier.store.get_code("alice").attempts_left == 3
     assert attempts_shown(browser.page()) == 3
     assert len(fake_flowroute.messages_to(ALICE)) == 1  # the refused resend sent nothing
@@ -716,8 +777,7 @@ def test_csrf_token_missing_or_wrong_is_403_and_costs_nothing(
     assert browser.submit(code, token=token).status_code == 303  # the code is still good
 
 
-def test_tampered_or_expired_cookie_is_refused(site: Site,
-                                               fake_flowroute: FakeFlowroute) -> None:
+def test_tampered_or_expired_cookie_is_refused(site: Site, fake_flowroute: FakeFlowroute) -> None:
     cookie = Browser(site, "alice").verify(fake_flowroute)
     head, _, signature = cookie.rpartition(".")
     issued, _, sid = head.partition(".")
@@ -732,26 +792,32 @@ def test_tampered_or_expired_cookie_is_refused(site: Site,
         "sid": f"{issued}.{sid[:-1]}{'A' if sid[-1] != 'A' else 'B'}.{signature}",
         "no signature": head,
         "empty": "",
-        "other key": SessionSigner(["another-secret-key-0123456789"], audience
-                                   ).issue(alice, now_ms),
+        "other key": SessionSigner(["another-secret-key-0123456789"], audience).issue(
+            alice, now_ms
+        ),
         "other audience": SessionSigner([SECRET], "another-app").issue(alice, now_ms),
         "no audience": SessionSigner([SECRET]).issue(alice, now_ms),
         "other number": signer.issue(Identity("alice", NEW_NUMBER), now_ms),
         "expired": signer.issue(alice, now_ms - 12 * 3600 * 1000 - 1000),
         "from the future": signer.issue(alice, now_ms + 5 * 60 * 1000),
     }
-    answers = {name: get_with_cookie(site, "/api/data", "alice", value).status_code
-               for name, value in tampered.items()}
+    answers = {
+        name: get_with_cookie(site, "/api/data", "alice", value).status_code
+        for name, value in tampered.items()
+    }
     assert answers == dict.fromkeys(tampered, 401)
     # The controls: the real cookie, and one we sign the same way, pass.
     assert get_with_cookie(site, "/api/data", "alice", cookie).status_code == 200
-    assert get_with_cookie(site, "/api/data", "alice",
-                           signer.issue(alice, now_ms - 1000)).status_code == 200
+    assert (
+        get_with_cookie(site, "/api/data", "alice", signer.issue(alice, now_ms - 1000)).status_code
+        == 200
+    )
 
 
 @SQLITE_ONLY
-def test_cookie_expires_after_remember_for(make_site: Callable[..., Site],
-                                          fake_flowroute: FakeFlowroute) -> None:
+def test_cookie_expires_after_remember_for(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site(remember_for=1)
     browser = Browser(site, "alice")
     browser.nav("/account")
@@ -797,8 +863,7 @@ def test_right_code_replayed_is_refused(site: Site, fake_flowroute: FakeFlowrout
 
 
 @SQLITE_ONLY
-def test_right_code_sent_at_once_succeeds_once(site: Site,
-                                               fake_flowroute: FakeFlowroute) -> None:
+def test_right_code_sent_at_once_succeeds_once(site: Site, fake_flowroute: FakeFlowroute) -> None:
     browsers = [Browser(site, "alice") for _ in range(8)]
     tokens = [csrf_token(b.page()) for b in browsers]
     browsers[0].nav("/account")
@@ -822,8 +887,10 @@ def test_right_code_sent_at_once_succeeds_once(site: Site,
 
 # -- cookies ------------------------------------------------------------------------------
 
-def test_cookie_attributes_over_http(make_site: Callable[..., Site],
-                                     fake_flowroute: FakeFlowroute) -> None:
+
+def test_cookie_attributes_over_http(
+    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     site = make_site()
     # The server does not believe X-Forwarded-Proto (no trusted proxy), nor does the
     # middleware: this is plain http, so no Secure and no __Host- prefix.
@@ -841,8 +908,9 @@ def test_cookie_attributes_over_http(make_site: Callable[..., Site],
     assert not any(name.startswith("__Host-") for name in cookies)
 
 
-def verify_by_hand(site: Site, fake: FakeFlowroute, prefix: str,
-                   **headers: str) -> tuple[list[str], list[str]]:
+def verify_by_hand(
+    site: Site, fake: FakeFlowroute, prefix: str, **headers: str
+) -> tuple[list[str], list[str]]:
     """The challenge with cookies carried by hand (requests keeps Secure cookies off http).
     Returns the Set-Cookie of the CSRF cookie and of the verified-session cookie."""
     alice = {"X-User": "alice", "Accept": HTML, **headers}
@@ -850,10 +918,11 @@ def verify_by_hand(site: Site, fake: FakeFlowroute, prefix: str,
     page = requests.get(site.url + ACCOUNT_CHALLENGE, headers=alice, timeout=10)
     csrf = set_cookies(page)[f"{prefix}sms2fa_csrf"]
     done = requests.post(
-        site.url + CHALLENGE, allow_redirects=False, timeout=10,
+        site.url + CHALLENGE,
+        allow_redirects=False,
+        timeout=10,
         headers={**alice, "Cookie": f"{prefix}sms2fa_csrf={csrf[0]}"},
-        data={"csrf_token": csrf_token(page), "next": "/account",
-              "code": fake.last_code(ALICE)},
+        data={"csrf_token": csrf_token(page), "next": "/account", "code": fake.last_code(ALICE)},
     )
     assert done.status_code == 303, done.text[:300]
     return csrf, set_cookies(done)[f"{prefix}sms2fa"]
@@ -861,8 +930,9 @@ def verify_by_hand(site: Site, fake: FakeFlowroute, prefix: str,
 
 @SQLITE_ONLY
 @pytest.mark.parametrize("how", ["cookie_secure", "https behind a trusted proxy"])
-def test_cookie_attributes_when_secure(how: str, make_site: Callable[..., Site],
-                                       fake_flowroute: FakeFlowroute) -> None:
+def test_cookie_attributes_when_secure(
+    how: str, make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
     if how == "cookie_secure":
         site, headers = make_site(cookie_secure=True), {}
     else:
@@ -870,15 +940,25 @@ def test_cookie_attributes_when_secure(how: str, make_site: Callable[..., Site],
     csrf, cookie = verify_by_hand(site, fake_flowroute, "__Host-", **headers)
     assert set(csrf[1:]) == {"Path=/", "Max-Age=3600", "HttpOnly", "SameSite=Lax", "Secure"}
     assert set(cookie[1:]) == {"Path=/", "Max-Age=43200", "HttpOnly", "SameSite=Lax", "Secure"}
-    with_prefix = requests.get(site.url + "/api/data", timeout=10, headers={
-        "X-User": "alice", "Cookie": f"__Host-sms2fa={cookie[0]}", **headers})
+    with_prefix = requests.get(
+        site.url + "/api/data",
+        timeout=10,
+        headers={"X-User": "alice", "Cookie": f"__Host-sms2fa={cookie[0]}", **headers},
+    )
     assert with_prefix.status_code == 200
     assert with_prefix.json()["auth_id"] == "alice"
-    json_401(requests.get(site.url + "/api/data", timeout=10, headers={
-        "X-User": "alice", "Cookie": f"sms2fa={cookie[0]}", **headers}), "VerificationRequired")
+    json_401(
+        requests.get(
+            site.url + "/api/data",
+            timeout=10,
+            headers={"X-User": "alice", "Cookie": f"sms2fa={cookie[0]}", **headers},
+        ),
+        "VerificationRequired",
+    )
 
 
 # -- ASGI only: websockets and lifespan ---------------------------------------------------
+
 
 @STARLETTE_ONLY
 @SQLITE_ONLY
@@ -893,19 +973,26 @@ def test_websocket_needs_verification(site: Site, fake_flowroute: FakeFlowroute)
     with pytest.raises(InvalidStatus):
         connect(ws_url + "/ws", open_timeout=5)  # anonymous
     with pytest.raises(InvalidStatus):  # nor is there any websocket under the prefix
-        connect(ws_url + "/sms2fa/challenge", additional_headers={"X-User": "alice"},
-                open_timeout=5)
+        connect(
+            ws_url + "/sms2fa/challenge", additional_headers={"X-User": "alice"}, open_timeout=5
+        )
     with connect(ws_url + "/public/ws", open_timeout=5) as ws:
         assert ws.recv(timeout=5) == "hello nobody"
     assert fake_flowroute.messages == []  # a websocket never triggers an SMS
 
     cookie = Browser(site, "alice").verify(fake_flowroute)
-    with connect(ws_url + "/ws", open_timeout=5,
-                 additional_headers={"X-User": "alice", "Cookie": f"{COOKIE}={cookie}"}) as ws:
+    with connect(
+        ws_url + "/ws",
+        open_timeout=5,
+        additional_headers={"X-User": "alice", "Cookie": f"{COOKIE}={cookie}"},
+    ) as ws:
         assert ws.recv(timeout=5) == "hello alice"
     with pytest.raises(InvalidStatus):
-        connect(ws_url + "/ws", open_timeout=5,
-                additional_headers={"X-User": "bob", "Cookie": f"{COOKIE}={cookie}"})
+        connect(
+            ws_url + "/ws",
+            open_timeout=5,
+            additional_headers={"X-User": "bob", "Cookie": f"{COOKIE}={cookie}"},
+        )
 
 
 @pytest.mark.parametrize("framework", ["starlette", "starlette-stack"])

@@ -48,10 +48,12 @@ def _new_database(kind: str, folder: Path, request: pytest.FixtureRequest) -> st
     return fresh_database(request.getfixturevalue("postgres_database_url"))
 
 
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp(f"mp-{request.param}")
     database_url = _new_database(request.param, folder, request)
     log = folder / "server.log"
@@ -84,22 +86,25 @@ def test_four_workers_start_on_a_new_database(server: Server) -> None:
 
 
 def _create(server: Server, auth_id: str) -> str:
-    response = requests.post(server.base + "/", json={"auth_id": auth_id, "recipient": NUMBER,
-                                                      "retries": 3}, timeout=15)
+    response = requests.post(
+        server.base + "/", json={"auth_id": auth_id, "recipient": NUMBER, "retries": 3}, timeout=15
+    )
     assert response.status_code == 200, response.text
     assert response.json()["attempts_left"] == 3
     return server.fake.last_code(NUMBER)
 
 
 def _get(server: Server, auth_id: str, code: str) -> tuple[int, dict[str, Any]]:
-    response = requests.get(server.base + "/", params={"auth_id": auth_id, "code": code},
-                            timeout=30)
+    response = requests.get(
+        server.base + "/", params={"auth_id": auth_id, "code": code}, timeout=30
+    )
     return response.status_code, response.json()
 
 
 def _post(server: Server, auth_id: str, code: str) -> tuple[int, dict[str, Any]]:
-    response = requests.post(server.base + "/check", json={"auth_id": auth_id, "code": code},
-                             timeout=30)
+    response = requests.post(
+        server.base + "/check", json={"auth_id": auth_id, "code": code}, timeout=30
+    )
     return response.status_code, response.json()
 
 
@@ -127,8 +132,9 @@ def test_parallel_right_code_succeeds_exactly_once(server: Server) -> None:
         auth_id = f"right-code-{round_}"
         code = _create(server, auth_id)
         with ThreadPoolExecutor(20) as pool:
-            answers = list(pool.map(
-                lambda i: (_get if i % 2 else _post)(server, auth_id, code), range(20)))
+            answers = list(
+                pool.map(lambda i: (_get if i % 2 else _post)(server, auth_id, code), range(20))
+            )
         statuses = Counter(status for status, _ in answers)
         assert all(status < 500 for status in statuses), statuses
         assert statuses[200] == 1, (round_, statuses, [b for _, b in answers])
@@ -145,15 +151,19 @@ def test_right_code_is_never_refused_while_wrong_guesses_race_it(server: Server)
             auth_id = f"race-{trial}"
             code = _create(server, auth_id)
             guesses = [code, wrong(code), wrong(wrong(code))]
-            answers = list(pool.map(
-                lambda i: (_get if (trial + i) % 2 else _post)(server, auth_id, guesses[i]),
-                range(3)))
+            answers = list(
+                pool.map(
+                    lambda i: (_get if (trial + i) % 2 else _post)(server, auth_id, guesses[i]),
+                    range(3),
+                )
+            )
             assert all(status < 500 for status, _ in answers), answers
             if answers[0][0] != 200:
                 refused.append((trial, answers))
             # A wrong guess after the right one finds nothing left to guess at.
-            assert {b["reason"] for _, b in answers[1:]} <= {"InvalidAuthCode",
-                                                             "UnknownAuthId"}, answers
+            assert {b["reason"] for _, b in answers[1:]} <= {"InvalidAuthCode", "UnknownAuthId"}, (
+                answers
+            )
     assert refused == []
 
 
@@ -173,15 +183,19 @@ store.dispose()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_schema_creation_race_in_four_processes(kind: str, tmp_path: Path,
-                                               request: pytest.FixtureRequest) -> None:
+def test_schema_creation_race_in_four_processes(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """The schema race without the CLI's head start: four processes call create_schema() on
     a new database at the same instant."""
     database_url = _new_database(kind, tmp_path, request)
     start = time.time() + 1.5  # every process has imported by then
     processes = [
-        subprocess.Popen([sys.executable, "-c", _CREATE_AT, database_url, str(start)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [sys.executable, "-c", _CREATE_AT, database_url, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for _ in range(WORKERS)
     ]
     outputs = [p.communicate(timeout=60)[0].decode(errors="replace") for p in processes]

@@ -80,10 +80,14 @@ def test_document_is_valid_openapi_31() -> None:
 
 
 @pytest.mark.parametrize("prefix", ["/", PREFIX, "/a/b"])
-def test_document_is_served_under_the_prefix(tmp_path: Path, fake_flowroute: FakeFlowroute,
-                                             prefix: str) -> None:
-    settings = Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'd.db'}",
-                        **fake_flowroute.settings_kwargs())
+def test_document_is_served_under_the_prefix(
+    tmp_path: Path, fake_flowroute: FakeFlowroute, prefix: str
+) -> None:
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'd.db'}",
+        **fake_flowroute.settings_kwargs(),
+    )
     verifier = Verifier(settings)
     try:
         api = TestClient(VerificationService(verifier, prefix))
@@ -133,30 +137,50 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
             document = requests.get(schema_url, timeout=10).json()
             _assert_valid_31(document)
             command = [
-                sys.executable, "-m", "schemathesis.cli", "run", schema_url,
-                "--url", base + PREFIX,
-                "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-                "--mode", "all",
-                "--phases", "examples,coverage,fuzzing",
-                "--max-examples", "200",
-                "--workers", "4",
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                schema_url,
+                "--url",
+                base + PREFIX,
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--mode",
+                "all",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                "200",
+                "--workers",
+                "4",
                 "--continue-on-failure",
-                "--request-timeout", "30",
-                "--generation-database", "none",
-                "--report", "har", "--report-har-path", str(har),
+                "--request-timeout",
+                "30",
+                "--generation-database",
+                "none",
+                "--report",
+                "har",
+                "--report-har-path",
+                str(har),
                 "--no-color",
             ]
-            run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                                 timeout=240, check=False)
+            run = subprocess.run(
+                command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False
+            )
         server_log = (tmp_path / "serve.log").read_text(errors="replace")
     report = run.stdout[-20000:] + run.stderr[-5000:]
     assert run.returncode == 0, report
     assert "Traceback" not in server_log, server_log
 
     entries = json.loads(har.read_text())["log"]["entries"]
-    cases = [e for e in entries
-             if any(h["name"].lower() == "x-schemathesis-testcaseid"
-                    for h in e["request"]["headers"])]
+    cases = [
+        e
+        for e in entries
+        if any(h["name"].lower() == "x-schemathesis-testcaseid" for h in e["request"]["headers"])
+    ]
     assert len(cases) >= MIN_CASES, (len(cases), report)
 
     # schemathesis checked every answer; look again, independently, at what it recorded.
@@ -164,7 +188,7 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
     for entry in entries:
         request, response = entry["request"], entry["response"]
         status = response["status"]
-        path = urlsplit(request["url"]).path[len(PREFIX):] or "/"
+        path = urlsplit(request["url"]).path[len(PREFIX) :] or "/"
         seen[(request["method"], path, status)] += 1
         assert status < 500, entry
         if status == 0:  # a request schemathesis could not even send (e.g. a NUL in a header)
@@ -180,8 +204,11 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
             continue
         answer = operation["responses"].get(str(status))
         assert answer is not None, f"undocumented status {status}: {entry}"
-        jsonschema.validate(body, answer["content"]["application/json"]["schema"],
-                            cls=jsonschema.Draft202012Validator)
+        jsonschema.validate(
+            body,
+            answer["content"]["application/json"]["schema"],
+            cls=jsonschema.Draft202012Validator,
+        )
         if status == 429:
             assert headers["retry-after"] == str(body["retry_after"]), entry
     # The run reached every operation, with successes as well as refusals.

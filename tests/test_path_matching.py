@@ -65,9 +65,9 @@ def reference_regex(pattern: str) -> str:
                 out += "[^/]*"
             elif c == "?":
                 out += "[^/]"
-            elif c == "[" and "]" in segment[i + 2:]:
+            elif c == "[" and "]" in segment[i + 2 :]:
                 end = segment.index("]", i + 2)
-                body = segment[i + 1:end].replace("\\", "\\\\").replace("/", "")
+                body = segment[i + 1 : end].replace("\\", "\\\\").replace("/", "")
                 if body.startswith(("!", "^")):  # kept inside the segment (the old "^/"
                     body = "^/" + body[1:]  # was stripped again: "[!a]" matched "/")
                 out += "[" + body + "]"
@@ -79,6 +79,7 @@ def reference_regex(pattern: str) -> str:
 
 
 # -- 1. linear time ---------------------------------------------------------------------------
+
 
 def fastest(call: Callable[[], object], runs: int = 5) -> float:
     best = float("inf")
@@ -97,8 +98,12 @@ def test_a_long_path_against_a_three_star_pattern_is_classified_in_under_10_ms()
     patterns = PathPatterns(WORST)
     # The report's request first: 0.37 s before (and 60 KB would never end).
     assert fastest(lambda: policy.classify("/exports/" + "-" * 800)) < 0.01
-    for path in ("/exports/" + "-" * 60_000, "/exports/" + "-" * (MAX_PATH_CHARS - 20),
-                 "/a" * MAX_PATH_SEGMENTS, ("/" + "a" * 60) * (MAX_PATH_SEGMENTS - 2)):
+    for path in (
+        "/exports/" + "-" * 60_000,
+        "/exports/" + "-" * (MAX_PATH_CHARS - 20),
+        "/a" * MAX_PATH_SEGMENTS,
+        ("/" + "a" * 60) * (MAX_PATH_SEGMENTS - 2),
+    ):
         assert fastest(lambda p=path: policy.classify(p)) < 0.01, len(path)  # type: ignore[misc]
         # The matcher itself, past the cap: linear, not merely cut off.
         assert fastest(lambda p=path: patterns.match(normalize(p))) < 0.01, len(path)  # type: ignore[misc]
@@ -127,8 +132,11 @@ TABLE = [
     ("/docs/**/*.pdf", ["/docs/a.pdf", "/docs/x/y/a.pdf"], ["/docs/a.txt"]),
     ("/v[12]/x", ["/v1/x"], ["/v3/x"]),
     ("/u/?", ["/u/7"], ["/u/77"]),
-    ("/exports/*-*-*.csv", ["/exports/a-b-c.csv", "/exports/---.csv", "/exports/1-2-3.csv/x"],
-     ["/exports/a-b.csv", "/exports/a-b-c.csvx", "/exports/x/a-b-c.csv"]),
+    (
+        "/exports/*-*-*.csv",
+        ["/exports/a-b-c.csv", "/exports/---.csv", "/exports/1-2-3.csv/x"],
+        ["/exports/a-b.csv", "/exports/a-b-c.csvx", "/exports/x/a-b-c.csv"],
+    ),
     ("/*", ["/", "/x"], []),
     ("/**/x/*", ["/x/y", "/a/b/x/y"], ["/x", "/a/x"]),
     ("/a[!b]c", ["/axc", "/axc/d"], ["/abc", "/a/c"]),  # a class stays inside its segment
@@ -145,8 +153,23 @@ def test_the_documented_patterns(pattern: str, yes: list[str], no: list[str]) ->
         assert not patterns.match(path) and not reference.fullmatch(path), (pattern, path)
 
 
-PIECES = ["a", "b", "-", ".", "*", "*", "?", "[ab]", "[!a]", "[^a]", "[a-c]", "[]a]", "[!]",
-          "\\", "**"]
+PIECES = [
+    "a",
+    "b",
+    "-",
+    ".",
+    "*",
+    "*",
+    "?",
+    "[ab]",
+    "[!a]",
+    "[^a]",
+    "[a-c]",
+    "[]a]",
+    "[!]",
+    "\\",
+    "**",
+]
 
 
 @st.composite
@@ -156,14 +179,16 @@ def glob_patterns(draw: st.DrawFn) -> str:
         if draw(st.integers(0, 4)) == 0:
             segments.append("**")
         else:
-            segments.append("".join(draw(st.lists(st.sampled_from(PIECES), min_size=1,
-                                                  max_size=5))))
+            segments.append(
+                "".join(draw(st.lists(st.sampled_from(PIECES), min_size=1, max_size=5)))
+            )
     pattern = "/" + "/".join(segments)
     return pattern if any(c in pattern for c in "*?[") else pattern + "*"
 
 
 paths = st.lists(st.text("ab-.]c\\[", max_size=5), max_size=5).map(
-    lambda segments: normalize("/" + "/".join(segments)))
+    lambda segments: normalize("/" + "/".join(segments))
+)
 
 
 @settings(max_examples=600, deadline=None)
@@ -177,6 +202,7 @@ def test_the_matcher_agrees_with_the_regex_it_replaced(pattern: str, path: str) 
 
 
 # -- 2. an app's own root path ----------------------------------------------------------------
+
 
 @ROOT_PATH_DEPRECATED
 def test_the_root_paths_of_wrapped_apps_are_found() -> None:
@@ -195,8 +221,16 @@ def test_every_reading_with_and_without_the_root_path_is_classified() -> None:
     policy.kinds["/api/users/me"] = PASS  # remembered before the root path was known
     policy.add_root_paths(["/api/"])
     assert "/api/users/me" not in policy.kinds  # forgotten
-    for path in ("/api/users/me", "/users/me", "/api//users/me", "/api/x/../users/me",
-                 "/api/users/me/", "/api/users/me/x", "//api/users/me", "/api/%2Fusers/me"):
+    for path in (
+        "/api/users/me",
+        "/users/me",
+        "/api//users/me",
+        "/api/x/../users/me",
+        "/api/users/me/",
+        "/api/users/me/x",
+        "//api/users/me",
+        "/api/%2Fusers/me",
+    ):
         assert policy.classify(path) == PROTECTED, path
     for path in ("/apix/users/me", "/api/users/me/avatar", "/api", "/api/public"):
         assert policy.classify(path) == PASS, path
@@ -204,16 +238,28 @@ def test_every_reading_with_and_without_the_root_path_is_classified() -> None:
 
 def _settings() -> Settings:
     tmp = tempfile.mkdtemp(prefix="sms2fa-matching-")
-    return Settings(secret_key=SECRET, sms_backend="console",
-                    database_url=f"sqlite:///{Path(tmp) / 'matching.db'}")
+    return Settings(
+        secret_key=SECRET,
+        sms_backend="console",
+        database_url=f"sqlite:///{Path(tmp) / 'matching.db'}",
+    )
 
 
 def _get(app: Any, path: str) -> tuple[int, bytes]:
-    scope = {"type": "http", "method": "GET", "path": path, "root_path": "",
-             "raw_path": path.encode(), "query_string": b"", "scheme": "http",
-             "headers": [(b"x-user", b"alice"), (b"accept", b"application/json")],
-             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "http_version": "1.1",
-             "state": {}}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "root_path": "",
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "scheme": "http",
+        "headers": [(b"x-user", b"alice"), (b"accept", b"application/json")],
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+        "http_version": "1.1",
+        "state": {},
+    }
     status, body = 0, b""
 
     async def receive() -> dict[str, Any]:
@@ -232,9 +278,13 @@ def _get(app: Any, path: str) -> tuple[int, bytes]:
 
 @ROOT_PATH_DEPRECATED
 def test_a_wrapped_fastapi_root_path_opens_nothing_in_process(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"SMS2FA_SECRET_KEY": SECRET, "SMS2FA_SMS_BACKEND": "console",
-                        "SMS2FA_DATABASE_URL": _settings().database_url}.items():
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "SMS2FA_SECRET_KEY": SECRET,
+        "SMS2FA_SMS_BACKEND": "console",
+        "SMS2FA_DATABASE_URL": _settings().database_url,
+    }.items():
         monkeypatch.setenv(name, value)
     app = path_apps.fastapi_root_path_app()
     for path in ("/api/users/me", "/users/me"):
@@ -245,9 +295,12 @@ def test_a_wrapped_fastapi_root_path_opens_nothing_in_process(
 
 # -- the same behind a real uvicorn -----------------------------------------------------------
 
+
 def _raw_get(port: int, target: str) -> bytes:
-    head = (f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-User: alice\r\n"
-            f"Accept: application/json\r\nConnection: close\r\n\r\n")
+    head = (
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-User: alice\r\n"
+        f"Accept: application/json\r\nConnection: close\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head.encode())
         chunks = []
@@ -260,11 +313,13 @@ def _raw_get(port: int, target: str) -> bytes:
 def fastapi_port(request: pytest.FixtureRequest) -> Iterator[int]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="sms2fa-matching-") as tmp:
-        env = {"SMS2FA_SECRET_KEY": SECRET, "SMS2FA_SMS_BACKEND": "console",
-               "SMS2FA_DATABASE_URL": f"sqlite:///{Path(tmp) / 'matching.db'}"}
+        env = {
+            "SMS2FA_SECRET_KEY": SECRET,
+            "SMS2FA_SMS_BACKEND": "console",
+            "SMS2FA_DATABASE_URL": f"sqlite:///{Path(tmp) / 'matching.db'}",
+        }
         args = ["uvicorn", "--factory", "--port", str(port), f"path_apps:{request.param}"]
-        with launch(args, env, port, path="/api/public", log_path=Path(tmp) / "log",
-                    cwd=TESTS):
+        with launch(args, env, port, path="/api/public", log_path=Path(tmp) / "log", cwd=TESTS):
             yield port
 
 

@@ -43,28 +43,75 @@ TESTS = Path(__file__).parent
 # Raw request targets; "{m}" is where the guarded app is mounted ("", "/app", "/sub"),
 # "{h}" the server's host:port (absolute-form targets).
 SPELLINGS = [
-    "{m}/account", "{m}//account", "{m}///account", "{m}/%2Faccount", "{m}/%2F%2Faccount",
-    "{m}/%2faccount", "{m}/account/", "{m}/account//", "{m}//account/", "{m}/./account",
-    "{m}/public/../account", "{m}/public/%2E%2E/account", "{m}/public/..%2Faccount",
-    "{m}/public%2F..%2Faccount", "{m}/%2E/account", "{m}/account/.", "{m}/x/./../account",
-    "{m}/%61ccount", "{m}/acc%6Funt", "{m}/%61%63%63%6F%75%6E%74", "{m}/%2561ccount",
-    "{m}/%252Faccount", "{m}/ACCOUNT", "{m}/Account", "{m}/account;x=1", "{m}/account;",
-    "{m}/;x/account", "{m}/account%3Bx", "{m}/\\account", "{m}/%5Caccount",
-    "{m}/public\\..\\account", "{m}/public%5C..%5Caccount", "{m}/account%00",
-    "{m}/account%00.html", "{m}/account%20", "{m}/account?next=/", "{m}/account#frag",
-    "http://{h}{m}/account", "http://{h}{m}//account", "http://evil.example{m}/account",
-    "{m}//admin/users", "{m}/admin//users", "{m}/admin/./users", "{m}/%2Fadmin/users",
-    "{m}/admin%2Fusers", "{m}/admin/users/", "{m}/admin/users;",
-    "{m}/caf%C3%A9", "{m}/caf%c3%a9", "{m}//caf%C3%A9", "{m}/caf%C3%A9/", "{m}/café",
-    "{m}/caf%E9", "{m}/cafe%CC%81",
-    "{m}/%E6%95%B0%E6%8D%AE", "{m}//%E6%95%B0%E6%8D%AE", "{m}/数据",
-    "{m}/reports", "{m}/reports/", "{m}//reports",
-    "{m}/account/helpers/delete", "{m}//account/helpers/delete",
-    "{m}/account/help/../helpers/delete", "{m}/account/help%2F..%2Fhelpers/delete",
+    "{m}/account",
+    "{m}//account",
+    "{m}///account",
+    "{m}/%2Faccount",
+    "{m}/%2F%2Faccount",
+    "{m}/%2faccount",
+    "{m}/account/",
+    "{m}/account//",
+    "{m}//account/",
+    "{m}/./account",
+    "{m}/public/../account",
+    "{m}/public/%2E%2E/account",
+    "{m}/public/..%2Faccount",
+    "{m}/public%2F..%2Faccount",
+    "{m}/%2E/account",
+    "{m}/account/.",
+    "{m}/x/./../account",
+    "{m}/%61ccount",
+    "{m}/acc%6Funt",
+    "{m}/%61%63%63%6F%75%6E%74",
+    "{m}/%2561ccount",
+    "{m}/%252Faccount",
+    "{m}/ACCOUNT",
+    "{m}/Account",
+    "{m}/account;x=1",
+    "{m}/account;",
+    "{m}/;x/account",
+    "{m}/account%3Bx",
+    "{m}/\\account",
+    "{m}/%5Caccount",
+    "{m}/public\\..\\account",
+    "{m}/public%5C..%5Caccount",
+    "{m}/account%00",
+    "{m}/account%00.html",
+    "{m}/account%20",
+    "{m}/account?next=/",
+    "{m}/account#frag",
+    "http://{h}{m}/account",
+    "http://{h}{m}//account",
+    "http://evil.example{m}/account",
+    "{m}//admin/users",
+    "{m}/admin//users",
+    "{m}/admin/./users",
+    "{m}/%2Fadmin/users",
+    "{m}/admin%2Fusers",
+    "{m}/admin/users/",
+    "{m}/admin/users;",
+    "{m}/caf%C3%A9",
+    "{m}/caf%c3%a9",
+    "{m}//caf%C3%A9",
+    "{m}/caf%C3%A9/",
+    "{m}/café",
+    "{m}/caf%E9",
+    "{m}/cafe%CC%81",
+    "{m}/%E6%95%B0%E6%8D%AE",
+    "{m}//%E6%95%B0%E6%8D%AE",
+    "{m}/数据",
+    "{m}/reports",
+    "{m}/reports/",
+    "{m}//reports",
+    "{m}/account/helpers/delete",
+    "{m}//account/helpers/delete",
+    "{m}/account/help/../helpers/delete",
+    "{m}/account/help%2F..%2Fhelpers/delete",
 ]
 ALL_METHODS_ON = ["{m}/account", "{m}//account", "{m}/%2Faccount", "{m}/caf%C3%A9"]
 CASES = [("GET", s) for s in SPELLINGS] + [
-    (method, s) for s in ALL_METHODS_ON for method in METHODS if method != "GET"]
+    (method, s) for s in ALL_METHODS_ON for method in METHODS if method != "GET"
+]
 
 
 @dataclass
@@ -78,13 +125,27 @@ class Server:
 SERVERS: dict[str, tuple[list[str], str]] = {
     "gunicorn": (["gunicorn", "-w", "1", "-b", "127.0.0.1:{port}", "path_apps:flask_app()"], ""),
     "werkzeug": (["path_apps", "werkzeug", "{port}"], ""),
-    "gunicorn-dispatcher": (["gunicorn", "-w", "1", "-b", "127.0.0.1:{port}",
-                             "path_apps:dispatched_flask_app()"], "/app"),
+    "gunicorn-dispatcher": (
+        ["gunicorn", "-w", "1", "-b", "127.0.0.1:{port}", "path_apps:dispatched_flask_app()"],
+        "/app",
+    ),
     "uvicorn": (["uvicorn", "--factory", "--port", "{port}", "path_apps:starlette_app"], ""),
-    "uvicorn-root-path": (["uvicorn", "--factory", "--port", "{port}", "--root-path", "/api",
-                           "path_apps:starlette_app"], ""),
-    "uvicorn-mount": (["uvicorn", "--factory", "--port", "{port}",
-                       "path_apps:mounted_starlette_app"], "/sub"),
+    "uvicorn-root-path": (
+        [
+            "uvicorn",
+            "--factory",
+            "--port",
+            "{port}",
+            "--root-path",
+            "/api",
+            "path_apps:starlette_app",
+        ],
+        "",
+    ),
+    "uvicorn-mount": (
+        ["uvicorn", "--factory", "--port", "{port}", "path_apps:mounted_starlette_app"],
+        "/sub",
+    ),
 }
 
 
@@ -94,21 +155,26 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     args, mount = SERVERS[request.param]
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="sms2fa-paths-") as tmp:
-        env = {"SMS2FA_SECRET_KEY": SECRET, "SMS2FA_SMS_BACKEND": "console",
-               "SMS2FA_DATABASE_URL": f"sqlite:///{Path(tmp) / 'paths.db'}"}
+        env = {
+            "SMS2FA_SECRET_KEY": SECRET,
+            "SMS2FA_SMS_BACKEND": "console",
+            "SMS2FA_DATABASE_URL": f"sqlite:///{Path(tmp) / 'paths.db'}",
+        }
         argv = [a.replace("{port}", str(port)) for a in args]
-        with launch(argv, env, port, path=f"{mount}/public", log_path=Path(tmp) / "log",
-                    cwd=TESTS):
+        with launch(argv, env, port, path=f"{mount}/public", log_path=Path(tmp) / "log", cwd=TESTS):
             yield Server(request.param, port, mount)
 
 
-def raw_request(port: int, method: str, target: str, accept: str = "application/json",
-                user: str = "alice") -> bytes:
+def raw_request(
+    port: int, method: str, target: str, accept: str = "application/json", user: str = "alice"
+) -> bytes:
     """Send ``target`` byte for byte (UTF-8 where not ASCII) as a logged-in, unverified
     user's request (``user=""``: anonymous); the whole raw response."""
     who = f"X-User: {user}\r\n" if user else ""
-    head = (f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{who}"
-            f"Accept: {accept}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{who}"
+        f"Accept: {accept}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head.encode("utf-8"))
         chunks = []
@@ -140,8 +206,9 @@ def test_no_spelling_reaches_a_protected_view_unverified(server: Server) -> None
         if leaked_views(response):
             status_line = response.split(b"\r\n", 1)[0]
             leaks.append(f"{method} {target} -> {status_line!r}")
-    assert not leaks, f"{server.name}: protected views ran without verification:\n" + \
-        "\n".join(leaks)
+    assert not leaks, f"{server.name}: protected views ran without verification:\n" + "\n".join(
+        leaks
+    )
 
 
 def test_plain_protected_paths_demand_verification(server: Server) -> None:
@@ -155,8 +222,14 @@ def test_plain_protected_paths_demand_verification(server: Server) -> None:
 
 # Where each server's app lives as the browser sees it (the root path): a proxy in front of
 # "uvicorn --root-path /api" strips /api, so its requests arrive without it.
-ROOTS = {"gunicorn": "", "werkzeug": "", "gunicorn-dispatcher": "/app", "uvicorn": "",
-         "uvicorn-root-path": "/api", "uvicorn-mount": "/sub"}
+ROOTS = {
+    "gunicorn": "",
+    "werkzeug": "",
+    "gunicorn-dispatcher": "/app",
+    "uvicorn": "",
+    "uvicorn-root-path": "/api",
+    "uvicorn-mount": "/sub",
+}
 
 
 def _location(response: bytes) -> str:
@@ -177,7 +250,7 @@ def test_redirects_start_at_the_apps_root_path(server: Server) -> None:
     location = _location(first)
     next_url = quote(f"{root}/account?tab=2", safe="")
     assert location == f"{root}/sms2fa/challenge?next={next_url}", server.name
-    page = raw_request(server.port, "GET", server.mount + location[len(root):], accept=html)
+    page = raw_request(server.port, "GET", server.mount + location[len(root) :], accept=html)
     assert page.startswith(b"HTTP/1.1 200"), (server.name, page[:300])
     assert f'action="{root}/sms2fa/challenge"'.encode() in page
     assert f'action="{root}/sms2fa/challenge/resend"'.encode() in page
@@ -195,8 +268,11 @@ def _settings() -> Settings:
     global _SETTINGS
     if _SETTINGS is None:
         tmp = tempfile.mkdtemp(prefix="sms2fa-paths-")
-        _SETTINGS = Settings(secret_key=SECRET, sms_backend="console",
-                             database_url=f"sqlite:///{Path(tmp) / 'paths.db'}")
+        _SETTINGS = Settings(
+            secret_key=SECRET,
+            sms_backend="console",
+            database_url=f"sqlite:///{Path(tmp) / 'paths.db'}",
+        )
     return _SETTINGS
 
 
@@ -211,7 +287,7 @@ def spellings(draw: st.DrawFn) -> str:
         out += draw(st.sampled_from(["/", "//", "///", "\\", "/./", "/x/../", "/.//", "/;p/"]))
         if draw(st.booleans()):
             i = draw(st.integers(0, len(segment) - 1))
-            segment = segment[:i] + quote(segment[i], safe="") + segment[i + 1:]
+            segment = segment[:i] + quote(segment[i], safe="") + segment[i + 1 :]
         out += segment
         out += draw(st.sampled_from(["", "", ";a=b", "\x00", "%2F", "/.", "/"]))
     return out + draw(st.sampled_from(["", "/", "//", "/.", "/x/.."]))
@@ -223,17 +299,30 @@ def _call_wsgi(app: Any, path: str) -> bytes:
     environ = EnvironBuilder(path="/", headers={"X-User": "alice"}).get_environ()
     environ["PATH_INFO"] = path.encode("utf-8").decode("latin-1")  # PEP 3333
     out: list[bytes] = []
-    body = app(environ, lambda status, headers, exc_info=None: out.append(
-        f"{status} {headers}".encode("latin-1", "replace")))
+    body = app(
+        environ,
+        lambda status, headers, exc_info=None: out.append(
+            f"{status} {headers}".encode("latin-1", "replace")
+        ),
+    )
     return b"".join([*out, *body])
 
 
 def _call_asgi(app: Any, path: str, root_path: str = "") -> bytes:
-    scope = {"type": "http", "method": "GET", "path": root_path + path, "root_path": root_path,
-             "raw_path": (root_path + path).encode("utf-8", "surrogatepass"),
-             "query_string": b"", "headers": [(b"x-user", b"alice")], "scheme": "http",
-             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "http_version": "1.1",
-             "state": {}}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": root_path + path,
+        "root_path": root_path,
+        "raw_path": (root_path + path).encode("utf-8", "surrogatepass"),
+        "query_string": b"",
+        "headers": [(b"x-user", b"alice")],
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+        "http_version": "1.1",
+        "state": {},
+    }
     out: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
@@ -256,15 +345,17 @@ def starlette_guarded() -> Any:
     return path_apps.make_starlette(settings=_settings())
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(path=spellings())
 def test_property_flask_router(flask_guarded: Any, path: str) -> None:
     assert not leaked_views(_call_wsgi(flask_guarded, path)), path
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(path=spellings(), root=st.sampled_from(["", "/api"]))
 def test_property_starlette_router(starlette_guarded: Any, path: str, root: str) -> None:
     assert not leaked_views(_call_asgi(starlette_guarded, path, root)), (root, path)
@@ -282,17 +373,21 @@ def test_the_routers_do_route_odd_spellings() -> None:
 
 # -- unit tests of the rules -----------------------------------------------------------------
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("/account", {"/account"}),
-    ("//account/", {"/account"}),
-    ("/x/../account/.", {"/account"}),
-    ("/%61ccount", {"/%61ccount", "/account"}),
-    ("/\\account", {"/\\account", "/account"}),
-    ("/account;x=1/y", {"/account;x=1/y", "/account/y"}),
-    ("/account\x00.html", {"/account\x00.html", "/account.html", "/account"}),
-    ("http://h/account", {"/http:/h/account", "/account"}),
-    ("../../account", {"/account"}),
-])
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/account", {"/account"}),
+        ("//account/", {"/account"}),
+        ("/x/../account/.", {"/account"}),
+        ("/%61ccount", {"/%61ccount", "/account"}),
+        ("/\\account", {"/\\account", "/account"}),
+        ("/account;x=1/y", {"/account;x=1/y", "/account/y"}),
+        ("/account\x00.html", {"/account\x00.html", "/account.html", "/account"}),
+        ("http://h/account", {"/http:/h/account", "/account"}),
+        ("../../account", {"/account"}),
+    ],
+)
 def test_readings(path: str, expected: set[str]) -> None:
     assert readings(path) == expected
 
@@ -310,19 +405,22 @@ def test_asgi_route_path_strips_root_path_as_starlette_does() -> None:
     assert asgi_route_path({"path": "/other", "root_path": "/api"}) == "/other"
 
 
-@pytest.mark.parametrize(("pattern", "yes", "no"), [
-    ("/admin", ["/admin", "/admin/x", "/admin/x/y"], ["/administrator", "/", "/adm"]),
-    ("/reports/", ["/reports", "/reports/2024"], ["/reportsx"]),
-    ("/", ["/", "/anything/at/all"], []),
-    ("/admin/*", ["/admin/x", "/admin/x/y"], ["/admin", "/adminx/y"]),
-    ("/docs/*.pdf", ["/docs/a.pdf", "/docs/a.pdf/raw"], ["/docs/a.txt", "/docs/x/a.pdf"]),
-    ("/docs/**/*.pdf", ["/docs/a.pdf", "/docs/x/y/a.pdf"], ["/docs/a.txt"]),
-    ("/a/**", ["/a", "/a/b/c"], ["/ab"]),
-    ("/u/?", ["/u/1", "/u/1/x"], ["/u/12", "/u"]),
-    ("/v[12]/x", ["/v1/x", "/v2/x/y"], ["/v3/x"]),
-    ("/v[!12]/x", ["/v3/x"], ["/v1/x", "/v//x"]),
-    ("/docs//*.pdf", ["/docs/a.pdf"], ["/docs"]),
-])
+@pytest.mark.parametrize(
+    ("pattern", "yes", "no"),
+    [
+        ("/admin", ["/admin", "/admin/x", "/admin/x/y"], ["/administrator", "/", "/adm"]),
+        ("/reports/", ["/reports", "/reports/2024"], ["/reportsx"]),
+        ("/", ["/", "/anything/at/all"], []),
+        ("/admin/*", ["/admin/x", "/admin/x/y"], ["/admin", "/adminx/y"]),
+        ("/docs/*.pdf", ["/docs/a.pdf", "/docs/a.pdf/raw"], ["/docs/a.txt", "/docs/x/a.pdf"]),
+        ("/docs/**/*.pdf", ["/docs/a.pdf", "/docs/x/y/a.pdf"], ["/docs/a.txt"]),
+        ("/a/**", ["/a", "/a/b/c"], ["/ab"]),
+        ("/u/?", ["/u/1", "/u/1/x"], ["/u/12", "/u"]),
+        ("/v[12]/x", ["/v1/x", "/v2/x/y"], ["/v3/x"]),
+        ("/v[!12]/x", ["/v3/x"], ["/v1/x", "/v//x"]),
+        ("/docs//*.pdf", ["/docs/a.pdf"], ["/docs"]),
+    ],
+)
 def test_patterns_match_whole_segments(pattern: str, yes: list[str], no: list[str]) -> None:
     patterns = PathPatterns([pattern])
     for path in yes:
@@ -369,20 +467,24 @@ def test_route_warnings_for_flask_and_starlette_apps() -> None:
     flask.add_url_rule("/admin/<int:uid>", "user", lambda uid: "u")
     assert check_flask(flask, ["/admin/*"]) == [
         "route '/admin' is not protected, though protect has '/admin/*', which protects "
-        "'/admin/x'; protect it too, or declare it public"]
+        "'/admin/x'; protect it too, or declare it public"
+    ]
 
     async def view(request: Any) -> PlainTextResponse:
         return PlainTextResponse("x")
 
-    star = Starlette(routes=[Route("/admin", view),
-                             Mount("/admin", routes=[Route("/{uid}", view)])])
+    star = Starlette(
+        routes=[Route("/admin", view), Mount("/admin", routes=[Route("/{uid}", view)])]
+    )
     assert check_starlette(star, ["/admin/*"]) == [
         "route '/admin' is not protected, though protect has '/admin/*', which protects "
-        "'/admin/x'; protect it too, or declare it public"]
+        "'/admin/x'; protect it too, or declare it public"
+    ]
     assert check_starlette(star, ["/admin"]) == []
 
 
 # -- the route-level checks: a route the patterns miss fails closed ------------------------------
+
 
 def test_flask_view_decorator_refuses_what_the_middleware_did_not_verify() -> None:
     from flask import Flask
@@ -403,7 +505,8 @@ def test_flask_view_decorator_refuses_what_the_middleware_did_not_verify() -> No
         return marker("account")
 
     app.wsgi_app = SMS2FAMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, _settings(), protect=["/account"], identify=path_apps.identify)
+        app.wsgi_app, _settings(), protect=["/account"], identify=path_apps.identify
+    )
     client = app.test_client()
     assert client.get("/account/settings", headers={"X-User": "alice"}).status_code == 401
     missed_response = client.get("/missed", headers={"X-User": "alice"})
@@ -431,7 +534,10 @@ def test_starlette_decorator_and_dependency_refuse_what_the_middleware_did_not_v
 
     app = SMS2FAMiddleware(
         Starlette(routes=[Route("/missed", missed), Route("/missed-too", missed_too)]),
-        _settings(), protect=["/account"], identify=path_apps.identify)
+        _settings(),
+        protect=["/account"],
+        identify=path_apps.identify,
+    )
     with TestClient(app) as client:
         for path in ("/missed", "/missed-too"):
             response = client.get(path, headers={"X-User": "alice"})

@@ -27,8 +27,7 @@ NUMBER = "+12065550123"
 
 
 def settings(**overrides: Any) -> Settings:
-    return Settings(secret_key="policy-test-secret-0123456789", sms_backend="console",
-                    **overrides)
+    return Settings(secret_key="policy-test-secret-0123456789", sms_backend="console", **overrides)
 
 
 class FakeClock:
@@ -45,8 +44,14 @@ class FakeClock:
 
 
 def test_send_budgets_are_named_values_with_their_own_keys() -> None:
-    s = settings(resend_cooldown=30, recipient_send_limit=5, recipient_send_window=600,
-                 address_send_limit=20, address_send_window=900, global_send_limit=1000)
+    s = settings(
+        resend_cooldown=30,
+        recipient_send_limit=5,
+        recipient_send_window=600,
+        address_send_limit=20,
+        address_send_window=900,
+        global_send_limit=1000,
+    )
     budgets = send_budgets(s, Keys(), "alice", NUMBER, "203.0.113.9", parts=2)
     assert budgets == [
         Budget("resend_cooldown", "cooldown:alice", 1, 30, 1, cooldown=True),
@@ -134,7 +139,8 @@ class FakeTime:
 
 
 def test_a_blocking_wait_sleeps_and_spins_only_the_last_millisecond(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     fake = FakeTime()
     monkeypatch.setattr(timing, "time", fake)
     timing.wait(fake.now + 0.050)

@@ -39,10 +39,10 @@ EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 class Worker:
     """One process's middleware around the test app, and a client for it."""
 
-    def __init__(self, database_url: str, fake: FakeFlowroute, framework: str = "flask",
-                 **options: Any) -> None:
-        settings = Settings(secret_key=SECRET, database_url=database_url,
-                            **fake.settings_kwargs())
+    def __init__(
+        self, database_url: str, fake: FakeFlowroute, framework: str = "flask", **options: Any
+    ) -> None:
+        settings = Settings(secret_key=SECRET, database_url=database_url, **fake.settings_kwargs())
         self.client: Any
         if framework == "flask":
             self.app, self.middleware = flask_app(dict(USERS), settings, **options)
@@ -51,8 +51,9 @@ class Worker:
             from starlette.testclient import TestClient
 
             self.app, self.middleware = starlette_app(dict(USERS), settings, [], **options)
-            self.client = TestClient(self.app, raise_server_exceptions=False,
-                                     follow_redirects=False)
+            self.client = TestClient(
+                self.app, raise_server_exceptions=False, follow_redirects=False
+            )
 
     def get(self, path: str, user: str, cookie: str, **headers: str) -> Any:
         return self.client.get(path, headers={"X-User": user, "Cookie": cookie, **headers})
@@ -81,8 +82,9 @@ def framework(request: pytest.FixtureRequest) -> str:
 
 
 @contextmanager
-def workers(direct: str, proxied: str, fake: FakeFlowroute,
-            **options: Any) -> Iterator[tuple[Worker, Any]]:
+def workers(
+    direct: str, proxied: str, fake: FakeFlowroute, **options: Any
+) -> Iterator[tuple[Worker, Any]]:
     made: list[Worker] = []
 
     def worker(through_proxy: bool = True, **more: Any) -> Worker:
@@ -97,7 +99,8 @@ def workers(direct: str, proxied: str, fake: FakeFlowroute,
 
 
 def test_a_worker_started_while_postgres_is_away_accepts_no_session(
-        fake: FakeFlowroute, framework: str) -> None:
+    fake: FakeFlowroute, framework: str
+) -> None:
     """A logged out this device; B starts during an outage, so it never read the
     revocations: it must not accept that session (nor any other: it cannot know), and
     answers 503 with Retry-After, as when the store is down. Once the database is back,
@@ -123,14 +126,17 @@ def test_a_worker_started_while_postgres_is_away_accepts_no_session(
 
 
 def test_a_worker_whose_refresh_fails_stops_accepting_sessions(
-        fake: FakeFlowroute, framework: str) -> None:
+    fake: FakeFlowroute, framework: str
+) -> None:
     """B has read the revocations, then loses the database; A logs alice out meanwhile.
     Once what B knows is older than revocation_interval (and a second), B accepts no session
     (503) -- before, it went on accepting the revoked one for as long as the outage lasted."""
     with private_postgres("outage") as url:
         proxy, proxied = PausableProxy.to(url)
-        with workers(url, proxied, fake, framework=framework,
-                     revocation_interval=0.5) as (a, worker):
+        with workers(url, proxied, fake, framework=framework, revocation_interval=0.5) as (
+            a,
+            worker,
+        ):
             b = worker()
             session = a.cookie("alice")
             assert b.get("/account", "alice", session).status_code == 200
@@ -147,14 +153,17 @@ def test_a_worker_whose_refresh_fails_stops_accepting_sessions(
 
 
 def test_a_revoke_during_an_outage_holds_here_at_once_and_raises(
-        fake: FakeFlowroute, framework: str) -> None:
+    fake: FakeFlowroute, framework: str
+) -> None:
     """While B still trusts what it read (within revocation_interval), the database goes
     away and B logs a device out, then a user: the write fails and says so (the app's
     logout view gets the error), but B refuses those sessions at once."""
     with private_postgres("outage") as url:
         proxy, proxied = PausableProxy.to(url)
-        with workers(url, proxied, fake, framework=framework,
-                     revocation_interval=60) as (_, worker):
+        with workers(url, proxied, fake, framework=framework, revocation_interval=60) as (
+            _,
+            worker,
+        ):
             b = worker()
             device, other_device, bob = b.cookie("alice"), b.cookie("alice"), b.cookie("bob")
             assert b.get("/account", "alice", device).status_code == 200
@@ -182,8 +191,12 @@ sys.stdin.read()  # until the test closes our stdin
 @contextmanager
 def sqlite_locked(path: Path) -> Iterator[None]:
     """Another process holds the SQLite file locked (past any busy timeout) meanwhile."""
-    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
         yield
@@ -221,8 +234,10 @@ def test_sqlite_held_locked_by_another_process(tmp_path: Path, fake: FakeFlowrou
 
 # -- logout edge cases ---------------------------------------------------------------------------
 
-def test_logouts_with_made_up_session_ids_store_nothing(tmp_path: Path,
-                                                        fake: FakeFlowroute) -> None:
+
+def test_logouts_with_made_up_session_ids_store_nothing(
+    tmp_path: Path, fake: FakeFlowroute
+) -> None:
     """Anonymous "log out this device" requests with well-formed but made-up cookies: none
     may become a revocation row (each would be loaded by every worker); a real session's
     logout still reaches the other workers."""
@@ -255,7 +270,8 @@ def test_any_auth_id_can_be_revoked(tmp_path: Path, fake: FakeFlowroute) -> None
 
 
 def test_a_planted_cookie_of_the_same_name_does_not_hide_the_real_one(
-        tmp_path: Path, fake: FakeFlowroute) -> None:
+    tmp_path: Path, fake: FakeFlowroute
+) -> None:
     """With cookie_domain set the session cookie has no __Host- prefix, so a sibling
     subdomain can plant one of the same name (with a longer Path, the browser sends it
     first): the verified user must still get through, not loop through the challenge."""
@@ -268,19 +284,24 @@ def test_a_planted_cookie_of_the_same_name_does_not_hide_the_real_one(
 
 
 def test_the_challenge_cookies_keep_host_prefix_with_a_cookie_domain(
-        tmp_path: Path, fake: FakeFlowroute) -> None:
+    tmp_path: Path, fake: FakeFlowroute
+) -> None:
     """The challenge's CSRF cookie is set and read by one host: __Host- (no Domain) on https
     even when cookie_domain shares the session cookie, so it cannot be planted either."""
     url = f"sqlite:///{tmp_path / 'sms2fa.db'}"
     with workers(url, url, fake, cookie_domain="example.com") as (a, _):
-        page = a.client.get("/account", base_url="https://example.com",
-                            headers={"X-User": "alice", "Accept": "text/html",
-                                     "Sec-Fetch-Mode": "navigate"})
+        page = a.client.get(
+            "/account",
+            base_url="https://example.com",
+            headers={"X-User": "alice", "Accept": "text/html", "Sec-Fetch-Mode": "navigate"},
+        )
         assert page.status_code in (200, 303), page.text[:300]
         if page.status_code == 303:
-            page = a.client.get(page.headers["Location"], base_url="https://example.com",
-                                headers={"X-User": "alice", "Accept": "text/html",
-                                         "Sec-Fetch-Mode": "navigate"})
+            page = a.client.get(
+                page.headers["Location"],
+                base_url="https://example.com",
+                headers={"X-User": "alice", "Accept": "text/html", "Sec-Fetch-Mode": "navigate"},
+            )
         csrf = [c for c in page.headers.getlist("Set-Cookie") if "_csrf=" in c]
         assert csrf and all(c.startswith("__Host-sms2fa_csrf=") for c in csrf), csrf
         assert not any("Domain" in c for c in csrf)

@@ -48,7 +48,8 @@ def _signalled(sessions: Sessions, timeout: float = 5.0) -> bool:
 
 @pytest.mark.parametrize("revoke", ["auth_id", "session"])
 def test_a_revocation_reaches_another_worker_before_its_next_request(
-        make_verifier: Callable[..., Verifier], revoke: str) -> None:
+    make_verifier: Callable[..., Verifier], revoke: str
+) -> None:
     here, there = _worker(make_verifier), _worker(make_verifier)
     cookie = f"sms2fa={here.issue(ALICE)}"
     assert _request(here, cookie) and _request(there, cookie)
@@ -66,4 +67,3 @@ def test_a_revocation_reaches_another_worker_before_its_next_request(
     assert not _request(here, cookie)
     assert _signalled(there)  # today: not before revocation_interval (an hour here)
     assert not _request(there, cookie)
-

@@ -18,34 +18,51 @@ from sms2fa_middleware.starlette import check_routes as check_starlette
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DJANGO = ROOT / "examples" / "django_app"
 
-CATALOG = ["/", "/catalog", "/catalog/books", "/catalog/book/x", "/catalog/authors",
-           "/catalog/author/x", "/catalog/book/create", "/catalog/book/x/update",
-           "/catalog/author/create", "/catalog/author/x/update", "/admin", "/admin/users/x"]
+CATALOG = [
+    "/",
+    "/catalog",
+    "/catalog/books",
+    "/catalog/book/x",
+    "/catalog/authors",
+    "/catalog/author/x",
+    "/catalog/book/create",
+    "/catalog/book/x/update",
+    "/catalog/author/create",
+    "/catalog/author/x/update",
+    "/admin",
+    "/admin/users/x",
+]
 
 
-@pytest.mark.parametrize(("pattern", "route", "protected"), [
-    ("/admin/*", "/admin", "/admin/x"),              # the area's own page
-    ("/admin/**/*", "/admin", "/admin/x"),
-    ("/api/*/admin/*", "/api/v1/admin", "/api/v1/admin/x"),
-    ("/u/??", "/u", "/u/xx"),
-    ("/files/secret-*.pdf", "/files/secret-notes", "/files/secret-x.pdf"),  # literal head
-    ("/v[12]/x", "/v3/x", "/v1/x"),
-    ("/report[0-9]", "/reports", "/report0"),
-])
+@pytest.mark.parametrize(
+    ("pattern", "route", "protected"),
+    [
+        ("/admin/*", "/admin", "/admin/x"),  # the area's own page
+        ("/admin/**/*", "/admin", "/admin/x"),
+        ("/api/*/admin/*", "/api/v1/admin", "/api/v1/admin/x"),
+        ("/u/??", "/u", "/u/xx"),
+        ("/files/secret-*.pdf", "/files/secret-notes", "/files/secret-x.pdf"),  # literal head
+        ("/v[12]/x", "/v3/x", "/v1/x"),
+        ("/report[0-9]", "/reports", "/report0"),
+    ],
+)
 def test_a_near_miss_is_reported(pattern: str, route: str, protected: str) -> None:
     assert near_miss(pattern, route) == protected
 
 
-@pytest.mark.parametrize(("pattern", "route"), [
-    ("/catalog/*/create", "/catalog/books"),         # beside the match: no reading of it
-    ("/catalog/*/create", "/catalog"),
-    ("/catalog/*/*/update", "/catalog/book/x"),
-    ("/docs/*.pdf", "/docs"),                        # a listing, not the PDFs
-    ("/v[12]/x", "/videos"),
-    ("/admin/?", "/admin/users"),
-    ("/admin", "/administrator"),                    # plain patterns cover all below
-    ("/*", "/"),                                     # the home page
-])
+@pytest.mark.parametrize(
+    ("pattern", "route"),
+    [
+        ("/catalog/*/create", "/catalog/books"),  # beside the match: no reading of it
+        ("/catalog/*/create", "/catalog"),
+        ("/catalog/*/*/update", "/catalog/book/x"),
+        ("/docs/*.pdf", "/docs"),  # a listing, not the PDFs
+        ("/v[12]/x", "/videos"),
+        ("/admin/?", "/admin/users"),
+        ("/admin", "/administrator"),  # plain patterns cover all below
+        ("/*", "/"),  # the home page
+    ],
+)
 def test_what_is_no_near_miss(pattern: str, route: str) -> None:
     assert near_miss(pattern, route) is None
 
@@ -54,8 +71,10 @@ def test_public_pages_beside_a_protected_glob_are_not_reported() -> None:
     protect = ["/catalog/*/create", "/catalog/*/*/update", "/admin"]
     assert route_warnings(CATALOG, protect) == []
     warnings = route_warnings(CATALOG, ["/catalog/*/create", "/admin/*"])
-    assert warnings == ["route '/admin' is not protected, though protect has '/admin/*', "
-                        "which protects '/admin/x'; protect it too, or declare it public"]
+    assert warnings == [
+        "route '/admin' is not protected, though protect has '/admin/*', "
+        "which protects '/admin/x'; protect it too, or declare it public"
+    ]
     assert route_warnings(CATALOG, ["/catalog/*/create", "/admin/*"], public=["/admin"]) == []
     # public silences the warning only: a protected route still counts as a match
     assert route_warnings(["/admin/x"], ["/admin/*"], public=["/admin"]) == []
@@ -65,8 +84,14 @@ def flask_app(protect: list[str] | None = None) -> Any:
     from flask import Blueprint, Flask
 
     app = Flask("sms2fa_audit")
-    for rule in ("/", "/catalog/", "/catalog/books/", "/catalog/book/<int:pk>",
-                 "/catalog/book/create/", "/catalog/book/<int:pk>/update/"):
+    for rule in (
+        "/",
+        "/catalog/",
+        "/catalog/books/",
+        "/catalog/book/<int:pk>",
+        "/catalog/book/create/",
+        "/catalog/book/<int:pk>/update/",
+    ):
         app.add_url_rule(rule, rule, lambda **kw: "x")
     admin = Blueprint("admin", "admin", url_prefix="/admin")
     admin.add_url_rule("/", "index", lambda: "x")
@@ -82,7 +107,8 @@ def test_flask_routes_and_blueprints() -> None:
     assert check_routes(app, ["/catalog/*/create", "/catalog/*/*/update", "/admin"]) == []
     assert check_routes(app, ["/catalog/*/create", "/admin/*"]) == [
         "route '/admin/' is not protected, though protect has '/admin/*', which protects "
-        "'/admin/x'; protect it too, or declare it public"]
+        "'/admin/x'; protect it too, or declare it public"
+    ]
     assert check_routes(app, ["/catalog/*/create", "/admin/*"], public=["/admin"]) == []
 
 
@@ -102,9 +128,9 @@ def fastapi_app() -> Any:
     admin.add_api_route("", lambda: "x", methods=["GET"])
     users = APIRouter(prefix="/users")
     users.add_api_route("/{uid}", lambda uid: "x", methods=["GET"])
-    admin.include_router(users)                       # nested: /admin/users/{uid}
+    admin.include_router(users)  # nested: /admin/users/{uid}
     app.include_router(catalog)
-    app.include_router(admin, prefix="/v2")           # /v2/admin, /v2/admin/users/{uid}
+    app.include_router(admin, prefix="/v2")  # /v2/admin, /v2/admin/users/{uid}
     app.mount("/files", Mount("", routes=[Route("/report", view)]))
     app.mount("/static", view)  # an app whose routes cannot be read: what is below it
     return app
@@ -114,13 +140,21 @@ def test_fastapi_included_routers_are_enumerated() -> None:
     from sms2fa_middleware.starlette import check_routes, route_paths
 
     app = fastapi_app()
-    assert {"/catalog/", "/catalog/books", "/catalog/book/x/update", "/v2/admin",
-            "/v2/admin/users/x", "/files/report"} <= set(route_paths(app.routes))
-    assert check_routes(app, ["/catalog/*/create", "/catalog/*/*/update", "/v2/admin",
-                              "/files"]) == []
+    assert {
+        "/catalog/",
+        "/catalog/books",
+        "/catalog/book/x/update",
+        "/v2/admin",
+        "/v2/admin/users/x",
+        "/files/report",
+    } <= set(route_paths(app.routes))
+    assert (
+        check_routes(app, ["/catalog/*/create", "/catalog/*/*/update", "/v2/admin", "/files"]) == []
+    )
     assert check_routes(app, ["/catalog/*/create", "/v2/admin/*"]) == [
         "route '/v2/admin' is not protected, though protect has '/v2/admin/*', which "
-        "protects '/v2/admin/x'; protect it too, or declare it public"]
+        "protects '/v2/admin/x'; protect it too, or declare it public"
+    ]
     assert check_routes(app, ["/static/*"]) == []  # /static itself is not its route
 
 
@@ -134,7 +168,8 @@ def test_a_route_entry_without_a_path_is_reported_not_skipped() -> None:
     app = Starlette(routes=[Opaque()])
     assert check_starlette(app, ["/admin"]) == [
         "protect pattern '/admin' matches no route",
-        "a route entry of type Opaque has no path: its routes were not checked"]
+        "a route entry of type Opaque has no path: its routes were not checked",
+    ]
 
 
 # -- sms2fa check-routes: the exit status CI reads -----------------------------------------------
@@ -158,21 +193,31 @@ APPS = """
 """
 
 
-def check_routes_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-                     ) -> subprocess.CompletedProcess[str]:
+def check_routes_cli(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     import os
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SMS2FA_")}
     environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")])
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "sms2fa_middleware", "check-routes", *args],
-                          cwd=cwd, env=environ, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "sms2fa_middleware", "check-routes", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def apps_dir(tmp_path: Path) -> Path:
-    (tmp_path / "audit_apps.py").write_text(textwrap.dedent(APPS).format(
-        tests=str(ROOT / "tests"), db=str(tmp_path / "sms2fa.db")))
+    (tmp_path / "audit_apps.py").write_text(
+        textwrap.dedent(APPS).format(tests=str(ROOT / "tests"), db=str(tmp_path / "sms2fa.db"))
+    )
     return tmp_path
 
 
@@ -182,7 +227,8 @@ def test_cli_exit_status_for_flask(apps_dir: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines() == [
         "route '/admin/' is not protected, though protect has '/admin/*', which protects "
-        "'/admin/x'; protect it too, or declare it public"]
+        "'/admin/x'; protect it too, or declare it public"
+    ]
     done = check_routes_cli("audit_apps:flask", "--public", "/admin", cwd=apps_dir)
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
 
@@ -203,12 +249,15 @@ def test_cli_exit_status_for_fastapi(apps_dir: Path) -> None:
 
 
 def test_cli_exit_status_for_django(tmp_path: Path) -> None:
-    env = {"DJANGO_SETTINGS_MODULE": "project.settings",
-           "DJANGO_DB_PATH": str(tmp_path / "django.db"),
-           "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'sms2fa.db'}"}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_DB_PATH": str(tmp_path / "django.db"),
+        "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'sms2fa.db'}",
+    }
     done = check_routes_cli("project.wsgi:application", cwd=EXAMPLE_DJANGO, env=env)
     assert (done.returncode, done.stdout) == (0, ""), done.stderr  # the example's SMS2FA
-    done = check_routes_cli("project.asgi:application", "--protect", "/account/*",
-                            cwd=EXAMPLE_DJANGO, env=env)
+    done = check_routes_cli(
+        "project.asgi:application", "--protect", "/account/*", cwd=EXAMPLE_DJANGO, env=env
+    )
     assert done.returncode == 1, done.stderr
     assert done.stdout.startswith("route '/account/' is not protected")

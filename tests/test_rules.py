@@ -44,10 +44,16 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
 
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     assert scope["type"] == "http"
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body",
-                "body": f"app {scope['method']} {scope['path']}".encode()})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
+    await send(
+        {"type": "http.response.body", "body": f"app {scope['method']} {scope['path']}".encode()}
+    )
 
 
 class Browser:
@@ -82,8 +88,13 @@ class Browser:
         else:
             self.client.cookies.set(name, value, path="/")
 
-    def call(self, method: str, url: str, headers: dict[str, str] | None = None,
-             data: dict[str, str] | None = None) -> tuple[int, Any, str]:
+    def call(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> tuple[int, Any, str]:
         headers = {"x-user": "alice", **(headers or {})}
         if self.kind == "wsgi":
             response = self.client.open(url, method=method, headers=headers, data=data)
@@ -113,8 +124,11 @@ def test_step_up_on_a_post_only_rule(browser: Browser, fake_flowroute: FakeFlowr
     # POST /account/delete demands a code at most 300 s old: the challenge again.
     form = {"confirm": "yes"}
     status, headers, _ = browser.call(
-        "POST", "/account/delete", {**PAGE, "referer": f"{browser.origin}/account",
-                                    "origin": browser.origin}, form)
+        "POST",
+        "/account/delete",
+        {**PAGE, "referer": f"{browser.origin}/account", "origin": browser.origin},
+        form,
+    )
     assert status == 303
     challenge = _location_path(headers)
     assert challenge.startswith("/sms2fa/challenge?max_age=300&next=%2Faccount"), challenge
@@ -127,18 +141,23 @@ def test_step_up_on_a_post_only_rule(browser: Browser, fake_flowroute: FakeFlowr
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token is not None
     status, headers, _ = browser.call(
-        "POST", "/sms2fa/challenge?max_age=300", {**PAGE, "origin": browser.origin},
-        {"csrf_token": token.group(1), "next": "/account", "code": code})
+        "POST",
+        "/sms2fa/challenge?max_age=300",
+        {**PAGE, "origin": browser.origin},
+        {"csrf_token": token.group(1), "next": "/account", "code": code},
+    )
     assert status == 303 and _location_path(headers) == "/account"  # 303 back, not re-posted
 
     # A fresh cookie was issued: the delete now goes through.
-    status, _, body = browser.call("POST", "/account/delete", {**PAGE, "origin": browser.origin},
-                                   form)
+    status, _, body = browser.call(
+        "POST", "/account/delete", {**PAGE, "origin": browser.origin}, form
+    )
     assert (status, body) == (200, "app POST /account/delete")
 
 
-def test_wrong_code_on_step_up_shows_the_page_again(browser: Browser,
-                                                    fake_flowroute: FakeFlowroute) -> None:
+def test_wrong_code_on_step_up_shows_the_page_again(
+    browser: Browser, fake_flowroute: FakeFlowroute
+) -> None:
     browser.verified(TEN_MINUTES_MS)
     status, headers, _ = browser.call("DELETE", "/account/delete", PAGE)
     assert status == 303
@@ -148,8 +167,11 @@ def test_wrong_code_on_step_up_shows_the_page_again(browser: Browser,
     code = fake_flowroute.last_code(ALICE.recipient or "")
     wrong = "0" * len(code) if code != "0" * len(code) else "1" * len(code)
     status, _, page = browser.call(
-        "POST", "/sms2fa/challenge?max_age=300", {**PAGE, "origin": browser.origin},
-        {"csrf_token": token.group(1), "next": "/account", "code": wrong})
+        "POST",
+        "/sms2fa/challenge?max_age=300",
+        {**PAGE, "origin": browser.origin},
+        {"csrf_token": token.group(1), "next": "/account", "code": wrong},
+    )
     assert status == 400 and 'name="code"' in page  # not a redirect back to the app
 
 
@@ -170,18 +192,24 @@ def test_get_to_a_post_only_rule_passes_unverified(browser: Browser) -> None:
     assert status == 401
 
 
-def test_api_client_gets_the_rfc_9470_challenge(browser: Browser,
-                                                fake_flowroute: FakeFlowroute) -> None:
+def test_api_client_gets_the_rfc_9470_challenge(
+    browser: Browser, fake_flowroute: FakeFlowroute
+) -> None:
     browser.verified(TEN_MINUTES_MS)
     status, headers, body = browser.call("POST", "/account/delete", API)
     assert status == 401
-    challenges = headers.getlist("www-authenticate") if browser.kind == "wsgi" \
+    challenges = (
+        headers.getlist("www-authenticate")
+        if browser.kind == "wsgi"
         else headers.get_list("www-authenticate")
+    )
     assert 'SMS2FA challenge="/sms2fa/challenge"' in challenges
     bearer = [c for c in challenges if c.startswith("Bearer ")]
-    assert bearer == ['Bearer error="insufficient_user_authentication", '
-                      'error_description="More recent authentication is required", '
-                      'max_age=300'], challenges
+    assert bearer == [
+        'Bearer error="insufficient_user_authentication", '
+        'error_description="More recent authentication is required", '
+        "max_age=300"
+    ], challenges
     data = json.loads(body)
     assert data["max_age"] == 300 and data["reason"] == "VerificationRequired"
     assert data["challenge"].startswith("/sms2fa/challenge?max_age=300")
@@ -194,24 +222,36 @@ def test_api_client_gets_the_rfc_9470_challenge(browser: Browser,
 @pytest.fixture(scope="module")
 def guard(tmp_path_factory: pytest.TempPathFactory) -> Guard:
     url = f"sqlite:///{tmp_path_factory.mktemp('rules') / 'r.db'}"
-    settings = Settings(secret_key="rules-tests-" * 4, database_url=url, sms_backend="console",
-                        development=True)
-    return Guard(settings, protect=[
-        "/account",
-        {"path": "/account/delete", "methods": ["POST", "DELETE"], "max_age": 300},
-        {"path": "/account/*", "methods": ["DELETE"], "max_age": 60},  # stricter, DELETE only
-        {"path": "/reports", "methods": ["POST"]},
-        {"path": "/admin", "max_age": 600},
-    ], exclude=["/admin/open"])
+    settings = Settings(
+        secret_key="rules-tests-" * 4, database_url=url, sms_backend="console", development=True
+    )
+    return Guard(
+        settings,
+        protect=[
+            "/account",
+            {"path": "/account/delete", "methods": ["POST", "DELETE"], "max_age": 300},
+            {"path": "/account/*", "methods": ["DELETE"], "max_age": 60},  # stricter, DELETE only
+            {"path": "/reports", "methods": ["POST"]},
+            {"path": "/admin", "max_age": 600},
+        ],
+        exclude=["/admin/open"],
+    )
 
 
 # Ages clear of the rules' bounds (60, 300, 600 s): the clock moves while the test runs.
-COOKIE_AGES = {"none": None, "fresh": 0, "30 s": 30_000, "2 minutes": 120_000,
-               "9 minutes": 540_000, "20 minutes": 1_200_000}
+COOKIE_AGES = {
+    "none": None,
+    "fresh": 0,
+    "30 s": 30_000,
+    "2 minutes": 120_000,
+    "9 minutes": 540_000,
+    "20 minutes": 1_200_000,
+}
 
 
-def _expected(path: str, method: str, who: Identity | None,
-              age: int | None) -> tuple[bool, int | None]:
+def _expected(
+    path: str, method: str, who: Identity | None, age: int | None
+) -> tuple[bool, int | None]:
     """(to the app, the max_age a DENY carries), by the rules as the README states them."""
     rules: list[tuple[frozenset[str] | None, int | None]] = []
     if path.startswith("/account"):
@@ -224,8 +264,9 @@ def _expected(path: str, method: str, who: Identity | None,
         rules.append((frozenset({"POST"}), None))
     if path.startswith("/admin") and path != "/admin/open":
         rules.append((None, 600))
-    covering = [a for m, a in rules if m is None or method in m or (
-        method == "HEAD" and "GET" in m)]
+    covering = [
+        a for m, a in rules if m is None or method in m or (method == "HEAD" and "GET" in m)
+    ]
     if not covering:
         return True, None
     ages = [a for a in covering if a is not None]
@@ -238,16 +279,26 @@ def _expected(path: str, method: str, who: Identity | None,
 
 
 def test_decision_table(guard: Guard) -> None:
-    paths = ["/", "/account", "/account/delete", "/account/other", "/reports", "/admin",
-             "/admin/x", "/admin/open"]
+    paths = [
+        "/",
+        "/account",
+        "/account/delete",
+        "/account/other",
+        "/reports",
+        "/admin",
+        "/admin/x",
+        "/admin/open",
+    ]
     methods = ["GET", "HEAD", "POST", "DELETE", "PUT"]
     checked = 0
     name = guard.cookie_for(True)
-    for path, method, who, age in itertools.product(paths, methods, (None, ALICE),
-                                                    COOKIE_AGES):
+    for path, method, who, age in itertools.product(paths, methods, (None, ALICE), COOKIE_AGES):
         issued = COOKIE_AGES[age]
-        cookie = "" if issued is None else \
-            f"{name}={guard.signer.issue(ALICE, int(time.time() * 1000) - issued)}"
+        cookie = (
+            ""
+            if issued is None
+            else f"{name}={guard.signer.issue(ALICE, int(time.time() * 1000) - issued)}"
+        )
         kind = guard.remember(path, path)
         max_age = None
         if kind == RULED:
@@ -262,7 +313,12 @@ def test_decision_table(guard: Guard) -> None:
             assert verdict.to_app, (path, method, who, age)
         else:
             assert verdict == Verdict(False, who, answer=Answer.DENY, max_age=deny_age), (
-                path, method, who, age, verdict)
+                path,
+                method,
+                who,
+                age,
+                verdict,
+            )
         checked += 1
     assert checked == 8 * 5 * 2 * 6
 
@@ -276,14 +332,20 @@ def test_hot_path_is_one_lookup_for_unruled_paths(guard: Guard) -> None:
 
 
 def test_rules_from_a_mapping_and_their_errors() -> None:
-    options = GuardOptions.from_mapping({"protect": [
-        "/a", {"path": "/b", "methods": "post", "max_age": 30}, {"path": "/c"}]})
+    options = GuardOptions.from_mapping(
+        {"protect": ["/a", {"path": "/b", "methods": "post", "max_age": 30}, {"path": "/c"}]}
+    )
     assert options.protect == ("/a", "/c")  # a rule that says no more than a path is one
     assert options.rules == (Rule("/b", frozenset({"POST"}), 30),)
     assert GuardOptions(protect=[Rule("/x", max_age=5)]).rules == (Rule("/x", None, 5),)
-    for bad in ({"path": "/b", "max_age": 0}, {"path": "/b", "max_age": "5"},
-                {"path": "/b", "methods": []}, {"methods": ["GET"]},
-                {"path": "/b", "method": ["GET"]}, 5):
+    for bad in (
+        {"path": "/b", "max_age": 0},
+        {"path": "/b", "max_age": "5"},
+        {"path": "/b", "methods": []},
+        {"methods": ["GET"]},
+        {"path": "/b", "method": ["GET"]},
+        5,
+    ):
         with pytest.raises(ValueError):
             GuardOptions(protect=["/a", bad])
 
@@ -308,23 +370,36 @@ def test_django_step_up(request: pytest.FixtureRequest, fake_flowroute: FakeFlow
     guard = installed().guard
     user = get_user_model().objects.get(username=DJANGO_ALICE)
     client.cookies[guard.cookie_for(False)] = guard.signer.issue(
-        Identity(str(user.pk), ALICE_PHONE), int(time.time() * 1000) - TEN_MINUTES_MS)
+        Identity(str(user.pk), ALICE_PHONE), int(time.time() * 1000) - TEN_MINUTES_MS
+    )
 
     page = client.get("/account/", headers=HTML)
     assert page.status_code == 200 and MARKER in page.text  # verified 10 minutes ago: fine
     api = client.post("/account/", headers={"accept": "application/json"})
     assert api.status_code == 401 and api.json()["max_age"] == 300
     assert "insufficient_user_authentication" in str(api.headers)
-    posted = client.post("/account/", _form({"note": "x"}), FORM,
-                         headers={**HTML, "host": "testserver",
-                                  "referer": "http://testserver/account/"})
+    posted = client.post(
+        "/account/",
+        _form({"note": "x"}),
+        FORM,
+        headers={**HTML, "host": "testserver", "referer": "http://testserver/account/"},
+    )
     assert posted.status_code == 303
     assert posted["location"] == "/sms2fa/challenge?max_age=300&next=%2Faccount%2F"
     challenge = client.get(posted["location"], headers=HTML)
     assert challenge.status_code == 200
-    done = client.post("/sms2fa/challenge?max_age=300", _form({
-        "csrf_token": _csrf(challenge.text), "next": "/account/",
-        "code": fake_flowroute.last_code(ALICE_PHONE)}), FORM, headers=HTML)
+    done = client.post(
+        "/sms2fa/challenge?max_age=300",
+        _form(
+            {
+                "csrf_token": _csrf(challenge.text),
+                "next": "/account/",
+                "code": fake_flowroute.last_code(ALICE_PHONE),
+            }
+        ),
+        FORM,
+        headers=HTML,
+    )
     assert done.status_code == 303 and done["location"] == "/account/"
     again = client.post("/account/", _form({"note": "x"}), FORM, headers=HTML)
     assert again.status_code == 200 and MARKER in again.text

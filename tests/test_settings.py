@@ -69,13 +69,20 @@ def test_settings_are_frozen_and_replace_validates_again() -> None:
 
 
 def test_secrets_are_not_in_repr() -> None:
-    s = Settings(secret_key=KEY, api_token="api-token-value-xyz-0123456789abcdef",
-                 flowroute_access_key="access-value-xyz",
-                 flowroute_secret_key="flowroute-secret-value-xyz",
-                 flowroute_number="12065550100")
+    s = Settings(
+        secret_key=KEY,
+        api_token="api-token-value-xyz-0123456789abcdef",
+        flowroute_access_key="access-value-xyz",
+        flowroute_secret_key="flowroute-secret-value-xyz",
+        flowroute_number="12065550100",
+    )
     text = repr(s) + str(s)
-    for secret in (KEY, "api-token-value-xyz-0123456789abcdef", "access-value-xyz",
-                   "flowroute-secret-value-xyz"):
+    for secret in (
+        KEY,
+        "api-token-value-xyz-0123456789abcdef",
+        "access-value-xyz",
+        "flowroute-secret-value-xyz",
+    ):
         assert secret not in text
     assert "12065550100" in text  # not a secret: the sender's own number
 
@@ -166,8 +173,7 @@ def test_from_env_ignores_empty_variables() -> None:
 
 
 def test_keyword_arguments_override_the_environment() -> None:
-    environ = {"SMS2FA_SECRET_KEY": KEY, "SMS2FA_CODE_LENGTH": "8",
-               "SMS2FA_ORG_NAME": "FromEnv"}
+    environ = {"SMS2FA_SECRET_KEY": KEY, "SMS2FA_CODE_LENGTH": "8", "SMS2FA_ORG_NAME": "FromEnv"}
     s = Settings.from_env(environ, code_length=5, org_name="FromKwargs")
     assert s.code_length == 5
     assert s.org_name == "FromKwargs"
@@ -189,8 +195,9 @@ def test_keyword_arguments_override_the_environment() -> None:
         ("SMS2FA_SMS_TIMEOUT", "0.5", 1, 60),
     ],
 )
-def test_out_of_range_names_variable_and_range(variable: str, raw: str, low: int,
-                                               high: int) -> None:
+def test_out_of_range_names_variable_and_range(
+    variable: str, raw: str, low: int, high: int
+) -> None:
     with pytest.raises(ConfigurationError) as info:
         Settings.from_env({"SMS2FA_SECRET_KEY": KEY, variable: raw})
     message = str(info.value)
@@ -199,8 +206,15 @@ def test_out_of_range_names_variable_and_range(variable: str, raw: str, low: int
     assert raw in message
 
 
-@pytest.mark.parametrize("variable", ["SMS2FA_CODE_LENGTH", "SMS2FA_CODE_EXPIRATION",
-                                      "SMS2FA_RETRIES_ALLOWED", "SMS2FA_SMS_TIMEOUT"])
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "SMS2FA_CODE_LENGTH",
+        "SMS2FA_CODE_EXPIRATION",
+        "SMS2FA_RETRIES_ALLOWED",
+        "SMS2FA_SMS_TIMEOUT",
+    ],
+)
 @pytest.mark.parametrize("raw", ["six", "6.5x", "0x10", " "])
 def test_non_number_names_the_variable(variable: str, raw: str) -> None:
     with pytest.raises(ConfigurationError) as info:
@@ -217,15 +231,19 @@ def test_bad_boolean_names_the_variable() -> None:
 @pytest.mark.parametrize("raw", ["USA", "XX", "1"])
 def test_unknown_default_region_names_the_variable(raw: str) -> None:
     # The variable is deprecated (it warns first), and a bad value is still refused.
-    with pytest.raises(ConfigurationError, match="SMS2FA_DEFAULT_REGION"), \
-            pytest.warns(DeprecationWarning, match="default_region"):
+    with (
+        pytest.raises(ConfigurationError, match="SMS2FA_DEFAULT_REGION"),
+        pytest.warns(DeprecationWarning, match="default_region"),
+    ):
         Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_DEFAULT_REGION": raw})
 
 
 @pytest.mark.parametrize("raw", ["0", "false", "No", "off"])
 def test_false_booleans(raw: str) -> None:
-    assert Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_DEVELOPMENT": raw}
-                             ).development is False
+    assert (
+        Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_DEVELOPMENT": raw}).development
+        is False
+    )
 
 
 @pytest.mark.parametrize("value", ["6", 6.5, True, None])
@@ -235,9 +253,11 @@ def test_keyword_numbers_must_be_numbers(value: object) -> None:
 
 
 def test_keyword_out_of_range_names_field_and_variable() -> None:
-    with pytest.raises(ConfigurationError,
-                       match=r"code_expiration \(SMS2FA_CODE_EXPIRATION\) must be between 30 "
-                             r"and 3600"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"code_expiration \(SMS2FA_CODE_EXPIRATION\) must be between 30 "
+        r"and 3600",
+    ):
         Settings(secret_key=KEY, code_expiration=10)
 
 
@@ -267,7 +287,9 @@ def test_short_secret_key_is_refused() -> None:
 
 
 def test_development_makes_one_throw_away_key_per_machine_and_warns(
-    caplog: pytest.LogCaptureFixture, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every worker in development mode shares one key (gunicorn -w 2 must verify a code
     sent by the other worker), kept in the data directory, readable by its owner only."""
@@ -286,11 +308,16 @@ def test_development_makes_one_throw_away_key_per_machine_and_warns(
     assert any("development" in r.getMessage() for r in warnings)
     assert a.secret_key[0] not in caplog.text
     # Another process (another worker) gets the same key; another data directory another.
-    script = ("from sms2fa_middleware import Settings\n"
-              "print(Settings(development=True).secret_key[0])")
-    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           env={**os.environ, "SMS2FA_DATA_DIR": str(tmp_path / "data")},
-                           check=True)
+    script = (
+        "from sms2fa_middleware import Settings\nprint(Settings(development=True).secret_key[0])"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SMS2FA_DATA_DIR": str(tmp_path / "data")},
+        check=True,
+    )
     assert other.stdout.strip() == a.secret_key[0]
     monkeypatch.setenv("SMS2FA_DATA_DIR", str(tmp_path / "elsewhere"))
     assert Settings(development=True).secret_key != a.secret_key
@@ -363,13 +390,16 @@ def test_without_keys_production_refuses_to_fall_back_to_the_console() -> None:
     s = Settings(secret_key=KEY)
     with pytest.raises(ConfigurationError) as caught:
         sender_from_settings(s)
-    for name in ("FLOWROUTE_ACCESS_KEY", "FLOWROUTE_SECRET_KEY", "FLOWROUTE_NUMBER",
-                 "SMS2FA_SMS_BACKEND=console"):
+    for name in (
+        "FLOWROUTE_ACCESS_KEY",
+        "FLOWROUTE_SECRET_KEY",
+        "FLOWROUTE_NUMBER",
+        "SMS2FA_SMS_BACKEND=console",
+    ):
         assert name in str(caught.value)
 
 
-def test_backend_is_console_without_keys_in_development(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_backend_is_console_without_keys_in_development(caplog: pytest.LogCaptureFixture) -> None:
     s = Settings(secret_key=KEY, development=True)
     assert s.backend == "console"
     with caplog.at_level(logging.WARNING, logger="sms2fa"):
@@ -385,9 +415,15 @@ def test_console_may_be_chosen_explicitly_outside_development() -> None:
 def test_backend_can_be_forced_to_console() -> None:
     s = Settings(secret_key=KEY, sms_backend="console", **FLOWROUTE)
     assert s.backend == "console"
-    s = Settings.from_env({"SMS2FA_SECRET_KEY": KEY, "SMS2FA_SMS_BACKEND": "console",
-                           "FLOWROUTE_ACCESS_KEY": "a", "FLOWROUTE_SECRET_KEY": "b",
-                           "FLOWROUTE_NUMBER": "12065550100"})
+    s = Settings.from_env(
+        {
+            "SMS2FA_SECRET_KEY": KEY,
+            "SMS2FA_SMS_BACKEND": "console",
+            "FLOWROUTE_ACCESS_KEY": "a",
+            "FLOWROUTE_SECRET_KEY": "b",
+            "FLOWROUTE_NUMBER": "12065550100",
+        }
+    )
     assert s.backend == "console"
 
 
@@ -395,8 +431,12 @@ def test_flowroute_backend_needs_its_keys() -> None:
     with pytest.raises(ConfigurationError, match="FLOWROUTE_ACCESS_KEY"):
         Settings(secret_key=KEY, sms_backend="flowroute")
     with pytest.raises(ConfigurationError, match="FLOWROUTE_NUMBER"):
-        Settings(secret_key=KEY, sms_backend="flowroute",
-                 flowroute_access_key="a", flowroute_secret_key="b")
+        Settings(
+            secret_key=KEY,
+            sms_backend="flowroute",
+            flowroute_access_key="a",
+            flowroute_secret_key="b",
+        )
 
 
 def test_unknown_backend_is_refused() -> None:
@@ -418,8 +458,9 @@ def test_unknown_number_type_is_refused() -> None:
 # -- the database URL: one clear line at start-up ------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["not a url", "postgresql://user:hunter2@:notaport/db",
-                                 "://nothing"])
+@pytest.mark.parametrize(
+    "url", ["not a url", "postgresql://user:hunter2@:notaport/db", "://nothing"]
+)
 def test_a_malformed_database_url_is_one_clear_error_without_the_password(url: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         Settings(secret_key=KEY, database_url=url)
@@ -429,8 +470,10 @@ def test_a_malformed_database_url_is_one_clear_error_without_the_password(url: s
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("url, named", [("mysql://root@localhost/test", "'mysql'"),
-                                        ("postgresql+asyncpg://localhost/db", "psycopg")])
+@pytest.mark.parametrize(
+    "url, named",
+    [("mysql://root@localhost/test", "'mysql'"), ("postgresql+asyncpg://localhost/db", "psycopg")],
+)
 def test_an_unsupported_database_says_what_to_use(url: str, named: str) -> None:
     with pytest.raises(ConfigurationError, match="SMS2FA_DATABASE_URL") as caught:
         Settings(secret_key=KEY, database_url=url)

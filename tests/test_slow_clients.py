@@ -39,11 +39,14 @@ def _closed_within(sock: socket.socket, seconds: float) -> float | None:
     return None
 
 
-def test_two_hundred_trickling_connections_neither_stay_nor_keep_health_out(
-        tmp_path: Path) -> None:
+def test_two_hundred_trickling_connections_neither_stay_nor_keep_health_out(tmp_path: Path) -> None:
     # 200 open files: the trickling connections alone would use them all up.
-    with serve_limited({"SMS2FA_DATA_DIR": str(tmp_path)}, open_files=200,
-                       args=("--header-timeout", "2"), log_path=str(tmp_path / "log")) as base:
+    with serve_limited(
+        {"SMS2FA_DATA_DIR": str(tmp_path)},
+        open_files=200,
+        args=("--header-timeout", "2"),
+        log_path=str(tmp_path / "log"),
+    ) as base:
         result = trickle(base, connections=200, duration=15, interval=0.5, probe_every=0.25)
     assert result.opened == 200
     assert len(result.health) >= 4
@@ -53,16 +56,17 @@ def test_two_hundred_trickling_connections_neither_stay_nor_keep_health_out(
     assert result.closed_within(2 + 3) == 200, sorted(result.closed_after)[-5:]
 
 
-def test_a_kept_alive_connection_that_trickles_its_next_request_is_closed(
-        tmp_path: Path) -> None:
+def test_a_kept_alive_connection_that_trickles_its_next_request_is_closed(tmp_path: Path) -> None:
     env = {"SMS2FA_DATA_DIR": str(tmp_path), "SMS2FA_SERVE_HEADER_TIMEOUT": "1"}
     with serve_limited(env, open_files=1024) as base:
         port = int(base.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             # The deadline is for headers: a body that comes later, in its own time, is fine.
             body = b'{"auth_id": "u1", "code": "123456"}'
-            sock.sendall(b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                         b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            sock.sendall(
+                b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+            )
             time.sleep(1.6)
             sock.sendall(body)
             assert sock.recv(4096).startswith(b"HTTP/1.1 400")
@@ -72,8 +76,11 @@ def test_a_kept_alive_connection_that_trickles_its_next_request_is_closed(
 
 
 def test_the_deadline_holds_in_every_worker(tmp_path: Path) -> None:
-    env = {"SMS2FA_DATA_DIR": str(tmp_path), "SMS2FA_DEVELOPMENT": "1",
-           "SMS2FA_SERVE_HEADER_TIMEOUT": "1"}
+    env = {
+        "SMS2FA_DATA_DIR": str(tmp_path),
+        "SMS2FA_DEVELOPMENT": "1",
+        "SMS2FA_SERVE_HEADER_TIMEOUT": "1",
+    }
     with serve(env, workers=2, log_path=tmp_path / "log") as base:
         port = int(base.rsplit(":", 1)[1])
         socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(6)]

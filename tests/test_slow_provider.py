@@ -17,17 +17,23 @@ from sms2fa_middleware.testing import FakeFlowroute, verified_cookie
 
 
 def test_a_slow_provider_does_not_cap_sends_in_flight(
-        tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
+    tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
     """One worker keeps many sends in flight while each takes 0.5 s: its threads are sized for
     waiting, not for CPU (a pool of 4 would let only 4 out at a time)."""
     fake_flowroute.delay = 0.5
-    env = {**fake_flowroute.settings_env(), "SMS2FA_SECRET_KEY": SECRET,
-           "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'slow.db'}",
-           "SMS2FA_RECIPIENT_SEND_LIMIT": "0", "SMS2FA_ADDRESS_SEND_LIMIT": "0"}
+    env = {
+        **fake_flowroute.settings_env(),
+        "SMS2FA_SECRET_KEY": SECRET,
+        "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'slow.db'}",
+        "SMS2FA_RECIPIENT_SEND_LIMIT": "0",
+        "SMS2FA_ADDRESS_SEND_LIMIT": "0",
+    }
 
     def start(i: int) -> int:
-        answer = requests.post(base + "/", json={"auth_id": f"slow{i}",
-                                                 "recipient": "12065550123"}, timeout=30)
+        answer = requests.post(
+            base + "/", json={"auth_id": f"slow{i}", "recipient": "12065550123"}, timeout=30
+        )
         return answer.status_code
 
     with serve(env, workers=1) as base, ThreadPoolExecutor(24) as pool:
@@ -38,14 +44,20 @@ def test_a_slow_provider_does_not_cap_sends_in_flight(
 
 @pytest.mark.slow
 def test_verified_requests_on_asgi_never_wait_behind_slow_sends(
-        tmp_path: Path, fake_flowroute: FakeFlowroute) -> None:
+    tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
     """50 unverified navigations each send a code that takes 5 s (more than anyio's default
     pool of 40 threads); meanwhile a verified user's request, whose sync identify runs in a
     thread, answers at once."""
     fake_flowroute.delay = 5.0
-    settings = Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'asgi.db'}",
-                        resend_cooldown=0, recipient_send_limit=0, address_send_limit=0,
-                        **fake_flowroute.settings_kwargs())
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'asgi.db'}",
+        resend_cooldown=0,
+        recipient_send_limit=0,
+        address_send_limit=0,
+        **fake_flowroute.settings_kwargs(),
+    )
     senders = [f"waiting{i}" for i in range(50)]
     users = {"alice": "+12065550123", **{name: "+12065550124" for name in senders}}
     site = apps.serve("starlette", settings, users)
@@ -55,8 +67,12 @@ def test_verified_requests_on_asgi_never_wait_behind_slow_sends(
         assert requests.get(site.url + "/account", headers=verified, timeout=10).ok
 
         def navigate(user: str) -> int:
-            return requests.get(site.url + "/account", allow_redirects=False, timeout=30,
-                                headers={"X-User": user, "Accept": "text/html"}).status_code
+            return requests.get(
+                site.url + "/account",
+                allow_redirects=False,
+                timeout=30,
+                headers={"X-User": user, "Accept": "text/html"},
+            ).status_code
 
         with ThreadPoolExecutor(len(senders)) as pool:
             sends = pool.map(navigate, senders)

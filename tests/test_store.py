@@ -58,8 +58,11 @@ def test_create_schema_from_4_processes_at_once(database_url: str) -> None:
     # switched on concurrently too), as the workers of `sms2fa serve --workers 4` do.
     at = time.time() + 2.0
     processes = [
-        subprocess.Popen([sys.executable, "-c", CREATE_AT, database_url, str(at)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", CREATE_AT, database_url, str(at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(4)
     ]
     results = [p.communicate(timeout=60) for p in processes]
@@ -130,7 +133,9 @@ def test_take_attempt_takes_a_failure_slot_with_each_attempt(store: Store) -> No
     assert (failures, ends) == (1, end)
     assert row == CodeRow("u1", NUMBER, "d" * 64, 1, T0 + timedelta(minutes=5))
     assert store.take_attempt("u1", "failed:u1", 60, 5, T0)[::2] == (
-        2, CodeRow("u1", NUMBER, "d" * 64, 0, T0 + timedelta(minutes=5)))
+        2,
+        CodeRow("u1", NUMBER, "d" * 64, 0, T0 + timedelta(minutes=5)),
+    )
     # Used up: nothing to guess at, so the slot it took is given back.
     assert store.take_attempt("u1", "failed:u1", 60, 5, T0) == (3, end, None)
     assert store.peek("failed:u1", T0) == (2, end)
@@ -159,7 +164,6 @@ def test_take_attempt_from_8_threads_never_exceeds_the_limit(store: Store) -> No
     in_threads(guess, 8)
     assert sorted(r.attempts_left for r in rows) == list(range(13, 20))
     assert store.get_code("u1").attempts_left == 13  # type: ignore[union-attr]
-
 
 
 def test_hit_counts_within_a_fixed_window_then_starts_again(store: Store) -> None:
@@ -251,9 +255,12 @@ print("fork ok")
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_opens_its_own_sqlite_connections(tmp_path: Any) -> None:
-    done = subprocess.run([sys.executable, "-W", "error", "-c", FORK_CHILD,
-                           f"sqlite:///{tmp_path / 'fork.db'}"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", FORK_CHILD, f"sqlite:///{tmp_path / 'fork.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "fork ok"
 
@@ -326,9 +333,7 @@ def test_purge_removes_only_what_has_expired(store: Store) -> None:
     assert store.get_code("live") is not None
     keys = store.run(lambda c: set(c.execute(select(counters.c.key)).scalars()))
     assert keys == {"live-counter"}
-    assert [a for a, _ in store.revocations_since(T0 - timedelta(days=365))] == [
-        "live-revocation"
-    ]
+    assert [a for a, _ in store.revocations_since(T0 - timedelta(days=365))] == ["live-revocation"]
     assert store.purge(T0, T0 - timedelta(days=31)) == 0
 
 
@@ -355,8 +360,11 @@ def store_operations(s: Store) -> dict[str, Callable[[], Any]]:
     }
 
 
-@pytest.mark.parametrize("url", [CLOSED_PORT_URL, "sqlite:////nonexistent-dir-sms2fa/x.db"],
-                         ids=["postgres-closed-port", "sqlite-no-such-directory"])
+@pytest.mark.parametrize(
+    "url",
+    [CLOSED_PORT_URL, "sqlite:////nonexistent-dir-sms2fa/x.db"],
+    ids=["postgres-closed-port", "sqlite-no-such-directory"],
+)
 def test_every_store_operation_raises_store_unavailable(url: str) -> None:
     s = Store(url)
     try:
@@ -372,8 +380,9 @@ def test_every_store_operation_raises_store_unavailable(url: str) -> None:
 def test_verifier_on_an_unreachable_database_raises_store_unavailable(
     fake_flowroute: FakeFlowroute,
 ) -> None:
-    settings = Settings(secret_key=SECRET, database_url=CLOSED_PORT_URL,
-                        **fake_flowroute.settings_kwargs())
+    settings = Settings(
+        secret_key=SECRET, database_url=CLOSED_PORT_URL, **fake_flowroute.settings_kwargs()
+    )
     verifier = Verifier(settings)  # no database work yet
     with pytest.raises(StoreUnavailable):
         verifier.create_schema()
@@ -398,11 +407,18 @@ def test_exhausted_connection_pool_is_store_unavailable(database_url: str) -> No
 
 @pytest.mark.postgres
 def test_engine_operations_raise_store_unavailable_when_the_database_goes_away(
-    fake_flowroute: FakeFlowroute, postgres_database_url: str,
+    fake_flowroute: FakeFlowroute,
+    postgres_database_url: str,
 ) -> None:
     proxy, proxied = TCPProxy.to(fresh_database(postgres_database_url))
-    verifier = Verifier(Settings(secret_key=SECRET, database_url=proxied, resend_cooldown=0,
-                                 **fake_flowroute.settings_kwargs()))
+    verifier = Verifier(
+        Settings(
+            secret_key=SECRET,
+            database_url=proxied,
+            resend_cooldown=0,
+            **fake_flowroute.settings_kwargs(),
+        )
+    )
     try:
         verifier.start("u1", NUMBER)
         assert verifier.pending("u1") is not None
@@ -425,15 +441,19 @@ def test_engine_operations_raise_store_unavailable_when_the_database_goes_away(
 
 
 def test_the_store_makes_only_its_own_data_directory_and_checks_urls(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sms2fa_middleware.errors import ConfigurationError
     from sms2fa_middleware.store.files import data_directory, make_data_directory
     from sms2fa_middleware.store.urls import check_database_url, default_database_url
 
     monkeypatch.setenv("SMS2FA_DATA_DIR", str(tmp_path / "data"))
     assert data_directory() == str(tmp_path / "data")
-    assert check_database_url("") == default_database_url() == (
-        f"sqlite:///{tmp_path / 'data' / 'sms2fa.db'}")
+    assert (
+        check_database_url("")
+        == default_database_url()
+        == (f"sqlite:///{tmp_path / 'data' / 'sms2fa.db'}")
+    )
     make_data_directory(str(tmp_path / "elsewhere" / "x.db"))  # not ours: left missing
     assert not (tmp_path / "elsewhere").exists()
     make_data_directory(str(tmp_path / "data" / "sms2fa.db"))

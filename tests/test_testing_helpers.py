@@ -33,8 +33,7 @@ def users() -> dict[str, str]:
     return {"alice": ALICE, "bob": BOB}
 
 
-def test_mark_verified_flask_test_client(users: dict[str, str],
-                                         sms2fa_settings: Settings) -> None:
+def test_mark_verified_flask_test_client(users: dict[str, str], sms2fa_settings: Settings) -> None:
     app, middleware = flask_app(users, sms2fa_settings)
     client = app.test_client()
     client.set_cookie("user", "alice")  # the test app's "login"
@@ -54,8 +53,9 @@ def test_mark_verified_flask_test_client(users: dict[str, str],
 
 
 @pytest.mark.parametrize("stack", [False, True], ids=["wrapper", "middleware-list"])
-def test_mark_verified_starlette_test_client(users: dict[str, str], sms2fa_settings: Settings,
-                                             stack: bool) -> None:
+def test_mark_verified_starlette_test_client(
+    users: dict[str, str], sms2fa_settings: Settings, stack: bool
+) -> None:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.testclient import TestClient
@@ -66,9 +66,17 @@ def test_mark_verified_starlette_test_client(users: dict[str, str], sms2fa_setti
     if stack:
         # As a user writes it: the middleware is built lazily, on the first request.
         inner, _ = starlette_app(users, sms2fa_settings, [])
-        app = Starlette(routes=inner.app.routes, middleware=[Middleware(
-            SMS2FAMiddleware, settings=sms2fa_settings, protect=["/api"],
-            identify=inner.identify)])
+        app = Starlette(
+            routes=inner.app.routes,
+            middleware=[
+                Middleware(
+                    SMS2FAMiddleware,
+                    settings=sms2fa_settings,
+                    protect=["/api"],
+                    identify=inner.identify,
+                )
+            ],
+        )
         assert app.middleware_stack is None
     else:
         app, _ = starlette_app(users, sms2fa_settings, [])
@@ -83,7 +91,8 @@ def test_mark_verified_starlette_test_client(users: dict[str, str], sms2fa_setti
 
 
 def test_mark_verified_requests_session_and_django_style_client(
-        users: dict[str, str], sms2fa_settings: Settings) -> None:
+    users: dict[str, str], sms2fa_settings: Settings
+) -> None:
     from http.cookies import SimpleCookie
 
     import requests
@@ -109,20 +118,23 @@ def test_mark_verified_requests_session_and_django_style_client(
 
 
 def test_verified_cookie_normalises_the_identity_as_identify_answers_are(
-        sms2fa_settings: Settings) -> None:
+    sms2fa_settings: Settings,
+) -> None:
     app, _ = flask_app({"7": ALICE}, sms2fa_settings)
     name, value = verified_cookie(app, Identity(7, "(206) 555-1234"))
     assert name == "sms2fa"
     assert verified_cookie(app, Identity(7, ALICE), https=True)[0] == "__Host-sms2fa"
     response = app.test_client(use_cookies=False).get(
-        "/api/data", headers={"cookie": f"user=7; {name}={value}"})
+        "/api/data", headers={"cookie": f"user=7; {name}={value}"}
+    )
     assert response.status_code == 200
     with pytest.raises(ValueError, match="phone number"):
         verified_cookie(app, Identity("alice", None))
 
 
 def test_a_cookie_for_another_app_with_the_same_key_is_refused(
-        users: dict[str, str], sms2fa_settings: Settings) -> None:
+    users: dict[str, str], sms2fa_settings: Settings
+) -> None:
     """Bound to the cookie's audience: another prefix on the same secret does not pass."""
     app, _ = flask_app(users, sms2fa_settings)
     other, _ = flask_app(users, sms2fa_settings, prefix="/other-2fa")
@@ -143,8 +155,9 @@ def test_find_guard(users: dict[str, str], sms2fa_settings: Settings) -> None:
         find_guard(Flask("plain"))
 
 
-def test_assume_verified(users: dict[str, str], sms2fa_settings: Settings,
-                         fake_flowroute: FakeFlowroute) -> None:
+def test_assume_verified(
+    users: dict[str, str], sms2fa_settings: Settings, fake_flowroute: FakeFlowroute
+) -> None:
     users["nophone"] = ""
     app, _ = flask_app(users, sms2fa_settings)
     client = app.test_client()
@@ -178,14 +191,17 @@ def test_the_fixtures_in_a_users_own_suite(tmp_path: Path) -> None:
     that calls Settings.from_env() builds, with or without a test config, under sms2fa_env;
     a client made in the test passes under sms2fa_assume_verified; the env is undone."""
     (tmp_path / "app_tests").mkdir()
-    (tmp_path / "app_tests" / "conftest.py").write_text(textwrap.dedent("""
+    (tmp_path / "app_tests" / "conftest.py").write_text(
+        textwrap.dedent("""
         import pytest
 
         @pytest.fixture(autouse=True)
         def _sms2fa(sms2fa_env):
             pass
-    """))
-    (tmp_path / "app_tests" / "test_app.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (tmp_path / "app_tests" / "test_app.py").write_text(
+        textwrap.dedent("""
         import os
         from flask import Flask, request
         from sms2fa_middleware import Identity, Settings
@@ -213,19 +229,36 @@ def test_the_fixtures_in_a_users_own_suite(tmp_path: Path) -> None:
             client = create_app({"TESTING": True}).test_client()
             client.set_cookie("in", "1")
             assert client.get("/account").text == "account"
-    """))
-    (tmp_path / "test_z_after.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (tmp_path / "test_z_after.py").write_text(
+        textwrap.dedent("""
         import os
 
         def test_env_is_undone():
             assert os.environ.get("SMS2FA_DATABASE_URL") == os.environ.get("OUTSIDE_DB")
-    """))
+    """)
+    )
     env = {**os.environ, "OUTSIDE_DB": os.environ.get("SMS2FA_DATABASE_URL", "")}
     if not env["OUTSIDE_DB"]:
         env.pop("OUTSIDE_DB")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "app_tests", "test_z_after.py"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "app_tests",
+            "test_z_after.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 passed" in run.stdout
 
@@ -237,15 +270,17 @@ CAROL_PHONE = "+12065550100"  # what the test assumes for carol, who has no phon
 
 def _phone_optional(users: dict[str, str]) -> Any:
     """identify() as the adopting apps had it: a logged-in user may have no phone on file."""
+
     def identify(request: Any) -> Identity | None:
         user = request.cookies.get("user")
         return Identity(user, users.get(user) or None) if user else None
+
     return identify
 
 
-def test_assume_verified_with_a_phone_flask(users: dict[str, str],
-                                            sms2fa_settings: Settings,
-                                            fake_flowroute: FakeFlowroute) -> None:
+def test_assume_verified_with_a_phone_flask(
+    users: dict[str, str], sms2fa_settings: Settings, fake_flowroute: FakeFlowroute
+) -> None:
     users["carol"] = ""
     app, _ = flask_app(users, sms2fa_settings, identify=_phone_optional(users))
     client = app.test_client()
@@ -262,30 +297,31 @@ def test_assume_verified_with_a_phone_flask(users: dict[str, str],
     client.set_cookie("user", "carol")
     assert client.get("/api/data").json["reason"] == "NoPhoneOnFile"  # over with the block
     assert fake_flowroute.messages == []
-    with pytest.raises(ValueError, match="phone number in E"), \
-            assume_verified(phone="not a number"):
+    with (
+        pytest.raises(ValueError, match="phone number in E"),
+        assume_verified(phone="not a number"),
+    ):
         pass
 
 
-def test_assume_verified_with_a_phone_starlette(users: dict[str, str],
-                                                sms2fa_settings: Settings) -> None:
+def test_assume_verified_with_a_phone_starlette(
+    users: dict[str, str], sms2fa_settings: Settings
+) -> None:
     from starlette.testclient import TestClient
 
     users["carol"] = ""
     app, _ = starlette_app(users, sms2fa_settings, [], identify=_phone_optional(users))
     with TestClient(app) as client, assume_verified(phone="12065550100"):
         client.cookies.set("user", "carol")
-        assert client.get("/api/data").json() == {"auth_id": "carol",
-                                                  "recipient": CAROL_PHONE}
+        assert client.get("/api/data").json() == {"auth_id": "carol", "recipient": CAROL_PHONE}
     with TestClient(app) as client:
         client.cookies.set("user", "carol")
         assert client.get("/api/data").status_code == 403
 
 
-
-def test_the_assume_verified_fixture_takes_a_phone(users: dict[str, str],
-                                                   sms2fa_settings: Settings,
-                                                   sms2fa_assume_verified: Any) -> None:
+def test_the_assume_verified_fixture_takes_a_phone(
+    users: dict[str, str], sms2fa_settings: Settings, sms2fa_assume_verified: Any
+) -> None:
     users["carol"] = ""
     app, _ = flask_app(users, sms2fa_settings, identify=_phone_optional(users))
     client = app.test_client()

@@ -109,8 +109,12 @@ def test_the_async_engine_sends_in_the_send_pool(tmp_path: Any) -> None:
     """AsyncVerifier's default hop is the package's: sends in SENDS' threads, apart from the
     store work, so a slow provider cannot hold the threads the store work needs."""
     sender = _RecordingSender()
-    verifier = Verifier(Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'a.db'}",
-                                 sms_backend="console"), sender=sender)
+    verifier = Verifier(
+        Settings(
+            secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'a.db'}", sms_backend="console"
+        ),
+        sender=sender,
+    )
     try:
         asyncio.run(AsyncVerifier(verifier).start("u1", "+12065550123"))
     finally:
@@ -135,10 +139,15 @@ def test_the_asgi_middleware_runs_a_sync_identify_in_the_work_pool(tmp_path: Any
     async def home(request: Any) -> PlainTextResponse:
         return PlainTextResponse("home")
 
-    settings = Settings(secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'm.db'}",
-                        sms_backend="console")
-    app = SMS2FAMiddleware(Starlette(routes=[Route("/account", home)]), settings,
-                           identify=identify, protect=["/account"])
+    settings = Settings(
+        secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'm.db'}", sms_backend="console"
+    )
+    app = SMS2FAMiddleware(
+        Starlette(routes=[Route("/account", home)]),
+        settings,
+        identify=identify,
+        protect=["/account"],
+    )
     with TestClient(app) as client:
         client.get("/account", headers={"Accept": "text/html"}, follow_redirects=False)
     assert seen and seen[0].startswith(f"{WORK.name}-")

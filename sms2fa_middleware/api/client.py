@@ -21,8 +21,7 @@ class SMSAuthError(requests.HTTPError):
         self.message: str = data.get("message") or f"HTTP {response.status_code}"
         self.attempts_left: int | None = data.get("attempts_left")
         self.retry_after: int | None = data.get("retry_after")
-        super().__init__(f"{response.status_code} {self.reason}: {self.message}",
-                         response=response)
+        super().__init__(f"{response.status_code} {self.reason}: {self.message}", response=response)
 
 
 class SMSAuthClient:
@@ -37,8 +36,15 @@ class SMSAuthClient:
     service on loopback (``SMSAuthClient("127.0.0.1:8000", token, allow_http=True)``).
     """
 
-    def __init__(self, endpoint: str, token: str | None = None, *, timeout: float = 15.0,
-                 session: requests.Session | None = None, allow_http: bool = False) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        token: str | None = None,
+        *,
+        timeout: float = 15.0,
+        session: requests.Session | None = None,
+        allow_http: bool = False,
+    ) -> None:
         if "://" not in endpoint:
             endpoint = "http://" + endpoint
         scheme = endpoint.partition("://")[0].lower()

@@ -44,8 +44,11 @@ class FailedAuthorizations:
             del self._failed[next(iter(self._failed))]
         if count > self.limit:
             if count == self.limit + 1:
-                log.warning("sms2fa: too many wrong API tokens from one client address; "
-                            "refusing it for %ss", retry_after(reset_at, now))
+                log.warning(
+                    "sms2fa: too many wrong API tokens from one client address; "
+                    "refusing it for %ss",
+                    retry_after(reset_at, now),
+                )
             raise RateLimited("failed_authorization", retry_after(reset_at, now))
 
     def refuse_if_over(self, address: str) -> None:

@@ -20,8 +20,9 @@ _CHECK_ERROR = {
     "required": ["message", "reason"],
     "properties": {
         "message": {"type": "string"},
-        "reason": {"enum": ["UnknownAuthId", "ExpiredAuthCode", "InvalidAuthCode",
-                            "InvalidAPIUsage"]},
+        "reason": {
+            "enum": ["UnknownAuthId", "ExpiredAuthCode", "InvalidAuthCode", "InvalidAPIUsage"]
+        },
         "attempts_left": {"type": "integer", "minimum": 0},
     },
 }
@@ -34,15 +35,21 @@ _VERIFIED = {
         "authenticated": {"const": True},
         "auth_id": {"type": "string"},
         "message": {"type": "string"},
-        "sent_to": {"type": "string", "description": (
-            "The number the code went to, masked (+1••••••••34). A verified auth_id proves only "
-            "that someone read a code sent to this number: bind auth_id to your own user and "
-            "check that this is their number, or anyone can create a code for your user's "
-            "auth_id to their own phone.")},
+        "sent_to": {
+            "type": "string",
+            "description": (
+                "The number the code went to, masked (+1••••••••34). A verified auth_id proves "
+                "only that someone read a code sent to this number: bind auth_id to your own "
+                "user and check that this is their number, or anyone can create a code for your "
+                "user's auth_id to their own phone."
+            ),
+        },
     },
 }
-_VERIFIED_TEXT = ("Verified; the code is consumed. It proves the caller read an SMS sent to "
-                  "sent_to: bind auth_id to your own user and compare the number.")
+_VERIFIED_TEXT = (
+    "Verified; the code is consumed. It proves the caller read an SMS sent to "
+    "sent_to: bind auth_id to your own user and compare the number."
+)
 
 _RATE_LIMITED = {
     "type": "object",
@@ -50,9 +57,17 @@ _RATE_LIMITED = {
     "properties": {
         "message": {"type": "string"},
         "reason": {"const": "RateLimited"},
-        "budget": {"enum": ["resend_cooldown", "recipient", "client_address", "global",
-                            "failed_checks", "client_address_checks",
-                            "failed_authorization"]},
+        "budget": {
+            "enum": [
+                "resend_cooldown",
+                "recipient",
+                "client_address",
+                "global",
+                "failed_checks",
+                "client_address_checks",
+                "failed_authorization",
+            ]
+        },
         "retry_after": {"type": "integer", "minimum": 1},
     },
 }
@@ -63,20 +78,27 @@ def _error(reason: str) -> dict[str, Any]:
     return {**_ERROR, "properties": {**_ERROR["properties"], "reason": {"const": reason}}}
 
 
-def _answer(description: str, schema: dict[str, Any],
-            headers: dict[str, Any] | None = None) -> dict[str, Any]:
+def _answer(
+    description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
     answer: dict[str, Any] = {
-        "description": description, "content": {"application/json": {"schema": schema}}}
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
     if headers:
         answer["headers"] = headers
     return answer
 
 
-def _json_request(fields: list[str], properties: dict[str, Any],
-                  required: bool = True) -> dict[str, Any]:
+def _json_request(
+    fields: list[str], properties: dict[str, Any], required: bool = True
+) -> dict[str, Any]:
     """A JSON object body with exactly these ``properties``, ``fields`` of them required."""
-    schema: dict[str, Any] = {"type": "object", "additionalProperties": False,
-                              "properties": properties}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
     if fields:
         schema["required"] = fields
     return {"required": required, "content": {"application/json": {"schema": schema}}}
@@ -84,14 +106,19 @@ def _json_request(fields: list[str], properties: dict[str, Any],
 
 def _common_errors() -> dict[str, Any]:
     return {
-        "401": _answer("A bearer token is configured and was not given.",
-                       _error("Unauthorized")),
+        "401": _answer("A bearer token is configured and was not given.", _error("Unauthorized")),
         "413": _answer("The body is larger than 16 KiB.", _error("InvalidAPIUsage")),
-        "429": _answer("A budget is spent; come back after Retry-After seconds.",
-                       _RATE_LIMITED, {"Retry-After": {
-                           "description": "Seconds to wait (the body's retry_after).",
-                           "required": True,
-                           "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}}}),
+        "429": _answer(
+            "A budget is spent; come back after Retry-After seconds.",
+            _RATE_LIMITED,
+            {
+                "Retry-After": {
+                    "description": "Seconds to wait (the body's retry_after).",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+                }
+            },
+        ),
         "503": _answer("The store is unreachable.", _error("ServiceUnavailable")),
     }
 
@@ -101,31 +128,44 @@ def _create() -> dict[str, Any]:
     return {
         "summary": "Create a verification code and send it by SMS",
         "operationId": "createAuth",
-        "requestBody": _json_request(["auth_id", "recipient"], {
-            "auth_id": _AUTH_ID,
-            "recipient": {"type": "string", "pattern": r"^(1[0-9]{10}|\+[1-9][0-9]{6,14})$"},
-            "code_length": {"type": "integer", "minimum": 4, "maximum": 10},
-            "expiration": {"type": "integer", "minimum": 30, "maximum": 3600},
-            "retries": {"type": "integer", "minimum": 1, "maximum": 20},
-            "message": {"type": "string", "minLength": 1, "maxLength": 1000, "description": (
-                "A template with {code}; refused unless the service enables it "
-                "(SMS2FA_ALLOW_CUSTOM_MESSAGE), and then at most one SMS segment with the "
-                "code filled in (160 characters, 70 beyond ASCII).")},
-        }),
-        "responses": {
-            "200": _answer("Created and sent.", {
-                "type": "object",
-                "required": ["message", "auth_id", "expires_at", "attempts_left"],
-                "properties": {
-                    "message": {"type": "string"},
-                    "auth_id": {"type": "string"},
-                    "expires_at": {"type": "string", "format": "date-time"},
-                    "attempts_left": {"type": "integer", "minimum": 1},
+        "requestBody": _json_request(
+            ["auth_id", "recipient"],
+            {
+                "auth_id": _AUTH_ID,
+                "recipient": {"type": "string", "pattern": r"^(1[0-9]{10}|\+[1-9][0-9]{6,14})$"},
+                "code_length": {"type": "integer", "minimum": 4, "maximum": 10},
+                "expiration": {"type": "integer", "minimum": 30, "maximum": 3600},
+                "retries": {"type": "integer", "minimum": 1, "maximum": 20},
+                "message": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 1000,
+                    "description": (
+                        "A template with {code}; refused unless the service enables it "
+                        "(SMS2FA_ALLOW_CUSTOM_MESSAGE), and then at most one SMS segment with the "
+                        "code filled in (160 characters, 70 beyond ASCII)."
+                    ),
                 },
-            }),
+            },
+        ),
+        "responses": {
+            "200": _answer(
+                "Created and sent.",
+                {
+                    "type": "object",
+                    "required": ["message", "auth_id", "expires_at", "attempts_left"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "auth_id": {"type": "string"},
+                        "expires_at": {"type": "string", "format": "date-time"},
+                        "attempts_left": {"type": "integer", "minimum": 1},
+                    },
+                },
+            ),
             "400": _answer("Malformed request.", _error("InvalidAPIUsage")),
-            "502": _answer("The SMS provider failed; no new code is pending.",
-                           _error("SMSDeliveryFailed")),
+            "502": _answer(
+                "The SMS provider failed; no new code is pending.", _error("SMSDeliveryFailed")
+            ),
             **_common_errors(),
         },
     }
@@ -170,18 +210,25 @@ _STATUS = {
         "sent_to": {"type": "string", "description": "The user's number, masked."},
         "expires_at": {"type": ["string", "null"], "format": "date-time"},
         "attempts_left": {"type": "integer", "minimum": 0},
-        "resend_after": {"type": "integer", "minimum": 0,
-                         "description": "Seconds until a new code may be asked for."},
+        "resend_after": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Seconds until a new code may be asked for.",
+        },
     },
 }
 
 
 def _challenge_refusals() -> dict[str, Any]:
     return {
-        "401": _answer("Not logged in (the app's identify() found no user).",
-                       _error("LoginRequired")),
-        "403": _answer("No phone number on file (NoPhoneOnFile), or a post from another "
-                       "origin (OriginRejected).", _ERROR),
+        "401": _answer(
+            "Not logged in (the app's identify() found no user).", _error("LoginRequired")
+        ),
+        "403": _answer(
+            "No phone number on file (NoPhoneOnFile), or a post from another "
+            "origin (OriginRejected).",
+            _ERROR,
+        ),
         "503": _answer("The store is unreachable.", _error("ServiceUnavailable")),
     }
 
@@ -190,9 +237,13 @@ def _challenge_status() -> dict[str, Any]:
     return {
         "summary": "The logged-in user's pending code (send Accept: application/json)",
         "operationId": "challengeStatus",
-        "responses": {"200": _answer("The pending code, if any.",
-                                     {**_STATUS, "required": ["pending", *_STATUS["required"]]}),
-                      **_challenge_refusals()},
+        "responses": {
+            "200": _answer(
+                "The pending code, if any.",
+                {**_STATUS, "required": ["pending", *_STATUS["required"]]},
+            ),
+            **_challenge_refusals(),
+        },
     }
 
 
@@ -217,15 +268,26 @@ def _challenge_check() -> dict[str, Any]:
         "operationId": "challengeCheck",
         "requestBody": _json_request(["code"], {"code": _CODE}),
         "responses": {
-            "200": {**_answer("Verified: the Set-Cookie header carries the verified session "
-                              "(send it back as a cookie).", {
-                                  "type": "object", "required": ["verified", "remember_for"],
-                                  "properties": {"verified": {"const": True},
-                                                 "remember_for": {"type": "integer",
-                                                                  "minimum": 1}}}),
-                    "headers": {"Set-Cookie": {"required": True, "schema": {"type": "string"}}}},
-            "400": _answer("Not verified (a wrong, expired or unknown code; RecipientChanged "
-                           "when the number changed while the code was out).", _ERROR),
+            "200": {
+                **_answer(
+                    "Verified: the Set-Cookie header carries the verified session "
+                    "(send it back as a cookie).",
+                    {
+                        "type": "object",
+                        "required": ["verified", "remember_for"],
+                        "properties": {
+                            "verified": {"const": True},
+                            "remember_for": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                ),
+                "headers": {"Set-Cookie": {"required": True, "schema": {"type": "string"}}},
+            },
+            "400": _answer(
+                "Not verified (a wrong, expired or unknown code; RecipientChanged "
+                "when the number changed while the code was out).",
+                _ERROR,
+            ),
             "429": _common_errors()["429"],
             **_challenge_refusals(),
         },
@@ -245,11 +307,14 @@ def openapi_document(api: bool = True, challenge: bool = False) -> dict[str, Any
     schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
     if challenge:
         schemes["verifiedSession"] = {
-            "type": "apiKey", "in": "cookie", "name": "sms2fa",
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "sms2fa",
             "description": "The verified session the challenge sets (``__Host-sms2fa`` over "
-                           "HTTPS); protected paths of the app need it. A 401 "
-                           "VerificationRequired carries WWW-Authenticate: SMS2FA "
-                           'challenge="{prefix}/challenge".'}
+            "HTTPS); protected paths of the app need it. A 401 "
+            "VerificationRequired carries WWW-Authenticate: SMS2FA "
+            'challenge="{prefix}/challenge".',
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": "sms2fa verification API", "version": "1"},

@@ -43,9 +43,11 @@ MAX_CONNECTIONS = 1000
 #: connections, the SMS provider, the event loop.
 RESERVED_FILES = 64
 
-_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-              b"connection: close\r\ncontent-length: 69\r\n\r\n"
-              b'{"message":"The request did not arrive in time.","reason":"Timeout"}\n')
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: 69\r\n\r\n"
+    b'{"message":"The request did not arrive in time.","reason":"Timeout"}\n'
+)
 
 
 def connection_bound(configured: int) -> int:
@@ -68,15 +70,30 @@ def limits() -> tuple[float, int]:
 def read_limits(header_timeout: str | None, max_connections: str | None) -> tuple[float, int]:
     """The two limits from their text (None: the default); a ConfigurationError naming the
     variable and the option when one is not a number or out of range."""
-    timeout = _number(header_timeout, HEADER_TIMEOUT, float, HEADER_TIMEOUT_ENV,
-                      "--header-timeout", 0.1, 300)
-    bound = _number(max_connections, MAX_CONNECTIONS, int, MAX_CONNECTIONS_ENV,
-                    "--max-connections", 1, 1_000_000)
+    timeout = _number(
+        header_timeout, HEADER_TIMEOUT, float, HEADER_TIMEOUT_ENV, "--header-timeout", 0.1, 300
+    )
+    bound = _number(
+        max_connections,
+        MAX_CONNECTIONS,
+        int,
+        MAX_CONNECTIONS_ENV,
+        "--max-connections",
+        1,
+        1_000_000,
+    )
     return float(timeout), int(bound)
 
 
-def _number(text: str | None, default: float, kind: type[float] | type[int], variable: str,
-            option: str, low: float, high: float) -> float:
+def _number(
+    text: str | None,
+    default: float,
+    kind: type[float] | type[int],
+    variable: str,
+    option: str,
+    low: float,
+    high: float,
+) -> float:
     if not text:
         return default
     try:
@@ -84,8 +101,7 @@ def _number(text: str | None, default: float, kind: type[float] | type[int], var
     except ValueError:
         value = None
     if value is None or not low <= value <= high:
-        raise ConfigurationError(f"{variable} ({option}) must be a number from {low:g} to "
-                                 f"{high:g}")
+        raise ConfigurationError(f"{variable} ({option}) must be a number from {low:g} to {high:g}")
     return value
 
 
@@ -129,15 +145,15 @@ class DeadlineHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
         if self._deadline is not None:
             self._partial = True
         super().data_received(data)
-        if self._deadline is not None and (self.cycle is not self._armed_for
-                                           or self.transport.get_protocol() is not self):
+        if self._deadline is not None and (
+            self.cycle is not self._armed_for or self.transport.get_protocol() is not self
+        ):
             self._disarm()  # the headers are complete (or a websocket took over)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # Unless a pipelined request already started, the next one's headers are due.
-        if not self.transport.is_closing() and (self.cycle is None
-                                                or self.cycle.response_complete):
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
             self._arm()
 
     def _arm(self) -> None:
@@ -162,5 +178,11 @@ class DeadlineHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
             self.transport.close()
 
 
-__all__ = ["HEADER_TIMEOUT", "MAX_CONNECTIONS", "DeadlineHTTPProtocol", "connection_bound",
-           "limits", "read_limits"]
+__all__ = [
+    "HEADER_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "DeadlineHTTPProtocol",
+    "connection_bound",
+    "limits",
+    "read_limits",
+]

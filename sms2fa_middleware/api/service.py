@@ -35,8 +35,9 @@ BODY_TIMEOUT = 10.0
 class VerificationService:
     """An ASGI app serving :class:`~.verification.VerificationAPI` under ``prefix``."""
 
-    def __init__(self, verifier: Verifier, prefix: str = "/",
-                 body_timeout: float = BODY_TIMEOUT) -> None:
+    def __init__(
+        self, verifier: Verifier, prefix: str = "/", body_timeout: float = BODY_TIMEOUT
+    ) -> None:
         self.api = VerificationAPI(verifier)
         self.body_timeout = body_timeout
         # Threads mostly wait (on the SMS provider, on the database): a slow provider must not
@@ -56,19 +57,28 @@ class VerificationService:
         path: str = scope["path"]
         if self.prefix:
             if path != self.prefix and not path.startswith(self.prefix + "/"):
-                await send_response(send, json_response(404, {"message": "Not found.",
-                                                               "reason": "NotFound"}))
+                await send_response(
+                    send, json_response(404, {"message": "Not found.", "reason": "NotFound"})
+                )
                 return
-            path = path[len(self.prefix):]
+            path = path[len(self.prefix) :]
         if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
             await send_response(send, await self._health(), head=scope["method"] == "HEAD")
             return
         try:
             request = await read_request(scope, receive, path, body_timeout=self.body_timeout)
         except BodyTimeout:
-            await send_response(send, json_response(
-                408, {"message": "The request body did not arrive in time.",
-                      "reason": "RequestTimeout"}, [("connection", "close")]))
+            await send_response(
+                send,
+                json_response(
+                    408,
+                    {
+                        "message": "The request body did not arrive in time.",
+                        "reason": "RequestTimeout",
+                    },
+                    [("connection", "close")],
+                ),
+            )
             return
         if request is None:
             await send_response(send, too_large())
@@ -84,8 +94,11 @@ class VerificationService:
         try:
             await self.engine.ping()
         except StoreUnavailable as exc:
-            return json_response(503, {"status": "unavailable", **exc.to_dict()},
-                                 [("retry-after", "5"), ("cache-control", "no-store")])
+            return json_response(
+                503,
+                {"status": "unavailable", **exc.to_dict()},
+                [("retry-after", "5"), ("cache-control", "no-store")],
+            )
         return json_response(200, {"status": "ok"}, [("cache-control", "no-store")])
 
 

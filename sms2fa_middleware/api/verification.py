@@ -51,22 +51,28 @@ class EngineCall:
 
 
 def _created(started: Started) -> Response:
-    return json_response(200, {
-        "message": "Success: Verification code created.",
-        "auth_id": started.auth_id,
-        "expires_at": iso(started.expires_at),
-        "attempts_left": started.attempts_left,
-    })
+    return json_response(
+        200,
+        {
+            "message": "Success: Verification code created.",
+            "auth_id": started.auth_id,
+            "expires_at": iso(started.expires_at),
+            "attempts_left": started.attempts_left,
+        },
+    )
 
 
 def _checked(verified: Verified) -> Response:
-    return json_response(200, {
-        "authenticated": True,
-        "auth_id": verified.auth_id,
-        "message": "Success: Authorization code verified.",
-        # Which number proved it: a relying party must check that it is its user's.
-        "sent_to": mask(verified.recipient),
-    })
+    return json_response(
+        200,
+        {
+            "authenticated": True,
+            "auth_id": verified.auth_id,
+            "message": "Success: Authorization code verified.",
+            # Which number proved it: a relying party must check that it is its user's.
+            "sent_to": mask(verified.recipient),
+        },
+    )
 
 
 def _internal_error() -> Response:
@@ -109,8 +115,7 @@ class VerificationAPI:
         except Exception:
             return _internal_error()
 
-    async def handle_async(self, request: Request, path: str,
-                           engine: AsyncVerifier) -> Response:
+    async def handle_async(self, request: Request, path: str, engine: AsyncVerifier) -> Response:
         """:meth:`handle` on an event loop: the engine's work is awaited on ``engine`` (the
         async twin of this API's verifier)."""
         try:
@@ -135,7 +140,8 @@ class VerificationAPI:
         allowed = ("GET", "POST") if path == "/" else ("POST",)
         if request.method not in allowed:
             return json_response(
-                405, {"message": "Method not allowed.", "reason": "MethodNotAllowed"},
+                405,
+                {"message": "Method not allowed.", "reason": "MethodNotAllowed"},
                 [("allow", ", ".join(allowed))],
             )
         if self.token is not None:
@@ -143,8 +149,8 @@ class VerificationAPI:
             if not self._authorized(request):
                 self.failed_auth.count(address)  # RateLimited once over the budget
                 return json_response(
-                    401, {"message": "A valid bearer token is required.",
-                          "reason": "Unauthorized"},
+                    401,
+                    {"message": "A valid bearer token is required.", "reason": "Unauthorized"},
                     [("www-authenticate", 'Bearer realm="sms2fa"')],
                 )
             self.failed_auth.refuse_if_over(address)
@@ -155,8 +161,9 @@ class VerificationAPI:
             only_keys(data, ("auth_id", "code"), ())
             return self._check(data["auth_id"], data["code"], request)
         query = request.query
-        if set(query) - {"auth_id", "code"} or any(len(query.get(k, [])) != 1
-                                                     for k in ("auth_id", "code")):
+        if set(query) - {"auth_id", "code"} or any(
+            len(query.get(k, [])) != 1 for k in ("auth_id", "code")
+        ):
             raise InvalidAPIUsage("Required arguments: 'auth_id' (str), 'code' (digits)")
         return self._check(query["auth_id"][0], query["code"][0], request)
 
@@ -170,12 +177,19 @@ class VerificationAPI:
     def _create(self, request: Request) -> EngineCall:
         data = json_object(request)
         only_keys(data, ("auth_id", "recipient"), self.CREATE_OPTIONS)
-        return EngineCall("start", {
-            "auth_id": data["auth_id"], "recipient": data["recipient"],
-            "code_length": data.get("code_length"), "expiration": data.get("expiration"),
-            "retries": data.get("retries"), "message": data.get("message"),
-            "client_address": self._budget_address(request),
-        }, _created)
+        return EngineCall(
+            "start",
+            {
+                "auth_id": data["auth_id"],
+                "recipient": data["recipient"],
+                "code_length": data.get("code_length"),
+                "expiration": data.get("expiration"),
+                "retries": data.get("retries"),
+                "message": data.get("message"),
+                "client_address": self._budget_address(request),
+            },
+            _created,
+        )
 
     def _budget_address(self, request: Request) -> str | None:
         """The address the per-address budgets count, or None for none.
@@ -189,10 +203,16 @@ class VerificationAPI:
         return client_address(request, self.trusted_proxies)
 
     def _check(self, auth_id: Any, code: Any, request: Request) -> EngineCall:
-        return EngineCall("check", {
-            "auth_id": auth_id, "code": code, "uniform": self.uniform_errors,
-            "client_address": self._budget_address(request),
-        }, _checked)
+        return EngineCall(
+            "check",
+            {
+                "auth_id": auth_id,
+                "code": code,
+                "uniform": self.uniform_errors,
+                "client_address": self._budget_address(request),
+            },
+            _checked,
+        )
 
     def _uniform(self, error: VerificationError) -> VerificationError:
         """With uniform errors on, unknown, expired, wrong and locked answer alike."""

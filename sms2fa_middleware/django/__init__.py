@@ -54,6 +54,18 @@ from .decorators import verified_required
 from .middleware import SMS2FAMiddleware
 from .routes import Routes, UrlPattern, check_routes, route_paths, sample_path, url_patterns
 
-__all__ = ["Identity", "Installed", "Routes", "SMS2FAMiddleware", "UrlPattern", "UserIdentity",
-           "check_routes", "installed", "reset", "route_paths", "sample_path", "url_patterns",
-           "verified_required"]
+__all__ = [
+    "Identity",
+    "Installed",
+    "Routes",
+    "SMS2FAMiddleware",
+    "UrlPattern",
+    "UserIdentity",
+    "check_routes",
+    "installed",
+    "reset",
+    "route_paths",
+    "sample_path",
+    "url_patterns",
+    "verified_required",
+]

@@ -23,18 +23,28 @@ def check_sms2fa(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
     """sms2fa.E001: the ``SMS2FA`` configuration cannot start; sms2fa.W001: development mode
     (codes may be printed, the secret key is made up) in a deploy."""
     if MIDDLEWARE not in getattr(django_settings, "MIDDLEWARE", ()) and not isinstance(
-            getattr(django_settings, "SMS2FA", None), Mapping):
+        getattr(django_settings, "SMS2FA", None), Mapping
+    ):
         return []  # not used by this project
     try:
         built = installed()
     except (ImproperlyConfigured, ConfigurationError, ValueError, TypeError) as exc:
-        return [checks.Error(f"SMS2FA cannot start: {exc}", id="sms2fa.E001",
-                             hint="set the SMS2FA_* and FLOWROUTE_* environment variables "
-                                  "(README: Settings), or SMS2FA['settings']")]
+        return [
+            checks.Error(
+                f"SMS2FA cannot start: {exc}",
+                id="sms2fa.E001",
+                hint="set the SMS2FA_* and FLOWROUTE_* environment variables "
+                "(README: Settings), or SMS2FA['settings']",
+            )
+        ]
     if built.guard.settings.development:
-        return [checks.Warning("SMS2FA runs in development mode (codes may be printed to the "
-                               "console)", id="sms2fa.W001",
-                               hint="unset SMS2FA_DEVELOPMENT in production")]
+        return [
+            checks.Warning(
+                "SMS2FA runs in development mode (codes may be printed to the console)",
+                id="sms2fa.W001",
+                hint="unset SMS2FA_DEVELOPMENT in production",
+            )
+        ]
     return []
 
 

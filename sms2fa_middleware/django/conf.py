@@ -67,7 +67,8 @@ class UserIdentity:
             raise ImproperlyConfigured(
                 f"SMS2FA: the user model {model.__name__} has no attribute "
                 f"{self._path[0]!r}; set SMS2FA['phone_attribute'] (e.g. "
-                f"'profile.phone_number') or SMS2FA['identify']")
+                f"'profile.phone_number') or SMS2FA['identify']"
+            )
 
 
 class Installed:
@@ -84,8 +85,10 @@ class Installed:
         if isinstance(protect_views, str):
             protect_views = [protect_views]
         if not all(isinstance(name, str) and name for name in protect_views):
-            raise ImproperlyConfigured("SMS2FA['protect_views'] must be a list of URL names "
-                                       "such as ['billing', 'accounts:*']")
+            raise ImproperlyConfigured(
+                "SMS2FA['protect_views'] must be a list of URL names "
+                "such as ['billing', 'accounts:*']"
+            )
         if protect_views and not options.get("protect"):
             # Protection by view only: the path rules then protect nothing but the prefix,
             # which the guard answers before any protect pattern is looked at.
@@ -97,8 +100,9 @@ class Installed:
         elif isinstance(raw_settings, Mapping):
             sms_settings = Settings(**raw_settings)
         else:
-            raise ImproperlyConfigured("SMS2FA['settings'] must be a dict of Settings "
-                                       "keywords or a Settings")
+            raise ImproperlyConfigured(
+                "SMS2FA['settings'] must be a dict of Settings keywords or a Settings"
+            )
         if "login_url" not in options and str(django_settings.LOGIN_URL).startswith("/"):
             options["login_url"] = str(django_settings.LOGIN_URL)
         try:
@@ -117,15 +121,22 @@ class Installed:
         self.identify_is_async = iscoroutinefunction(identify)
         self.default_identify = isinstance(identify, UserIdentity)
         #: Which resolved routes are protected (the second line, after the path rules).
-        self.routes = Routes(self.guard.options.protect, self.guard.options.exclude,
-                             self.guard.options.prefix, tuple(protect_views))
+        self.routes = Routes(
+            self.guard.options.protect,
+            self.guard.options.exclude,
+            self.guard.options.prefix,
+            tuple(protect_views),
+        )
 
     def auth_id(self, request: HttpRequest, user: Any) -> str | None:
         """The auth_id of ``user``, who is logging out on ``request`` (blocking)."""
         if self.default_identify:
             return str(user.pk)
-        raw = (async_to_sync(self.identify)(request) if self.identify_is_async
-               else self.identify(request))
+        raw = (
+            async_to_sync(self.identify)(request)
+            if self.identify_is_async
+            else self.identify(request)
+        )
         identity = self.guard.identity(raw)
         return identity.auth_id if identity is not None else None
 
@@ -143,9 +154,12 @@ class _Built:
 
     def current(self, config: Mapping[str, Any]) -> bool:
         values = self.values
-        return (self.config is config and len(config) == len(values)
-                and all(values.get(key, _MISSING) is value for key, value in config.items())
-                and self.env == _env_read_by(config))
+        return (
+            self.config is config
+            and len(config) == len(values)
+            and all(values.get(key, _MISSING) is value for key, value in config.items())
+            and self.env == _env_read_by(config)
+        )
 
 
 _MISSING = object()
@@ -166,8 +180,10 @@ def installed() -> Installed:
     when Django builds it (a test ``Client`` builds its own)."""
     config = getattr(django_settings, "SMS2FA", None)
     if not isinstance(config, Mapping):
-        raise ImproperlyConfigured('settings.SMS2FA must be a dict such as '
-                                   '{"protect": ["/account"], "login_url": "/login/"}')
+        raise ImproperlyConfigured(
+            "settings.SMS2FA must be a dict such as "
+            '{"protect": ["/account"], "login_url": "/login/"}'
+        )
     hit = _INSTALLED.get(id(config))
     if hit is not None and hit.current(config):  # the dict itself is kept: no id reuse
         return hit.installed
@@ -198,12 +214,19 @@ def check_order() -> None:
     """The default identify reads ``request.user``: AuthenticationMiddleware must run first."""
     names = list(django_settings.MIDDLEWARE)
     ours = next((i for i, n in enumerate(names) if n.endswith(".SMS2FAMiddleware")), None)
-    if ours is not None and not any(n.endswith("AuthenticationMiddleware")
-                                    for n in names[:ours]):
+    if ours is not None and not any(n.endswith("AuthenticationMiddleware") for n in names[:ours]):
         raise ImproperlyConfigured(
             f"SMS2FA: list {AUTH_MIDDLEWARE!r} before 'sms2fa_middleware.django."
-            "SMS2FAMiddleware' in MIDDLEWARE (it reads request.user), or set SMS2FA['identify']")
+            "SMS2FAMiddleware' in MIDDLEWARE (it reads request.user), or set SMS2FA['identify']"
+        )
 
 
-__all__ = ["AUTH_MIDDLEWARE", "Identify", "Installed", "UserIdentity", "check_order", "installed",
-           "reset"]
+__all__ = [
+    "AUTH_MIDDLEWARE",
+    "Identify",
+    "Installed",
+    "UserIdentity",
+    "check_order",
+    "installed",
+    "reset",
+]

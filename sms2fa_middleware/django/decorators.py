@@ -25,11 +25,13 @@ def verified_required(view: ViewT) -> ViewT:
     """Refuse (403 JSON) the request unless the middleware verified it (``request.sms2fa``).
     Sync and async function views; ``method_decorator(verified_required)`` on classes."""
     if iscoroutinefunction(view):
+
         @functools.wraps(view)
         async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if getattr(request, "sms2fa", None) is None:
                 return _refuse(request)
             return await view(request, *args, **kwargs)
+
         return async_wrapper  # type: ignore[return-value]
 
     @functools.wraps(view)
@@ -37,6 +39,7 @@ def verified_required(view: ViewT) -> ViewT:
         if getattr(request, "sms2fa", None) is None:
             return _refuse(request)
         return view(request, *args, **kwargs)
+
     return wrapper  # type: ignore[return-value]
 
 

@@ -61,8 +61,9 @@ class SMS2FAMiddleware:
             return answer
         return self._done(request, await self.get_response(request))
 
-    def process_view(self, request: HttpRequest, view: Any, args: Any,
-                     kwargs: Any) -> HttpResponseBase | None:
+    def process_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: Any
+    ) -> HttpResponseBase | None:
         """The second line: once Django has resolved the request, a route that is protected
         (in any language, any letter case, or by ``protect_views``) gets the guard's decision,
         though the path rules let the request through. Django calls the async twin
@@ -71,8 +72,9 @@ class SMS2FAMiddleware:
             return None
         return self._guard(request, PROTECTED)
 
-    async def _aprocess_view(self, request: HttpRequest, view: Any, args: Any,
-                             kwargs: Any) -> HttpResponseBase | None:
+    async def _aprocess_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: Any
+    ) -> HttpResponseBase | None:
         if not self._route_protects(request):
             return None
         return await self._aguard(request, PROTECTED)
@@ -83,8 +85,11 @@ class SMS2FAMiddleware:
         guard = self.guard
         identity, failure = None, None
         try:
-            raw = (async_to_sync(self.identify)(request) if self.installed.identify_is_async
-                   else self.identify(request))
+            raw = (
+                async_to_sync(self.identify)(request)
+                if self.installed.identify_is_async
+                else self.identify(request)
+            )
             identity = guard.identity(raw)
         except Exception as exc:  # a bug in identify, or a value that is no identity
             failure = exc
@@ -112,13 +117,19 @@ class SMS2FAMiddleware:
             return None
         return await sync_to_async(self._answer, thread_sensitive=False)(request, verdict)
 
-    def _decide(self, request: HttpRequest, kind: int, identity: Identity | None,
-                failure: Exception | None) -> Verdict:
+    def _decide(
+        self, request: HttpRequest, kind: int, identity: Identity | None, failure: Exception | None
+    ) -> Verdict:
         """The guard's one decision (shared by both paths, and by :meth:`process_view`)."""
         request._sms2fa_kind = kind  # decided: process_view need not ask again
-        verdict = self.guard.decide(kind, identity, failure, request.META.get("HTTP_COOKIE", ""),
-                                    request.is_secure(),
-                                    getattr(request, "_sms2fa_max_age", None))
+        verdict = self.guard.decide(
+            kind,
+            identity,
+            failure,
+            request.META.get("HTTP_COOKIE", ""),
+            request.is_secure(),
+            getattr(request, "_sms2fa_max_age", None),
+        )
         if verdict.to_app:
             request.sms2fa = verdict.identity
             request._sms2fa_private = verdict.private
@@ -176,8 +187,7 @@ class SMS2FAMiddleware:
         store: from async code, ``await sync_to_async(middleware.revoke)(user.pk)``."""
         self.guard.revoke(str(auth_id))
 
-    def revoke_session(self, request: HttpRequest,
-                       response: HttpResponseBase) -> HttpResponseBase:
+    def revoke_session(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """End only ``request``'s verified session ("forget this device") on every worker
         and host, and delete its cookie on ``response``; the user's other devices stay
         verified (Django's ``logout()`` ends them all). Writes to the store, as
@@ -187,8 +197,9 @@ class SMS2FAMiddleware:
         return response
 
 
-def _logged_out(sender: Any, request: HttpRequest | None = None, user: Any = None,
-                **kwargs: Any) -> None:
+def _logged_out(
+    sender: Any, request: HttpRequest | None = None, user: Any = None, **kwargs: Any
+) -> None:
     """``user_logged_out``: revoke the user's verified sessions (all their devices) and this
     device's session, whose cookie the response then deletes. The signal is sent before the
     session is flushed, so ``identify`` still sees the user."""
@@ -201,8 +212,7 @@ def _logged_out(sender: Any, request: HttpRequest | None = None, user: Any = Non
     auth_id = chosen.auth_id(request, user)
     if auth_id is not None:
         chosen.guard.revoke(auth_id)
-    request._sms2fa_logged_out = chosen.guard.revoke_session(
-        request.META.get("HTTP_COOKIE", ""))
+    request._sms2fa_logged_out = chosen.guard.revoke_session(request.META.get("HTTP_COOKIE", ""))
 
 
 def _request(request: HttpRequest, body: bytes = b"") -> Request:
@@ -217,7 +227,7 @@ def _request(request: HttpRequest, body: bytes = b"") -> Request:
         body=body,
         client=meta.get("REMOTE_ADDR"),
         scheme=request.scheme or "http",
-        root_path=request.path[:len(request.path) - len(request.path_info)],  # SCRIPT_NAME
+        root_path=request.path[: len(request.path) - len(request.path_info)],  # SCRIPT_NAME
         host=_host(request),
         trusted_origins=tuple(getattr(django_settings, "CSRF_TRUSTED_ORIGINS", ())),
     )

@@ -50,8 +50,15 @@ def _in_class(items: list[tuple[Any, Any]], char: str) -> bool:
             hit = hit or arg[0] <= code <= arg[1]
         elif op is _sre.CATEGORY:
             name = str(arg)
-            test = (char.isdigit() if "DIGIT" in name else char.isspace() if "SPACE" in name
-                    else char.isalnum() or char == "_" if "WORD" in name else False)
+            test = (
+                char.isdigit()
+                if "DIGIT" in name
+                else char.isspace()
+                if "SPACE" in name
+                else char.isalnum() or char == "_"
+                if "WORD" in name
+                else False
+            )
             hit = hit or (test != ("NOT" in name))
     return hit != negate
 
@@ -164,22 +171,40 @@ def url_patterns(urlconf: str | None = None) -> list[UrlPattern]:
     found: dict[tuple[int, ...], UrlPattern] = {}
     by_language = False
 
-    def walk(entries: Iterable[Any], chain: tuple[int, ...], route: str, sample: str,
-             prefix: str | None, ignorecase: bool, namespaces: list[str]) -> None:
+    def walk(
+        entries: Iterable[Any],
+        chain: tuple[int, ...],
+        route: str,
+        sample: str,
+        prefix: str | None,
+        ignorecase: bool,
+        namespaces: list[str],
+    ) -> None:
         nonlocal by_language
         for entry in entries:
             pattern = entry.pattern
             here = sample + _sample(pattern)
             locale = isinstance(pattern, LocalePrefixPattern)
-            by_language = by_language or locale or isinstance(
-                getattr(pattern, "_route", getattr(pattern, "_regex", None)), Promise)
-            folded = ignorecase or (isinstance(pattern, RegexPattern)
-                                    and bool(pattern.regex.flags & re.IGNORECASE))
+            by_language = (
+                by_language
+                or locale
+                or isinstance(getattr(pattern, "_route", getattr(pattern, "_regex", None)), Promise)
+            )
+            folded = ignorecase or (
+                isinstance(pattern, RegexPattern) and bool(pattern.regex.flags & re.IGNORECASE)
+            )
             key, joined = (*chain, id(entry)), _join_route(route, str(pattern))
             mine = here if locale and prefix is None else prefix
             if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, key, joined, here, mine, folded,
-                     [*namespaces, entry.namespace] if entry.namespace else namespaces)
+                walk(
+                    entry.url_patterns,
+                    key,
+                    joined,
+                    here,
+                    mine,
+                    folded,
+                    [*namespaces, entry.namespace] if entry.namespace else namespaces,
+                )
                 continue
             name = ":".join([*namespaces, entry.name or _view_path(entry.callback)])
             leaf = found.setdefault(key, UrlPattern([], [], set(), folded, name))
@@ -223,12 +248,14 @@ class Routes:
     not in the URLconf's table (a URLconf built at run time) is read every way: fail closed.
     """
 
-    def __init__(self, protect: Iterable[str], exclude: Iterable[str], prefix: str,
-                 views: Iterable[str] = ()) -> None:
+    def __init__(
+        self, protect: Iterable[str], exclude: Iterable[str], prefix: str, views: Iterable[str] = ()
+    ) -> None:
         protect, exclude = tuple(protect), tuple(exclude)
         self.policy = PathPolicy(protect, exclude, prefix)
-        self.folded = PathPolicy([p.lower() for p in protect], [e.lower() for e in exclude],
-                                 prefix.lower())
+        self.folded = PathPolicy(
+            [p.lower() for p in protect], [e.lower() for e in exclude], prefix.lower()
+        )
         self.views = tuple(views)
         self._view_answers: dict[str, bool] = {}
         self._tables: dict[tuple[int, tuple[str, ...]], tuple[Any, dict[str, UrlPattern]]] = {}
@@ -272,13 +299,16 @@ class Routes:
 
             prefixes = {p for known in table.values() for p in known.prefixes}
             pattern = UrlPattern([route], [], {*prefixes, "", f"{get_language()}/"}, True, "")
-        elif pattern.samples and any(self._path_protected(sample, pattern.ignorecase)
-                                     for sample in pattern.samples):
+        elif pattern.samples and any(
+            self._path_protected(sample, pattern.ignorecase) for sample in pattern.samples
+        ):
             return True
         if len(pattern.prefixes) <= 1 and not pattern.ignorecase:
             return False  # one spelling: the path rules decided already
-        return any(self._path_protected(other, pattern.ignorecase)
-                   for other in _other_languages(path, pattern.prefixes))
+        return any(
+            self._path_protected(other, pattern.ignorecase)
+            for other in _other_languages(path, pattern.prefixes)
+        )
 
     def _path_protected(self, path: str, ignorecase: bool) -> bool:
         if self.policy.classify(path) == PROTECTED:
@@ -303,9 +333,12 @@ class Routes:
                     table[route] = pattern
                 else:  # two patterns, one route text: the same paths; either protects
                     table[route] = UrlPattern(
-                        known.routes, known.samples + pattern.samples,
+                        known.routes,
+                        known.samples + pattern.samples,
                         known.prefixes | pattern.prefixes,
-                        known.ignorecase or pattern.ignorecase, known.view_name)
+                        known.ignorecase or pattern.ignorecase,
+                        known.view_name,
+                    )
         if len(self._tables) >= 8:
             self._tables.clear()
         self._tables[key] = (resolver, table)
@@ -332,17 +365,21 @@ def _other_languages(path: str, prefixes: set[str]) -> set[str]:
     out = {path}
     for prefix in prefixes:
         if body.startswith(prefix):
-            rest = body[len(prefix):]
+            rest = body[len(prefix) :]
             out |= {"/" + other + rest for other in prefixes}
     return out
 
 
 # -- start-up check of the URL patterns --------------------------------------------------------
 
-def check_routes(protect: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
-                 urlconf: str | None = None,
-                 protect_views: Iterable[str] | None = None,
-                 public: Iterable[str] | None = None) -> list[str]:
+
+def check_routes(
+    protect: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    urlconf: str | None = None,
+    protect_views: Iterable[str] | None = None,
+    public: Iterable[str] | None = None,
+) -> list[str]:
     """Start-up check: log (and return) a warning for each URL pattern the ``protect``
     patterns may leave open -- a near miss such as ``protect=["/admin/*"]`` with a route
     ``/admin/`` (:func:`~sms2fa_middleware.guard.paths.route_warnings`) --, each protect
@@ -375,8 +412,9 @@ def check_routes(protect: Iterable[str] | None = None, exclude: Iterable[str] | 
     return route_checks.logged(warnings)
 
 
-def _spelling_warnings(patterns: Iterable[UrlPattern], protect: list[str],
-                       exclude: list[str]) -> list[str]:
+def _spelling_warnings(
+    patterns: Iterable[UrlPattern], protect: list[str], exclude: list[str]
+) -> list[str]:
     """The URL patterns that protect matches in some language or letter case only."""
     policy, excluded = PathPolicy(protect, (), "/\x00"), PathPatterns(exclude)
     warnings = []
@@ -394,7 +432,8 @@ def _spelling_warnings(patterns: Iterable[UrlPattern], protect: list[str],
             warnings.append(
                 f"route {spelling!r} is not matched by protect, though the same URL pattern "
                 f"is at {covered[0]!r} ({why}); the middleware protects it once Django has "
-                f"resolved it -- name it in protect too, or use protect_views")
+                f"resolved it -- name it in protect too, or use protect_views"
+            )
     return warnings
 
 

@@ -28,6 +28,13 @@ from .timing import TimingFloor
 from .verifier import Verifier
 
 __all__ = [
-    "MAX_AUTH_ID_LENGTH", "AsyncVerifier", "AuditEvent", "Pending", "Started", "TimingFloor",
-    "Verified", "Verifier", "check_auth_id",
+    "MAX_AUTH_ID_LENGTH",
+    "AsyncVerifier",
+    "AuditEvent",
+    "Pending",
+    "Started",
+    "TimingFloor",
+    "Verified",
+    "Verifier",
+    "check_auth_id",
 ]

@@ -50,24 +50,41 @@ class AsyncVerifier:
         """See :meth:`Verifier.create_schema`."""
         await self._store(self.verifier.create_schema)
 
-    async def start(self, auth_id: str, recipient: str | int, *,
-                    code_length: int | None = None, expiration: int | None = None,
-                    retries: int | None = None, message: str | None = None,
-                    client_address: str | None = None) -> Started:
+    async def start(
+        self,
+        auth_id: str,
+        recipient: str | int,
+        *,
+        code_length: int | None = None,
+        expiration: int | None = None,
+        retries: int | None = None,
+        message: str | None = None,
+        client_address: str | None = None,
+    ) -> Started:
         """See :meth:`Verifier.start`; the SMS is sent in a worker thread."""
         v = self.verifier
         if v.schema.missing:
             await self._store(v.schema.ensure)
-        plan = await self._store(v.sends.prepare, auth_id, recipient, StartOptions(
-            code_length, expiration, retries, message, client_address))
+        plan = await self._store(
+            v.sends.prepare,
+            auth_id,
+            recipient,
+            StartOptions(code_length, expiration, retries, message, client_address),
+        )
         try:
             message_id = await self._send_in_thread(partial(v.sender.send, plan.to, plan.body))
         except SendError as exc:
             await self._store(v.sends.failed, plan, exc)
         return await self._store(v.sends.sent, plan, message_id)
 
-    async def check(self, auth_id: str, code: str, *, client_address: str | None = None,
-                    uniform: bool | None = None) -> Verified:
+    async def check(
+        self,
+        auth_id: str,
+        code: str,
+        *,
+        client_address: str | None = None,
+        uniform: bool | None = None,
+    ) -> Verified:
         """See :meth:`Verifier.check`; a uniform answer's wait is awaited."""
         v = self.verifier
         if v.schema.missing:

@@ -29,13 +29,18 @@ class AuditEvent:
 class Audit:
     """Emits the events of one namespace (``""``: the default one)."""
 
-    def __init__(self, on_event: Callable[[AuditEvent], None] | None,
-                 namespace: str = "") -> None:
+    def __init__(self, on_event: Callable[[AuditEvent], None] | None, namespace: str = "") -> None:
         self.on_event = on_event
         self.namespace = namespace
 
-    def emit(self, name: str, auth_id: str, recipient: str | None = None,
-             reason: str | None = None, **detail: object) -> None:
+    def emit(
+        self,
+        name: str,
+        auth_id: str,
+        recipient: str | None = None,
+        reason: str | None = None,
+        **detail: object,
+    ) -> None:
         """Log and hand on one event (the recipient masked)."""
         # A failed send is the one event an operator must see without asking for INFO.
         level = logging.WARNING if name == "send_failed" else logging.INFO
@@ -46,17 +51,24 @@ class Audit:
             detail["namespace"] = self.namespace
         event = AuditEvent(name, auth_id, mask(recipient) if recipient else None, reason, detail)
         if logging_on:
-            log.log(level, "sms2fa event=%s auth_id=%r recipient=%s reason=%s %s", name,
-                    auth_id, event.recipient, reason,
-                    " ".join(f"{k}={v}" for k, v in detail.items()))
+            log.log(
+                level,
+                "sms2fa event=%s auth_id=%r recipient=%s reason=%s %s",
+                name,
+                auth_id,
+                event.recipient,
+                reason,
+                " ".join(f"{k}={v}" for k, v in detail.items()),
+            )
         if self.on_event is not None:
             try:
                 self.on_event(event)
             except Exception:  # an audit hook must never break a verification
                 log.exception("sms2fa: the on_event hook failed")
 
-    def refuse(self, budget: str, auth_id: str, number: str | None, reset_at: datetime,
-               now: datetime) -> NoReturn:
+    def refuse(
+        self, budget: str, auth_id: str, number: str | None, reset_at: datetime, now: datetime
+    ) -> NoReturn:
         """Emit ``rate_limited`` and raise RateLimited for ``budget``."""
         wait = retry_after(reset_at, now)
         self.emit("rate_limited", auth_id, number, reason=budget, retry_after=wait)

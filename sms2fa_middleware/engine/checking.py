@@ -56,13 +56,15 @@ class CheckResult:
 class Checks:
     """Everything a check does but wait out the timing floor."""
 
-    def __init__(self, settings: Settings, store: Store, keys: Keys, audit: Audit,
-                 clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, keys: Keys, audit: Audit, clock: Clock
+    ) -> None:
         self.settings, self.store, self.keys = settings, store, keys
         self.audit, self.clock = audit, clock
 
-    def check(self, auth_id: str, code: str, client_address: str | None,
-              uniform: bool | None) -> CheckResult:
+    def check(
+        self, auth_id: str, code: str, client_address: str | None, uniform: bool | None
+    ) -> CheckResult:
         """See :meth:`Verifier.check`; raises only before any guess was evaluated."""
         s = self.settings
         auth_id = check_auth_id(auth_id)
@@ -74,8 +76,9 @@ class Checks:
         now = self.clock.now()
         if client_address is not None and s.address_check_limit:
             # Counted before anything else, so probing many auth_ids costs the prober too.
-            count, reset_at = self.store.hit(self.keys.address_checks(client_address),
-                                             s.address_check_window, now)
+            count, reset_at = self.store.hit(
+                self.keys.address_checks(client_address), s.address_check_window, now
+            )
             if count > s.address_check_limit:
                 self.audit.refuse("client_address_checks", auth_id, None, reset_at, now)
         if not uniform and self.store.get_code(key) is None:
@@ -87,7 +90,8 @@ class Checks:
         # checks spread over fresh codes evaluate at most max_failed_checks guesses. Success
         # gives the slot back.
         failures, reset_at, row = self.store.take_attempt(
-            key, Keys.failed(key), s.lockout_seconds, s.max_failed_checks, now, pad=uniform)
+            key, Keys.failed(key), s.lockout_seconds, s.max_failed_checks, now, pad=uniform
+        )
         # The same digest work on every path: against the row's digest, or against nothing.
         right = matches(code, key, row.digest if row else "", s.secret_keys)
         outcome = judge(failures, s.max_failed_checks, row is not None, right)
@@ -98,30 +102,50 @@ class Checks:
         error = self._failure(outcome, auth_id, key, row, failures, reset_at, now, uniform)
         return CheckResult(None, error, outcome.value if uniform else None, started, elapsed)
 
-    def _failure(self, outcome: Outcome, auth_id: str, key: str, row: CodeRow | None,
-                 failures: int, reset_at: datetime, now: datetime,
-                 uniform: bool) -> VerificationError:
+    def _failure(
+        self,
+        outcome: Outcome,
+        auth_id: str,
+        key: str,
+        row: CodeRow | None,
+        failures: int,
+        reset_at: datetime,
+        now: datetime,
+        uniform: bool,
+    ) -> VerificationError:
         """The error a failed check answers, with its events (and a lock it earned)."""
         if outcome is Outcome.LOCKED:
             wait = retry_after(reset_at, now)
             self.audit.emit("locked", auth_id, reason="RateLimited", retry_after=wait)
-            return RateLimited("failed_checks", wait,
-                               "Too many failed attempts; try again later.")
+            return RateLimited("failed_checks", wait, "Too many failed attempts; try again later.")
         if row is None:  # nothing to guess at (expired or used up): no failure
             # Uniform answers all look alike: no second read to tell why (purge deletes).
-            error = UnknownAuthId() if uniform else self._why_not_checkable(
-                self.store.get_code(key), now)
+            error = (
+                UnknownAuthId()
+                if uniform
+                else self._why_not_checkable(self.store.get_code(key), now)
+            )
             self.audit.emit("failed", auth_id, reason=error.reason)
             return error
         # A wrong guess never deletes the code, even on its last attempt: a right guess that
         # took an earlier attempt may still be evaluating, and must be the one to consume it.
         # With no attempt left nobody can take another; a new start or purge removes it.
-        self.audit.emit("failed", auth_id, row.recipient, reason="InvalidAuthCode",
-                        attempts_left=row.attempts_left)
+        self.audit.emit(
+            "failed",
+            auth_id,
+            row.recipient,
+            reason="InvalidAuthCode",
+            attempts_left=row.attempts_left,
+        )
         if failures == self.settings.max_failed_checks:
             until = self._lock(key, now)
-            self.audit.emit("locked", auth_id, row.recipient, reason="failed_checks",
-                            until=until.isoformat(timespec="seconds"))
+            self.audit.emit(
+                "locked",
+                auth_id,
+                row.recipient,
+                reason="failed_checks",
+                until=until.isoformat(timespec="seconds"),
+            )
         return InvalidAuthCode(attempts_left=row.attempts_left)
 
     def _consume(self, auth_id: str, key: str, row: CodeRow, now: datetime) -> CheckResult:
@@ -149,8 +173,7 @@ class Checks:
             locks, _ = self.store.hit(locks_key, s.lockout_max_seconds, now, tx=tx)
             until = now + timedelta(seconds=lock_seconds(s, locks))
             self.store.extend(Keys.failed(key), until, tx=tx)
-            self.store.extend(locks_key, until + timedelta(seconds=s.lockout_max_seconds),
-                              tx=tx)
+            self.store.extend(locks_key, until + timedelta(seconds=s.lockout_max_seconds), tx=tx)
         return until
 
     def _why_not_checkable(self, row: CodeRow | None, now: datetime) -> VerificationError:

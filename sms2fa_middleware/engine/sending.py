@@ -69,8 +69,15 @@ class StartOptions:
 class Sends:
     """Everything a start does but the send itself."""
 
-    def __init__(self, settings: Settings, store: Store, keys: Keys, audit: Audit,
-                 clock: Clock, purger: Purger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        keys: Keys,
+        audit: Audit,
+        clock: Clock,
+        purger: Purger,
+    ) -> None:
         self.settings, self.store, self.keys = settings, store, keys
         self.audit, self.clock, self.purger = audit, clock, purger
 
@@ -102,14 +109,25 @@ class Sends:
             self.audit.refuse(refused[0], auth_id, number, refused[1], now)
         code = generate_code(length)
         self.audit.emit("started", auth_id, number)
-        return SendPlan(auth_id, key, number, attempts, now + timedelta(seconds=lifetime),
-                        tuple(budgets), now, body=template.format(code=code, org_name=s.org_name),
-                        digest=digest(code, key, s.secret_keys[0]))
+        return SendPlan(
+            auth_id,
+            key,
+            number,
+            attempts,
+            now + timedelta(seconds=lifetime),
+            tuple(budgets),
+            now,
+            body=template.format(code=code, org_name=s.org_name),
+            digest=digest(code, key, s.secret_keys[0]),
+        )
 
     def sent(self, plan: SendPlan, message_id: str | None) -> Started:
         """Store the code the provider accepted; an earlier code stays valid until now."""
-        self.store.put_code(CodeRow(plan.key, plan.to, plan.digest, plan.attempts,
-                                    plan.expires_at), plan.now, message_id)
+        self.store.put_code(
+            CodeRow(plan.key, plan.to, plan.digest, plan.attempts, plan.expires_at),
+            plan.now,
+            message_id,
+        )
         self.audit.emit("sent", plan.auth_id, plan.to, message_id=message_id)
         return Started(plan.auth_id, plan.to, plan.expires_at, plan.attempts, message_id)
 
@@ -121,26 +139,30 @@ class Sends:
             self._refund(plan.budgets, plan.now)
         elif self.settings.resend_cooldown:
             self.store.reset(Keys.cooldown(plan.key))  # the user may ask again at once
-        self.audit.emit("send_failed", plan.auth_id, plan.to, reason="SMSDeliveryFailed",
-                        status=exc.status)
+        self.audit.emit(
+            "send_failed", plan.auth_id, plan.to, reason="SMSDeliveryFailed", status=exc.status
+        )
         raise SMSDeliveryFailed() from exc
 
-    def _locked(self, key: str, now: datetime,
-                tx: Cursor | None = None) -> tuple[str, datetime] | None:
+    def _locked(
+        self, key: str, now: datetime, tx: Cursor | None = None
+    ) -> tuple[str, datetime] | None:
         """("failed_checks", until when) if failed checks have locked ``key``."""
         failures, until = self.store.peek(Keys.failed(key), now, tx=tx)
         if failures >= self.settings.max_failed_checks and until is not None:
             return "failed_checks", until
         return None
 
-    def _spend(self, key: str, budgets: list[Budget], now: datetime,
-               tx: Cursor) -> tuple[str, datetime] | None:
+    def _spend(
+        self, key: str, budgets: list[Budget], now: datetime, tx: Cursor
+    ) -> tuple[str, datetime] | None:
         """Charge every budget in ``tx`` unless locked; the first refusal, with its end."""
         if (locked := self._locked(key, now, tx)) is not None:
             return locked
         for budget in budgets:
-            count, reset_at = self.store.hit(budget.key, budget.window, now,
-                                             amount=budget.amount, tx=tx)
+            count, reset_at = self.store.hit(
+                budget.key, budget.window, now, amount=budget.amount, tx=tx
+            )
             if count > budget.limit:
                 return budget.name, reset_at
         return None
@@ -152,8 +174,7 @@ class Sends:
                 if budget.cooldown:
                     self.store.reset(budget.key, tx=tx)
                 else:
-                    self.store.hit(budget.key, budget.window, now, amount=-budget.amount,
-                                   tx=tx)
+                    self.store.hit(budget.key, budget.window, now, amount=-budget.amount, tx=tx)
 
 
 class Purger:
@@ -176,8 +197,9 @@ class Purger:
         if not self._lock.acquire(blocking=False):
             return  # one is running
         self._last = time.monotonic()
-        threading.Thread(target=self._background, args=(now,), name="sms2fa-purge",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._background, args=(now,), name="sms2fa-purge", daemon=True
+        ).start()
 
     def _background(self, now: datetime) -> None:
         try:

@@ -36,9 +36,14 @@ class TimingFloor:
             self._recent.setdefault(kind, deque(maxlen=self._size)).append(elapsed)
             self._seen += 1
             if self._seen % 16 == 0:  # a percentile per answer would cost more than the gap
-                self._floor = max((sorted(times)[len(times) * 3 // 4]
-                                   for times in self._recent.values() if len(times) >= 8),
-                                  default=0.0)
+                self._floor = max(
+                    (
+                        sorted(times)[len(times) * 3 // 4]
+                        for times in self._recent.values()
+                        if len(times) >= 8
+                    ),
+                    default=0.0,
+                )
         return started + self._floor
 
 

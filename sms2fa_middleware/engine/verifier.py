@@ -66,19 +66,22 @@ class Verifier:
         self.floor = TimingFloor()
         self._purger = Purger(self.store)
         self._scope(on_event, "")
-        sample = self.settings.message_template.format(code="0" * 10,
-                                                       org_name=self.settings.org_name)
+        sample = self.settings.message_template.format(
+            code="0" * 10, org_name=self.settings.org_name
+        )
         if segments(sample) > 1:
-            log.warning("sms2fa: the SMS message needs %d segments (each one is billed)",
-                        segments(sample))
+            log.warning(
+                "sms2fa: the SMS message needs %d segments (each one is billed)", segments(sample)
+            )
 
     def _scope(self, on_event: Callable[[AuditEvent], None] | None, namespace: str) -> None:
         self.namespace = namespace
         # auth_ids are printable: no default-namespace key starts like a scoped one.
         self.keys = Keys(f"{namespace}\x1e" if namespace else "")
         self.audit = Audit(on_event, namespace)
-        self.sends = Sends(self.settings, self.store, self.keys, self.audit, self.clock,
-                           self._purger)
+        self.sends = Sends(
+            self.settings, self.store, self.keys, self.audit, self.clock, self._purger
+        )
         self.checks = Checks(self.settings, self.store, self.keys, self.audit, self.clock)
 
     def namespaced(self, namespace: str) -> Verifier:
@@ -99,21 +102,38 @@ class Verifier:
         """Create the tables if missing. Idempotent; safe from several workers at once."""
         self.schema.create()
 
-    def start(self, auth_id: str, recipient: str | int, *, code_length: int | None = None,
-              expiration: int | None = None, retries: int | None = None,
-              message: str | None = None, client_address: str | None = None) -> Started:
+    def start(
+        self,
+        auth_id: str,
+        recipient: str | int,
+        *,
+        code_length: int | None = None,
+        expiration: int | None = None,
+        retries: int | None = None,
+        message: str | None = None,
+        client_address: str | None = None,
+    ) -> Started:
         """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one."""
         self._ready()
-        plan = self.sends.prepare(auth_id, recipient, StartOptions(
-            code_length, expiration, retries, message, client_address))
+        plan = self.sends.prepare(
+            auth_id,
+            recipient,
+            StartOptions(code_length, expiration, retries, message, client_address),
+        )
         try:
             message_id = self.sender.send(plan.to, plan.body)
         except SendError as exc:
             self.sends.failed(plan, exc)
         return self.sends.sent(plan, message_id)
 
-    def check(self, auth_id: str, code: str, *, client_address: str | None = None,
-              uniform: bool | None = None) -> Verified:
+    def check(
+        self,
+        auth_id: str,
+        code: str,
+        *,
+        client_address: str | None = None,
+        uniform: bool | None = None,
+    ) -> Verified:
         """Check ``code`` for ``auth_id``; the code is consumed on success.
 
         Raises UnknownAuthId, ExpiredAuthCode, InvalidAuthCode (with ``attempts_left``),

@@ -39,6 +39,20 @@ from .responses import safe_next
 from .rules import Rule
 from .sessions import SessionSigner
 
-__all__ = ["DEFAULT_REMEMBER_FOR", "PASS", "PREFIX", "PROTECTED", "RULED", "Guard",
-           "GuardOptions", "GuardedApp", "IdentifyError", "Rule", "SessionSigner", "cookie_value",
-           "private_headers", "private_raw_headers", "safe_next"]
+__all__ = [
+    "DEFAULT_REMEMBER_FOR",
+    "PASS",
+    "PREFIX",
+    "PROTECTED",
+    "RULED",
+    "Guard",
+    "GuardOptions",
+    "GuardedApp",
+    "IdentifyError",
+    "Rule",
+    "SessionSigner",
+    "cookie_value",
+    "private_headers",
+    "private_raw_headers",
+    "safe_next",
+]

@@ -32,8 +32,15 @@ class GuardedApp(Generic[AppT, IdentifyT]):
     options are then ignored). Without ``guard=`` the Guard (and ``Settings.from_env()``
     when ``settings`` is None) is built on first use: see :meth:`check`."""
 
-    def __init__(self, app: AppT, settings: Settings | None = None, *, identify: IdentifyT,
-                 guard: Guard | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        app: AppT,
+        settings: Settings | None = None,
+        *,
+        identify: IdentifyT,
+        guard: Guard | None = None,
+        **options: Any,
+    ) -> None:
         self.app = app
         self.identify = identify
         self._settings = settings
@@ -45,8 +52,12 @@ class GuardedApp(Generic[AppT, IdentifyT]):
             self._options = GuardOptions.from_keywords(options)
             # The path rules need no settings: built now, so the pass-through path stays
             # one dict lookup and never waits for the guard.
-            self.paths = PathPolicy(self._options.protect, self._options.exclude,
-                                    self._options.prefix, self._options.rules)
+            self.paths = PathPolicy(
+                self._options.protect,
+                self._options.exclude,
+                self._options.prefix,
+                self._options.rules,
+            )
         self._kinds = self.paths.kinds
         self._remember = self.paths.remember
         self._demand = self.paths.demand

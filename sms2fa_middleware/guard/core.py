@@ -34,9 +34,15 @@ class Guard:
     the same options (the adapters build it before the guard).
     """
 
-    def __init__(self, settings: Settings | None = None, *, verifier: Verifier | None = None,
-                 options: GuardOptions | None = None, paths: PathPolicy | None = None,
-                 **keywords: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        verifier: Verifier | None = None,
+        options: GuardOptions | None = None,
+        paths: PathPolicy | None = None,
+        **keywords: Any,
+    ) -> None:
         if options is not None and keywords:
             raise TypeError("give options= or keyword options, not both")
         self.options = options if options is not None else GuardOptions.from_keywords(keywords)
@@ -48,21 +54,29 @@ class Guard:
         self.kinds = self.paths.kinds
         self.cookies = Cookies(opts.cookie_name, opts.cookie_domain, opts.cookie_secure)
         self.cookie_audience = opts.cookie_audience
-        self.sessions = Sessions(self.verifier, self.cookies, opts.cookie_audience,
-                                 opts.remember_for, opts.revocation_interval)
+        self.sessions = Sessions(
+            self.verifier,
+            self.cookies,
+            opts.cookie_audience,
+            opts.remember_for,
+            opts.revocation_interval,
+        )
         self.identity = Identities(opts.default_region or self.settings.default_region)
         self.refusals = Refusals(opts)
         sender = CodeSender(self.verifier)
         csrf = Csrf(self.settings.secret_keys, self.cookies, opts.origins)
-        self.html = HtmlFlow(self.verifier, opts, self.cookies, self.sessions, csrf,
-                             self.refusals, sender)
+        self.html = HtmlFlow(
+            self.verifier, opts, self.cookies, self.sessions, csrf, self.refusals, sender
+        )
         self.json = JsonFlow(self.verifier, opts, self.sessions, self.refusals, sender)
-        self.routes = PrefixRoutes(opts.prefix, self.html, self.json,
-                                   mounted_api(self.verifier, opts))
+        self.routes = PrefixRoutes(
+            opts.prefix, self.html, self.json, mounted_api(self.verifier, opts)
+        )
         #: THE decision for a protected or prefix request (decision.py); ``anonymous="app"``
         #: sends anonymous requests to protected paths to the app.
-        self.decide = Decider(self.sessions.verified_at, opts.anonymous == "app",
-                              opts.private_responses)
+        self.decide = Decider(
+            self.sessions.verified_at, opts.anonymous == "app", opts.private_responses
+        )
         # Bound once: the adapters call these on every protected request.
         self.classify, self.remember = self.paths.classify, self.paths.remember
         #: For a RULED path: (PROTECTED or PASS, max_age) by method (PathPolicy.demand).
@@ -106,13 +120,15 @@ class Guard:
             return self.handle_prefix(request, verdict.identity)
         return self.deny(request, verdict.identity, verdict.max_age)
 
-    def deny(self, request: Request, identity: Identity | None,
-             max_age: int | None = None) -> Response:
+    def deny(
+        self, request: Request, identity: Identity | None, max_age: int | None = None
+    ) -> Response:
         """The answer to a protected request without a verified session, or (``max_age``)
         with one older than a rule allows (may do I/O: run it off the event loop)."""
         try:
-            if self.sessions.held_back(request.header("cookie"), request.scheme in ("https", "wss"),
-                                       identity):
+            if self.sessions.held_back(
+                request.header("cookie"), request.scheme in ("https", "wss"), identity
+            ):
                 # A valid session, but revocations could not be read lately: it may have
                 # been revoked. As when the store is down: 503, not a new challenge.
                 raise StoreUnavailable()

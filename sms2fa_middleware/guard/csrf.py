@@ -31,8 +31,9 @@ def origin_ok(request: Request, trusted: TrustedOrigins = NONE_TRUSTED) -> bool:
 class Csrf:
     """Tokens for the challenge forms, and their check."""
 
-    def __init__(self, keys: Iterable[str], cookies: Cookies,
-                 trusted: TrustedOrigins = NONE_TRUSTED) -> None:
+    def __init__(
+        self, keys: Iterable[str], cookies: Cookies, trusted: TrustedOrigins = NONE_TRUSTED
+    ) -> None:
         # itsdangerous signs with the last key and accepts all: ours rotate first-is-newest.
         self._serializer = URLSafeTimedSerializer(list(keys)[::-1], salt="sms2fa-csrf")
         self.cookies = cookies
@@ -54,8 +55,7 @@ class Csrf:
         """Whether a form post came from our own page for this user."""
         if not origin_ok(request, self.trusted):
             return False
-        nonce = cookie_value(request.header("cookie"),
-                             self.cookies.csrf(request.scheme == "https"))
+        nonce = cookie_value(request.header("cookie"), self.cookies.csrf(request.scheme == "https"))
         if not nonce or not token:
             return False
         try:

@@ -88,14 +88,25 @@ class Decider:
     #: every guard of the process. Read only on the not-verified branch.
     assume_verified: ClassVar[AssumeVerified | None] = None
 
-    def __init__(self, verified_at: Callable[[str, bool, Identity | None], int | None],
-                 anonymous_to_app: bool, private_responses: bool) -> None:
+    def __init__(
+        self,
+        verified_at: Callable[[str, bool, Identity | None], int | None],
+        anonymous_to_app: bool,
+        private_responses: bool,
+    ) -> None:
         self.verified_at = verified_at
         self.anonymous_to_app = anonymous_to_app
         self.private_responses = private_responses
 
-    def __call__(self, kind: int, identity: Identity | None, failure: Exception | None,
-                 cookie_header: str, https: bool, max_age: int | None = None) -> Verdict:
+    def __call__(
+        self,
+        kind: int,
+        identity: Identity | None,
+        failure: Exception | None,
+        cookie_header: str,
+        https: bool,
+        max_age: int | None = None,
+    ) -> Verdict:
         """The verdict for a PROTECTED or PREFIX request. ``identity`` is what ``identify``
         returned, normalised; ``failure`` what it raised (or why its value is no identity);
         ``max_age``: the rules covering this path and method demand a code entered at most
@@ -108,20 +119,29 @@ class Decider:
         if identity is None and self.anonymous_to_app:
             return TO_APP_UNVERIFIED
         issued = self.verified_at(cookie_header, https, identity)
-        if issued is not None and (max_age is None
-                                   or issued >= time.time() * 1000 - max_age * 1000):
+        if issued is not None and (
+            max_age is None or issued >= time.time() * 1000 - max_age * 1000
+        ):
             return Verdict(True, identity, self.private_responses)
         assumed = Decider.assume_verified
         if assumed is not None and identity is not None:
             if identity.recipient:
                 return Verdict(True, identity, self.private_responses)
             if assumed.phone:  # a test user without a phone: give it the assumed one
-                return Verdict(True, Identity(identity.auth_id, assumed.phone),
-                               self.private_responses)
+                return Verdict(
+                    True, Identity(identity.auth_id, assumed.phone), self.private_responses
+                )
         if issued is not None:  # verified, but too long ago for this rule: step-up
             return Verdict(False, identity, answer=Answer.DENY, max_age=max_age)
         return Verdict(False, identity, answer=Answer.DENY)
 
 
-__all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "TO_APP_UNVERIFIED", "Answer", "AssumeVerified",
-           "Decider", "Verdict"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "POLICY_VIOLATION",
+    "TO_APP_UNVERIFIED",
+    "Answer",
+    "AssumeVerified",
+    "Decider",
+    "Verdict",
+]

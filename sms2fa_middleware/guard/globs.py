@@ -53,14 +53,15 @@ class SegmentGlob:
                 pieces.append([])
             elif c == "?":
                 pieces[-1].append("[^/]")
-            elif c == "[" and "]" in segment[i + 2:]:
+            elif c == "[" and "]" in segment[i + 2 :]:
                 end = segment.index("]", i + 2)
-                fragment = _class(segment[i + 1:end])
+                fragment = _class(segment[i + 1 : end])
                 try:  # each fragment must be one character class on its own
                     re.compile(fragment)
                 except re.error as exc:
-                    raise ValueError(f"bad character class in path pattern segment "
-                                     f"{segment!r}: {exc}") from None
+                    raise ValueError(
+                        f"bad character class in path pattern segment {segment!r}: {exc}"
+                    ) from None
                 pieces[-1].append(fragment)
                 i = end
             else:
@@ -128,8 +129,7 @@ def _find(group: Sequence[SegmentGlob], segments: Sequence[str], start: int) -> 
     width = len(group)
     first, rest = group[0].match, group[1:]
     for at in range(start, len(segments) - width + 1):
-        if first(segments[at]) and all(g.match(segments[at + k])
-                                       for k, g in enumerate(rest, 1)):
+        if first(segments[at]) and all(g.match(segments[at + k]) for k, g in enumerate(rest, 1)):
             return at + width
     return -1
 

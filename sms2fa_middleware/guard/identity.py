@@ -34,8 +34,11 @@ def log_failure(error: Exception) -> None:
     if isinstance(error, IdentifyError):
         log.error("sms2fa: %s", error)
     else:
-        log.error("sms2fa: identify() raised %s (message left out); traceback:\n%s",
-                  type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
+        log.error(
+            "sms2fa: identify() raised %s (message left out); traceback:\n%s",
+            type(error).__name__,
+            "".join(traceback.format_tb(error.__traceback__)),
+        )
 
 
 class Identities:
@@ -67,8 +70,10 @@ class Identities:
 
     def normalise(self, raw: object) -> Identity:
         if not isinstance(raw, tuple) or len(raw) != 2:
-            raise IdentifyError("identify() must return Identity(auth_id, recipient) or None, "
-                                f"not {type(raw).__name__}")
+            raise IdentifyError(
+                "identify() must return Identity(auth_id, recipient) or None, "
+                f"not {type(raw).__name__}"
+            )
         auth_id, recipient = raw
         text = _auth_id_text(auth_id)
         if isinstance(recipient, int) and not isinstance(recipient, bool):
@@ -76,25 +81,34 @@ class Identities:
         if recipient is None or (isinstance(recipient, str) and not recipient.strip()):
             return Identity(text, None)
         if not isinstance(recipient, str):
-            raise IdentifyError(f"identify() returned a recipient of type "
-                                f"{type(recipient).__name__}; give a str or None")
+            raise IdentifyError(
+                f"identify() returned a recipient of type "
+                f"{type(recipient).__name__}; give a str or None"
+            )
         number = on_file(recipient, self.default_region)
         if number is None:
-            log.warning("sms2fa: identify() returned a recipient that is not a phone number "
-                        "(auth_id of %d characters); treated as no phone on file", len(text))
+            log.warning(
+                "sms2fa: identify() returned a recipient that is not a phone number "
+                "(auth_id of %d characters); treated as no phone on file",
+                len(text),
+            )
         return Identity(text, number)
 
 
 def _auth_id_text(auth_id: object) -> str:
     if auth_id is None or isinstance(auth_id, _NOT_AN_ID):
-        raise IdentifyError(f"identify() returned an auth_id of type "
-                            f"{type(auth_id).__name__}; give a str, an int or a UUID")
+        raise IdentifyError(
+            f"identify() returned an auth_id of type "
+            f"{type(auth_id).__name__}; give a str, an int or a UUID"
+        )
     text = auth_id if isinstance(auth_id, str) else str(auth_id)
     try:
         check_auth_id(text)
     except InvalidAPIUsage as exc:
-        raise IdentifyError(f"identify() returned an auth_id that cannot be used "
-                            f"({len(text)} characters): {exc.message}") from None
+        raise IdentifyError(
+            f"identify() returned an auth_id that cannot be used "
+            f"({len(text)} characters): {exc.message}"
+        ) from None
     return text
 
 

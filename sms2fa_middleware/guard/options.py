@@ -38,8 +38,9 @@ def _region(value: str) -> str:
 
     region = str(value).strip().upper()
     if region not in SUPPORTED_REGIONS:
-        raise ValueError(f"default_region must be a two-letter region code such as 'US' or "
-                         f"'GB', got {value!r}")
+        raise ValueError(
+            f"default_region must be a two-letter region code such as 'US' or 'GB', got {value!r}"
+        )
     return region
 
 
@@ -91,8 +92,10 @@ class GuardOptions:
             raise ValueError("protect=[...] must name at least one path prefix or pattern")
         remember_for = int(self.remember_for)
         if not 0 < remember_for <= MAX_REMEMBER_FOR:
-            raise ValueError(f"remember_for must be a positive number of seconds, at most "
-                             f"{MAX_REMEMBER_FOR} (30 days: revocations are kept 31)")
+            raise ValueError(
+                f"remember_for must be a positive number of seconds, at most "
+                f"{MAX_REMEMBER_FOR} (30 days: revocations are kept 31)"
+            )
         if self.revocation_interval < 0:
             raise ValueError("revocation_interval must not be negative")
         if self.anonymous not in ("guard", "app"):
@@ -120,16 +123,18 @@ class GuardOptions:
         return frozenset(f.name for f in dataclasses.fields(cls) if f.init)
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], *,
-                     ignore: Iterable[str] = ()) -> GuardOptions:
+    def from_mapping(
+        cls, mapping: Mapping[str, Any], *, ignore: Iterable[str] = ()
+    ) -> GuardOptions:
         """Options from a settings dict (``SMS2FA = {...}``). An unknown key is an error that
         names it (a typo must not silently loosen protection); keys in ``ignore`` are the
         caller's own (``identify``, ``settings``)."""
         known, skipped = cls.names(), set(ignore)
         unknown = sorted(k for k in mapping if k not in known and k not in skipped)
         if unknown:
-            raise ValueError(f"unknown sms2fa option(s): {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown sms2fa option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**{k: v for k, v in mapping.items() if k in known})
 
     @classmethod

@@ -85,8 +85,10 @@ class TrustedOrigins:
             parsed = parse_origin(f"{scheme}://{rest[2:]}" if wildcard else text)
             if parsed is None:
                 if strict:
-                    raise ValueError(f"trusted_origins: {value!r} is not an origin such as "
-                                     "'https://app.example.com' or 'https://*.example.com'")
+                    raise ValueError(
+                        f"trusted_origins: {value!r} is not an origin such as "
+                        "'https://app.example.com' or 'https://*.example.com'"
+                    )
                 continue
             (subdomains if wildcard else exact).add(parsed)
         return cls(frozenset(exact), frozenset(subdomains))
@@ -95,8 +97,10 @@ class TrustedOrigins:
         if origin in self.exact:
             return True
         scheme, host, port = origin
-        return any(scheme == s and port == p and (host == parent or host.endswith("." + parent))
-                   for s, parent, p in self.subdomains)
+        return any(
+            scheme == s and port == p and (host == parent or host.endswith("." + parent))
+            for s, parent, p in self.subdomains
+        )
 
 
 #: No origin trusted besides the request's own.
@@ -122,9 +126,16 @@ def origin_allowed(request: Request, trusted: TrustedOrigins = NONE_TRUSTED) -> 
         return False
     if origin == own_origin(request) or trusted.allows(origin):
         return True
-    return bool(request.trusted_origins) and \
-        _framework_trusted(tuple(request.trusted_origins)).allows(origin)
+    return bool(request.trusted_origins) and _framework_trusted(
+        tuple(request.trusted_origins)
+    ).allows(origin)
 
 
-__all__ = ["NONE_TRUSTED", "Origin", "TrustedOrigins", "origin_allowed", "own_origin",
-           "parse_origin"]
+__all__ = [
+    "NONE_TRUSTED",
+    "Origin",
+    "TrustedOrigins",
+    "origin_allowed",
+    "own_origin",
+    "parse_origin",
+]

@@ -61,9 +61,16 @@ def asgi_route_path(scope: Mapping[str, Any]) -> str:
 
 def is_plain(path: str) -> bool:
     """Whether ``path`` has exactly one reading, itself (minus a trailing slash)."""
-    return (path.startswith("/") and path.isascii() and path.isprintable()
-            and "//" not in path and "/." not in path and "%" not in path
-            and "\\" not in path and ";" not in path)
+    return (
+        path.startswith("/")
+        and path.isascii()
+        and path.isprintable()
+        and "//" not in path
+        and "/." not in path
+        and "%" not in path
+        and "\\" not in path
+        and ";" not in path
+    )
 
 
 def normalize(path: str) -> str:
@@ -121,8 +128,9 @@ class PathPatterns:
             if not isinstance(pattern, str) or not pattern.startswith("/"):
                 raise ValueError(f"path patterns must start with '/': {pattern!r}")
             if "%" in pattern:  # it would silently protect nothing: paths are matched decoded
-                raise ValueError(f"write path patterns decoded ('/café', not "
-                                 f"'/caf%C3%A9'): {pattern!r}")
+                raise ValueError(
+                    f"write path patterns decoded ('/café', not '/caf%C3%A9'): {pattern!r}"
+                )
             canonical = normalize(pattern)
             if _GLOB_CHARS.intersection(canonical):
                 globs.append(Glob(canonical))
@@ -149,8 +157,7 @@ class PathPatterns:
 
 
 def _literal(canonical: str) -> str:
-    cut = min((canonical.index(c) for c in _GLOB_CHARS if c in canonical),
-              default=len(canonical))
+    cut = min((canonical.index(c) for c in _GLOB_CHARS if c in canonical), default=len(canonical))
     return canonical[:cut]
 
 
@@ -165,8 +172,12 @@ def pattern_base(pattern: str) -> str:
     return "/" + "/".join(base)
 
 
-def route_warnings(routes: Iterable[str], protect: Iterable[str],
-                   exclude: Iterable[str] = (), public: Iterable[str] = ()) -> list[str]:
+def route_warnings(
+    routes: Iterable[str],
+    protect: Iterable[str],
+    exclude: Iterable[str] = (),
+    public: Iterable[str] = (),
+) -> list[str]:
     """Warnings about routes the patterns may leave open, for a start-up check.
 
     ``routes`` are sample paths, one per route, with every variable part filled in with
@@ -209,7 +220,8 @@ def route_warnings(routes: Iterable[str], protect: Iterable[str],
                 if near is not None:
                     warnings.append(
                         f"route {route!r} is not protected, though protect has {pattern!r}, "
-                        f"which protects {near!r}; protect it too, or declare it public")
+                        f"which protects {near!r}; protect it too, or declare it public"
+                    )
         if not hits:
             warnings.append(f"protect pattern {pattern!r} matches no route")
     return warnings
@@ -231,9 +243,9 @@ def _segment_sample(segment: str) -> str | None:
         c = segment[i]
         if c in "*?":
             out.append("x")
-        elif c == "[" and "]" in segment[i + 2:]:
+        elif c == "[" and "]" in segment[i + 2 :]:
             end = segment.index("]", i + 2)
-            cls = SegmentGlob(segment[i:end + 1])
+            cls = SegmentGlob(segment[i : end + 1])
             out.append(next((k for k in _FILL_CANDIDATES if cls.match(k)), "x"))
             i = end
         else:
@@ -268,7 +280,7 @@ def near_miss(pattern: str, path: str) -> str | None:
         if segments[i].startswith(head):
             filled = _segment_sample(part)
             if filled is not None:
-                candidate = [*segments[:i], filled, *segments[i + 1:]]
+                candidate = [*segments[:i], filled, *segments[i + 1 :]]
                 if glob.match(candidate):
                     return "/" + "/".join(candidate)
     return None
@@ -298,7 +310,7 @@ def strip_root(path: str, root: str) -> str:
         return path
     if len(path) == len(root):
         return "/"
-    return path[len(root):] if path[len(root)] == "/" else path
+    return path[len(root) :] if path[len(root)] == "/" else path
 
 
 def app_root_paths(app: object, depth: int = 32) -> tuple[str, ...]:
@@ -325,8 +337,13 @@ class PathPolicy:
     The adapters' hot path is one lookup in :attr:`kinds`; :meth:`remember` fills it.
     """
 
-    def __init__(self, protect: Iterable[str], exclude: Iterable[str], prefix: str,
-                 rules: Iterable[Rule] = ()) -> None:
+    def __init__(
+        self,
+        protect: Iterable[str],
+        exclude: Iterable[str],
+        prefix: str,
+        rules: Iterable[Rule] = (),
+    ) -> None:
         self.prefix = prefix
         self._prefix_slash = prefix + "/"
         self._protect = PathPatterns(protect)
@@ -334,8 +351,11 @@ class PathPolicy:
         #: Rules that limit methods or demand a max_age (:mod:`.rules`), each with its pattern.
         self._rules = tuple((rule, PathPatterns([rule.path])) for rule in rules)
         #: A plain path (see :func:`is_plain`) that starts with none of these passes through.
-        self.watched: tuple[str, ...] = (prefix, *self._protect.literals,
-                                         *(p.literals[0] for _, p in self._rules))
+        self.watched: tuple[str, ...] = (
+            prefix,
+            *self._protect.literals,
+            *(p.literals[0] for _, p in self._rules),
+        )
         #: Root paths an inner app strips before routing (:meth:`add_root_paths`).
         self.roots: tuple[str, ...] = ()
         #: What :meth:`classify` said about paths seen before (the key is the path the
@@ -380,9 +400,11 @@ class PathPolicy:
         if not canonical:
             return PASS, None
         protected = any(self.protects(c) for c in canonical)
-        matched = tuple(rule for rule, pattern in self._rules
-                        if any(pattern.match(c) and not self._exclude.match(c)
-                               for c in canonical))
+        matched = tuple(
+            rule
+            for rule, pattern in self._rules
+            if any(pattern.match(c) and not self._exclude.match(c) for c in canonical)
+        )
         if matched:
             return RULED, Demand(protected, matched)
         return (PROTECTED if protected else PASS), None
@@ -427,9 +449,23 @@ class PathPolicy:
         return (PROTECTED if protected else PASS), max_age
 
 
-
-__all__ = ["MAX_PATH_CHARS", "MAX_PATH_SEGMENTS", "PASS", "PREFIX", "PROTECTED", "RULED",
-           "PathPatterns", "PathPolicy", "app_root_paths", "asgi_route_path", "is_plain",
-           "near_miss",
-           "normalize", "pattern_base", "readings", "route_warnings", "strip_root",
-           "wsgi_route_path"]
+__all__ = [
+    "MAX_PATH_CHARS",
+    "MAX_PATH_SEGMENTS",
+    "PASS",
+    "PREFIX",
+    "PROTECTED",
+    "RULED",
+    "PathPatterns",
+    "PathPolicy",
+    "app_root_paths",
+    "asgi_route_path",
+    "is_plain",
+    "near_miss",
+    "normalize",
+    "pattern_base",
+    "readings",
+    "route_warnings",
+    "strip_root",
+    "wsgi_route_path",
+]

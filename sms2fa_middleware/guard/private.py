@@ -25,8 +25,11 @@ def _private(vary: str | None, cache_control: str | None) -> tuple[str, str]:
     names = [d.lower() for d in directives]  # private="Set-Cookie" is not the whole response
     if "no-store" in names or "private" in names:
         return vary, cache_control
-    kept = [d for d in directives
-            if d.partition("=")[0].strip().lower() not in ("public", "s-maxage", "private")]
+    kept = [
+        d
+        for d in directives
+        if d.partition("=")[0].strip().lower() not in ("public", "s-maxage", "private")
+    ]
     return vary, ", ".join(["private", *kept])
 
 
@@ -40,8 +43,15 @@ def _merged(pairs: Iterable[tuple[str, str]]) -> tuple[str, str]:
 
 
 #: Cache directives for CDNs only, which a CDN follows before Cache-Control: dropped.
-CDN_ONLY = frozenset({"cdn-cache-control", "cloudflare-cdn-cache-control",
-                      "vercel-cdn-cache-control", "surrogate-control", "edge-control"})
+CDN_ONLY = frozenset(
+    {
+        "cdn-cache-control",
+        "cloudflare-cdn-cache-control",
+        "vercel-cdn-cache-control",
+        "surrogate-control",
+        "edge-control",
+    }
+)
 _MERGED_STR = frozenset({"vary", "cache-control"})
 _TAKEN_STR = _MERGED_STR | CDN_ONLY
 _PRIVATE_STR = (("Vary", "Cookie"), ("Cache-Control", "private"))
@@ -53,8 +63,7 @@ def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     if len(kept) == len(headers):  # the usual case: the app set none of them
         kept += _PRIVATE_STR
         return kept
-    vary, cache_control = _merged((n.lower(), v) for n, v in headers
-                                  if n.lower() in _MERGED_STR)
+    vary, cache_control = _merged((n.lower(), v) for n, v in headers if n.lower() in _MERGED_STR)
     kept += (("Vary", vary), ("Cache-Control", cache_control))
     return kept
 
@@ -64,8 +73,9 @@ def make_private(headers: MutableMapping[str, str]) -> None:
     place (see :func:`_private`). Repeated headers are already joined in such a mapping."""
     for name in CDN_ONLY:
         headers.pop(name, None)
-    headers["Vary"], headers["Cache-Control"] = _private(headers.get("vary"),
-                                                         headers.get("cache-control"))
+    headers["Vary"], headers["Cache-Control"] = _private(
+        headers.get("vary"), headers.get("cache-control")
+    )
 
 
 _MERGED = frozenset({b"vary", b"cache-control"})
@@ -81,8 +91,11 @@ def private_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[by
     if len(kept) == len(headers):  # the usual case: the app set none of them
         kept += _PRIVATE_RAW
         return kept
-    vary, cache_control = _merged((n.lower().decode("latin-1"), v.decode("latin-1"))
-                                  for n, v in headers if n.lower() in _MERGED)
+    vary, cache_control = _merged(
+        (n.lower().decode("latin-1"), v.decode("latin-1"))
+        for n, v in headers
+        if n.lower() in _MERGED
+    )
     kept += ((b"vary", vary.encode("latin-1")), (b"cache-control", cache_control.encode("latin-1")))
     return kept
 

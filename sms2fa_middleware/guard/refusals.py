@@ -33,8 +33,9 @@ class Refusals:
         """The challenge page's URL (from the app's root path), coming back to ``next_url``;
         with ``max_age`` (step-up), a session verified longer ago than that is not enough
         there either (it may only make the page stricter, so a client may set it)."""
-        return with_next(app_url(request, f"{self.options.prefix}/challenge{_age(max_age)}"),
-                         next_url)
+        return with_next(
+            app_url(request, f"{self.options.prefix}/challenge{_age(max_age)}"), next_url
+        )
 
     def target(self, request: Request) -> str:
         """Where to come back to after verifying: where a GET was going; for anything
@@ -43,8 +44,9 @@ class Refusals:
             return request_target(request)
         return came_from(request)
 
-    def verification_required(self, request: Request, next_url: str,
-                              max_age: int | None = None) -> Response:
+    def verification_required(
+        self, request: Request, next_url: str, max_age: int | None = None
+    ) -> Response:
         """401 for a request that is not a browser's (an API client, a script), with where
         to verify in the body and in ``WWW-Authenticate``. With ``max_age`` (a session
         verified too long ago for a rule), also ``max_age`` in the body and RFC 9470's
@@ -58,10 +60,16 @@ class Refusals:
         headers = [("www-authenticate", f'SMS2FA challenge="{challenge}"')]
         if max_age is not None:
             body["max_age"] = max_age
-            headers.append(("www-authenticate", (
-                'Bearer error="insufficient_user_authentication", '
-                'error_description="More recent authentication is required", '
-                f"max_age={max_age}")))
+            headers.append(
+                (
+                    "www-authenticate",
+                    (
+                        'Bearer error="insufficient_user_authentication", '
+                        'error_description="More recent authentication is required", '
+                        f"max_age={max_age}"
+                    ),
+                )
+            )
         return json_response(401, body, headers)
 
     def anonymous(self, request: Request, next_url: str) -> Response:

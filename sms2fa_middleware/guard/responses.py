@@ -104,8 +104,9 @@ def unavailable(request: Request, error: StoreUnavailable) -> Response:
     """503: an HTML page for a browser, JSON for everyone else."""
     if not is_navigation(request):
         return json_response(503, error.to_dict(), [("retry-after", "5")])
-    return page(503, text.unavailable_title(), f"<p>{escape(text.unavailable())}</p>",
-                ("retry-after", "5"))
+    return page(
+        503, text.unavailable_title(), f"<p>{escape(text.unavailable())}</p>", ("retry-after", "5")
+    )
 
 
 def forbidden() -> Response:
@@ -123,6 +124,19 @@ def not_found() -> Response:
     return json_response(404, {"message": text.not_found(), "reason": "NotFound"})
 
 
-__all__ = ["PAGE_HEADERS", "app_url", "came_from", "forbidden", "internal_error", "is_htmx",
-           "is_navigation", "page", "redirect", "request_target", "safe_next", "unavailable",
-           "wants_html", "with_next"]
+__all__ = [
+    "PAGE_HEADERS",
+    "app_url",
+    "came_from",
+    "forbidden",
+    "internal_error",
+    "is_htmx",
+    "is_navigation",
+    "page",
+    "redirect",
+    "request_target",
+    "safe_next",
+    "unavailable",
+    "wants_html",
+    "with_next",
+]

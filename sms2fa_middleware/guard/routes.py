@@ -33,22 +33,24 @@ def mounted_api(verifier: Verifier, options: GuardOptions) -> VerificationAPI | 
 class PrefixRoutes:
     """Answers a request under the prefix (may do I/O: off the event loop on ASGI)."""
 
-    def __init__(self, prefix: str, html: HtmlFlow, json: JsonFlow,
-                 api: VerificationAPI | None) -> None:
+    def __init__(
+        self, prefix: str, html: HtmlFlow, json: JsonFlow, api: VerificationAPI | None
+    ) -> None:
         self.prefix = prefix
         self.api = api
         self.table: dict[tuple[str, str], Route] = {
             ("/challenge", "GET"): lambda r, i: (json.status if wants_json(r) else html.get)(r, i),
             ("/challenge", "POST"): lambda r, i: (json.check if is_json(r) else html.post)(r, i),
-            ("/challenge/send", "POST"): lambda r, i: (json.send if is_json(r)
-                                                       else html.resend)(r, i),
+            ("/challenge/send", "POST"): lambda r, i: (json.send if is_json(r) else html.resend)(
+                r, i
+            ),
             ("/challenge/resend", "POST"): html.resend,
             ("/openapi.json", "GET"): self.openapi,
         }
 
     def handle(self, request: Request, identity: Identity | None) -> Response:
         """The challenge page, its forms, the OpenAPI document, or the API; 404 else."""
-        sub = request.path[len(self.prefix):] or "/"
+        sub = request.path[len(self.prefix) :] or "/"
         method = "GET" if request.method == "HEAD" else request.method
         try:
             route = self.table.get((sub, method))

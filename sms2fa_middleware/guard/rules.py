@@ -41,8 +41,7 @@ class Rule:
             object.__setattr__(self, "methods", names)
         age = self.max_age
         if age is not None and (isinstance(age, bool) or not isinstance(age, int) or age <= 0):
-            raise ValueError(f"a rule's max_age must be a positive number of seconds, "
-                             f"got {age!r}")
+            raise ValueError(f"a rule's max_age must be a positive number of seconds, got {age!r}")
 
     @property
     def plain(self) -> bool:
@@ -62,13 +61,20 @@ class Rule:
             return value
         unknown = sorted(set(value) - _RULE_KEYS)
         if unknown:
-            raise ValueError(f"unknown key(s) in a protect rule: {', '.join(unknown)}; "
-                             f"known: max_age, methods, path")
+            raise ValueError(
+                f"unknown key(s) in a protect rule: {', '.join(unknown)}; "
+                f"known: max_age, methods, path"
+            )
         if "path" not in value:
             raise ValueError("a protect rule needs a 'path'")
         methods = value.get("methods")
-        return cls(value["path"], None if methods is None else frozenset(
-            [methods] if isinstance(methods, str) else methods), value.get("max_age"))
+        return cls(
+            value["path"],
+            None
+            if methods is None
+            else frozenset([methods] if isinstance(methods, str) else methods),
+            value.get("max_age"),
+        )
 
 
 def split_protect(entries: Iterable[Any]) -> tuple[tuple[str, ...], tuple[Rule, ...]]:

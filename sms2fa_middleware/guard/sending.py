@@ -21,8 +21,11 @@ class CodeSender:
         """Send a code to ``identity``'s number (engine errors propagate)."""
         if identity.recipient is None:
             raise InvalidRecipient("No phone number on file")
-        return self.verifier.start(identity.auth_id, identity.recipient,
-                                   client_address=client_address(request, self.trusted_proxies))
+        return self.verifier.start(
+            identity.auth_id,
+            identity.recipient,
+            client_address=client_address(request, self.trusted_proxies),
+        )
 
     def send(self, identity: Identity, request: Request) -> str | None:
         """Send a code; None, or the flash status key that explains why not."""

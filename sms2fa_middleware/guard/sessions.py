@@ -70,10 +70,13 @@ class SessionSigner:
         self._macs: list[hmac.HMAC] = []
         self._id_macs: list[hmac.HMAC] = []  # a second key per secret: the session id's own tag
         for k in keys:
-            for purpose, macs in ((b"sms2fa-session", self._macs),
-                                  (b"sms2fa-session-id", self._id_macs)):
-                mac = hmac.new(hmac.new(k.encode(), purpose, hashlib.sha256).digest(),
-                               digestmod=hashlib.sha256)
+            for purpose, macs in (
+                (b"sms2fa-session", self._macs),
+                (b"sms2fa-session-id", self._id_macs),
+            ):
+                mac = hmac.new(
+                    hmac.new(k.encode(), purpose, hashlib.sha256).digest(), digestmod=hashlib.sha256
+                )
                 mac.update(scope)
                 macs.append(mac)
 
@@ -124,8 +127,14 @@ class SessionSigner:
 class Sessions:
     """Which requests carry a live verified session, and ending sessions."""
 
-    def __init__(self, verifier: Verifier, cookies: Cookies, audience: str,
-                 remember_for: int, revocation_interval: float) -> None:
+    def __init__(
+        self,
+        verifier: Verifier,
+        cookies: Cookies,
+        audience: str,
+        remember_for: int,
+        revocation_interval: float,
+    ) -> None:
         self.verifier = verifier
         self.cookies = cookies
         self.signer = SessionSigner(verifier.settings.secret_keys, audience)
@@ -156,16 +165,14 @@ class Sessions:
 
     def set_cookie(self, https: bool, identity: Identity) -> tuple[str, str]:
         """The Set-Cookie header of a fresh verified session."""
-        return self.cookies.set(https, self._names[https], self.issue(identity),
-                                self.remember_for)
+        return self.cookies.set(https, self._names[https], self.issue(identity), self.remember_for)
 
     def is_verified(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
         """Whether the request carries a live verified session for ``identity``. No I/O.
         False for every session while revocations are unknown (see :meth:`held_back`)."""
         return self.verified_at(cookie_header, https, identity) is not None
 
-    def verified_at(self, cookie_header: str, https: bool,
-                    identity: Identity | None) -> int | None:
+    def verified_at(self, cookie_header: str, https: bool, identity: Identity | None) -> int | None:
         """When (ms since the epoch) the live verified session the request carries for
         ``identity`` was issued -- the code was entered then -- or None (as
         :meth:`is_verified`). No I/O; the issue time is what the signature check read."""
@@ -176,8 +183,10 @@ class Sessions:
     def held_back(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
         """Whether the request carries a session that would be accepted, but is not because
         revocations could not be read lately (the store is away): the answer is a 503."""
-        return (time.monotonic() >= self._trusted_until
-                and self._valid(cookie_header, https, identity) is not None)
+        return (
+            time.monotonic() >= self._trusted_until
+            and self._valid(cookie_header, https, identity) is not None
+        )
 
     def _valid(self, cookie_header: str, https: bool, identity: Identity | None) -> int | None:
         """The issue time of the live session in the header for ``identity``, or None."""
@@ -207,8 +216,9 @@ class Sessions:
         revoked = self._revoked.get(identity.auth_id)
         return issued if revoked is None or issued > revoked else None
 
-    def _signed(self, cookie_header: str, https: bool,
-                identity: Identity) -> tuple[str | None, int | None]:
+    def _signed(
+        self, cookie_header: str, https: bool, identity: Identity
+    ) -> tuple[str | None, int | None]:
         """(value, issue time) of the newest of our cookies signed for ``identity`` and not
         revoked: another cookie of the same name (planted by a sibling subdomain, which a
         browser sends first when its Path is longer) must not hide the real one, nor an old
@@ -216,8 +226,11 @@ class Sessions:
         found: tuple[str | None, int | None] = (None, None)
         for value in cookie_values(cookie_header, self._names[https]):
             issued = self.signer.verify(value, identity)
-            if (issued is not None and not self._session_revoked(value)
-                    and (found[1] is None or issued > found[1])):
+            if (
+                issued is not None
+                and not self._session_revoked(value)
+                and (found[1] is None or issued > found[1])
+            ):
                 found = value, issued
         return found
 
@@ -225,7 +238,8 @@ class Sessions:
         """Whether revocations must be read before deciding: the interval is up, or the
         store signals a revocation not read yet. No I/O (a clock and a memory read)."""
         return time.monotonic() >= self._next_refresh or (
-            self._token() != self._seen_token and not self._failing)
+            self._token() != self._seen_token and not self._failing
+        )
 
     def refresh_revocations(self) -> None:
         """Read revocations made on any host since the last look (blocking; cheap). When
@@ -277,10 +291,10 @@ class Sessions:
     def _learn(self, key: str, at_ms: int) -> None:
         """Remember a revocation: of one session, or of all of an auth_id's."""
         if key.startswith(SESSION_REVOCATION):
-            self._learn_session(key[len(SESSION_REVOCATION):], at_ms)
+            self._learn_session(key[len(SESSION_REVOCATION) :], at_ms)
             return
         if key.startswith(LEGACY_SESSION_REVOKED):
-            self._learn_session(key[len(LEGACY_SESSION_REVOKED):], at_ms)
+            self._learn_session(key[len(LEGACY_SESSION_REVOKED) :], at_ms)
         if at_ms > self._revoked.get(key, 0):
             self._revoked[key] = at_ms
 

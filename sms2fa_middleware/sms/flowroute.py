@@ -134,7 +134,11 @@ class FlowrouteSender:
                 )
             log.warning(
                 "sms2fa: %s (message to %s); retrying in %.2fs, attempt %d of %d",
-                reason, who, wait, attempt + 1, attempts,
+                reason,
+                who,
+                wait,
+                attempt + 1,
+                attempts,
             )
             time.sleep(wait)
             waited += wait
@@ -148,8 +152,12 @@ class FlowrouteSender:
         if not body:
             raise SendError("refusing to send an empty message")
         return json.dumps(
-            {"data": {"type": "message",
-                      "attributes": {"to": digits, "from": self._from, "body": body}}},
+            {
+                "data": {
+                    "type": "message",
+                    "attributes": {"to": digits, "from": self._from, "body": body},
+                }
+            },
             ensure_ascii=False,
         ).encode("utf-8")
 
@@ -206,7 +214,8 @@ def _outcome(response: requests.Response, who: str) -> str | SendError:
         log.error(
             "sms2fa: Flowroute refused our credentials (HTTP %d %s): check "
             "FLOWROUTE_ACCESS_KEY and FLOWROUTE_SECRET_KEY%s",
-            status, title,
+            status,
+            title,
             ", and that FLOWROUTE_NUMBER belongs to the account" if status == 403 else "",
         )
         return SendError(
@@ -258,9 +267,7 @@ def _not_retried(exc: requests.RequestException, who: str, read_timeout: float) 
         what = "the connection to Flowroute broke before it answered"
     else:
         what = f"the request to Flowroute failed ({type(exc).__name__})"
-    return SendError(
-        f"{what}; the message to {who} may have been sent, so it was not retried"
-    )
+    return SendError(f"{what}; the message to {who} may have been sent, so it was not retried")
 
 
 def _backoff(attempt: int, *, base: float) -> float:

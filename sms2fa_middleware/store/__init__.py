@@ -21,6 +21,17 @@ from .sqlite import WriterLock
 from .statements import Cursor
 
 __all__ = [
-    "NEVER", "Backend", "CodeRow", "Cursor", "Store", "UTCDateTime", "WriterLock", "codes",
-    "counters", "make_backend", "metadata", "revocations", "utcnow",
+    "NEVER",
+    "Backend",
+    "CodeRow",
+    "Cursor",
+    "Store",
+    "UTCDateTime",
+    "WriterLock",
+    "codes",
+    "counters",
+    "make_backend",
+    "metadata",
+    "revocations",
+    "utcnow",
 ]

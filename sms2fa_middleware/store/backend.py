@@ -82,8 +82,14 @@ class Backend:
     #: writes queue for one lock anyway). False: round trips to a server, keep them off loops.
     blocking_is_cheap = False
 
-    def __init__(self, engine: Engine, reader: Engine, upsert: Upsert,
-                 writer_lock: AbstractContextManager[Any] | None, begin: str | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        reader: Engine,
+        upsert: Upsert,
+        writer_lock: AbstractContextManager[Any] | None,
+        begin: str | None,
+    ) -> None:
         self.engine = engine
         self.reader = reader  # the engine reads go to (the writing one unless SQLite's own)
         self.upsert = upsert
@@ -116,8 +122,9 @@ class Backend:
                 raise
             raw.commit()
 
-    def take_attempt(self, params: dict[str, Any], limit: int,
-                     pad: bool) -> tuple[int, Any, Found | None]:
+    def take_attempt(
+        self, params: dict[str, Any], limit: int, pad: bool
+    ) -> tuple[int, Any, Found | None]:
         """A failure slot and, within ``limit``, an attempt: (failures, reset_at, row found).
 
         One transaction: the slot first, then the attempt; a slot that found nothing to take
@@ -132,7 +139,8 @@ class Backend:
             if failures <= limit or pad:
                 # Locked: the same lookup, with a moment no code outlives, takes nothing.
                 taken = self.sql.reserve_attempt.first(
-                    cursor, params if failures <= limit else params | {"b_now": NEVER})
+                    cursor, params if failures <= limit else params | {"b_now": NEVER}
+                )
                 if taken is None and failures <= limit:
                     self.sql.hit.first(cursor, refund)
                 elif pad:
@@ -145,8 +153,12 @@ class Backend:
     @contextmanager
     def sa_transaction(self) -> Iterator[Connection]:
         """A write transaction on a SQLAlchemy Connection, for the cold paths."""
-        with unavailable_on_failure(), self.engine.connect() as conn, \
-                self._writer_lock or nullcontext(), conn.begin():
+        with (
+            unavailable_on_failure(),
+            self.engine.connect() as conn,
+            self._writer_lock or nullcontext(),
+            conn.begin(),
+        ):
             yield conn
 
     @contextmanager
@@ -188,7 +200,8 @@ class Backend:
         """Whether ``exc`` means the connection is gone (or was already dropped)."""
         dbapi_connection = raw.dbapi_connection  # None once invalidated
         return dbapi_connection is None or bool(
-            self.engine.dialect.is_disconnect(exc, dbapi_connection, None))
+            self.engine.dialect.is_disconnect(exc, dbapi_connection, None)
+        )
 
     def dispose(self) -> None:
         """Close the pooled connections (and the revocation signal's)."""

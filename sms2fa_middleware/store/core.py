@@ -23,8 +23,11 @@ from .statements import Cursor
 
 def make_backend(database_url: str | Engine) -> Backend:
     """The backend for a SQLAlchemy URL (or a ready Engine): SQLite or PostgreSQL."""
-    given, url = ((database_url, database_url.url) if isinstance(database_url, Engine)
-                  else (None, make_url(database_url)))
+    given, url = (
+        (database_url, database_url.url)
+        if isinstance(database_url, Engine)
+        else (None, make_url(database_url))
+    )
     if url.get_backend_name() == "sqlite":
         return SQLiteBackend(url, given)
     return PostgresBackend(url, given)
@@ -63,11 +66,18 @@ class Store(Housekeeping):
     def put_code(self, row: CodeRow, now: datetime, message_id: str | None = None) -> None:
         """Store a code the provider accepted, replacing any code pending for its auth_id."""
         with self.backend.one(write=True) as cursor:
-            self._sql.put_code.execute(cursor, {
-                "auth_id": row.auth_id, "recipient": row.recipient, "digest": row.digest,
-                "attempts_left": row.attempts_left, "created_at": now,
-                "expires_at": row.expires_at, "message_id": message_id,
-            })
+            self._sql.put_code.execute(
+                cursor,
+                {
+                    "auth_id": row.auth_id,
+                    "recipient": row.recipient,
+                    "digest": row.digest,
+                    "attempts_left": row.attempts_left,
+                    "created_at": now,
+                    "expires_at": row.expires_at,
+                    "message_id": message_id,
+                },
+            )
 
     def delete_code(self, auth_id: str, digest: str | None = None) -> bool:
         """Delete the code (only if it is still the one with ``digest``, when given)."""
@@ -76,11 +86,19 @@ class Store(Housekeeping):
                 done = self._sql.delete_code.execute(cursor, {"b_auth_id": auth_id})
             else:
                 done = self._sql.delete_this_code.execute(
-                    cursor, {"b_auth_id": auth_id, "b_digest": digest})
+                    cursor, {"b_auth_id": auth_id, "b_digest": digest}
+                )
             return done.rowcount == 1  # type: ignore[no-any-return]
 
-    def take_attempt(self, auth_id: str, failure_key: str, window: int, limit: int,
-                     now: datetime, pad: bool = False) -> tuple[int, datetime, CodeRow | None]:
+    def take_attempt(
+        self,
+        auth_id: str,
+        failure_key: str,
+        window: int,
+        limit: int,
+        now: datetime,
+        pad: bool = False,
+    ) -> tuple[int, datetime, CodeRow | None]:
         """Take a failure slot and, if it is within ``limit``, one attempt of the live code.
 
         Returns (failures so far, when they reset, the code row or None). Atomic: parallel
@@ -92,8 +110,16 @@ class Store(Housekeeping):
         live auth_id then cost the same), giving back nothing where nothing is owed.
         """
         reset_at = now + timedelta(seconds=window)
-        params = {"key": failure_key, "count": 1, "reset_at": reset_at, "b_amount": 1,
-                  "b_now": now, "b_reset_at": reset_at, "b_auth_id": auth_id, "b_limit": limit}
+        params = {
+            "key": failure_key,
+            "count": 1,
+            "reset_at": reset_at,
+            "b_amount": 1,
+            "b_now": now,
+            "b_reset_at": reset_at,
+            "b_auth_id": auth_id,
+            "b_limit": limit,
+        }
         failures, ends, found = self.backend.take_attempt(params, limit, pad)
         return failures, ends, None if found is None else CodeRow(auth_id, *found)
 
@@ -105,22 +131,30 @@ class Store(Housekeeping):
 
     # -- counters -------------------------------------------------------------------------
 
-    def hit(self, key: str, window: int, now: datetime, amount: int = 1,
-            tx: Cursor | None = None) -> tuple[int, datetime]:
+    def hit(
+        self, key: str, window: int, now: datetime, amount: int = 1, tx: Cursor | None = None
+    ) -> tuple[int, datetime]:
         """Add ``amount`` to a fixed-window counter; returns (count so far, window end).
 
         One upsert: a counter whose window has passed starts again from ``amount``.
         """
         reset_at = now + timedelta(seconds=window)
-        params = {"key": key, "count": amount, "reset_at": reset_at,
-                  "b_amount": amount, "b_now": now, "b_reset_at": reset_at}
+        params = {
+            "key": key,
+            "count": amount,
+            "reset_at": reset_at,
+            "b_amount": amount,
+            "b_now": now,
+            "b_reset_at": reset_at,
+        }
         with self._cursor(tx) as cursor:
             found = self._sql.hit.first(cursor, params)
         assert found is not None  # an upsert with RETURNING always returns its row
         return int(found[0]), found[1]
 
-    def peek(self, key: str, now: datetime,
-             tx: Cursor | None = None) -> tuple[int, datetime | None]:
+    def peek(
+        self, key: str, now: datetime, tx: Cursor | None = None
+    ) -> tuple[int, datetime | None]:
         """The live count of a counter (0 if absent or expired), without changing it."""
         with self._cursor(tx, write=False) as cursor:
             found = self._sql.peek.first(cursor, {"b_key": key, "b_now": now})

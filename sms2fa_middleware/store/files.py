@@ -18,7 +18,8 @@ def data_directory() -> str:
     ``$XDG_DATA_HOME/sms2fa``, else ``~/.local/share/sms2fa`` -- never the working directory,
     where a database (and its WAL and lock files) would land wherever the app is started."""
     configured = os.environ.get("SMS2FA_DATA_DIR") or os.path.join(
-        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "sms2fa")
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "sms2fa"
+    )
     return os.path.abspath(configured)
 
 

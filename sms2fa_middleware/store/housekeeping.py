@@ -37,9 +37,13 @@ class Housekeeping:
         signal = self.backend.signal
 
         def write(conn: Connection) -> None:
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=[revocations.c.auth_id], set_={"revoked_at": now}))
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[revocations.c.auth_id], set_={"revoked_at": now}
+                )
+            )
             signal.announce(conn)
+
         self.run(write)
         signal.announced()
 
@@ -52,17 +56,24 @@ class Housekeeping:
     def revocations_since(self, since: datetime) -> list[tuple[str, datetime]]:
         """(auth_id, revoked_at) of every revocation after ``since``."""
         stmt = select(revocations.c.auth_id, revocations.c.revoked_at).where(
-            revocations.c.revoked_at > since)
+            revocations.c.revoked_at > since
+        )
         with self.backend.sa_read() as conn:
             return [(r.auth_id, r.revoked_at) for r in conn.execute(stmt)]
 
     def purge(self, now: datetime, revocations_before: datetime) -> int:
         """Delete expired codes and counters and revocations no session can outlive."""
+
         def purge(conn: Connection) -> int:
-            return sum(conn.execute(stmt).rowcount for stmt in (
-                delete(codes).where(codes.c.expires_at <= now),
-                delete(counters).where(counters.c.reset_at <= now),
-                delete(revocations).where(revocations.c.revoked_at <= revocations_before)))
+            return sum(
+                conn.execute(stmt).rowcount
+                for stmt in (
+                    delete(codes).where(codes.c.expires_at <= now),
+                    delete(counters).where(counters.c.reset_at <= now),
+                    delete(revocations).where(revocations.c.revoked_at <= revocations_before),
+                )
+            )
+
         return self.run(purge)
 
     def count_codes(self) -> int:

@@ -36,8 +36,14 @@ def postgres_engine(url: URL) -> Engine:
         url = url.set(drivername="postgresql+psycopg")
     # hide_parameters: SQL logs and errors must never show numbers, digests or auth_ids.
     # connect_timeout: a server that drops packets must cost a 503, not a hung worker.
-    return create_engine(url, pool_size=16, max_overflow=0, pool_timeout=5,
-                         hide_parameters=True, connect_args={"connect_timeout": 5})
+    return create_engine(
+        url,
+        pool_size=16,
+        max_overflow=0,
+        pool_timeout=5,
+        hide_parameters=True,
+        connect_args={"connect_timeout": 5},
+    )
 
 
 def take_attempt_statement(upsert: Any) -> Any:
@@ -47,12 +53,19 @@ def take_attempt_statement(upsert: Any) -> Any:
     attempt only within ``b_limit``.
     """
     slot = hit_statement(upsert).cte("failure_slot")
-    attempt = reserve_attempt_statement().where(
-        select(slot.c.count).scalar_subquery() <= bindparam("b_limit", type_=Integer)
-    ).cte("attempt")
-    return (select(slot.c.count, slot.c.reset_at, attempt.c.recipient, attempt.c.digest,
-                   attempt.c.attempts_left, attempt.c.expires_at)
-            .select_from(slot.outerjoin(attempt, true())))
+    attempt = (
+        reserve_attempt_statement()
+        .where(select(slot.c.count).scalar_subquery() <= bindparam("b_limit", type_=Integer))
+        .cte("attempt")
+    )
+    return select(
+        slot.c.count,
+        slot.c.reset_at,
+        attempt.c.recipient,
+        attempt.c.digest,
+        attempt.c.attempts_left,
+        attempt.c.expires_at,
+    ).select_from(slot.outerjoin(attempt, true()))
 
 
 class NotifyListener(RevocationSignal):
@@ -90,12 +103,18 @@ class NotifyListener(RevocationSignal):
                 return
             self._pid = _PROCESS[0]
             if self._engine.dialect.driver != "psycopg":  # psycopg2 given: no notifies()
-                log.warning("sms2fa: revocations reach other workers within "
-                            "revocation_interval (LISTEN needs psycopg 3)")
+                log.warning(
+                    "sms2fa: revocations reach other workers within "
+                    "revocation_interval (LISTEN needs psycopg 3)"
+                )
                 return
             self._generation += 1
-            threading.Thread(target=self._listen, args=(self._generation,),
-                             name="sms2fa-revocations", daemon=True).start()
+            threading.Thread(
+                target=self._listen,
+                args=(self._generation,),
+                name="sms2fa-revocations",
+                daemon=True,
+            ).start()
 
     def _listen(self, generation: int) -> None:
         while generation == self._generation:
@@ -112,8 +131,7 @@ class NotifyListener(RevocationSignal):
                     for _ in driver.notifies(timeout=RELISTEN):  # then look at generation
                         self._count += 1
             except Exception as exc:  # the server went away: sessions poll until back
-                log.error("sms2fa: revocation listener lost (%s); retrying",
-                          type(exc).__name__)
+                log.error("sms2fa: revocation listener lost (%s); retrying", type(exc).__name__)
                 time.sleep(RELISTEN)
             finally:
                 if driver is not None:
@@ -144,8 +162,9 @@ class PostgresBackend(Backend):
                 except self._driver.Error:  # broken: never hand it out again
                     raw.invalidate()
 
-    def take_attempt(self, params: dict[str, Any], limit: int,
-                     pad: bool) -> tuple[int, Any, Found | None]:
+    def take_attempt(
+        self, params: dict[str, Any], limit: int, pad: bool
+    ) -> tuple[int, Any, Found | None]:
         """One round trip instead of BEGIN, two statements and COMMIT."""
         with self.one(write=True) as cursor:
             found = self.take_statement.first(cursor, params)
@@ -163,8 +182,9 @@ class PostgresBackend(Backend):
 
     def unavailable(self, exc: BaseException) -> bool:
         if isinstance(exc, self._driver.errors.UndefinedTable):
-            log.error("sms2fa: the tables are missing: run `sms2fa migrate` "
-                      "(or Verifier.create_schema())")
+            log.error(
+                "sms2fa: the tables are missing: run `sms2fa migrate` (or Verifier.create_schema())"
+            )
             return True
         return super().unavailable(exc)
 

@@ -91,7 +91,7 @@ class SharedCounter(RevocationSignal):
             shared = self._open()
             if shared is None:
                 return None
-        return shared[:self.SIZE]
+        return shared[: self.SIZE]
 
     def announced(self) -> None:
         shared = self._open()
@@ -103,13 +103,16 @@ class SharedCounter(RevocationSignal):
                 try:
                     if fcntl is not None:  # one increment at a time across processes
                         fcntl.flock(fd, fcntl.LOCK_EX)
-                    count = int.from_bytes(shared[:self.SIZE], "little") + 1
-                    shared[:self.SIZE] = (count % 2**64).to_bytes(self.SIZE, "little")
+                    count = int.from_bytes(shared[: self.SIZE], "little") + 1
+                    shared[: self.SIZE] = (count % 2**64).to_bytes(self.SIZE, "little")
                 finally:
                     os.close(fd)  # drops the flock
         except OSError as exc:
-            log.error("sms2fa: cannot signal a revocation (%s): other workers learn of it "
-                      "within revocation_interval", type(exc).__name__)
+            log.error(
+                "sms2fa: cannot signal a revocation (%s): other workers learn of it "
+                "within revocation_interval",
+                type(exc).__name__,
+            )
 
     def _open(self) -> mmap.mmap | None:
         if self._map is not None or self._broken:
@@ -127,15 +130,20 @@ class SharedCounter(RevocationSignal):
                         os.close(fd)
                 except (OSError, ValueError) as exc:
                     self._broken = True
-                    log.error("sms2fa: cannot open %s (%s): revocations reach other workers "
-                              "within revocation_interval", self._path, type(exc).__name__)
+                    log.error(
+                        "sms2fa: cannot open %s (%s): revocations reach other workers "
+                        "within revocation_interval",
+                        self._path,
+                        type(exc).__name__,
+                    )
         return self._map
 
 
 def sqlite_engine(url: str | URL, *, writer: bool, lock: WriterLock | None = None) -> Engine:
     """An Engine on a WAL file; ``writer``: its transactions take the write lock up front."""
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                           hide_parameters=True)
+    engine = create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -153,6 +161,7 @@ def sqlite_engine(url: str | URL, *, writer: bool, lock: WriterLock | None = Non
         cursor.close()
 
     if writer:
+
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # IMMEDIATE takes the write lock up front; a deferred transaction that upgrades
@@ -203,8 +212,10 @@ class SQLiteBackend(Backend):
     @contextmanager
     def one(self, write: bool) -> Iterator[Cursor]:
         # SQLite connections are in autocommit unless BEGIN says otherwise.
-        with self.connection(self.engine if write else self.reader) as raw, \
-                (self._writer_lock if write else None) or nullcontext():
+        with (
+            self.connection(self.engine if write else self.reader) as raw,
+            (self._writer_lock if write else None) or nullcontext(),
+        ):
             yield raw.cursor()
 
     @contextmanager

@@ -38,15 +38,16 @@ class Prepared:
                 self._to_db[name] = convert
         self._from_db = []
         for i, column in enumerate(getattr(statement, "exported_columns", ())):
-            if (convert := column.type.dialect_impl(dialect).result_processor(dialect, None)):
+            if convert := column.type.dialect_impl(dialect).result_processor(dialect, None):
                 self._from_db.append((i, convert))
 
     def execute(self, cursor: Cursor, params: dict[str, Any]) -> Cursor:
         values = self._fixed | params
         for name, convert in self._to_db.items():
             values[name] = convert(values[name])
-        cursor.execute(self.sql, values if self._order is None
-                       else [values[name] for name in self._order])
+        cursor.execute(
+            self.sql, values if self._order is None else [values[name] for name in self._order]
+        )
         return cursor
 
     def first(self, cursor: Cursor, params: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -72,8 +73,8 @@ def reserve_attempt_statement() -> Any:
         update(codes)
         .where(codes.c.auth_id == AUTH_ID, codes.c.attempts_left > 0, codes.c.expires_at > NOW)
         .values(attempts_left=codes.c.attempts_left - 1)
-        .returning(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
-                   codes.c.expires_at))
+        .returning(codes.c.recipient, codes.c.digest, codes.c.attempts_left, codes.c.expires_at)
+    )
 
 
 def hit_statement(upsert: Upsert) -> Any:
@@ -85,38 +86,58 @@ def hit_statement(upsert: Upsert) -> Any:
         index_elements=[counters.c.key],
         set_={
             "count": case((expired, amount), else_=counters.c.count + amount),
-            "reset_at": case((expired, bindparam("b_reset_at", type_=UTCDateTime)),
-                             else_=counters.c.reset_at),
+            "reset_at": case(
+                (expired, bindparam("b_reset_at", type_=UTCDateTime)), else_=counters.c.reset_at
+            ),
         },
     ).returning(counters.c.count, counters.c.reset_at)
 
 
 class Statements:
-    """The hot statements of one dialect, compiled once.
-
-    """
+    """The hot statements of one dialect, compiled once."""
 
     def __init__(self, upsert: Upsert, dialect: Dialect) -> None:
         insert_code = upsert(codes)  # its values come from the parameters at execution
-        self.put_code = Prepared(insert_code.on_conflict_do_update(
-            index_elements=[codes.c.auth_id],
-            set_={c.name: insert_code.excluded[c.name] for c in codes.columns
-                  if c.name != "auth_id"},
-        ), dialect)
+        self.put_code = Prepared(
+            insert_code.on_conflict_do_update(
+                index_elements=[codes.c.auth_id],
+                set_={
+                    c.name: insert_code.excluded[c.name]
+                    for c in codes.columns
+                    if c.name != "auth_id"
+                },
+            ),
+            dialect,
+        )
         delete_code = delete(codes).where(codes.c.auth_id == AUTH_ID)
         self.delete_code = Prepared(delete_code, dialect)
         self.delete_this_code = Prepared(
-            delete_code.where(codes.c.digest == bindparam("b_digest")), dialect)
+            delete_code.where(codes.c.digest == bindparam("b_digest")), dialect
+        )
         self.reserve_attempt = Prepared(reserve_attempt_statement(), dialect)
         self.get_code = Prepared(
-            select(codes.c.recipient, codes.c.digest, codes.c.attempts_left,
-                   codes.c.expires_at).where(codes.c.auth_id == AUTH_ID), dialect)
+            select(
+                codes.c.recipient, codes.c.digest, codes.c.attempts_left, codes.c.expires_at
+            ).where(codes.c.auth_id == AUTH_ID),
+            dialect,
+        )
         self.hit = Prepared(hit_statement(upsert), dialect)
-        self.peek = Prepared(select(counters.c.count, counters.c.reset_at).where(
-            counters.c.key == KEY, counters.c.reset_at > NOW), dialect)
+        self.peek = Prepared(
+            select(counters.c.count, counters.c.reset_at).where(
+                counters.c.key == KEY, counters.c.reset_at > NOW
+            ),
+            dialect,
+        )
         self.reset = Prepared(delete(counters).where(counters.c.key == KEY), dialect)
-        self.reset_two = Prepared(delete(counters).where(
-            (counters.c.key == KEY) | (counters.c.key == bindparam("b_key2", type_=String))),
-            dialect)
-        self.extend = Prepared(update(counters).where(counters.c.key == KEY).values(
-            reset_at=bindparam("b_until", type_=UTCDateTime)), dialect)
+        self.reset_two = Prepared(
+            delete(counters).where(
+                (counters.c.key == KEY) | (counters.c.key == bindparam("b_key2", type_=String))
+            ),
+            dialect,
+        )
+        self.extend = Prepared(
+            update(counters)
+            .where(counters.c.key == KEY)
+            .values(reset_at=bindparam("b_until", type_=UTCDateTime)),
+            dialect,
+        )

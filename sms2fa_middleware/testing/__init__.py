@@ -73,8 +73,16 @@ try:
 except ImportError:  # pragma: no cover - the helpers work without pytest
     pytest = None  # type: ignore[assignment]
 
-__all__ = ["FakeFlowroute", "FakeMessage", "NoCodeError", "assume_verified", "find_guard",
-           "mark_verified", "settings_for_tests", "verified_cookie"]
+__all__ = [
+    "FakeFlowroute",
+    "FakeMessage",
+    "NoCodeError",
+    "assume_verified",
+    "find_guard",
+    "mark_verified",
+    "settings_for_tests",
+    "verified_cookie",
+]
 
 
 if pytest is not None:
@@ -86,12 +94,12 @@ if pytest is not None:
             yield fake
 
     @pytest.fixture
-    def sms2fa_settings(tmp_path_factory: pytest.TempPathFactory,
-                        fake_flowroute: FakeFlowroute) -> Settings:
+    def sms2fa_settings(
+        tmp_path_factory: pytest.TempPathFactory, fake_flowroute: FakeFlowroute
+    ) -> Settings:
         """:func:`settings_for_tests`: a random key, a temporary SQLite file, and codes sent
         to this test's ``fake_flowroute``. Pass it to the middleware, or to your app factory."""
-        return settings_for_tests(tmp_path_factory.mktemp("sms2fa") / "sms2fa.db",
-                                  fake_flowroute)
+        return settings_for_tests(tmp_path_factory.mktemp("sms2fa") / "sms2fa.db", fake_flowroute)
 
     def _reset_django() -> None:
         """A Django project's middleware builds its guard afresh (new settings or fake)."""
@@ -100,15 +108,20 @@ if pytest is not None:
             conf.reset()
 
     @pytest.fixture
-    def sms2fa_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
-                   fake_flowroute: FakeFlowroute) -> Iterator[dict[str, str]]:
+    def sms2fa_env(
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path_factory: pytest.TempPathFactory,
+        fake_flowroute: FakeFlowroute,
+    ) -> Iterator[dict[str, str]]:
         """The same as ``sms2fa_settings``, in the environment (undone after the test), so
         that an app factory calling ``Settings.from_env()`` builds in tests -- with or
         without a test config. Returns the variables it set."""
         database = tmp_path_factory.mktemp("sms2fa") / "sms2fa.db"
-        env = {**fake_flowroute.settings_env(),
-               env_name("secret_key"): secrets.token_urlsafe(32),
-               env_name("database_url"): f"sqlite:///{database}"}
+        env = {
+            **fake_flowroute.settings_env(),
+            env_name("secret_key"): secrets.token_urlsafe(32),
+            env_name("database_url"): f"sqlite:///{database}",
+        }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         _reset_django()

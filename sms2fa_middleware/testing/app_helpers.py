@@ -21,13 +21,16 @@ if TYPE_CHECKING:
     from ..guard import Guard
 
 
-def settings_for_tests(database: str | os.PathLike[str], fake: FakeFlowroute | None = None,
-                       **overrides: Any) -> Settings:
+def settings_for_tests(
+    database: str | os.PathLike[str], fake: FakeFlowroute | None = None, **overrides: Any
+) -> Settings:
     """Settings for one test: a fresh random secret key, state in the SQLite file
     ``database``, and codes sent through ``fake`` (a started :class:`FakeFlowroute`) -- or,
     without one, printed by the console backend. Keyword arguments override any value."""
-    values: dict[str, Any] = {"secret_key": secrets.token_urlsafe(32),
-                              "database_url": f"sqlite:///{os.fspath(database)}"}
+    values: dict[str, Any] = {
+        "secret_key": secrets.token_urlsafe(32),
+        "database_url": f"sqlite:///{os.fspath(database)}",
+    }
     values.update(fake.settings_kwargs() if fake is not None else {"sms_backend": "console"})
     values.update(overrides)
     return Settings(**values)
@@ -63,8 +66,10 @@ def find_guard(app: object) -> Guard:
             node = node.middleware_stack
             continue
         node = getattr(node, "wsgi_app", None) or getattr(node, "app", None)
-    raise LookupError(f"no SMS2FAMiddleware in this {type(app).__name__}; pass the middleware "
-                      "or the app it wraps (for Django: the SMS2FAMiddleware class)")
+    raise LookupError(
+        f"no SMS2FAMiddleware in this {type(app).__name__}; pass the middleware "
+        "or the app it wraps (for Django: the SMS2FAMiddleware class)"
+    )
 
 
 def _django_guard(app: object) -> Guard | None:
@@ -73,16 +78,19 @@ def _django_guard(app: object) -> Guard | None:
     app already did."""
     middleware = sys.modules.get("sms2fa_middleware.django.middleware")
     client = sys.modules.get("django.test.client")
-    if not ((middleware is not None and app is middleware.SMS2FAMiddleware)
-            or (client is not None and isinstance(app, client.ClientMixin))):
+    if not (
+        (middleware is not None and app is middleware.SMS2FAMiddleware)
+        or (client is not None and isinstance(app, client.ClientMixin))
+    ):
         return None
     from ..django.conf import installed
 
     return installed().guard
 
 
-def verified_cookie(app: object, identity: Identity | tuple[Any, Any], *,
-                    https: bool = False) -> tuple[str, str]:
+def verified_cookie(
+    app: object, identity: Identity | tuple[Any, Any], *, https: bool = False
+) -> tuple[str, str]:
     """``(name, value)`` of the verified-session cookie that the middleware in ``app`` would
     set right now after ``identity`` entered a right code: signed with its key, bound to its
     cookie name, prefix and audience and to the identity (normalised as an ``identify``
@@ -95,8 +103,9 @@ def verified_cookie(app: object, identity: Identity | tuple[Any, Any], *,
     return guard.cookie_for(https), guard.signer.issue(who, int(time.time() * 1000))
 
 
-def mark_verified(client: Any, app: object, identity: Identity | tuple[Any, Any], *,
-                  https: bool | None = None) -> None:
+def mark_verified(
+    client: Any, app: object, identity: Identity | tuple[Any, Any], *, https: bool | None = None
+) -> None:
     """Make ``client`` verified for ``identity`` on the middleware in ``app`` (see
     :func:`find_guard`), as if it had just entered a right code: it gets a real
     verified-session cookie (:func:`verified_cookie`). Requests still go through
@@ -124,8 +133,10 @@ def _set_cookie(client: Any, name: str, value: str) -> None:
     elif hasattr(client, "set_cookie"):  # werkzeug's Client (Flask's test_client())
         client.set_cookie(name, value, path="/")
     else:
-        raise TypeError(f"cannot set a cookie on a {type(client).__name__}; give a werkzeug, "
-                        "httpx, requests or Django test client")
+        raise TypeError(
+            f"cannot set a cookie on a {type(client).__name__}; give a werkzeug, "
+            "httpx, requests or Django test client"
+        )
 
 
 @contextlib.contextmanager
@@ -147,8 +158,9 @@ def assume_verified(phone: str | None = None) -> Iterator[None]:
     if phone is not None:
         number = on_file(phone, "US")
         if number is None:
-            raise ValueError("assume_verified(phone=...) needs a phone number in E.164, "
-                             "such as '+12065550100'")
+            raise ValueError(
+                "assume_verified(phone=...) needs a phone number in E.164, such as '+12065550100'"
+            )
     saved = Decider.assume_verified
     Decider.assume_verified = AssumeVerified(number)
     try:

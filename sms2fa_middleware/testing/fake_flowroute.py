@@ -330,8 +330,13 @@ class FakeFlowroute(_Inbox, _Faults):
             self._messages.append(message)
             server = self._server
         base = f"http://127.0.0.1:{server.server_port}" if server else ""
-        return Reply(202, {"data": {
-            "id": message.id,
-            "type": "message",
-            "links": {"self": f"{base}{MESSAGES_PATH}/{message.id}"},
-        }})
+        return Reply(
+            202,
+            {
+                "data": {
+                    "id": message.id,
+                    "type": "message",
+                    "links": {"self": f"{base}{MESSAGES_PATH}/{message.id}"},
+                }
+            },
+        )

@@ -28,6 +28,7 @@ class FakeFlowroute(Protocol):
     def counted(self) -> None: ...
     def process(self, method: str, path: str, headers: Message, raw: bytes) -> Reply: ...
 
+
 log = logging.getLogger("sms2fa.testing")
 
 _MAX_BODY = 1 << 20
@@ -102,8 +103,15 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             fake.left()
 
-    def _answer(self, fake: FakeFlowroute, raw: bytes, problem: Reply | None, delay: float,
-                drop: bool, failure: tuple[int, str | None] | None) -> None:
+    def _answer(
+        self,
+        fake: FakeFlowroute,
+        raw: bytes,
+        problem: Reply | None,
+        delay: float,
+        drop: bool,
+        failure: tuple[int, str | None] | None,
+    ) -> None:
         if delay and fake.stopping.wait(delay):
             self._drop()
             return

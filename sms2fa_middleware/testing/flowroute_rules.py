@@ -51,8 +51,9 @@ def error(status: int, detail: str, headers: dict[str, str] | None = None) -> Re
     return Reply(status, {"errors": [problem]}, headers or {})
 
 
-def check_request(method: str, path: str, headers: Message, raw: bytes,
-                  account: Account) -> Reply | dict[str, Any]:
+def check_request(
+    method: str, path: str, headers: Message, raw: bytes, account: Account
+) -> Reply | dict[str, Any]:
     """The error the real API would answer this request with, or, for a message it would
     take, the message's attributes (``to``, ``from``, ``body``, ...)."""
     if path != MESSAGES_PATH:

@@ -53,12 +53,17 @@ def read_form(request: Request) -> dict[str, str] | None:
     from werkzeug.formparser import FormDataParser
     from werkzeug.http import parse_options_header
 
-    parser = FormDataParser(max_form_memory_size=MAX_BODY, max_content_length=MAX_BODY,
-                            max_form_parts=FORM_PARTS, silent=False)
+    parser = FormDataParser(
+        max_form_memory_size=MAX_BODY,
+        max_content_length=MAX_BODY,
+        max_form_parts=FORM_PARTS,
+        silent=False,
+    )
     _, options = parse_options_header(request.header("content-type"))
     try:
-        _, fields, _ = parser.parse(io.BytesIO(request.body), media_type, len(request.body),
-                                    options)
+        _, fields, _ = parser.parse(
+            io.BytesIO(request.body), media_type, len(request.body), options
+        )
     except (HTTPException, ValueError):  # no boundary, malformed parts, too many, too large
         return None
     return {k: fields[k] for k in fields}
@@ -70,18 +75,27 @@ def form(request: Request) -> dict[str, str]:
 
 
 def _csp(script_nonce: str) -> tuple[str, str]:
-    return ("content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; "
-            f"script-src 'nonce-{script_nonce}'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'")
+    return (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src 'nonce-{script_nonce}'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'",
+    )
 
 
 class HtmlFlow:
     """The challenge page and its two forms (code, resend)."""
 
-    def __init__(self, verifier: Verifier, options: GuardOptions, cookies: Cookies,
-                 sessions: Sessions, csrf: Csrf, refusals: Refusals,
-                 sender: CodeSender) -> None:
+    def __init__(
+        self,
+        verifier: Verifier,
+        options: GuardOptions,
+        cookies: Cookies,
+        sessions: Sessions,
+        csrf: Csrf,
+        refusals: Refusals,
+        sender: CodeSender,
+    ) -> None:
         self.verifier = verifier
         self.options = options
         self.cookies = cookies
@@ -96,8 +110,14 @@ class HtmlFlow:
         https = request.scheme == "https"
         return self.cookies.set(https, self.cookies.flash(https), status, FLASH_MAX_AGE)
 
-    def start(self, request: Request, identity: Identity, next_url: str,
-              lost: bool = False, max_age: int | None = None) -> Response:
+    def start(
+        self,
+        request: Request,
+        identity: Identity,
+        next_url: str,
+        lost: bool = False,
+        max_age: int | None = None,
+    ) -> Response:
         """A browser request without a verified session (or, ``max_age``, with one older
         than a rule allows): send a code (unless one is waiting) and go to the challenge
         page. ``lost``: it was a form post, which the page says was not kept."""
@@ -106,26 +126,38 @@ class HtmlFlow:
         headers = [self.flash(request, status)] if status else []
         return redirect(self.refusals.challenge_url(request, next_url, max_age), *headers)
 
-    def htmx(self, request: Request, identity: Identity, next_url: str,
-             max_age: int | None = None) -> Response:
+    def htmx(
+        self, request: Request, identity: Identity, next_url: str, max_age: int | None = None
+    ) -> Response:
         """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
         (a redirect would be followed by the XHR and swapped into a fragment)."""
         status = self.sender.send_unless_waiting(identity, request)
         response = self.refusals.verification_required(request, next_url, max_age)
-        response.headers.append(("hx-redirect",
-                                 self.refusals.challenge_url(request, next_url, max_age)))
+        response.headers.append(
+            ("hx-redirect", self.refusals.challenge_url(request, next_url, max_age))
+        )
         if status:
             response.headers.append(self.flash(request, status))
         return response
 
     def get(self, request: Request, identity: Identity | None) -> Response:
         values = request.query.get("next")
-        return self.page(request, identity, safe_next(values[0] if values else None),
-                         max_age=requested_max_age(request))
+        return self.page(
+            request,
+            identity,
+            safe_next(values[0] if values else None),
+            max_age=requested_max_age(request),
+        )
 
-    def page(self, request: Request, identity: Identity | None, next_url: str,
-             error: str | None = None, status: int = 200,
-             max_age: int | None = None) -> Response:
+    def page(
+        self,
+        request: Request,
+        identity: Identity | None,
+        next_url: str,
+        error: str | None = None,
+        status: int = 200,
+        max_age: int | None = None,
+    ) -> Response:
         """The challenge page (or where the user must go instead). ``max_age`` (step-up): a
         session verified longer ago than that does not skip the page."""
         if identity is None:
@@ -134,8 +166,7 @@ class HtmlFlow:
             return self.refusals.no_phone(request, next_url)
         https = request.scheme == "https"
         issued = self.sessions.verified_at(request.header("cookie"), https, identity)
-        if issued is not None and (max_age is None
-                                   or issued >= (time.time() - max_age) * 1000):
+        if issued is not None and (max_age is None or issued >= (time.time() - max_age) * 1000):
             return redirect(next_url)
         headers: list[tuple[str, str]] = []
         notice = None
@@ -153,13 +184,21 @@ class HtmlFlow:
             headers.append(set_nonce)
         script_nonce = secrets.token_urlsafe(16)
         body = self.pages.render_challenge(
-            self._view(request, identity, next_url, nonce, error, notice, script_nonce,
-                       max_age))
+            self._view(request, identity, next_url, nonce, error, notice, script_nonce, max_age)
+        )
         return Response(status, body, [*PAGE_HEADERS, _csp(script_nonce), *headers])
 
-    def _view(self, request: Request, identity: Identity, next_url: str, nonce: str,
-              error: str | None, notice: str | None, script_nonce: str,
-              max_age: int | None = None) -> ChallengeView:
+    def _view(
+        self,
+        request: Request,
+        identity: Identity,
+        next_url: str,
+        nonce: str,
+        error: str | None,
+        notice: str | None,
+        script_nonce: str,
+        max_age: int | None = None,
+    ) -> ChallengeView:
         pending = self.verifier.pending(identity.auth_id)
         if pending is not None and pending.recipient != identity.recipient:
             pending = None
@@ -179,8 +218,9 @@ class HtmlFlow:
             script_nonce=script_nonce,
         )
 
-    def _checked_form(self, request: Request, identity: Identity | None
-                      ) -> tuple[dict[str, str], str, Response | None]:
+    def _checked_form(
+        self, request: Request, identity: Identity | None
+    ) -> tuple[dict[str, str], str, Response | None]:
         """The form, its safe ``next``, and a refusal (or None when the post may go on)."""
         read = read_form(request)
         fields = read if read is not None else {}
@@ -192,11 +232,17 @@ class HtmlFlow:
         # Say what went wrong where it is known; "expired" is left for a missing or stale
         # token (or nonce cookie), which is what a reload cures.
         if read is None:
-            return fields, next_url, page(400, text.forbidden_title(),
-                                          f"<p>{escape(text.form_unreadable())}</p>")
+            return (
+                fields,
+                next_url,
+                page(400, text.forbidden_title(), f"<p>{escape(text.form_unreadable())}</p>"),
+            )
         if not origin_ok(request, self.options.origins):
-            return fields, next_url, page(403, text.forbidden_title(),
-                                          f"<p>{escape(text.origin_rejected())}</p>")
+            return (
+                fields,
+                next_url,
+                page(403, text.forbidden_title(), f"<p>{escape(text.origin_rejected())}</p>"),
+            )
         if not self.csrf.ok(request, identity.auth_id, fields.get("csrf_token", "")):
             return fields, next_url, forbidden()
         return fields, next_url, None
@@ -206,9 +252,10 @@ class HtmlFlow:
         if refused is not None or identity is None:
             return refused or forbidden()
         status = self.sender.send(identity, request) or "sent"
-        return redirect(self.refusals.challenge_url(request, next_url,
-                                                    requested_max_age(request)),
-                        self.flash(request, status))
+        return redirect(
+            self.refusals.challenge_url(request, next_url, requested_max_age(request)),
+            self.flash(request, status),
+        )
 
     def post(self, request: Request, identity: Identity | None) -> Response:
         """The code form: right -> the verified cookie and back to ``next``; wrong -> the
@@ -219,11 +266,20 @@ class HtmlFlow:
         code = re.sub(r"[\s-]", "", fields.get("code", ""))
         error, status = self._check(identity, code)
         if error is not None:
-            return self.page(request, identity, next_url, error=error, status=status,
-                             max_age=requested_max_age(request))
+            return self.page(
+                request,
+                identity,
+                next_url,
+                error=error,
+                status=status,
+                max_age=requested_max_age(request),
+            )
         https = request.scheme == "https"  # a fresh verified session; the nonce is spent
-        return redirect(next_url, self.sessions.set_cookie(https, identity),
-                        self.cookies.delete(https, self.cookies.csrf(https)))
+        return redirect(
+            next_url,
+            self.sessions.set_cookie(https, identity),
+            self.cookies.delete(https, self.cookies.csrf(https)),
+        )
 
     def _check(self, identity: Identity, code: str) -> tuple[str | None, int]:
         """(None, 200) when ``code`` verifies ``identity``, else (the page's error, status)."""

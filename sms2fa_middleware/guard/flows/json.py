@@ -50,33 +50,44 @@ def wants_json(request: Request) -> bool:
 class JsonFlow:
     """Status, send and check for API clients."""
 
-    def __init__(self, verifier: Verifier, options: GuardOptions, sessions: Sessions,
-                 refusals: Refusals, sender: CodeSender) -> None:
+    def __init__(
+        self,
+        verifier: Verifier,
+        options: GuardOptions,
+        sessions: Sessions,
+        refusals: Refusals,
+        sender: CodeSender,
+    ) -> None:
         self.verifier = verifier
         self.options = options
         self.sessions = sessions
         self.refusals = refusals
         self.sender = sender
 
-    def _caller(self, request: Request, identity: Identity | None,
-                post: bool) -> Identity | Response:
+    def _caller(
+        self, request: Request, identity: Identity | None, post: bool
+    ) -> Identity | Response:
         """The identity, when it may go on (logged in, a phone on file, our origin)."""
         if identity is None:
             return self.refusals.anonymous(request, "/")
         if identity.recipient is None:
             return self.refusals.no_phone(request, "/")
         if post and not origin_ok(request, self.options.origins):
-            return json_response(403, {"message": text.origin_rejected(),
-                                       "reason": "OriginRejected"})
+            return json_response(
+                403, {"message": text.origin_rejected(), "reason": "OriginRejected"}
+            )
         return identity
 
-    def _code(self, who: Identity, recipient: str, expires_at: datetime | None,
-              attempts_left: int) -> dict[str, Any]:
+    def _code(
+        self, who: Identity, recipient: str, expires_at: datetime | None, attempts_left: int
+    ) -> dict[str, Any]:
         """What a client may know of a code: never the code, the number only masked."""
-        return {"sent_to": mask(recipient),
-                "expires_at": iso(expires_at) if expires_at is not None else None,
-                "attempts_left": attempts_left,
-                "resend_after": self.verifier.resend_wait(who.auth_id)}
+        return {
+            "sent_to": mask(recipient),
+            "expires_at": iso(expires_at) if expires_at is not None else None,
+            "attempts_left": attempts_left,
+            "resend_after": self.verifier.resend_wait(who.auth_id),
+        }
 
     def status(self, request: Request, identity: Identity | None) -> Response:
         who = self._caller(request, identity, post=False)
@@ -86,10 +97,16 @@ class JsonFlow:
         if pending is not None and pending.recipient != who.recipient:
             pending = None
         if pending is None:
-            return json_response(200, {"pending": False,
-                                       **self._code(who, who.recipient or "", None, 0)})
-        return json_response(200, {"pending": True, **self._code(
-            who, pending.recipient, pending.expires_at, pending.attempts_left)})
+            return json_response(
+                200, {"pending": False, **self._code(who, who.recipient or "", None, 0)}
+            )
+        return json_response(
+            200,
+            {
+                "pending": True,
+                **self._code(who, pending.recipient, pending.expires_at, pending.attempts_left),
+            },
+        )
 
     def send(self, request: Request, identity: Identity | None) -> Response:
         who = self._caller(request, identity, post=True)
@@ -101,8 +118,9 @@ class JsonFlow:
             started = self.sender.start(who, request)
         except VerificationError as exc:
             return error_response(exc)
-        return json_response(200, self._code(who, started.recipient, started.expires_at,
-                                             started.attempts_left))
+        return json_response(
+            200, self._code(who, started.recipient, started.expires_at, started.attempts_left)
+        )
 
     def check(self, request: Request, identity: Identity | None) -> Response:
         who = self._caller(request, identity, post=True)
@@ -119,11 +137,18 @@ class JsonFlow:
             return error_response(exc)
         if verified.recipient != who.recipient:
             # The number changed while the code was out: it proves nothing about the new one.
-            return json_response(400, {"message": text.number_changed(),
-                                       "reason": "RecipientChanged", "attempts_left": 0})
+            return json_response(
+                400,
+                {
+                    "message": text.number_changed(),
+                    "reason": "RecipientChanged",
+                    "attempts_left": 0,
+                },
+            )
         cookie = self.sessions.set_cookie(request.scheme == "https", who)
-        return json_response(200, {"verified": True, "remember_for": self.options.remember_for},
-                             [cookie])
+        return json_response(
+            200, {"verified": True, "remember_for": self.options.remember_for}, [cookie]
+        )
 
 
 __all__ = ["JsonFlow", "is_json", "wants_json"]

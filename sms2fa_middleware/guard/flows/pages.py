@@ -98,7 +98,8 @@ def _resend_form(view: ChallengeView, hidden: str) -> str:
     cooldown = (
         f'<span class="muted" id="cooldown" data-seconds="{wait}" '
         f'data-template="{escape(template)}">{escape(template.format(s=wait))}</span>'
-        if wait > 0 else ""
+        if wait > 0
+        else ""
     )
     return (
         f'<form class="resend" method="post" action="{escape(view.resend_action)}">'
