@@ -11,9 +11,7 @@ a database to itself gets one from :func:`private_postgres`, so that runs sharin
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -116,63 +114,3 @@ def table_names(url: str) -> set[str]:
         return set(inspect(store.engine).get_table_names())
     finally:
         store.dispose()
-
-
-class TCPProxy:
-    """A real TCP forwarder to the database that can be cut, as a network outage would."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @classmethod
-    def to(cls, database_url: str) -> tuple[TCPProxy, str]:
-        """A proxy to the server of ``database_url``, and the same URL through the proxy."""
-        url = make_url(database_url)
-        proxy = cls(url.host or "127.0.0.1", url.port or 5432)
-        proxied = url.set(host="127.0.0.1", port=proxy.port)
-        return proxy, proxied.render_as_string(hide_password=False)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        """Refuse new connections and break the open ones."""
-        # shutdown() wakes the accept() blocked in the other thread; close() alone would not.
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        with self.lock:
-            for s in self.sockets:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()

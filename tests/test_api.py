@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from databases import TCPProxy
+from tcp_proxy import PausableProxy
 
 from sms2fa_middleware import Settings, Verifier
 from sms2fa_middleware.api.service import VerificationService
@@ -621,11 +621,11 @@ def unreachable_later(
 
         yield f"sqlite:///{folder / 'sms2fa.db'}", vanish
         return
-    proxy, proxied = TCPProxy.to(database_url)
+    proxy, proxied = PausableProxy.to(database_url)
     try:
-        yield proxied, lambda _verifier: proxy.cut()
+        yield proxied, lambda _verifier: proxy.stop()
     finally:
-        proxy.cut()
+        proxy.stop()
 
 
 def test_unreachable_database_answers_503(

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from conftest import SECRET, in_threads
-from databases import TCPProxy, create_schema_concurrently, fresh_database, table_names
+from databases import create_schema_concurrently, fresh_database, table_names
 from sqlalchemy import create_engine, select
+from tcp_proxy import PausableProxy
 
 from sms2fa_middleware import Settings, StoreUnavailable, Verifier
 from sms2fa_middleware.store import CodeRow, Store, codes, counters, utcnow
@@ -410,7 +411,7 @@ def test_engine_operations_raise_store_unavailable_when_the_database_goes_away(
     fake_flowroute: FakeFlowroute,
     postgres_database_url: str,
 ) -> None:
-    proxy, proxied = TCPProxy.to(fresh_database(postgres_database_url))
+    proxy, proxied = PausableProxy.to(fresh_database(postgres_database_url))
     verifier = Verifier(
         Settings(
             secret_key=SECRET,
@@ -423,7 +424,7 @@ def test_engine_operations_raise_store_unavailable_when_the_database_goes_away(
         verifier.start("u1", NUMBER)
         assert verifier.pending("u1") is not None
         code = fake_flowroute.last_code(NUMBER)
-        proxy.cut()
+        proxy.stop()
         operations: dict[str, Callable[[], Any]] = {
             "start": lambda: verifier.start("u2", NUMBER),
             "check": lambda: verifier.check("u1", code),
