@@ -17,7 +17,7 @@ from .settings import Settings
 
 DESCRIPTION = (
     "SMS one-time-code verification: the standalone HTTP service, a demo app, and "
-    "maintenance. Settings come from the environment (SMS2FA_*, FLOWROUTE_*); see the README."
+    "maintenance. Settings come from the environment (SMS2FA_*, FLOWROUTE_*); see docs/settings.md."
 )
 
 

@@ -82,7 +82,7 @@ def on_file(recipient: str, default_region: str) -> str | None:
 
 
 def mask(e164: str) -> str:
-    """The number as safe to show or log: only the last two digits (``+1•••••••••34``)."""
+    """The number as safe to show or log: only the last two digits (``+1••••••••34``)."""
     if len(e164) < 4:
         return "•" * len(e164)
     return e164[:2] + "•" * (len(e164) - 4) + e164[-2:]

@@ -162,7 +162,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build from the environment (names in the README); keyword arguments win."""
+        """Build from the environment (names in docs/settings.md); keyword arguments win."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):

@@ -124,7 +124,7 @@ def test_a_path_past_the_cost_cap_is_protected_and_not_remembered() -> None:
     assert all(len(key) <= KIND_CACHE_KEY_MAX for key in policy.kinds)
 
 
-# Every row of the README's "How paths are matched" table, and the report's pattern.
+# Every row of the "How paths are matched" table (docs/middleware.md), and the report's pattern.
 TABLE = [
     ("/admin/*", ["/admin/users", "/admin/users/7"], ["/admin", "/administrator/x"]),
     ("/admin/**", ["/admin", "/admin/users/7"], ["/administrator"]),

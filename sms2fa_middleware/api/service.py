@@ -6,7 +6,7 @@ cheap (SQLite), the rest of a request is worked out on the event loop by the eng
 twin (:class:`~sms2fa_middleware.engine.AsyncVerifier`): local statements take microseconds
 and writes queue for one lock anyway, while a writer in a thread would hold that lock waiting
 for the GIL. Otherwise (PostgreSQL round trips) the whole request runs in one worker thread.
-The measured difference is in the README's performance notes and ``bench/service.py``; the
+The measured difference is in ``bench/RESULTS.md`` (from ``bench/service.py``); the
 thread hop is :class:`~sms2fa_middleware.threads.Threads`, with a pool of its own.
 """
 

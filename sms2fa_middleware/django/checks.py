@@ -34,7 +34,7 @@ def check_sms2fa(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 f"SMS2FA cannot start: {exc}",
                 id="sms2fa.E001",
                 hint="set the SMS2FA_* and FLOWROUTE_* environment variables "
-                "(README: Settings), or SMS2FA['settings']",
+                "(docs/settings.md), or SMS2FA['settings']",
             )
         ]
     if built.guard.settings.development:

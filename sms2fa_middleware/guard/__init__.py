@@ -19,7 +19,7 @@ policy. One module per job:
 * :mod:`.responses`, :mod:`.private` -- small answers and URLs; private response headers;
 * :mod:`.core` -- :class:`Guard`, the facade; :mod:`.app` -- what both adapters share.
 
-Security stakes (see the README's security model): the cookie is bound to the auth_id and the
+Security stakes (see docs/security.md): the cookie is bound to the auth_id and the
 phone number, so it is worthless for another user or after a number change; a fresh random
 session identifier is minted on every success (no fixation); ``next`` only ever leads to a
 same-origin relative path; the challenge form carries a CSRF token bound to the user and to a

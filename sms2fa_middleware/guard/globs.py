@@ -9,7 +9,7 @@ The pieces are placed left to right, each at its leftmost fit, which is optimal 
 star between two pieces absorbs whatever lies between them. ``**`` segments are handled the
 same way one level up: the groups of segments between them are placed leftmost, in order.
 
-Semantics (the README's "How paths are matched"): ``*`` and ``?`` stay inside one segment,
+Semantics (docs/middleware.md, "How paths are matched"): ``*`` and ``?`` stay inside one segment,
 ``**`` as a whole segment is zero or more segments, ``[...]`` is a character class (``[!...]``
 negated), and a match covers the path and everything below it.
 """

@@ -46,7 +46,7 @@ def _region(value: str) -> str:
 
 @dataclass(frozen=True)
 class GuardOptions:
-    """Everything a guard can be told; see the README's options paragraph for each one."""
+    """Everything a guard can be told; each one is in docs/options.md."""
 
     #: Pattern strings, and :class:`~.rules.Rule`\ s (or mappings ``{"path", "methods",
     #: "max_age"}``). Normalised: the plain patterns only (a rule that says no more than its

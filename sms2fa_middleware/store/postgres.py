@@ -2,7 +2,7 @@
 
 For several hosts. The pool keeps 16 connections per process and never opens overflow ones:
 a new PostgreSQL connection forks a server process, and a burst of checks that opened and
-closed them ruined tail latency (figures: README, "Performance"). A request that finds all 16
+closed them ruined tail latency (figures: bench/RESULTS.md). A request that finds all 16
 busy waits up to 5 s, then gets a 503. No pre-ping (a round trip per checkout): after a server
 restart the first disconnect drops the whole pool, and that one request answers 503.
 """

@@ -1,8 +1,8 @@
 """The hot statements: SQLAlchemy Core, compiled once per dialect, run on the driver's cursor.
 
 SQLAlchemy's execution layer costs several times the statement itself, and on SQLite that
-time is spent holding the one write lock every process queues for (figures: README,
-"Performance"). The SQL, the bind order and the type conversions are still SQLAlchemy's,
+time is spent holding the one write lock every process queues for (figures:
+bench/RESULTS.md). The SQL, the bind order and the type conversions are still SQLAlchemy's,
 taken from its compiler. Schema, pooling and the cold paths use SQLAlchemy as usual.
 """
 

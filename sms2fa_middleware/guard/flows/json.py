@@ -1,4 +1,4 @@
-"""The JSON challenge flow, for API clients (README, "API clients"):
+"""The JSON challenge flow, for API clients (docs/middleware.md, "API clients"):
 
 * ``GET {prefix}/challenge`` with ``Accept: application/json`` -> the pending code's status;
 * ``POST {prefix}/challenge/send`` (JSON ``{}``) -> sends a code;
