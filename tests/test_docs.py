@@ -125,6 +125,25 @@ def test_every_environment_variable_the_code_reads_is_documented() -> None:
         assert name in (DOCS / "django.md").read_text()
 
 
+# -- the README ------------------------------------------------------------------------------
+
+
+def test_the_readme_is_a_front_page_whose_links_resolve() -> None:
+    """Short, and every relative link (the docs pages, on GitHub as in a checkout) names a
+    file of the repository, with its anchor when it gives one."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 200
+    links = re.findall(r"\]\(([^)#\s]+)(?:#([^)\s]+))?\)", text)
+    relative = [(target, anchor) for target, anchor in links if "://" not in target]
+    assert {t for t, _ in relative} >= {f"docs/{p.name}" for p in DOCS.glob("*.md")}
+    for target, anchor in relative:
+        assert (ROOT / target).exists(), target
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", (ROOT / target).read_text(), re.M)
+            slugs = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+            assert anchor in slugs, f"{target}#{anchor}"
+
+
 # -- the README's Python blocks ---------------------------------------------------------------
 
 
