@@ -1,5 +1,5 @@
-"""The package's shape, as a reader relies on it: every import the README and the examples
-show works; no module imports another's private name; the import graph has no cycle."""
+"""The package's shape, as a reader relies on it: every import the README, the docs and the
+examples show works; no module imports another's private name; the import graph has no cycle."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ _SHOWN = re.compile(r"^\s*from (sms2fa_middleware[\w.]*) import ([\w, ]+)", re.M
 
 def _shown_imports() -> list[tuple[str, str]]:
     texts = [(ROOT / "README.md").read_text()]
+    texts += [p.read_text() for p in (ROOT / "docs").glob("*.md")]
     texts += [p.read_text() for p in (ROOT / "examples").rglob("*.py")]
     return sorted(
         {
