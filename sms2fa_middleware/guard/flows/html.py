@@ -22,7 +22,15 @@ from ..cookies import Cookies, cookie_value
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals, requested_max_age
-from ..responses import PAGE_HEADERS, app_url, forbidden, page, redirect, safe_next
+from ..responses import (
+    PAGE_HEADERS,
+    app_url,
+    forbidden,
+    is_speculative,
+    page,
+    redirect,
+    safe_next,
+)
 from ..sending import CodeSender
 from ..sessions import Sessions
 from .pages import ChallengeView, Pages
@@ -121,7 +129,7 @@ class HtmlFlow:
         """A browser request without a verified session (or, ``max_age``, with one older
         than a rule allows): send a code (unless one is waiting) and go to the challenge
         page. ``lost``: it was a form post, which the page says was not kept."""
-        status = self.sender.send_unless_waiting(identity, request)
+        status = self._send_first(identity, request)
         status = status or ("post_lost" if lost else None)
         headers = [self.flash(request, status)] if status else []
         return redirect(self.refusals.challenge_url(request, next_url, max_age), *headers)
@@ -131,7 +139,7 @@ class HtmlFlow:
     ) -> Response:
         """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
         (a redirect would be followed by the XHR and swapped into a fragment)."""
-        status = self.sender.send_unless_waiting(identity, request)
+        status = self._send_first(identity, request)
         response = self.refusals.verification_required(request, next_url, max_age)
         response.headers.append(
             ("hx-redirect", self.refusals.challenge_url(request, next_url, max_age))
@@ -139,6 +147,15 @@ class HtmlFlow:
         if status:
             response.headers.append(self.flash(request, status))
         return response
+
+    def _send_first(self, identity: Identity, request: Request) -> str | None:
+        """The code a protected request's challenge starts with (None, or the status key
+        of why it could not be sent). None and no SMS for a prefetch or prerender: a
+        browser's guess sends nothing, costs no budget and stores no code; the person who
+        then opens the page asks for the code there."""
+        if is_speculative(request):
+            return None
+        return self.sender.send_unless_waiting(identity, request)
 
     def get(self, request: Request, identity: Identity | None) -> Response:
         values = request.query.get("next")
