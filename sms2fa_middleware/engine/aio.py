@@ -60,6 +60,7 @@ class AsyncVerifier:
         retries: int | None = None,
         message: str | None = None,
         client_address: str | None = None,
+        otp_domain: str | None = None,
     ) -> Started:
         """See :meth:`Verifier.start`; the SMS is sent in a worker thread."""
         v = self.verifier
@@ -69,7 +70,7 @@ class AsyncVerifier:
             v.sends.prepare,
             auth_id,
             recipient,
-            StartOptions(code_length, expiration, retries, message, client_address),
+            StartOptions(code_length, expiration, retries, message, client_address, otp_domain),
         )
         try:
             message_id = await self._send_in_thread(partial(v.sender.send, plan.to, plan.body))

@@ -30,6 +30,7 @@ from ..policy import (
 )
 from ..settings import Settings
 from ..sms import SendError, segments
+from ..sms.bound import bind
 from ..store import CodeRow, Cursor, Store
 from .audit import Audit
 from .codes import digest, generate_code
@@ -64,6 +65,8 @@ class StartOptions:
     retries: int | None = None
     message: str | None = None
     client_address: str | None = None
+    #: The domain of the origin-bound last line (``@domain #code``); None: no such line.
+    otp_domain: str | None = None
 
 
 class Sends:
@@ -93,7 +96,8 @@ class Sends:
         if options.message is not None:
             template = custom_template(s, options.message, length)
         # Budgets count billed segments, not messages (the code is digits: any code will do).
-        parts = segments(template.format(code="0" * length, org_name=s.org_name))
+        sample = "0" * length
+        parts = segments(self.body(template, sample, options.otp_domain))
         key = self.keys.auth(auth_id)
         now = self.clock.now()
         self.purger.maybe(now)
@@ -117,9 +121,13 @@ class Sends:
             now + timedelta(seconds=lifetime),
             tuple(budgets),
             now,
-            body=template.format(code=code, org_name=s.org_name),
+            body=self.body(template, code, options.otp_domain),
             digest=digest(code, key, s.secret_keys[0]),
         )
+
+    def body(self, template: str, code: str, otp_domain: str | None) -> str:
+        """The SMS: the template filled in, and the origin-bound line when it fits."""
+        return bind(template.format(code=code, org_name=self.settings.org_name), otp_domain, code)
 
     def sent(self, plan: SendPlan, message_id: str | None) -> Started:
         """Store the code the provider accepted; an earlier code stays valid until now."""

@@ -112,13 +112,16 @@ class Verifier:
         retries: int | None = None,
         message: str | None = None,
         client_address: str | None = None,
+        otp_domain: str | None = None,
     ) -> Started:
-        """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one."""
+        """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one.
+        ``otp_domain``: end the SMS with ``@otp_domain #code`` (browsers' autofill, bound to
+        that site) when the line adds no billed segment."""
         self._ready()
         plan = self.sends.prepare(
             auth_id,
             recipient,
-            StartOptions(code_length, expiration, retries, message, client_address),
+            StartOptions(code_length, expiration, retries, message, client_address, otp_domain),
         )
         try:
             message_id = self.sender.send(plan.to, plan.body)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..policy import REVOCATION_RETENTION
+from ..sms.bound import otp_domain as _otp_domain
 from .origins import TrustedOrigins
 from .rules import Rule, split_protect
 
@@ -75,6 +76,10 @@ class GuardOptions:
     #: The region a national-format number from ``identify`` is read in (two letters);
     #: None: the settings' (deprecated there), which defaults to "US".
     default_region: str | None = None
+    #: The domain of the SMS's last line ``@domain #code`` (browsers' one-time-code
+    #: autofill, bound to that site): None, the host of the request that asked for the
+    #: code (the host the framework trusts); False, no such line.
+    otp_domain: str | bool | None = None
     #: Derived: the ``protect`` rules that limit methods or demand a max_age.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``trusted_origins`` parsed.
@@ -105,6 +110,14 @@ class GuardOptions:
             if url is not None and not isinstance(url, str):
                 raise ValueError(f"{name} must be a str or None")
         set_ = object.__setattr__  # frozen: normalised values are set once, here
+        if self.otp_domain is not None and self.otp_domain is not False:
+            domain = _otp_domain(self.otp_domain) if isinstance(self.otp_domain, str) else None
+            if domain is None:
+                raise ValueError(
+                    "otp_domain must be a domain name such as 'example.com' (no scheme, port "
+                    f"or IP address), None (the request's host) or False, got {self.otp_domain!r}"
+                )
+            set_(self, "otp_domain", domain)
         if self.default_region is not None:
             set_(self, "default_region", _region(self.default_region))
         set_(self, "prefix", prefix)

@@ -108,15 +108,37 @@ def _resend_form(view: ChallengeView, hidden: str) -> str:
     )
 
 
+#: Counts the resend cooldown down and enables the button when it ends.
+_COOLDOWN_JS = (
+    "(function(){var c=document.getElementById('cooldown');if(!c)return;"
+    "var s=+c.dataset.seconds,b=document.getElementById('resend');"
+    "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);b.disabled=false;"
+    "c.textContent='';}else{c.textContent=c.dataset.template.replace('{s}',s);}"
+    "},1000);})();"
+)
+#: WebOTP: where the browser can read the SMS (its last line binds the code to this site),
+#: it fills the field and submits the form; elsewhere nothing happens. ``data-webotp`` says
+#: which ("waiting" or "unsupported"). Typing the code and submitting stops the wait.
+_WEBOTP_JS = (
+    "(function(){var i=document.getElementById('code');if(!i||!i.form)return;"
+    "if(!('OTPCredential' in window)||!navigator.credentials){"
+    "i.dataset.webotp='unsupported';return;}"
+    "var a=new AbortController();i.form.addEventListener('submit',function(){a.abort();});"
+    "i.dataset.webotp='waiting';"
+    "navigator.credentials.get({otp:{transport:['sms']},signal:a.signal})"
+    ".then(function(o){if(o&&o.code){i.value=o.code;i.dataset.webotp='filled';"
+    "i.form.submit();}}).catch(function(){i.dataset.webotp='stopped';});})();"
+)
+
+
 def _script(view: ChallengeView) -> str:
-    """Progressive enhancement only: without JavaScript the button is enabled on reload."""
-    if view.resend_in <= 0:
+    """Progressive enhancement only: without JavaScript the button is enabled on reload,
+    and the code is typed (or filled by the keyboard's one-time-code suggestion)."""
+    parts = []
+    if view.resend_in > 0:
+        parts.append(_COOLDOWN_JS)
+    if view.attempts_left:  # a code form to fill
+        parts.append(_WEBOTP_JS)
+    if not parts:
         return ""
-    return (
-        f'<script nonce="{escape(view.script_nonce)}">'
-        "(function(){var c=document.getElementById('cooldown');if(!c)return;"
-        "var s=+c.dataset.seconds,b=document.getElementById('resend');"
-        "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);b.disabled=false;"
-        "c.textContent='';}else{c.textContent=c.dataset.template.replace('{s}',s);}"
-        "},1000);})();</script>"
-    )
+    return f'<script nonce="{escape(view.script_nonce)}">{"".join(parts)}</script>'
