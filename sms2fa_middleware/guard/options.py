@@ -15,6 +15,7 @@ from typing import Any
 
 from ..policy import REVOCATION_RETENTION
 from ..sms.bound import otp_domain as _otp_domain
+from .csp import PageCsp, PageCspOption
 from .origins import TrustedOrigins
 from .rules import Rule, split_protect
 
@@ -80,8 +81,14 @@ class GuardOptions:
     #: autofill, bound to that site): None, the host of the request that asked for the
     #: code (the host the framework trusts); False, no such line.
     otp_domain: str | bool | None = None
+    #: The challenge page's Content-Security-Policy: None (ours), a mapping of directives
+    #: to sources to add, or a policy string; nonce'd scripts, ``frame-ancestors 'none'``
+    #: and ``form-action 'self'`` stay whatever it says (:mod:`.csp`).
+    page_csp: PageCspOption = None
     #: Derived: the ``protect`` rules that limit methods or demand a max_age.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
+    #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
+    csp: PageCsp = field(init=False, repr=False)
     #: Derived: ``trusted_origins`` parsed.
     origins: TrustedOrigins = field(init=False, repr=False)
     #: Derived: the cookie is good for this app only (its name, its prefix and ``audience``).
@@ -128,6 +135,7 @@ class GuardOptions:
         trusted = _patterns(self.trusted_origins)
         set_(self, "trusted_origins", trusted)
         set_(self, "origins", TrustedOrigins.parse(trusted))
+        set_(self, "csp", PageCsp.from_option(self.page_csp))
         set_(self, "cookie_audience", "\x00".join((self.cookie_name, prefix, self.audience)))
 
     @classmethod

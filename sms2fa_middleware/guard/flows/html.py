@@ -82,15 +82,6 @@ def form(request: Request) -> dict[str, str]:
     return read_form(request) or {}
 
 
-def _csp(script_nonce: str) -> tuple[str, str]:
-    return (
-        "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'; "
-        f"script-src 'nonce-{script_nonce}'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'",
-    )
-
-
 class HtmlFlow:
     """The challenge page and its two forms (code, resend)."""
 
@@ -203,7 +194,9 @@ class HtmlFlow:
         body = self.pages.render_challenge(
             self._view(request, identity, next_url, nonce, error, notice, script_nonce, max_age)
         )
-        return Response(status, body, [*PAGE_HEADERS, _csp(script_nonce), *headers])
+        return Response(
+            status, body, [*PAGE_HEADERS, self.options.csp.header(script_nonce), *headers]
+        )
 
     def _view(
         self,
