@@ -131,8 +131,27 @@ def resend_button() -> str:
 
 
 def resend_wait() -> str:
-    """A template with ``{s}``: the page's script fills in the seconds as they count down."""
-    return _("You can ask for a new code in {s} s.")
+    """A template with ``{time}``: the page's script fills in the time left as it counts
+    down ("25 s", or minutes and seconds: "14:05")."""
+    return _("You can ask for a new code in {time}.")
+
+
+#: Why no new code may be asked for yet, by the budget that refuses it (the page's timer
+#: says until when); the resend cooldown has the "rate_limited" status's sentence.
+HELD_MESSAGES = {
+    "recipient": "We have sent as many codes to this number as we may for now.",
+    "client_address": "Too many codes were asked for from your network for now.",
+    "global": "We are sending too many codes right now.",
+    "failed_checks": "Too many wrong codes: new codes are on hold for a while.",
+}
+
+
+def held(budget: str) -> str:
+    """The sentence for a refusing budget (a key of :data:`HELD_MESSAGES`; another key gets
+    the flash status "rate_limited"'s sentence)."""
+    if budget in HELD_MESSAGES:
+        return _(HELD_MESSAGES[budget])
+    return status("rate_limited")
 
 
 def unavailable_title() -> str:
@@ -222,4 +241,4 @@ def not_found() -> str:
     return _("Not found.")
 
 
-__all__ = ["STATUS_MESSAGES", "Translations", "status", "use"]
+__all__ = ["HELD_MESSAGES", "STATUS_MESSAGES", "Translations", "held", "status", "use"]

@@ -26,6 +26,7 @@ from ..policy import (
     check_auth_id,
     custom_template,
     option,
+    retry_after,
     send_budgets,
 )
 from ..settings import Settings
@@ -34,7 +35,7 @@ from ..sms.bound import bind
 from ..store import CodeRow, Cursor, Store
 from .audit import Audit
 from .codes import digest, generate_code
-from .results import Started
+from .results import SendWait, Started
 
 log = logging.getLogger("sms2fa")
 
@@ -124,6 +125,25 @@ class Sends:
             body=self.body(template, code, options.otp_domain),
             digest=digest(code, key, s.secret_keys[0]),
         )
+
+    def wait(self, auth_id: str, recipient: str | int, options: StartOptions) -> SendWait | None:
+        """What would refuse a send with ``options`` now (the settings' message and code
+        length), and for how long: None when nothing would. A read; nothing is spent."""
+        s = self.settings
+        key = self.keys.auth(check_auth_id(auth_id))
+        number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
+        template, sample = s.message_template, "0" * s.code_length
+        parts = segments(self.body(template, sample, options.otp_domain))
+        now = self.clock.now()
+        refusals = [locked] if (locked := self._locked(key, now)) is not None else []
+        for budget in send_budgets(s, self.keys, key, number, options.client_address, parts):
+            count, reset_at = self.store.peek(budget.key, now)
+            if reset_at is not None and count + budget.amount > budget.limit:
+                refusals.append((budget.name, reset_at))  # as _spend would find it
+        if not refusals:
+            return None
+        name, until = max(refusals, key=lambda refusal: refusal[1])  # the last to lift
+        return SendWait(name, retry_after(until, now))
 
     def body(self, template: str, code: str, otp_domain: str | None) -> str:
         """The SMS: the template filled in, and the origin-bound line when it fits."""

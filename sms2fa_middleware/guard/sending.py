@@ -5,8 +5,8 @@ is reloaded, and with the status a page shows when it could not be sent."""
 from __future__ import annotations
 
 from .. import Identity
-from ..engine import Started, Verifier
-from ..errors import InvalidRecipient, RateLimited, SMSDeliveryFailed
+from ..engine import SendWait, Started, Verifier
+from ..errors import InvalidAPIUsage, InvalidRecipient, RateLimited, SMSDeliveryFailed
 from ..messages import Request, client_address
 from ..sms.bound import otp_domain
 from .origins import own_origin
@@ -41,6 +41,22 @@ class CodeSender:
             client_address=client_address(request, self.trusted_proxies),
             otp_domain=self.otp_domain(request),
         )
+
+    def wait(self, identity: Identity, request: Request) -> SendWait | None:
+        """What would refuse a code for ``identity`` now, and for how long (the seconds a
+        429 would give): the page's timer. None: a code may be asked for now, or none can
+        be sent to this number at all (the send says so)."""
+        if identity.recipient is None:
+            return None
+        try:
+            return self.verifier.send_wait(
+                identity.auth_id,
+                identity.recipient,
+                client_address=client_address(request, self.trusted_proxies),
+                otp_domain=self.otp_domain(request),
+            )
+        except InvalidAPIUsage:  # a number no code can go to: the send reports it
+            return None
 
     def send(self, identity: Identity, request: Request) -> str | None:
         """Send a code; None, or the flash status key that explains why not."""

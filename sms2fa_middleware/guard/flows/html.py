@@ -14,7 +14,7 @@ from html import escape
 from urllib.parse import parse_qs
 
 from ... import Identity, text
-from ...engine import Verifier
+from ...engine import SendWait, Verifier
 from ...errors import InvalidAPIUsage, RateLimited, VerificationError
 from ...messages import MAX_BODY, Request, Response
 from ...phones import mask
@@ -181,10 +181,15 @@ class HtmlFlow:
         flag = cookie_value(request.header("cookie"), self.cookies.flash(https))
         if flag:  # shown once: a reload does not repeat it
             headers.append(self.cookies.delete(https, self.cookies.flash(https)))
+        # What refuses a new code now, and until when: the timer and its wording, worked
+        # out as a send would be refused (so they match a 429's retry_after).
+        wait = self.sender.wait(identity, request)
         if flag == "sent":
             notice = text.code_sent_again()
         elif flag == "post_lost":
             notice = text.status(flag)
+        elif error is None and flag == "rate_limited" and wait is not None:
+            error = text.held(wait.budget)  # which budget refused, not "one of them"
         elif error is None and flag in text.STATUS_MESSAGES:
             error = text.status(flag)
         nonce, set_nonce = self.csrf.nonce(request)
@@ -192,7 +197,9 @@ class HtmlFlow:
             headers.append(set_nonce)
         script_nonce = secrets.token_urlsafe(16)
         body = self.pages.render_challenge(
-            self._view(request, identity, next_url, nonce, error, notice, script_nonce, max_age)
+            self._view(
+                request, identity, next_url, nonce, error, notice, script_nonce, wait, max_age
+            )
         )
         return Response(
             status, body, [*PAGE_HEADERS, self.options.csp.header(script_nonce), *headers]
@@ -207,6 +214,7 @@ class HtmlFlow:
         error: str | None,
         notice: str | None,
         script_nonce: str,
+        wait: SendWait | None,
         max_age: int | None = None,
     ) -> ChallengeView:
         pending = self.verifier.pending(identity.auth_id)
@@ -222,10 +230,14 @@ class HtmlFlow:
             next_url=next_url,
             code_length=self.verifier.settings.code_length,
             attempts_left=pending.attempts_left if pending else None,
-            resend_in=self.verifier.resend_wait(identity.auth_id),
+            resend_in=wait.retry_after if wait is not None else 0,
             error=error,
             notice=notice,
             script_nonce=script_nonce,
+            # More than the cooldown after a send: say what holds the next code back.
+            held=text.held(wait.budget)
+            if wait is not None and wait.budget != "resend_cooldown"
+            else None,
         )
 
     def _checked_form(

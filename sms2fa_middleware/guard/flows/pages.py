@@ -32,6 +32,9 @@ class ChallengeView:
     error: str | None = None
     notice: str | None = None
     script_nonce: str = ""
+    #: Why no new code may be asked for until the timer ends, when it is more than the
+    #: cooldown after a send (a spent budget, a lock): shown unless an error says more.
+    held: str | None = None
 
 
 class Pages:
@@ -73,6 +76,8 @@ def _messages(view: ChallengeView) -> str:
         messages += f'<p class="error" role="alert">{escape(view.error)}</p>'
     if view.notice:
         messages += f'<p class="notice" role="status">{escape(view.notice)}</p>'
+    if view.held and not view.error:
+        messages += f'<p class="notice" role="status" id="held">{escape(view.held)}</p>'
     return messages
 
 
@@ -97,7 +102,7 @@ def _resend_form(view: ChallengeView, hidden: str) -> str:
     template = text.resend_wait()
     cooldown = (
         f'<span class="muted" id="cooldown" data-seconds="{wait}" '
-        f'data-template="{escape(template)}">{escape(template.format(s=wait))}</span>'
+        f'data-template="{escape(template)}">{escape(template.format(time=clock(wait)))}</span>'
         if wait > 0
         else ""
     )
@@ -112,8 +117,9 @@ def _resend_form(view: ChallengeView, hidden: str) -> str:
 _COOLDOWN_JS = (
     "(function(){var c=document.getElementById('cooldown');if(!c)return;"
     "var s=+c.dataset.seconds,b=document.getElementById('resend');"
+    "var f=function(s){return s<60?s+' s':Math.floor(s/60)+':'+('0'+s%60).slice(-2);};"
     "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);b.disabled=false;"
-    "c.textContent='';}else{c.textContent=c.dataset.template.replace('{s}',s);}"
+    "c.textContent='';}else{c.textContent=c.dataset.template.replace('{time}',f(s));}"
     "},1000);})();"
 )
 #: WebOTP: where the browser can read the SMS (its last line binds the code to this site),
@@ -129,6 +135,14 @@ _WEBOTP_JS = (
     ".then(function(o){if(o&&o.code){i.value=o.code;i.dataset.webotp='filled';"
     "i.form.submit();}}).catch(function(){i.dataset.webotp='stopped';});})();"
 )
+
+
+def clock(seconds: int) -> str:
+    """The time left as the timer shows it: "25 s" under a minute, else "m:ss" ("14:05",
+    "60:00"); the page's script writes it the same way."""
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _script(view: ChallengeView) -> str:
