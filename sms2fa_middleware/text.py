@@ -154,6 +154,10 @@ def held(budget: str) -> str:
     return status("rate_limited")
 
 
+def log_out() -> str:
+    return _("Log out")
+
+
 def unavailable_title() -> str:
     return _("Try again shortly")
 

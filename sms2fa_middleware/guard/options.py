@@ -85,6 +85,9 @@ class GuardOptions:
     #: to sources to add, or a policy string; nonce'd scripts, ``frame-ancestors 'none'``
     #: and ``form-action 'self'`` stay whatever it says (:mod:`.csp`).
     page_csp: PageCspOption = None
+    #: Where the challenge page's "Log out" link goes (a URL the app logs out at by GET,
+    #: or its page with a logout button); None: no link.
+    logout_url: str | None = None
     #: Derived: the ``protect`` rules that limit methods or demand a max_age.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
@@ -112,7 +115,7 @@ class GuardOptions:
             raise ValueError("revocation_interval must not be negative")
         if self.anonymous not in ("guard", "app"):
             raise ValueError("anonymous must be 'guard' or 'app'")
-        for name in ("login_url", "enroll_url"):
+        for name in ("login_url", "enroll_url", "logout_url"):
             url = getattr(self, name)
             if url is not None and not isinstance(url, str):
                 raise ValueError(f"{name} must be a str or None")

@@ -234,6 +234,9 @@ class HtmlFlow:
             error=error,
             notice=notice,
             script_nonce=script_nonce,
+            logout_url=app_url(request, self.options.logout_url)
+            if self.options.logout_url
+            else None,
             # More than the cooldown after a send: say what holds the next code back.
             held=text.held(wait.budget)
             if wait is not None and wait.budget != "resend_cooldown"

@@ -2,8 +2,9 @@
 
 An app re-skins the page by passing ``template_dir=``: a ``challenge.html`` there replaces
 ours. Placeholders: ``$masked_recipient`` (text), and the ready-made HTML fragments ``$lead``,
-``$messages``, ``$code_form``, ``$resend_form`` and ``$script``, and the texts ``$title`` and
-``$heading``. Every sentence comes from :mod:`sms2fa_middleware.text`.
+``$messages``, ``$code_form``, ``$resend_form``, ``$logout`` (empty without the
+``logout_url`` option) and ``$script``, and the texts ``$title`` and ``$heading``. Every
+sentence comes from :mod:`sms2fa_middleware.text`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ChallengeView:
     #: Why no new code may be asked for until the timer ends, when it is more than the
     #: cooldown after a send (a spent budget, a lock): shown unless an error says more.
     held: str | None = None
+    logout_url: str | None = None  # the "Log out" link's target, ready to send
 
 
 class Pages:
@@ -66,6 +68,7 @@ class Pages:
             messages=_messages(view),
             code_form=_code_form(view, hidden),
             resend_form=_resend_form(view, hidden),
+            logout=_logout(view),
             script=_script(view),
         ).encode("utf-8")
 
@@ -94,6 +97,13 @@ def _code_form(view: ChallengeView, hidden: str) -> str:
         f'<p class="muted" id="attempts">{escape(text.attempts_left(view.attempts_left))}</p>'
         f'<button class="primary" type="submit">{escape(text.verify_button())}</button></form>'
     )
+
+
+def _logout(view: ChallengeView) -> str:
+    """A way out for someone who is not the account's owner, or has no phone at hand."""
+    if not view.logout_url:
+        return ""
+    return f'<p class="logout"><a href="{escape(view.logout_url)}">{escape(text.log_out())}</a></p>'
 
 
 def _resend_form(view: ChallengeView, hidden: str) -> str:
