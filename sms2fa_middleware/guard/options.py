@@ -79,7 +79,8 @@ class GuardOptions:
     default_region: str | None = None
     #: The domain of the SMS's last line ``@domain #code`` (browsers' one-time-code
     #: autofill, bound to that site): None, the host of the request that asked for the
-    #: code (the host the framework trusts); False, no such line.
+    #: code (the host the framework trusts: give the domain where nothing checks the Host
+    #: header, or a forged Host binds the code to another site); False, no such line.
     otp_domain: str | bool | None = None
     #: The challenge page's Content-Security-Policy: None (ours), a mapping of directives
     #: to sources to add, or a policy string; nonce'd scripts, ``frame-ancestors 'none'``
