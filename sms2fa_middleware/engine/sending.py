@@ -9,6 +9,7 @@ killed mid-send) leaves nothing to guess at, and a code costs one write.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -97,8 +98,7 @@ class Sends:
         if options.message is not None:
             template = custom_template(s, options.message, length)
         # Budgets count billed segments, not messages (the code is digits: any code will do).
-        sample = "0" * length
-        parts = segments(self.body(template, sample, options.otp_domain))
+        parts = billed_parts(template, s.org_name, length, options.otp_domain)
         key = self.keys.auth(auth_id)
         now = self.clock.now()
         self.purger.maybe(now)
@@ -132,8 +132,7 @@ class Sends:
         s = self.settings
         key = self.keys.auth(check_auth_id(auth_id))
         number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
-        template, sample = s.message_template, "0" * s.code_length
-        parts = segments(self.body(template, sample, options.otp_domain))
+        parts = billed_parts(s.message_template, s.org_name, s.code_length, options.otp_domain)
         now = self.clock.now()
         refusals = [locked] if (locked := self._locked(key, now)) is not None else []
         for budget in send_budgets(s, self.keys, key, number, options.client_address, parts):
@@ -203,6 +202,14 @@ class Sends:
                     self.store.reset(budget.key, tx=tx)
                 else:
                     self.store.hit(budget.key, budget.window, now, amount=-budget.amount, tx=tx)
+
+
+@functools.lru_cache(maxsize=256)  # a few templates, lengths and domains: counted once each
+def billed_parts(template: str, org_name: str, length: int, otp_domain: str | None) -> int:
+    """The segments a message from ``template`` is billed as: the code is digits, so any
+    code of ``length`` digits counts the same."""
+    sample = "0" * length
+    return segments(bind(template.format(code=sample, org_name=org_name), otp_domain, sample))
 
 
 class Purger:
