@@ -159,6 +159,13 @@ def refused_json(browser: Browser, budget: str) -> int:
     return int(body["retry_after"])
 
 
+def json_status_wait(browser: Browser) -> int:
+    """The JSON status's ``resend_after`` (GET the challenge as an API client)."""
+    answer = browser.api("/sms2fa/challenge")
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["resend_after"])
+
+
 def shows(page: requests.Response, sentence: str) -> bool:
     return html.escape(sentence) in page.text
 
@@ -187,6 +194,7 @@ def test_the_timer_is_the_429s_whichever_budget_refused(
 
     fake.advance(31)  # the cooldown is over, the budget is not
     page = browser.page()
+    assert json_status_wait(browser) == timer(page)  # API clients are told the same
     assert timer(page) == refused_json(browser, "recipient") == 600 - 62 + 1
     refused = browser.resend()
     page = browser.nav(refused.headers["location"])
@@ -196,7 +204,7 @@ def test_the_timer_is_the_429s_whichever_budget_refused(
     assert len(fake_flowroute.messages_to(ALICE)) == 2
 
     fake.advance(timer(page) or 0)  # the timer ran out: the resend goes through
-    assert timer(browser.page()) is None
+    assert timer(browser.page()) is None and json_status_wait(browser) == 0
     sent = browser.resend()
     assert "sms2fa_flash=sent" in sent.headers["set-cookie"]
     assert len(fake_flowroute.messages_to(ALICE)) == 3
