@@ -89,6 +89,13 @@ def test_the_invariants_cannot_be_removed() -> None:
     assert directives(loosened)["script-src"] == ["'nonce-N'", "https://cdn.example"]
 
 
+def test_options_with_a_mapping_stay_hashable() -> None:
+    one = GuardOptions(protect=["/a"], page_csp=dict(EXTEND))
+    assert one == GuardOptions(protect=["/a"], page_csp=dict(EXTEND))
+    assert hash(one) == hash(GuardOptions(protect=["/a"], page_csp=dict(EXTEND)))
+    assert one != GuardOptions(protect=["/a"], page_csp={"img-src": "'self'"})
+
+
 @pytest.mark.parametrize(
     "bad",
     [

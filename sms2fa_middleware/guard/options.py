@@ -84,8 +84,9 @@ class GuardOptions:
     otp_domain: str | bool | None = None
     #: The challenge page's Content-Security-Policy: None (ours), a mapping of directives
     #: to sources to add, or a policy string; nonce'd scripts, ``frame-ancestors 'none'``
-    #: and ``form-action 'self'`` stay whatever it says (:mod:`.csp`).
-    page_csp: PageCspOption = None
+    #: and ``form-action 'self'`` stay whatever it says (:mod:`.csp`). Not hashed (a dict
+    #: cannot be): the derived :attr:`csp` stands for it.
+    page_csp: PageCspOption = field(default=None, hash=False)
     #: Where the challenge page's "Log out" link goes (a URL the app logs out at by GET,
     #: or its page with a logout button); None: no link.
     logout_url: str | None = None
