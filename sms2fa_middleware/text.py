@@ -91,6 +91,14 @@ def wrong_code() -> str:
     return _("That code is not right, or it has expired.")
 
 
+def last_attempt_wrong() -> str:
+    return _("That code is not right, and it was the last attempt. Ask for a new code.")
+
+
+def code_expired() -> str:
+    return _("That code has expired. Ask for a new code.")
+
+
 def number_changed() -> str:
     return _("Your phone number changed; ask for a new code.")
 

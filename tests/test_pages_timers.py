@@ -25,7 +25,7 @@ from test_middleware import (  # noqa: F401
 )
 from test_policy import FakeClock
 
-from sms2fa_middleware import InvalidAuthCode, RateLimited, Settings, Verifier
+from sms2fa_middleware import InvalidAuthCode, RateLimited, Settings, Verifier, text
 from sms2fa_middleware.engine import SendWait
 from sms2fa_middleware.guard import Guard
 from sms2fa_middleware.guard.flows.pages import clock
@@ -249,3 +249,23 @@ def test_a_failed_delivery_says_so_and_leaves_no_timer(
     assert timer(page) is None  # nothing went out: the budgets were given back
     assert "sms2fa_flash=sent" in browser.resend().headers["set-cookie"]
     assert len(fake_flowroute.messages_to(ALICE)) == 1
+
+
+@SQLITE_ONLY
+def test_a_used_up_or_expired_code_is_named_as_such(
+    clocked: Callable[..., tuple[Site, FakeClock]], fake_flowroute: FakeFlowroute
+) -> None:
+    site, fake = clocked(resend_cooldown=0, retries_allowed=2, code_expiration=60)
+    browser = Browser(site, "alice")
+    browser.nav("/account")
+    code = fake_flowroute.last_code(ALICE)
+    first, last = browser.submit(wrong(code)), browser.submit(wrong(code))
+    assert shows(first, text.wrong_code()) and not shows(first, text.last_attempt_wrong())
+    assert shows(last, text.last_attempt_wrong())
+    assert shows(last, text.ask_for_new_code()) and timer(last) is None
+
+    assert "sms2fa_flash=sent" in browser.resend().headers["set-cookie"]
+    fake.advance(61)  # the new code expires unused
+    late = browser.submit(fake_flowroute.last_code(ALICE))
+    assert late.status_code == 400 and shows(late, text.code_expired())
+    assert shows(late, text.ask_for_new_code()) and timer(late) is None

@@ -15,7 +15,13 @@ from urllib.parse import parse_qs
 
 from ... import Identity, text
 from ...engine import SendWait, Verifier
-from ...errors import InvalidAPIUsage, RateLimited, VerificationError
+from ...errors import (
+    ExpiredAuthCode,
+    InvalidAPIUsage,
+    InvalidAuthCode,
+    RateLimited,
+    VerificationError,
+)
 from ...messages import MAX_BODY, Request, Response
 from ...phones import mask
 from ..cookies import Cookies, cookie_value
@@ -316,7 +322,11 @@ class HtmlFlow:
             return text.too_many_wrong(max(1, (exc.retry_after + 59) // 60)), 429
         except InvalidAPIUsage:
             return text.enter_digits(), 400
-        except VerificationError:
+        except InvalidAuthCode as exc:  # wrong; say so when it was the last attempt
+            return (text.wrong_code() if exc.attempts_left else text.last_attempt_wrong()), 400
+        except ExpiredAuthCode:
+            return text.code_expired(), 400
+        except VerificationError:  # no code to check (used up, or never sent)
             return text.wrong_code(), 400
         if verified.recipient != identity.recipient:
             # The number changed while the code was out: it proves nothing about the new one.
