@@ -134,7 +134,8 @@ _COOLDOWN_JS = (
 )
 #: WebOTP: where the browser can read the SMS (its last line binds the code to this site),
 #: it fills the field and submits the form; elsewhere nothing happens. ``data-webotp`` says
-#: which ("waiting" or "unsupported"). Typing the code and submitting stops the wait.
+#: what it did ("unsupported", "waiting", "filled", "stopped"). Typing the code and
+#: submitting stops the wait.
 _WEBOTP_JS = (
     "(function(){var i=document.getElementById('code');if(!i||!i.form)return;"
     "if(!('OTPCredential' in window)||!navigator.credentials){"
