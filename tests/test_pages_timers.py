@@ -6,6 +6,7 @@ Starlette servers whose verifier reads an injected clock."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from test_middleware import (  # noqa: F401
 from test_policy import FakeClock
 
 from sms2fa_middleware import InvalidAuthCode, RateLimited, Settings, Verifier, text
-from sms2fa_middleware.engine import SendWait
+from sms2fa_middleware.engine import AsyncVerifier, SendWait
 from sms2fa_middleware.guard import Guard
 from sms2fa_middleware.guard.flows.pages import clock
 from sms2fa_middleware.testing import FakeFlowroute
@@ -97,6 +98,8 @@ def test_send_wait_sees_a_lock_after_wrong_codes(
         refused = refusal(verifier)
         assert refused.budget == "failed_checks"
         assert verifier.send_wait("u1", NUMBER) == SendWait("failed_checks", refused.retry_after)
+        twin = asyncio.run(AsyncVerifier(verifier).send_wait("u1", NUMBER))
+        assert twin == SendWait("failed_checks", refused.retry_after)  # the event-loop twin
         fake.advance(refused.retry_after)
         assert verifier.send_wait("u1", NUMBER) is None
     finally:
