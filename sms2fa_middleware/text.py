@@ -91,6 +91,14 @@ def wrong_code() -> str:
     return _("That code is not right, or it has expired.")
 
 
+def last_attempt_wrong() -> str:
+    return _("That code is not right, and it was the last attempt. Ask for a new code.")
+
+
+def code_expired() -> str:
+    return _("That code has expired. Ask for a new code.")
+
+
 def number_changed() -> str:
     return _("Your phone number changed; ask for a new code.")
 
@@ -131,8 +139,31 @@ def resend_button() -> str:
 
 
 def resend_wait() -> str:
-    """A template with ``{s}``: the page's script fills in the seconds as they count down."""
-    return _("You can ask for a new code in {s} s.")
+    """A template with ``{time}``: the page's script fills in the time left as it counts
+    down ("25 s", or minutes and seconds: "14:05")."""
+    return _("You can ask for a new code in {time}.")
+
+
+#: Why no new code may be asked for yet, by the budget that refuses it (the page's timer
+#: says until when); the resend cooldown has the "rate_limited" status's sentence.
+HELD_MESSAGES = {
+    "recipient": "We have sent as many codes to this number as we may for now.",
+    "client_address": "Too many codes were asked for from your network for now.",
+    "global": "We are sending too many codes right now.",
+    "failed_checks": "Too many wrong codes: new codes are on hold for a while.",
+}
+
+
+def held(budget: str) -> str:
+    """The sentence for a refusing budget (a key of :data:`HELD_MESSAGES`; another key gets
+    the flash status "rate_limited"'s sentence)."""
+    if budget in HELD_MESSAGES:
+        return _(HELD_MESSAGES[budget])
+    return status("rate_limited")
+
+
+def log_out() -> str:
+    return _("Log out")
 
 
 def unavailable_title() -> str:
@@ -222,4 +253,4 @@ def not_found() -> str:
     return _("Not found.")
 
 
-__all__ = ["STATUS_MESSAGES", "Translations", "status", "use"]
+__all__ = ["HELD_MESSAGES", "STATUS_MESSAGES", "Translations", "held", "status", "use"]

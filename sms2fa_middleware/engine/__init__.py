@@ -23,7 +23,7 @@ async twin, :class:`AsyncVerifier`), :mod:`.timing` (the uniform-timing floor),
 from ..policy import MAX_AUTH_ID_LENGTH, check_auth_id
 from .aio import AsyncVerifier
 from .audit import AuditEvent
-from .results import Pending, Started, Verified
+from .results import Pending, SendWait, Started, Verified
 from .timing import TimingFloor
 from .verifier import Verifier
 
@@ -32,6 +32,7 @@ __all__ = [
     "AsyncVerifier",
     "AuditEvent",
     "Pending",
+    "SendWait",
     "Started",
     "TimingFloor",
     "Verified",

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ..sms import SendError
 from ..threads import SENDS, WORK
-from .results import Pending, Started, Verified
+from .results import Pending, SendWait, Started, Verified
 from .sending import StartOptions
 from .timing import wait_async
 from .verifier import Verifier
@@ -60,6 +60,7 @@ class AsyncVerifier:
         retries: int | None = None,
         message: str | None = None,
         client_address: str | None = None,
+        otp_domain: str | None = None,
     ) -> Started:
         """See :meth:`Verifier.start`; the SMS is sent in a worker thread."""
         v = self.verifier
@@ -69,7 +70,7 @@ class AsyncVerifier:
             v.sends.prepare,
             auth_id,
             recipient,
-            StartOptions(code_length, expiration, retries, message, client_address),
+            StartOptions(code_length, expiration, retries, message, client_address, otp_domain),
         )
         try:
             message_id = await self._send_in_thread(partial(v.sender.send, plan.to, plan.body))
@@ -109,6 +110,25 @@ class AsyncVerifier:
     async def resend_wait(self, auth_id: str) -> int:
         """See :meth:`Verifier.resend_wait`."""
         return await self._store(self.verifier.resend_wait, auth_id)
+
+    async def send_wait(
+        self,
+        auth_id: str,
+        recipient: str | int,
+        *,
+        client_address: str | None = None,
+        otp_domain: str | None = None,
+    ) -> SendWait | None:
+        """See :meth:`Verifier.send_wait`."""
+        return await self._store(
+            partial(
+                self.verifier.send_wait,
+                auth_id,
+                recipient,
+                client_address=client_address,
+                otp_domain=otp_domain,
+            )
+        )
 
     async def purge(self) -> int:
         """See :meth:`Verifier.purge`."""

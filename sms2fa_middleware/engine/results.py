@@ -33,3 +33,13 @@ class Pending:
     recipient: str
     expires_at: datetime
     attempts_left: int
+
+
+@dataclass(frozen=True)
+class SendWait:
+    """A send would be refused now: by ``budget`` (a :class:`~..errors.RateLimited`'s
+    budget name, or ``"failed_checks"`` for a lock), for ``retry_after`` seconds -- as long
+    as the longest refusing budget lasts, counted as the 429's ``retry_after`` is."""
+
+    budget: str
+    retry_after: int

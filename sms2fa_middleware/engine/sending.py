@@ -9,6 +9,7 @@ killed mid-send) leaves nothing to guess at, and a code costs one write.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -26,14 +27,16 @@ from ..policy import (
     check_auth_id,
     custom_template,
     option,
+    retry_after,
     send_budgets,
 )
 from ..settings import Settings
 from ..sms import SendError, segments
+from ..sms.bound import bind
 from ..store import CodeRow, Cursor, Store
 from .audit import Audit
 from .codes import digest, generate_code
-from .results import Started
+from .results import SendWait, Started
 
 log = logging.getLogger("sms2fa")
 
@@ -64,6 +67,8 @@ class StartOptions:
     retries: int | None = None
     message: str | None = None
     client_address: str | None = None
+    #: The domain of the origin-bound last line (``@domain #code``); None: no such line.
+    otp_domain: str | None = None
 
 
 class Sends:
@@ -93,7 +98,7 @@ class Sends:
         if options.message is not None:
             template = custom_template(s, options.message, length)
         # Budgets count billed segments, not messages (the code is digits: any code will do).
-        parts = segments(template.format(code="0" * length, org_name=s.org_name))
+        parts = billed_parts(template, s.org_name, length, options.otp_domain)
         key = self.keys.auth(auth_id)
         now = self.clock.now()
         self.purger.maybe(now)
@@ -117,9 +122,31 @@ class Sends:
             now + timedelta(seconds=lifetime),
             tuple(budgets),
             now,
-            body=template.format(code=code, org_name=s.org_name),
+            body=self.body(template, code, options.otp_domain),
             digest=digest(code, key, s.secret_keys[0]),
         )
+
+    def wait(self, auth_id: str, recipient: str | int, options: StartOptions) -> SendWait | None:
+        """What would refuse a send with ``options`` now (the settings' message and code
+        length), and for how long: None when nothing would. A read; nothing is spent."""
+        s = self.settings
+        key = self.keys.auth(check_auth_id(auth_id))
+        number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
+        parts = billed_parts(s.message_template, s.org_name, s.code_length, options.otp_domain)
+        now = self.clock.now()
+        refusals = [locked] if (locked := self._locked(key, now)) is not None else []
+        for budget in send_budgets(s, self.keys, key, number, options.client_address, parts):
+            count, reset_at = self.store.peek(budget.key, now)
+            if reset_at is not None and count + budget.amount > budget.limit:
+                refusals.append((budget.name, reset_at))  # as _spend would find it
+        if not refusals:
+            return None
+        name, until = max(refusals, key=lambda refusal: refusal[1])  # the last to lift
+        return SendWait(name, retry_after(until, now))
+
+    def body(self, template: str, code: str, otp_domain: str | None) -> str:
+        """The SMS: the template filled in, and the origin-bound line when it fits."""
+        return bind(template.format(code=code, org_name=self.settings.org_name), otp_domain, code)
 
     def sent(self, plan: SendPlan, message_id: str | None) -> Started:
         """Store the code the provider accepted; an earlier code stays valid until now."""
@@ -175,6 +202,14 @@ class Sends:
                     self.store.reset(budget.key, tx=tx)
                 else:
                     self.store.hit(budget.key, budget.window, now, amount=-budget.amount, tx=tx)
+
+
+@functools.lru_cache(maxsize=256)  # a few templates, lengths and domains: counted once each
+def billed_parts(template: str, org_name: str, length: int, otp_domain: str | None) -> int:
+    """The segments a message from ``template`` is billed as: the code is digits, so any
+    code of ``length`` digits counts the same."""
+    sample = "0" * length
+    return segments(bind(template.format(code=sample, org_name=org_name), otp_domain, sample))
 
 
 class Purger:

@@ -14,7 +14,7 @@ from ..sms import Sender, SendError, segments, sender_from_settings
 from ..store import Store
 from .audit import Audit, AuditEvent
 from .checking import Checks
-from .results import Pending, Started, Verified
+from .results import Pending, SendWait, Started, Verified
 from .sending import Purger, Sends, StartOptions
 from .timing import TimingFloor, wait
 
@@ -112,13 +112,16 @@ class Verifier:
         retries: int | None = None,
         message: str | None = None,
         client_address: str | None = None,
+        otp_domain: str | None = None,
     ) -> Started:
-        """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one."""
+        """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one.
+        ``otp_domain``: end the SMS with ``@otp_domain #code`` (browsers' autofill, bound to
+        that site) when the line adds no billed segment."""
         self._ready()
         plan = self.sends.prepare(
             auth_id,
             recipient,
-            StartOptions(code_length, expiration, retries, message, client_address),
+            StartOptions(code_length, expiration, retries, message, client_address, otp_domain),
         )
         try:
             message_id = self.sender.send(plan.to, plan.body)
@@ -195,6 +198,23 @@ class Verifier:
         now = self.clock.now()
         count, reset_at = self.store.peek(Keys.cooldown(key), now)
         return seconds_until(reset_at, now) if count else 0
+
+    def send_wait(
+        self,
+        auth_id: str,
+        recipient: str | int,
+        *,
+        client_address: str | None = None,
+        otp_domain: str | None = None,
+    ) -> SendWait | None:
+        """Whether :meth:`start` with these arguments would be refused now (RateLimited),
+        by which budget and for how many seconds -- the longest refusing one, so a retry
+        after that many seconds goes through unless others spend the budgets meanwhile.
+        None: it would not be refused. Nothing is spent."""
+        self._ready()
+        return self.sends.wait(
+            auth_id, recipient, StartOptions(client_address=client_address, otp_domain=otp_domain)
+        )
 
     def purge(self) -> int:
         """Delete expired codes and counters now; returns how many rows went."""

@@ -63,7 +63,7 @@ class Guard:
         )
         self.identity = Identities(opts.default_region or self.settings.default_region)
         self.refusals = Refusals(opts)
-        sender = CodeSender(self.verifier)
+        sender = CodeSender(self.verifier, opts.otp_domain)
         csrf = Csrf(self.settings.secret_keys, self.cookies, opts.origins)
         self.html = HtmlFlow(
             self.verifier, opts, self.cookies, self.sessions, csrf, self.refusals, sender

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..policy import REVOCATION_RETENTION
+from ..sms.bound import otp_domain as _otp_domain
+from .csp import PageCsp, PageCspOption
 from .origins import TrustedOrigins
 from .rules import Rule, split_protect
 
@@ -75,8 +77,23 @@ class GuardOptions:
     #: The region a national-format number from ``identify`` is read in (two letters);
     #: None: the settings' (deprecated there), which defaults to "US".
     default_region: str | None = None
+    #: The domain of the SMS's last line ``@domain #code`` (browsers' one-time-code
+    #: autofill, bound to that site): None, the host of the request that asked for the
+    #: code (the host the framework trusts: give the domain where nothing checks the Host
+    #: header, or a forged Host binds the code to another site); False, no such line.
+    otp_domain: str | bool | None = None
+    #: The challenge page's Content-Security-Policy: None (ours), a mapping of directives
+    #: to sources to add, or a policy string; nonce'd scripts, ``frame-ancestors 'none'``
+    #: and ``form-action 'self'`` stay whatever it says (:mod:`.csp`). Not hashed (a dict
+    #: cannot be): the derived :attr:`csp` stands for it.
+    page_csp: PageCspOption = field(default=None, hash=False)
+    #: Where the challenge page's "Log out" link goes (a URL the app logs out at by GET,
+    #: or its page with a logout button); None: no link.
+    logout_url: str | None = None
     #: Derived: the ``protect`` rules that limit methods or demand a max_age.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
+    #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
+    csp: PageCsp = field(init=False, repr=False)
     #: Derived: ``trusted_origins`` parsed.
     origins: TrustedOrigins = field(init=False, repr=False)
     #: Derived: the cookie is good for this app only (its name, its prefix and ``audience``).
@@ -100,11 +117,19 @@ class GuardOptions:
             raise ValueError("revocation_interval must not be negative")
         if self.anonymous not in ("guard", "app"):
             raise ValueError("anonymous must be 'guard' or 'app'")
-        for name in ("login_url", "enroll_url"):
+        for name in ("login_url", "enroll_url", "logout_url"):
             url = getattr(self, name)
             if url is not None and not isinstance(url, str):
                 raise ValueError(f"{name} must be a str or None")
         set_ = object.__setattr__  # frozen: normalised values are set once, here
+        if self.otp_domain is not None and self.otp_domain is not False:
+            domain = _otp_domain(self.otp_domain) if isinstance(self.otp_domain, str) else None
+            if domain is None:
+                raise ValueError(
+                    "otp_domain must be a domain name such as 'example.com' (no scheme, port "
+                    f"or IP address), None (the request's host) or False, got {self.otp_domain!r}"
+                )
+            set_(self, "otp_domain", domain)
         if self.default_region is not None:
             set_(self, "default_region", _region(self.default_region))
         set_(self, "prefix", prefix)
@@ -115,6 +140,7 @@ class GuardOptions:
         trusted = _patterns(self.trusted_origins)
         set_(self, "trusted_origins", trusted)
         set_(self, "origins", TrustedOrigins.parse(trusted))
+        set_(self, "csp", PageCsp.from_option(self.page_csp))
         set_(self, "cookie_audience", "\x00".join((self.cookie_name, prefix, self.audience)))
 
     @classmethod

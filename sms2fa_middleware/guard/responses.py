@@ -94,6 +94,28 @@ def is_htmx(request: Request) -> bool:
     return request.header("hx-request") == "true"
 
 
+#: The headers a browser marks a speculative load with, and the value that says so:
+#: ``Sec-Purpose: prefetch`` (or ``prefetch;prerender``, Chromium's speculation rules),
+#: ``Purpose: prefetch`` (older Chromium, Safari), ``X-Moz: prefetch`` (Firefox),
+#: ``X-Purpose: preview`` (Safari's previews).
+_SPECULATIVE = (
+    ("sec-purpose", "prefetch"),
+    ("purpose", "prefetch"),
+    ("x-moz", "prefetch"),
+    ("x-purpose", "preview"),
+)
+
+
+def is_speculative(request: Request) -> bool:
+    """A prefetch or prerender: the browser guessed, no person asked for the page yet. The
+    first token of the header's value decides (``prefetch;prerender`` is a prefetch too)."""
+    for name, token in _SPECULATIVE:
+        value = request.header(name)
+        if value and re.split(r"[;,\s]", value.strip(), maxsplit=1)[0].lower() == token:
+            return True
+    return False
+
+
 def page(status: int, title: str, body_html: str, *headers: tuple[str, str]) -> Response:
     """A minimal HTML page: ``title`` is text, ``body_html`` is ready-made HTML."""
     html = f"<!doctype html><title>{escape(title)}</title>{body_html}"
@@ -132,6 +154,7 @@ __all__ = [
     "internal_error",
     "is_htmx",
     "is_navigation",
+    "is_speculative",
     "page",
     "redirect",
     "request_target",

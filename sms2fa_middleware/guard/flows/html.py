@@ -14,15 +14,29 @@ from html import escape
 from urllib.parse import parse_qs
 
 from ... import Identity, text
-from ...engine import Verifier
-from ...errors import InvalidAPIUsage, RateLimited, VerificationError
+from ...engine import SendWait, Verifier
+from ...errors import (
+    ExpiredAuthCode,
+    InvalidAPIUsage,
+    InvalidAuthCode,
+    RateLimited,
+    VerificationError,
+)
 from ...messages import MAX_BODY, Request, Response
 from ...phones import mask
 from ..cookies import Cookies, cookie_value
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals, requested_max_age
-from ..responses import PAGE_HEADERS, app_url, forbidden, page, redirect, safe_next
+from ..responses import (
+    PAGE_HEADERS,
+    app_url,
+    forbidden,
+    is_speculative,
+    page,
+    redirect,
+    safe_next,
+)
 from ..sending import CodeSender
 from ..sessions import Sessions
 from .pages import ChallengeView, Pages
@@ -74,15 +88,6 @@ def form(request: Request) -> dict[str, str]:
     return read_form(request) or {}
 
 
-def _csp(script_nonce: str) -> tuple[str, str]:
-    return (
-        "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'; "
-        f"script-src 'nonce-{script_nonce}'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'",
-    )
-
-
 class HtmlFlow:
     """The challenge page and its two forms (code, resend)."""
 
@@ -121,7 +126,7 @@ class HtmlFlow:
         """A browser request without a verified session (or, ``max_age``, with one older
         than a rule allows): send a code (unless one is waiting) and go to the challenge
         page. ``lost``: it was a form post, which the page says was not kept."""
-        status = self.sender.send_unless_waiting(identity, request)
+        status = self._send_first(identity, request)
         status = status or ("post_lost" if lost else None)
         headers = [self.flash(request, status)] if status else []
         return redirect(self.refusals.challenge_url(request, next_url, max_age), *headers)
@@ -131,7 +136,7 @@ class HtmlFlow:
     ) -> Response:
         """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
         (a redirect would be followed by the XHR and swapped into a fragment)."""
-        status = self.sender.send_unless_waiting(identity, request)
+        status = self._send_first(identity, request)
         response = self.refusals.verification_required(request, next_url, max_age)
         response.headers.append(
             ("hx-redirect", self.refusals.challenge_url(request, next_url, max_age))
@@ -139,6 +144,15 @@ class HtmlFlow:
         if status:
             response.headers.append(self.flash(request, status))
         return response
+
+    def _send_first(self, identity: Identity, request: Request) -> str | None:
+        """The code a protected request's challenge starts with (None, or the status key
+        of why it could not be sent). None and no SMS for a prefetch or prerender: a
+        browser's guess sends nothing, costs no budget and stores no code; the person who
+        then opens the page asks for the code there."""
+        if is_speculative(request):
+            return None
+        return self.sender.send_unless_waiting(identity, request)
 
     def get(self, request: Request, identity: Identity | None) -> Response:
         values = request.query.get("next")
@@ -173,10 +187,15 @@ class HtmlFlow:
         flag = cookie_value(request.header("cookie"), self.cookies.flash(https))
         if flag:  # shown once: a reload does not repeat it
             headers.append(self.cookies.delete(https, self.cookies.flash(https)))
+        # What refuses a new code now, and until when: the timer and its wording, worked
+        # out as a send would be refused (so they match a 429's retry_after).
+        wait = self.sender.wait(identity, request)
         if flag == "sent":
             notice = text.code_sent_again()
         elif flag == "post_lost":
             notice = text.status(flag)
+        elif error is None and flag == "rate_limited" and wait is not None:
+            error = text.held(wait.budget)  # which budget refused, not "one of them"
         elif error is None and flag in text.STATUS_MESSAGES:
             error = text.status(flag)
         nonce, set_nonce = self.csrf.nonce(request)
@@ -184,9 +203,13 @@ class HtmlFlow:
             headers.append(set_nonce)
         script_nonce = secrets.token_urlsafe(16)
         body = self.pages.render_challenge(
-            self._view(request, identity, next_url, nonce, error, notice, script_nonce, max_age)
+            self._view(
+                request, identity, next_url, nonce, error, notice, script_nonce, wait, max_age
+            )
         )
-        return Response(status, body, [*PAGE_HEADERS, _csp(script_nonce), *headers])
+        return Response(
+            status, body, [*PAGE_HEADERS, self.options.csp.header(script_nonce), *headers]
+        )
 
     def _view(
         self,
@@ -197,6 +220,7 @@ class HtmlFlow:
         error: str | None,
         notice: str | None,
         script_nonce: str,
+        wait: SendWait | None,
         max_age: int | None = None,
     ) -> ChallengeView:
         pending = self.verifier.pending(identity.auth_id)
@@ -212,10 +236,17 @@ class HtmlFlow:
             next_url=next_url,
             code_length=self.verifier.settings.code_length,
             attempts_left=pending.attempts_left if pending else None,
-            resend_in=self.verifier.resend_wait(identity.auth_id),
+            resend_in=wait.retry_after if wait is not None else 0,
             error=error,
             notice=notice,
             script_nonce=script_nonce,
+            logout_url=app_url(request, self.options.logout_url)
+            if self.options.logout_url
+            else None,
+            # More than the cooldown after a send: say what holds the next code back.
+            held=text.held(wait.budget)
+            if wait is not None and wait.budget != "resend_cooldown"
+            else None,
         )
 
     def _checked_form(
@@ -291,7 +322,11 @@ class HtmlFlow:
             return text.too_many_wrong(max(1, (exc.retry_after + 59) // 60)), 429
         except InvalidAPIUsage:
             return text.enter_digits(), 400
-        except VerificationError:
+        except InvalidAuthCode as exc:  # wrong; say so when it was the last attempt
+            return (text.wrong_code() if exc.attempts_left else text.last_attempt_wrong()), 400
+        except ExpiredAuthCode:
+            return text.code_expired(), 400
+        except VerificationError:  # no code to check (used up, or never sent)
             return text.wrong_code(), 400
         if verified.recipient != identity.recipient:
             # The number changed while the code was out: it proves nothing about the new one.

@@ -79,14 +79,21 @@ class JsonFlow:
         return identity
 
     def _code(
-        self, who: Identity, recipient: str, expires_at: datetime | None, attempts_left: int
+        self,
+        who: Identity,
+        request: Request,
+        recipient: str,
+        expires_at: datetime | None,
+        attempts_left: int,
     ) -> dict[str, Any]:
-        """What a client may know of a code: never the code, the number only masked."""
+        """What a client may know of a code: never the code, the number only masked;
+        ``resend_after`` as the challenge page's timer (a send's 429 ``retry_after``)."""
+        wait = self.sender.wait(who, request)
         return {
             "sent_to": mask(recipient),
             "expires_at": iso(expires_at) if expires_at is not None else None,
             "attempts_left": attempts_left,
-            "resend_after": self.verifier.resend_wait(who.auth_id),
+            "resend_after": wait.retry_after if wait is not None else 0,
         }
 
     def status(self, request: Request, identity: Identity | None) -> Response:
@@ -98,13 +105,15 @@ class JsonFlow:
             pending = None
         if pending is None:
             return json_response(
-                200, {"pending": False, **self._code(who, who.recipient or "", None, 0)}
+                200, {"pending": False, **self._code(who, request, who.recipient or "", None, 0)}
             )
         return json_response(
             200,
             {
                 "pending": True,
-                **self._code(who, pending.recipient, pending.expires_at, pending.attempts_left),
+                **self._code(
+                    who, request, pending.recipient, pending.expires_at, pending.attempts_left
+                ),
             },
         )
 
@@ -119,7 +128,8 @@ class JsonFlow:
         except VerificationError as exc:
             return error_response(exc)
         return json_response(
-            200, self._code(who, started.recipient, started.expires_at, started.attempts_left)
+            200,
+            self._code(who, request, started.recipient, started.expires_at, started.attempts_left),
         )
 
     def check(self, request: Request, identity: Identity | None) -> Response:

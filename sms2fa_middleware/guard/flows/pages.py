@@ -2,8 +2,9 @@
 
 An app re-skins the page by passing ``template_dir=``: a ``challenge.html`` there replaces
 ours. Placeholders: ``$masked_recipient`` (text), and the ready-made HTML fragments ``$lead``,
-``$messages``, ``$code_form``, ``$resend_form`` and ``$script``, and the texts ``$title`` and
-``$heading``. Every sentence comes from :mod:`sms2fa_middleware.text`.
+``$messages``, ``$code_form``, ``$resend_form``, ``$logout`` (empty without the
+``logout_url`` option) and ``$script``, and the texts ``$title`` and ``$heading``. Every
+sentence comes from :mod:`sms2fa_middleware.text`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class ChallengeView:
     error: str | None = None
     notice: str | None = None
     script_nonce: str = ""
+    #: Why no new code may be asked for until the timer ends, when it is more than the
+    #: cooldown after a send (a spent budget, a lock): shown unless an error says more.
+    held: str | None = None
+    logout_url: str | None = None  # the "Log out" link's target, ready to send
 
 
 class Pages:
@@ -63,6 +68,7 @@ class Pages:
             messages=_messages(view),
             code_form=_code_form(view, hidden),
             resend_form=_resend_form(view, hidden),
+            logout=_logout(view),
             script=_script(view),
         ).encode("utf-8")
 
@@ -73,6 +79,8 @@ def _messages(view: ChallengeView) -> str:
         messages += f'<p class="error" role="alert">{escape(view.error)}</p>'
     if view.notice:
         messages += f'<p class="notice" role="status">{escape(view.notice)}</p>'
+    if view.held and not view.error:
+        messages += f'<p class="notice" role="status" id="held">{escape(view.held)}</p>'
     return messages
 
 
@@ -91,13 +99,20 @@ def _code_form(view: ChallengeView, hidden: str) -> str:
     )
 
 
+def _logout(view: ChallengeView) -> str:
+    """A way out for someone who is not the account's owner, or has no phone at hand."""
+    if not view.logout_url:
+        return ""
+    return f'<p class="logout"><a href="{escape(view.logout_url)}">{escape(text.log_out())}</a></p>'
+
+
 def _resend_form(view: ChallengeView, hidden: str) -> str:
     wait = view.resend_in
     disabled = " disabled" if wait > 0 else ""
     template = text.resend_wait()
     cooldown = (
         f'<span class="muted" id="cooldown" data-seconds="{wait}" '
-        f'data-template="{escape(template)}">{escape(template.format(s=wait))}</span>'
+        f'data-template="{escape(template)}">{escape(template.format(time=clock(wait)))}</span>'
         if wait > 0
         else ""
     )
@@ -108,15 +123,47 @@ def _resend_form(view: ChallengeView, hidden: str) -> str:
     )
 
 
+#: Counts the resend cooldown down and enables the button when it ends.
+_COOLDOWN_JS = (
+    "(function(){var c=document.getElementById('cooldown');if(!c)return;"
+    "var s=+c.dataset.seconds,b=document.getElementById('resend');"
+    "var f=function(s){return s<60?s+' s':Math.floor(s/60)+':'+('0'+s%60).slice(-2);};"
+    "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);b.disabled=false;"
+    "c.textContent='';}else{c.textContent=c.dataset.template.replace('{time}',f(s));}"
+    "},1000);})();"
+)
+#: WebOTP: where the browser can read the SMS (its last line binds the code to this site),
+#: it fills the field and submits the form; elsewhere nothing happens. ``data-webotp`` says
+#: what it did ("unsupported", "waiting", "filled", "stopped"). Typing the code and
+#: submitting stops the wait.
+_WEBOTP_JS = (
+    "(function(){var i=document.getElementById('code');if(!i||!i.form)return;"
+    "if(!('OTPCredential' in window)||!navigator.credentials){"
+    "i.dataset.webotp='unsupported';return;}"
+    "var a=new AbortController();i.form.addEventListener('submit',function(){a.abort();});"
+    "i.dataset.webotp='waiting';"
+    "navigator.credentials.get({otp:{transport:['sms']},signal:a.signal})"
+    ".then(function(o){if(o&&o.code){i.value=o.code;i.dataset.webotp='filled';"
+    "i.form.submit();}}).catch(function(){i.dataset.webotp='stopped';});})();"
+)
+
+
+def clock(seconds: int) -> str:
+    """The time left as the timer shows it: "25 s" under a minute, else "m:ss" ("14:05",
+    "60:00"); the page's script writes it the same way."""
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def _script(view: ChallengeView) -> str:
-    """Progressive enhancement only: without JavaScript the button is enabled on reload."""
-    if view.resend_in <= 0:
+    """Progressive enhancement only: without JavaScript the button is enabled on reload,
+    and the code is typed (or filled by the keyboard's one-time-code suggestion)."""
+    parts = []
+    if view.resend_in > 0:
+        parts.append(_COOLDOWN_JS)
+    if view.attempts_left:  # a code form to fill
+        parts.append(_WEBOTP_JS)
+    if not parts:
         return ""
-    return (
-        f'<script nonce="{escape(view.script_nonce)}">'
-        "(function(){var c=document.getElementById('cooldown');if(!c)return;"
-        "var s=+c.dataset.seconds,b=document.getElementById('resend');"
-        "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);b.disabled=false;"
-        "c.textContent='';}else{c.textContent=c.dataset.template.replace('{s}',s);}"
-        "},1000);})();</script>"
-    )
+    return f'<script nonce="{escape(view.script_nonce)}">{"".join(parts)}</script>'

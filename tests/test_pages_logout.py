@@ -1,0 +1,53 @@
+"""The challenge page's "Log out" link (the ``logout_url`` option): there when given, as the
+app's root path and HTML escaping make it, and absent otherwise; on Flask, Starlette and
+Django."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from apps import Site
+from test_django import ALICE, HTML, PASSWORD, project, sms2fa  # noqa: F401
+from test_middleware import SQLITE_ONLY, Browser, framework, make_site  # noqa: F401
+
+from sms2fa_middleware.guard import GuardOptions
+from sms2fa_middleware.testing import FakeFlowroute
+
+LINK = re.compile(r'<p class="logout"><a href="([^"]*)">Log out</a></p>')
+
+
+def links(page_html: str) -> list[str]:
+    return LINK.findall(page_html)
+
+
+@SQLITE_ONLY
+def test_the_link_is_there_only_when_given(
+    make_site: Callable[..., Site],  # noqa: F811
+    fake_flowroute: FakeFlowroute,
+) -> None:
+    assert links(Browser(make_site(), "alice").page().text) == []
+    page = Browser(make_site(logout_url="/bye"), "alice").page()
+    assert links(page.text) == ["/bye"]
+    elsewhere = "https://id.example/logout?app=1&next=/"
+    assert links(Browser(make_site(logout_url=elsewhere), "bob").page().text) == [
+        "https://id.example/logout?app=1&amp;next=/"
+    ]
+
+
+def test_the_option_is_a_string_or_none() -> None:
+    assert GuardOptions(protect=["/a"]).logout_url is None
+    with pytest.raises(ValueError, match="logout_url"):
+        GuardOptions(protect=["/a"], logout_url=True)  # type: ignore[arg-type]
+
+
+def test_django_shows_the_link(sms2fa: Any, fake_flowroute: FakeFlowroute) -> None:  # noqa: F811
+    from django.test import Client
+
+    sms2fa(logout_url="/logout/")
+    client = Client()
+    client.login(username=ALICE, password=PASSWORD)
+    page = client.get(client.get("/account/", headers=HTML)["location"], headers=HTML)
+    assert links(page.text) == ["/logout/"]
