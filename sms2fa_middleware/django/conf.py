@@ -9,10 +9,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.apps import apps
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
 from django.core.signals import setting_changed
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from ..guard import Guard
@@ -71,6 +73,18 @@ class UserIdentity:
             )
 
 
+def admin_logout_url() -> tuple[str, ...]:
+    """The admin's logout path, when the admin is installed and routed: by default it passes
+    unverified, so ``protect=["/admin"]`` never keeps a staff user who cannot enter a code
+    logged in (``SMS2FA["logout_url"]`` replaces it)."""
+    if not apps.is_installed("django.contrib.admin"):
+        return ()
+    try:
+        return (reverse("admin:logout"),)
+    except NoReverseMatch:  # installed but not in the URLconf
+        return ()
+
+
 class Installed:
     """What one ``SMS2FA`` settings dict builds: the guard and ``identify``. Built once per
     dict (see :func:`installed` for when again) and shared by the middleware instances of a
@@ -105,6 +119,8 @@ class Installed:
             )
         if "login_url" not in options and str(django_settings.LOGIN_URL).startswith("/"):
             options["login_url"] = str(django_settings.LOGIN_URL)
+        if "logout_url" not in options:
+            options["logout_url"] = admin_logout_url()
         try:
             self.guard = Guard(sms_settings, **options)
         except TypeError as exc:  # an unknown key

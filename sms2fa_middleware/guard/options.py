@@ -72,6 +72,10 @@ class GuardOptions:
     #: Origins a challenge post may come from besides the request's own (a proxy that
     #: rewrites Host, a sibling host): "https://app.example.com", "https://*.example.com".
     trusted_origins: tuple[str, ...] = ()
+    #: Where the app logs out: path patterns that pass unverified even under a protect
+    #: pattern (added to ``exclude``), so a user who cannot enter a code is never kept
+    #: logged in. One pattern or several.
+    logout_url: tuple[str, ...] = ()
     #: The region a national-format number from ``identify`` is read in (two letters);
     #: None: the settings' (deprecated there), which defaults to "US".
     default_region: str | None = None
@@ -87,7 +91,9 @@ class GuardOptions:
         if prefix == "/":
             raise ValueError("prefix must not be '/'; the app lives there")
         protect, rules = split_protect(_entries(self.protect))
+        logout = _patterns(self.logout_url or ())
         exclude = _patterns(self.exclude)
+        exclude += tuple(p for p in logout if p not in exclude)
         if not protect and not rules:
             raise ValueError("protect=[...] must name at least one path prefix or pattern")
         remember_for = int(self.remember_for)
@@ -111,6 +117,7 @@ class GuardOptions:
         set_(self, "protect", protect)
         set_(self, "rules", rules)
         set_(self, "exclude", exclude)
+        set_(self, "logout_url", logout)
         set_(self, "remember_for", remember_for)
         trusted = _patterns(self.trusted_origins)
         set_(self, "trusted_origins", trusted)

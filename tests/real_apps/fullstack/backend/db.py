@@ -61,7 +61,9 @@ def update_user(email, full_name):
 
 def items_of(owner_id):
     with closing(connect()) as db:
-        return db.execute("SELECT * FROM item WHERE owner_id = ? ORDER BY id", (owner_id,)).fetchall()
+        return db.execute(
+            "SELECT * FROM item WHERE owner_id = ? ORDER BY id", (owner_id,)
+        ).fetchall()
 
 
 def create_item(owner_id, title, description):

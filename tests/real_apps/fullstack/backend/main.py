@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
+
 from sms2fa_middleware.asgi import SMS2FAMiddleware
 from sms2fa_middleware.fastapi import fastapi_identify
 
@@ -98,11 +99,16 @@ def create_item(body: ItemCreate, user: CurrentUser) -> Item:
 # SMS second factor on the user's own data (README: FastAPI). CORS is added last, so it
 # runs first: it answers the SPA's preflights and adds its headers to our answers too.
 app.add_middleware(
-    SMS2FAMiddleware, protect=["/api/users/me", "/api/items"], anonymous="app",
+    SMS2FAMiddleware,
+    protect=["/api/users/me", "/api/items"],
+    anonymous="app",
     identify=fastapi_identify(get_current_user, auth_id="email", phone="phone"),
     trusted_origins=[FRONTEND_ORIGIN],
 )
 app.add_middleware(
-    CORSMiddleware, allow_origins=[FRONTEND_ORIGIN], allow_credentials=True,
-    allow_methods=["*"], allow_headers=["*"],
+    CORSMiddleware,
+    allow_origins=[FRONTEND_ORIGIN],
+    allow_credentials=True,
+    allow_methods=["*"],
+    allow_headers=["*"],
 )

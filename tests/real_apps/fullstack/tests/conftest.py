@@ -1,10 +1,10 @@
 import pytest
-from fastapi.testclient import TestClient
-from sms2fa_middleware import Identity
-from sms2fa_middleware.testing import mark_verified
-
 from backend import db
 from backend.main import app
+from fastapi.testclient import TestClient
+
+from sms2fa_middleware import Identity
+from sms2fa_middleware.testing import mark_verified
 
 ADMIN = {"username": "admin@example.com", "password": "changethis"}
 ADMIN_PHONE = "+12065550141"

@@ -8,8 +8,9 @@ def test_get_access_token(client):
 
 
 def test_incorrect_password(client):
-    response = client.post("/api/login/access-token",
-                           data={"username": ADMIN["username"], "password": "wrong"})
+    response = client.post(
+        "/api/login/access-token", data={"username": ADMIN["username"], "password": "wrong"}
+    )
     assert response.status_code == 400
 
 

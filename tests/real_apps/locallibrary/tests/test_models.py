@@ -1,6 +1,5 @@
-from django.test import TestCase
-
 from catalog.models import Author, Book
+from django.test import TestCase
 
 
 class AuthorModelTest(TestCase):

@@ -1,14 +1,14 @@
 import datetime
 import uuid
 
+from catalog.models import Author, Book, BookInstance, Genre, Profile
 from django.contrib.auth.models import Permission, User
 from django.test import TestCase
 from django.urls import reverse
+
 from sms2fa_middleware import Identity
 from sms2fa_middleware.django import SMS2FAMiddleware
 from sms2fa_middleware.testing import assume_verified, mark_verified
-
-from catalog.models import Author, Book, BookInstance, Genre, Profile
 
 
 def reader(username, phone="", *permissions):
@@ -30,8 +30,9 @@ class PublicPagesTest(TestCase):
     def setUpTestData(cls):
         author = Author.objects.create(first_name="John", last_name="Smith")
         for number in range(13):
-            Book.objects.create(title=f"Book {number}", summary="s", isbn=f"ISBN{number:05}",
-                                author=author)
+            Book.objects.create(
+                title=f"Book {number}", summary="s", isbn=f"ISBN{number:05}", author=author
+            )
 
     def test_index_counts_visits(self):
         response = self.client.get("/catalog/")
@@ -59,14 +60,18 @@ class LoanedBookInstancesByUserListViewTest(TestCase):
         cls.user1 = reader("testuser1", "+12065550151")
         cls.user2 = reader("testuser2", "+12065550152")
         author = Author.objects.create(first_name="John", last_name="Smith")
-        book = Book.objects.create(title="Book Title", summary="My book summary",
-                                   isbn="ABCDEFG", author=author)
+        book = Book.objects.create(
+            title="Book Title", summary="My book summary", isbn="ABCDEFG", author=author
+        )
         book.genre.set([Genre.objects.create(name="Fantasy")])
         for copy in range(30):
             BookInstance.objects.create(
-                book=book, imprint="Unlikely Imprint, 2016",
+                book=book,
+                imprint="Unlikely Imprint, 2016",
                 due_back=datetime.date.today() + datetime.timedelta(days=copy % 5),
-                borrower=cls.user1 if copy % 2 else cls.user2, status="m")
+                borrower=cls.user1 if copy % 2 else cls.user2,
+                status="m",
+            )
 
     def test_redirect_if_not_logged_in(self):
         response = self.client.get(reverse("my-borrowed"))
@@ -111,9 +116,12 @@ class RenewBookInstancesViewTest(TestCase):
         cls.user2 = reader("testuser2", "+12065550152", "can_mark_returned")
         book = Book.objects.create(title="Book Title", summary="s", isbn="ABCDEFG")
         cls.copy = BookInstance.objects.create(
-            book=book, imprint="Unlikely Imprint, 2016",
+            book=book,
+            imprint="Unlikely Imprint, 2016",
             due_back=datetime.date.today() + datetime.timedelta(days=5),
-            borrower=cls.user1, status="o")
+            borrower=cls.user1,
+            status="o",
+        )
 
     def test_redirect_if_not_logged_in(self):
         response = self.client.get(reverse("renew-book-librarian", kwargs={"pk": self.copy.pk}))
@@ -141,17 +149,21 @@ class RenewBookInstancesViewTest(TestCase):
         verified(self.client, self.user2)
         valid = datetime.date.today() + datetime.timedelta(weeks=2)
         response = self.client.post(
-            reverse("renew-book-librarian", kwargs={"pk": self.copy.pk}), {"renewal_date": valid})
+            reverse("renew-book-librarian", kwargs={"pk": self.copy.pk}), {"renewal_date": valid}
+        )
         self.assertRedirects(response, reverse("all-borrowed"))
 
     def test_form_invalid_renewal_date_future(self):
         verified(self.client, self.user2)
         invalid = datetime.date.today() + datetime.timedelta(weeks=5)
         response = self.client.post(
-            reverse("renew-book-librarian", kwargs={"pk": self.copy.pk}),
-            {"renewal_date": invalid})
-        self.assertFormError(response.context["form"], "renewal_date",
-                             "Invalid date - renewal more than 4 weeks ahead")
+            reverse("renew-book-librarian", kwargs={"pk": self.copy.pk}), {"renewal_date": invalid}
+        )
+        self.assertFormError(
+            response.context["form"],
+            "renewal_date",
+            "Invalid date - renewal more than 4 weeks ahead",
+        )
 
 
 class AuthorCreateViewTest(TestCase):
@@ -161,8 +173,9 @@ class AuthorCreateViewTest(TestCase):
 
     def test_create_author(self):
         verified(self.client, self.librarian)
-        response = self.client.post(reverse("author-create"),
-                                    {"first_name": "Ann", "last_name": "Leckie"})
+        response = self.client.post(
+            reverse("author-create"), {"first_name": "Ann", "last_name": "Leckie"}
+        )
         self.assertRedirects(response, "/catalog/author/1")
 
     def test_logout_ends_the_verified_session(self):

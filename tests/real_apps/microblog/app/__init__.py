@@ -5,6 +5,7 @@ import os
 
 from flask import Flask
 from flask_login import LoginManager
+
 from sms2fa_middleware.flask import flask_login_identify
 from sms2fa_middleware.wsgi import SMS2FAMiddleware
 
@@ -38,8 +39,11 @@ def create_app(test_config=None):
     # SMS second factor for the profile editor and the API (README: Flask). The API's
     # token endpoint stays open: it is where a client gets its bearer token.
     app.wsgi_app = SMS2FAMiddleware(
-        app.wsgi_app, protect=["/edit_profile", "/api"], exclude=["/api/tokens"],
-        login_url="/auth/login", anonymous="app",
+        app.wsgi_app,
+        protect=["/edit_profile", "/api"],
+        exclude=["/api/tokens"],
+        login_url="/auth/login",
+        anonymous="app",
         identify=flask_login_identify(app, phone_attribute="phone"),
     )
     return app

@@ -12,6 +12,7 @@ bp = Blueprint("api", __name__)
 
 def token_auth_required(view):
     """401 unless the request carries a valid bearer token (Flask-Login's request loader)."""
+
     @wraps(view)
     def wrapper(*args, **kwargs):
         if request.authorization is None or request.authorization.type != "bearer":
@@ -19,6 +20,7 @@ def token_auth_required(view):
         if not current_user.is_authenticated:
             return jsonify(error="Unauthorized"), 401, {"WWW-Authenticate": "Bearer"}
         return view(*args, **kwargs)
+
     return wrapper
 
 

@@ -65,8 +65,9 @@ def register():
         elif User.by_username(username) is not None:
             flash("Please use a different username.")
         else:
-            User.create(username, email, request.form["password"],
-                        request.form.get("phone") or None)
+            User.create(
+                username, email, request.form["password"], request.form.get("phone") or None
+            )
             flash("Congratulations, you are now a registered user!")
             return redirect(url_for("auth.login"))
     return render_template_string(REGISTER)

@@ -29,14 +29,17 @@ EDIT = """<!doctype html><title>Edit Profile</title><h1>Edit Profile</h1>
 def index():
     db = get_db()
     if request.method == "POST" and request.form.get("post", "").strip():
-        db.execute("INSERT INTO post (body, user_id) VALUES (?, ?)",
-                   (request.form["post"].strip(), current_user.id))
+        db.execute(
+            "INSERT INTO post (body, user_id) VALUES (?, ?)",
+            (request.form["post"].strip(), current_user.id),
+        )
         db.commit()
         flash("Your post is now live!")
         return redirect(url_for("main.index"))
     posts = db.execute(
         "SELECT p.body, u.username FROM post p JOIN user u ON p.user_id = u.id "
-        "ORDER BY p.timestamp DESC, p.id DESC").fetchall()
+        "ORDER BY p.timestamp DESC, p.id DESC"
+    ).fetchall()
     return render_template_string(INDEX, posts=posts)
 
 

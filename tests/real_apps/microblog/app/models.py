@@ -60,7 +60,9 @@ class User(UserMixin):
 
     def revoke_token(self):
         db = get_db()
-        db.execute("UPDATE user SET token_expiration = ? WHERE id = ?", (int(time.time()) - 1, self.id))
+        db.execute(
+            "UPDATE user SET token_expiration = ? WHERE id = ?", (int(time.time()) - 1, self.id)
+        )
         db.commit()
 
     @staticmethod
@@ -71,9 +73,14 @@ class User(UserMixin):
         return User(row)
 
     def to_dict(self):
-        return {"id": self.id, "username": self.username, "about_me": self.about_me,
-                "post_count": get_db().execute(
-                    "SELECT COUNT(*) FROM post WHERE user_id = ?", (self.id,)).fetchone()[0]}
+        return {
+            "id": self.id,
+            "username": self.username,
+            "about_me": self.about_me,
+            "post_count": get_db()
+            .execute("SELECT COUNT(*) FROM post WHERE user_id = ?", (self.id,))
+            .fetchone()[0],
+        }
 
 
 @login.user_loader

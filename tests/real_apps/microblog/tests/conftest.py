@@ -1,12 +1,12 @@
 import base64
 
 import pytest
-from sms2fa_middleware import Identity
-from sms2fa_middleware.testing import mark_verified
-
 from app import create_app
 from app.db import init_db
 from app.models import User
+
+from sms2fa_middleware import Identity
+from sms2fa_middleware.testing import mark_verified
 
 
 @pytest.fixture(autouse=True)
@@ -44,4 +44,6 @@ def verified_client(client, app, susan):
 
 
 def basic(username, password):
-    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    }

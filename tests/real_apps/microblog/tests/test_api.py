@@ -27,8 +27,7 @@ def test_api_needs_a_token(client):
 def test_get_user(client, sms2fa_assume_verified):
     response = client.get("/api/users/1", headers=bearer(token(client)))
     assert response.status_code == 200
-    assert response.get_json() == {"id": 1, "username": "susan", "about_me": "",
-                                   "post_count": 0}
+    assert response.get_json() == {"id": 1, "username": "susan", "about_me": "", "post_count": 0}
 
 
 def test_update_own_user_only(client, sms2fa_assume_verified):

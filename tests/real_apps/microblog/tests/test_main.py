@@ -19,8 +19,9 @@ def test_edit_profile_needs_login(client):
 
 def test_edit_profile(verified_client):
     assert b"Edit Profile" in verified_client.get("/edit_profile").data
-    response = verified_client.post("/edit_profile", data={"about_me": "I like cats"},
-                                    follow_redirects=True)
+    response = verified_client.post(
+        "/edit_profile", data={"about_me": "I like cats"}, follow_redirects=True
+    )
     assert b"Your changes have been saved." in response.data
     assert b"I like cats" in verified_client.get("/user/susan").data
 
