@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -421,3 +422,87 @@ def test_a_bearer_header_with_two_spaces_is_challenged_as_the_app_reads_it(
     code = fake.last_code(ADMIN_PHONE)
     assert client.post(base + "/sms2fa/challenge", headers=odd, json={"code": code}).ok
     assert client.get(base + "/api/items/", headers=odd).json() == []
+
+
+def preflight(client: requests.Session, url: str, origin: str) -> requests.Response:
+    """The browser's CORS preflight for a credentialed JSON call with a bearer token."""
+    return client.options(
+        url,
+        headers={
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization,content-type",
+        },
+    )
+
+
+def test_the_spa_on_another_origin_completes_the_json_flow(
+    fullstack: Served, tmp_path: Path, spa_port: int
+) -> None:
+    """The SPA, served from http://localhost:<spa port>, calls the API on another port:
+    preflights answered by CORSMiddleware (outside ours), then send -> check -> the API
+    route, each with the SPA's Origin, which trusted_origins lets through."""
+    base, fake = fullstack.base, fullstack.fake
+    spa = f"http://localhost:{spa_port}"
+    frontend = ["http.server", str(spa_port), "--bind", "127.0.0.1"]
+    with launch(frontend, {}, spa_port, path="/index.html", cwd=APPS / "fullstack" / "frontend"):
+        page = requests.get(f"http://127.0.0.1:{spa_port}/index.html")
+        assert "/sms2fa/challenge/send" in page.text  # the SPA's own code calls the flow
+
+        client = requests.Session()
+        bearer = bearer_token(client, base)
+        cors = {**bearer, "origin": spa, "accept": "application/json"}
+        for path in ("/api/users/me", "/sms2fa/challenge/send", "/sms2fa/challenge"):
+            allowed = preflight(client, base + path, spa)
+            assert allowed.status_code == 200, (path, allowed.text)
+            assert allowed.headers["access-control-allow-origin"] == spa
+            assert allowed.headers["access-control-allow-credentials"] == "true"
+            assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+
+        refused = client.get(base + "/api/users/me", headers=cors)
+        assert refused.status_code == 401 and refused.json()["reason"] == "VerificationRequired"
+        assert refused.headers["access-control-allow-origin"] == spa  # the SPA may read it
+        sent = client.post(base + "/sms2fa/challenge/send", headers=cors, json={})
+        assert sent.status_code == 200, sent.text
+        assert sent.headers["access-control-allow-origin"] == spa
+        code = fake.last_code(ADMIN_PHONE)
+        done = client.post(base + "/sms2fa/challenge", headers=cors, json={"code": code})
+        assert done.status_code == 200 and done.json()["verified"] is True, done.text
+        assert done.headers["access-control-allow-credentials"] == "true"
+        me = client.get(base + "/api/users/me", headers=cors)
+        assert me.status_code == 200 and me.json()["email"] == ADMIN
+        assert me.headers["access-control-allow-origin"] == spa
+
+
+@pytest.fixture
+def fullstack_without_trusted_origins(
+    tmp_path: Path, fake_flowroute: FakeFlowroute, spa_port: int
+) -> Iterator[Served]:
+    """The same app with the one line ``trusted_origins=[FRONTEND_ORIGIN]`` left out: CORS
+    set up, the middleware not told."""
+    tree = tmp_path / "fullstack"
+    shutil.copytree(APPS / "fullstack", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    main = tree / "backend" / "main.py"
+    source = main.read_text()
+    line = "    trusted_origins=[FRONTEND_ORIGIN],\n"
+    assert source.count(line) == 1
+    main.write_text(source.replace(line, ""))
+    yield from serve_fullstack(tree, tmp_path, fake_flowroute, f"http://localhost:{spa_port}")
+
+
+def test_without_trusted_origins_the_spa_is_refused_in_json(
+    fullstack_without_trusted_origins: Served, spa_port: int
+) -> None:
+    base, fake = fullstack_without_trusted_origins.base, fullstack_without_trusted_origins.fake
+    spa = f"http://localhost:{spa_port}"
+    client = requests.Session()
+    cors = {**bearer_token(client, base), "origin": spa, "accept": "application/json"}
+    assert preflight(client, base + "/sms2fa/challenge/send", spa).status_code == 200
+    for path, body in (("/sms2fa/challenge/send", {}), ("/sms2fa/challenge", {"code": "123456"})):
+        refused = client.post(base + path, headers=cors, json=body)
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.json()["reason"] == "OriginRejected"
+        assert "expired" not in refused.text.lower()
+        assert refused.headers["access-control-allow-origin"] == spa  # readable by the SPA
+    assert fake.messages == []
