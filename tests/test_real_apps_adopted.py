@@ -506,3 +506,55 @@ def test_without_trusted_origins_the_spa_is_refused_in_json(
         assert "expired" not in refused.text.lower()
         assert refused.headers["access-control-allow-origin"] == spa  # readable by the SPA
     assert fake.messages == []
+
+
+# -- the start-up route check on the three apps (sms2fa check-routes, as in CI) -------------
+
+CHECKS = {
+    "locallibrary": (
+        "locallibrary.wsgi:application",
+        {"DJANGO_SETTINGS_MODULE": "locallibrary.settings"},
+        # /catalog/mybooks/* leaves the page itself open (its route is /catalog/mybooks/)
+        ["/catalog/mybooks/*", "/catalog/*/create", "/admin"],
+        "route '/catalog/mybooks/' is not protected, though protect has '/catalog/mybooks/*'",
+    ),
+    "microblog": (
+        "microblog:app",
+        {},
+        ["/edit_profile/*", "/api"],
+        "route '/edit_profile' is not protected, though protect has '/edit_profile/*'",
+    ),
+    "fullstack": (
+        "backend.main:app",
+        {},
+        ["/api/users/me/*", "/api/items"],
+        "route '/api/users/me' is not protected, though protect has '/api/users/me/*'",
+    ),
+}
+
+
+@pytest.mark.parametrize("app", list(CHECKS))
+def test_check_routes_on_the_apps(app: str, tmp_path: Path) -> None:
+    """Quiet for each app's own patterns; a broken variant of them (a glob that leaves the
+    page itself open) is found, and the exit status says so."""
+    target, extra, broken, warning = CHECKS[app]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMS2FA_", "DJANGO_"))}
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env["DJANGO_DB_PATH"] = env["DATABASE"] = env["DATABASE_PATH"] = str(tmp_path / "app.db")
+
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sms2fa_middleware", "check-routes", target, *args],
+            cwd=APPS / app,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = check()
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout + done.stderr
+    done = check(*[arg for pattern in broken for arg in ("--protect", pattern)])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert warning in done.stdout

@@ -63,6 +63,7 @@ class GuardedApp(Generic[AppT, IdentifyT]):
         self._lock = threading.Lock()
         if guard is not None:
             self.paths = guard.paths
+            self._options = guard.options
         else:
             if settings is None:
                 _FROM_ENV.add(self)
@@ -90,6 +91,11 @@ class GuardedApp(Generic[AppT, IdentifyT]):
             if self._guard is None:
                 self._guard = Guard(self._settings, options=self._options, paths=self.paths)
             return self._guard
+
+    @property
+    def options(self) -> GuardOptions:
+        """The options, checked; reading them builds no guard (no settings are read)."""
+        return self._options
 
     @property
     def verifier(self) -> Verifier:
