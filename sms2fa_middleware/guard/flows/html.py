@@ -28,6 +28,8 @@ from ..sessions import Sessions
 from .pages import ChallengeView, Pages
 
 FLASH_MAX_AGE = 60
+#: Joins two flash statuses in the one cookie ("post_lost.rate_limited").
+FLAGS = "."
 
 
 FORM_PARTS = 16  # the challenge forms have three fields; a browser adds nothing else
@@ -122,7 +124,8 @@ class HtmlFlow:
         than a rule allows): send a code (unless one is waiting) and go to the challenge
         page. ``lost``: it was a form post, which the page says was not kept."""
         status = self.sender.send_unless_waiting(identity, request)
-        status = status or ("post_lost" if lost else None)
+        if lost:  # the lost post is said whatever else is (a cooldown must not hide it)
+            status = "post_lost" + (f"{FLAGS}{status}" if status else "")
         headers = [self.flash(request, status)] if status else []
         return redirect(self.refusals.challenge_url(request, next_url, max_age), *headers)
 
@@ -173,12 +176,13 @@ class HtmlFlow:
         flag = cookie_value(request.header("cookie"), self.cookies.flash(https))
         if flag:  # shown once: a reload does not repeat it
             headers.append(self.cookies.delete(https, self.cookies.flash(https)))
-        if flag == "sent":
-            notice = text.code_sent_again()
-        elif flag == "post_lost":
-            notice = text.status(flag)
-        elif error is None and flag in text.STATUS_MESSAGES:
-            error = text.status(flag)
+        for one in (flag or "").split(FLAGS)[:2]:
+            if one == "sent":
+                notice = text.code_sent_again()
+            elif one == "post_lost":
+                notice = text.status(one)
+            elif error is None and one in text.STATUS_MESSAGES:
+                error = text.status(one)
         nonce, set_nonce = self.csrf.nonce(request)
         if set_nonce:
             headers.append(set_nonce)
