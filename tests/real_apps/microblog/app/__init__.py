@@ -25,7 +25,7 @@ def create_app(test_config=None):
     )
     if test_config is not None:
         app.config.update(test_config)
-    os.makedirs(app.instance_path, exist_ok=True)
+    os.makedirs(os.path.dirname(app.config["DATABASE"]), exist_ok=True)
 
     db.init_app(app)
     login.init_app(app)
