@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
 from django.core.signals import setting_changed
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.module_loading import import_string
 
 from ..guard import Guard
@@ -83,9 +83,11 @@ def admin_logout_url() -> tuple[str, ...]:
     if not apps.is_installed("django.contrib.admin"):
         return ()
     try:
-        return (reverse("admin:logout"),)
+        url = reverse("admin:logout")
     except NoReverseMatch:  # installed but not in the URLconf
         return ()
+    prefix = get_script_prefix()  # paths are matched as Django routes them: path_info
+    return ("/" + url[len(prefix) :] if url.startswith(prefix) else url,)
 
 
 class Installed:
