@@ -65,13 +65,13 @@ def _options(chain: list[Any]) -> tuple[list[str] | None, list[str]]:
     from .guard.app import GuardedApp
 
     for obj in chain:
-        options = getattr(getattr(obj, "guard", None), "options", None)
-        if isinstance(obj, GuardedApp) and options is not None:
-            return list(options.protect), list(options.exclude)
+        if isinstance(obj, GuardedApp):  # its options, not its guard: no settings needed
+            return list(obj.options.protect), list(obj.options.exclude)
         for middleware in getattr(obj, "user_middleware", None) or ():
             cls, kwargs = getattr(middleware, "cls", None), getattr(middleware, "kwargs", {})
             if isinstance(cls, type) and issubclass(cls, GuardedApp) and "protect" in kwargs:
-                return _as_list(kwargs["protect"]), _as_list(kwargs.get("exclude", ()))
+                exclude = _as_list(kwargs.get("exclude", ()))
+                return _as_list(kwargs["protect"]), exclude + _as_list(kwargs.get("logout_url", ()))
     return None, []
 
 

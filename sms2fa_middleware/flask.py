@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import inspect
 import io
-import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -33,8 +32,11 @@ from .wsgi import ENVIRON_KEY, SMS2FAMiddleware
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
-def _refuse() -> tuple[str, int, dict[str, str]]:
-    return json.dumps(route_checks.refusal(request.path)), 403, route_checks.HEADERS
+def _refuse() -> tuple[bytes, int, dict[str, str]]:
+    status, body, headers = route_checks.refusal_answer(
+        request.path, request.headers.get("accept", "")
+    )
+    return body, status, headers
 
 
 def verified_required(view: ViewT) -> ViewT:

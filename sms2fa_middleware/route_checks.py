@@ -4,17 +4,32 @@ routes and answers in its own response type."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
+from html import escape
 
 from . import text
 from .guard.paths import route_warnings
+from .guard.responses import PAGE_HEADERS
 
 log = logging.getLogger("sms2fa")
 
 REASON = "VerificationRequired"
 #: Headers of the route-level refusal (its body is JSON; no cache may keep it).
 HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
+
+
+def refusal_answer(path: str, accept: str) -> tuple[int, bytes, dict[str, str]]:
+    """The route-level 403 as (status, body, headers): a short HTML page for a browser
+    (``Accept`` names ``text/html``), the JSON of :func:`refusal` for anyone else. Logged
+    as :func:`refusal` is."""
+    data = refusal(path)
+    if "text/html" not in accept:
+        return 403, json.dumps(data).encode(), dict(HEADERS)
+    title = text.forbidden_title()
+    html = f"<!doctype html><title>{escape(title)}</title><p>{escape(data['message'])}</p>"
+    return 403, html.encode(), dict(PAGE_HEADERS)
 
 
 def refusal(path: str) -> dict[str, str]:
@@ -48,4 +63,4 @@ def logged(warnings: list[str]) -> list[str]:
     return warnings
 
 
-__all__ = ["HEADERS", "REASON", "logged", "refusal", "report"]
+__all__ = ["HEADERS", "REASON", "logged", "refusal", "refusal_answer", "report"]

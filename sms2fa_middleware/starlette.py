@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount
 
 from . import Identity, route_checks
@@ -74,15 +74,16 @@ def require_verified(connection: HTTPConnection) -> Identity:
 def verified_required(
     endpoint: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Decorate a Starlette endpoint ``async def f(request)``: 403 JSON unless the
-    middleware verified the request."""
+    """Decorate a Starlette endpoint ``async def f(request)``: 403 unless the middleware
+    verified the request (a page for a browser, JSON for anyone else)."""
 
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
         if _verified(request) is None:
-            return JSONResponse(
-                route_checks.refusal(request.url.path), 403, headers={"cache-control": "no-store"}
+            status, body, headers = route_checks.refusal_answer(
+                request.url.path, request.headers.get("accept", "")
             )
+            return Response(body, status, headers=headers)
         return await endpoint(request)
 
     return wrapper

@@ -37,8 +37,11 @@ def test_the_link_is_there_only_when_given(
     ]
 
 
-def test_the_option_is_a_string_or_none() -> None:
-    assert GuardOptions(protect=["/a"]).logout_url is None
+def test_the_option_is_a_path_or_several_and_the_first_plain_one_is_the_link() -> None:
+    assert GuardOptions(protect=["/a"]).logout_link is None
+    both = GuardOptions(protect=["/a"], logout_url=["/a/logout*", "/a/logout", "/bye"])
+    assert both.logout_link == "/a/logout"
+    assert both.exclude == ("/a/logout*", "/a/logout", "/bye")
     with pytest.raises(ValueError, match="logout_url"):
         GuardOptions(protect=["/a"], logout_url=True)  # type: ignore[arg-type]
 

@@ -27,7 +27,7 @@ def check_sms2fa(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
     ):
         return []  # not used by this project
     try:
-        built = installed()
+        built = installed().guard  # the SMS settings are read and checked here
     except (ImproperlyConfigured, ConfigurationError, ValueError, TypeError) as exc:
         return [
             checks.Error(
@@ -37,7 +37,7 @@ def check_sms2fa(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 "(docs/settings.md), or SMS2FA['settings']",
             )
         ]
-    if built.guard.settings.development:
+    if built.settings.development:
         return [
             checks.Warning(
                 "SMS2FA runs in development mode (codes may be printed to the console)",

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.apps import apps
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
 from django.core.signals import setting_changed
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.module_loading import import_string
 
 from ..guard import Guard
+from ..guard.options import GuardOptions
+from ..guard.paths import PathPolicy
 from ..identity import Identity
 from ..settings import Settings, env_name
 from .routes import Routes
@@ -71,6 +76,20 @@ class UserIdentity:
             )
 
 
+def admin_logout_url() -> tuple[str, ...]:
+    """The admin's logout path, when the admin is installed and routed: by default it passes
+    unverified, so ``protect=["/admin"]`` never keeps a staff user who cannot enter a code
+    logged in (``SMS2FA["logout_url"]`` replaces it)."""
+    if not apps.is_installed("django.contrib.admin"):
+        return ()
+    try:
+        url = reverse("admin:logout")
+    except NoReverseMatch:  # installed but not in the URLconf
+        return ()
+    prefix = get_script_prefix()  # paths are matched as Django routes them: path_info
+    return ("/" + url[len(prefix) :] if url.startswith(prefix) else url,)
+
+
 class Installed:
     """What one ``SMS2FA`` settings dict builds: the guard and ``identify``. Built once per
     dict (see :func:`installed` for when again) and shared by the middleware instances of a
@@ -93,22 +112,26 @@ class Installed:
             # Protection by view only: the path rules then protect nothing but the prefix,
             # which the guard answers before any protect pattern is looked at.
             options["protect"] = ["/" + str(options.get("prefix", "sms2fa")).strip("/")]
-        if isinstance(raw_settings, Settings):
-            sms_settings = raw_settings
-        elif raw_settings is None:
-            sms_settings = Settings.from_env()
-        elif isinstance(raw_settings, Mapping):
-            sms_settings = Settings(**raw_settings)
-        else:
+        if not (raw_settings is None or isinstance(raw_settings, (Settings, Mapping))):
             raise ImproperlyConfigured(
                 "SMS2FA['settings'] must be a dict of Settings keywords or a Settings"
             )
+        self._raw_settings = raw_settings
         if "login_url" not in options and str(django_settings.LOGIN_URL).startswith("/"):
             options["login_url"] = str(django_settings.LOGIN_URL)
+        if "logout_url" not in options:
+            options["logout_url"] = admin_logout_url()
         try:
-            self.guard = Guard(sms_settings, **options)
+            self.options = GuardOptions.from_keywords(options)
         except TypeError as exc:  # an unknown key
             raise ImproperlyConfigured(f"SMS2FA: {exc}") from None
+        #: The path rules need no SMS settings: built now. The guard, which does, is built
+        #: at first use (``manage.py migrate``, ``check`` and ``sms2fa check-routes`` need
+        #: no secret key), like the WSGI and ASGI middleware's.
+        opts = self.options
+        self.paths = PathPolicy(opts.protect, opts.exclude, opts.prefix, opts.rules)
+        self._guard: Guard | None = None
+        self._lock = threading.Lock()
         if isinstance(identify, str):
             identify = import_string(identify)
         if identify is None:
@@ -121,12 +144,26 @@ class Installed:
         self.identify_is_async = iscoroutinefunction(identify)
         self.default_identify = isinstance(identify, UserIdentity)
         #: Which resolved routes are protected (the second line, after the path rules).
-        self.routes = Routes(
-            self.guard.options.protect,
-            self.guard.options.exclude,
-            self.guard.options.prefix,
-            tuple(protect_views),
-        )
+        self.routes = Routes(opts.protect, opts.exclude, opts.prefix, tuple(protect_views))
+
+    @property
+    def guard(self) -> Guard:
+        """The guard, built at first use: the SMS settings are read and checked then
+        (``SMS2FA['settings']``, else ``Settings.from_env()``)."""
+        guard = self._guard
+        if guard is not None:
+            return guard
+        with self._lock:  # two first requests at once build one guard
+            if self._guard is None:
+                raw = self._raw_settings
+                if isinstance(raw, Settings):
+                    sms_settings = raw
+                elif raw is None:
+                    sms_settings = Settings.from_env()
+                else:
+                    sms_settings = Settings(**raw)
+                self._guard = Guard(sms_settings, options=self.options, paths=self.paths)
+            return self._guard
 
     def auth_id(self, request: HttpRequest, user: Any) -> str | None:
         """The auth_id of ``user``, who is logging out on ``request`` (blocking)."""

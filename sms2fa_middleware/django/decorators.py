@@ -8,22 +8,24 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from .. import route_checks
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
-def _refuse(request: HttpRequest) -> JsonResponse:
-    response = JsonResponse(route_checks.refusal(request.path), status=403)
-    response["cache-control"] = "no-store"
-    return response
+def _refuse(request: HttpRequest) -> HttpResponse:
+    status, body, headers = route_checks.refusal_answer(
+        request.path, request.headers.get("accept", "")
+    )
+    return HttpResponse(body, status=status, headers=headers)
 
 
 def verified_required(view: ViewT) -> ViewT:
-    """Refuse (403 JSON) the request unless the middleware verified it (``request.sms2fa``).
-    Sync and async function views; ``method_decorator(verified_required)`` on classes."""
+    """Refuse (403: a page for a browser, JSON for anyone else) the request unless the
+    middleware verified it (``request.sms2fa``). Sync and async function views;
+    ``method_decorator(verified_required)`` on classes."""
     if iscoroutinefunction(view):
 
         @functools.wraps(view)

@@ -13,7 +13,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from ..guard import PASS, PROTECTED, RULED
+from ..guard import PASS, PROTECTED, RULED, Guard
 from ..guard.decision import Verdict
 from ..guard.private import make_private
 from ..identity import Identity
@@ -35,13 +35,18 @@ class SMS2FAMiddleware:
         self.installed = installed()
         if self.installed.default_identify:
             check_order()
-        self.guard = self.installed.guard
         self.identify = self.installed.identify
-        self._kinds = self.guard.kinds
+        self.paths = self.installed.paths
+        self._kinds = self.paths.kinds
         self.routes = self.installed.routes
         if self.is_async:  # Django awaits an async process_view in an async chain
             self.process_view = self._aprocess_view  # type: ignore[method-assign]
         user_logged_out.connect(_logged_out, dispatch_uid="sms2fa_middleware.django")
+
+    @property
+    def guard(self) -> Guard:
+        """The guard (built at the first request it decides: see ``Installed.guard``)."""
+        return self.installed.guard
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
@@ -156,9 +161,9 @@ class SMS2FAMiddleware:
         path = request.path_info
         kind = self._kinds.get(path)
         if kind is None:
-            kind = self.guard.remember(path, path)
+            kind = self.paths.remember(path, path)
         if kind == RULED:  # a rule with methods or a max_age: the method decides
-            kind, request._sms2fa_max_age = self.guard.demand(path, path, request.method or "GET")
+            kind, request._sms2fa_max_age = self.paths.demand(path, path, request.method or "GET")
         request._sms2fa_kind = kind
         return kind
 

@@ -13,6 +13,7 @@ check``, ``manage.py check --deploy``) to fail before serving.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any, Generic, TypeVar
 
 from ..engine import Verifier
@@ -23,6 +24,20 @@ from .paths import PathPolicy
 
 AppT = TypeVar("AppT")
 IdentifyT = TypeVar("IdentifyT")
+
+#: The middleware whose settings come from ``Settings.from_env()`` at first use. A test
+#: fixture that changes the environment (``sms2fa_env``: each test's FakeFlowroute) makes
+#: them read it again, so a module-level app (FastAPI's usual ``app = FastAPI()``) serves
+#: every test with that test's settings, as Django's ``reset()`` does for Django.
+_FROM_ENV: weakref.WeakSet[GuardedApp[Any, Any]] = weakref.WeakSet()
+
+
+def reset_from_env() -> None:
+    """Forget the guards built from the environment: the next request guarded by each such
+    middleware reads ``Settings.from_env()`` again (a test seam; see ``sms2fa_env``)."""
+    for app in list(_FROM_ENV):
+        with app._lock:
+            app._guard = None
 
 
 class GuardedApp(Generic[AppT, IdentifyT]):
@@ -48,7 +63,10 @@ class GuardedApp(Generic[AppT, IdentifyT]):
         self._lock = threading.Lock()
         if guard is not None:
             self.paths = guard.paths
+            self._options = guard.options
         else:
+            if settings is None:
+                _FROM_ENV.add(self)
             self._options = GuardOptions.from_keywords(options)
             # The path rules need no settings: built now, so the pass-through path stays
             # one dict lookup and never waits for the guard.
@@ -75,6 +93,11 @@ class GuardedApp(Generic[AppT, IdentifyT]):
             return self._guard
 
     @property
+    def options(self) -> GuardOptions:
+        """The options, checked; reading them builds no guard (no settings are read)."""
+        return self._options
+
+    @property
     def verifier(self) -> Verifier:
         return self.guard.verifier
 
@@ -99,4 +122,4 @@ class GuardedApp(Generic[AppT, IdentifyT]):
         self.guard.revoke(str(auth_id))
 
 
-__all__ = ["GuardedApp"]
+__all__ = ["GuardedApp", "reset_from_env"]

@@ -74,6 +74,12 @@ class GuardOptions:
     #: Origins a challenge post may come from besides the request's own (a proxy that
     #: rewrites Host, a sibling host): "https://app.example.com", "https://*.example.com".
     trusted_origins: tuple[str, ...] = ()
+    #: Where the app logs out: path patterns that pass unverified even under a protect
+    #: pattern (added to ``exclude``), so a user who cannot enter a code is never kept
+    #: logged in. One pattern or several; the first without a ``*`` is also the challenge
+    #: page's "Log out" link (a URL the app logs out at by GET, or its page with a logout
+    #: button; a full URL is a link only).
+    logout_url: str | tuple[str, ...] = ()
     #: The region a national-format number from ``identify`` is read in (two letters);
     #: None: the settings' (deprecated there), which defaults to "US".
     default_region: str | None = None
@@ -87,9 +93,6 @@ class GuardOptions:
     #: and ``form-action 'self'`` stay whatever it says (:mod:`.csp`). Not hashed (a dict
     #: cannot be): the derived :attr:`csp` stands for it.
     page_csp: PageCspOption = field(default=None, hash=False)
-    #: Where the challenge page's "Log out" link goes (a URL the app logs out at by GET,
-    #: or its page with a logout button); None: no link.
-    logout_url: str | None = None
     #: Derived: the ``protect`` rules that limit methods or demand a max_age.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
@@ -104,7 +107,15 @@ class GuardOptions:
         if prefix == "/":
             raise ValueError("prefix must not be '/'; the app lives there")
         protect, rules = split_protect(_entries(self.protect))
+        if not isinstance(self.logout_url, (str, tuple, list)):
+            raise ValueError("logout_url must be a path (or URL), or a list of them")
+        logout = _patterns(self.logout_url)
+        for url in logout:
+            if not url.startswith(("/", "https://", "http://")):
+                raise ValueError(f"logout_url must start with '/' (or be a full URL): {url!r}")
         exclude = _patterns(self.exclude)
+        # A full URL (an identity provider's logout) is a link only: nothing here to open.
+        exclude += tuple(p for p in logout if p.startswith("/") and p not in exclude)
         if not protect and not rules:
             raise ValueError("protect=[...] must name at least one path prefix or pattern")
         remember_for = int(self.remember_for)
@@ -117,7 +128,7 @@ class GuardOptions:
             raise ValueError("revocation_interval must not be negative")
         if self.anonymous not in ("guard", "app"):
             raise ValueError("anonymous must be 'guard' or 'app'")
-        for name in ("login_url", "enroll_url", "logout_url"):
+        for name in ("login_url", "enroll_url"):
             url = getattr(self, name)
             if url is not None and not isinstance(url, str):
                 raise ValueError(f"{name} must be a str or None")
@@ -136,12 +147,18 @@ class GuardOptions:
         set_(self, "protect", protect)
         set_(self, "rules", rules)
         set_(self, "exclude", exclude)
+        set_(self, "logout_url", logout)
         set_(self, "remember_for", remember_for)
         trusted = _patterns(self.trusted_origins)
         set_(self, "trusted_origins", trusted)
         set_(self, "origins", TrustedOrigins.parse(trusted))
         set_(self, "csp", PageCsp.from_option(self.page_csp))
         set_(self, "cookie_audience", "\x00".join((self.cookie_name, prefix, self.audience)))
+
+    @property
+    def logout_link(self) -> str | None:
+        """The challenge page's "Log out" link: the first ``logout_url`` without a ``*``."""
+        return next((url for url in self.logout_url if "*" not in url), None)
 
     @classmethod
     def names(cls) -> frozenset[str]:

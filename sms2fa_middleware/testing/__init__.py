@@ -102,7 +102,11 @@ if pytest is not None:
         return settings_for_tests(tmp_path_factory.mktemp("sms2fa") / "sms2fa.db", fake_flowroute)
 
     def _reset_django() -> None:
-        """A Django project's middleware builds its guard afresh (new settings or fake)."""
+        """The middleware that read the environment build their guards afresh (new settings
+        or fake): a module-level app's, and a Django project's."""
+        from ..guard.app import reset_from_env
+
+        reset_from_env()
         conf = sys.modules.get("sms2fa_middleware.django.conf")
         if conf is not None:
             conf.reset()

@@ -7,7 +7,9 @@ Run it (from this directory)::
     python manage.py runserver          # or: uvicorn project.asgi:application
                                         # or: gunicorn project.wsgi:application
 
-Without SMS2FA_SECRET_KEY it runs in development mode: codes are printed to the console.
+With DJANGO_DEBUG=1 (the default here) and no SMS2FA_SECRET_KEY it runs in development mode:
+codes are printed to the console. Outside development (DJANGO_DEBUG=0) it refuses to start
+without SMS2FA_SECRET_KEY and an SMS provider: a missing secret never turns development on.
 """
 
 import os
@@ -44,7 +46,8 @@ SMS2FA = {
     "protect": ["/account"],
     "login_url": "/login/",
     "phone_attribute": "phone_number",
-    "settings": Settings.from_env(development="SMS2FA_SECRET_KEY" not in os.environ),
+    # Development (a throw-away key, codes on the console) only while debugging locally.
+    "settings": Settings.from_env(development=DEBUG and "SMS2FA_SECRET_KEY" not in os.environ),
 }
 
 ROOT_URLCONF = "project.urls"

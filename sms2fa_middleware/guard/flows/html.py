@@ -42,6 +42,8 @@ from ..sessions import Sessions
 from .pages import ChallengeView, Pages
 
 FLASH_MAX_AGE = 60
+#: Joins two flash statuses in the one cookie ("post_lost.rate_limited").
+FLAGS = "."
 
 
 FORM_PARTS = 16  # the challenge forms have three fields; a browser adds nothing else
@@ -127,7 +129,8 @@ class HtmlFlow:
         than a rule allows): send a code (unless one is waiting) and go to the challenge
         page. ``lost``: it was a form post, which the page says was not kept."""
         status = self._send_first(identity, request)
-        status = status or ("post_lost" if lost else None)
+        if lost:  # the lost post is said whatever else is (a cooldown must not hide it)
+            status = "post_lost" + (f"{FLAGS}{status}" if status else "")
         headers = [self.flash(request, status)] if status else []
         return redirect(self.refusals.challenge_url(request, next_url, max_age), *headers)
 
@@ -190,14 +193,15 @@ class HtmlFlow:
         # What refuses a new code now, and until when: the timer and its wording, worked
         # out as a send would be refused (so they match a 429's retry_after).
         wait = self.sender.wait(identity, request)
-        if flag == "sent":
-            notice = text.code_sent_again()
-        elif flag == "post_lost":
-            notice = text.status(flag)
-        elif error is None and flag == "rate_limited" and wait is not None:
-            error = text.held(wait.budget)  # which budget refused, not "one of them"
-        elif error is None and flag in text.STATUS_MESSAGES:
-            error = text.status(flag)
+        for one in (flag or "").split(FLAGS)[:2]:
+            if one == "sent":
+                notice = text.code_sent_again()
+            elif one == "post_lost":
+                notice = text.status(one)
+            elif error is None and one == "rate_limited" and wait is not None:
+                error = text.held(wait.budget)  # which budget refused, not "one of them"
+            elif error is None and one in text.STATUS_MESSAGES:
+                error = text.status(one)
         nonce, set_nonce = self.csrf.nonce(request)
         if set_nonce:
             headers.append(set_nonce)
@@ -240,9 +244,7 @@ class HtmlFlow:
             error=error,
             notice=notice,
             script_nonce=script_nonce,
-            logout_url=app_url(request, self.options.logout_url)
-            if self.options.logout_url
-            else None,
+            logout_url=app_url(request, link) if (link := self.options.logout_link) else None,
             # More than the cooldown after a send: say what holds the next code back.
             held=text.held(wait.budget)
             if wait is not None and wait.budget != "resend_cooldown"
