@@ -9,6 +9,8 @@ dialect's name. Every database failure leaves here as StoreUnavailable (a 503).
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -71,6 +73,14 @@ class RevocationSignal:
         """Release what it holds (on :meth:`Backend.dispose`); it may be used again."""
 
 
+def _close_pools(pid: int, *engines: Engine) -> None:
+    """Close the engines' pooled connections -- in the process that opened them only (a
+    forked child must leave its parent's alone)."""
+    if pid == os.getpid():
+        for engine in engines:
+            engine.dispose()
+
+
 class Backend:
     """Connections and transactions on one database; subclasses: SQLite, PostgreSQL."""
 
@@ -97,6 +107,9 @@ class Backend:
         self._driver = engine.dialect.loaded_dbapi
         self._writer_lock = writer_lock
         self._begin = begin  # what opens a write transaction, if the driver does not
+        # A store dropped without dispose() (an app rebuilt in tests, say) closes its pooled
+        # connections when it goes, not whenever the garbage collector reaches them.
+        weakref.finalize(self, _close_pools, os.getpid(), engine, reader)
 
     def one(self, write: bool) -> AbstractContextManager[Cursor]:
         """A cursor for one statement outside any transaction: atomic alone, one round trip."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -29,6 +30,25 @@ from .files import make_data_directory
 from .statements import Cursor
 
 _INHERITED: list[Any] = []  # connections a forked child must neither use nor close
+
+
+class _OwnConnection:
+    """A thread's own SQLite connection, closed when this holder goes (its thread ended, or
+    the store was dropped) -- by the process that opened it only: a forked child closing its
+    parent's connection would drop the parent's SQLite locks on the file. A finalizer, not
+    ``__del__``: the garbage collector runs weakref callbacks before any object's own
+    finalizer, so the connection is closed before it could warn of being left open."""
+
+    __slots__ = ("__weakref__", "close", "connection", "pid")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection, self.pid = connection, os.getpid()
+        self.close = weakref.finalize(self, _close_in, self.pid, connection)
+
+
+def _close_in(pid: int, connection: Any) -> None:
+    if pid == os.getpid():
+        connection.close()
 
 
 class WriterLock:
@@ -222,27 +242,29 @@ class SQLiteBackend(Backend):
     def _own_connection(self, engine: Engine, here: threading.local) -> Iterator[Any]:
         try:
             with unavailable_on_failure():  # the SQLite lock file
-                if getattr(here, "pid", None) != os.getpid():  # this thread's first use
-                    if getattr(here, "connection", None) is not None:
+                own = getattr(here, "own", None)
+                if own is None or own.pid != os.getpid():  # this thread's first use
+                    if own is not None:
                         # Inherited over fork: kept, never used or closed (closing it would
-                        # drop this process's SQLite locks on the file).
-                        _INHERITED.append(here.connection)
-                        here.connection = None
+                        # drop the parent's SQLite locks on the file).
+                        _INHERITED.append(own)
                     pooled = engine.raw_connection()
-                    here.connection, here.pid = pooled.driver_connection, os.getpid()
+                    here.own = own = _OwnConnection(pooled.driver_connection)
                     pooled.detach()  # ours until the thread ends; the pool forgets it
-                yield here.connection
+                yield own.connection
         except self._driver.Error as exc:
             if not self.unavailable(exc):
                 raise
-            here.pid = here.connection = None  # a new one next time
+            if getattr(here, "own", None) is not None:
+                here.own.close()
+                here.own = None  # a new one next time
             log.error("sms2fa: database unavailable: %s", type(exc).__name__)
             raise StoreUnavailable() from exc
 
     def dispose(self) -> None:
         """Also close this thread's own connections (others close as their threads end)."""
         for here in self._own or ():
-            if getattr(here, "connection", None) is not None and here.pid == os.getpid():
-                here.connection.close()
-            here.pid = here.connection = None
+            if getattr(here, "own", None) is not None:
+                here.own.close()
+                here.own = None
         super().dispose()
