@@ -17,6 +17,7 @@ import pytest
 from sms2fa_middleware import Identity, Settings
 from sms2fa_middleware.guard import PASS, PROTECTED, RULED, Guard, GuardOptions, Rule
 from sms2fa_middleware.guard.decision import Answer, Verdict
+from sms2fa_middleware.guard.rules import PLAIN, Need
 from sms2fa_middleware.testing import FakeFlowroute
 
 with contextlib.suppress(pytest.skip.Exception):  # no Django: its test is skipped
@@ -300,14 +301,14 @@ def test_decision_table(guard: Guard) -> None:
             else f"{name}={guard.signer.issue(ALICE, int(time.time() * 1000) - issued)}"
         )
         kind = guard.remember(path, path)
-        max_age = None
+        need = PLAIN
         if kind == RULED:
-            kind, max_age = guard.demand(path, path, method)
+            kind, need = guard.demand(path, path, method)
         if kind == PASS:
             verdict = Verdict(True)  # the adapter hands it to the app unread
         else:
             assert kind == PROTECTED
-            verdict = guard.decide(kind, who, None, cookie, True, max_age)
+            verdict = guard.decide(kind, who, None, cookie, True, need)
         to_app, deny_age = _expected(path, method, who, None if who is None else issued)
         if to_app:
             assert verdict.to_app, (path, method, who, age)
@@ -327,8 +328,8 @@ def test_hot_path_is_one_lookup_for_unruled_paths(guard: Guard) -> None:
     assert guard.remember("/elsewhere", "/elsewhere") == PASS
     assert guard.kinds["/elsewhere"] == PASS and "/elsewhere" not in guard.paths.demands
     assert guard.remember("/reports", "/reports") == RULED
-    assert guard.demand("/reports", "/reports", "GET") == (PASS, None)
-    assert guard.demand("/reports", "/reports", "POST") == (PROTECTED, None)
+    assert guard.demand("/reports", "/reports", "GET") == (PASS, Need(False))
+    assert guard.demand("/reports", "/reports", "POST") == (PROTECTED, Need())
 
 
 def test_rules_from_a_mapping_and_their_errors() -> None:
@@ -410,6 +411,6 @@ def test_assume_verified_counts_as_a_fresh_code(guard: Guard) -> None:
 
     name = guard.cookie_for(True)
     old = f"{name}={guard.signer.issue(ALICE, int(time.time() * 1000) - TEN_MINUTES_MS)}"
-    assert not guard.decide(PROTECTED, ALICE, None, old, True, 300).to_app
+    assert not guard.decide(PROTECTED, ALICE, None, old, True, Need(max_age=300)).to_app
     with assume_verified():
-        assert guard.decide(PROTECTED, ALICE, None, old, True, 300).to_app
+        assert guard.decide(PROTECTED, ALICE, None, old, True, Need(max_age=300)).to_app

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from ..guard import PASS, PROTECTED, RULED
 from ..guard.decision import Verdict
 from ..guard.private import make_private
+from ..guard.rules import PLAIN, Need
 from ..identity import Identity
 from ..messages import MAX_BODY, Request, Response, too_large
 from .conf import check_order, installed
@@ -91,7 +92,12 @@ class SMS2FAMiddleware:
                 else self.identify(request)
             )
             identity = guard.identity(raw)
-        except Exception as exc:  # a bug in identify, or a value that is no identity
+            need = _need(request)
+            if need.pending:  # rules with a `when`: ask them about this request
+                request._sms2fa_need = need.resolve(
+                    [_sync_result(rule.when, request, identity) for rule in need.pending]
+                )
+        except Exception as exc:  # a bug in identify or a `when`, or a value that is no identity
             failure = exc
         if guard.revocations_stale():
             guard.refresh_revocations()
@@ -108,7 +114,12 @@ class SMS2FAMiddleware:
             else:  # request.user and most identify()s read the database: not on the loop
                 raw = await sync_to_async(self.identify)(request)
             identity = guard.identity(raw)
-        except Exception as exc:  # a bug in identify, or a value that is no identity
+            need = _need(request)
+            if need.pending:  # rules with a `when`: ask them about this request
+                request._sms2fa_need = need.resolve(
+                    [await _async_result(rule.when, request, identity) for rule in need.pending]
+                )
+        except Exception as exc:  # a bug in identify or a `when`, or a value that is no identity
             failure = exc
         if guard.revocations_stale():
             await sync_to_async(guard.refresh_revocations, thread_sensitive=False)()
@@ -128,11 +139,12 @@ class SMS2FAMiddleware:
             failure,
             request.META.get("HTTP_COOKIE", ""),
             request.is_secure(),
-            getattr(request, "_sms2fa_max_age", None),
+            _need(request),
         )
         if verdict.to_app:
             request.sms2fa = verdict.identity
             request._sms2fa_private = verdict.private
+            request._sms2fa_cookie = verdict.cookie
         return verdict
 
     def _answer(self, request: HttpRequest, verdict: Verdict) -> HttpResponse:
@@ -157,8 +169,10 @@ class SMS2FAMiddleware:
         kind = self._kinds.get(path)
         if kind is None:
             kind = self.guard.remember(path, path)
-        if kind == RULED:  # a rule with methods or a max_age: the method decides
-            kind, request._sms2fa_max_age = self.guard.demand(path, path, request.method or "GET")
+        if kind == RULED:  # a rule that says more than its path: the method decides
+            kind, need = self.guard.demand(path, path, request.method or "GET")
+            if kind != PASS:  # a route protected by name (process_view) needs no rule's pass
+                request._sms2fa_need = need
         request._sms2fa_kind = kind
         return kind
 
@@ -177,6 +191,9 @@ class SMS2FAMiddleware:
         # A verified page, when the decision says so: no shared cache may keep it.
         if getattr(request, "_sms2fa_private", False):
             make_private(response.headers)
+        cookie = getattr(request, "_sms2fa_cookie", None)
+        if cookie is not None:  # the session's last-seen time, renewed
+            response.cookies.load(cookie[1])
         for _, value in getattr(request, "_sms2fa_logged_out", ()):  # delete the cookie
             response.cookies.load(value)
         return response
@@ -195,6 +212,28 @@ class SMS2FAMiddleware:
         for _, value in self.guard.revoke_session(request.META.get("HTTP_COOKIE", "")):
             response.cookies.load(value)
         return response
+
+
+def _need(request: HttpRequest) -> Need:
+    """What the rules covering the request ask (set by ``_classify``; a path no rule
+    matches, or a route protected by name: a plain protected path)."""
+    need: Need = getattr(request, "_sms2fa_need", PLAIN)
+    return need
+
+
+def _sync_result(when: Any, request: HttpRequest, identity: Identity | None) -> bool:
+    """A rule's ``when`` asked about a request, from sync code (an async one through
+    ``async_to_sync``, as an async ``identify``)."""
+    if iscoroutinefunction(when):
+        return bool(async_to_sync(when)(request, identity))
+    return bool(when(request, identity))
+
+
+async def _async_result(when: Any, request: HttpRequest, identity: Identity | None) -> bool:
+    """A rule's ``when`` asked from async code: awaited, or a sync one in a thread."""
+    if iscoroutinefunction(when):
+        return bool(await when(request, identity))
+    return bool(await sync_to_async(when)(request, identity))
 
 
 def _logged_out(

@@ -49,8 +49,8 @@ class GuardOptions:
     """Everything a guard can be told; see the README's options paragraph for each one."""
 
     #: Pattern strings, and :class:`~.rules.Rule`\ s (or mappings ``{"path", "methods",
-    #: "max_age"}``). Normalised: the plain patterns only (a rule that says no more than its
-    #: path is one); the others are in :attr:`rules`.
+    #: "max_age", "idle", "when"}``). Normalised: the plain patterns only (a rule that says
+    #: no more than its path is one); the others are in :attr:`rules`.
     protect: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     prefix: str = "/sms2fa"
@@ -75,7 +75,10 @@ class GuardOptions:
     #: The region a national-format number from ``identify`` is read in (two letters);
     #: None: the settings' (deprecated there), which defaults to "US".
     default_region: str | None = None
-    #: Derived: the ``protect`` rules that limit methods or demand a max_age.
+    #: Seconds a verified session may go without a protected request before it must enter
+    #: a code again (None: no bound); a rule's own ``idle`` is stricter where it matches.
+    idle: int | None = None
+    #: Derived: the ``protect`` rules that say more than their path.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``trusted_origins`` parsed.
     origins: TrustedOrigins = field(init=False, repr=False)
@@ -96,6 +99,9 @@ class GuardOptions:
                 f"remember_for must be a positive number of seconds, at most "
                 f"{MAX_REMEMBER_FOR} (30 days: revocations are kept 31)"
             )
+        idle = self.idle
+        if idle is not None and (isinstance(idle, bool) or not isinstance(idle, int) or idle <= 0):
+            raise ValueError(f"idle must be a positive number of seconds or None, got {idle!r}")
         if self.revocation_interval < 0:
             raise ValueError("revocation_interval must not be negative")
         if self.anonymous not in ("guard", "app"):
