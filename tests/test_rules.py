@@ -1,6 +1,8 @@
-"""``protect`` rules: ``methods`` and ``max_age`` (step-up), decided in the guard's one
-decision, over WSGI (werkzeug's test client), ASGI (Starlette's TestClient) and Django; API
-clients get RFC 9470's ``insufficient_user_authentication`` challenge with ``max_age``."""
+"""``protect`` rules: ``methods``, ``max_age`` (step-up), ``idle`` and ``when``, decided in
+the guard's one decision, over WSGI (werkzeug's test client), ASGI (Starlette's TestClient)
+and Django; API clients get RFC 9470's ``insufficient_user_authentication`` challenge with
+``max_age``. Time moves through the verifier's clock (``Verifier(clock=...)``, which the
+guard's sessions read too), never by sleeping."""
 
 from __future__ import annotations
 
@@ -9,15 +11,18 @@ import itertools
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from sms2fa_middleware import Identity, Settings
+from sms2fa_middleware import Identity, Settings, Verifier
 from sms2fa_middleware.guard import PASS, PROTECTED, RULED, Guard, GuardOptions, Rule
 from sms2fa_middleware.guard.decision import Answer, Verdict
 from sms2fa_middleware.guard.rules import PLAIN, Need
+from sms2fa_middleware.store import Store
 from sms2fa_middleware.testing import FakeFlowroute
 
 with contextlib.suppress(pytest.skip.Exception):  # no Django: its test is skipped
@@ -58,16 +63,26 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 class Browser:
-    """One test client (werkzeug or Starlette's), the same few calls on both."""
+    """One test client (werkzeug or Starlette's), the same few calls on both. ``guard``: a
+    ready-made Guard (a fake clock, a counting store), else one from ``settings``."""
 
-    def __init__(self, kind: str, settings: Settings) -> None:
+    def __init__(
+        self,
+        kind: str,
+        settings: Settings | None = None,
+        guard: Guard | None = None,
+        protect: list[Any] | None = None,
+    ) -> None:
         self.kind = kind
+        options: dict[str, Any] = (
+            {"guard": guard} if guard is not None else {"protect": protect or PROTECT}
+        )
         if kind == "wsgi":
             from werkzeug.test import Client
 
             from sms2fa_middleware.wsgi import SMS2FAMiddleware as Wsgi
 
-            self.middleware: Any = Wsgi(wsgi_app, settings, protect=PROTECT, identify=identify)
+            self.middleware: Any = Wsgi(wsgi_app, settings, identify=identify, **options)
             self.client: Any = Client(self.middleware)
             self.origin = "http://localhost"
         else:
@@ -75,14 +90,16 @@ class Browser:
 
             from sms2fa_middleware.asgi import SMS2FAMiddleware as Asgi
 
-            self.middleware = Asgi(asgi_app, settings, protect=PROTECT, identify=identify)
+            self.middleware = Asgi(asgi_app, settings, identify=identify, **options)
             self.client = TestClient(self.middleware, follow_redirects=False)
             self.origin = "http://testserver"
         self.guard: Guard = self.middleware.guard
+        self._clients: dict[str, Any] = {}  # ASGI: one TestClient per client address
 
     def verified(self, ago_ms: int) -> None:
-        """A verified-session cookie for alice whose code was entered ``ago_ms`` ago."""
-        value = self.guard.signer.issue(ALICE, int(time.time() * 1000) - ago_ms)
+        """A verified-session cookie for alice whose code was entered ``ago_ms`` ago (by
+        the guard's clock)."""
+        value = self.guard.signer.issue(ALICE, int(self.guard.sessions.now_ms()) - ago_ms)
         name = self.guard.cookie_for(False)
         if self.kind == "wsgi":
             self.client.set_cookie(name, value, path="/")
@@ -95,13 +112,39 @@ class Browser:
         url: str,
         headers: dict[str, str] | None = None,
         data: dict[str, str] | None = None,
+        remote: str | None = None,
+        json_body: Any = None,
     ) -> tuple[int, Any, str]:
+        """One request (as alice unless ``x-user`` says otherwise), from ``remote`` (the
+        client address) when given."""
         headers = {"x-user": "alice", **(headers or {})}
         if self.kind == "wsgi":
-            response = self.client.open(url, method=method, headers=headers, data=data)
+            response = self.client.open(
+                url,
+                method=method,
+                headers=headers,
+                data=data,
+                json=json_body,
+                environ_overrides={"REMOTE_ADDR": remote} if remote else None,
+            )
             return response.status_code, response.headers, response.get_data(as_text=True)
-        response = self.client.request(method, url, headers=headers, data=data)
+        client = self.client
+        if remote is not None:
+            from starlette.testclient import TestClient
+
+            if remote not in self._clients:
+                self._clients[remote] = TestClient(
+                    self.middleware, follow_redirects=False, client=(remote, 50000)
+                )
+            client = self._clients[remote]
+        response = client.request(method, url, headers=headers, data=data, json=json_body)
         return response.status_code, response.headers, response.text
+
+    def set_cookies(self, headers: Any) -> list[str]:
+        """The Set-Cookie headers of a response."""
+        if self.kind == "wsgi":
+            return list(headers.getlist("set-cookie"))
+        return list(headers.get_list("set-cookie"))
 
 
 @pytest.fixture(params=["wsgi", "asgi"])
@@ -115,6 +158,9 @@ def _location_path(headers: Any) -> str:
 
 
 def test_step_up_on_a_post_only_rule(browser: Browser, fake_flowroute: FakeFlowroute) -> None:
+    """A session verified 10 minutes ago opens /account but is challenged on POST
+    /account/delete (max_age=300). After the code the browser gets a 303 back to the page
+    the post came from -- the post is not re-sent -- and posting again goes through."""
     browser.verified(TEN_MINUTES_MS)
     # A session verified 10 minutes ago opens /account, and GETs /account/delete (the
     # rule is POST/DELETE only; the plain /account pattern still protects it).
@@ -414,3 +460,334 @@ def test_assume_verified_counts_as_a_fresh_code(guard: Guard) -> None:
     assert not guard.decide(PROTECTED, ALICE, None, old, True, Need(max_age=300)).to_app
     with assume_verified():
         assert guard.decide(PROTECTED, ALICE, None, old, True, Need(max_age=300)).to_app
+
+
+# -- idle, when, and step-up by the JSON flow, on a clock the test moves -------------------
+
+
+class FakeClock:
+    """The verifier's clock -- and so the guard's sessions' -- moved by hand."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(timezone.utc)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+#: The Store's domain operations; those that write (a transaction is opened to write).
+STORE_CALLS = (
+    "put_code",
+    "delete_code",
+    "take_attempt",
+    "hit",
+    "reset",
+    "extend",
+    "revoke",
+    "purge",
+    "get_code",
+    "peek",
+    "revocations_since",
+    "transaction",
+)
+STORE_WRITES = frozenset(STORE_CALLS) - {"get_code", "peek", "revocations_since"}
+
+
+class CountingStore(Store):
+    """A real Store (the test's SQLite file or PostgreSQL database) that counts the calls
+    of its domain operations, by name."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(database_url)
+        self.calls: Counter[str] = Counter()
+
+    def writes(self) -> int:
+        return sum(n for name, n in self.calls.items() if name in STORE_WRITES)
+
+
+def _counting(name: str) -> Callable[..., Any]:
+    def method(self: CountingStore, *args: Any, **kwargs: Any) -> Any:
+        self.calls[name] += 1
+        return getattr(Store, name)(self, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in STORE_CALLS:
+    setattr(CountingStore, _name, _counting(_name))
+
+IDLE_PROTECT: list[Any] = [
+    "/account",
+    {"path": "/account/settings", "idle": 900},
+    {"path": "/account/delete", "methods": ["POST"], "max_age": 300},
+]
+Timed = Callable[..., tuple[Browser, FakeClock, CountingStore]]
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def timed() -> Any:
+    """Builds (a Browser, its clock, its counting store) for an adapter, settings and
+    protect entries; the stores are closed after the test."""
+    stores: list[CountingStore] = []
+
+    def build(
+        kind: str, settings: Settings, protect: list[Any], **options: Any
+    ) -> tuple[Browser, FakeClock, CountingStore]:
+        clock, store = FakeClock(), CountingStore(settings.database_url)
+        stores.append(store)
+        verifier = Verifier(settings, store=store, clock=clock)
+        guard = Guard(verifier=verifier, protect=protect, **options)
+        return Browser(kind, guard=guard), clock, store
+
+    yield build
+    for store in stores:
+        store.dispose()
+
+
+def _post_code(browser: Browser, challenge: str, next_url: str, code: str) -> tuple[int, Any]:
+    """Open the challenge page, then post ``code`` with its token: (status, headers)."""
+    status, _, page = browser.call("GET", challenge, PAGE)
+    assert status == 200, page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    action = re.search(r'<form[^>]*action="([^"]+)"', page)
+    assert token is not None and action is not None
+    status, headers, _ = browser.call(
+        "POST",
+        action.group(1).replace("&amp;", "&"),
+        {**PAGE, "origin": browser.origin},
+        {"csrf_token": token.group(1), "next": next_url, "code": code},
+    )
+    return status, headers
+
+
+def test_idle_session_unused_16_minutes_is_challenged(
+    kind: str,
+    make_settings: Callable[..., Settings],
+    fake_flowroute: FakeFlowroute,
+    timed: Timed,
+) -> None:
+    """idle=900 on /account/settings: a session unused for 16 minutes is challenged there
+    (the page says why); the right code sends the browser back (303) to the page, which
+    opens. On SQLite and on PostgreSQL."""
+    browser, clock, _ = timed(kind, make_settings(), IDLE_PROTECT)
+    browser.verified(0)
+    assert browser.call("GET", "/account/settings", PAGE)[2] == "app GET /account/settings"
+    clock.advance(15 * 60 - 1)  # just within idle: still verified
+    assert browser.call("GET", "/account/settings", PAGE)[0] == 200
+
+    clock.advance(16 * 60)
+    status, headers, _ = browser.call("GET", "/account/settings", PAGE)
+    assert status == 303
+    challenge = _location_path(headers)
+    assert challenge == "/sms2fa/challenge?idle=900&next=%2Faccount%2Fsettings", challenge
+    _, _, page = browser.call("GET", challenge, PAGE)
+    assert "You have been away for more than 15 minutes" in page
+    code = fake_flowroute.last_code(ALICE.recipient or "")
+    status, headers = _post_code(browser, challenge, "/account/settings", code)
+    assert status == 303 and _location_path(headers) == "/account/settings"
+    assert browser.call("GET", "/account/settings", PAGE)[2] == "app GET /account/settings"
+
+
+def test_idle_session_used_every_5_minutes_for_an_hour(
+    kind: str, sms2fa_settings: Settings, fake_flowroute: FakeFlowroute, timed: Timed
+) -> None:
+    """Used every 5 minutes for an hour, an idle=900 session is never challenged, and the
+    verified path writes nothing to the store: the cookie's signed last-seen is renewed
+    (a Set-Cookie on the app's response) at most once a minute. The renewal does not
+    make the code younger: max_age still counts from when it was entered."""
+    browser, clock, store = timed(kind, sms2fa_settings, IDLE_PROTECT)
+    browser.verified(0)
+    assert browser.call("GET", "/account/settings", PAGE)[0] == 200
+    store.calls.clear()
+    name = browser.guard.cookie_for(False)
+    for step in range(12):
+        clock.advance(5 * 60)
+        status, headers, body = browser.call("GET", "/account/settings", PAGE)
+        assert (status, body) == (200, "app GET /account/settings"), step
+        renewed = browser.set_cookies(headers)
+        assert len(renewed) == 1 and renewed[0].startswith(f"{name}="), renewed
+        assert len(renewed[0].split(";")[0].split(".")) == 4  # issued.id.last-seen.signature
+        assert "HttpOnly" in renewed[0] and "SameSite=Lax" in renewed[0]
+        left = int(re.search(r"Max-Age=(\d+)", renewed[0]).group(1))  # type: ignore[union-attr]
+        # The session's lifetime is not extended (a second's slack: ms rounded down).
+        assert 0 <= 12 * 3600 - (step + 1) * 300 - step * 30 - left <= 1, left
+        clock.advance(30)  # within the minute: the cookie is not sent again
+        status, headers, _ = browser.call("GET", "/account", PAGE)
+        assert status == 200 and browser.set_cookies(headers) == []
+    assert store.writes() == 0, store.calls
+    assert set(store.calls) <= {"revocations_since"}, store.calls  # the backstop read only
+    assert not fake_flowroute.messages
+
+    # Active for an hour, but the code is an hour old: a max_age=300 rule still steps up.
+    status, headers, _ = browser.call("POST", "/account/delete", API)
+    assert status == 401 and "max_age=300" in str(headers)
+
+
+def test_idle_api_client_gets_a_plain_401_with_idle(
+    kind: str, sms2fa_settings: Settings, timed: Timed
+) -> None:
+    browser, clock, _ = timed(kind, sms2fa_settings, IDLE_PROTECT)
+    browser.verified(0)
+    clock.advance(16 * 60)
+    status, headers, body = browser.call("GET", "/account/settings", API)
+    data = json.loads(body)
+    assert status == 401 and data["idle"] == 900 and "max_age" not in data
+    assert data["challenge"] == "/sms2fa/challenge?idle=900&next=%2Faccount%2Fsettings"
+    assert "insufficient_user_authentication" not in str(headers)  # RFC 9470 has no idle
+
+
+def test_the_middleware_idle_and_the_strictest_rule(
+    sms2fa_settings: Settings, timed: Timed
+) -> None:
+    """``idle=600`` on the middleware applies to every protected path; a rule's smaller
+    idle wins where it matches, a larger one does not loosen it."""
+    protect = [
+        "/account",
+        {"path": "/account/settings", "idle": 900},
+        {"path": "/account/keys", "idle": 120},
+    ]
+    browser, clock, _ = timed("wsgi", sms2fa_settings, protect, idle=600)
+    guard = browser.guard
+    cookie = f"{guard.cookie_for(False)}={guard.signer.issue(ALICE, int(guard.sessions.now_ms()))}"
+
+    def to_app(path: str) -> bool:
+        kind = guard.remember(path, path)
+        need = guard.demand(path, path, "GET")[1] if kind == RULED else PLAIN
+        return guard.decide(PROTECTED, ALICE, None, cookie, False, need).to_app
+
+    clock.advance(3 * 60)
+    assert to_app("/account") and to_app("/account/settings") and not to_app("/account/keys")
+    clock.advance(8 * 60)  # 11 minutes unused: past the middleware's 600
+    assert not to_app("/account") and not to_app("/account/settings")
+
+
+def outside_office(request: Any, identity: Identity | None) -> bool:
+    """A ``when``: the rule applies outside the office network (10.1.0.0/16). The client
+    address as each framework gives it: werkzeug, Django, Starlette."""
+    import ipaddress
+
+    if hasattr(request, "remote_addr"):
+        address = request.remote_addr
+    elif hasattr(request, "META"):
+        address = request.META.get("REMOTE_ADDR")
+    else:
+        address = request.client.host if request.client else None
+    try:
+        return ipaddress.ip_address(address or "") not in ipaddress.ip_network("10.1.0.0/16")
+    except ValueError:
+        return True  # no address, or not an IP: not the office
+
+
+async def outside_office_async(request: Any, identity: Identity | None) -> bool:
+    return outside_office(request, identity)
+
+
+def broken_when(request: Any, identity: Identity | None) -> bool:
+    raise RuntimeError("a bug in a when")
+
+
+@pytest.mark.parametrize("when", ["test_rules.outside_office", "test_rules:outside_office_async"])
+def test_when_exempts_the_office_network(
+    kind: str, sms2fa_settings: Settings, fake_flowroute: FakeFlowroute, when: str
+) -> None:
+    """A rule whose ``when`` (a dotted path; sync or async) exempts 10.1.0.0/16: from there
+    an unverified request goes to the app; from anywhere else it is challenged."""
+    browser = Browser(kind, sms2fa_settings, protect=[{"path": "/admin", "when": when}])
+    for headers in (PAGE, API, {**API, "x-user": ""}):
+        status, _, body = browser.call("GET", "/admin", headers, remote="10.1.2.3")
+        assert (status, body) == (200, "app GET /admin"), headers
+    status, _, body = browser.call("GET", "/admin", API, remote="203.0.113.9")
+    assert status == 401 and json.loads(body)["reason"] == "VerificationRequired"
+    status, headers, _ = browser.call("GET", "/admin", PAGE, remote="203.0.113.9")
+    assert status == 303
+    assert _location_path(headers) == "/sms2fa/challenge?next=%2Fadmin"
+    assert fake_flowroute.messages  # a code was sent to the one outside
+    status, _, _ = browser.call("GET", "/admin", {**API, "x-user": ""}, remote="203.0.113.9")
+    assert status == 401  # anonymous outside: log in first
+
+
+def test_when_that_raises_fails_closed(
+    kind: str, sms2fa_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = Browser(kind, sms2fa_settings, protect=[Rule("/admin", when=broken_when)])
+    status, _, body = browser.call("GET", "/admin", API)
+    assert status == 500 and "a bug in a when" not in body
+    assert "a bug in a when" in caplog.text  # logged for the developer
+
+
+def test_when_rules_from_a_mapping_and_the_strictest() -> None:
+    options = GuardOptions.from_mapping(
+        {
+            "protect": [
+                {"path": "/a", "when": "test_rules.outside_office", "idle": 60},
+                {"path": "/a", "methods": ["POST"], "max_age": 300, "idle": 900},
+                {"path": "/a", "max_age": 600},
+            ],
+            "idle": 3600,
+        }
+    )
+    assert options.idle == 3600 and options.rules[0].when is outside_office
+    guard_paths = __import__("sms2fa_middleware.guard.paths", fromlist=["PathPolicy"])
+    paths = guard_paths.PathPolicy((), (), "/sms2fa", options.rules)
+    assert paths.remember("/a", "/a") == RULED
+    kind, need = paths.demand("/a", "/a", "POST")
+    assert (kind, need.max_age, need.idle, len(need.pending)) == (PROTECTED, 300, 900, 1)
+    assert need.resolve([True]) == Need(True, 300, 60)  # the when-true rule's idle: smaller
+    assert need.resolve([False]) == Need(True, 300, 900)
+    only_when = GuardOptions(protect=[{"path": "/b", "when": outside_office}]).rules
+    paths = guard_paths.PathPolicy((), (), "/sms2fa", only_when)
+    paths.remember("/b", "/b")
+    kind, need = paths.demand("/b", "/b", "GET")
+    assert kind == PROTECTED and not need.protected and need.pending  # the guard must ask
+    assert not need.resolve([False]).protected and need.resolve([True]).protected
+    for bad in (
+        {"path": "/b", "idle": 0},
+        {"path": "/b", "idle": True},
+        {"path": "/b", "when": "no_such_module_here.f"},
+        {"path": "/b", "when": "test_rules.NO_SUCH_NAME"},
+        {"path": "/b", "when": 5},
+    ):
+        with pytest.raises(ValueError):
+            GuardOptions(protect=[bad])
+    with pytest.raises(ValueError):
+        GuardOptions(protect=["/a"], idle=-5)
+
+
+def test_api_client_completes_step_up_by_the_json_flow(
+    browser: Browser, fake_flowroute: FakeFlowroute
+) -> None:
+    """An API client verified 10 minutes ago gets RFC 9470's challenge with max_age=300 on
+    POST /account/delete, asks for a code, posts it as JSON, and the delete goes through
+    with the fresh cookie (its client re-sends the call)."""
+    browser.verified(TEN_MINUTES_MS)
+    status, headers, body = browser.call("POST", "/account/delete", API)
+    assert status == 401 and "max_age=300" in str(headers)
+    assert json.loads(body)["challenge"].startswith("/sms2fa/challenge?max_age=300")
+    origin = {**API, "origin": browser.origin}
+    status, _, body = browser.call("POST", "/sms2fa/challenge/send", origin, json_body={})
+    assert status == 200, body
+    code = fake_flowroute.last_code(ALICE.recipient or "")
+    status, headers, body = browser.call(
+        "POST", "/sms2fa/challenge", origin, json_body={"code": code}
+    )
+    assert status == 200 and json.loads(body)["verified"] is True
+    assert browser.set_cookies(headers)
+    status, _, body = browser.call("POST", "/account/delete", API)
+    assert (status, body) == (200, "app POST /account/delete")
+
+
+def test_step_up_page_says_why(browser: Browser) -> None:
+    browser.verified(TEN_MINUTES_MS)
+    status, _, page = browser.call("GET", "/sms2fa/challenge?max_age=300&next=/account", PAGE)
+    assert status == 200 and "This page needs a code from the last 5 minutes." in page
+    status = browser.call("GET", "/sms2fa/challenge?next=/account", PAGE)[0]
+    assert status == 303  # verified, no step-up asked: straight back
