@@ -83,7 +83,7 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
             if verdict.private or verdict.cookie:
                 start_response = _private(start_response, verdict.private, verdict.cookie)
             return self.app(environ, start_response)
-        request = _request(environ, read_body=verdict.reads_body)
+        request = request_from_environ(environ, read_body=verdict.reads_body)
         response = too_large() if request is None else guard.answer(verdict, request)
         return _respond(response, start_response, environ)
 
@@ -118,7 +118,9 @@ def _private(
     return start
 
 
-def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
+def request_from_environ(environ: WSGIEnvironment, read_body: bool) -> Request | None:
+    """The sans-IO request of a WSGI environ (its body read when ``read_body``: None if it
+    is larger than MAX_BODY)."""
     headers = {
         key[5:].replace("_", "-").lower(): value
         for key, value in environ.items()
@@ -174,4 +176,4 @@ def _respond(
     return [body]
 
 
-__all__ = ["ENVIRON_KEY", "MIDDLEWARE_KEY", "Identity", "SMS2FAMiddleware"]
+__all__ = ["ENVIRON_KEY", "MIDDLEWARE_KEY", "Identity", "SMS2FAMiddleware", "request_from_environ"]

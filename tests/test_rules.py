@@ -881,3 +881,167 @@ def _sync_run(make: Callable[[], Any]) -> Any:
     except StopIteration as done:
         return done.value
     raise AssertionError("the sync run awaited something")
+
+
+# -- route-level max_age: Flask, Starlette, FastAPI, Django ---------------------------------
+
+
+def _step_up_checks(call: Callable[..., tuple[int, Any, str]], origin: str) -> None:
+    """What a route with its own max_age=300 answers a session verified 10 minutes ago: a
+    browser goes to the challenge (``?max_age=300``), an API client gets 401 with RFC 9470's
+    header."""
+    status, headers, _ = call("POST", "/account/delete", {**PAGE, "origin": origin})
+    assert status == 303, headers
+    location = re.sub(r"^https?://[^/]+", "", headers["location"])
+    assert location.startswith("/sms2fa/challenge?max_age=300&next="), location
+    status, headers, _ = call("POST", "/account/delete", API)
+    assert status == 401
+    assert "insufficient_user_authentication" in str(headers) and "max_age=300" in str(headers)
+
+
+def test_flask_route_max_age(sms2fa_settings: Settings, fake_flowroute: FakeFlowroute) -> None:
+    from flask import Flask
+    from werkzeug.test import Client
+
+    from sms2fa_middleware.flask import verified_required
+    from sms2fa_middleware.wsgi import SMS2FAMiddleware as Wsgi
+
+    app = Flask(__name__)
+
+    @app.post("/account/delete")
+    @verified_required(max_age=300)
+    def delete() -> str:
+        return "deleted"
+
+    @app.get("/account")
+    @verified_required
+    def account() -> str:
+        return "account"
+
+    app.wsgi_app = Wsgi(app.wsgi_app, sms2fa_settings, protect=["/account"], identify=identify)  # type: ignore[method-assign]
+    guard = app.wsgi_app.guard
+    client = Client(app)
+
+    def call(method: str, url: str, headers: dict[str, str]) -> tuple[int, Any, str]:
+        response = client.open(url, method=method, headers={"x-user": "alice", **headers})
+        return response.status_code, response.headers, response.get_data(as_text=True)
+
+    old = guard.signer.issue(ALICE, int(guard.sessions.now_ms()) - TEN_MINUTES_MS)
+    client.set_cookie(guard.cookie_for(False), old, path="/")
+    assert call("GET", "/account", PAGE)[2] == "account"  # the plain decorator: no max_age
+    _step_up_checks(call, "http://localhost")
+    assert fake_flowroute.messages  # the browser's step-up sent a code
+    client.set_cookie(
+        guard.cookie_for(False), guard.signer.issue(ALICE, int(guard.sessions.now_ms())), path="/"
+    )
+    assert call("POST", "/account/delete", API)[2] == "deleted"
+    with pytest.raises(ValueError):
+        verified_required(max_age=0)
+
+
+@pytest.mark.parametrize("framework", ["starlette", "fastapi"])
+def test_starlette_and_fastapi_route_max_age(sms2fa_settings: Settings, framework: str) -> None:
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import PlainTextResponse
+    from starlette.testclient import TestClient
+
+    from sms2fa_middleware.asgi import SMS2FAMiddleware as Asgi
+    from sms2fa_middleware.starlette import require_verified, verified_required
+
+    if framework == "fastapi":
+        from fastapi import Depends, FastAPI
+
+        app: Any = FastAPI()
+
+        @app.post("/account/delete", response_class=PlainTextResponse)
+        def delete(who: Identity = Depends(require_verified(max_age=300))) -> str:
+            return f"deleted {who.auth_id}"
+
+        @app.get("/account", response_class=PlainTextResponse)
+        def account(who: Identity = Depends(require_verified)) -> str:
+            return f"account {who.auth_id}"
+
+    else:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        @verified_required(max_age=300)
+        async def delete_endpoint(request: StarletteRequest) -> PlainTextResponse:
+            return PlainTextResponse(f"deleted {request.state.sms2fa.auth_id}")
+
+        @verified_required
+        async def account_endpoint(request: StarletteRequest) -> PlainTextResponse:
+            return PlainTextResponse(f"account {request.state.sms2fa.auth_id}")
+
+        app = Starlette(
+            routes=[
+                Route("/account/delete", delete_endpoint, methods=["POST"]),
+                Route("/account", account_endpoint),
+            ]
+        )
+    wrapped = Asgi(app, sms2fa_settings, protect=["/account"], identify=identify)
+    guard = wrapped.guard
+    client = TestClient(wrapped, follow_redirects=False)
+
+    def call(method: str, url: str, headers: dict[str, str]) -> tuple[int, Any, str]:
+        response = client.request(method, url, headers={"x-user": "alice", **headers})
+        return response.status_code, response.headers, response.text
+
+    name = guard.cookie_for(False)
+    client.cookies.set(
+        name, guard.signer.issue(ALICE, int(guard.sessions.now_ms()) - TEN_MINUTES_MS)
+    )
+    assert call("GET", "/account", PAGE)[2] == "account alice"  # no max_age of its own
+    _step_up_checks(call, "http://testserver")
+    client.cookies.set(name, guard.signer.issue(ALICE, int(guard.sessions.now_ms())))
+    assert call("POST", "/account/delete", API)[2] == "deleted alice"
+
+
+def test_django_route_max_age(
+    request: pytest.FixtureRequest, fake_flowroute: FakeFlowroute
+) -> None:
+    """The Django decorator with max_age=300, sync and async views, behind the middleware
+    (the example project's settings: /account is protected)."""
+    pytest.importorskip("django")
+    from test_django import ALICE as DJANGO_ALICE
+    from test_django import ALICE_PHONE
+
+    request.getfixturevalue("sms2fa")
+    from django.contrib.auth import get_user_model
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from sms2fa_middleware.django import SMS2FAMiddleware as DjangoMiddleware
+    from sms2fa_middleware.django import verified_required
+    from sms2fa_middleware.django.conf import installed
+
+    @verified_required(max_age=300)
+    def delete(req: Any) -> HttpResponse:
+        return HttpResponse("deleted")
+
+    @verified_required(max_age=300)
+    async def adelete(req: Any) -> HttpResponse:
+        return HttpResponse("deleted")
+
+    guard = installed().guard
+    user = get_user_model().objects.get(username=DJANGO_ALICE)
+    who = Identity(str(user.pk), ALICE_PHONE)
+    name = guard.cookie_for(False)
+
+    def cookie(ago_ms: int) -> str:
+        return f"{name}={guard.signer.issue(who, int(guard.sessions.now_ms()) - ago_ms)}"
+
+    def call(ago_ms: int, headers: dict[str, str], view: Any) -> Any:
+        req = RequestFactory().post("/account/delete", HTTP_COOKIE=cookie(ago_ms), headers=headers)
+        req.user = user
+        middleware = DjangoMiddleware(view)
+        answer = middleware(req)
+        return asyncio.run(answer) if asyncio.iscoroutine(answer) else answer
+
+    for view in (delete, adelete):
+        old = call(TEN_MINUTES_MS, API, view)
+        assert old.status_code == 401 and "max_age=300" in str(old.headers.get("www-authenticate"))
+        assert "max_age=300" in str(old.headers)
+        page = call(TEN_MINUTES_MS, {**PAGE, "origin": "http://testserver"}, view)
+        assert page.status_code == 303 and "/sms2fa/challenge?max_age=300" in page["location"]
+        assert call(60_000, API, view).content == b"deleted"

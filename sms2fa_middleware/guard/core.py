@@ -18,10 +18,11 @@ from .flows.html import HtmlFlow
 from .flows.json import JsonFlow
 from .identity import Identities
 from .options import GuardOptions
-from .paths import PathPolicy
+from .paths import PROTECTED, PathPolicy
 from .refusals import Fresh, Refusals
 from .responses import internal_error, is_htmx, is_navigation, unavailable, wants_html
 from .routes import PrefixRoutes, mounted_api
+from .rules import Need
 from .sending import CodeSender
 from .sessions import Sessions, SessionSigner
 
@@ -158,6 +159,18 @@ class Guard:
             return self.refusals.verification_required(request, target, fresh)
         except StoreUnavailable as exc:
             return unavailable(request, exc)
+
+    def step_up(self, request: Request, identity: Identity, max_age: int) -> Verdict | None:
+        """A route's own ``max_age`` (``verified_required(max_age=300)``): None when the
+        session the middleware verified has a code at most ``max_age`` seconds old, else
+        the verdict a rule's ``max_age`` gets -- the same decision, no I/O. Its answer is
+        ``answer(verdict, request)`` (a browser: the challenge, a code is sent; an API
+        client: 401 with RFC 9470's header), which may do I/O: off the event loop."""
+        https = request.scheme in ("https", "wss")
+        verdict = self.decide(
+            PROTECTED, identity, None, request.header("cookie"), https, Need(max_age=max_age)
+        )
+        return None if verdict.to_app else verdict
 
     def handle_prefix(self, request: Request, identity: Identity | None) -> Response:
         """Answer a request under the prefix: the challenge page, its forms, or the API."""
