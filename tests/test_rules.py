@@ -1045,3 +1045,93 @@ def test_django_route_max_age(
         page = call(TEN_MINUTES_MS, {**PAGE, "origin": "http://testserver"}, view)
         assert page.status_code == 303 and "/sms2fa/challenge?max_age=300" in page["location"]
         assert call(60_000, API, view).content == b"deleted"
+
+
+# -- sms2fa rules check, and the remember_for warning ---------------------------------------
+
+from sms2fa_middleware.wsgi import SMS2FAMiddleware as _Wsgi  # noqa: E402
+
+#: An app for ``sms2fa rules check --app test_rules:RULES_APP`` (lazy: no settings needed).
+RULES_APP = _Wsgi(
+    wsgi_app,
+    protect=[
+        *PROTECT,
+        {"path": "/admin", "when": "test_rules.outside_office", "idle": 300},
+        {"path": "/account/settings", "idle": 900},
+    ],
+    exclude=["/account/public"],
+    idle=3600,
+    identify=identify,
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        (
+            "POST",
+            "/account/delete",
+            [
+                "POST /account/delete",
+                "  a plain protect pattern: every method, any verified session",
+                "  rule: path '/account/delete', methods DELETE,POST, max_age 300 s -- covers POST",
+                "effective: verification required, a code at most 300 s old, used within 3600 s",
+            ],
+        ),
+        (
+            "GET",
+            "/account/settings",
+            [
+                "GET /account/settings",
+                "  a plain protect pattern: every method, any verified session",
+                "  rule: path '/account/settings', idle 900 s -- covers GET",
+                "effective: verification required, any verified session, used within 900 s",
+            ],
+        ),
+        (
+            "GET",
+            "/reports",
+            [
+                "GET /reports",
+                "  rule: path '/reports', methods POST -- does not cover GET",
+                "effective: not protected for GET (to the app, unverified)",
+            ],
+        ),
+        (
+            "DELETE",
+            "/admin/users",
+            [
+                "DELETE /admin/users",
+                "  rule: path '/admin', idle 300 s, when test_rules.outside_office "
+                "-- covers DELETE",
+                "effective: protected only when a rule's when says true",
+                "  when test_rules.outside_office says true: verification required, any "
+                "verified session, used within 300 s",
+            ],
+        ),
+        (
+            "GET",
+            "/account/public",
+            [
+                "GET /account/public",
+                "  a plain protect pattern, but exclude wins",
+                "effective: not protected (to the app, unverified)",
+            ],
+        ),
+    ],
+)
+def test_sms2fa_rules_check(
+    method: str, path: str, expected: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sms2fa_middleware.cli import main
+
+    status = main(["rules", "check", "--method", method, path, "--app", "test_rules:RULES_APP"])
+    assert status == 0
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_remember_for_over_a_day_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    GuardOptions(protect=["/a"], remember_for=24 * 3600)
+    assert "remember_for" not in caplog.text
+    GuardOptions(protect=["/a"], remember_for=24 * 3600 + 1)
+    assert "remember_for is 86401 s" in caplog.text and "AAL2" in caplog.text

@@ -63,6 +63,12 @@ class GuardedApp(Generic[AppT, IdentifyT]):
         self._demand = self.paths.demand
 
     @property
+    def options(self) -> GuardOptions:
+        """The options (checked at once; no settings needed)."""
+        guard = self._guard
+        return guard.options if guard is not None else self._options
+
+    @property
     def guard(self) -> Guard:
         """The Guard, built on first use (settings read and checked then)."""
         guard = self._guard

@@ -25,7 +25,7 @@ from typing import ClassVar
 from ..identity import Identity
 from .identity import log_failure
 from .paths import PASS, PREFIX
-from .rules import PLAIN, Need
+from .rules import PLAIN, Need, strictest
 from .sessions import Session
 
 #: A websocket refused by policy closes with 1008; one whose identify failed, with 1011.
@@ -139,9 +139,7 @@ class Decider:
             return TO_APP_UNVERIFIED
         if identity is None and self.anonymous_to_app:
             return TO_APP_UNVERIFIED
-        max_age, idle = need.max_age, need.idle
-        if self.idle is not None and (idle is None or self.idle < idle):
-            idle = self.idle  # the strictest of the middleware's and the rules'
+        max_age, idle = need.max_age, strictest(need.idle, self.idle)  # the middleware's too
         session = self.session(cookie_header, https, identity)
         if session is not None and identity is not None:
             now = self.now_ms()

@@ -8,6 +8,7 @@ helper build it -- from keywords, or from a settings mapping such as Django's
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,12 @@ from ..policy import REVOCATION_RETENTION
 from .origins import TrustedOrigins
 from .rules import Rule, split_protect
 
+log = logging.getLogger("sms2fa")
+
 DEFAULT_REMEMBER_FOR = 12 * 3600
+#: A verified session longer than this is warned about at start-up: NIST SP 800-63B bounds
+#: how long an AAL2 session may go without reauthentication by a day or less.
+REMEMBER_FOR_WARNING = 24 * 3600
 #: A verified session may last at most this long: revocations are purged after
 #: REVOCATION_RETENTION, and a revoked session must expire before its revocation is gone
 #: (a day's margin for other hosts' clocks).
@@ -102,6 +108,13 @@ class GuardOptions:
         idle = self.idle
         if idle is not None and (isinstance(idle, bool) or not isinstance(idle, int) or idle <= 0):
             raise ValueError(f"idle must be a positive number of seconds or None, got {idle!r}")
+        if remember_for > REMEMBER_FOR_WARNING:
+            log.warning(
+                "sms2fa: remember_for is %d s: a verified session then lasts more than a day "
+                "without a new code, longer than NIST SP 800-63B allows at AAL2; consider a "
+                "shorter remember_for, and idle=",
+                remember_for,
+            )
         if self.revocation_interval < 0:
             raise ValueError("revocation_interval must not be negative")
         if self.anonymous not in ("guard", "app"):

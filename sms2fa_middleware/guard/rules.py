@@ -146,7 +146,8 @@ def split_protect(entries: Iterable[Any]) -> tuple[tuple[str, ...], tuple[Rule, 
     return tuple(patterns), tuple(rules)
 
 
-def _least(a: int | None, b: int | None) -> int | None:
+def strictest(a: int | None, b: int | None) -> int | None:
+    """The smaller of two bounds in seconds (None: no bound)."""
     return b if a is None else a if b is None else min(a, b)
 
 
@@ -164,7 +165,10 @@ class Need:
     def add(self, rule: Rule) -> Need:
         """This need with ``rule`` applying too (the strictest of both)."""
         return Need(
-            True, _least(self.max_age, rule.max_age), _least(self.idle, rule.idle), self.pending
+            True,
+            strictest(self.max_age, rule.max_age),
+            strictest(self.idle, rule.idle),
+            self.pending,
         )
 
     def resolve(self, applies: Iterable[bool]) -> Need:
@@ -203,4 +207,13 @@ class Demand:
         return need
 
 
-__all__ = ["PLAIN", "Demand", "Need", "Rule", "When", "import_callable", "split_protect"]
+__all__ = [
+    "PLAIN",
+    "Demand",
+    "Need",
+    "Rule",
+    "When",
+    "import_callable",
+    "split_protect",
+    "strictest",
+]
