@@ -333,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the protect rules ask of a request",
         description="Inspect the protect rules of the SMS2FAMiddleware around an app.",
     )
-    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rules_commands = rules.add_subparsers(
+        dest="rules_command", required=True, metavar="ACTION", help="check"
+    )
     rules_check = rules_commands.add_parser(
         "check",
         help="print the entries matching a request and what it must bring",

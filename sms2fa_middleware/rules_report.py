@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .app_routes import _chain
+from .app_routes import app_chain
 from .errors import ConfigurationError
 from .guard.options import GuardOptions
 from .guard.paths import PASS, PREFIX, PathPolicy, readings
@@ -22,7 +22,7 @@ def find_options(app: Any) -> GuardOptions:
     ``user_middleware``; Django: ``settings.SMS2FA``). ConfigurationError if there is none."""
     from .guard.app import GuardedApp
 
-    chain = _chain(app)
+    chain = app_chain(app)
     django_base = sys.modules.get("django.core.handlers.base")
     if django_base is not None and any(isinstance(o, django_base.BaseHandler) for o in chain):
         from .django.conf import installed

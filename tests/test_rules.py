@@ -1135,3 +1135,26 @@ def test_remember_for_over_a_day_is_warned_about(caplog: pytest.LogCaptureFixtur
     assert "remember_for" not in caplog.text
     GuardOptions(protect=["/a"], remember_for=24 * 3600 + 1)
     assert "remember_for is 86401 s" in caplog.text and "AAL2" in caplog.text
+
+
+def test_a_renewed_cookie_is_the_same_session(sms2fa_settings: Settings, timed: Timed) -> None:
+    """The renewed cookie keeps the session id: "log out this device" with either value
+    ends both, and a made-up last-seen does not verify."""
+    browser, clock, _ = timed("wsgi", sms2fa_settings, IDLE_PROTECT)
+    guard, https = browser.guard, False
+    first = guard.signer.issue(ALICE, int(guard.sessions.now_ms()))
+    name = guard.cookie_for(https)
+    session = guard.sessions.session(f"{name}={first}", https, ALICE)
+    assert session is not None and session.seen == session.issued
+    clock.advance(120)
+    header = guard.sessions.touch(session, https, ALICE, guard.sessions.now_ms())
+    assert header is not None
+    renewed = header[1].split(";")[0].split("=", 1)[1]
+    assert guard.signer.session_id(renewed) == guard.signer.session_id(first) is not None
+    issued, seen = guard.signer.times(renewed, ALICE) or (0, 0)
+    assert (issued, seen - issued) == (session.issued, 120_000)
+    forged = renewed.split(".")
+    forged[2] = f"{int(forged[2], 16) + 600_000:x}"  # a later last-seen, same signature
+    assert guard.signer.times(".".join(forged), ALICE) is None
+    guard.revoke_session(f"{name}={first}")  # this device, by the first value
+    assert guard.sessions.session(f"{name}={renewed}", https, ALICE) is None

@@ -15,7 +15,7 @@ from .. import route_checks
 from ..guard import Guard
 from ..guard.decision import Verdict
 from ..messages import Request
-from .middleware import SMS2FAMiddleware, _django, _request
+from .middleware import SMS2FAMiddleware, django_response, guard_request
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -32,7 +32,7 @@ def _stale(request: HttpRequest, max_age: int | None) -> tuple[Guard, Request, V
     middleware = getattr(request, "sms2fa_middleware", None)
     if max_age is None or identity is None or not isinstance(middleware, SMS2FAMiddleware):
         return None
-    sans_io = _request(request)
+    sans_io = guard_request(request)
     verdict = middleware.guard.step_up(sans_io, identity, max_age)
     return None if verdict is None else (middleware.guard, sans_io, verdict)
 
@@ -81,7 +81,7 @@ def verified_required(view: ViewT | None = None, *, max_age: int | None = None) 
 
 def _answer(guard: Guard, request: Request, verdict: Verdict) -> HttpResponseBase:
     """The step-up answer as a Django response (blocking: a code may be sent)."""
-    return _django(guard.answer(verdict, request))
+    return django_response(guard.answer(verdict, request))
 
 
 __all__ = ["verified_required"]

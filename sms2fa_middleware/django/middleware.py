@@ -154,11 +154,11 @@ class SMS2FAMiddleware:
         if verdict.reads_body:
             length = request.META.get("CONTENT_LENGTH") or "0"
             if length.isdigit() and int(length) > MAX_BODY:
-                return _django(too_large())
+                return django_response(too_large())
             body = request.body
             if len(body) > MAX_BODY:  # no Content-Length (chunked, under ASGI)
-                return _django(too_large())
-        return _django(self.guard.answer(verdict, _request(request, body)))
+                return django_response(too_large())
+        return django_response(self.guard.answer(verdict, guard_request(request, body)))
 
     def _classify(self, request: HttpRequest) -> int:
         """PASS, PROTECTED or PREFIX for Django's ``path_info`` (already decoded and relative
@@ -254,7 +254,7 @@ def _logged_out(
     request._sms2fa_logged_out = chosen.guard.revoke_session(request.META.get("HTTP_COOKIE", ""))
 
 
-def _request(request: HttpRequest, body: bytes = b"") -> Request:
+def guard_request(request: HttpRequest, body: bytes = b"") -> Request:
     """The sans-IO request for the guard: the path as Django routes it (``path_info``),
     the scheme as Django sees it (SECURE_PROXY_SSL_HEADER)."""
     meta = request.META
@@ -281,7 +281,7 @@ def _host(request: HttpRequest) -> str:
         return ""
 
 
-def _django(response: Response) -> HttpResponse:
+def django_response(response: Response) -> HttpResponse:
     """The guard's answer as a Django response; cookies go to ``response.cookies`` (Django
     writes each as its own Set-Cookie header)."""
     out = HttpResponse(response.body, status=response.status)
@@ -294,4 +294,4 @@ def _django(response: Response) -> HttpResponse:
     return out
 
 
-__all__ = ["SMS2FAMiddleware"]
+__all__ = ["SMS2FAMiddleware", "django_response", "guard_request"]
