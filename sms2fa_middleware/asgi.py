@@ -31,7 +31,7 @@ from . import Identity
 from .asgi_io import read_request, request_from_scope, send_response
 from .guard import PASS, RULED, Guard, GuardedApp, private_raw_headers
 from .guard.paths import app_root_paths, asgi_route_path
-from .guard.rules import PLAIN, Need
+from .guard.rules import PLAIN, Need, WhenFailed
 from .messages import too_large
 from .settings import Settings
 from .threads import SENDS, WORK
@@ -150,12 +150,15 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
 async def _asked(when: Any, connection: HTTPConnection, identity: Identity | None) -> bool:
     """A rule's ``when`` asked about a request: an async one awaited, a sync one in a worker
     thread (as ``identify``: it may read a database)."""
-    if _is_async(when):
-        return bool(await when(connection, identity))
-    result = await WORK.run(when, connection, identity)
-    if inspect.isawaitable(result):
-        result = await result
-    return bool(result)
+    try:
+        if _is_async(when):
+            return bool(await when(connection, identity))
+        result = await WORK.run(when, connection, identity)
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+    except Exception as exc:
+        raise WhenFailed(when) from exc
 
 
 def _is_async(identify: Any) -> bool:

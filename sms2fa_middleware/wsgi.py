@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from . import Identity
 from .guard import PASS, RULED, GuardedApp, private_headers
 from .guard.paths import wsgi_route_path
-from .guard.rules import PLAIN
+from .guard.rules import PLAIN, WhenFailed
 from .messages import MAX_BODY, Request, Response, too_large, wire
 
 if TYPE_CHECKING:
@@ -91,10 +91,13 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
 def _result(when: Any, request: WerkzeugRequest, identity: Identity | None) -> bool:
     """A rule's ``when`` asked about a request (an async one run to completion here: a WSGI
     worker has no event loop of its own)."""
-    result = when(request, identity)
-    if inspect.isawaitable(result):
-        result = asyncio.run(_awaited(result))
-    return bool(result)
+    try:
+        result = when(request, identity)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_awaited(result))
+        return bool(result)
+    except Exception as exc:
+        raise WhenFailed(when) from exc
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:

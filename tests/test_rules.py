@@ -722,7 +722,9 @@ def test_when_that_raises_fails_closed(
     browser = Browser(kind, sms2fa_settings, protect=[Rule("/admin", when=broken_when)])
     status, _, body = browser.call("GET", "/admin", API)
     assert status == 500 and "a bug in a when" not in body
-    assert "a bug in a when" in caplog.text  # logged for the developer
+    # Logged for the developer: which when, what it raised and where (not its message).
+    assert "the when of a protect rule (test_rules.broken_when) raised RuntimeError" in caplog.text
+    assert 'raise RuntimeError("a bug in a when")' in caplog.text
 
 
 def test_when_rules_from_a_mapping_and_the_strictest() -> None:

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from ..guard import PASS, PROTECTED, RULED
 from ..guard.decision import Verdict
 from ..guard.private import make_private
-from ..guard.rules import PLAIN, Need
+from ..guard.rules import PLAIN, Need, WhenFailed
 from ..identity import Identity
 from ..messages import MAX_BODY, Request, Response, too_large
 from .conf import check_order, installed
@@ -224,16 +224,22 @@ def _need(request: HttpRequest) -> Need:
 def _sync_result(when: Any, request: HttpRequest, identity: Identity | None) -> bool:
     """A rule's ``when`` asked about a request, from sync code (an async one through
     ``async_to_sync``, as an async ``identify``)."""
-    if iscoroutinefunction(when):
-        return bool(async_to_sync(when)(request, identity))
-    return bool(when(request, identity))
+    try:
+        if iscoroutinefunction(when):
+            return bool(async_to_sync(when)(request, identity))
+        return bool(when(request, identity))
+    except Exception as exc:
+        raise WhenFailed(when) from exc
 
 
 async def _async_result(when: Any, request: HttpRequest, identity: Identity | None) -> bool:
     """A rule's ``when`` asked from async code: awaited, or a sync one in a thread."""
-    if iscoroutinefunction(when):
-        return bool(await when(request, identity))
-    return bool(await sync_to_async(when)(request, identity))
+    try:
+        if iscoroutinefunction(when):
+            return bool(await when(request, identity))
+        return bool(await sync_to_async(when)(request, identity))
+    except Exception as exc:
+        raise WhenFailed(when) from exc
 
 
 def _logged_out(

@@ -51,6 +51,15 @@ def import_callable(path: str) -> Any:
     return found
 
 
+class WhenFailed(Exception):
+    """A rule's ``when`` raised (the exception is the cause): the request fails closed, as
+    when ``identify`` raises (a 500, logged without the exception's message)."""
+
+    def __init__(self, when: Any) -> None:
+        name = f"{getattr(when, '__module__', '?')}.{getattr(when, '__qualname__', when)}"
+        super().__init__(f"the when of a protect rule ({name}) raised")
+
+
 @dataclass(frozen=True)
 class Rule:
     """One ``protect`` entry: ``path`` (a pattern, as a plain entry), optionally limited to
@@ -213,6 +222,7 @@ __all__ = [
     "Need",
     "Rule",
     "When",
+    "WhenFailed",
     "import_callable",
     "split_protect",
     "strictest",
