@@ -131,10 +131,16 @@ def needs_recent_code(seconds: int) -> str:
 
 def idle_too_long(seconds: int) -> str:
     """Why a verified user sees the challenge again: the session sat unused (``idle``)."""
+    if seconds % 60:
+        return _n(
+            "You have been away for more than {n} second, so this page needs a new code.",
+            "You have been away for more than {n} seconds, so this page needs a new code.",
+            seconds,
+        )
     return _n(
         "You have been away for more than {n} minute, so this page needs a new code.",
         "You have been away for more than {n} minutes, so this page needs a new code.",
-        max(1, seconds // 60),
+        seconds // 60,
     )
 
 

@@ -1160,3 +1160,13 @@ def test_a_renewed_cookie_is_the_same_session(sms2fa_settings: Settings, timed: 
     assert guard.signer.times(".".join(forged), ALICE) is None
     guard.revoke_session(f"{name}={first}")  # this device, by the first value
     assert guard.sessions.session(f"{name}={renewed}", https, ALICE) is None
+
+
+def test_why_the_page_is_shown_again() -> None:
+    from sms2fa_middleware import text
+
+    assert text.needs_recent_code(300) == "This page needs a code from the last 5 minutes."
+    assert text.needs_recent_code(60) == "This page needs a code from the last minute."
+    assert text.needs_recent_code(90) == "This page needs a code from the last 90 seconds."
+    assert text.idle_too_long(900).startswith("You have been away for more than 15 minutes")
+    assert text.idle_too_long(45).startswith("You have been away for more than 45 seconds")
