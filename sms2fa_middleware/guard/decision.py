@@ -114,6 +114,8 @@ class Decider:
         self.idle = idle
         #: Whether any ``idle`` is configured: only then is the last-seen time renewed.
         self.tracks_idle = tracks_idle or idle is not None
+        #: A verified session passes a plain protected path with no clock read.
+        self._plain_passes = not self.tracks_idle
 
     def __call__(
         self,
@@ -139,13 +141,13 @@ class Decider:
             return TO_APP_UNVERIFIED
         if identity is None and self.anonymous_to_app:
             return TO_APP_UNVERIFIED
+        session = self.session(cookie_header, https, identity)
+        if session is not None and need is PLAIN and self._plain_passes:
+            return Verdict(True, identity, self.private_responses)  # the usual case: no clock
         max_age, idle = need.max_age, need.idle
         if self.idle is not None:
             idle = strictest(idle, self.idle)  # the middleware's own, when stricter
-        session = self.session(cookie_header, https, identity)
         if session is not None and identity is not None:
-            if max_age is None and idle is None and not self.tracks_idle:
-                return Verdict(True, identity, self.private_responses)  # the usual case
             now = self.now_ms()
             if session.meets(max_age, idle, now):
                 cookie = self.touch(session, https, identity, now) if self.tracks_idle else None

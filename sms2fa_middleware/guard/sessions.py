@@ -204,6 +204,7 @@ class Sessions:
         self._verified: dict[tuple[str, bool, str, str], Session] = {}
         #: The wall clock in ms (the verifier's clock: tests move it).
         self.now_ms = wall_ms(verifier.clock)
+        self._real_clock = type(verifier.clock) is SystemClock  # read inline: a call less
         self._revocations_seen = datetime.now(timezone.utc) - timedelta(seconds=remember_for)
         self._next_refresh = 0.0
         # Sessions are accepted until this moment (monotonic): the start of the last good
@@ -291,7 +292,8 @@ class Sessions:
                 if self._session_revoked(session.value):  # revoked meanwhile: its clear()
                     self._verified.pop(key, None)  # ran first
                     return None
-        issued, now_ms = session.issued, self.now_ms()
+        issued = session.issued
+        now_ms = time.time() * 1000 if self._real_clock else self.now_ms()
         if issued + self.remember_for * 1000 < now_ms or issued > now_ms + 60_000:
             return None
         revoked = self._revoked.get(identity.auth_id)
