@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from ..identity import Identity
 from .identity import log_failure
@@ -41,9 +41,9 @@ class Answer(enum.Enum):
     # or the challenge
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the adapter does with a request.
+class Verdict(NamedTuple):
+    """What the adapter does with a request. A NamedTuple, not a frozen dataclass: one is
+    made per protected request, and a tuple is built in a third of the time.
 
     ``to_app``: hand it to the app, attaching ``identity`` when it is set (verified) and
     marking the response private when ``private`` is, and adding ``cookie`` (a Set-Cookie
