@@ -739,15 +739,16 @@ def test_when_rules_from_a_mapping_and_the_strictest() -> None:
         }
     )
     assert options.idle == 3600 and options.rules[0].when is outside_office
-    guard_paths = __import__("sms2fa_middleware.guard.paths", fromlist=["PathPolicy"])
-    paths = guard_paths.PathPolicy((), (), "/sms2fa", options.rules)
+    from sms2fa_middleware.guard.paths import PathPolicy
+
+    paths = PathPolicy((), (), "/sms2fa", options.rules)
     assert paths.remember("/a", "/a") == RULED
     kind, need = paths.demand("/a", "/a", "POST")
     assert (kind, need.max_age, need.idle, len(need.pending)) == (PROTECTED, 300, 900, 1)
     assert need.resolve([True]) == Need(True, 300, 60)  # the when-true rule's idle: smaller
     assert need.resolve([False]) == Need(True, 300, 900)
     only_when = GuardOptions(protect=[{"path": "/b", "when": outside_office}]).rules
-    paths = guard_paths.PathPolicy((), (), "/sms2fa", only_when)
+    paths = PathPolicy((), (), "/sms2fa", only_when)
     paths.remember("/b", "/b")
     kind, need = paths.demand("/b", "/b", "GET")
     assert kind == PROTECTED and not need.protected and need.pending  # the guard must ask
