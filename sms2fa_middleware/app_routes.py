@@ -41,7 +41,7 @@ def load_app(target: str) -> Any:
     raise ConfigurationError(f"{module_name!r} has no {' or '.join(names)!r}")
 
 
-def _chain(app: Any, limit: int = 32) -> list[Any]:
+def app_chain(app: Any, limit: int = 32) -> list[Any]:
     """``app`` and what it wraps: middleware's ``.app``, Flask's ``.wsgi_app`` (a bound
     method's ``__self__``)."""
     seen: dict[int, Any] = {}
@@ -88,7 +88,7 @@ def check_app(
     """The start-up check of a Flask, Starlette/FastAPI or Django app (a Django WSGI/ASGI
     handler: ``settings.SMS2FA`` is read), found through the middleware wrapping it.
     ``protect``/``exclude`` default to the wrapping SMS2FAMiddleware's."""
-    chain = _chain(app)
+    chain = app_chain(app)
     django_base = sys.modules.get("django.core.handlers.base")
     if django_base is not None and any(isinstance(o, django_base.BaseHandler) for o in chain):
         from .django import check_routes as check_django
@@ -116,4 +116,4 @@ def check_app(
     )
 
 
-__all__ = ["check_app", "load_app"]
+__all__ = ["app_chain", "check_app", "load_app"]

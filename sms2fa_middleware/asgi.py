@@ -31,6 +31,7 @@ from . import Identity
 from .asgi_io import read_request, request_from_scope, send_response
 from .guard import PASS, RULED, Guard, GuardedApp, private_raw_headers
 from .guard.paths import app_root_paths, asgi_route_path
+from .guard.rules import PLAIN, Need, WhenFailed
 from .messages import too_large
 from .settings import Settings
 from .threads import SENDS, WORK
@@ -78,14 +79,14 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         if kind == PASS:
             await self.app(scope, receive, send)  # the hot path: one dict lookup
             return
-        max_age = None
-        if kind == RULED:  # a rule with methods or a max_age: the method decides
+        need = PLAIN
+        if kind == RULED:  # a rule that says more than its path: the method decides
             # A websocket's handshake is a GET.
-            kind, max_age = self._demand(path, path, scope.get("method", "GET"))
+            kind, need = self._demand(path, path, scope.get("method", "GET"))
             if kind == PASS:
                 await self.app(scope, receive, send)
                 return
-        await self._guarded(scope, receive, send, path, kind, max_age)
+        await self._guarded(scope, receive, send, path, kind, need)
 
     async def _guarded(
         self,
@@ -94,13 +95,20 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         send: Send,
         path: str,
         kind: int,
-        max_age: int | None = None,
+        need: Need = PLAIN,
     ) -> None:
         guard = self.guard
         identity, failure = None, None
+        connection = (
+            StarletteRequest(scope, receive) if scope["type"] == "http" else HTTPConnection(scope)
+        )
         try:
-            identity = guard.identity(await self._identity(scope, receive))
-        except Exception as exc:  # a bug in identify, or a value that is no identity
+            identity = guard.identity(await self._identity(connection))
+            if need.pending:  # rules with a `when`: ask them about this request
+                need = need.resolve(
+                    [await _asked(rule.when, connection, identity) for rule in need.pending]
+                )
+        except Exception as exc:  # a bug in identify or a `when`, or a value that is no identity
             failure = exc
         if guard.revocations_stale():
             await WORK.run(guard.refresh_revocations)
@@ -110,12 +118,13 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
             failure,
             _cookie_header(scope),
             scope.get("scheme") in ("https", "wss"),
-            max_age,
+            need,
         )
         if verdict.to_app:
             scope["state"][STATE_KEY] = verdict.identity
-            private = verdict.private and scope["type"] == "http"
-            await self.app(scope, receive, _private(send) if private else send)
+            if scope["type"] == "http" and (verdict.private or verdict.cookie):
+                send = _private(send, verdict.private, verdict.cookie)
+            await self.app(scope, receive, send)
         elif scope["type"] == "websocket":  # no HTTP answer on a websocket: close it
             await send({"type": "websocket.close", "code": verdict.close_code})
         else:
@@ -129,10 +138,7 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
             )
             await send_response(send, response, head=scope["method"] == "HEAD")
 
-    async def _identity(self, scope: Scope, receive: Receive) -> Identity | None:
-        connection = (
-            StarletteRequest(scope, receive) if scope["type"] == "http" else HTTPConnection(scope)
-        )
+    async def _identity(self, connection: HTTPConnection) -> Identity | None:
         if self._identify_async:
             return await self.identify(connection)  # type: ignore[arg-type,misc,no-any-return]
         result = await WORK.run(self.identify, connection)
@@ -141,21 +147,40 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
         return result
 
 
+async def _asked(when: Any, connection: HTTPConnection, identity: Identity | None) -> bool:
+    """A rule's ``when`` asked about a request: an async one awaited, a sync one in a worker
+    thread (as ``identify``: it may read a database)."""
+    try:
+        if _is_async(when):
+            return bool(await when(connection, identity))
+        result = await WORK.run(when, connection, identity)
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+    except Exception as exc:
+        raise WhenFailed(when) from exc
+
+
 def _is_async(identify: Any) -> bool:
     return inspect.iscoroutinefunction(identify) or inspect.iscoroutinefunction(
         getattr(identify, "__call__", None)  # noqa: B004 (an object with async __call__)
     )
 
 
-def _private(send: Send) -> Send:
+def _private(send: Send, private: bool = True, cookie: tuple[str, str] | None = None) -> Send:
     """``send`` that marks the app's response private (Vary: Cookie and Cache-Control:
-    private, see :func:`~sms2fa_middleware.guard.private_raw_headers`)."""
+    private, see :func:`~sms2fa_middleware.guard.private_raw_headers`) and/or adds the
+    renewed session cookie."""
+    extra = [] if cookie is None else [(cookie[0].encode(), cookie[1].encode("latin-1"))]
 
     # Not a coroutine function: it hands back send's own awaitable, one frame fewer per
     # message. The start message gets a new headers list; the app's own list is left alone.
     def private_send(message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
-            message["headers"] = private_raw_headers(message.get("headers", ()))
+            headers = message.get("headers", ())
+            if private:
+                headers = private_raw_headers(headers)
+            message["headers"] = [*headers, *extra] if extra else headers
         return send(message)
 
     return private_send

@@ -1,4 +1,4 @@
-"""The sms2fa command: serve, demo, migrate, purge, check-routes."""
+"""The sms2fa command: serve, demo, migrate, purge, check-routes, rules check."""
 
 from __future__ import annotations
 
@@ -175,6 +175,15 @@ def _check_routes(args: argparse.Namespace) -> int:
     return 1 if warnings else 0
 
 
+def _rules_check(args: argparse.Namespace) -> int:
+    from .app_routes import load_app
+    from .rules_report import explain, find_options
+
+    for line in explain(find_options(load_app(args.app)), args.method, args.path):
+        print(line)
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -318,6 +327,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeat it; Django default: SMS2FA_PUBLIC_ROUTES)",
     )
     check.set_defaults(func=_check_routes)
+
+    rules = commands.add_parser(
+        "rules",
+        help="what the protect rules ask of a request",
+        description="Inspect the protect rules of the SMS2FAMiddleware around an app.",
+    )
+    rules_commands = rules.add_subparsers(
+        dest="rules_command", required=True, metavar="ACTION", help="check"
+    )
+    rules_check = rules_commands.add_parser(
+        "check",
+        help="print the entries matching a request and what it must bring",
+        description="Print the protect entries (plain patterns and rules) that match METHOD "
+        "PATH and the effective requirement: protected or not, the strictest max_age and "
+        "idle. A rule's when is not asked (there is no request): what it adds is printed.",
+    )
+    rules_check.add_argument("path", help="the request's path, as the app routes it")
+    rules_check.add_argument("--method", default="GET", help="the method (default: GET)")
+    rules_check.add_argument(
+        "--app", required=True, help="the application, as module:attr (e.g. myapp:app)"
+    )
+    rules_check.set_defaults(func=_rules_check)
     return parser
 
 

@@ -18,16 +18,17 @@ import inspect
 import io
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import click
 from flask import Flask, current_app, g, request
+from flask import Response as FlaskResponse
 from flask.cli import AppGroup
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity, route_checks
 from .users import UserField, phone_text, reader
-from .wsgi import ENVIRON_KEY, SMS2FAMiddleware
+from .wsgi import ENVIRON_KEY, MIDDLEWARE_KEY, SMS2FAMiddleware, request_from_environ
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -39,26 +40,63 @@ def _refuse() -> tuple[bytes, int, dict[str, str]]:
     return body, status, headers
 
 
-def verified_required(view: ViewT) -> ViewT:
+def _check(max_age: int | None) -> Any:
+    """None when the view may run: the middleware verified the request (and, with
+    ``max_age``, the code is recent enough); else the answer."""
+    identity = request.environ.get(ENVIRON_KEY)
+    if identity is None:
+        return _refuse()
+    if max_age is None:
+        return None
+    middleware = request.environ.get(MIDDLEWARE_KEY)
+    if not isinstance(middleware, SMS2FAMiddleware):  # verified by whom? Fail closed.
+        return _refuse()
+    sans_io = request_from_environ(request.environ, read_body=False)
+    assert sans_io is not None  # no body read: never too large
+    guard = middleware.guard
+    verdict = guard.step_up(sans_io, identity, max_age)
+    if verdict is None:
+        return None
+    answer = guard.answer(verdict, sans_io)
+    return FlaskResponse(answer.body, answer.status, answer.headers)
+
+
+@overload
+def verified_required(view: ViewT) -> ViewT: ...
+
+
+@overload
+def verified_required(*, max_age: int | None = None) -> Callable[[ViewT], ViewT]: ...
+
+
+def verified_required(view: ViewT | None = None, *, max_age: int | None = None) -> Any:
     """Refuse (403) the request unless the middleware verified it (``sms2fa.identity`` in
-    the WSGI environ). Sync and async views."""
+    the WSGI environ). Sync and async views. ``@verified_required(max_age=300)`` also asks
+    for a code entered at most 300 s ago: an older session gets the step-up a rule's
+    ``max_age`` gets (a browser: the challenge; an API client: 401 with RFC 9470's
+    ``insufficient_user_authentication`` and ``max_age``)."""
+    route_checks.checked_max_age(max_age)
+    if view is None:
+        return functools.partial(verified_required, max_age=max_age)
     if inspect.iscoroutinefunction(view):
 
         @functools.wraps(view)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            if request.environ.get(ENVIRON_KEY) is None:
-                return _refuse()
+            refused = _check(max_age)
+            if refused is not None:
+                return refused
             return await view(*args, **kwargs)
 
-        return async_wrapper  # type: ignore[return-value]
+        return async_wrapper
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.environ.get(ENVIRON_KEY) is None:
-            return _refuse()
+        refused = _check(max_age)
+        if refused is not None:
+            return refused
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def route_paths(app: Flask) -> list[str]:

@@ -43,6 +43,16 @@ def refusal(path: str) -> dict[str, str]:
     return {"message": text.not_verified_here(), "reason": REASON}
 
 
+def checked_max_age(max_age: int | None) -> int | None:
+    """A route-level ``max_age`` as given, or ValueError (checked when the view is
+    decorated: a typo fails at import, not at a request)."""
+    if max_age is not None and (
+        isinstance(max_age, bool) or not isinstance(max_age, int) or max_age <= 0
+    ):
+        raise ValueError(f"max_age must be a positive number of seconds, got {max_age!r}")
+    return max_age
+
+
 def report(
     routes: Iterable[str],
     protect: Iterable[str],
@@ -63,4 +73,4 @@ def logged(warnings: list[str]) -> list[str]:
     return warnings
 
 
-__all__ = ["HEADERS", "REASON", "logged", "refusal", "refusal_answer", "report"]
+__all__ = ["HEADERS", "REASON", "checked_max_age", "logged", "refusal", "refusal_answer", "report"]

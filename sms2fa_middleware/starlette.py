@@ -11,23 +11,34 @@ the ``protect`` patterns miss fails closed instead of open::
 
     @app.get("/account")                               # FastAPI
     async def account(who: Identity = Depends(require_verified)): ...
+
+Both take a ``max_age`` of the route's own -- ``@verified_required(max_age=300)``,
+``Depends(require_verified(max_age=300))`` -- and a session whose code is older gets the
+step-up a rule's ``max_age`` gets: a browser the challenge, an API client 401 with RFC 9470's
+``WWW-Authenticate: Bearer error="insufficient_user_authentication", ..., max_age=300``.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, overload
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Mount
 
-from . import Identity, route_checks
-from .asgi import STATE_KEY
-from .guard.paths import route_warnings
+from . import Identity, route_checks, text
+from .asgi import MIDDLEWARE_KEY, STATE_KEY, SMS2FAMiddleware
+from .asgi_io import request_from_scope
+from .guard.decision import Verdict
+from .guard.paths import asgi_route_path, route_warnings
+from .messages import Request as SansIORequest
+from .messages import Response as SansIOResponse
+from .threads import SENDS
 
 
 def session_identify(
@@ -62,29 +73,136 @@ def _verified(connection: HTTPConnection) -> Identity | None:
     return connection.scope.get("state", {}).get(STATE_KEY)  # type: ignore[no-any-return]
 
 
-def require_verified(connection: HTTPConnection) -> Identity:
+def _stale(
+    connection: HTTPConnection, identity: Identity, max_age: int
+) -> tuple[SMS2FAMiddleware, SansIORequest, Verdict] | None:
+    """None when the code of the session the middleware verified is at most ``max_age``
+    seconds old; else what answers the step-up (no I/O)."""
+    middleware = connection.scope.get("state", {}).get(MIDDLEWARE_KEY)
+    if not isinstance(middleware, SMS2FAMiddleware):  # verified by whom? Fail closed.
+        raise _refused(connection)
+    scope = connection.scope
+    request = request_from_scope(scope, asgi_route_path(scope) if scope.get("root_path") else None)
+    verdict = middleware.guard.step_up(request, identity, max_age)
+    return None if verdict is None else (middleware, request, verdict)
+
+
+def _refused(connection: HTTPConnection) -> HTTPException:
+    return HTTPException(403, detail=route_checks.refusal(connection.url.path)["message"])
+
+
+def _verified_identity(connection: HTTPConnection) -> Identity:
     """The verified Identity, or HTTPException 403: a FastAPI dependency
     (``Depends(require_verified)``), or call it first thing in any endpoint."""
     identity = _verified(connection)
     if identity is None:
-        raise HTTPException(403, detail=route_checks.refusal(connection.url.path)["message"])
+        raise _refused(connection)
     return identity
 
 
-def verified_required(
-    endpoint: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """Decorate a Starlette endpoint ``async def f(request)``: 403 unless the middleware
-    verified the request (a page for a browser, JSON for anyone else)."""
+def _as_exception(response: SansIOResponse) -> HTTPException:
+    """The step-up answer as an HTTPException (what a dependency can raise): its status and
+    headers (two ``WWW-Authenticate`` challenges joined into one, as HTTP allows), the
+    message as ``detail``."""
+    headers: dict[str, str] = {}
+    for name, value in response.headers:
+        key = name.lower()
+        if key == "content-type":
+            continue
+        if key in headers and key != "set-cookie":  # a second challenge: one list
+            headers[key] = f"{headers[key]}, {value}"
+        else:
+            headers.setdefault(key, value)  # the one cookie a step-up sets (its notice)
+    return HTTPException(response.status, detail=text.needs_verification(), headers=headers)
 
-    @functools.wraps(endpoint)
+
+@overload
+def require_verified(connection: HTTPConnection) -> Identity: ...
+
+
+@overload
+def require_verified(*, max_age: int) -> Callable[[HTTPConnection], Identity]: ...
+
+
+def require_verified(
+    connection: HTTPConnection | None = None, *, max_age: int | None = None
+) -> Any:
+    """The verified Identity, or HTTPException 403: a FastAPI dependency
+    (``Depends(require_verified)``), or call it first thing in any endpoint.
+
+    ``require_verified(max_age=300)`` is a dependency that also asks for a code entered at
+    most 300 s ago: an older session gets the step-up as an HTTPException (a browser: 303 to
+    the challenge, a code sent; an API client: 401 with RFC 9470's ``WWW-Authenticate``).
+    It is sync, so FastAPI runs it in a worker thread (it may send a code); from an async
+    Starlette endpoint, use :func:`verified_required` instead."""
+    if connection is not None:
+        return _verified_identity(connection)
+    age = route_checks.checked_max_age(max_age)
+    if age is None:
+        return _verified_identity
+
+    def require_recent(connection: HTTPConnection) -> Identity:
+        identity = _verified_identity(connection)
+        stale = _stale(connection, identity, age)
+        if stale is not None:
+            middleware, request, verdict = stale
+            raise _as_exception(middleware.guard.answer(verdict, request))
+        return identity
+
+    return require_recent
+
+
+# FastAPI reads a dependency's parameters from its signature: it must see the connection
+# only (max_age would become a query parameter).
+require_verified.__signature__ = inspect.signature(_verified_identity)  # type: ignore[attr-defined]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@overload
+def verified_required(endpoint: Endpoint) -> Endpoint: ...
+
+
+@overload
+def verified_required(*, max_age: int | None = None) -> Callable[[Endpoint], Endpoint]: ...
+
+
+def verified_required(endpoint: Endpoint | None = None, *, max_age: int | None = None) -> Any:
+    """Decorate a Starlette endpoint ``async def f(request)``: 403 JSON unless the
+    middleware verified the request. ``@verified_required(max_age=300)`` also asks for a
+    code entered at most 300 s ago: an older session gets the step-up a rule's ``max_age``
+    gets (the answer, which may send a code, runs off the event loop)."""
+    age = route_checks.checked_max_age(max_age)
+    if endpoint is None:
+        return functools.partial(verified_required, max_age=age)
+    view = endpoint
+
+    @functools.wraps(view)
     async def wrapper(request: Request) -> Response:
-        if _verified(request) is None:
+        def refused() -> Response:  # 403: a page for a browser, JSON for anyone else
             status, body, headers = route_checks.refusal_answer(
                 request.url.path, request.headers.get("accept", "")
             )
             return Response(body, status, headers=headers)
-        return await endpoint(request)
+
+        identity = _verified(request)
+        if identity is None:
+            return refused()
+        if age is not None:
+            try:
+                stale = _stale(request, identity, age)
+            except HTTPException:  # verified, but by no middleware we know: fail closed
+                return refused()
+            if stale is not None:
+                middleware, sans_io, verdict = stale
+                answer = await SENDS.run(middleware.guard.answer, verdict, sans_io)
+                out = Response(answer.body, answer.status)
+                out.raw_headers = [
+                    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers
+                ]
+                out.raw_headers.append((b"content-length", str(len(answer.body)).encode()))
+                return out
+        return await view(request)
 
     return wrapper
 

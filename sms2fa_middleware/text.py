@@ -122,6 +122,36 @@ def lead_to_send(number_html: str) -> str:
     )
 
 
+def needs_recent_code(seconds: int) -> str:
+    """Why a verified user sees the challenge again: this page's ``max_age``."""
+    if seconds % 60:
+        return _n(
+            "This page needs a code from the last {n} second.",
+            "This page needs a code from the last {n} seconds.",
+            seconds,
+        )
+    return _n(
+        "This page needs a code from the last minute.",
+        "This page needs a code from the last {n} minutes.",
+        seconds // 60,
+    )
+
+
+def idle_too_long(seconds: int) -> str:
+    """Why a verified user sees the challenge again: the session sat unused (``idle``)."""
+    if seconds % 60:
+        return _n(
+            "You have been away for more than {n} second, so this page needs a new code.",
+            "You have been away for more than {n} seconds, so this page needs a new code.",
+            seconds,
+        )
+    return _n(
+        "You have been away for more than {n} minute, so this page needs a new code.",
+        "You have been away for more than {n} minutes, so this page needs a new code.",
+        seconds // 60,
+    )
+
+
 def code_label() -> str:
     return _("Verification code")
 

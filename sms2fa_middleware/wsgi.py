@@ -15,7 +15,9 @@ Flask: wrap ``app.wsgi_app`` so the app object stays a Flask app::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from . import Identity
 from .guard import PASS, RULED, GuardedApp, private_headers
 from .guard.paths import wsgi_route_path
+from .guard.rules import PLAIN, WhenFailed
 from .messages import MAX_BODY, Request, Response, too_large, wire
 
 if TYPE_CHECKING:
@@ -47,9 +50,9 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
             kind = self._remember(path, wsgi_route_path(path))
         if kind == PASS:
             return self.app(environ, start_response)  # the hot path: one dict lookup
-        max_age = None
-        if kind == RULED:  # a rule with methods or a max_age: the method decides
-            kind, max_age = self._demand(
+        need = PLAIN
+        if kind == RULED:  # a rule that says more than its path: the method decides
+            kind, need = self._demand(
                 path, wsgi_route_path(path), environ.get("REQUEST_METHOD", "GET")
             )
             if kind == PASS:
@@ -57,8 +60,13 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
         guard = self.guard
         identity, failure = None, None
         try:
-            identity = guard.identity(self.identify(WerkzeugRequest(environ, shallow=True)))
-        except Exception as exc:  # a bug in identify, or a value that is no identity
+            wrapped = WerkzeugRequest(environ, shallow=True)
+            identity = guard.identity(self.identify(wrapped))
+            if need.pending:  # rules with a `when`: ask them about this request
+                need = need.resolve(
+                    [_result(rule.when, wrapped, identity) for rule in need.pending]
+                )
+        except Exception as exc:  # a bug in identify or a `when`, or a value that is no identity
             failure = exc
         if guard.revocations_stale():
             guard.refresh_revocations()
@@ -68,29 +76,54 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
             failure,
             environ.get("HTTP_COOKIE", ""),
             environ.get("wsgi.url_scheme") == "https",
-            max_age,
+            need,
         )
         if verdict.to_app:
             environ[ENVIRON_KEY] = verdict.identity
-            return self.app(
-                environ, _private(start_response) if verdict.private else start_response
-            )
-        request = _request(environ, read_body=verdict.reads_body)
+            if verdict.private or verdict.cookie:
+                start_response = _private(start_response, verdict.private, verdict.cookie)
+            return self.app(environ, start_response)
+        request = request_from_environ(environ, read_body=verdict.reads_body)
         response = too_large() if request is None else guard.answer(verdict, request)
         return _respond(response, start_response, environ)
 
 
-def _private(start_response: StartResponse) -> StartResponse:
+def _result(when: Any, request: WerkzeugRequest, identity: Identity | None) -> bool:
+    """A rule's ``when`` asked about a request (an async one run to completion here: a WSGI
+    worker has no event loop of its own)."""
+    try:
+        result = when(request, identity)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_awaited(result))
+        return bool(result)
+    except Exception as exc:
+        raise WhenFailed(when) from exc
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _private(
+    start_response: StartResponse, private: bool, cookie: tuple[str, str] | None
+) -> StartResponse:
     """``start_response`` that marks the app's response private (Vary: Cookie and
-    Cache-Control: private, see :func:`~sms2fa_middleware.guard.private_headers`)."""
+    Cache-Control: private, see :func:`~sms2fa_middleware.guard.private_headers`) and/or
+    adds the renewed session cookie."""
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        return start_response(status, private_headers(headers), exc_info)
+        if private:
+            headers = private_headers(headers)
+        if cookie is not None:
+            headers = [*headers, cookie]
+        return start_response(status, headers, exc_info)
 
     return start
 
 
-def _request(environ: WSGIEnvironment, read_body: bool) -> Request | None:
+def request_from_environ(environ: WSGIEnvironment, read_body: bool) -> Request | None:
+    """The sans-IO request of a WSGI environ (its body read when ``read_body``: None if it
+    is larger than MAX_BODY)."""
     headers = {
         key[5:].replace("_", "-").lower(): value
         for key, value in environ.items()
@@ -146,4 +179,4 @@ def _respond(
     return [body]
 
 
-__all__ = ["ENVIRON_KEY", "MIDDLEWARE_KEY", "Identity", "SMS2FAMiddleware"]
+__all__ = ["ENVIRON_KEY", "MIDDLEWARE_KEY", "Identity", "SMS2FAMiddleware", "request_from_environ"]

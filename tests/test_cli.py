@@ -288,7 +288,7 @@ def test_help_is_plain_text_and_every_option_is_explained(tmp_path: Path) -> Non
         done = run(sms2fa(*([] if sub is parser else [name]), "--help"), clean_env(), tmp_path)
         assert done.returncode == 0
         assert "``" not in done.stdout  # no raw reST
-    assert set(commands.choices) == {"serve", "demo", "migrate", "purge", "check-routes"}
+    assert set(commands.choices) == {"serve", "demo", "migrate", "purge", "check-routes", "rules"}
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from ..guard import PASS, PROTECTED, RULED, Guard
 from ..guard.decision import Verdict
 from ..guard.private import make_private
+from ..guard.rules import PLAIN, Need, WhenFailed
 from ..identity import Identity
 from ..messages import MAX_BODY, Request, Response, too_large
 from .conf import check_order, installed
@@ -96,7 +97,12 @@ class SMS2FAMiddleware:
                 else self.identify(request)
             )
             identity = guard.identity(raw)
-        except Exception as exc:  # a bug in identify, or a value that is no identity
+            need = _need(request)
+            if need.pending:  # rules with a `when`: ask them about this request
+                request._sms2fa_need = need.resolve(
+                    [_sync_result(rule.when, request, identity) for rule in need.pending]
+                )
+        except Exception as exc:  # a bug in identify or a `when`, or a value that is no identity
             failure = exc
         if guard.revocations_stale():
             guard.refresh_revocations()
@@ -113,7 +119,12 @@ class SMS2FAMiddleware:
             else:  # request.user and most identify()s read the database: not on the loop
                 raw = await sync_to_async(self.identify)(request)
             identity = guard.identity(raw)
-        except Exception as exc:  # a bug in identify, or a value that is no identity
+            need = _need(request)
+            if need.pending:  # rules with a `when`: ask them about this request
+                request._sms2fa_need = need.resolve(
+                    [await _async_result(rule.when, request, identity) for rule in need.pending]
+                )
+        except Exception as exc:  # a bug in identify or a `when`, or a value that is no identity
             failure = exc
         if guard.revocations_stale():
             await sync_to_async(guard.refresh_revocations, thread_sensitive=False)()
@@ -133,11 +144,12 @@ class SMS2FAMiddleware:
             failure,
             request.META.get("HTTP_COOKIE", ""),
             request.is_secure(),
-            getattr(request, "_sms2fa_max_age", None),
+            _need(request),
         )
         if verdict.to_app:
             request.sms2fa = verdict.identity
             request._sms2fa_private = verdict.private
+            request._sms2fa_cookie = verdict.cookie
         return verdict
 
     def _answer(self, request: HttpRequest, verdict: Verdict) -> HttpResponse:
@@ -147,11 +159,11 @@ class SMS2FAMiddleware:
         if verdict.reads_body:
             length = request.META.get("CONTENT_LENGTH") or "0"
             if length.isdigit() and int(length) > MAX_BODY:
-                return _django(too_large())
+                return django_response(too_large())
             body = request.body
             if len(body) > MAX_BODY:  # no Content-Length (chunked, under ASGI)
-                return _django(too_large())
-        return _django(self.guard.answer(verdict, _request(request, body)))
+                return django_response(too_large())
+        return django_response(self.guard.answer(verdict, guard_request(request, body)))
 
     def _classify(self, request: HttpRequest) -> int:
         """PASS, PROTECTED or PREFIX for Django's ``path_info`` (already decoded and relative
@@ -162,8 +174,10 @@ class SMS2FAMiddleware:
         kind = self._kinds.get(path)
         if kind is None:
             kind = self.paths.remember(path, path)
-        if kind == RULED:  # a rule with methods or a max_age: the method decides
-            kind, request._sms2fa_max_age = self.paths.demand(path, path, request.method or "GET")
+        if kind == RULED:  # a rule that says more than its path: the method decides
+            kind, need = self.paths.demand(path, path, request.method or "GET")
+            if kind != PASS:  # a route protected by name (process_view) needs no rule's pass
+                request._sms2fa_need = need
         request._sms2fa_kind = kind
         return kind
 
@@ -182,6 +196,9 @@ class SMS2FAMiddleware:
         # A verified page, when the decision says so: no shared cache may keep it.
         if getattr(request, "_sms2fa_private", False):
             make_private(response.headers)
+        cookie = getattr(request, "_sms2fa_cookie", None)
+        if cookie is not None:  # the session's last-seen time, renewed
+            response.cookies.load(cookie[1])
         for _, value in getattr(request, "_sms2fa_logged_out", ()):  # delete the cookie
             response.cookies.load(value)
         return response
@@ -202,6 +219,34 @@ class SMS2FAMiddleware:
         return response
 
 
+def _need(request: HttpRequest) -> Need:
+    """What the rules covering the request ask (set by ``_classify``; a path no rule
+    matches, or a route protected by name: a plain protected path)."""
+    need: Need = getattr(request, "_sms2fa_need", PLAIN)
+    return need
+
+
+def _sync_result(when: Any, request: HttpRequest, identity: Identity | None) -> bool:
+    """A rule's ``when`` asked about a request, from sync code (an async one through
+    ``async_to_sync``, as an async ``identify``)."""
+    try:
+        if iscoroutinefunction(when):
+            return bool(async_to_sync(when)(request, identity))
+        return bool(when(request, identity))
+    except Exception as exc:
+        raise WhenFailed(when) from exc
+
+
+async def _async_result(when: Any, request: HttpRequest, identity: Identity | None) -> bool:
+    """A rule's ``when`` asked from async code: awaited, or a sync one in a thread."""
+    try:
+        if iscoroutinefunction(when):
+            return bool(await when(request, identity))
+        return bool(await sync_to_async(when)(request, identity))
+    except Exception as exc:
+        raise WhenFailed(when) from exc
+
+
 def _logged_out(
     sender: Any, request: HttpRequest | None = None, user: Any = None, **kwargs: Any
 ) -> None:
@@ -220,7 +265,7 @@ def _logged_out(
     request._sms2fa_logged_out = chosen.guard.revoke_session(request.META.get("HTTP_COOKIE", ""))
 
 
-def _request(request: HttpRequest, body: bytes = b"") -> Request:
+def guard_request(request: HttpRequest, body: bytes = b"") -> Request:
     """The sans-IO request for the guard: the path as Django routes it (``path_info``),
     the scheme as Django sees it (SECURE_PROXY_SSL_HEADER)."""
     meta = request.META
@@ -247,7 +292,7 @@ def _host(request: HttpRequest) -> str:
         return ""
 
 
-def _django(response: Response) -> HttpResponse:
+def django_response(response: Response) -> HttpResponse:
     """The guard's answer as a Django response; cookies go to ``response.cookies`` (Django
     writes each as its own Set-Cookie header)."""
     out = HttpResponse(response.body, status=response.status)
@@ -260,4 +305,4 @@ def _django(response: Response) -> HttpResponse:
     return out
 
 
-__all__ = ["SMS2FAMiddleware"]
+__all__ = ["SMS2FAMiddleware", "django_response", "guard_request"]

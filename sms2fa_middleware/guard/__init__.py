@@ -6,7 +6,7 @@ policy. One module per job:
 
 * :mod:`.options` -- :class:`GuardOptions`, every option, validated once;
 * :mod:`.paths` -- the path a router will see, segment-aware patterns, PASS/PROTECTED/PREFIX/RULED;
-* :mod:`.rules` -- ``protect`` rules: methods and ``max_age`` (step-up);
+* :mod:`.rules` -- ``protect`` rules: methods, ``max_age`` (step-up), ``idle``, ``when``;
 * :mod:`.cookies` -- cookie names (``__Host-``), attributes (Secure, Domain, SameSite);
 * :mod:`.sessions` -- the signed verified-session cookie, its cache, revocations;
 * :mod:`.csrf` -- the challenge forms' Origin check and tokens;

@@ -81,6 +81,12 @@ class GuardedApp(Generic[AppT, IdentifyT]):
         self._demand = self.paths.demand
 
     @property
+    def options(self) -> GuardOptions:
+        """The options (checked at once; no settings needed)."""
+        guard = self._guard
+        return guard.options if guard is not None else self._options
+
+    @property
     def guard(self) -> Guard:
         """The Guard, built on first use (settings read and checked then)."""
         guard = self._guard
@@ -91,11 +97,6 @@ class GuardedApp(Generic[AppT, IdentifyT]):
             if self._guard is None:
                 self._guard = Guard(self._settings, options=self._options, paths=self.paths)
             return self._guard
-
-    @property
-    def options(self) -> GuardOptions:
-        """The options, checked; reading them builds no guard (no settings are read)."""
-        return self._options
 
     @property
     def verifier(self) -> Verifier:

@@ -18,10 +18,11 @@ from .flows.html import HtmlFlow
 from .flows.json import JsonFlow
 from .identity import Identities
 from .options import GuardOptions
-from .paths import PathPolicy
-from .refusals import Refusals
+from .paths import PROTECTED, PathPolicy
+from .refusals import Fresh, Refusals
 from .responses import internal_error, is_htmx, is_navigation, unavailable, wants_html
 from .routes import PrefixRoutes, mounted_api
+from .rules import Need
 from .sending import CodeSender
 from .sessions import Sessions, SessionSigner
 
@@ -75,11 +76,17 @@ class Guard:
         #: THE decision for a protected or prefix request (decision.py); ``anonymous="app"``
         #: sends anonymous requests to protected paths to the app.
         self.decide = Decider(
-            self.sessions.verified_at, opts.anonymous == "app", opts.private_responses
+            self.sessions.session,
+            opts.anonymous == "app",
+            opts.private_responses,
+            now_ms=self.sessions.now_ms,
+            touch=self.sessions.touch,
+            idle=opts.idle,
+            tracks_idle=any(rule.idle is not None for rule in opts.rules),
         )
         # Bound once: the adapters call these on every protected request.
         self.classify, self.remember = self.paths.classify, self.paths.remember
-        #: For a RULED path: (PROTECTED or PASS, max_age) by method (PathPolicy.demand).
+        #: For a RULED path: (PROTECTED or PASS, its Need) by method (PathPolicy.demand).
         self.demand = self.paths.demand
         self.revocations_stale = self.sessions.revocations_stale
         self.refresh_revocations = self.sessions.refresh_revocations
@@ -118,13 +125,19 @@ class Guard:
             return internal_error(request)
         if verdict.answer is Answer.PREFIX:
             return self.handle_prefix(request, verdict.identity)
-        return self.deny(request, verdict.identity, verdict.max_age)
+        return self.deny(request, verdict.identity, verdict.max_age, verdict.idle)
 
     def deny(
-        self, request: Request, identity: Identity | None, max_age: int | None = None
+        self,
+        request: Request,
+        identity: Identity | None,
+        max_age: int | None = None,
+        idle: int | None = None,
     ) -> Response:
         """The answer to a protected request without a verified session, or (``max_age``)
-        with one older than a rule allows (may do I/O: run it off the event loop)."""
+        with one older than a rule allows, or (``idle``) unused for longer than allowed
+        (may do I/O: run it off the event loop)."""
+        fresh = Fresh(max_age, idle)
         try:
             if self.sessions.held_back(
                 request.header("cookie"), request.scheme in ("https", "wss"), identity
@@ -138,14 +151,26 @@ class Guard:
             if identity.recipient is None:
                 return self.refusals.no_phone(request, target)
             if is_htmx(request):
-                return self.html.htmx(request, identity, target, max_age)
+                return self.html.htmx(request, identity, target, fresh)
             if is_navigation(request):
-                return self.html.start(request, identity, target, max_age=max_age)
+                return self.html.start(request, identity, target, fresh=fresh)
             if wants_html(request):  # a form post, or another browser request: not kept
-                return self.html.start(request, identity, target, lost=True, max_age=max_age)
-            return self.refusals.verification_required(request, target, max_age)
+                return self.html.start(request, identity, target, lost=True, fresh=fresh)
+            return self.refusals.verification_required(request, target, fresh)
         except StoreUnavailable as exc:
             return unavailable(request, exc)
+
+    def step_up(self, request: Request, identity: Identity, max_age: int) -> Verdict | None:
+        """A route's own ``max_age`` (``verified_required(max_age=300)``): None when the
+        session the middleware verified has a code at most ``max_age`` seconds old, else
+        the verdict a rule's ``max_age`` gets -- the same decision, no I/O. Its answer is
+        ``answer(verdict, request)`` (a browser: the challenge, a code is sent; an API
+        client: 401 with RFC 9470's header), which may do I/O: off the event loop."""
+        https = request.scheme in ("https", "wss")
+        verdict = self.decide(
+            PROTECTED, identity, None, request.header("cookie"), https, Need(max_age=max_age)
+        )
+        return None if verdict.to_app else verdict
 
     def handle_prefix(self, request: Request, identity: Identity | None) -> Response:
         """Answer a request under the prefix: the challenge page, its forms, or the API."""

@@ -13,6 +13,7 @@ from .. import Identity
 from ..engine import check_auth_id
 from ..errors import InvalidAPIUsage
 from ..phones import on_file
+from .rules import WhenFailed
 
 log = logging.getLogger("sms2fa")
 
@@ -33,6 +34,13 @@ def log_failure(error: Exception) -> None:
     may hold personal data or secrets."""
     if isinstance(error, IdentifyError):
         log.error("sms2fa: %s", error)
+    elif isinstance(error, WhenFailed) and error.__cause__ is not None:
+        log.error(
+            "sms2fa: %s %s (message left out); traceback:\n%s",
+            error,
+            type(error.__cause__).__name__,
+            "".join(traceback.format_tb(error.__cause__.__traceback__)),
+        )
     else:
         log.error(
             "sms2fa: identify() raised %s (message left out); traceback:\n%s",

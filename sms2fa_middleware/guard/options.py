@@ -8,6 +8,7 @@ helper build it -- from keywords, or from a settings mapping such as Django's
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,12 @@ from .csp import PageCsp, PageCspOption
 from .origins import TrustedOrigins
 from .rules import Rule, split_protect
 
+log = logging.getLogger("sms2fa")
+
 DEFAULT_REMEMBER_FOR = 12 * 3600
+#: A verified session longer than this is warned about at start-up: NIST SP 800-63B bounds
+#: how long an AAL2 session may go without reauthentication by a day or less.
+REMEMBER_FOR_WARNING = 24 * 3600
 #: A verified session may last at most this long: revocations are purged after
 #: REVOCATION_RETENTION, and a revoked session must expire before its revocation is gone
 #: (a day's margin for other hosts' clocks).
@@ -51,8 +57,8 @@ class GuardOptions:
     """Everything a guard can be told; each one is in docs/options.md."""
 
     #: Pattern strings, and :class:`~.rules.Rule`\ s (or mappings ``{"path", "methods",
-    #: "max_age"}``). Normalised: the plain patterns only (a rule that says no more than its
-    #: path is one); the others are in :attr:`rules`.
+    #: "max_age", "idle", "when"}``). Normalised: the plain patterns only (a rule that says
+    #: no more than its path is one); the others are in :attr:`rules`.
     protect: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     prefix: str = "/sms2fa"
@@ -93,7 +99,10 @@ class GuardOptions:
     #: and ``form-action 'self'`` stay whatever it says (:mod:`.csp`). Not hashed (a dict
     #: cannot be): the derived :attr:`csp` stands for it.
     page_csp: PageCspOption = field(default=None, hash=False)
-    #: Derived: the ``protect`` rules that limit methods or demand a max_age.
+    #: Seconds a verified session may go without a protected request before it must enter
+    #: a code again (None: no bound); a rule's own ``idle`` is stricter where it matches.
+    idle: int | None = None
+    #: Derived: the ``protect`` rules that say more than their path.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
     csp: PageCsp = field(init=False, repr=False)
@@ -123,6 +132,16 @@ class GuardOptions:
             raise ValueError(
                 f"remember_for must be a positive number of seconds, at most "
                 f"{MAX_REMEMBER_FOR} (30 days: revocations are kept 31)"
+            )
+        idle = self.idle
+        if idle is not None and (isinstance(idle, bool) or not isinstance(idle, int) or idle <= 0):
+            raise ValueError(f"idle must be a positive number of seconds or None, got {idle!r}")
+        if remember_for > REMEMBER_FOR_WARNING:
+            log.warning(
+                "sms2fa: remember_for is %d s: a verified session then lasts more than a day "
+                "without a new code, longer than NIST SP 800-63B allows at AAL2; consider a "
+                "shorter remember_for, and idle=",
+                remember_for,
             )
         if self.revocation_interval < 0:
             raise ValueError("revocation_interval must not be negative")

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .globs import Glob, SegmentGlob
-from .rules import Demand, Rule
+from .rules import PLAIN, Demand, Need, Rule
 
 log = logging.getLogger("sms2fa")
 
@@ -286,7 +286,7 @@ def near_miss(pattern: str, path: str) -> str | None:
     return None
 
 
-#: RULED: a rule with methods or a max_age matches the path; the method decides
+#: RULED: a rule that says more than its path matches it; the method decides
 #: (:meth:`PathPolicy.demand`).
 PASS, PROTECTED, PREFIX, RULED = 0, 1, 2, 3
 KIND_CACHE_SIZE = 4096  # paths whose classification is remembered per process
@@ -348,7 +348,7 @@ class PathPolicy:
         self._prefix_slash = prefix + "/"
         self._protect = PathPatterns(protect)
         self._exclude = PathPatterns(exclude)
-        #: Rules that limit methods or demand a max_age (:mod:`.rules`), each with its pattern.
+        #: Rules that say more than their path (:mod:`.rules`), each with its pattern.
         self._rules = tuple((rule, PathPatterns([rule.path])) for rule in rules)
         #: A plain path (see :func:`is_plain`) that starts with none of these passes through.
         self.watched: tuple[str, ...] = (
@@ -382,7 +382,7 @@ class PathPolicy:
         """PASS, PROTECTED, PREFIX or RULED for a mount-relative, decoded path
         (``*_route_path``). PROTECTED when any reading of the path is protected, with or
         without an inner app's root path, or when the path is too long to read (fail
-        closed); RULED when a rule with methods or a max_age matches a reading (then
+        closed); RULED when a rule that says more than its path matches a reading (then
         :meth:`demand` says what it asks of each method)."""
         return self._classify(path)[0]
 
@@ -437,16 +437,17 @@ class PathPolicy:
             self.kinds[key] = kind
         return kind
 
-    def demand(self, key: str, path: str, method: str) -> tuple[int, int | None]:
-        """For a RULED request: (PROTECTED or PASS, the max_age required or None) for
-        ``method``. ``key`` and ``path`` as for :meth:`remember`."""
+    def demand(self, key: str, path: str, method: str) -> tuple[int, Need]:
+        """For a RULED request: (PROTECTED or PASS, the :class:`~.rules.Need` of ``method``).
+        PROTECTED too when only rules with a ``when`` cover the method: the guard asks them
+        (:meth:`~.rules.Need.resolve`). ``key`` and ``path`` as for :meth:`remember`."""
         demand = self.demands.get(key)
         if demand is None:
             kind, demand = self._classify(path)
             if demand is None:  # the cache was cleared and the rules moved: as classified
-                return (PROTECTED if kind == PROTECTED else PASS), None
-        protected, max_age = demand.for_method(method)
-        return (PROTECTED if protected else PASS), max_age
+                return (PROTECTED if kind == PROTECTED else PASS), PLAIN
+        need = demand.for_method(method)
+        return (PROTECTED if need.protected or need.pending else PASS), need
 
 
 __all__ = [

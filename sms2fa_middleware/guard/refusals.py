@@ -6,6 +6,7 @@ shares: not logged in, no phone on file, verification required, and where to com
 from __future__ import annotations
 
 from html import escape
+from typing import NamedTuple
 
 from .. import text
 from ..messages import Request, Response, json_response
@@ -23,18 +24,42 @@ from .responses import (
 )
 
 
+class Fresh(NamedTuple):
+    """What a step-up asks of a session (seconds; None: no bound): a code entered at most
+    ``max_age`` ago, a session used within ``idle``. Carried in the challenge URL's query
+    (``?max_age=300``, ``?idle=900``), which may only make the page stricter, so a client
+    may set it."""
+
+    max_age: int | None = None
+    idle: int | None = None
+
+    @property
+    def query(self) -> str:
+        """``?max_age=…&idle=…`` (only what is set), or ""."""
+        parts = [f"{k}={v}" for k, v in zip(self._fields, self, strict=True) if v is not None]
+        return "?" + "&".join(parts) if parts else ""
+
+    @classmethod
+    def of(cls, request: Request) -> Fresh:
+        """What a challenge URL's query asks (a value that is no number is ignored)."""
+        return cls(*(_seconds(request, name) for name in cls._fields))
+
+
+ANY = Fresh()
+
+
 class Refusals:
     """Answers for requests the guard cannot let through."""
 
     def __init__(self, options: GuardOptions) -> None:
         self.options = options
 
-    def challenge_url(self, request: Request, next_url: str, max_age: int | None = None) -> str:
+    def challenge_url(self, request: Request, next_url: str, fresh: Fresh = ANY) -> str:
         """The challenge page's URL (from the app's root path), coming back to ``next_url``;
-        with ``max_age`` (step-up), a session verified longer ago than that is not enough
-        there either (it may only make the page stricter, so a client may set it)."""
+        with ``fresh`` (step-up), a session that does not meet it is not enough there
+        either."""
         return with_next(
-            app_url(request, f"{self.options.prefix}/challenge{_age(max_age)}"), next_url
+            app_url(request, f"{self.options.prefix}/challenge{fresh.query}"), next_url
         )
 
     def target(self, request: Request) -> str:
@@ -45,19 +70,23 @@ class Refusals:
         return came_from(request)
 
     def verification_required(
-        self, request: Request, next_url: str, max_age: int | None = None
+        self, request: Request, next_url: str, fresh: Fresh = ANY
     ) -> Response:
         """401 for a request that is not a browser's (an API client, a script), with where
         to verify in the body and in ``WWW-Authenticate``. With ``max_age`` (a session
         verified too long ago for a rule), also ``max_age`` in the body and RFC 9470's
-        ``Bearer error="insufficient_user_authentication", ..., max_age=N`` challenge."""
+        ``Bearer error="insufficient_user_authentication", ..., max_age=N`` challenge; with
+        ``idle`` (a session unused too long: it has ended), ``idle`` in the body."""
         challenge = app_url(request, f"{self.options.prefix}/challenge")
         body: dict[str, object] = {
             "message": text.needs_verification(),
             "reason": "VerificationRequired",
-            "challenge": with_next(challenge + _age(max_age), next_url),
+            "challenge": with_next(challenge + fresh.query, next_url),
         }
         headers = [("www-authenticate", f'SMS2FA challenge="{challenge}"')]
+        max_age = fresh.max_age
+        if fresh.idle is not None:
+            body["idle"] = fresh.idle
         if max_age is not None:
             body["max_age"] = max_age
             headers.append(
@@ -102,15 +131,11 @@ class Refusals:
         return page(403, title, f"<h1>{escape(title)}</h1><p>{escape(text.no_phone())}</p>{link}")
 
 
-def _age(max_age: int | None) -> str:
-    return "" if max_age is None else f"?max_age={max_age}"
-
-
-def requested_max_age(request: Request) -> int | None:
-    """The ``max_age`` a challenge URL carries (step-up), or None (absent or not a number)."""
-    values = request.query.get("max_age")
+def _seconds(request: Request, name: str) -> int | None:
+    """A number of seconds from the query (absent or not a number: None)."""
+    values = request.query.get(name)
     value = values[0] if values else ""
     return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
-__all__ = ["Refusals", "requested_max_age"]
+__all__ = ["ANY", "Fresh", "Refusals"]

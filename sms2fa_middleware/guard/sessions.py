@@ -9,6 +9,12 @@ late a revocation takes effect if the signal is lost (one made here takes effect
 When they cannot be read (the store is away), no session is accepted once what this process
 knows is older than that bound: it fails closed rather than accept a session that may have
 been revoked meanwhile.
+
+Idle time (``idle``) costs no database write either: the cookie carries a signed last-seen
+time, and a verified request whose last-seen is a minute old or more gets the cookie again
+with a new one (:meth:`Sessions.touch`; the adapters set it on the app's response).
+
+Wall-clock times come from the verifier's clock (``Verifier(clock=...)``; tests move it).
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from .. import Identity
 from ..engine import Verifier
 from ..errors import StoreUnavailable
-from ..policy import SESSION_REVOCATION
+from ..policy import SESSION_REVOCATION, Clock, SystemClock
 from .cookies import Cookies, cookie_values
 
 VERIFIED_CACHE_SIZE = 10_000  # verified cookies remembered per process
@@ -46,22 +53,53 @@ REFRESH_GRACE = 1.0
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 _ID_RANDOM = 16
 _UNSEEN = object()  # no revocation token read yet: differs from every token
+#: A verified request re-issues the cookie with a new last-seen time when the one it
+#: carries is at least this old (ms): at most one Set-Cookie a minute per session.
+TOUCH_EVERY_MS = 60_000
+
+
+def wall_ms(clock: Clock) -> Callable[[], float]:
+    """The time in ms since the epoch, read from ``clock`` (the real clock read directly:
+    this runs on every protected request)."""
+    if type(clock) is SystemClock:
+        return lambda: time.time() * 1000
+    return lambda: clock.now().timestamp() * 1000
+
+
+class Session(NamedTuple):
+    """A live verified session found in a request: its cookie ``value``, when the code was
+    entered (``issued``, ms) and when the session was last seen (``seen``, ms: the cookie's
+    last-seen, else ``issued``)."""
+
+    value: str
+    issued: int
+    seen: int
+
+    def meets(self, max_age: int | None, idle: int | None, now_ms: float) -> bool:
+        """Whether the code is at most ``max_age`` s old and the session was used within
+        the last ``idle`` s (None: no bound)."""
+        return (max_age is None or self.issued >= now_ms - max_age * 1000) and (
+            idle is None or self.seen >= now_ms - idle * 1000
+        )
 
 
 class SessionSigner:
-    """The verified-session cookie: ``<issued ms, hex>.<session id>.<signature>``.
+    """The verified-session cookie: ``<issued ms, hex>.<session id>.<signature>``, or
+    ``<issued>.<session id>.<last seen ms, hex>.<signature>`` once :meth:`Sessions.touch`
+    renewed its last-seen time (the same session: same id, same issue time).
 
     The session id is 16 random characters and a 16-character tag, a MAC of them under a key
     of its own: a logout ("this device") can tell an id we made from a made-up one without
     knowing whose session it is. Ids of 16 characters (no tag: issued by 0.1) still verify.
 
     The signature is HMAC-SHA256 over the audience, the issue time, the session id, the
-    auth_id and the phone number (E.164) -- which never appear in the cookie. The audience
-    (the guard passes its cookie name, its prefix and its ``audience`` option) is fed to each
-    key's HMAC once, here: a cookie signed for another app that shares the secret is refused,
-    at no cost per request. We sign by hand rather than with itsdangerous because this check
-    runs on every protected request, and one raw HMAC is far cheaper than
-    ``TimestampSigner.unsign`` (bench/verified.py measures it).
+    last-seen time (when there is one), the auth_id and the phone number (E.164) -- which
+    never appear in the cookie. The audience (the guard passes its cookie name, its prefix
+    and its ``audience`` option) is fed to each key's HMAC once, here: a cookie signed for
+    another app that shares the secret is refused, at no cost per request. We sign by hand
+    rather than with itsdangerous because this check runs on every protected request, and
+    one raw HMAC is far cheaper than ``TimestampSigner.unsign`` (bench/verified.py
+    measures it).
     """
 
     def __init__(self, keys: Iterable[str], audience: str = "") -> None:
@@ -90,16 +128,28 @@ class SessionSigner:
         m.update(random.encode())
         return base64.urlsafe_b64encode(m.digest()[:12]).decode()
 
-    def issue(self, identity: Identity, issued_ms: int) -> str:
-        random = secrets.token_urlsafe(12)
-        head = f"{issued_ms:x}.{random}{self._tag(self._id_macs[0], random)}"
+    def issue(
+        self,
+        identity: Identity,
+        issued_ms: int,
+        seen_ms: int | None = None,
+        session_id: str | None = None,
+    ) -> str:
+        """A cookie value: a new session (a fresh id), or ``session_id``'s again with a
+        last-seen time ``seen_ms``."""
+        if session_id is None:
+            random = secrets.token_urlsafe(12)
+            session_id = random + self._tag(self._id_macs[0], random)
+        head = f"{issued_ms:x}.{session_id}"
+        if seen_ms is not None:
+            head += f".{seen_ms:x}"
         return f"{head}.{self._sign(self._macs[0], head, identity)}"
 
     def session_id(self, value: str) -> str | None:
         """The session id of a cookie value if we made it (its tag verifies: no need to
         know whose it is), else None -- a made-up id is never stored as a revocation."""
         parts = value.split(".")
-        if len(parts) != 3 or not _SESSION_ID.fullmatch(parts[1]):
+        if len(parts) not in (3, 4) or not _SESSION_ID.fullmatch(parts[1]):
             return None
         random, tag = parts[1][:_ID_RANDOM], parts[1][_ID_RANDOM:]
         ok = False
@@ -109,17 +159,25 @@ class SessionSigner:
 
     def verify(self, value: str, identity: Identity) -> int | None:
         """The issue time (ms) if ``value`` was issued for ``identity``, else None."""
+        times = self.times(value, identity)
+        return None if times is None else times[0]
+
+    def times(self, value: str, identity: Identity) -> tuple[int, int] | None:
+        """(issued, last seen) in ms if ``value`` was issued for ``identity``, else None;
+        last seen is the issue time in a cookie that carries none."""
         head, _, signature = value.rpartition(".")
-        issued, _, _sid = head.partition(".")
-        if not signature or not _sid:
+        issued, _, rest = head.partition(".")
+        if not signature or not rest:
             return None
         ok = False
         for mac in self._macs:
             ok |= hmac.compare_digest(self._sign(mac, head, identity), signature)
         if not ok:
             return None
+        _sid, _, seen = rest.partition(".")
         try:
-            return int(issued, 16)
+            at = int(issued, 16)
+            return at, int(seen, 16) if seen else at
         except ValueError:
             return None
 
@@ -143,7 +201,10 @@ class Sessions:
         self._names = (cookies.session(False), cookies.session(True))
         self._revoked: dict[str, int] = {}  # auth_id -> revoked at (ms)
         self._revoked_sessions: dict[str, int] = {}  # session id -> revoked at (ms)
-        self._verified: dict[tuple[str, bool, str, str], int] = {}
+        self._verified: dict[tuple[str, bool, str, str], Session] = {}
+        #: The wall clock in ms (the verifier's clock: tests move it).
+        self.now_ms = wall_ms(verifier.clock)
+        self._real_clock = type(verifier.clock) is SystemClock  # read inline: a call less
         self._revocations_seen = datetime.now(timezone.utc) - timedelta(seconds=remember_for)
         self._next_refresh = 0.0
         # Sessions are accepted until this moment (monotonic): the start of the last good
@@ -161,11 +222,26 @@ class Sessions:
 
     def issue(self, identity: Identity) -> str:
         """A fresh cookie value (a new session id: no fixation)."""
-        return self.signer.issue(identity, int(time.time() * 1000))
+        return self.signer.issue(identity, int(self.now_ms()))
 
     def set_cookie(self, https: bool, identity: Identity) -> tuple[str, str]:
         """The Set-Cookie header of a fresh verified session."""
         return self.cookies.set(https, self._names[https], self.issue(identity), self.remember_for)
+
+    def touch(
+        self, session: Session, https: bool, identity: Identity, now_ms: float
+    ) -> tuple[str, str] | None:
+        """The Set-Cookie header that renews ``session``'s last-seen time to now -- the same
+        session id and issue time, the rest of its lifetime -- or None when the last-seen it
+        carries is less than a minute old (idle time is tracked to the minute)."""
+        if now_ms - session.seen < TOUCH_EVERY_MS:
+            return None
+        session_id = self.signer.session_id(session.value)
+        left = (session.issued + self.remember_for * 1000 - now_ms) // 1000
+        if session_id is None or left <= 0:  # a 0.1 id (no tag), or about to expire anyway
+            return None
+        value = self.signer.issue(identity, session.issued, int(now_ms), session_id)
+        return self.cookies.set(https, self._names[https], value, int(left))
 
     def is_verified(self, cookie_header: str, https: bool, identity: Identity | None) -> bool:
         """Whether the request carries a live verified session for ``identity``. No I/O.
@@ -176,6 +252,12 @@ class Sessions:
         """When (ms since the epoch) the live verified session the request carries for
         ``identity`` was issued -- the code was entered then -- or None (as
         :meth:`is_verified`). No I/O; the issue time is what the signature check read."""
+        session = self.session(cookie_header, https, identity)
+        return None if session is None else session.issued
+
+    def session(self, cookie_header: str, https: bool, identity: Identity | None) -> Session | None:
+        """The live verified session the request carries for ``identity``, or None (as
+        :meth:`is_verified`). No I/O."""
         if time.monotonic() >= self._trusted_until:
             return None
         return self._valid(cookie_header, https, identity)
@@ -188,50 +270,50 @@ class Sessions:
             and self._valid(cookie_header, https, identity) is not None
         )
 
-    def _valid(self, cookie_header: str, https: bool, identity: Identity | None) -> int | None:
-        """The issue time of the live session in the header for ``identity``, or None."""
+    def _valid(self, cookie_header: str, https: bool, identity: Identity | None) -> Session | None:
+        """The live session in the header for ``identity``, or None."""
         if identity is None or identity.recipient is None or not cookie_header:
             return None
         # Keyed by the whole Cookie header (short ones: memory stays bounded): a hit skips
         # even finding our cookie in it. Another cookie that changes on every request (or a
         # long header) just costs the HMAC each time.
         key = (cookie_header, https, identity.auth_id, identity.recipient)
-        issued = self._verified.get(key)
-        if issued is None:
-            value, issued = self._signed(cookie_header, https, identity)
-            if value is None or issued is None or self._session_revoked(value):
+        session = self._verified.get(key)
+        if session is None:
+            session = self._signed(cookie_header, https, identity)
+            if session is None or self._session_revoked(session.value):
                 return None
             if len(cookie_header) <= VERIFIED_CACHE_HEADER:
                 if len(self._verified) >= VERIFIED_CACHE_SIZE:
                     self._verified.clear()
                 # Only signatures that verified are remembered, keyed by all the HMAC proved
                 # it for: a hit proves exactly what the HMAC proved, for a dict lookup.
-                self._verified[key] = issued
-                if self._session_revoked(value):  # revoked meanwhile: its clear() ran first
-                    self._verified.pop(key, None)
+                self._verified[key] = session
+                if self._session_revoked(session.value):  # revoked meanwhile: its clear()
+                    self._verified.pop(key, None)  # ran first
                     return None
-        now_ms = time.time() * 1000
+        issued = session.issued
+        now_ms = time.time() * 1000 if self._real_clock else self.now_ms()
         if issued + self.remember_for * 1000 < now_ms or issued > now_ms + 60_000:
             return None
         revoked = self._revoked.get(identity.auth_id)
-        return issued if revoked is None or issued > revoked else None
+        return session if revoked is None or issued > revoked else None
 
-    def _signed(
-        self, cookie_header: str, https: bool, identity: Identity
-    ) -> tuple[str | None, int | None]:
-        """(value, issue time) of the newest of our cookies signed for ``identity`` and not
-        revoked: another cookie of the same name (planted by a sibling subdomain, which a
-        browser sends first when its Path is longer) must not hide the real one, nor an old
-        one (another Domain or Path) a fresh one that a step-up challenge just set."""
-        found: tuple[str | None, int | None] = (None, None)
+    def _signed(self, cookie_header: str, https: bool, identity: Identity) -> Session | None:
+        """The newest of our cookies signed for ``identity`` and not revoked (the latest
+        code; of one session, the latest last-seen): another cookie of the same name (planted
+        by a sibling subdomain, which a browser sends first when its Path is longer) must not
+        hide the real one, nor an old one (another Domain or Path) a fresh one that a step-up
+        challenge just set."""
+        found: Session | None = None
         for value in cookie_values(cookie_header, self._names[https]):
-            issued = self.signer.verify(value, identity)
+            times = self.signer.times(value, identity)
             if (
-                issued is not None
+                times is not None
                 and not self._session_revoked(value)
-                and (found[1] is None or issued > found[1])
+                and (found is None or times > (found.issued, found.seen))
             ):
-                found = value, issued
+                found = Session(value, *times)
         return found
 
     def revocations_stale(self) -> bool:
@@ -272,7 +354,7 @@ class Sessions:
             for key, at in self.verifier.revocations_since(since):
                 self._learn(key, int(at.timestamp() * 1000))
                 self._revocations_seen = max(self._revocations_seen, at)
-            horizon = (time.time() - self.remember_for) * 1000
+            horizon = self.now_ms() - self.remember_for * 1000
             for revoked in (self._revoked, self._revoked_sessions):
                 # list(): revoke() may add to the dict from another thread meanwhile.
                 for key in [k for k, at in list(revoked.items()) if at < horizon]:
@@ -314,7 +396,7 @@ class Sessions:
         before its next request (the store's signal; without it, within
         ``revocation_interval`` seconds). Here it holds even when the store cannot be
         written -- and then StoreUnavailable is raised: other hosts do not know."""
-        self._learn(auth_id, int(time.time() * 1000))
+        self._learn(auth_id, int(self.now_ms()))
         at = self.verifier.revoke(auth_id)
         self._learn(auth_id, int(at.timestamp() * 1000))
 
@@ -325,11 +407,11 @@ class Sessions:
         choosing is written to the store. Like :meth:`revoke`, it raises StoreUnavailable
         when the store cannot be written, after ending the sessions here."""
         ids = [sid for sid in map(self.signer.session_id, values) if sid is not None]
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.now_ms())
         for sid in ids:
             self._learn_session(sid, now_ms)
         for sid in ids:
             self.verifier.revoke_session(sid)
 
 
-__all__ = ["SessionSigner", "Sessions"]
+__all__ = ["TOUCH_EVERY_MS", "Session", "SessionSigner", "Sessions", "wall_ms"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 import secrets
-import time
 from html import escape
 from urllib.parse import parse_qs
 
@@ -27,7 +26,7 @@ from ...phones import mask
 from ..cookies import Cookies, cookie_value
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
-from ..refusals import Refusals, requested_max_age
+from ..refusals import ANY, Fresh, Refusals
 from ..responses import (
     PAGE_HEADERS,
     app_url,
@@ -123,26 +122,26 @@ class HtmlFlow:
         identity: Identity,
         next_url: str,
         lost: bool = False,
-        max_age: int | None = None,
+        fresh: Fresh = ANY,
     ) -> Response:
-        """A browser request without a verified session (or, ``max_age``, with one older
-        than a rule allows): send a code (unless one is waiting) and go to the challenge
-        page. ``lost``: it was a form post, which the page says was not kept."""
+        """A browser request without a verified session (or, ``fresh``, with one older or
+        idle longer than a rule allows): send a code (unless one is waiting) and go to the
+        challenge page. ``lost``: it was a form post, which the page says was not kept."""
         status = self._send_first(identity, request)
         if lost:  # the lost post is said whatever else is (a cooldown must not hide it)
             status = "post_lost" + (f"{FLAGS}{status}" if status else "")
         headers = [self.flash(request, status)] if status else []
-        return redirect(self.refusals.challenge_url(request, next_url, max_age), *headers)
+        return redirect(self.refusals.challenge_url(request, next_url, fresh), *headers)
 
     def htmx(
-        self, request: Request, identity: Identity, next_url: str, max_age: int | None = None
+        self, request: Request, identity: Identity, next_url: str, fresh: Fresh = ANY
     ) -> Response:
         """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
         (a redirect would be followed by the XHR and swapped into a fragment)."""
         status = self._send_first(identity, request)
-        response = self.refusals.verification_required(request, next_url, max_age)
+        response = self.refusals.verification_required(request, next_url, fresh)
         response.headers.append(
-            ("hx-redirect", self.refusals.challenge_url(request, next_url, max_age))
+            ("hx-redirect", self.refusals.challenge_url(request, next_url, fresh))
         )
         if status:
             response.headers.append(self.flash(request, status))
@@ -163,7 +162,7 @@ class HtmlFlow:
             request,
             identity,
             safe_next(values[0] if values else None),
-            max_age=requested_max_age(request),
+            fresh=Fresh.of(request),
         )
 
     def page(
@@ -173,17 +172,18 @@ class HtmlFlow:
         next_url: str,
         error: str | None = None,
         status: int = 200,
-        max_age: int | None = None,
+        fresh: Fresh = ANY,
     ) -> Response:
-        """The challenge page (or where the user must go instead). ``max_age`` (step-up): a
-        session verified longer ago than that does not skip the page."""
+        """The challenge page (or where the user must go instead). ``fresh`` (step-up): a
+        session verified longer ago than its ``max_age``, or unused for longer than its
+        ``idle``, does not skip the page, which says why."""
         if identity is None:
             return self.refusals.anonymous(request, next_url)
         if identity.recipient is None:
             return self.refusals.no_phone(request, next_url)
         https = request.scheme == "https"
-        issued = self.sessions.verified_at(request.header("cookie"), https, identity)
-        if issued is not None and (max_age is None or issued >= (time.time() - max_age) * 1000):
+        session = self.sessions.session(request.header("cookie"), https, identity)
+        if session is not None and session.meets(*fresh, self.sessions.now_ms()):
             return redirect(next_url)
         headers: list[tuple[str, str]] = []
         notice = None
@@ -207,9 +207,7 @@ class HtmlFlow:
             headers.append(set_nonce)
         script_nonce = secrets.token_urlsafe(16)
         body = self.pages.render_challenge(
-            self._view(
-                request, identity, next_url, nonce, error, notice, script_nonce, wait, max_age
-            )
+            self._view(request, identity, next_url, nonce, error, notice, script_nonce, wait, fresh)
         )
         return Response(
             status, body, [*PAGE_HEADERS, self.options.csp.header(script_nonce), *headers]
@@ -225,13 +223,18 @@ class HtmlFlow:
         notice: str | None,
         script_nonce: str,
         wait: SendWait | None,
-        max_age: int | None = None,
+        fresh: Fresh = ANY,
     ) -> ChallengeView:
         pending = self.verifier.pending(identity.auth_id)
         if pending is not None and pending.recipient != identity.recipient:
             pending = None
         action = app_url(request, f"{self.options.prefix}/challenge")
-        age = "" if max_age is None else f"?max_age={max_age}"  # kept through the forms
+        age = fresh.query  # kept through the forms
+        if notice is None and error is None:  # say why a verified user sees the page again
+            if fresh.max_age is not None:
+                notice = text.needs_recent_code(fresh.max_age)
+            elif fresh.idle is not None:
+                notice = text.idle_too_long(fresh.idle)
         return ChallengeView(
             masked_recipient=mask(identity.recipient or ""),
             action=action + age,
@@ -286,7 +289,7 @@ class HtmlFlow:
             return refused or forbidden()
         status = self.sender.send(identity, request) or "sent"
         return redirect(
-            self.refusals.challenge_url(request, next_url, requested_max_age(request)),
+            self.refusals.challenge_url(request, next_url, Fresh.of(request)),
             self.flash(request, status),
         )
 
@@ -305,7 +308,7 @@ class HtmlFlow:
                 next_url,
                 error=error,
                 status=status,
-                max_age=requested_max_age(request),
+                fresh=Fresh.of(request),
             )
         https = request.scheme == "https"  # a fresh verified session; the nonce is spent
         return redirect(
