@@ -3,32 +3,28 @@
 PostgreSQL tests need SMS2FA_TEST_POSTGRES_URL (CI sets it). Without it they skip and say why;
 with CI=true a missing variable or an unreachable server fails the run instead. They run in a
 private database that this session creates on that server and drops at its end, never in the
-database the variable names (see databases.py).
+database the variable names (see support/databases.py).
+
+Every fixture shared by more than one module is defined here, once; helpers that are not
+fixtures live in tests/support/.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
-from databases import fresh_database, private_postgres
 
 from sms2fa_middleware import Settings, Verifier
 from sms2fa_middleware.testing import FakeFlowroute
-
-SECRET = "test-secret-key-0123456789abcdef"
-
-
-def in_threads(target: Callable[[int], object], n: int) -> None:
-    """Run ``target(0)`` .. ``target(n - 1)`` each in a thread of its own; wait for them all."""
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+from tests.support import SECRET
+from tests.support.apps import Site, serve
+from tests.support.browsing import USERS
+from tests.support.databases import fresh_database, private_postgres
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,3 +91,85 @@ def make_verifier(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
 def verifier(make_verifier: Callable[..., Verifier]) -> Verifier:
     """A Verifier with the default policy (resend cooldown off, so tests can start twice)."""
     return make_verifier(resend_cooldown=0)
+
+
+# -- the test apps (tests/support/apps.py), served for real --------------------------------
+
+
+@pytest.fixture(params=["flask", "starlette"])
+def framework(request: pytest.FixtureRequest) -> str:
+    """Which test app: Flask (the WSGI adapter) or Starlette (the ASGI adapter)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_site(
+    framework: str, make_settings: Callable[..., Settings]
+) -> Iterator[Callable[..., Site]]:
+    """Serve the ``framework`` app; ``settings`` overrides the Settings (resend cooldown off
+    unless given), other keywords go to the middleware."""
+    sites: list[Site] = []
+
+    def build(
+        settings: dict[str, Any] | None = None, users: dict[str, str] | None = None, **options: Any
+    ) -> Site:
+        built = make_settings(**{"resend_cooldown": 0, **(settings or {})})
+        site = serve(framework, built, dict(USERS if users is None else users), **options)
+        sites.append(site)
+        return site
+
+    yield build
+    for site in sites:
+        site.stop()
+
+
+@pytest.fixture
+def site(make_site: Callable[..., Site]) -> Site:
+    """The ``framework`` app with the default options."""
+    return make_site()
+
+
+# -- the Django example project (tests/support/django_example.py) --------------------------
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The example project set up in this process (once per process)."""
+    pytest.importorskip("django")
+    from tests.support.django_example import set_up_project
+
+    set_up_project(tmp_path_factory)
+
+
+@pytest.fixture
+def sms2fa(project: None, fake_flowroute: FakeFlowroute, tmp_path: Path) -> Iterator[Any]:
+    """``settings.SMS2FA`` as the example's, with SMS through FakeFlowroute and a store of
+    this test's own; returns a function that overrides it further (keyword arguments)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    base = {
+        **settings.SMS2FA,
+        "settings": Settings(
+            secret_key=SECRET,
+            database_url=f"sqlite:///{tmp_path / 'sms2fa.db'}",
+            **fake_flowroute.settings_kwargs(),
+        ),
+    }
+    with ExitStack() as stack:
+
+        def configure(**changes: Any) -> None:
+            stack.enter_context(override_settings(SMS2FA={**base, **changes}))
+
+        configure()
+        yield configure
+
+
+@pytest.fixture(scope="module", params=["uvicorn", "gunicorn"])
+def django_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The example project served for real by uvicorn, then gunicorn (4 workers each)."""
+    pytest.importorskip("django")
+    from tests.support.django_example import serve_example
+
+    with serve_example(request.param, tmp_path_factory.mktemp(f"django-{request.param}")) as server:
+        yield server
