@@ -21,7 +21,7 @@ import pytest
 
 from sms2fa_middleware import Settings, Verifier
 from sms2fa_middleware.testing import FakeFlowroute
-from tests.support import SECRET
+from tests.support import NO_BUDGETS, SECRET, Client
 from tests.support.apps import Site, serve
 from tests.support.browsing import USERS
 from tests.support.databases import fresh_database, private_postgres
@@ -85,6 +85,37 @@ def make_verifier(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
     yield build
     for verifier in made:
         verifier.store.dispose()
+
+
+@pytest.fixture
+def quiet(make_verifier: Callable[..., Verifier]) -> Verifier:
+    """A verifier with the send budgets off."""
+    return make_verifier(**NO_BUDGETS)
+
+
+@pytest.fixture
+def make_client(make_verifier: Callable[..., Verifier]) -> Client:
+    """A starlette TestClient on the HTTP API service (in-process) and its Verifier; keyword
+    arguments override the settings (send budgets off unless given)."""
+    import warnings
+
+    from sms2fa_middleware.api.service import VerificationService
+
+    with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    def build(prefix: str = "/", **overrides: Any) -> tuple[TestClient, Verifier]:
+        verifier = make_verifier(**{**NO_BUDGETS, **overrides})
+        return TestClient(VerificationService(verifier, prefix)), verifier
+
+    return build
+
+
+@pytest.fixture
+def api(make_client: Client) -> Any:
+    """A TestClient on the HTTP API service with the default settings (budgets off)."""
+    return make_client()[0]
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from sms2fa_middleware.api.service import VerificationService
 from sms2fa_middleware.messages import MAX_BODY
 from sms2fa_middleware.store import codes
 from sms2fa_middleware.testing import FakeFlowroute
+from tests.support import NO_BUDGETS, Client
 from tests.support.tcp_proxy import PausableProxy
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -34,29 +35,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 NUMBER = "12065551234"
 OTHER_NUMBER = "14155552671"
 # Budgets off unless a test is about them, so tests can create codes freely.
-NO_BUDGETS: dict[str, Any] = {
-    "resend_cooldown": 0,
-    "recipient_send_limit": 0,
-    "address_send_limit": 0,
-}
-
-Client = Callable[..., tuple[TestClient, Verifier]]
-
-
-@pytest.fixture
-def make_client(make_verifier: Callable[..., Verifier]) -> Client:
-    """A TestClient on the service; keyword arguments override the settings."""
-
-    def build(prefix: str = "/", **overrides: Any) -> tuple[TestClient, Verifier]:
-        verifier = make_verifier(**{**NO_BUDGETS, **overrides})
-        return TestClient(VerificationService(verifier, prefix)), verifier
-
-    return build
-
-
-@pytest.fixture
-def api(make_client: Client) -> TestClient:
-    return make_client()[0]
 
 
 def answer(response: httpx.Response, status: int, reason: str | None = None) -> dict[str, Any]:

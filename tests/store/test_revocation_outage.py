@@ -24,6 +24,7 @@ from werkzeug.test import Client
 
 from sms2fa_middleware import Identity, Settings
 from sms2fa_middleware.errors import StoreUnavailable
+from sms2fa_middleware.store import sqlite as sqlite_store
 from sms2fa_middleware.testing import FakeFlowroute, verified_cookie
 from tests.support import SECRET
 from tests.support.apps import flask_app, starlette_app
@@ -209,11 +210,15 @@ def sqlite_locked(path: Path) -> Iterator[None]:
 
 
 @pytest.mark.slow
-def test_sqlite_held_locked_by_another_process(tmp_path: Path, fake: FakeFlowroute) -> None:
+def test_sqlite_held_locked_by_another_process(
+    tmp_path: Path, fake: FakeFlowroute, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same on SQLite, held locked by another process past the busy timeout (30 s per
-    blocked statement: this test waits for two). B1 starts during the lock and must not
-    accept the session A logged out; B2, which read before the lock, logs a device out during
-    it: an error for the app, and that session refused at once."""
+    blocked statement in production; 2 s here, and this test waits for two). B1 starts
+    during the lock and must not accept the session A logged out; B2, which read before the
+    lock, logs a device out during it: an error for the app, and that session refused at
+    once."""
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT", 2.0)
     path = tmp_path / "sms2fa.db"
     url = f"sqlite:///{path}"
     with workers(url, url, fake, revocation_interval=600) as (a, worker):
