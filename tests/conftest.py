@@ -26,6 +26,40 @@ from tests.support.apps import Site, serve
 from tests.support.browsing import USERS
 from tests.support.databases import fresh_database, private_postgres
 
+# -- the `server` marker: what starts a process or a server ----------------------------------
+
+# Fixtures that start a server (in a thread or a process) for the tests that use them.
+SERVER_FIXTURES = {
+    "make_site",  # tests/support/apps.py: werkzeug or uvicorn in a thread
+    "site",
+    "make_identity_site",
+    "server",  # a module's own real server (sms2fa serve, gunicorn, uvicorn ...)
+    "served",
+    "django_server",
+    "channels_server",
+    "fastapi_port",
+    "example",
+    "public_site",
+    "base",  # tests/api/test_client.py: sms2fa serve
+    "token_base",
+    "live",  # tests/security/test_faults.py: sms2fa serve
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``server`` every test that starts a process or a server: all of tests/e2e, the
+    ``slow`` and ``browser`` ones, and every user of a server fixture; the rest mark
+    themselves. ``pytest -m "not server"`` is the quick inner loop."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if (
+            e2e in Path(str(item.path)).parents
+            or item.get_closest_marker("slow")
+            or item.get_closest_marker("browser")
+            or SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        ):
+            item.add_marker(pytest.mark.server)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _data_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
@@ -158,6 +192,36 @@ def make_site(
 def site(make_site: Callable[..., Site]) -> Site:
     """The ``framework`` app with the default options."""
     return make_site()
+
+
+@pytest.fixture
+def make_identity_site(
+    framework: str, make_settings: Callable[..., Settings]
+) -> Iterator[Callable[..., Site]]:
+    """Serve ``framework``'s test app; ``identities`` maps X-User to what identify returns
+    (an exception instance is raised); other keywords go to the middleware."""
+    sites: list[Site] = []
+
+    def build(identities: dict[str, Any] | None = None, **options: Any) -> Site:
+        table = identities or {}
+
+        def identify(request: Any) -> Any:
+            found = table.get(request.headers.get("x-user"))
+            if isinstance(found, BaseException):
+                raise found
+            return found
+
+        if identities is not None:
+            options["identify"] = identify
+        site = serve(
+            framework, make_settings(resend_cooldown=0), {"alice": USERS["alice"]}, **options
+        )
+        sites.append(site)
+        return site
+
+    yield build
+    for site in sites:
+        site.stop()
 
 
 # -- the Django example project (tests/support/django_example.py) --------------------------

@@ -619,6 +619,7 @@ def test_under_a_script_name_the_path_info_is_protected(
     assert account.status_code == 200 and MARKER in account.text
 
 
+@pytest.mark.server
 @pytest.mark.postgres
 def test_sessions_fail_closed_while_revocations_cannot_be_read(
     sms2fa: Any, fake_flowroute: FakeFlowroute

@@ -132,6 +132,7 @@ urlpatterns = []
 """
 
 
+@pytest.mark.server
 def test_django_deploy_check_reports_a_missing_secret(tmp_path: Path) -> None:
     (tmp_path / "lazy_django_settings.py").write_text(DJANGO_SETTINGS)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMS2FA_", "FLOWROUTE_"))}

@@ -13,34 +13,26 @@ from 127.0.0.1 is not believed unless a test asks for a trusted proxy (``behind_
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 import requests
 
-from sms2fa_middleware import Identity
-from sms2fa_middleware.guard import SessionSigner
 from sms2fa_middleware.testing import FakeFlowroute
-from tests.support import SECRET
 from tests.support.apps import Site
 from tests.support.browsing import (
     ACCOUNT_CHALLENGE,
     ALICE,
-    BOB,
     CHALLENGE,
     COOKIE,
-    EPOCH,
     FLASH,
     HTML,
     NEW_NUMBER,
     Browser,
     attempts_shown,
     csrf_token,
-    get_with_cookie,
     hidden_next,
     json_401,
     set_cookies,
@@ -53,21 +45,6 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 STARLETTE_ONLY = pytest.mark.parametrize("framework", ["starlette"])
 # Also as Starlette(middleware=[Middleware(SMS2FAMiddleware, ...)]) rather than a wrapper.
 ALL_FORMS = pytest.mark.parametrize("framework", ["flask", "starlette", "starlette-stack"])
-
-OPEN_REDIRECTS = [
-    "//evil.example",
-    "/\\evil.example",
-    "https:evil.example",
-    "%2F%2Fevil.example",
-    "javascript:alert(1)",
-    "https://evil.example/",
-    "///evil.example",
-    "/%2F%2Fevil.example",
-    "/%5Cevil.example",
-    "\\\\evil.example",
-    "/\t/evil.example",
-    "//evil.example/%2F..",
-]
 
 
 # -- which paths are protected ------------------------------------------------------------
@@ -413,89 +390,6 @@ def test_non_navigation_gets_401_json_and_sends_nothing(
     assert fake_flowroute.messages == []
 
 
-@SQLITE_ONLY
-def test_second_user_with_first_users_cookie(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    cookie = Browser(site, "alice").verify(fake_flowroute)
-    assert get_with_cookie(site, "/api/data", "alice", cookie).status_code == 200
-    json_401(get_with_cookie(site, "/api/data", "bob", cookie), "VerificationRequired")
-
-    bob = Browser(site, "bob")
-    bob.plant(cookie)
-    challenged = bob.nav("/account")
-    assert challenged.headers["location"] == ACCOUNT_CHALLENGE
-    assert len(fake_flowroute.messages_to(BOB)) == 1  # bob is asked for his own code
-    assert len(fake_flowroute.messages_to(ALICE)) == 1
-    assert bob.submit(fake_flowroute.last_code(BOB)).status_code == 303
-    assert bob.nav("/account").text == "account of bob"
-
-
-def test_changed_number_voids_the_session(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    browser = Browser(site, "alice")
-    browser.verify(fake_flowroute)
-    assert browser.api("/api/data").json()["recipient"] == ALICE
-    site.users["alice"] = NEW_NUMBER
-    json_401(browser.api("/api/data"), "VerificationRequired")
-    assert browser.nav("/account").headers["location"] == ACCOUNT_CHALLENGE
-    assert len(fake_flowroute.messages_to(NEW_NUMBER)) == 1
-    assert "+1••••••••99" in browser.page().text
-    assert browser.submit(fake_flowroute.last_code(NEW_NUMBER)).status_code == 303
-    assert browser.api("/api/data").json() == {"auth_id": "alice", "recipient": NEW_NUMBER}
-
-
-@SQLITE_ONLY
-def test_number_changed_while_the_code_was_out(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    browser = Browser(site, "alice")
-    browser.nav("/account")
-    old_code = fake_flowroute.last_code(ALICE)
-    site.users["alice"] = NEW_NUMBER
-    page = browser.page()
-    assert attempts_shown(page) is None  # the pending code is for the old number
-    answer = browser.submit(old_code)
-    assert answer.status_code == 400
-    assert "Your phone number changed" in answer.text
-    assert COOKIE not in set_cookies(answer)
-    json_401(browser.api("/api/data"), "VerificationRequired")
-    assert fake_flowroute.messages_to(NEW_NUMBER) == []
-
-
-@ALL_FORMS
-def test_revocation(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    browser = Browser(site, "alice")
-    old = browser.verify(fake_flowroute)
-    assert browser.api("/api/data").status_code == 200
-    logout = browser.api("/logout", "POST")
-    assert logout.status_code == 303
-    json_401(browser.api("/api/data"), "VerificationRequired")
-    assert [a for a, _ in site.middleware.verifier.store.revocations_since(EPOCH)] == ["alice"]
-    # Bob is untouched; alice can verify again, and only the new cookie counts.
-    bob = Browser(site, "bob")
-    bob.verify(fake_flowroute)
-    new = browser.verify(fake_flowroute)
-    assert new != old
-    assert get_with_cookie(site, "/api/data", "alice", new).status_code == 200
-    json_401(get_with_cookie(site, "/api/data", "alice", old), "VerificationRequired")
-    assert bob.api("/api/data").status_code == 200
-
-
-def test_revocation_reaches_another_instance(
-    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
-) -> None:
-    a = make_site(revocation_interval=0.2)
-    b = make_site(revocation_interval=0.2)  # same database, same secret: another host
-    cookie = Browser(a, "alice").verify(fake_flowroute)
-    assert get_with_cookie(b, "/api/data", "alice", cookie).status_code == 200
-    logout = requests.post(
-        a.url + "/logout", headers={"X-User": "alice"}, allow_redirects=False, timeout=10
-    )
-    assert logout.status_code == 303
-    json_401(get_with_cookie(a, "/api/data", "alice", cookie), "VerificationRequired")
-    time.sleep(0.3)
-    json_401(get_with_cookie(b, "/api/data", "alice", cookie), "VerificationRequired")
-    # A session verified after the revocation is good on both.
-    fresh = Browser(a, "alice").verify(fake_flowroute)
-    assert get_with_cookie(b, "/api/data", "alice", fresh).status_code == 200
-
-
 # -- the mounted API ----------------------------------------------------------------------
 
 
@@ -555,180 +449,6 @@ def test_mounted_api_with_token(
     ok = requests.post(api, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert ok.status_code == 200
     assert len(fake_flowroute.messages_to(NEW_NUMBER)) == 1
-
-
-# -- security -----------------------------------------------------------------------------
-
-
-def test_open_redirect_payloads_all_land_on_root(
-    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
-) -> None:
-    site = make_site(settings={"recipient_send_limit": 0, "address_send_limit": 0})
-    assert len(OPEN_REDIRECTS) == 12
-    landed: dict[str, Any] = {}
-    for payload in OPEN_REDIRECTS:
-        browser = Browser(site, "alice")
-        page = browser.page(payload)
-        assert hidden_next(page) == "/", payload
-        browser.nav("/account")  # sends a code
-        done = browser.submit(fake_flowroute.last_code(ALICE), payload, token=csrf_token(page))
-        landed[payload] = (done.status_code, done.headers.get("location"))
-        # Verified now: the challenge page redirects straight to ``next`` -- or rather to /.
-        again = browser.nav(CHALLENGE, params={"next": payload})
-        assert (again.status_code, again.headers.get("location")) == (303, "/"), payload
-    assert landed == {payload: (303, "/") for payload in OPEN_REDIRECTS}
-
-
-def test_csrf_token_missing_or_wrong_is_403_and_costs_nothing(
-    site: Site, fake_flowroute: FakeFlowroute
-) -> None:
-    browser = Browser(site, "alice")
-    browser.nav("/account")
-    code = fake_flowroute.last_code(ALICE)
-    token = csrf_token(browser.page())
-    bob = Browser(site, "bob")
-    bobs_token = csrf_token(bob.page())
-    stranger = Browser(site, "alice")  # the right token, but not the cookie it is bound to
-
-    attempts = [
-        browser.post(CHALLENGE, {"next": "/account", "code": code}),
-        browser.post(CHALLENGE, {"csrf_token": "", "next": "/account", "code": code}),
-        browser.post(CHALLENGE, {"csrf_token": "x" + token[1:], "next": "/account", "code": code}),
-        browser.post(CHALLENGE, {"csrf_token": bobs_token, "next": "/account", "code": code}),
-        stranger.post(CHALLENGE, {"csrf_token": token, "next": "/account", "code": code}),
-        # bob's cookie and bob's token, but alice asking: the token is bound to the user.
-        Browser(site, "alice", Cookie=f"sms2fa_csrf={bob.http.cookies.get('sms2fa_csrf')}").post(
-            CHALLENGE, {"csrf_token": bobs_token, "next": "/account", "code": code}
-        ),
-        browser.post(
-            CHALLENGE,
-            {"csrf_token": token, "next": "/account", "code": code},
-            headers={"Origin": "http://evil.example"},
-        ),
-        browser.post(CHALLENGE + "/resend", {"next": "/account"}),
-    ]
-    assert [a.status_code for a in attempts] == [403] * len(attempts)
-    assert all(COOKIE not in set_cookies(a) for a in attempts)
-    # A GET never checks a code, whatever it carries.
-    assert (
-        browser.nav(
-            CHALLENGE, params={"next": "/account", "code": code, "csrf_token": token}
-        ).status_code
-        == 200
-    )
-    assert site.middleware.verifier.store.get_code("alice").attempts_left == 3
-    assert attempts_shown(browser.page()) == 3
-    assert len(fake_flowroute.messages_to(ALICE)) == 1  # the refused resend sent nothing
-    json_401(browser.api("/api/data"), "VerificationRequired")
-    assert browser.submit(code, token=token).status_code == 303  # the code is still good
-
-
-def test_tampered_or_expired_cookie_is_refused(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    cookie = Browser(site, "alice").verify(fake_flowroute)
-    head, _, signature = cookie.rpartition(".")
-    issued, _, sid = head.partition(".")
-    flip = {"A": "B"}.get(signature[-1], "A")
-    audience = site.middleware.guard.cookie_audience
-    signer = SessionSigner([SECRET], audience)
-    now_ms = int(time.time() * 1000)
-    alice = Identity("alice", ALICE)
-    tampered = {
-        "signature": f"{head}.{signature[:-1]}{flip}",
-        "issued": f"{int(issued, 16) + 1:x}.{sid}.{signature}",
-        "sid": f"{issued}.{sid[:-1]}{'A' if sid[-1] != 'A' else 'B'}.{signature}",
-        "no signature": head,
-        "empty": "",
-        "other key": SessionSigner(["another-secret-key-0123456789"], audience).issue(
-            alice, now_ms
-        ),
-        "other audience": SessionSigner([SECRET], "another-app").issue(alice, now_ms),
-        "no audience": SessionSigner([SECRET]).issue(alice, now_ms),
-        "other number": signer.issue(Identity("alice", NEW_NUMBER), now_ms),
-        "expired": signer.issue(alice, now_ms - 12 * 3600 * 1000 - 1000),
-        "from the future": signer.issue(alice, now_ms + 5 * 60 * 1000),
-    }
-    answers = {
-        name: get_with_cookie(site, "/api/data", "alice", value).status_code
-        for name, value in tampered.items()
-    }
-    assert answers == dict.fromkeys(tampered, 401)
-    # The controls: the real cookie, and one we sign the same way, pass.
-    assert get_with_cookie(site, "/api/data", "alice", cookie).status_code == 200
-    assert (
-        get_with_cookie(site, "/api/data", "alice", signer.issue(alice, now_ms - 1000)).status_code
-        == 200
-    )
-
-
-@SQLITE_ONLY
-def test_cookie_expires_after_remember_for(
-    make_site: Callable[..., Site], fake_flowroute: FakeFlowroute
-) -> None:
-    site = make_site(remember_for=1)
-    browser = Browser(site, "alice")
-    browser.nav("/account")
-    done = browser.submit(fake_flowroute.last_code(ALICE))
-    assert "Max-Age=1" in set_cookies(done)[COOKIE]
-    cookie = done.cookies[COOKIE]
-    assert get_with_cookie(site, "/api/data", "alice", cookie).status_code == 200
-    time.sleep(1.1)
-    json_401(get_with_cookie(site, "/api/data", "alice", cookie), "VerificationRequired")
-
-
-def test_fresh_session_identifier_on_success(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    browser = Browser(site, "alice")
-    planted = "0.planted-by-an-attacker.AAAA"
-    browser.plant(planted)
-    json_401(browser.api("/api/data"), "VerificationRequired")
-    first = browser.verify(fake_flowroute)
-    assert first != planted
-    json_401(get_with_cookie(site, "/api/data", "alice", planted), "VerificationRequired")
-
-    second = Browser(site, "alice").verify(fake_flowroute)
-    assert second.split(".")[1] != first.split(".")[1]  # a new random session id each time
-    # After a logout, the next success mints a new identifier and the old one is worthless.
-    browser.api("/logout", "POST")
-    third = browser.verify(fake_flowroute)
-    assert third not in (first, second)
-    for old in (first, second):
-        json_401(get_with_cookie(site, "/api/data", "alice", old), "VerificationRequired")
-    assert get_with_cookie(site, "/api/data", "alice", third).status_code == 200
-
-
-def test_right_code_replayed_is_refused(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    browser = Browser(site, "alice")
-    browser.nav("/account")
-    code = fake_flowroute.last_code(ALICE)
-    assert browser.submit(code).status_code == 303
-    other = Browser(site, "alice")  # another device replaying what it saw
-    replay = other.submit(code)
-    assert replay.status_code == 400
-    assert COOKIE not in set_cookies(replay)
-    json_401(other.api("/api/data"), "VerificationRequired")
-    assert len(fake_flowroute.messages) == 1
-
-
-@SQLITE_ONLY
-def test_right_code_sent_at_once_succeeds_once(site: Site, fake_flowroute: FakeFlowroute) -> None:
-    browsers = [Browser(site, "alice") for _ in range(8)]
-    tokens = [csrf_token(b.page()) for b in browsers]
-    browsers[0].nav("/account")
-    code = fake_flowroute.last_code(ALICE)
-    barrier = threading.Barrier(len(browsers))
-    results: list[requests.Response | None] = [None] * len(browsers)
-
-    def post(i: int) -> None:
-        barrier.wait()
-        results[i] = browsers[i].submit(code, token=tokens[i])
-
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(browsers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    statuses = sorted(r.status_code for r in results if r is not None)
-    assert statuses == [303] + [400] * (len(browsers) - 1)
-    assert sum(COOKIE in set_cookies(r) for r in results if r is not None) == 1
 
 
 # -- cookies ------------------------------------------------------------------------------

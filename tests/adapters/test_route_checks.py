@@ -221,6 +221,7 @@ def apps_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.server
 def test_cli_exit_status_for_flask(apps_dir: Path) -> None:
     # the protect patterns come from the SMS2FAMiddleware around flask.wsgi_app
     done = check_routes_cli("audit_apps:flask", cwd=apps_dir)
@@ -233,6 +234,7 @@ def test_cli_exit_status_for_flask(apps_dir: Path) -> None:
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
 
 
+@pytest.mark.server
 def test_cli_exit_status_for_fastapi(apps_dir: Path) -> None:
     done = check_routes_cli("audit_apps:wrapped", cwd=apps_dir)
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
@@ -248,6 +250,7 @@ def test_cli_exit_status_for_fastapi(apps_dir: Path) -> None:
     assert done.returncode == 2 and "SECRET_KEY is not set" in done.stderr
 
 
+@pytest.mark.server
 def test_cli_exit_status_for_django(tmp_path: Path) -> None:
     env = {
         "DJANGO_SETTINGS_MODULE": "project.settings",

@@ -186,6 +186,7 @@ def test_settings_for_tests(tmp_path: Path, fake_flowroute: FakeFlowroute) -> No
     assert settings.secret_keys != settings_for_tests(tmp_path / "t.db").secret_keys
 
 
+@pytest.mark.server
 def test_the_fixtures_in_a_users_own_suite(tmp_path: Path) -> None:
     """The plugin as a user's suite meets it (loaded from the entry point): an app factory
     that calls Settings.from_env() builds, with or without a test config, under sms2fa_env;

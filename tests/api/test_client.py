@@ -63,6 +63,7 @@ def _verify(client: SMSAuthClient, fake: FakeFlowroute, auth_id: str) -> dict[st
     return client.authenticate_code(auth_id, fake.last_code(NUMBER))
 
 
+@pytest.mark.server
 def test_endpoint_without_scheme(base: str, fake: FakeFlowroute) -> None:
     client = SMSAuthClient(base.removeprefix("http://"))  # "127.0.0.1:PORT", as the README
     assert _verify(client, fake, "no-scheme") == {
@@ -156,6 +157,7 @@ def test_failed_send_raises_sms_delivery_failed(base: str, fake: FakeFlowroute) 
     assert _verify(client, fake, "send-fails")["authenticated"] is True
 
 
+@pytest.mark.server
 def test_token_option(token_base: str, fake: FakeFlowroute) -> None:
     seen = fake.requests_seen
     for client in (

@@ -605,6 +605,7 @@ def unreachable_later(
         proxy.stop()
 
 
+@pytest.mark.server
 def test_unreachable_database_answers_503(
     make_client: Client,
     fake_flowroute: FakeFlowroute,

@@ -15,6 +15,7 @@ from tests.support import SECRET, apps
 from tests.support.servers import serve
 
 
+@pytest.mark.server
 def test_a_slow_provider_does_not_cap_sends_in_flight(
     tmp_path: Path, fake_flowroute: FakeFlowroute
 ) -> None:

@@ -368,6 +368,7 @@ def test_threads_do_not_lose_messages(fake: FakeFlowroute) -> None:
     assert fake.requests_seen == 40
 
 
+@pytest.mark.server
 def test_reachable_from_a_subprocess(fake: FakeFlowroute) -> None:
     script = (
         "import json, os, sys, urllib.request, base64\n"

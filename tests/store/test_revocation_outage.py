@@ -76,12 +76,6 @@ def fake() -> Iterator[FakeFlowroute]:
         yield running
 
 
-@pytest.fixture(params=["flask", "starlette"])
-def framework(request: pytest.FixtureRequest) -> str:
-    """The adapter under test: WSGI (Flask) or ASGI (Starlette)."""
-    return str(request.param)
-
-
 @contextmanager
 def workers(
     direct: str, proxied: str, fake: FakeFlowroute, **options: Any
@@ -99,6 +93,7 @@ def workers(
             w.close()
 
 
+@pytest.mark.server
 def test_a_worker_started_while_postgres_is_away_accepts_no_session(
     fake: FakeFlowroute, framework: str
 ) -> None:
@@ -126,6 +121,7 @@ def test_a_worker_started_while_postgres_is_away_accepts_no_session(
             proxy.stop()
 
 
+@pytest.mark.server
 def test_a_worker_whose_refresh_fails_stops_accepting_sessions(
     fake: FakeFlowroute, framework: str
 ) -> None:
@@ -153,6 +149,7 @@ def test_a_worker_whose_refresh_fails_stops_accepting_sessions(
             proxy.stop()
 
 
+@pytest.mark.server
 def test_a_revoke_during_an_outage_holds_here_at_once_and_raises(
     fake: FakeFlowroute, framework: str
 ) -> None:

@@ -54,6 +54,7 @@ store.create_schema()  # and again, as a restarted worker would
 """
 
 
+@pytest.mark.server
 def test_create_schema_from_4_processes_at_once(database_url: str) -> None:
     # Each process opens its first connection at the same instant (a new SQLite file: WAL is
     # switched on concurrently too), as the workers of `sms2fa serve --workers 4` do.
@@ -254,6 +255,7 @@ print("fork ok")
 """
 
 
+@pytest.mark.server
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_opens_its_own_sqlite_connections(tmp_path: Any) -> None:
     done = subprocess.run(
@@ -406,6 +408,7 @@ def test_exhausted_connection_pool_is_store_unavailable(database_url: str) -> No
     engine.dispose()
 
 
+@pytest.mark.server
 @pytest.mark.postgres
 def test_engine_operations_raise_store_unavailable_when_the_database_goes_away(
     fake_flowroute: FakeFlowroute,

@@ -90,6 +90,7 @@ def test_what_the_adapters_read_off_a_verdict() -> None:
     assert Verdict(False, answer=Answer.DENY).reads_body is False
 
 
+@pytest.mark.server
 def test_no_framework_is_imported() -> None:
     """The decision and the guard load without werkzeug, starlette or Django."""
     code = (

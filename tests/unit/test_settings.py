@@ -286,6 +286,7 @@ def test_short_secret_key_is_refused() -> None:
         Settings(secret_key=f"{KEY},short")
 
 
+@pytest.mark.server
 def test_development_makes_one_throw_away_key_per_machine_and_warns(
     caplog: pytest.LogCaptureFixture,
     tmp_path: Any,
