@@ -46,12 +46,31 @@ SERVER_FIXTURES = {
 }
 
 
+# The server tests every supported Python runs (.ci/run): one or a few per kind of server,
+# where the Python version can matter (asyncio, fork, argparse, urllib); the whole server
+# tier runs on the main Python. Node ids without the parameters.
+SMOKE = {
+    "tests/api/test_client.py",  # sms2fa serve, one worker
+    "tests/e2e/test_cli.py",  # the sms2fa command
+    "tests/adapters/test_middleware.py::test_login_challenge_success_and_redirect_back",
+    "tests/e2e/test_examples.py::test_example_protects_the_account_page_with_an_sms_code",
+    "tests/adapters/test_django.py::test_real_server_full_flow_and_logout",  # uvicorn, gunicorn
+    "tests/adapters/test_channels.py::test_an_unverified_websocket_is_refused_before_the_handshake",
+    "tests/e2e/test_multiprocess.py::test_four_workers_start_on_a_new_database",
+    "tests/security/test_path_spellings.py::test_no_spelling_reaches_a_protected_view_unverified",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark ``server`` every test that starts a process or a server: all of tests/e2e, the
     ``slow`` and ``browser`` ones, and every user of a server fixture; the rest mark
-    themselves. ``pytest -m "not server"`` is the quick inner loop."""
+    themselves. ``pytest -m "not server"`` is the quick inner loop. Mark ``smoke`` the
+    tests of SMOKE."""
     e2e = Path(__file__).parent / "e2e"
     for item in items:
+        node = item.nodeid.split("[")[0]
+        if node in SMOKE or node.split("::")[0] in SMOKE:
+            item.add_marker(pytest.mark.smoke)
         if (
             e2e in Path(str(item.path)).parents
             or item.get_closest_marker("slow")

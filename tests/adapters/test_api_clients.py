@@ -3,7 +3,7 @@ HTMX calls are refused in their own shape, anonymous requests may be left to the
 middleware is reachable from a request (logout of one device), and a sync ``identify`` never
 runs on the event loop.
 
-Against the real Flask (werkzeug) and Starlette (uvicorn) servers of tests/apps.py; the API
+Against the real Flask (werkzeug) and Starlette (uvicorn) servers of tests/support/apps.py; the API
 client is ``httpx`` alone -- no HTML is parsed anywhere in the JSON flow.
 """
 

@@ -1,11 +1,12 @@
 """Django Channels: websockets go past Django's MIDDLEWARE, so SMS2FAChannelsMiddleware
 guards them, with the same settings.SMS2FA, identity (scope["user"]) and verified cookie.
 
-Over real servers (daphne and uvicorn serving tests/channels_asgi.py: the example project plus two
-consumers) with a real websocket client: a logged-in but unverified session is refused before
-the handshake (HTTP 403); after the Django HTML challenge the same browser's cookies open it;
-another user's session with that verified cookie is refused; /public/ws/ needs nothing. In
-process: the start-up check of the routes, and the refusals that need no server.
+Over real servers (daphne and uvicorn serving tests/support/channels_asgi.py: the example
+project plus two consumers) with a real websocket client: a logged-in but unverified session
+is refused before the handshake (HTTP 403); after the Django HTML challenge the same
+browser's cookies open it; another user's session with that verified cookie is refused;
+/public/ws/ needs nothing. In process: the start-up check of the routes, and the refusals
+that need no server.
 """
 
 from __future__ import annotations

@@ -518,7 +518,7 @@ def test_real_server_logout_then_login_again_needs_a_new_code_on_every_worker(
         assert sum(pool.map(reached, range(200))) == 0, django_server.name
 
 
-# Raw request targets, as test_paths.py sends them; Django routes "account/".
+# Raw request targets, as security/test_path_spellings.py sends them; Django routes "account/".
 SPELLINGS = [
     "/account/",
     "/account",

@@ -1,8 +1,8 @@
 """The middleware, end to end: one suite driving both adapters through the same scenarios.
 
 Each test serves a tiny Flask app (WSGI adapter, werkzeug's threaded server) and a tiny
-Starlette app (ASGI adapter, uvicorn) -- see ``tests/apps.py`` -- on 127.0.0.1, and drives it
-through ``requests`` exactly as a browser or an API client would. Codes come from a real
+Starlette app (ASGI adapter, uvicorn) -- see ``tests/support/apps.py`` -- on 127.0.0.1, and
+drives it through ``requests`` exactly as a browser or an API client would. Codes come from a real
 FakeFlowroute; the store is a real SQLite file, and the real PostgreSQL too (when
 SMS2FA_TEST_POSTGRES_URL is set) for every test not marked ``SQLITE_ONLY``.
 
@@ -384,7 +384,7 @@ def test_non_navigation_gets_401_json_and_sends_nothing(
     body = json_401(browser.api("/api/data"), "VerificationRequired")
     assert body["challenge"] == "/sms2fa/challenge?next=%2Fapi%2Fdata"
     # (A browser's form post, Accept: text/html, goes to the challenge since issue 12: see
-    # test_api_clients.py.)
+    # adapters/test_api_clients.py.)
     json_401(browser.api("/account", "POST", data={"a": "b"}), "VerificationRequired")
     json_401(browser.api("/account?x=1"), "VerificationRequired")
     assert fake_flowroute.messages == []

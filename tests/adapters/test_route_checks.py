@@ -1,6 +1,6 @@
 """The start-up route audit: warnings only for near misses of a protect pattern, routes
 declared public, FastAPI's included routers enumerated, and ``sms2fa check-routes`` with an
-exit status for CI. (Django's URLconf audit: test_django_routing.py.)"""
+exit status for CI. (Django's URLconf audit: adapters/test_django_routing.py.)"""
 
 from __future__ import annotations
 

@@ -139,7 +139,7 @@ def test_attempt_counting_is_atomic_in_threads(
     guesses, 3 to 7 guesses were evaluated against an allowance of 3 ... 12 of 480 requests
     answered 500 (StaleDataError)."
 
-    Threads in one process here; test_multiprocess.py fires them at 4 worker processes.
+    Threads in one process here; e2e/test_multiprocess.py fires them at 4 worker processes.
     """
     verifier = make_verifier(**NO_BUDGETS, max_failed_checks=100)
     for trial in range(3):

@@ -7,7 +7,7 @@
   full phone number -- in-process and from a ``sms2fa serve`` subprocess.
 
 PostgreSQL tests get a private database on the server named by SMS2FA_TEST_POSTGRES_URL
-(see databases.py), so other suites running on that server cannot disturb them.
+(see support/databases.py), so other suites running on that server cannot disturb them.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ FAILURE_CAP = 10  # SMS2FA_MAX_FAILED_CHECKS, the default
 
 # -- databases ---------------------------------------------------------------------------------
 
-# SQLite files, and private databases on the PostgreSQL server (see databases.py).
+# SQLite files, and private databases on the PostgreSQL server (see support/databases.py).
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

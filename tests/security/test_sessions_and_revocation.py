@@ -2,7 +2,7 @@
 revocation, the JSON challenge flow, ``anonymous="app"``, the Django adapter -- that the other
 attack suites do not already try. Each test fails if its hole is (or comes back) open.
 
-Real servers (tests/apps.py: Flask on werkzeug, Starlette on uvicorn) where the attack is an
+Real servers (tests/support/apps.py: Flask on werkzeug, Starlette on uvicorn) where the attack is an
 HTTP request; sans-IO guards where it is about time (a fake clock for the store) or state.
 """
 

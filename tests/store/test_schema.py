@@ -41,7 +41,7 @@ def test_unchecked_codes_are_purged(
     make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
 ) -> None:
     """Defect: "Codes that are never checked stay in the database forever." (``sms2fa purge``
-    is tested in test_cli.py.)"""
+    is tested in e2e/test_cli.py.)"""
     verifier = make_verifier(**NO_BUDGETS)
     verifier.start("u1", NUMBER)
     verifier.start("u2", NUMBER)
@@ -68,7 +68,7 @@ def test_unchecked_codes_are_purged(
 
 def test_schema_creation_in_parallel_threads(database_url: str) -> None:
     """Defect: "Starting 4 workers on a new database crashes (`table auth_code already
-    exists`): schema creation races." Threads here; processes in test_multiprocess.py."""
+    exists`): schema creation races." Threads here; processes in e2e/test_multiprocess.py."""
     errors = create_schema_concurrently(database_url, 4)
     assert errors == []
     assert {t.name for t in metadata.sorted_tables} <= table_names(database_url)

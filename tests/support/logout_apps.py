@@ -1,4 +1,4 @@
-"""The apps of tests/apps.py (Flask, Starlette) for real multi-worker servers: each worker
+"""The apps of tests/support/apps.py (Flask, Starlette) for real multi-worker servers: each worker
 imports this module and builds its app from the environment (``Settings.from_env``):
 ``gunicorn -w 4 'tests.support.logout_apps:flask_app()'``, ``uvicorn --workers 4 --factory
 tests.support.logout_apps:starlette_app``. One user, ``alice``; ``/logout`` revokes her sessions

@@ -1,7 +1,8 @@
 """Fast, sans-IO tests of the guard's parts -- options, paths, cookies, CSRF, sessions and the
 HTML flow -- with :class:`~sms2fa_middleware.messages.Request` objects and no server in front
 (the flow tests use a real SQLite file and FakeFlowroute). The real-server suites
-(test_middleware.py, test_paths.py, ...) stay the proof; these pin the edge cases cheaply.
+(adapters/test_middleware.py, security/test_path_spellings.py, ...) stay the proof; these pin
+the edge cases cheaply.
 """
 
 from __future__ import annotations
