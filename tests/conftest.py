@@ -281,7 +281,7 @@ def sms2fa(project: None, fake_flowroute: FakeFlowroute, tmp_path: Path) -> Iter
 
 @pytest.fixture(scope="module", params=["uvicorn", "gunicorn"])
 def django_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The example project served for real by uvicorn, then gunicorn (4 workers each)."""
+    """The example project served for real by uvicorn, then gunicorn (2 workers each)."""
     pytest.importorskip("django")
     from tests.support.django_example import serve_example
 

@@ -486,7 +486,7 @@ def test_real_server_logout_then_login_again_needs_a_new_code_on_every_worker(
 ) -> None:
     """Issue: with 2 workers, logging out (LogoutView) and straight back in opened the page
     with no code on most requests for up to 5 s. Replaying the old verified cookie after a
-    new login: 0 of 200 requests over 4 workers reach the page."""
+    new login: 0 of 200 requests over 2 workers reach the page."""
     from concurrent.futures import ThreadPoolExecutor
 
     browser = log_in(django_server, CAROL)
