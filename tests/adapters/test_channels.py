@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,9 +28,9 @@ from tests.support.django_example import (
     BOB,
     BOB_PHONE,
     EXAMPLE,
-    PASSWORD,
     Server,
     log_in,
+    prepare_example,
     verify,
 )
 from tests.support.servers import free_port, launch
@@ -185,18 +183,7 @@ def channels_server(
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        for command in (
-            ["migrate", "-v0"],
-            ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
-            ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE],
-        ):
-            subprocess.run(
-                [sys.executable, "manage.py", *command],
-                cwd=EXAMPLE,
-                env=env,
-                check=True,
-                capture_output=True,
-            )
+        prepare_example(env, [(ALICE, ALICE_PHONE), (BOB, BOB_PHONE)])
         port = free_port()
         args = [a.replace("{port}", str(port)) for a in SERVERS[request.param]]
         with launch(

@@ -108,6 +108,23 @@ class Server:
         self.name, self.base, self.port, self.fake = name, base, port, fake
 
 
+def prepare_example(env: dict[str, str], users: list[tuple[str, str]]) -> None:
+    """Migrate the example's database and add ``users`` (name, phone; PASSWORD each) with its
+    ``manage.py`` commands, in one process (each start of Django costs a second or more)."""
+    calls = ["call_command('migrate', verbosity=0)"] + [
+        f"call_command('add_user', {name!r}, password={PASSWORD!r}, phone={phone!r})"
+        for name, phone in users
+    ]
+    script = "from django.core.management import call_command; " + "; ".join(calls)
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=EXAMPLE,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
 @contextmanager
 def serve_example(kind: str, tmp: Path) -> Iterator[Server]:
     """The example project served for real by ``kind`` (a key of SERVERS): migrated, alice,
@@ -122,19 +139,7 @@ def serve_example(kind: str, tmp: Path) -> Iterator[Server]:
             "DJANGO_DEBUG": "0",
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        for command in (
-            ["migrate", "-v0"],
-            ["add_user", ALICE, "--password", PASSWORD, "--phone", ALICE_PHONE],
-            ["add_user", BOB, "--password", PASSWORD, "--phone", BOB_PHONE],
-            ["add_user", CAROL, "--password", PASSWORD, "--phone", CAROL_PHONE],
-        ):
-            subprocess.run(
-                [sys.executable, "manage.py", *command],
-                cwd=EXAMPLE,
-                env=env,
-                check=True,
-                capture_output=True,
-            )
+        prepare_example(env, [(ALICE, ALICE_PHONE), (BOB, BOB_PHONE), (CAROL, CAROL_PHONE)])
         port = free_port()
         args = [a.replace("{port}", str(port)) for a in SERVERS[kind]]
         with launch(
