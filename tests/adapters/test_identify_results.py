@@ -1,9 +1,10 @@
-"""What ``identify`` may return, the cookie's audience, Origin ``null`` and private responses
-(issue 11, items 6 and 9), on both adapters through real servers (see ``tests/support/apps.py``).
+"""What ``identify`` may return -- an int auth_id, a national number, no number, garbage,
+an exception -- on both adapters through real servers (see ``tests/support/apps.py``).
 
 ``identify`` here reads the ``X-User`` header and returns whatever the test put in
-``IDENTITIES`` for that user: an int auth_id, a national number, no number, garbage, or an
-exception to raise.
+``IDENTITIES`` for that user (``make_identity_site`` in conftest.py).
+
+From issue 11 (items 6 and 9).
 """
 
 from __future__ import annotations

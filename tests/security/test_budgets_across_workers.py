@@ -1,13 +1,11 @@
-"""Abuse: the budgets under a real multi-worker server, pumping defence, and what is logged.
-
-* Every send budget and the failed-check cap live in the store, so they must hold across
-  ``sms2fa serve --workers 4`` -- on SQLite and on PostgreSQL -- under 1,000 parallel requests.
-* Numbers of refused regions and types never reach the SMS provider (SMS pumping, toll fraud).
-* A full flow, through the middleware and the API, logged at DEBUG, leaks no code, secret or
-  full phone number -- in-process and from a ``sms2fa serve`` subprocess.
+"""The budgets under a real multi-worker server: every send budget and the failed-check cap
+live in the store, so they must hold across ``sms2fa serve --workers 4`` -- on SQLite and on
+PostgreSQL -- under 1,000 parallel requests.
 
 PostgreSQL tests get a private database on the server named by SMS2FA_TEST_POSTGRES_URL
 (see support/databases.py), so other suites running on that server cannot disturb them.
+
+From the abuse review (its pumping and logging tests: test_pumping.py, test_logging.py).
 """
 
 from __future__ import annotations

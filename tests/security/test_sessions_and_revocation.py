@@ -1,9 +1,14 @@
-"""Attacks from a security review of the guard's newer parts -- sessions and their
-revocation, the JSON challenge flow, ``anonymous="app"``, the Django adapter -- that the other
-attack suites do not already try. Each test fails if its hole is (or comes back) open.
+"""Verified sessions and their cookies under attack: tampered, expired, replayed on another
+user or another app with the same secret, hidden behind a second Cookie header; a changed
+number voids them; revocation (logout of one device or of all) reaches every instance and
+never comes back after the purge.
 
-Real servers (tests/support/apps.py: Flask on werkzeug, Starlette on uvicorn) where the attack is an
-HTTP request; sans-IO guards where it is about time (a fake clock for the store) or state.
+Real servers (tests/support/apps.py: Flask on werkzeug, Starlette on uvicorn) where the
+attack is an HTTP request; sans-IO guards where it is about time (a fake clock for the
+store) or state.
+
+From the middleware's end-to-end suite, issue 11 (items 6 and 9) and a security review of
+the guard's newer parts.
 """
 
 from __future__ import annotations
