@@ -30,6 +30,9 @@ from .files import make_data_directory
 from .statements import Cursor
 
 _INHERITED: list[Any] = []  # connections a forked child must neither use nor close
+# How long a statement waits for another process's lock before "database is locked", in
+# seconds. Read when an engine is made; tests of a held lock shorten it.
+BUSY_TIMEOUT = 30.0
 
 
 class _OwnConnection:
@@ -162,8 +165,12 @@ class SharedCounter(RevocationSignal):
 def sqlite_engine(url: str | URL, *, writer: bool, lock: WriterLock | None = None) -> Engine:
     """An Engine on a WAL file; ``writer``: its transactions take the write lock up front."""
     engine = create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT, "check_same_thread": False},
+        hide_parameters=True,
     )
+
+    busy_ms = int(BUSY_TIMEOUT * 1000)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -171,7 +178,7 @@ def sqlite_engine(url: str | URL, *, writer: bool, lock: WriterLock | None = Non
         # the reader never begins one, so each of its statements is its own snapshot.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             # Switching a new file to WAL needs it to itself: four workers starting at once

@@ -1,0 +1,1 @@
+"""The adapters: WSGI, ASGI, Django, Channels, identify helpers, testing helpers."""

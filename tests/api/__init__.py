@@ -1,0 +1,1 @@
+"""The HTTP API: the service, its client, its OpenAPI description."""

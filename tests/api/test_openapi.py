@@ -1,0 +1,218 @@
+"""The OpenAPI 3.1 description at ``{prefix}/openapi.json``, and schemathesis against it.
+
+schemathesis runs against a live ``sms2fa serve`` (two workers, a real SQLite file, a real
+FakeFlowroute) with every check but one, in both generation modes, for at least 500 cases:
+no answer is a 5xx and every answer matches the document. The one check left out,
+``positive_data_acceptance``, expects every schema-valid request to succeed; a verification
+API rightly refuses many of them (an unknown auth_id, a wrong code, a number that is not a
+mobile phone) with the documented 400.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+import requests
+
+from tests.support import SECRET
+from tests.support.servers import serve
+
+with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from sms2fa_middleware import Settings, Verifier
+from sms2fa_middleware.api.openapi import openapi_document
+from sms2fa_middleware.api.service import VerificationService
+from sms2fa_middleware.guard import Guard
+from sms2fa_middleware.testing import FakeFlowroute
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+PREFIX = "/verify"
+MIN_CASES = 500
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _require(module: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        if IN_CI:
+            pytest.fail(f"CI=true but {module} is not installed (pip install -e '.[test]')")
+        pytest.skip(f"{module} is not installed")
+
+
+def _assert_valid_31(document: dict[str, Any]) -> None:
+    _require("openapi_spec_validator")
+    from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+    assert document["openapi"].startswith("3.1.")
+    validate(document, cls=OpenAPIV31SpecValidator)  # raises on any error
+
+
+def test_document_is_valid_openapi_31() -> None:
+    document = openapi_document()
+    _assert_valid_31(document)
+    operations = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert operations == {("/", "post"), ("/", "get"), ("/check", "post")}
+    for path, method in operations:
+        responses = document["paths"][path][method]["responses"]
+        # Every answer the API can give to a well-routed request is described.
+        for status in ("200", "400", "401", "413", "429", "503"):
+            assert status in responses, (path, method, status)
+        for answer in responses.values():
+            assert "application/json" in answer["content"]
+    assert "502" in document["paths"]["/"]["post"]["responses"]
+    # 429 documents its Retry-After header and the budget that was spent.
+    limited = document["paths"]["/check"]["post"]["responses"]["429"]
+    assert limited["headers"]["Retry-After"]["required"] is True
+    schema = limited["content"]["application/json"]["schema"]
+    assert {"budget", "retry_after"} <= set(schema["required"])
+
+
+@pytest.mark.parametrize("prefix", ["/", PREFIX, "/a/b"])
+def test_document_is_served_under_the_prefix(
+    tmp_path: Path, fake_flowroute: FakeFlowroute, prefix: str
+) -> None:
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'd.db'}",
+        **fake_flowroute.settings_kwargs(),
+    )
+    verifier = Verifier(settings)
+    try:
+        api = TestClient(VerificationService(verifier, prefix))
+        url = prefix.rstrip("/") + "/openapi.json"
+        response = api.get(url)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == openapi_document()
+        _assert_valid_31(response.json())
+        if prefix != "/":
+            assert api.get("/openapi.json").status_code == 404
+        # Mounted by the middleware too, when its API is on.
+        guard = Guard(verifier=verifier, protect=["/private"], public_api=True)
+        from sms2fa_middleware.messages import Request
+
+        answer = guard.handle_prefix(Request("GET", "/sms2fa/openapi.json"), None)
+        assert answer.status == 200
+        assert json.loads(answer.body) == openapi_document(api=True, challenge=True)
+    finally:
+        verifier.store.dispose()
+
+
+def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, Any] | None:
+    item = document["paths"].get(path)
+    return None if item is None else item.get(method.lower())
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) -> None:
+    _require("schemathesis")
+    har = tmp_path / "schemathesis.har.json"
+    with FakeFlowroute() as fake:
+        env = {
+            **fake.settings_env(),
+            "SMS2FA_SECRET_KEY": SECRET,
+            "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'schemathesis.db'}",
+            "SMS2FA_API_TOKEN": "",
+            # Budgets off, so that answers are about the requests, not about 429 (which is
+            # documented anyway, and still comes for a guessed-at auth_id).
+            "SMS2FA_RESEND_COOLDOWN": "0",
+            "SMS2FA_RECIPIENT_SEND_LIMIT": "0",
+            "SMS2FA_ADDRESS_SEND_LIMIT": "0",
+            "SMS2FA_MAX_FAILED_CHECKS": "100",
+        }
+        with serve(env, workers=2, prefix=PREFIX, log_path=str(tmp_path / "serve.log")) as base:
+            schema_url = base + PREFIX + "/openapi.json"
+            document = requests.get(schema_url, timeout=10).json()
+            _assert_valid_31(document)
+            command = [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                schema_url,
+                "--url",
+                base + PREFIX,
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--mode",
+                "all",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                "200",
+                "--workers",
+                "4",
+                "--continue-on-failure",
+                "--request-timeout",
+                "30",
+                "--generation-database",
+                "none",
+                "--report",
+                "har",
+                "--report-har-path",
+                str(har),
+                "--no-color",
+            ]
+            run = subprocess.run(
+                command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False
+            )
+        server_log = (tmp_path / "serve.log").read_text(errors="replace")
+    report = run.stdout[-20000:] + run.stderr[-5000:]
+    assert run.returncode == 0, report
+    assert "Traceback" not in server_log, server_log
+
+    entries = json.loads(har.read_text())["log"]["entries"]
+    cases = [
+        e
+        for e in entries
+        if any(h["name"].lower() == "x-schemathesis-testcaseid" for h in e["request"]["headers"])
+    ]
+    assert len(cases) >= MIN_CASES, (len(cases), report)
+
+    # schemathesis checked every answer; look again, independently, at what it recorded.
+    seen: Counter[tuple[str, str, int]] = Counter()
+    for entry in entries:
+        request, response = entry["request"], entry["response"]
+        status = response["status"]
+        path = urlsplit(request["url"]).path[len(PREFIX) :] or "/"
+        seen[(request["method"], path, status)] += 1
+        assert status < 500, entry
+        if status == 0:  # a request schemathesis could not even send (e.g. a NUL in a header)
+            continue
+        # The header as the server sent it (schemathesis on 3.10 leaves HAR's mimeType empty).
+        headers = {h["name"].lower(): h["value"] for h in response["headers"]}
+        assert headers["content-type"].startswith("application/json"), entry
+        body = json.loads(response["content"]["text"])
+        operation = _operation(document, request["method"], path)
+        if operation is None:
+            assert status in (404, 405), entry
+            assert body["reason"] in ("NotFound", "MethodNotAllowed"), entry
+            continue
+        answer = operation["responses"].get(str(status))
+        assert answer is not None, f"undocumented status {status}: {entry}"
+        jsonschema.validate(
+            body,
+            answer["content"]["application/json"]["schema"],
+            cls=jsonschema.Draft202012Validator,
+        )
+        if status == 429:
+            assert headers["retry-after"] == str(body["retry_after"]), entry
+    # The run reached every operation, with successes as well as refusals.
+    assert {(m, p) for m, p, _ in seen} >= {("POST", "/"), ("GET", "/"), ("POST", "/check")}
+    assert seen[("POST", "/", 200)] > 0, seen
+    assert any(s == 400 for m, p, s in seen if p == "/check"), seen

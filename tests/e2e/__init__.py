@@ -1,0 +1,1 @@
+"""End to end: real processes, multi-worker servers, a browser, real apps, installs."""

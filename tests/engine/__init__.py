@@ -1,0 +1,1 @@
+"""The engine (sms2fa_middleware.engine): the Verifier and its twins."""

@@ -1,0 +1,1 @@
+"""SMS senders (sms2fa_middleware.sms) and the fake Flowroute (sms2fa_middleware.testing)."""

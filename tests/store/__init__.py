@@ -1,0 +1,1 @@
+"""The store (sms2fa_middleware.store): SQLite file and PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Pure tests: no server, no database beyond a SQLite file, no network."""
