@@ -26,6 +26,9 @@ from .rules import Need
 from .sending import CodeSender
 from .sessions import Sessions, SessionSigner
 
+#: The shortest code the middleware sends (the HTTP API keeps 4 for compatibility).
+MIN_CODE_LENGTH = 6
+
 
 class Guard:
     """What a request gets: pass through, a challenge, a verified pass, or an API answer.
@@ -50,6 +53,13 @@ class Guard:
         opts = self.options
         self.verifier = verifier or Verifier(settings or Settings.from_env())
         self.settings = self.verifier.settings
+        if self.settings.code_length < MIN_CODE_LENGTH:
+            # NIST SP 800-63B: an out-of-band secret has at least 6 digits. The HTTP API keeps
+            # 4-10 for the old service's callers; a login second factor does not.
+            raise ValueError(
+                f"SMS2FA_CODE_LENGTH is {self.settings.code_length}: the middleware needs codes "
+                f"of at least {MIN_CODE_LENGTH} digits (the HTTP API alone accepts 4-10)"
+            )
         self.paths = paths or PathPolicy(opts.protect, opts.exclude, opts.prefix, opts.rules)
         #: The adapters' hot path: what classify() said about paths seen before.
         self.kinds = self.paths.kinds

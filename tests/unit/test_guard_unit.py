@@ -202,6 +202,25 @@ def test_plurals_come_from_the_catalogue() -> None:
 # -- the guard, sans-IO ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("length", "builds"), [(4, False), (5, False), (6, True), (10, True)])
+def test_the_middleware_refuses_codes_shorter_than_six_digits(
+    tmp_path: Path, length: int, builds: bool
+) -> None:
+    """A login's second factor needs 6 digits at least (the HTTP API alone keeps 4-10, for
+    the old service's callers): a shorter SMS2FA_CODE_LENGTH stops the guard at start-up."""
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'g.db'}",
+        code_length=length,
+        sms_backend="console",
+    )
+    if builds:
+        Guard(settings, protect=["/account"]).verifier.store.dispose()
+    else:
+        with pytest.raises(ValueError, match="at least 6 digits"):
+            Guard(settings, protect=["/account"])
+
+
 @pytest.fixture
 def guard(tmp_path: Path, fake_flowroute: FakeFlowroute) -> Iterator[Guard]:
     settings = Settings(
