@@ -61,6 +61,7 @@ class AsyncVerifier:
         message: str | None = None,
         client_address: str | None = None,
         otp_domain: str | None = None,
+        binding: str | None = None,
     ) -> Started:
         """See :meth:`Verifier.start`; the SMS is sent in a worker thread."""
         v = self.verifier
@@ -70,7 +71,9 @@ class AsyncVerifier:
             v.sends.prepare,
             auth_id,
             recipient,
-            StartOptions(code_length, expiration, retries, message, client_address, otp_domain),
+            StartOptions(
+                code_length, expiration, retries, message, client_address, otp_domain, binding
+            ),
         )
         try:
             message_id = await self._send_in_thread(partial(v.sender.send, plan.to, plan.body))
@@ -85,12 +88,13 @@ class AsyncVerifier:
         *,
         client_address: str | None = None,
         uniform: bool | None = None,
+        binding: str | None = None,
     ) -> Verified:
         """See :meth:`Verifier.check`; a uniform answer's wait is awaited."""
         v = self.verifier
         if v.schema.missing:
             await self._store(v.schema.ensure)
-        result = await self._store(v.checks.check, auth_id, code, client_address, uniform)
+        result = await self._store(v.checks.check, auth_id, code, client_address, uniform, binding)
         if (deadline := result.deadline(v.floor)) is not None:
             await wait_async(deadline)
         return result.settle()

@@ -63,7 +63,12 @@ class Checks:
         self.audit, self.clock = audit, clock
 
     def check(
-        self, auth_id: str, code: str, client_address: str | None, uniform: bool | None
+        self,
+        auth_id: str,
+        code: str,
+        client_address: str | None,
+        uniform: bool | None,
+        binding: str | None = None,
     ) -> CheckResult:
         """See :meth:`Verifier.check`; raises only before any guess was evaluated."""
         s = self.settings
@@ -83,7 +88,7 @@ class Checks:
                 self.audit.refuse("client_address_checks", auth_id, None, reset_at, now)
         if not uniform and self.store.get_code(key) is None:
             # Nothing to guess at: answer from a read, without taking the write lock.
-            matches(code, key, "", s.secret_keys)  # same digest work as a guess
+            matches(code, key, "", s.secret_keys, binding)  # same digest work as a guess
             self.audit.emit("failed", auth_id, reason="UnknownAuthId")
             raise UnknownAuthId()
         # A failure slot is taken first, atomically with the attempt: even 1,000 parallel
@@ -93,7 +98,9 @@ class Checks:
             key, Keys.failed(key), s.lockout_seconds, s.max_failed_checks, now, pad=uniform
         )
         # The same digest work on every path: against the row's digest, or against nothing.
-        right = matches(code, key, row.digest if row else "", s.secret_keys)
+        # A code bound to another browser (or a check without its binding) is a wrong guess:
+        # no oracle says "right code, wrong browser", and the guess spends an attempt.
+        right = matches(code, key, row.digest if row else "", s.secret_keys, binding)
         outcome = judge(failures, s.max_failed_checks, row is not None, right)
         elapsed = time.perf_counter() - started
         if outcome is Outcome.RIGHT:

@@ -113,15 +113,20 @@ class Verifier:
         message: str | None = None,
         client_address: str | None = None,
         otp_domain: str | None = None,
+        binding: str | None = None,
     ) -> Started:
         """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one.
         ``otp_domain``: end the SMS with ``@otp_domain #code`` (browsers' autofill, bound to
-        that site) when the line adds no billed segment."""
+        that site) when the line adds no billed segment. ``binding``: the code verifies only
+        by a :meth:`check` given the same binding (the guard passes the asking browser's
+        challenge nonce); a check with another one, or none, is a wrong guess."""
         self._ready()
         plan = self.sends.prepare(
             auth_id,
             recipient,
-            StartOptions(code_length, expiration, retries, message, client_address, otp_domain),
+            StartOptions(
+                code_length, expiration, retries, message, client_address, otp_domain, binding
+            ),
         )
         try:
             message_id = self.sender.send(plan.to, plan.body)
@@ -136,8 +141,10 @@ class Verifier:
         *,
         client_address: str | None = None,
         uniform: bool | None = None,
+        binding: str | None = None,
     ) -> Verified:
-        """Check ``code`` for ``auth_id``; the code is consumed on success.
+        """Check ``code`` for ``auth_id``; the code is consumed on success. ``binding``: as
+        given to :meth:`start` (a bound code is wrong without it).
 
         Raises UnknownAuthId, ExpiredAuthCode, InvalidAuthCode (with ``attempts_left``),
         RateLimited (the auth_id is locked after too many failures, or ``client_address``
@@ -148,7 +155,7 @@ class Verifier:
         them usually takes (:class:`~.timing.TimingFloor`), so timing does not tell them apart.
         """
         self._ready()
-        result = self.checks.check(auth_id, code, client_address, uniform)
+        result = self.checks.check(auth_id, code, client_address, uniform, binding)
         if (deadline := result.deadline(self.floor)) is not None:
             wait(deadline)
         return result.settle()

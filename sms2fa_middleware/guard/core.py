@@ -68,7 +68,9 @@ class Guard:
         self.html = HtmlFlow(
             self.verifier, opts, self.cookies, self.sessions, csrf, self.refusals, sender
         )
-        self.json = JsonFlow(self.verifier, opts, self.sessions, self.refusals, sender)
+        self.json = JsonFlow(
+            self.verifier, opts, self.sessions, self.refusals, sender, self.html.binding
+        )
         self.routes = PrefixRoutes(
             opts.prefix, self.html, self.json, mounted_api(self.verifier, opts)
         )

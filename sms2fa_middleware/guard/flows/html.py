@@ -24,6 +24,7 @@ from ...errors import (
 )
 from ...messages import MAX_BODY, Request, Response
 from ...phones import mask
+from ..binding import Binding
 from ..cookies import Cookies, cookie_value
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
@@ -111,6 +112,7 @@ class HtmlFlow:
         self.refusals = refusals
         self.sender = sender
         self.pages = Pages(options.template_dir)
+        self.binding = Binding(cookies)
 
     def flash(self, request: Request, status: str) -> tuple[str, str]:
         """A one-time status for the next challenge page (kept out of the URL)."""
@@ -128,10 +130,11 @@ class HtmlFlow:
         """A browser request without a verified session (or, ``max_age``, with one older
         than a rule allows): send a code (unless one is waiting) and go to the challenge
         page. ``lost``: it was a form post, which the page says was not kept."""
-        status = self._send_first(identity, request)
+        status, headers = self._send_first(identity, request)
         if lost:  # the lost post is said whatever else is (a cooldown must not hide it)
             status = "post_lost" + (f"{FLAGS}{status}" if status else "")
-        headers = [self.flash(request, status)] if status else []
+        if status:
+            headers.append(self.flash(request, status))
         return redirect(self.refusals.challenge_url(request, next_url, max_age), *headers)
 
     def htmx(
@@ -139,23 +142,31 @@ class HtmlFlow:
     ) -> Response:
         """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
         (a redirect would be followed by the XHR and swapped into a fragment)."""
-        status = self._send_first(identity, request)
+        status, headers = self._send_first(identity, request)
         response = self.refusals.verification_required(request, next_url, max_age)
         response.headers.append(
             ("hx-redirect", self.refusals.challenge_url(request, next_url, max_age))
         )
+        response.headers.extend(headers)
         if status:
             response.headers.append(self.flash(request, status))
         return response
 
-    def _send_first(self, identity: Identity, request: Request) -> str | None:
-        """The code a protected request's challenge starts with (None, or the status key
-        of why it could not be sent). None and no SMS for a prefetch or prerender: a
-        browser's guess sends nothing, costs no budget and stores no code; the person who
-        then opens the page asks for the code there."""
+    def _send_first(
+        self, identity: Identity, request: Request
+    ) -> tuple[str | None, list[tuple[str, str]]]:
+        """The code a protected request's challenge starts with: None, or the status key
+        of why it could not be sent, and the challenge nonce's Set-Cookie. None and no SMS
+        for a prefetch or prerender: a browser's guess sends nothing, costs no budget and
+        stores no code; the person who then opens the page asks for the code there."""
         if is_speculative(request):
-            return None
-        return self.sender.send_unless_waiting(identity, request)
+            return None, []
+        held = self.binding.held(request) is not None
+        nonce, header = self.binding.for_send(request)
+        # A browser without a nonce cannot hold the waiting code (it was sent for another):
+        # it gets its own, else it would be shown a form no code it can get will pass.
+        status = self.sender.send_unless_waiting(identity, request, nonce, could_hold=held)
+        return status, [header]
 
     def get(self, request: Request, identity: Identity | None) -> Response:
         values = request.query.get("next")
@@ -284,10 +295,12 @@ class HtmlFlow:
         _, next_url, refused = self._checked_form(request, identity)
         if refused is not None or identity is None:
             return refused or forbidden()
-        status = self.sender.send(identity, request) or "sent"
+        nonce, header = self.binding.for_send(request)
+        status = self.sender.send(identity, request, nonce) or "sent"
         return redirect(
             self.refusals.challenge_url(request, next_url, requested_max_age(request)),
             self.flash(request, status),
+            header,
         )
 
     def post(self, request: Request, identity: Identity | None) -> Response:
@@ -297,7 +310,7 @@ class HtmlFlow:
         if refused is not None or identity is None:
             return refused or forbidden()
         code = re.sub(r"[\s-]", "", fields.get("code", ""))
-        error, status = self._check(identity, code)
+        error, status = self._check(identity, code, self.binding.for_check(request))
         if error is not None:
             return self.page(
                 request,
@@ -314,12 +327,13 @@ class HtmlFlow:
             self.cookies.delete(https, self.cookies.csrf(https)),
         )
 
-    def _check(self, identity: Identity, code: str) -> tuple[str | None, int]:
-        """(None, 200) when ``code`` verifies ``identity``, else (the page's error, status)."""
+    def _check(self, identity: Identity, code: str, binding: str) -> tuple[str | None, int]:
+        """(None, 200) when ``code`` verifies ``identity`` in this browser (``binding``: its
+        challenge nonce), else (the page's error, status)."""
         try:
             if not code.isascii() or not code.isdigit() or len(code) > 10:
                 raise InvalidAPIUsage()
-            verified = self.verifier.check(identity.auth_id, code)
+            verified = self.verifier.check(identity.auth_id, code, binding=binding)
         except RateLimited as exc:
             return text.too_many_wrong(max(1, (exc.retry_after + 59) // 60)), 429
         except InvalidAPIUsage:

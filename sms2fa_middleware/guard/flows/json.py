@@ -7,7 +7,8 @@
 
 No CSRF token: a JSON content type forces a CORS preflight, which no other origin passes
 unless the app allows it. The Origin check still applies. A client without a cookie jar
-sends the cookie's value back itself (``Cookie: sms2fa=<value>``).
+sends the cookie's value back itself (``Cookie: sms2fa=<value>``), and so the challenge
+cookie the send set: a code verifies only with it (:mod:`..binding`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ...messages import (
     only_keys,
 )
 from ...phones import mask
+from ..binding import Binding
 from ..csrf import origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
@@ -57,12 +59,14 @@ class JsonFlow:
         sessions: Sessions,
         refusals: Refusals,
         sender: CodeSender,
+        binding: Binding,
     ) -> None:
         self.verifier = verifier
         self.options = options
         self.sessions = sessions
         self.refusals = refusals
         self.sender = sender
+        self.binding = binding
 
     def _caller(
         self, request: Request, identity: Identity | None, post: bool
@@ -124,12 +128,14 @@ class JsonFlow:
         try:
             if request.body.strip():
                 only_keys(json_object(request), (), ())
-            started = self.sender.start(who, request)
+            nonce, header = self.binding.for_send(request)
+            started = self.sender.start(who, request, nonce)
         except VerificationError as exc:
             return error_response(exc)
         return json_response(
             200,
             self._code(who, request, started.recipient, started.expires_at, started.attempts_left),
+            [header],  # the code verifies only with this cookie sent back
         )
 
     def check(self, request: Request, identity: Identity | None) -> Response:
@@ -142,7 +148,9 @@ class JsonFlow:
             code = data["code"]
             if not isinstance(code, str) or not code.isascii() or not code.isdigit():
                 raise InvalidAPIUsage("'code' must be a string of digits")
-            verified = self.verifier.check(who.auth_id, code)
+            verified = self.verifier.check(
+                who.auth_id, code, binding=self.binding.for_check(request)
+            )
         except VerificationError as exc:
             return error_response(exc)
         if verified.recipient != who.recipient:
