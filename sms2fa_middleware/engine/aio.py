@@ -99,6 +99,21 @@ class AsyncVerifier:
             await wait_async(deadline)
         return result.settle()
 
+    async def new_recovery_codes(self, auth_id: str) -> list[str]:
+        """See :meth:`Verifier.new_recovery_codes`."""
+        return await self._store(self.verifier.new_recovery_codes, auth_id)
+
+    async def recovery_codes_left(self, auth_id: str) -> int:
+        """See :meth:`Verifier.recovery_codes_left`."""
+        return await self._store(self.verifier.recovery_codes_left, auth_id)
+
+    async def use_recovery_code(
+        self, auth_id: str, code: str, *, recipient: str | None = None
+    ) -> int:
+        """See :meth:`Verifier.use_recovery_code`; in a worker thread (it may text)."""
+        use = partial(self.verifier.use_recovery_code, auth_id, code, recipient=recipient)
+        return await self._send_in_thread(use)  # type: ignore[no-any-return]
+
     async def cancel(self, auth_id: str) -> bool:
         """See :meth:`Verifier.cancel`."""
         return await self._store(self.verifier.cancel, auth_id)

@@ -14,6 +14,7 @@ from ..sms import Sender, SendError, segments, sender_from_settings
 from ..store import Store
 from .audit import Audit, AuditEvent
 from .checking import Checks
+from .recovery import Recovery
 from .results import Pending, SendWait, Started, Verified
 from .sending import Purger, Sends, StartOptions
 from .timing import TimingFloor, wait
@@ -83,6 +84,9 @@ class Verifier:
             self.settings, self.store, self.keys, self.audit, self.clock, self._purger
         )
         self.checks = Checks(self.settings, self.store, self.keys, self.audit, self.clock)
+        self.recovery = Recovery(
+            self.settings, self.store, self.keys, self.audit, self.clock, self.checks
+        )
 
     def namespaced(self, namespace: str) -> Verifier:
         """This verifier (same store, sender and settings) in a namespace of its own.
@@ -159,6 +163,24 @@ class Verifier:
         if (deadline := result.deadline(self.floor)) is not None:
             wait(deadline)
         return result.settle()
+
+    def new_recovery_codes(self, auth_id: str) -> list[str]:
+        """Make ``auth_id`` a new set of single-use recovery codes (the old set stops working)
+        and return them, to show once: only their keyed digests are kept."""
+        self._ready()
+        return self.recovery.generate(auth_id)
+
+    def recovery_codes_left(self, auth_id: str) -> int:
+        """How many unused recovery codes ``auth_id`` has."""
+        self._ready()
+        return self.recovery.remaining(auth_id)
+
+    def use_recovery_code(self, auth_id: str, code: str, *, recipient: str | None = None) -> int:
+        """Spend one recovery code of ``auth_id``; how many are left. A wrong one is a failed
+        check (the same lock as SMS codes): raises InvalidAuthCode, RateLimited or
+        InvalidAPIUsage. ``recipient``: text it a notice of the use (no code in it)."""
+        self._ready()
+        return self.recovery.use(auth_id, code, recipient, self.sender)
 
     def cancel(self, auth_id: str) -> bool:
         """Delete the pending code of ``auth_id``; True if there was one."""
