@@ -11,13 +11,23 @@ from typing import Any
 
 import pytest
 from apps import Site
-from test_django import ALICE, ALICE_PHONE, FORM, HTML, PASSWORD, _csrf, _form, project, sms2fa  # noqa: F401
-from test_middleware import (
-    ALICE as ALICE_NUMBER,
+from test_django import (  # noqa: F401
+    ALICE,
+    ALICE_PHONE,
+    FORM,
+    HTML,
+    PASSWORD,
+    _csrf,
+    _form,
+    project,
+    sms2fa,
 )
-from test_middleware import (
+from test_middleware import ALICE as ALICE_NUMBER
+from test_middleware import (  # noqa: F401
     SQLITE_ONLY,
     Browser,
+    framework,
+    make_site,
 )
 
 from sms2fa_middleware import Verifier
@@ -77,7 +87,7 @@ def _attempts(site: Site) -> int:
 
 @SQLITE_ONLY
 def test_html_a_code_asked_in_browser_a_is_refused_in_browser_b(
-    make_site: Callable[..., Site],
+    make_site: Callable[..., Site],  # noqa: F811
     fake_flowroute: FakeFlowroute,
 ) -> None:
     """WSGI and ASGI (the ``framework`` fixture)."""
@@ -102,7 +112,7 @@ def test_html_a_code_asked_in_browser_a_is_refused_in_browser_b(
 
 @SQLITE_ONLY
 def test_json_a_code_sent_for_one_client_is_refused_for_another(
-    make_site: Callable[..., Site],
+    make_site: Callable[..., Site],  # noqa: F811
     fake_flowroute: FakeFlowroute,
 ) -> None:
     """The JSON flow binds by the cookie the send response sets (a client without a jar
@@ -121,7 +131,7 @@ def test_json_a_code_sent_for_one_client_is_refused_for_another(
 
 @SQLITE_ONLY
 def test_a_browser_without_a_nonce_gets_a_code_of_its_own(
-    make_site: Callable[..., Site],
+    make_site: Callable[..., Site],  # noqa: F811
     fake_flowroute: FakeFlowroute,
 ) -> None:
     """A waiting code cannot be B's (B holds no nonce): B's challenge sends B one, and

@@ -256,6 +256,7 @@ class HtmlFlow:
             notice=notice,
             script_nonce=script_nonce,
             logout_url=app_url(request, link) if (link := self.options.logout_link) else None,
+            recovery_left=self.verifier.recovery_codes_left(identity.auth_id),
             # More than the cooldown after a send: say what holds the next code back.
             held=text.held(wait.budget)
             if wait is not None and wait.budget != "resend_cooldown"
@@ -309,8 +310,11 @@ class HtmlFlow:
         fields, next_url, refused = self._checked_form(request, identity)
         if refused is not None or identity is None:
             return refused or forbidden()
-        code = re.sub(r"[\s-]", "", fields.get("code", ""))
-        error, status = self._check(identity, code, self.binding.for_check(request))
+        if "recovery_code" in fields:  # "Can't get a text?"
+            error, status = self._recover(identity, fields["recovery_code"])
+        else:
+            code = re.sub(r"[\s-]", "", fields.get("code", ""))
+            error, status = self._check(identity, code, self.binding.for_check(request))
         if error is not None:
             return self.page(
                 request,
@@ -326,6 +330,19 @@ class HtmlFlow:
             self.sessions.set_cookie(https, identity),
             self.cookies.delete(https, self.cookies.csrf(https)),
         )
+
+    def _recover(self, identity: Identity, code: str) -> tuple[str | None, int]:
+        """(None, 200) when recovery ``code`` is one of ``identity``'s unused ones (now
+        spent, and texted about), else (the page's error, status)."""
+        try:
+            self.verifier.use_recovery_code(identity.auth_id, code, recipient=identity.recipient)
+        except RateLimited as exc:
+            return text.too_many_wrong(max(1, (exc.retry_after + 59) // 60)), 429
+        except InvalidAPIUsage:
+            return text.enter_recovery_code(), 400
+        except VerificationError:
+            return text.wrong_recovery_code(), 400
+        return None, 200
 
     def _check(self, identity: Identity, code: str, binding: str) -> tuple[str | None, int]:
         """(None, 200) when ``code`` verifies ``identity`` in this browser (``binding``: its

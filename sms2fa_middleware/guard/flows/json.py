@@ -107,9 +107,15 @@ class JsonFlow:
         pending = self.verifier.pending(who.auth_id)
         if pending is not None and pending.recipient != who.recipient:
             pending = None
+        left = {"recovery_codes_left": self.verifier.recovery_codes_left(who.auth_id)}
         if pending is None:
             return json_response(
-                200, {"pending": False, **self._code(who, request, who.recipient or "", None, 0)}
+                200,
+                {
+                    "pending": False,
+                    **self._code(who, request, who.recipient or "", None, 0),
+                    **left,
+                },
             )
         return json_response(
             200,
@@ -118,6 +124,7 @@ class JsonFlow:
                 **self._code(
                     who, request, pending.recipient, pending.expires_at, pending.attempts_left
                 ),
+                **left,
             },
         )
 
@@ -144,6 +151,8 @@ class JsonFlow:
             return who
         try:
             data: dict[str, Any] = json_object(request)
+            if "recovery_code" in data:  # no text arrived: a recovery code instead
+                return self._recover(request, who, data)
             only_keys(data, ("code",), ())
             code = data["code"]
             if not isinstance(code, str) or not code.isascii() or not code.isdigit():
@@ -167,6 +176,21 @@ class JsonFlow:
         return json_response(
             200, {"verified": True, "remember_for": self.options.remember_for}, [cookie]
         )
+
+    def _recover(self, request: Request, who: Identity, data: dict[str, Any]) -> Response:
+        """``{"recovery_code": "..."}``: spend one, and the verified session as for a code."""
+        only_keys(data, ("recovery_code",), ())
+        code = data["recovery_code"]
+        if not isinstance(code, str):
+            raise InvalidAPIUsage("'recovery_code' must be a string")
+        left = self.verifier.use_recovery_code(who.auth_id, code, recipient=who.recipient)
+        cookie = self.sessions.set_cookie(request.scheme == "https", who)
+        body = {
+            "verified": True,
+            "remember_for": self.options.remember_for,
+            "recovery_codes_left": left,
+        }
+        return json_response(200, body, [cookie])
 
 
 __all__ = ["JsonFlow", "is_json", "wants_json"]
