@@ -145,7 +145,7 @@ class Checks:
             attempts_left=row.attempts_left,
         )
         if failures == self.settings.max_failed_checks:
-            until = self._lock(key, now)
+            until = self.lock(key, now)
             self.audit.emit(
                 "locked",
                 auth_id,
@@ -168,8 +168,9 @@ class Checks:
         self.audit.emit("failed", auth_id, row.recipient, reason="UnknownAuthId")
         return CheckResult(None, UnknownAuthId())
 
-    def _lock(self, key: str, now: datetime) -> datetime:
-        """Lock ``key`` after its last allowed failure (see :func:`policy.lock_seconds`).
+    def lock(self, key: str, now: datetime) -> datetime:
+        """Lock ``key`` after its last allowed failure (see :func:`policy.lock_seconds`);
+        recovery codes' wrong guesses earn the same lock.
 
         The number of locks is remembered until a full lockout_max_seconds after the last
         one ends (or a right code), so waiting out one lock does not start over cheaply.

@@ -112,7 +112,7 @@ class Recovery:
         s = self.settings
         self.audit.emit("failed", auth_id, recipient, reason="InvalidRecoveryCode")
         if failures == s.max_failed_checks:
-            until = self.checks._lock(key, now)
+            until = self.checks.lock(key, now)
             self.audit.emit(
                 "locked",
                 auth_id,
