@@ -284,3 +284,49 @@ def not_found() -> str:
 
 
 __all__ = ["HELD_MESSAGES", "STATUS_MESSAGES", "Translations", "held", "status", "use"]
+
+
+# -- recovery codes -------------------------------------------------------------------------
+
+
+def recovery_summary() -> str:
+    return _("Can't get a text? Use a recovery code")
+
+
+def recovery_label() -> str:
+    return _("Recovery code")
+
+
+def recovery_button() -> str:
+    return _("Use recovery code")
+
+
+def recovery_left(n: int) -> str:
+    return _n("{n} recovery code left", "{n} recovery codes left", n).format(n=n)
+
+
+def wrong_recovery_code() -> str:
+    return _("That recovery code is not right, or was used already.")
+
+
+def enter_recovery_code() -> str:
+    return _("Enter a recovery code as it was shown: ten letters and digits.")
+
+
+def recovery_title() -> str:
+    return _("Recovery codes")
+
+
+def recovery_intro() -> str:
+    return _(
+        "Recovery codes sign you in when no text arrives. Each works once; "
+        "making new ones voids the old ones."
+    )
+
+
+def recovery_generate_button() -> str:
+    return _("Make new recovery codes")
+
+
+def recovery_shown_once() -> str:
+    return _("Keep these somewhere safe: they are shown only this once.")

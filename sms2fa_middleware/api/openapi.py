@@ -215,8 +215,14 @@ _STATUS = {
             "minimum": 0,
             "description": "Seconds until a new code may be asked for.",
         },
+        "recovery_codes_left": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "The user's unused recovery codes (status only).",
+        },
     },
 }
+_RECOVERY_CODE = {"type": "string", "maxLength": 40, "examples": ["abcde-fghjk"]}
 
 
 def _challenge_refusals() -> dict[str, Any]:
@@ -253,7 +259,14 @@ def _challenge_send() -> dict[str, Any]:
         "operationId": "challengeSend",
         "requestBody": _json_request([], {}, required=False),
         "responses": {
-            "200": _answer("Sent.", _STATUS),
+            "200": {
+                **_answer(
+                    "Sent. The code verifies only with the sms2fa_challenge cookie this "
+                    "answer sets (send it back with the check).",
+                    _STATUS,
+                ),
+                "headers": {"Set-Cookie": {"required": True, "schema": {"type": "string"}}},
+            },
             "400": _answer("Malformed request, or a number codes cannot go to.", _ERROR),
             "429": _common_errors()["429"],
             "502": _answer("The SMS provider failed.", _error("SMSDeliveryFailed")),
@@ -264,9 +277,28 @@ def _challenge_send() -> dict[str, Any]:
 
 def _challenge_check() -> dict[str, Any]:
     return {
-        "summary": "Check the code; a right one sets the verified-session cookie",
+        "summary": "Check the code (or a recovery code); a right one sets the "
+        "verified-session cookie",
         "operationId": "challengeCheck",
-        "requestBody": _json_request(["code"], {"code": _CODE}),
+        "description": "The code verifies only with the sms2fa_challenge cookie its send "
+        'set. Instead of a code, {"recovery_code": ...} spends one recovery code.',
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            _json_request(["code"], {"code": _CODE})["content"]["application/json"][
+                                "schema"
+                            ],
+                            _json_request(["recovery_code"], {"recovery_code": _RECOVERY_CODE})[
+                                "content"
+                            ]["application/json"]["schema"],
+                        ]
+                    }
+                }
+            },
+        },
         "responses": {
             "200": {
                 **_answer(
@@ -278,6 +310,7 @@ def _challenge_check() -> dict[str, Any]:
                         "properties": {
                             "verified": {"const": True},
                             "remember_for": {"type": "integer", "minimum": 1},
+                            "recovery_codes_left": {"type": "integer", "minimum": 0},
                         },
                     },
                 ),
@@ -294,6 +327,51 @@ def _challenge_check() -> dict[str, Any]:
     }
 
 
+def _recovery() -> dict[str, Any]:
+    codes = {
+        "type": "object",
+        "required": ["codes", "remaining"],
+        "properties": {
+            "codes": {"type": "array", "items": _RECOVERY_CODE, "minItems": 10, "maxItems": 10},
+            "remaining": {"type": "integer", "minimum": 0},
+        },
+    }
+    refusals = {
+        **_challenge_refusals(),
+        "401": _answer(
+            "Not logged in (LoginRequired), or no live verified session (VerificationRequired).",
+            _ERROR,
+        ),
+    }
+    return {
+        "get": {
+            "summary": "How many recovery codes the verified user has left",
+            "operationId": "recoveryStatus",
+            "responses": {
+                "200": _answer(
+                    "The count.",
+                    {
+                        "type": "object",
+                        "required": ["remaining"],
+                        "properties": {"remaining": {"type": "integer", "minimum": 0}},
+                    },
+                ),
+                **refusals,
+            },
+        },
+        "post": {
+            "summary": "Make ten new recovery codes (the old ones stop working); shown once",
+            "operationId": "recoveryGenerate",
+            "requestBody": _json_request([], {}, required=False),
+            "responses": {
+                "200": _answer("The new codes.", codes),
+                "400": _answer("Malformed request.", _ERROR),
+                **refusals,
+            },
+        },
+    }
+
+
 def openapi_document(api: bool = True, challenge: bool = False) -> dict[str, Any]:
     """The description (paths relative to where it is mounted): the verification ``api``,
     and the middleware's JSON ``challenge`` flow (for the logged-in user)."""
@@ -304,6 +382,7 @@ def openapi_document(api: bool = True, challenge: bool = False) -> dict[str, Any
     if challenge:
         paths["/challenge"] = {"get": _challenge_status(), "post": _challenge_check()}
         paths["/challenge/send"] = {"post": _challenge_send()}
+        paths["/recovery"] = _recovery()
     schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
     if challenge:
         schemes["verifiedSession"] = {

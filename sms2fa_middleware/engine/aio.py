@@ -61,6 +61,7 @@ class AsyncVerifier:
         message: str | None = None,
         client_address: str | None = None,
         otp_domain: str | None = None,
+        binding: str | None = None,
     ) -> Started:
         """See :meth:`Verifier.start`; the SMS is sent in a worker thread."""
         v = self.verifier
@@ -70,7 +71,9 @@ class AsyncVerifier:
             v.sends.prepare,
             auth_id,
             recipient,
-            StartOptions(code_length, expiration, retries, message, client_address, otp_domain),
+            StartOptions(
+                code_length, expiration, retries, message, client_address, otp_domain, binding
+            ),
         )
         try:
             message_id = await self._send_in_thread(partial(v.sender.send, plan.to, plan.body))
@@ -85,15 +88,31 @@ class AsyncVerifier:
         *,
         client_address: str | None = None,
         uniform: bool | None = None,
+        binding: str | None = None,
     ) -> Verified:
         """See :meth:`Verifier.check`; a uniform answer's wait is awaited."""
         v = self.verifier
         if v.schema.missing:
             await self._store(v.schema.ensure)
-        result = await self._store(v.checks.check, auth_id, code, client_address, uniform)
+        result = await self._store(v.checks.check, auth_id, code, client_address, uniform, binding)
         if (deadline := result.deadline(v.floor)) is not None:
             await wait_async(deadline)
         return result.settle()
+
+    async def new_recovery_codes(self, auth_id: str) -> list[str]:
+        """See :meth:`Verifier.new_recovery_codes`."""
+        return await self._store(self.verifier.new_recovery_codes, auth_id)
+
+    async def recovery_codes_left(self, auth_id: str) -> int:
+        """See :meth:`Verifier.recovery_codes_left`."""
+        return await self._store(self.verifier.recovery_codes_left, auth_id)
+
+    async def use_recovery_code(
+        self, auth_id: str, code: str, *, recipient: str | None = None
+    ) -> int:
+        """See :meth:`Verifier.use_recovery_code`; in a worker thread (it may text)."""
+        use = partial(self.verifier.use_recovery_code, auth_id, code, recipient=recipient)
+        return await self._send_in_thread(use)  # type: ignore[no-any-return]
 
     async def cancel(self, auth_id: str) -> bool:
         """See :meth:`Verifier.cancel`."""

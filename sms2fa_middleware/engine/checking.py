@@ -63,7 +63,12 @@ class Checks:
         self.audit, self.clock = audit, clock
 
     def check(
-        self, auth_id: str, code: str, client_address: str | None, uniform: bool | None
+        self,
+        auth_id: str,
+        code: str,
+        client_address: str | None,
+        uniform: bool | None,
+        binding: str | None = None,
     ) -> CheckResult:
         """See :meth:`Verifier.check`; raises only before any guess was evaluated."""
         s = self.settings
@@ -83,7 +88,7 @@ class Checks:
                 self.audit.refuse("client_address_checks", auth_id, None, reset_at, now)
         if not uniform and self.store.get_code(key) is None:
             # Nothing to guess at: answer from a read, without taking the write lock.
-            matches(code, key, "", s.secret_keys)  # same digest work as a guess
+            matches(code, key, "", s.secret_keys, binding)  # same digest work as a guess
             self.audit.emit("failed", auth_id, reason="UnknownAuthId")
             raise UnknownAuthId()
         # A failure slot is taken first, atomically with the attempt: even 1,000 parallel
@@ -93,7 +98,9 @@ class Checks:
             key, Keys.failed(key), s.lockout_seconds, s.max_failed_checks, now, pad=uniform
         )
         # The same digest work on every path: against the row's digest, or against nothing.
-        right = matches(code, key, row.digest if row else "", s.secret_keys)
+        # A code bound to another browser (or a check without its binding) is a wrong guess:
+        # no oracle says "right code, wrong browser", and the guess spends an attempt.
+        right = matches(code, key, row.digest if row else "", s.secret_keys, binding)
         outcome = judge(failures, s.max_failed_checks, row is not None, right)
         elapsed = time.perf_counter() - started
         if outcome is Outcome.RIGHT:
@@ -138,7 +145,7 @@ class Checks:
             attempts_left=row.attempts_left,
         )
         if failures == self.settings.max_failed_checks:
-            until = self._lock(key, now)
+            until = self.lock(key, now)
             self.audit.emit(
                 "locked",
                 auth_id,
@@ -161,8 +168,9 @@ class Checks:
         self.audit.emit("failed", auth_id, row.recipient, reason="UnknownAuthId")
         return CheckResult(None, UnknownAuthId())
 
-    def _lock(self, key: str, now: datetime) -> datetime:
-        """Lock ``key`` after its last allowed failure (see :func:`policy.lock_seconds`).
+    def lock(self, key: str, now: datetime) -> datetime:
+        """Lock ``key`` after its last allowed failure (see :func:`policy.lock_seconds`);
+        recovery codes' wrong guesses earn the same lock.
 
         The number of locks is remembered until a full lockout_max_seconds after the last
         one ends (or a right code), so waiting out one lock does not start over cheaply.

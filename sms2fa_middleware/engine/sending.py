@@ -69,6 +69,8 @@ class StartOptions:
     client_address: str | None = None
     #: The domain of the origin-bound last line (``@domain #code``); None: no such line.
     otp_domain: str | None = None
+    #: The asking browser's challenge nonce: the code verifies only with it (None: unbound).
+    binding: str | None = None
 
 
 class Sends:
@@ -123,7 +125,7 @@ class Sends:
             tuple(budgets),
             now,
             body=self.body(template, code, options.otp_domain),
-            digest=digest(code, key, s.secret_keys[0]),
+            digest=digest(code, key, s.secret_keys[0], options.binding),
         )
 
     def wait(self, auth_id: str, recipient: str | int, options: StartOptions) -> SendWait | None:

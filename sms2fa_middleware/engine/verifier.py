@@ -14,6 +14,7 @@ from ..sms import Sender, SendError, segments, sender_from_settings
 from ..store import Store
 from .audit import Audit, AuditEvent
 from .checking import Checks
+from .recovery import Recovery
 from .results import Pending, SendWait, Started, Verified
 from .sending import Purger, Sends, StartOptions
 from .timing import TimingFloor, wait
@@ -83,6 +84,9 @@ class Verifier:
             self.settings, self.store, self.keys, self.audit, self.clock, self._purger
         )
         self.checks = Checks(self.settings, self.store, self.keys, self.audit, self.clock)
+        self.recovery = Recovery(
+            self.settings, self.store, self.keys, self.audit, self.clock, self.checks
+        )
 
     def namespaced(self, namespace: str) -> Verifier:
         """This verifier (same store, sender and settings) in a namespace of its own.
@@ -113,15 +117,20 @@ class Verifier:
         message: str | None = None,
         client_address: str | None = None,
         otp_domain: str | None = None,
+        binding: str | None = None,
     ) -> Started:
         """Send a new code for ``auth_id`` by SMS; once sent, it replaces any pending one.
         ``otp_domain``: end the SMS with ``@otp_domain #code`` (browsers' autofill, bound to
-        that site) when the line adds no billed segment."""
+        that site) when the line adds no billed segment. ``binding``: the code verifies only
+        by a :meth:`check` given the same binding (the guard passes the asking browser's
+        challenge nonce); a check with another one, or none, is a wrong guess."""
         self._ready()
         plan = self.sends.prepare(
             auth_id,
             recipient,
-            StartOptions(code_length, expiration, retries, message, client_address, otp_domain),
+            StartOptions(
+                code_length, expiration, retries, message, client_address, otp_domain, binding
+            ),
         )
         try:
             message_id = self.sender.send(plan.to, plan.body)
@@ -136,8 +145,10 @@ class Verifier:
         *,
         client_address: str | None = None,
         uniform: bool | None = None,
+        binding: str | None = None,
     ) -> Verified:
-        """Check ``code`` for ``auth_id``; the code is consumed on success.
+        """Check ``code`` for ``auth_id``; the code is consumed on success. ``binding``: as
+        given to :meth:`start` (a bound code is wrong without it).
 
         Raises UnknownAuthId, ExpiredAuthCode, InvalidAuthCode (with ``attempts_left``),
         RateLimited (the auth_id is locked after too many failures, or ``client_address``
@@ -148,10 +159,28 @@ class Verifier:
         them usually takes (:class:`~.timing.TimingFloor`), so timing does not tell them apart.
         """
         self._ready()
-        result = self.checks.check(auth_id, code, client_address, uniform)
+        result = self.checks.check(auth_id, code, client_address, uniform, binding)
         if (deadline := result.deadline(self.floor)) is not None:
             wait(deadline)
         return result.settle()
+
+    def new_recovery_codes(self, auth_id: str) -> list[str]:
+        """Make ``auth_id`` a new set of single-use recovery codes (the old set stops working)
+        and return them, to show once: only their keyed digests are kept."""
+        self._ready()
+        return self.recovery.generate(auth_id)
+
+    def recovery_codes_left(self, auth_id: str) -> int:
+        """How many unused recovery codes ``auth_id`` has."""
+        self._ready()
+        return self.recovery.remaining(auth_id)
+
+    def use_recovery_code(self, auth_id: str, code: str, *, recipient: str | None = None) -> int:
+        """Spend one recovery code of ``auth_id``; how many are left. A wrong one is a failed
+        check (the same lock as SMS codes): raises InvalidAuthCode, RateLimited or
+        InvalidAPIUsage. ``recipient``: text it a notice of the use (no code in it)."""
+        self._ready()
+        return self.recovery.use(auth_id, code, recipient, self.sender)
 
     def cancel(self, auth_id: str) -> bool:
         """Delete the pending code of ``auth_id``; True if there was one."""

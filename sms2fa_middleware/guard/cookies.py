@@ -1,8 +1,9 @@
 """The guard's cookies: their names (``__Host-`` when the browser will enforce it), their
 attributes (HttpOnly, SameSite=Lax, Secure, Domain), and reading one from a Cookie header.
 
-Three cookies share a base name: the verified session (``sms2fa``), the challenge form's
-CSRF nonce (``sms2fa_csrf``) and a one-time status for the next page (``sms2fa_flash``).
+Four cookies share a base name: the verified session (``sms2fa``), the challenge form's
+CSRF nonce (``sms2fa_csrf``), a one-time status for the next page (``sms2fa_flash``) and
+the challenge nonce the browser's codes are bound to (``sms2fa_challenge``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Cookies:
 
     def flash(self, https: bool) -> str:
         return self._helper(https) + "_flash"
+
+    def challenge(self, https: bool) -> str:
+        """The challenge nonce a sent code is bound to (:mod:`.binding`)."""
+        return self._helper(https) + "_challenge"
 
     def _helper(self, https: bool) -> str:
         # The challenge's own cookies are set and read by one host only, so they keep

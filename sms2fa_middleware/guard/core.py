@@ -16,6 +16,7 @@ from .csrf import Csrf
 from .decision import Answer, Decider, Verdict
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow
+from .flows.recovery import RecoveryFlow
 from .identity import Identities
 from .options import GuardOptions
 from .paths import PROTECTED, PathPolicy
@@ -79,9 +80,12 @@ class Guard:
         self.html = HtmlFlow(
             self.verifier, opts, self.cookies, self.sessions, csrf, self.refusals, sender
         )
-        self.json = JsonFlow(self.verifier, opts, self.sessions, self.refusals, sender)
+        self.json = JsonFlow(
+            self.verifier, opts, self.sessions, self.refusals, sender, self.html.binding
+        )
+        recovery = RecoveryFlow(self.verifier, opts, self.sessions, csrf, self.refusals)
         self.routes = PrefixRoutes(
-            opts.prefix, self.html, self.json, mounted_api(self.verifier, opts)
+            opts.prefix, self.html, self.json, mounted_api(self.verifier, opts), recovery
         )
         #: THE decision for a protected or prefix request (decision.py); ``anonymous="app"``
         #: sends anonymous requests to protected paths to the app.

@@ -1,6 +1,6 @@
 """The guard's routes under the prefix: the challenge (the HTML page and its forms, or the
-JSON flow, by the request's content type and ``Accept``), the OpenAPI document, and the
-mounted verification API (when it is on) for the rest."""
+JSON flow, by the request's content type and ``Accept``), the recovery codes, the OpenAPI
+document, and the mounted verification API (when it is on) for the rest."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..errors import StoreUnavailable
 from ..messages import Request, Response, json_response
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow, is_json, wants_json
+from .flows.recovery import RecoveryFlow
 from .options import GuardOptions
 from .responses import not_found, unavailable
 
@@ -34,7 +35,12 @@ class PrefixRoutes:
     """Answers a request under the prefix (may do I/O: off the event loop on ASGI)."""
 
     def __init__(
-        self, prefix: str, html: HtmlFlow, json: JsonFlow, api: VerificationAPI | None
+        self,
+        prefix: str,
+        html: HtmlFlow,
+        json: JsonFlow,
+        api: VerificationAPI | None,
+        recovery: RecoveryFlow | None = None,
     ) -> None:
         self.prefix = prefix
         self.api = api
@@ -47,6 +53,9 @@ class PrefixRoutes:
             ("/challenge/resend", "POST"): html.resend,
             ("/openapi.json", "GET"): self.openapi,
         }
+        if recovery is not None:
+            self.table[("/recovery", "GET")] = recovery.get
+            self.table[("/recovery", "POST")] = recovery.post
 
     def handle(self, request: Request, identity: Identity | None) -> Response:
         """The challenge page, its forms, the OpenAPI document, or the API; 404 else."""

@@ -31,8 +31,9 @@ class CodeSender:
         origin = own_origin(request)
         return None if origin is None else otp_domain(origin[1])
 
-    def start(self, identity: Identity, request: Request) -> Started:
-        """Send a code to ``identity``'s number (engine errors propagate)."""
+    def start(self, identity: Identity, request: Request, binding: str | None = None) -> Started:
+        """Send a code to ``identity``'s number (engine errors propagate); ``binding``: the
+        challenge nonce it verifies with (:mod:`.binding`)."""
         if identity.recipient is None:
             raise InvalidRecipient("No phone number on file")
         return self.verifier.start(
@@ -40,6 +41,7 @@ class CodeSender:
             identity.recipient,
             client_address=client_address(request, self.trusted_proxies),
             otp_domain=self.otp_domain(request),
+            binding=binding,
         )
 
     def wait(self, identity: Identity, request: Request) -> SendWait | None:
@@ -58,12 +60,12 @@ class CodeSender:
         except InvalidAPIUsage:  # a number no code can go to: the send reports it
             return None
 
-    def send(self, identity: Identity, request: Request) -> str | None:
+    def send(self, identity: Identity, request: Request, binding: str | None = None) -> str | None:
         """Send a code; None, or the flash status key that explains why not."""
         if identity.recipient is None:  # callers answer no_phone first; typed, and safe
             return "bad_number"
         try:
-            self.start(identity, request)
+            self.start(identity, request, binding)
         except RateLimited:
             return "rate_limited"
         except SMSDeliveryFailed:
@@ -72,13 +74,20 @@ class CodeSender:
             return "bad_number"
         return None
 
-    def send_unless_waiting(self, identity: Identity, request: Request) -> str | None:
+    def send_unless_waiting(
+        self,
+        identity: Identity,
+        request: Request,
+        binding: str | None = None,
+        could_hold: bool = True,
+    ) -> str | None:
         """Send a code unless one for this number is already waiting (a reload sends none);
-        None, or the status key as :meth:`send`."""
-        pending = self.verifier.pending(identity.auth_id)
+        None, or the status key as :meth:`send`. ``could_hold`` False: the asking browser
+        cannot hold the waiting code (it has no challenge nonce yet), so one is sent."""
+        pending = self.verifier.pending(identity.auth_id) if could_hold else None
         if pending is not None and pending.recipient == identity.recipient:
             return None
-        return self.send(identity, request)
+        return self.send(identity, request, binding)
 
 
 __all__ = ["CodeSender"]

@@ -11,7 +11,8 @@ and PostgreSQL (psycopg 3, for several hosts). The package, by job:
 * :mod:`.files` -- the data directory (the default database, development mode's key);
   :mod:`.urls` -- the default database URL and the check of a given one;
 * :mod:`.core` -- :class:`Store`, the domain's atomic operations over a backend;
-  :mod:`.housekeeping` -- its cold paths (schema, revocations, purge, health).
+  :mod:`.housekeeping` -- its cold paths (schema, revocations, purge, health);
+  :mod:`.recovery` -- recovery codes (a set of keyed digests per auth_id, each used once).
 """
 
 from .backend import Backend

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from .backend import Backend
 from .housekeeping import Housekeeping
 from .postgres import PostgresBackend
+from .recovery import RecoveryCodes
 from .schema import CodeRow
 from .sqlite import SQLiteBackend
 from .statements import Cursor
@@ -33,7 +34,7 @@ def make_backend(database_url: str | Engine) -> Backend:
     return PostgresBackend(url, given)
 
 
-class Store(Housekeeping):
+class Store(RecoveryCodes, Housekeeping):
     """The tables and their atomic operations. One instance per process; thread-safe.
 
     Creating one opens no connection. Operations run in a transaction of their own unless

@@ -63,6 +63,16 @@ counters = Table(
     Column("reset_at", UTCDateTime, nullable=False, index=True),
 )
 
+# Recovery codes, a set per auth_id: keyed digests only, each row deleted when used. A table
+# of its own, so an existing database gets it from create_schema (create_all, checkfirst).
+recovery_codes = Table(
+    "sms2fa_recovery_codes",
+    metadata,
+    Column("auth_id", String(120), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 revocations = Table(
     "sms2fa_revocations",
     metadata,

@@ -65,10 +65,10 @@ def test_int_auth_id_goes_through_the_challenge(
     make_identity_site: Callable[..., Site], fake_flowroute: FakeFlowroute
 ) -> None:
     site = make_identity_site({"alice": Identity(42, ALICE)})
-    first = nav(site, "/account")
+    browser = Browser(site, "alice")  # the code is bound to the browser that asked
+    first = browser.nav("/account")
     assert first.status_code == 303, first.text[:300]
     assert first.headers["location"] == "/sms2fa/challenge?next=%2Faccount"
-    browser = Browser(site, "alice")
     done = browser.submit(fake_flowroute.last_code(ALICE))
     assert done.status_code == 303
     assert browser.nav("/account").text == "account of 42"

@@ -480,14 +480,18 @@ def verify_by_hand(
     """The challenge with cookies carried by hand (requests keeps Secure cookies off http).
     Returns the Set-Cookie of the CSRF cookie and of the verified-session cookie."""
     alice = {"X-User": "alice", "Accept": HTML, **headers}
-    requests.get(site.url + "/account", headers=alice, allow_redirects=False, timeout=10)
+    sent = requests.get(site.url + "/account", headers=alice, allow_redirects=False, timeout=10)
+    bound = set_cookies(sent)[f"{prefix}sms2fa_challenge"]  # the code is bound to it
     page = requests.get(site.url + ACCOUNT_CHALLENGE, headers=alice, timeout=10)
     csrf = set_cookies(page)[f"{prefix}sms2fa_csrf"]
     done = requests.post(
         site.url + CHALLENGE,
         allow_redirects=False,
         timeout=10,
-        headers={**alice, "Cookie": f"{prefix}sms2fa_csrf={csrf[0]}"},
+        headers={
+            **alice,
+            "Cookie": f"{prefix}sms2fa_csrf={csrf[0]}; {prefix}sms2fa_challenge={bound[0]}",
+        },
         data={"csrf_token": csrf_token(page), "next": "/account", "code": fake.last_code(ALICE)},
     )
     assert done.status_code == 303, done.text[:300]

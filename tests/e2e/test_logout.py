@@ -99,9 +99,10 @@ def _verify(server: Server) -> str:
     assert challenged.status_code == 401, challenged.text[:300]
     sent = requests.post(server.base + "/sms2fa/challenge/send", json={}, headers=JSON, timeout=10)
     assert sent.status_code == 200, sent.text[:300]
+    bound = sent.cookies.get("sms2fa_challenge")  # the code verifies with it only
     done = requests.post(
         server.base + "/sms2fa/challenge",
-        headers=JSON,
+        headers={**JSON, "Cookie": f"sms2fa_challenge={bound}"},
         timeout=10,
         json={"code": server.fake.last_code(ALICE_PHONE)},
     )

@@ -253,6 +253,7 @@ def test_flow_navigation_code_and_back(guard: Guard, fake_flowroute: FakeFlowrou
     )
     first = guard.deny(nav, ALICE)
     assert first.status == 303
+    bound = _cookies(first)["sms2fa_challenge"]  # the code verifies with it only
     location = _header(first, "location")
     assert location == "/app/sms2fa/challenge?next=%2Fapp%2Faccount%3Ftab%3D2"
     query = urlsplit(location).query
@@ -273,7 +274,7 @@ def test_flow_navigation_code_and_back(guard: Guard, fake_flowroute: FakeFlowrou
             headers={
                 "content-type": "application/x-www-form-urlencoded",
                 "host": "site.test",
-                "cookie": f"sms2fa_csrf={nonce}",
+                "cookie": f"sms2fa_csrf={nonce}; sms2fa_challenge={bound}",
             },
             body=form.encode(),
             root_path="/app",
@@ -371,9 +372,11 @@ def test_json_flow_sans_io(guard: Guard, fake_flowroute: FakeFlowroute) -> None:
         )
 
     assert call("GET", "/sms2fa/challenge").status == 200
-    assert call("POST", "/sms2fa/challenge/send", b"{}").status == 200
+    sent = call("POST", "/sms2fa/challenge/send", b"{}")
+    assert sent.status == 200
     code = fake_flowroute.last_code(ALICE.recipient or "", length=7)
-    done = call("POST", "/sms2fa/challenge", f'{{"code": "{code}"}}'.encode())
+    bound = f"sms2fa_challenge={_cookies(sent)['sms2fa_challenge']}"
+    done = call("POST", "/sms2fa/challenge", f'{{"code": "{code}"}}'.encode(), cookie=bound)
     assert done.status == 200 and _cookies(done)["sms2fa"]
     assert not any(k == "www-authenticate" for k, _ in done.headers)
     refused = guard.deny(Request("GET", "/account", headers={"accept": "*/*"}), ALICE)

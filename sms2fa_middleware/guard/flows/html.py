@@ -23,6 +23,7 @@ from ...errors import (
 )
 from ...messages import MAX_BODY, Request, Response
 from ...phones import mask
+from ..binding import Binding
 from ..cookies import Cookies, cookie_value
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
@@ -110,6 +111,7 @@ class HtmlFlow:
         self.refusals = refusals
         self.sender = sender
         self.pages = Pages(options.template_dir)
+        self.binding = Binding(cookies)
 
     def flash(self, request: Request, status: str) -> tuple[str, str]:
         """A one-time status for the next challenge page (kept out of the URL)."""
@@ -127,10 +129,11 @@ class HtmlFlow:
         """A browser request without a verified session (or, ``fresh``, with one older or
         idle longer than a rule allows): send a code (unless one is waiting) and go to the
         challenge page. ``lost``: it was a form post, which the page says was not kept."""
-        status = self._send_first(identity, request)
+        status, headers = self._send_first(identity, request)
         if lost:  # the lost post is said whatever else is (a cooldown must not hide it)
             status = "post_lost" + (f"{FLAGS}{status}" if status else "")
-        headers = [self.flash(request, status)] if status else []
+        if status:
+            headers.append(self.flash(request, status))
         return redirect(self.refusals.challenge_url(request, next_url, fresh), *headers)
 
     def htmx(
@@ -138,23 +141,31 @@ class HtmlFlow:
     ) -> Response:
         """An HTMX request: 401, and ``HX-Redirect`` sends the whole page to the challenge
         (a redirect would be followed by the XHR and swapped into a fragment)."""
-        status = self._send_first(identity, request)
+        status, headers = self._send_first(identity, request)
         response = self.refusals.verification_required(request, next_url, fresh)
         response.headers.append(
             ("hx-redirect", self.refusals.challenge_url(request, next_url, fresh))
         )
+        response.headers.extend(headers)
         if status:
             response.headers.append(self.flash(request, status))
         return response
 
-    def _send_first(self, identity: Identity, request: Request) -> str | None:
-        """The code a protected request's challenge starts with (None, or the status key
-        of why it could not be sent). None and no SMS for a prefetch or prerender: a
-        browser's guess sends nothing, costs no budget and stores no code; the person who
-        then opens the page asks for the code there."""
+    def _send_first(
+        self, identity: Identity, request: Request
+    ) -> tuple[str | None, list[tuple[str, str]]]:
+        """The code a protected request's challenge starts with: None, or the status key
+        of why it could not be sent, and the challenge nonce's Set-Cookie. None and no SMS
+        for a prefetch or prerender: a browser's guess sends nothing, costs no budget and
+        stores no code; the person who then opens the page asks for the code there."""
         if is_speculative(request):
-            return None
-        return self.sender.send_unless_waiting(identity, request)
+            return None, []
+        held = self.binding.held(request) is not None
+        nonce, header = self.binding.for_send(request)
+        # A browser without a nonce cannot hold the waiting code (it was sent for another):
+        # it gets its own, else it would be shown a form no code it can get will pass.
+        status = self.sender.send_unless_waiting(identity, request, nonce, could_hold=held)
+        return status, [header]
 
     def get(self, request: Request, identity: Identity | None) -> Response:
         values = request.query.get("next")
@@ -248,6 +259,7 @@ class HtmlFlow:
             notice=notice,
             script_nonce=script_nonce,
             logout_url=app_url(request, link) if (link := self.options.logout_link) else None,
+            recovery_left=self.verifier.recovery_codes_left(identity.auth_id),
             # More than the cooldown after a send: say what holds the next code back.
             held=text.held(wait.budget)
             if wait is not None and wait.budget != "resend_cooldown"
@@ -287,10 +299,12 @@ class HtmlFlow:
         _, next_url, refused = self._checked_form(request, identity)
         if refused is not None or identity is None:
             return refused or forbidden()
-        status = self.sender.send(identity, request) or "sent"
+        nonce, header = self.binding.for_send(request)
+        status = self.sender.send(identity, request, nonce) or "sent"
         return redirect(
             self.refusals.challenge_url(request, next_url, Fresh.of(request)),
             self.flash(request, status),
+            header,
         )
 
     def post(self, request: Request, identity: Identity | None) -> Response:
@@ -299,8 +313,11 @@ class HtmlFlow:
         fields, next_url, refused = self._checked_form(request, identity)
         if refused is not None or identity is None:
             return refused or forbidden()
-        code = re.sub(r"[\s-]", "", fields.get("code", ""))
-        error, status = self._check(identity, code)
+        if "recovery_code" in fields:  # "Can't get a text?"
+            error, status = self._recover(identity, fields["recovery_code"])
+        else:
+            code = re.sub(r"[\s-]", "", fields.get("code", ""))
+            error, status = self._check(identity, code, self.binding.for_check(request))
         if error is not None:
             return self.page(
                 request,
@@ -317,12 +334,26 @@ class HtmlFlow:
             self.cookies.delete(https, self.cookies.csrf(https)),
         )
 
-    def _check(self, identity: Identity, code: str) -> tuple[str | None, int]:
-        """(None, 200) when ``code`` verifies ``identity``, else (the page's error, status)."""
+    def _recover(self, identity: Identity, code: str) -> tuple[str | None, int]:
+        """(None, 200) when recovery ``code`` is one of ``identity``'s unused ones (now
+        spent, and texted about), else (the page's error, status)."""
+        try:
+            self.verifier.use_recovery_code(identity.auth_id, code, recipient=identity.recipient)
+        except RateLimited as exc:
+            return text.too_many_wrong(max(1, (exc.retry_after + 59) // 60)), 429
+        except InvalidAPIUsage:
+            return text.enter_recovery_code(), 400
+        except VerificationError:
+            return text.wrong_recovery_code(), 400
+        return None, 200
+
+    def _check(self, identity: Identity, code: str, binding: str) -> tuple[str | None, int]:
+        """(None, 200) when ``code`` verifies ``identity`` in this browser (``binding``: its
+        challenge nonce), else (the page's error, status)."""
         try:
             if not code.isascii() or not code.isdigit() or len(code) > 10:
                 raise InvalidAPIUsage()
-            verified = self.verifier.check(identity.auth_id, code)
+            verified = self.verifier.check(identity.auth_id, code, binding=binding)
         except RateLimited as exc:
             return text.too_many_wrong(max(1, (exc.retry_after + 59) // 60)), 429
         except InvalidAPIUsage:

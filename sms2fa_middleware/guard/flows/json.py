@@ -7,7 +7,8 @@
 
 No CSRF token: a JSON content type forces a CORS preflight, which no other origin passes
 unless the app allows it. The Origin check still applies. A client without a cookie jar
-sends the cookie's value back itself (``Cookie: sms2fa=<value>``).
+sends the cookie's value back itself (``Cookie: sms2fa=<value>``), and so the challenge
+cookie the send set: a code verifies only with it (:mod:`..binding`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ...messages import (
     only_keys,
 )
 from ...phones import mask
+from ..binding import Binding
 from ..csrf import origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
@@ -57,12 +59,14 @@ class JsonFlow:
         sessions: Sessions,
         refusals: Refusals,
         sender: CodeSender,
+        binding: Binding,
     ) -> None:
         self.verifier = verifier
         self.options = options
         self.sessions = sessions
         self.refusals = refusals
         self.sender = sender
+        self.binding = binding
 
     def _caller(
         self, request: Request, identity: Identity | None, post: bool
@@ -103,9 +107,15 @@ class JsonFlow:
         pending = self.verifier.pending(who.auth_id)
         if pending is not None and pending.recipient != who.recipient:
             pending = None
+        left = {"recovery_codes_left": self.verifier.recovery_codes_left(who.auth_id)}
         if pending is None:
             return json_response(
-                200, {"pending": False, **self._code(who, request, who.recipient or "", None, 0)}
+                200,
+                {
+                    "pending": False,
+                    **self._code(who, request, who.recipient or "", None, 0),
+                    **left,
+                },
             )
         return json_response(
             200,
@@ -114,6 +124,7 @@ class JsonFlow:
                 **self._code(
                     who, request, pending.recipient, pending.expires_at, pending.attempts_left
                 ),
+                **left,
             },
         )
 
@@ -124,12 +135,14 @@ class JsonFlow:
         try:
             if request.body.strip():
                 only_keys(json_object(request), (), ())
-            started = self.sender.start(who, request)
+            nonce, header = self.binding.for_send(request)
+            started = self.sender.start(who, request, nonce)
         except VerificationError as exc:
             return error_response(exc)
         return json_response(
             200,
             self._code(who, request, started.recipient, started.expires_at, started.attempts_left),
+            [header],  # the code verifies only with this cookie sent back
         )
 
     def check(self, request: Request, identity: Identity | None) -> Response:
@@ -138,11 +151,15 @@ class JsonFlow:
             return who
         try:
             data: dict[str, Any] = json_object(request)
+            if "recovery_code" in data:  # no text arrived: a recovery code instead
+                return self._recover(request, who, data)
             only_keys(data, ("code",), ())
             code = data["code"]
             if not isinstance(code, str) or not code.isascii() or not code.isdigit():
                 raise InvalidAPIUsage("'code' must be a string of digits")
-            verified = self.verifier.check(who.auth_id, code)
+            verified = self.verifier.check(
+                who.auth_id, code, binding=self.binding.for_check(request)
+            )
         except VerificationError as exc:
             return error_response(exc)
         if verified.recipient != who.recipient:
@@ -159,6 +176,21 @@ class JsonFlow:
         return json_response(
             200, {"verified": True, "remember_for": self.options.remember_for}, [cookie]
         )
+
+    def _recover(self, request: Request, who: Identity, data: dict[str, Any]) -> Response:
+        """``{"recovery_code": "..."}``: spend one, and the verified session as for a code."""
+        only_keys(data, ("recovery_code",), ())
+        code = data["recovery_code"]
+        if not isinstance(code, str):
+            raise InvalidAPIUsage("'recovery_code' must be a string")
+        left = self.verifier.use_recovery_code(who.auth_id, code, recipient=who.recipient)
+        cookie = self.sessions.set_cookie(request.scheme == "https", who)
+        body = {
+            "verified": True,
+            "remember_for": self.options.remember_for,
+            "recovery_codes_left": left,
+        }
+        return json_response(200, body, [cookie])
 
 
 __all__ = ["JsonFlow", "is_json", "wants_json"]

@@ -2,7 +2,8 @@
 
 An app re-skins the page by passing ``template_dir=``: a ``challenge.html`` there replaces
 ours. Placeholders: ``$masked_recipient`` (text), and the ready-made HTML fragments ``$lead``,
-``$messages``, ``$code_form``, ``$resend_form``, ``$logout`` (empty without the
+``$messages``, ``$code_form``, ``$resend_form``, ``$recovery_form`` (empty unless the user
+has recovery codes), ``$logout`` (empty without the
 ``logout_url`` option) and ``$script``, and the texts ``$title`` and ``$heading``. Every
 sentence comes from :mod:`sms2fa_middleware.text`.
 """
@@ -37,6 +38,7 @@ class ChallengeView:
     #: cooldown after a send (a spent budget, a lock): shown unless an error says more.
     held: str | None = None
     logout_url: str | None = None  # the "Log out" link's target, ready to send
+    recovery_left: int = 0  # unused recovery codes: their form shows when there are some
 
 
 class Pages:
@@ -68,6 +70,7 @@ class Pages:
             messages=_messages(view),
             code_form=_code_form(view, hidden),
             resend_form=_resend_form(view, hidden),
+            recovery_form=_recovery_form(view, hidden),
             logout=_logout(view),
             script=_script(view),
         ).encode("utf-8")
@@ -96,6 +99,21 @@ def _code_form(view: ChallengeView, hidden: str) -> str:
         f'autocomplete="one-time-code" autofocus required>'
         f'<p class="muted" id="attempts">{escape(text.attempts_left(view.attempts_left))}</p>'
         f'<button class="primary" type="submit">{escape(text.verify_button())}</button></form>'
+    )
+
+
+def _recovery_form(view: ChallengeView, hidden: str) -> str:
+    """ "Can't get a text?": a recovery code instead (no script: ``<details>`` opens it)."""
+    if view.recovery_left <= 0:
+        return ""
+    return (
+        f'<details class="recovery"><summary>{escape(text.recovery_summary())}</summary>'
+        f'<form method="post" action="{escape(view.action)}">{hidden}'
+        f'<label for="recovery_code">{escape(text.recovery_label())}</label>'
+        f'<input id="recovery_code" name="recovery_code" type="text" autocomplete="off" '
+        f'autocapitalize="none" spellcheck="false" maxlength="40" required>'
+        f'<p class="muted" id="recovery-left">{escape(text.recovery_left(view.recovery_left))}'
+        f'</p><button type="submit">{escape(text.recovery_button())}</button></form></details>'
     )
 
 
