@@ -59,14 +59,16 @@ def app_chain(app: Any, limit: int = 32) -> list[Any]:
     return list(seen.values())
 
 
-def _options(chain: list[Any]) -> tuple[list[str] | None, list[str]]:
-    """``protect`` and ``exclude`` of the first SMS2FAMiddleware in ``chain`` (wrapping
-    the app, or in a Starlette app's ``user_middleware``); ``(None, [])`` if none."""
+def _options(chain: list[Any]) -> tuple[list[Any] | None, list[str]]:
+    """``protect`` (its rules too) and ``exclude`` of the first SMS2FAMiddleware in
+    ``chain`` (wrapping the app, or in a Starlette app's ``user_middleware``); ``(None, [])``
+    if none."""
     from .guard.app import GuardedApp
 
     for obj in chain:
         if isinstance(obj, GuardedApp):  # its options, not its guard: no settings needed
-            return list(obj.options.protect), list(obj.options.exclude)
+            options = obj.options
+            return [*options.protect, *options.rules], list(options.exclude)
         for middleware in getattr(obj, "user_middleware", None) or ():
             cls, kwargs = getattr(middleware, "cls", None), getattr(middleware, "kwargs", {})
             if isinstance(cls, type) and issubclass(cls, GuardedApp) and "protect" in kwargs:

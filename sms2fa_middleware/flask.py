@@ -104,15 +104,27 @@ def route_paths(app: Flask) -> list[str]:
     return [re.sub(r"<[^>]*>", "x", rule.rule) for rule in app.url_map.iter_rules()]
 
 
+def route_methods(app: Flask) -> dict[str, set[str]]:
+    """Each sample path of :func:`route_paths` and the methods its URL rules answer."""
+    found: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<[^>]*>", "x", rule.rule)
+        found.setdefault(path, set()).update(rule.methods or ())
+    return found
+
+
 def check_routes(
     app: Flask, protect: Iterable[str], exclude: Iterable[str] = (), public: Iterable[str] = ()
 ) -> list[str]:
     """Start-up check: log (and return) a warning for each route the patterns may leave open
     -- a near miss such as ``protect=["/admin/*"]`` with a route ``/admin``, see
     :func:`~sms2fa_middleware.guard.paths.route_warnings` -- unless ``exclude`` or
-    ``public`` (routes deliberately open) matches it, and for each protect pattern that
-    matches no route. Variable parts of a rule are tried as ``x``."""
-    return route_checks.report(route_paths(app), protect, exclude, public)
+    ``public`` (routes deliberately open) matches it, for each protect pattern or rule that
+    matches no route, and for each route whose methods a rule covers only in part, or rule
+    whose routes answer none of its methods
+    (:func:`~sms2fa_middleware.guard.rule_checks.method_warnings`; ``rule.methods``).
+    Variable parts of a rule are tried as ``x``."""
+    return route_checks.report(route_methods(app), protect, exclude, public)
 
 
 def flask_login_identify(
@@ -188,6 +200,7 @@ __all__ = [
     "check_routes",
     "find_middleware",
     "flask_login_identify",
+    "route_methods",
     "route_paths",
     "sms2fa_cli",
     "verified_required",

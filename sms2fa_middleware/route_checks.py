@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html import escape
 
 from . import text
 from .guard.paths import route_warnings
 from .guard.responses import PAGE_HEADERS
+from .guard.rule_checks import method_warnings
 
 log = logging.getLogger("sms2fa")
 
@@ -54,16 +55,22 @@ def checked_max_age(max_age: int | None) -> int | None:
 
 
 def report(
-    routes: Iterable[str],
+    routes: Iterable[str] | Mapping[str, Iterable[str] | None],
     protect: Iterable[str],
     exclude: Iterable[str] = (),
     public: Iterable[str] = (),
 ) -> list[str]:
     """Log (and return) a warning for each route the patterns may leave open (a near miss of
     a protect pattern: :func:`~.guard.paths.route_warnings`) that neither ``exclude`` nor
-    ``public`` (routes deliberately open) matches, and for each protect pattern that
-    matches no route."""
-    return logged(route_warnings(list(routes), protect, exclude, public))
+    ``public`` (routes deliberately open) matches, and for each protect pattern or rule that
+    matches no route. ``routes`` as a mapping of each sample path to the methods its route
+    answers (None: unknown) also checks the rules' methods
+    (:func:`~.guard.rule_checks.method_warnings`)."""
+    protect = [protect] if isinstance(protect, str) else list(protect)
+    warnings = route_warnings(list(routes), protect, exclude, public)
+    if isinstance(routes, Mapping):
+        warnings += method_warnings(routes, protect, exclude, public)
+    return logged(warnings)
 
 
 def logged(warnings: list[str]) -> list[str]:

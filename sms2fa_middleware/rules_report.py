@@ -11,7 +11,7 @@ from .app_routes import app_chain
 from .errors import ConfigurationError
 from .guard.options import GuardOptions
 from .guard.paths import PASS, PREFIX, PathPolicy, readings
-from .guard.rules import PLAIN, Rule, strictest
+from .guard.rules import PLAIN, Rule, strictest, summary
 
 #: Keywords of an adapter that are not path options.
 _NOT_OPTIONS = frozenset(("identify", "settings", "guard"))
@@ -42,16 +42,7 @@ def find_options(app: Any) -> GuardOptions:
 
 def describe(rule: Rule) -> str:
     """A rule as one would write it in ``protect``."""
-    parts = [f"path {rule.path!r}"]
-    if rule.methods is not None:
-        parts.append("methods " + ",".join(sorted(rule.methods)))
-    if rule.max_age is not None:
-        parts.append(f"max_age {rule.max_age} s")
-    if rule.idle is not None:
-        parts.append(f"idle {rule.idle} s")
-    if rule.when is not None:
-        parts.append(f"when {_name(rule.when)}")
-    return "rule: " + ", ".join(parts)
+    return "rule: " + summary(rule)
 
 
 def _name(value: Any) -> str:

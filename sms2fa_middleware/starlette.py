@@ -36,6 +36,7 @@ from .asgi import MIDDLEWARE_KEY, STATE_KEY, SMS2FAMiddleware
 from .asgi_io import request_from_scope
 from .guard.decision import Verdict
 from .guard.paths import asgi_route_path, route_warnings
+from .guard.rule_checks import method_warnings
 from .messages import Request as SansIORequest
 from .messages import Response as SansIOResponse
 from .threads import SENDS
@@ -230,8 +231,11 @@ def _mounted_routes(route: Any, depth: int = 16) -> list[Any]:
     return list(routes)
 
 
-def _walk(routes: Iterable[Any], base: str, unread: list[str]) -> list[str]:
-    out: list[str] = []
+def _walk(
+    routes: Iterable[Any], base: str, unread: list[str]
+) -> list[tuple[str, frozenset[str] | None]]:
+    """Each route's sample path and the methods it answers (None: it does not say)."""
+    out: list[tuple[str, frozenset[str] | None]] = []
     for route in _entries(routes):
         path = getattr(route, "path", None)
         mounted = hasattr(route, "routes")  # Mount, Host (a FastAPI route context passes on)
@@ -245,16 +249,31 @@ def _walk(routes: Iterable[Any], base: str, unread: list[str]) -> list[str]:
         if mounted or isinstance(route, Mount):
             inner = _mounted_routes(route)
             # an app whose routes cannot be read (StaticFiles): it serves what is below it
-            out += _walk(inner, full, unread) if inner else [full.rstrip("/") + "/x"]
+            out += _walk(inner, full, unread) if inner else [(full.rstrip("/") + "/x", None)]
         else:
-            out.append(full or "/")
+            methods = getattr(route, "methods", None)  # None: a WebSocketRoute, an endpoint
+            out.append((full or "/", None if methods is None else frozenset(methods)))
     return out
 
 
 def route_paths(routes: Iterable[Any], base: str = "") -> list[str]:
     """Sample paths for an app's routes, variables filled with ``x``: Mounts and Hosts
     followed, FastAPI's included routers (``APIRouter`` prefixes) opened."""
-    return _walk(routes, base, [])
+    return [path for path, _ in _walk(routes, base, [])]
+
+
+def route_methods(routes: Iterable[Any]) -> dict[str, frozenset[str] | None]:
+    """Each sample path of :func:`route_paths` and the methods its routes answer (None when
+    one of them does not say: a Mount's app, a WebSocketRoute, a Route without methods)."""
+    return _merged(_walk(routes, "", []))
+
+
+def _merged(walked: list[tuple[str, frozenset[str] | None]]) -> dict[str, frozenset[str] | None]:
+    found: dict[str, frozenset[str] | None] = {}
+    for path, methods in walked:
+        known = found.get(path, frozenset())
+        found[path] = None if methods is None or known is None else known | methods
+    return found
 
 
 def check_routes(
@@ -263,12 +282,17 @@ def check_routes(
     """Start-up check: log (and return) a warning for each route the patterns may leave open
     -- a near miss such as ``protect=["/admin/*"]`` with a route ``/admin``, see
     :func:`~sms2fa_middleware.guard.paths.route_warnings` -- unless ``exclude`` or
-    ``public`` (routes deliberately open) matches it, for each protect pattern that matches
-    no route, and for each route entry whose path cannot be read. ``app`` is a Starlette or
-    FastAPI app (its ``routes``; included routers and Mounts followed)."""
+    ``public`` (routes deliberately open) matches it, for each protect pattern or rule that
+    matches no route, for each route whose methods (``route.methods``) a rule covers only in
+    part and each rule whose routes answer none of its methods
+    (:func:`~sms2fa_middleware.guard.rule_checks.method_warnings`), and for each route entry
+    whose path cannot be read. ``app`` is a Starlette or FastAPI app (its ``routes``;
+    included routers and Mounts followed)."""
     unread: list[str] = []
-    paths = _walk(app.routes, "", unread)
-    warnings = route_warnings(paths, protect, exclude, public)
+    walked = _walk(app.routes, "", unread)
+    protect = [protect] if isinstance(protect, str) else list(protect)
+    warnings = route_warnings([path for path, _ in walked], protect, exclude, public)
+    warnings += method_warnings(_merged(walked), protect, exclude, public)
     warnings += [
         f"a route entry of type {name} has no path: its routes were not checked"
         for name in dict.fromkeys(unread)
@@ -279,6 +303,7 @@ def check_routes(
 __all__ = [
     "check_routes",
     "require_verified",
+    "route_methods",
     "route_paths",
     "session_identify",
     "verified_required",

@@ -26,6 +26,7 @@ from ..guard.paths import (
     normalize,
     route_warnings,
 )
+from ..guard.rules import Rule
 
 log = logging.getLogger("sms2fa")
 
@@ -386,7 +387,10 @@ def check_routes(
     pattern that matches no route, each URL pattern that protect matches in one language or
     letter case but not in another (``/account/`` but not ``/fr/account/``; ``(?i)^billing/$``
     as ``/BILLING/``: the middleware still protects those once Django has resolved them), and
-    each ``protect_views`` name that names no URL pattern. Every language of
+    each ``protect_views`` name that names no URL pattern. A rule (``{"path": ..., "methods":
+    ...}``) is checked by its path only: Django views do not declare the methods they
+    answer, so a rule's ``methods`` are not compared with the routes' (the Flask and
+    Starlette checks do). Every language of
     ``settings.LANGUAGES`` is sampled. A route that ``exclude`` or ``public`` (routes
     deliberately open; the audit's only) matches is not warned about. Defaults:
     ``settings.SMS2FA``'s, and ``settings.SMS2FA_PUBLIC_ROUTES`` for ``public``."""
@@ -405,7 +409,15 @@ def check_routes(
     if protect:
         samples = [sample for pattern in patterns for sample in pattern.samples]
         warnings += route_warnings(samples, protect, exclude, public)
-        warnings += _spelling_warnings(patterns, protect, [*exclude, *public])
+        # A rule is checked by its path; its methods are not: a Django view does not
+        # declare the methods it answers (Flask and Starlette routes do).
+        paths = [p if isinstance(p, str) else Rule.parse(p).path for p in protect]
+        warnings += _spelling_warnings(patterns, paths, [*exclude, *public])
+        if any(not isinstance(p, str) and Rule.parse(p).methods is not None for p in protect):
+            log.info(
+                "sms2fa: protect rules' methods are not checked against the URLconf "
+                "(Django views do not declare the methods they answer)"
+            )
     for name in views:
         if not any(fnmatch.fnmatchcase(p.view_name, name) for p in patterns):
             warnings.append(f"protect_views name {name!r} matches no URL pattern")

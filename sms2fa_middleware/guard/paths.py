@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .globs import Glob, SegmentGlob
-from .rules import PLAIN, Demand, Need, Rule
+from .rules import PLAIN, Demand, Need, Rule, summary
 
 log = logging.getLogger("sms2fa")
 
@@ -198,16 +198,18 @@ def route_warnings(
     beside a glob's match (``/catalog/books`` beside ``/catalog/*/create``) is no reading of
     it. A route matched by ``exclude`` or ``public`` (routes deliberately open; ``public``
     changes nothing the middleware does) is not warned about. Also warned about: a protect
-    pattern that protects no route (a typo, or a route that moved).
+    pattern or rule that protects no route (a typo, or a route that moved).
     """
-    protect = [protect] if isinstance(protect, str) else list(protect)
-    # A rule (methods, max_age) is checked by its path: routes under it are covered.
-    protect = [p if isinstance(p, str) else Rule.parse(p).path for p in protect]
+    entries = [protect] if isinstance(protect, str) else list(protect)
+    # A rule (methods, max_age) is checked by its path: routes under it are covered (its
+    # methods: :func:`~.rule_checks.method_warnings`).
+    rules = [None if isinstance(p, str) else Rule.parse(p) for p in entries]
+    protect = [p if rule is None else rule.path for p, rule in zip(entries, rules, strict=True)]
     protected, excluded = PathPatterns(protect), PathPatterns(exclude)
     declared = PathPatterns(_listed(public))
     samples = {route: normalize(route) for route in routes}
     warnings: list[str] = []
-    for pattern in protect:
+    for pattern, rule in zip(protect, rules, strict=True):
         one = PathPatterns([pattern])
         hits = 0
         for route, path in samples.items():
@@ -223,7 +225,8 @@ def route_warnings(
                         f"which protects {near!r}; protect it too, or declare it public"
                     )
         if not hits:
-            warnings.append(f"protect pattern {pattern!r} matches no route")
+            entry = f"pattern {pattern!r}" if rule is None else f"rule ({summary(rule)})"
+            warnings.append(f"protect {entry} matches no route")
     return warnings
 
 

@@ -136,6 +136,23 @@ class Rule:
         )
 
 
+def summary(rule: Rule) -> str:
+    """What a rule says, as one would write it: ``path '/account', methods POST, max_age 300 s``."""
+    parts = [f"path {rule.path!r}"]
+    if rule.methods is not None:
+        parts.append("methods " + ",".join(sorted(rule.methods)))
+    if rule.max_age is not None:
+        parts.append(f"max_age {rule.max_age} s")
+    if rule.idle is not None:
+        parts.append(f"idle {rule.idle} s")
+    if rule.when is not None:
+        when = rule.when
+        parts.append(
+            f"when {getattr(when, '__module__', '?')}.{getattr(when, '__qualname__', when)}"
+        )
+    return ", ".join(parts)
+
+
 def split_protect(entries: Iterable[Any]) -> tuple[tuple[str, ...], tuple[Rule, ...]]:
     """``protect`` as (plain patterns, rules that say more than a path): a rule that says no
     more than its path becomes a plain pattern."""
@@ -226,4 +243,5 @@ __all__ = [
     "import_callable",
     "split_protect",
     "strictest",
+    "summary",
 ]
