@@ -224,6 +224,54 @@ _STATUS = {
 }
 _RECOVERY_CODE = {"type": "string", "maxLength": 40, "examples": ["abcde-fghjk"]}
 
+#: The middleware's 401 to an API client at a protected path of the app (and at
+#: ``/recovery``) without a live verified session, or with one too old for a rule.
+_VERIFICATION_REQUIRED = {
+    "type": "object",
+    "required": ["message", "reason", "challenge"],
+    "properties": {
+        "message": {"type": "string"},
+        "reason": {"const": "VerificationRequired"},
+        "challenge": {
+            "type": "string",
+            "format": "uri-reference",
+            "description": "Where to verify: the challenge, its query kept (max_age and idle "
+            "when a rule asked for them) -- GET it for the status, POST /challenge/send, "
+            "then POST the code to it.",
+        },
+        "max_age": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Step-up: a protect rule (or a route-level check) asks for a code "
+            "entered at most this many seconds ago, and the session's is older. Also in the "
+            "RFC 9470 challenge of WWW-Authenticate.",
+        },
+        "idle": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "The session went unused for longer than this many seconds (the "
+            "idle option, or a rule's idle): it has ended; verify again.",
+        },
+    },
+}
+_WWW_AUTHENTICATE = {
+    "description": 'SMS2FA challenge="{prefix}/challenge" (where to verify). With max_age, '
+    'also RFC 9470\'s step-up challenge: Bearer error="insufficient_user_authentication", '
+    'error_description="More recent authentication is required", max_age=N. The two '
+    "challenges may come as two header fields or as one, comma-joined.",
+    "schema": {"type": "string"},
+}
+
+
+def _verification_required() -> dict[str, Any]:
+    """The 401 ``VerificationRequired`` answer, as an OpenAPI response object."""
+    return _answer(
+        "No live verified session (it never was, it went idle, or a rule's max_age asks for "
+        "a more recent code): verify at the challenge, then retry.",
+        _VERIFICATION_REQUIRED,
+        {"WWW-Authenticate": {**_WWW_AUTHENTICATE, "required": True}},
+    )
+
 
 def _challenge_refusals() -> dict[str, Any]:
     return {
@@ -339,8 +387,10 @@ def _recovery() -> dict[str, Any]:
     refusals = {
         **_challenge_refusals(),
         "401": _answer(
-            "Not logged in (LoginRequired), or no live verified session (VerificationRequired).",
-            _ERROR,
+            "Not logged in (LoginRequired), or no live verified session (VerificationRequired, "
+            "with WWW-Authenticate).",
+            {"anyOf": [_error("LoginRequired"), _VERIFICATION_REQUIRED]},
+            {"WWW-Authenticate": _WWW_AUTHENTICATE},
         ),
     }
     return {
@@ -390,13 +440,19 @@ def openapi_document(api: bool = True, challenge: bool = False) -> dict[str, Any
             "in": "cookie",
             "name": "sms2fa",
             "description": "The verified session the challenge sets (``__Host-sms2fa`` over "
-            "HTTPS); protected paths of the app need it. A 401 "
-            "VerificationRequired carries WWW-Authenticate: SMS2FA "
-            'challenge="{prefix}/challenge".',
+            "HTTPS); protected paths of the app need it. Without it an API client gets "
+            "the 401 VerificationRequired of components.responses (WWW-Authenticate: SMS2FA "
+            'challenge="{prefix}/challenge", and with max_age RFC 9470\'s Bearer '
+            'error="insufficient_user_authentication").',
         }
+    components: dict[str, Any] = {"securitySchemes": schemes}
+    if challenge:
+        # What protected paths of the app answer; they are the app's, not in paths.
+        components["schemas"] = {"VerificationRequired": _VERIFICATION_REQUIRED}
+        components["responses"] = {"VerificationRequired": _verification_required()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "sms2fa verification API", "version": "1"},
         "paths": paths,
-        "components": {"securitySchemes": schemes},
+        "components": components,
     }

@@ -111,6 +111,66 @@ def test_document_is_served_under_the_prefix(
         verifier.store.dispose()
 
 
+def test_document_describes_the_verification_required_answer(
+    tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
+    """The 401 VerificationRequired protected paths give an API client: its optional
+    max_age and idle, and RFC 9470's WWW-Authenticate challenge -- and what the guard
+    really answers matches it."""
+    document = openapi_document(api=False, challenge=True)
+    _assert_valid_31(document)
+    answer = document["components"]["responses"]["VerificationRequired"]
+    schema = answer["content"]["application/json"]["schema"]
+    assert schema == document["components"]["schemas"]["VerificationRequired"]
+    assert schema["properties"]["reason"] == {"const": "VerificationRequired"}
+    assert {"max_age", "idle"} <= set(schema["properties"])
+    assert not {"max_age", "idle"} & set(schema["required"])  # only when a rule asks
+    header = answer["headers"]["WWW-Authenticate"]
+    assert header["required"] is True
+    assert 'Bearer error="insufficient_user_authentication"' in header["description"]
+    assert "max_age=N" in header["description"]
+    # /recovery's 401 may be it too; the API-only document has none of it.
+    recovery = document["paths"]["/recovery"]["get"]["responses"]["401"]
+    assert schema in recovery["content"]["application/json"]["schema"]["anyOf"]
+    assert "WWW-Authenticate" in recovery["headers"]
+    assert "responses" not in openapi_document()["components"]
+
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'd.db'}",
+        **fake_flowroute.settings_kwargs(),
+    )
+    verifier = Verifier(settings)
+    try:
+        from sms2fa_middleware.guard.refusals import Fresh
+        from sms2fa_middleware.messages import Request
+
+        guard = Guard(verifier=verifier, protect=["/private"])
+        request = Request("POST", "/private", headers={"accept": "application/json"})
+        for fresh in (Fresh(), Fresh(max_age=300), Fresh(idle=900), Fresh(300, 900)):
+            real = guard.refusals.verification_required(request, "/private", fresh)
+            assert real.status == 401
+            body = json.loads(real.body)
+            jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)
+            assert ("max_age" in body, "idle" in body) == (
+                fresh.max_age is not None,
+                fresh.idle is not None,
+            )
+            challenges = [v for k, v in real.headers if k == "www-authenticate"]
+            assert challenges[0] == 'SMS2FA challenge="/sms2fa/challenge"'
+            bearer = [c for c in challenges if c.startswith("Bearer ")]
+            if fresh.max_age is None:
+                assert bearer == []
+            else:
+                assert bearer == [
+                    'Bearer error="insufficient_user_authentication", '
+                    'error_description="More recent authentication is required", '
+                    "max_age=300"
+                ]
+    finally:
+        verifier.store.dispose()
+
+
 def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, Any] | None:
     item = document["paths"].get(path)
     return None if item is None else item.get(method.lower())
