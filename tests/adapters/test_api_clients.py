@@ -131,13 +131,15 @@ def test_openapi_lists_the_challenge_endpoints_even_with_the_api_off(client: htt
         ("/challenge", "get"),
         ("/challenge", "post"),
         ("/challenge/send", "post"),
+        ("/recovery", "get"),
+        ("/recovery", "post"),
     }
     from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
     validate(document.json(), cls=OpenAPIV31SpecValidator)
     combined = openapi_document(api=True, challenge=True)
     validate(combined, cls=OpenAPIV31SpecValidator)
-    assert {"/", "/check", "/challenge", "/challenge/send"} == set(combined["paths"])
+    assert {"/", "/check", "/challenge", "/challenge/send", "/recovery"} == set(combined["paths"])
 
 
 # -- browser-shaped refusals ------------------------------------------------------------------
