@@ -302,8 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Import a Flask, Starlette/FastAPI or Django app (module:attr, as servers "
         "name it; Django: the project's wsgi or asgi application, SMS2FA read "
         "from its settings) and print a warning for each route the protect "
-        "patterns may leave open and each pattern that matches no route. Exit "
-        "status 1 when there are warnings, 2 when the app cannot be loaded.",
+        "patterns may leave open, each pattern or rule that matches no route, "
+        "and (Flask, Starlette/FastAPI) each route a rule with methods covers "
+        "only in part. Exit status 1 when there are warnings, 2 when the app "
+        "cannot be loaded.",
     )
     check.add_argument("app", help="the application, as module:attr (e.g. myapp:app)")
     check.add_argument(

@@ -141,6 +141,7 @@ def test_a_route_whose_methods_are_unknown_is_not_checked() -> None:
 def test_the_cli_check_reads_the_middlewares_rules(tmp_path: Path) -> None:
     from sms2fa_middleware import Settings
     from sms2fa_middleware.app_routes import check_app
+    from sms2fa_middleware.asgi import SMS2FAMiddleware as ASGIMiddleware
     from sms2fa_middleware.wsgi import SMS2FAMiddleware
 
     app = flask_app()
@@ -153,6 +154,10 @@ def test_the_cli_check_reads_the_middlewares_rules(tmp_path: Path) -> None:
         app.wsgi_app, settings, identify=lambda request: None, protect=["/profile", POST_ONLY]
     )
     assert check_app(app) == [ACCOUNT_OPEN]
+    wrapped = ASGIMiddleware(
+        fastapi_app(), settings, identify=lambda scope: None, protect=["/profile", POST_ONLY]
+    )
+    assert check_app(wrapped) == [ACCOUNT_OPEN]
 
 
 def test_django_checks_a_rule_by_its_path_only(sms2fa: Any) -> None:
