@@ -1,7 +1,9 @@
 """Start-up warnings about ``protect`` rules that name methods, against the methods the app's
-routes answer: a route a rule protects for some of its methods but not others (a
-``methods=["POST"]`` rule on a route that also answers PUT and DELETE leaves those open),
-and a rule whose routes answer none of its methods (it protects nothing).
+routes answer: a route a rule protects for some of its methods while methods that change
+something stay open (a ``methods=["POST"]`` rule on a route that also answers PUT and DELETE
+leaves those open), and a rule whose routes answer none of its methods (it protects
+nothing). A read left open beside protected writes is the usual intent (``{"path":
+"/reports", "methods": ["POST"]}``: anyone reads, a verified user posts), not warned about.
 
 Only routes whose framework says which methods they answer are checked (Flask's
 ``rule.methods``, Starlette's and FastAPI's ``route.methods``); Django views do not declare
@@ -18,6 +20,8 @@ from .rules import Rule, split_protect, summary
 
 #: Methods a route answers that no rule needs to name (see the module doc).
 IGNORED = frozenset(("HEAD", "OPTIONS"))
+#: RFC 9110's safe methods: one left open beside a rule's covered methods is a read.
+SAFE = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 
 
 def _answered(methods: Iterable[str] | None) -> frozenset[str] | None:
@@ -41,9 +45,10 @@ def method_warnings(
     ``routes`` maps each route's sample path (variables as ``x``) to the methods it answers
     (None: the framework does not say; such a route is not checked). Warned about:
 
-    * a route that a rule covers for some of its methods while others reach the app
-      unverified -- unless a plain pattern protects it for every method, or ``public``
-      (routes deliberately open) or ``exclude`` matches it;
+    * a route that a rule covers for some of its methods while others that are not safe
+      (RFC 9110: not GET, HEAD, OPTIONS, TRACE) reach the app unverified -- unless a plain
+      pattern protects it for every method, or ``public`` (routes deliberately open) or
+      ``exclude`` matches it;
     * a rule with ``methods`` whose routes answer none of them (every route it matches
       says its methods): the rule protects nothing.
 
@@ -73,7 +78,7 @@ def method_warnings(
             continue
         covering = [ruled[i][0] for i in matching]
         covered = {m for m in answered if any(rule.covers(m) for rule in covering)}
-        left = answered - covered
+        left = answered - covered - SAFE
         if covered and left:
             names = "; ".join(summary(r) for r in covering if any(r.covers(m) for m in covered))
             many = len(left) > 1
@@ -102,4 +107,4 @@ def _names(methods: Iterable[str]) -> str:
     return ", ".join(sorted(methods))
 
 
-__all__ = ["IGNORED", "method_warnings"]
+__all__ = ["IGNORED", "SAFE", "method_warnings"]
