@@ -61,7 +61,7 @@ def method_warnings(
     plain, excluded = PathPatterns(patterns), PathPatterns(exclude)
     declared = PathPatterns(_listed(public))
     ruled = [(rule, PathPatterns([rule.path])) for rule in rules]
-    # Per rule with methods: the routes it matches, and whether each says its methods.
+    # Per rule: the routes it matches and the methods each answers (None: unknown).
     reached: dict[int, list[tuple[str, frozenset[str] | None]]] = {i: [] for i in range(len(ruled))}
     warnings: list[str] = []
     for route, methods in routes.items():
