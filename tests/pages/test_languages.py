@@ -394,3 +394,11 @@ def test_concurrent_tasks_keep_their_languages() -> None:
 
     assert asyncio.run(both()) == ["Consultez votre téléphone", "تحقّق من هاتفك"]
     assert text.heading() == "Check your phone"
+
+
+def test_the_settings_default_message_is_the_catalogues_english() -> None:
+    """Settings.message_template (the HTTP API's SMS, the start-up segment warning) and the
+    middleware's translated default are one sentence."""
+    for org in ("", "Acme"):
+        settings = Settings(secret_key=SECRET, sms_backend="console", org_name=org)
+        assert settings.message_template == text.sms_template(org)
