@@ -402,3 +402,40 @@ def test_the_settings_default_message_is_the_catalogues_english() -> None:
     for org in ("", "Acme"):
         settings = Settings(secret_key=SECRET, sms_backend="console", org_name=org)
         assert settings.message_template == text.sms_template(org)
+
+
+# -- through the adapters --------------------------------------------------------------------
+
+
+def test_through_the_wsgi_and_asgi_middleware(
+    make_settings: Callable[..., Settings], fake_flowroute: FakeFlowroute
+) -> None:
+    """The adapters' own path (the ASGI one answers in a worker thread): Flask in Spanish,
+    Starlette in Arabic, each with its SMS."""
+    import warnings
+
+    from werkzeug.test import Client
+
+    from tests.support.apps import flask_app, starlette_app
+    from tests.support.browsing import USERS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    wsgi, flask_mw = flask_app(dict(USERS), make_settings(resend_cooldown=0))
+    headers = {"X-User": "alice", "Accept": HTML, "Accept-Language": "es;q=0.9, en;q=0.1"}
+    page = Client(wsgi).get("/account", headers=headers, follow_redirects=True)
+    assert page.status_code == 200
+    assert '<html lang="es" dir="ltr">' in page.text and "Revisa tu teléfono" in page.text
+    assert fake_flowroute.messages[-1].body.startswith("Tu código de verificación es ")
+    flask_mw.verifier.store.dispose()
+
+    asgi, starlette_mw = starlette_app(dict(USERS), make_settings(resend_cooldown=0), [])
+    headers = {"X-User": "bob", "Accept": HTML, "Accept-Language": "ar-SA"}
+    with TestClient(asgi) as http:
+        page = http.get("/account", headers=headers, follow_redirects=True)
+    assert page.status_code == 200
+    assert '<html lang="ar" dir="rtl">' in page.text and "تحقّق من هاتفك" in page.text
+    assert fake_flowroute.messages[-1].body.startswith("رمز التحقق الخاص بك هو ")
+    starlette_mw.verifier.store.dispose()
