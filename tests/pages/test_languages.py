@@ -135,6 +135,7 @@ def test_arabic_is_right_to_left(
     assert '<html lang="ar" dir="rtl">' in body
     assert "تحقّق من هاتفك" in body
     assert "تبقّت 3 محاولات." in body  # 3-10: the "few" form
+    assert '<strong dir="ltr">+1••••••••34</strong>' in body  # the number reads left to right
     assert fake_flowroute.messages[0].body.startswith("رمز التحقق الخاص بك هو ")
 
 

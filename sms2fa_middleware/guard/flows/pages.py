@@ -61,7 +61,8 @@ class Pages:
             f'<input type="hidden" name="csrf_token" value="{escape(view.csrf_token)}">'
             f'<input type="hidden" name="next" value="{escape(view.next_url)}">'
         )
-        number = f"<strong>{escape(view.masked_recipient)}</strong>"
+        # dir="ltr" isolates the number: on a right-to-left page "+1••••23" stays as it is.
+        number = f'<strong dir="ltr">{escape(view.masked_recipient)}</strong>'
         lead = text.lead_sent(number) if view.attempts_left else text.lead_to_send(number)
         spoken = text.language()
         return self.challenge.safe_substitute(
