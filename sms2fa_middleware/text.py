@@ -1,11 +1,18 @@
-"""Every user-facing sentence of the middleware, in one place, ready for gettext.
+"""Every user-facing sentence of the middleware, in one place, through gettext.
 
-Strings are looked up when a response is built, never at import, so an app can plug its
-translations in once at start-up::
+Strings are looked up when a response is built, never at import. The guard speaks each
+request's language (:mod:`sms2fa_middleware.languages`: ``Accept-Language``, or the
+``language`` option) with :func:`speaking`, a context variable: concurrent requests in
+different languages (threads, asyncio tasks) never see each other's. The catalogues are
+``locale/<lang>/LC_MESSAGES/sms2fa.po`` (compiled to ``.mo``), extracted from this module
+into ``locale/sms2fa.pot`` with Babel (``babel.cfg``).
+
+An app may instead plug in its own translations once at start-up; they then serve every
+request::
 
     import gettext
     from sms2fa_middleware import text
-    text.use(gettext.translation("sms2fa", "locale", languages=["de"]))
+    text.use(gettext.translation("sms2fa", "locale", languages=["de"]), language="de")
 
 Plurals go through ``ngettext`` with the count, so a language with other plural rules gets
 them from its catalogue instead of from an English ``"s"``. The message ids are the English
@@ -15,7 +22,12 @@ translation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Protocol
+
+from . import languages
 
 
 class Translations(Protocol):
@@ -34,31 +46,82 @@ class _English:
         return singular if n == 1 else plural
 
 
-_active: Translations = _English()
+_ENGLISH = _English()
+#: The app's own translations (:func:`use`), and the language they are in.
+_app: tuple[Translations, str] | None = None
+#: This request's language (:func:`speaking`); English outside a request.
+_spoken: ContextVar[str] = ContextVar("sms2fa_language", default=languages.DEFAULT)
 
 
-def use(translations: Translations | None) -> None:
-    """Translate the middleware's text with ``translations`` (None: back to English)."""
-    global _active
-    _active = translations if translations is not None else _English()
+def use(translations: Translations | None, language: str = languages.DEFAULT) -> None:
+    """Translate the middleware's text with ``translations`` for every request, whatever it
+    negotiates (None: back to the shipped catalogues); ``language`` is the tag the pages
+    give in ``<html lang>``."""
+    global _app
+    _app = (translations, language) if translations is not None else None
+
+
+@contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """Speak ``language`` (a shipped one, :data:`languages.SHIPPED`) in this context, e.g.
+    one request: a context variable, so other threads and tasks keep their own."""
+    token = _spoken.set(language)
+    try:
+        yield
+    finally:
+        _spoken.reset(token)
+
+
+def language() -> str:
+    """The language the text is in now (a shipped code such as ``pt_BR``)."""
+    return _app[1] if _app is not None else _spoken.get()
+
+
+def html_attributes() -> str:
+    """``lang="..." dir="..."`` for a page's ``<html>`` element."""
+    now = language()
+    return f'lang="{languages.html_tag(now)}" dir="{languages.direction(now)}"'
+
+
+def _translations() -> Translations:
+    if _app is not None:
+        return _app[0]
+    spoken = _spoken.get()
+    return _ENGLISH if spoken == languages.DEFAULT else languages.translations(spoken)
 
 
 def _(message: str) -> str:
-    return _active.gettext(message)
+    return _translations().gettext(message)
 
 
 def _n(singular: str, plural: str, n: int) -> str:
-    return _active.ngettext(singular, plural, n).format(n=n)
+    return _translations().ngettext(singular, plural, n).format(n=n)
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is used."""
+    return message
+
+
+def sms_template(org_name: str) -> str:
+    """The default SMS (``{code}``, ``{org_name}`` filled in later), in this language."""
+    if org_name:
+        return _("Your {org_name} verification code is {code}. Don't share it with anyone.")
+    return _("Your verification code is {code}. Don't share it with anyone.")
 
 
 #: The one-time statuses the challenge page shows after a redirect (the flash cookie's value).
 STATUS_MESSAGES = {
-    "rate_limited": "A code was sent very recently, or too many were asked for. Wait for the "
-    "timer, then ask for a new one.",
-    "send_failed": "We could not send the text message. Try again in a moment.",
-    "bad_number": "We cannot send codes to the phone number on your account.",
-    "post_lost": "Your last form was not sent, because this account needs a new code first. "
-    "After you enter it, fill in the form again.",
+    "rate_limited": N_(
+        "A code was sent very recently, or too many were asked for. Wait for the "
+        "timer, then ask for a new one."
+    ),
+    "send_failed": N_("We could not send the text message. Try again in a moment."),
+    "bad_number": N_("We cannot send codes to the phone number on your account."),
+    "post_lost": N_(
+        "Your last form was not sent, because this account needs a new code first. "
+        "After you enter it, fill in the form again."
+    ),
 }
 
 
@@ -177,10 +240,10 @@ def resend_wait() -> str:
 #: Why no new code may be asked for yet, by the budget that refuses it (the page's timer
 #: says until when); the resend cooldown has the "rate_limited" status's sentence.
 HELD_MESSAGES = {
-    "recipient": "We have sent as many codes to this number as we may for now.",
-    "client_address": "Too many codes were asked for from your network for now.",
-    "global": "We are sending too many codes right now.",
-    "failed_checks": "Too many wrong codes: new codes are on hold for a while.",
+    "recipient": N_("We have sent as many codes to this number as we may for now."),
+    "client_address": N_("Too many codes were asked for from your network for now."),
+    "global": N_("We are sending too many codes right now."),
+    "failed_checks": N_("Too many wrong codes: new codes are on hold for a while."),
 }
 
 
@@ -283,7 +346,17 @@ def not_found() -> str:
     return _("Not found.")
 
 
-__all__ = ["HELD_MESSAGES", "STATUS_MESSAGES", "Translations", "held", "status", "use"]
+__all__ = [
+    "HELD_MESSAGES",
+    "STATUS_MESSAGES",
+    "Translations",
+    "held",
+    "html_attributes",
+    "language",
+    "speaking",
+    "status",
+    "use",
+]
 
 
 # -- recovery codes -------------------------------------------------------------------------
@@ -302,7 +375,7 @@ def recovery_button() -> str:
 
 
 def recovery_left(n: int) -> str:
-    return _n("{n} recovery code left", "{n} recovery codes left", n).format(n=n)
+    return _n("{n} recovery code left", "{n} recovery codes left", n)
 
 
 def wrong_recovery_code() -> str:

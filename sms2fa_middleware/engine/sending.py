@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+from .. import text
 from ..errors import SMSDeliveryFailed
 from ..phones import normalise
 from ..policy import (
@@ -96,7 +97,7 @@ class Sends:
         length = option("code_length", options.code_length, s.code_length, 4, 10)
         lifetime = option("expiration", options.expiration, s.code_expiration, 30, 3600)
         attempts = option("retries", options.retries, s.retries_allowed, 1, 20)
-        template = s.message_template
+        template = self.template()
         if options.message is not None:
             template = custom_template(s, options.message, length)
         # Budgets count billed segments, not messages (the code is digits: any code will do).
@@ -134,7 +135,7 @@ class Sends:
         s = self.settings
         key = self.keys.auth(check_auth_id(auth_id))
         number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
-        parts = billed_parts(s.message_template, s.org_name, s.code_length, options.otp_domain)
+        parts = billed_parts(self.template(), s.org_name, s.code_length, options.otp_domain)
         now = self.clock.now()
         refusals = [locked] if (locked := self._locked(key, now)) is not None else []
         for budget in send_budgets(s, self.keys, key, number, options.client_address, parts):
@@ -145,6 +146,12 @@ class Sends:
             return None
         name, until = max(refusals, key=lambda refusal: refusal[1])  # the last to lift
         return SendWait(name, retry_after(until, now))
+
+    def template(self) -> str:
+        """The settings' message (``auth_message``), else the default one in the language
+        of this request (:func:`text.speaking`): the SMS speaks the language of the page
+        that asked for it, and its budget counts that text's segments."""
+        return self.settings.auth_message or text.sms_template(self.settings.org_name)
 
     def body(self, template: str, code: str, otp_domain: str | None) -> str:
         """The SMS: the template filled in, and the origin-bound line when it fits."""

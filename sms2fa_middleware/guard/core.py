@@ -4,9 +4,12 @@ routes under the prefix -- and this class wires them together."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from .. import Identity
+from .. import Identity, languages, text
 from ..engine import Verifier
 from ..errors import StoreUnavailable
 from ..messages import Request, Response
@@ -26,6 +29,8 @@ from .routes import PrefixRoutes, mounted_api
 from .rules import Need
 from .sending import CodeSender
 from .sessions import Sessions, SessionSigner
+
+log = logging.getLogger("sms2fa")
 
 #: The shortest code the middleware sends (the HTTP API keeps 4 for compatibility).
 MIN_CODE_LENGTH = 6
@@ -132,14 +137,34 @@ class Guard:
         self.sessions.revoke_sessions(values)
         return deletions
 
+    def language(self, request: Request, identity: Identity | None) -> str:
+        """The shipped language this request is answered in: the ``language`` option's
+        (the user's saved one), else the best of ``Accept-Language``, else English."""
+        chosen = self.options.language
+        if callable(chosen):
+            try:
+                chosen = chosen(request, identity)
+            except Exception as exc:  # the app's bug must not cost the user the page
+                log.error("sms2fa: the language option raised %s", type(exc).__name__)
+                chosen = None
+        return languages.choose(chosen, request.header("accept-language"))
+
+    @contextmanager
+    def speaking(self, request: Request, identity: Identity | None) -> Iterator[None]:
+        """Everything said inside -- pages, errors, the SMS -- in this request's language
+        (a context variable: concurrent requests keep their own)."""
+        with text.speaking(self.language(request, identity)):
+            yield
+
     def answer(self, verdict: Verdict, request: Request) -> Response:
         """The guard's own response for a verdict that does not go to the app (may do I/O:
         off the event loop on ASGI)."""
-        if verdict.answer is Answer.IDENTIFY_FAILED:  # logged when decided
-            return internal_error(request)
-        if verdict.answer is Answer.PREFIX:
-            return self.handle_prefix(request, verdict.identity)
-        return self.deny(request, verdict.identity, verdict.max_age, verdict.idle)
+        with self.speaking(request, verdict.identity):
+            if verdict.answer is Answer.IDENTIFY_FAILED:  # logged when decided
+                return internal_error(request)
+            if verdict.answer is Answer.PREFIX:
+                return self.routes.handle(request, verdict.identity)
+            return self._deny(request, verdict.identity, verdict.max_age, verdict.idle)
 
     def deny(
         self,
@@ -151,6 +176,16 @@ class Guard:
         """The answer to a protected request without a verified session, or (``max_age``)
         with one older than a rule allows, or (``idle``) unused for longer than allowed
         (may do I/O: run it off the event loop)."""
+        with self.speaking(request, identity):
+            return self._deny(request, identity, max_age, idle)
+
+    def _deny(
+        self,
+        request: Request,
+        identity: Identity | None,
+        max_age: int | None = None,
+        idle: int | None = None,
+    ) -> Response:
         fresh = Fresh(max_age, idle)
         try:
             if self.sessions.held_back(
@@ -188,7 +223,8 @@ class Guard:
 
     def handle_prefix(self, request: Request, identity: Identity | None) -> Response:
         """Answer a request under the prefix: the challenge page, its forms, or the API."""
-        return self.routes.handle(request, identity)
+        with self.speaking(request, identity):
+            return self.routes.handle(request, identity)
 
 
 __all__ = ["Guard"]

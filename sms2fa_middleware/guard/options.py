@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import languages
 from ..policy import REVOCATION_RETENTION
 from ..sms.bound import otp_domain as _otp_domain
 from .csp import PageCsp, PageCspOption
 from .origins import TrustedOrigins
 from .rules import Rule, split_protect
 
+if TYPE_CHECKING:
+    from ..identity import Identity
+    from ..messages import Request
+
 log = logging.getLogger("sms2fa")
+
 
 DEFAULT_REMEMBER_FOR = 12 * 3600
 #: A verified session longer than this is warned about at start-up: NIST SP 800-63B bounds
@@ -102,6 +108,10 @@ class GuardOptions:
     #: Seconds a verified session may go without a protected request before it must enter
     #: a code again (None: no bound); a rule's own ``idle`` is stricter where it matches.
     idle: int | None = None
+    #: The language of the pages and the SMS, over ``Accept-Language``: a tag ("es",
+    #: "pt-BR"), or a callable ``(request, identity)`` giving the user's saved language or
+    #: None (then the header chooses); a tag that is not shipped is ignored.
+    language: str | Callable[[Request, Identity | None], str | None] | None = None
     #: Derived: the ``protect`` rules that say more than their path.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
@@ -151,6 +161,13 @@ class GuardOptions:
             url = getattr(self, name)
             if url is not None and not isinstance(url, str):
                 raise ValueError(f"{name} must be a str or None")
+        if isinstance(self.language, str) and languages.shipped(self.language) is None:
+            raise ValueError(
+                f"language must be one of {', '.join(languages.SHIPPED)} (or a callable), "
+                f"got {self.language!r}"
+            )
+        if not (self.language is None or isinstance(self.language, str) or callable(self.language)):
+            raise ValueError("language must be a language tag, a callable or None")
         set_ = object.__setattr__  # frozen: normalised values are set once, here
         if self.otp_domain is not None and self.otp_domain is not False:
             domain = _otp_domain(self.otp_domain) if isinstance(self.otp_domain, str) else None

@@ -118,7 +118,9 @@ def is_speculative(request: Request) -> bool:
 
 def page(status: int, title: str, body_html: str, *headers: tuple[str, str]) -> Response:
     """A minimal HTML page: ``title`` is text, ``body_html`` is ready-made HTML."""
-    html = f"<!doctype html><title>{escape(title)}</title>{body_html}"
+    html = (
+        f"<!doctype html><html {text.html_attributes()}><title>{escape(title)}</title>{body_html}"
+    )
     return Response(status, html.encode(), [*PAGE_HEADERS, *headers])
 
 

@@ -334,3 +334,43 @@ def test_webotp_is_wired_under_the_csp(browser: Browser, demo: str) -> None:
         assert not page_errors, f"JavaScript errors: {page_errors}"
     finally:
         context.close()
+
+
+def test_the_challenge_in_spanish_and_arabic(browser: Browser, demo: str) -> None:
+    """A browser set to Spanish gets the page, its count-down and the SMS in Spanish; one
+    set to Arabic gets a right-to-left page."""
+    context = browser.new_context(locale="es-ES")  # Accept-Language: es-ES
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        _log_in(page, demo)  # the demo's own login page is English
+        page.goto(demo + "/account")
+        expect(page).to_have_title("Escribe tu código de verificación")
+        expect(page.locator("html")).to_have_attribute("lang", "es")
+        expect(page.get_by_role("heading", name="Revisa tu teléfono")).to_be_visible()
+        expect(page.locator("#attempts")).to_have_text("Te quedan 3 intentos.")
+        expect(page.locator("#cooldown")).to_contain_text("Puedes pedir un código nuevo en")
+        phone = context.new_page()
+        phone.goto(demo + "/phone")
+        sms = phone.locator("#inbox li", has_text=f"to {ALICE_DIGITS}").first
+        expect(sms).to_contain_text("Tu código de verificación es")
+        code = _read_code(phone, demo)
+        page.bring_to_front()
+        page.get_by_label("Código de verificación").fill(code)
+        page.get_by_role("button", name="Verificar").click()
+        expect(page.locator("#verified")).to_have_text(VERIFIED_TEXT)
+        ARTIFACTS.mkdir(exist_ok=True)
+    finally:
+        context.close()
+    arabic = browser.new_context(locale="ar")
+    arabic.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = arabic.new_page()
+        _log_in(page, demo)
+        page.goto(demo + "/account")
+        expect(page.locator("html")).to_have_attribute("dir", "rtl")
+        expect(page.get_by_role("heading", name="تحقّق من هاتفك")).to_be_visible()
+        assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+        page.screenshot(path=ARTIFACTS / "challenge-ar.png", full_page=True)
+    finally:
+        arabic.close()

@@ -3,9 +3,10 @@
 An app re-skins the page by passing ``template_dir=``: a ``challenge.html`` there replaces
 ours. Placeholders: ``$masked_recipient`` (text), and the ready-made HTML fragments ``$lead``,
 ``$messages``, ``$code_form``, ``$resend_form``, ``$recovery_form`` (empty unless the user
-has recovery codes), ``$logout`` (empty without the
-``logout_url`` option) and ``$script``, and the texts ``$title`` and ``$heading``. Every
-sentence comes from :mod:`sms2fa_middleware.text`.
+has recovery codes), ``$logout`` (empty without the ``logout_url`` option) and ``$script``,
+the texts ``$title`` and ``$heading``, and ``$lang`` and ``$dir`` for ``<html>`` (the
+request's language: ``pt-BR``; ``rtl`` for Arabic). Every sentence comes from
+:mod:`sms2fa_middleware.text`, in the request's language.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from ... import text
+from ... import languages, text
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,13 @@ class Pages:
             f'<input type="hidden" name="csrf_token" value="{escape(view.csrf_token)}">'
             f'<input type="hidden" name="next" value="{escape(view.next_url)}">'
         )
-        number = f"<strong>{escape(view.masked_recipient)}</strong>"
+        # dir="ltr" isolates the number: on a right-to-left page "+1••••23" stays as it is.
+        number = f'<strong dir="ltr">{escape(view.masked_recipient)}</strong>'
         lead = text.lead_sent(number) if view.attempts_left else text.lead_to_send(number)
+        spoken = text.language()
         return self.challenge.safe_substitute(
+            lang=languages.html_tag(spoken),
+            dir=languages.direction(spoken),
             title=escape(text.page_title()),
             heading=escape(text.heading()),
             lead=f"<p>{lead}</p>",

@@ -113,7 +113,7 @@ class RecoveryFlow:
             )
         action = app_url(request, f"{self.options.prefix}/recovery")
         body = (
-            f'<!doctype html><html lang="en"><meta charset="utf-8">'
+            f'<!doctype html><html {text.html_attributes()}><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta name="robots" content="noindex"><title>{escape(text.recovery_title())}</title>'
             f"<main><h1>{escape(text.recovery_title())}</h1>"
