@@ -235,17 +235,18 @@ class Verifier:
             return None
         return Pending(auth_id, row.recipient, row.expires_at, row.attempts_left)
 
-    def revoke(self, auth_id: str) -> datetime:
+    def revoke(self, auth_id: str, *, browsers: bool = True) -> datetime:
         """End every verified session of ``auth_id`` issued until now, on every host.
 
-        Also drops its pending code and its trusted browsers. Returns the moment of
-        revocation.
+        Also drops its pending code and (unless ``browsers=False``: a logout keeps them) its
+        trusted browsers. Returns the moment of revocation.
         """
         key = self._key(auth_id)
         now = self.clock.now()
         self.store.revoke(key, now)
         self.store.delete_code(key)
-        self.trust.forget_all(auth_id)
+        if browsers:
+            self.trust.forget_all(auth_id)
         self.audit.emit("revoked", auth_id)
         return now
 

@@ -159,11 +159,13 @@ class Guard:
         """The verified-session cookie's name (``__Host-`` when the browser enforces it)."""
         return self.cookies.session(https)
 
-    def revoke(self, auth_id: str) -> None:
+    def revoke(self, auth_id: str, *, browsers: bool = True) -> None:
         """End ``auth_id``'s verified sessions at once, here and on every worker and host
-        (the store's revocation signal). StoreUnavailable if the store cannot be written:
-        they are ended here, but other hosts do not know (tell the user, or retry)."""
-        self.sessions.revoke(auth_id)
+        (the store's revocation signal), and its trusted browsers (``browsers=False``: a
+        logout, after which a trusted browser may still log in anew without a code).
+        StoreUnavailable if the store cannot be written: they are ended here, but other
+        hosts do not know (tell the user, or retry)."""
+        self.sessions.revoke(auth_id, browsers)
 
     def revoke_session(self, cookie_header: str) -> list[tuple[str, str]]:
         """End the verified session in this Cookie header only ("log out this device");

@@ -260,3 +260,55 @@ def test_off_by_default(make_site: Callable[..., Site], fake_flowroute: Any) -> 
     assert done.status_code == 303 and TRUSTED not in done.cookies
     assert browser.nav("/sms2fa/browsers").status_code == 404
     assert site.middleware.verifier.trusted_browsers("alice") == []
+
+
+# -- Django ------------------------------------------------------------------------------------
+
+
+def test_django_trusted_browser(sms2fa: Any, fake_flowroute: Any) -> None:
+    from django.test import Client
+
+    from tests.support.django_example import ALICE, ALICE_PHONE, FORM, HTML, PASSWORD
+    from tests.support.django_example import csrf as _csrf
+    from tests.support.django_example import form_body as _form
+
+    sms2fa(trust_browser_for=DAYS_30)
+    laptop = Client()
+    laptop.login(username=ALICE, password=PASSWORD)
+    challenge = laptop.get("/account/", headers=HTML)
+    page = laptop.get(challenge["location"], headers=HTML)
+    assert 'name="trust"' in page.text
+    fields = {
+        "csrf_token": _csrf(page.text),
+        "next": "/account/",
+        "code": fake_flowroute.last_code(ALICE_PHONE),
+        "trust": "1",
+    }
+    done = laptop.post("/sms2fa/challenge", _form(fields), FORM, headers=HTML)
+    assert done.status_code == 303 and TRUSTED in done.cookies
+    # A new login: Django's session and the verified cookie are gone, the mark stays
+    # (the test client's logout() drops every cookie: the mark is put back).
+    mark = laptop.cookies[TRUSTED].value
+    laptop.logout()
+    laptop.login(username=ALICE, password=PASSWORD)
+    laptop.cookies[TRUSTED] = mark
+    assert "sms2fa" not in laptop.cookies
+    texts = len(fake_flowroute.messages_to(ALICE_PHONE))
+    again = laptop.get("/account/", headers=HTML)
+    assert again.status_code == 307 and again["location"] == "/account/"
+    assert laptop.get("/account/", headers=HTML).status_code == 200
+    assert len(fake_flowroute.messages_to(ALICE_PHONE)) == texts
+    listed = laptop.get("/sms2fa/browsers", headers={"accept": "application/json"}).json()
+    assert [b["this_browser"] for b in listed["browsers"]] == [True]
+    page = laptop.get("/sms2fa/browsers", headers=HTML)
+    gone = laptop.post(
+        "/sms2fa/browsers",
+        _form({"csrf_token": _csrf(page.text), "revoke": listed["browsers"][0]["id"]}),
+        FORM,
+        headers=HTML,
+    )
+    assert gone.status_code == 200 and 'id="no-browsers"' in gone.content.decode()
+    laptop.logout()
+    laptop.login(username=ALICE, password=PASSWORD)
+    laptop.cookies[TRUSTED] = mark
+    assert laptop.get("/account/", headers=HTML).status_code == 303  # a code again
