@@ -18,6 +18,7 @@ from ..threads import SENDS, WORK
 from .results import Pending, SendWait, Started, Verified
 from .sending import StartOptions
 from .timing import wait_async
+from .trust import TrustedBrowser
 from .verifier import Verifier
 
 T = TypeVar("T")
@@ -114,6 +115,18 @@ class AsyncVerifier:
         use = partial(self.verifier.use_recovery_code, auth_id, code, recipient=recipient)
         return await self._send_in_thread(use)  # type: ignore[no-any-return]
 
+    async def trusted_browsers(self, auth_id: str) -> list[TrustedBrowser]:
+        """See :meth:`Verifier.trusted_browsers`."""
+        return await self._store(self.verifier.trusted_browsers, auth_id)
+
+    async def forget_browser(self, auth_id: str, browser_id: str) -> bool:
+        """See :meth:`Verifier.forget_browser`."""
+        return await self._store(self.verifier.forget_browser, auth_id, browser_id)
+
+    async def forget_browsers(self, auth_id: str) -> int:
+        """See :meth:`Verifier.forget_browsers`."""
+        return await self._store(self.verifier.forget_browsers, auth_id)
+
     async def cancel(self, auth_id: str) -> bool:
         """See :meth:`Verifier.cancel`."""
         return await self._store(self.verifier.cancel, auth_id)
@@ -122,9 +135,9 @@ class AsyncVerifier:
         """See :meth:`Verifier.pending`."""
         return await self._store(self.verifier.pending, auth_id)
 
-    async def revoke(self, auth_id: str) -> datetime:
+    async def revoke(self, auth_id: str, *, browsers: bool = True) -> datetime:
         """See :meth:`Verifier.revoke`."""
-        return await self._store(self.verifier.revoke, auth_id)
+        return await self._store(partial(self.verifier.revoke, auth_id, browsers=browsers))
 
     async def resend_wait(self, auth_id: str) -> int:
         """See :meth:`Verifier.resend_wait`."""
