@@ -115,6 +115,33 @@ class AsyncVerifier:
         use = partial(self.verifier.use_recovery_code, auth_id, code, recipient=recipient)
         return await self._send_in_thread(use)  # type: ignore[no-any-return]
 
+    async def trust_browser(
+        self,
+        auth_id: str,
+        seconds: int,
+        *,
+        user_agent: str = "",
+        address: str | None = None,
+        recipient: str | None = None,
+    ) -> TrustedBrowser:
+        """See :meth:`Verifier.trust_browser`."""
+        trust = partial(
+            self.verifier.trust_browser,
+            auth_id,
+            seconds,
+            user_agent=user_agent,
+            address=address,
+            recipient=recipient,
+        )
+        return await self._store(trust)
+
+    async def use_trusted_browser(
+        self, auth_id: str, browser_id: str, *, recipient: str | None = None
+    ) -> bool:
+        """See :meth:`Verifier.use_trusted_browser`."""
+        use = partial(self.verifier.use_trusted_browser, auth_id, browser_id, recipient=recipient)
+        return await self._store(use)
+
     async def trusted_browsers(self, auth_id: str) -> list[TrustedBrowser]:
         """See :meth:`Verifier.trusted_browsers`."""
         return await self._store(self.verifier.trusted_browsers, auth_id)

@@ -98,7 +98,8 @@ def _trusting_verify(browser: Browser, fake: Any, next_url: str = "/account") ->
 
 def _new_login(browser: Browser) -> None:
     """The verified session is gone (a new login), the trusted-browser cookie stays."""
-    browser.http.cookies.clear(domain="127.0.0.1", path="/", name="sms2fa")
+    if "sms2fa" in browser.http.cookies:
+        browser.http.cookies.clear(domain="127.0.0.1", path="/", name="sms2fa")
     assert "sms2fa" not in browser.http.cookies
 
 
@@ -260,6 +261,50 @@ def test_off_by_default(make_site: Callable[..., Site], fake_flowroute: Any) -> 
     assert done.status_code == 303 and TRUSTED not in done.cookies
     assert browser.nav("/sms2fa/browsers").status_code == 404
     assert site.middleware.verifier.trusted_browsers("alice") == []
+
+
+@SQLITE_ONLY
+def test_the_store_is_read_once_per_new_login_only(
+    make_site: Callable[..., Site], fake_flowroute: Any
+) -> None:
+    site = make_site(trust_browser_for=DAYS_30)
+    store = site.middleware.verifier.store
+    reads: list[str] = []
+    real = store.use_trusted_browser
+
+    def counted(auth_id: str, browser_id: str, now: Any) -> bool:
+        reads.append(browser_id)
+        return real(auth_id, browser_id, now)
+
+    store.use_trusted_browser = counted
+    laptop = Browser(site, "alice")
+    _trusting_verify(laptop, fake_flowroute)
+    for _ in range(5):  # verified requests: the trust is never looked at
+        assert laptop.nav("/account").status_code == 200
+    assert reads == []
+    _new_login(laptop)
+    _passes_without_code(laptop, fake_flowroute)
+    assert len(reads) == 1
+    for _ in range(3):
+        assert laptop.nav("/account").status_code == 200
+    assert len(reads) == 1
+
+
+@SQLITE_ONLY
+def test_a_tampered_mark_opens_nothing(make_site: Callable[..., Site], fake_flowroute: Any) -> None:
+    site = make_site(trust_browser_for=DAYS_30)
+    laptop = Browser(site, "alice")
+    _trusting_verify(laptop, fake_flowroute)
+    browser_id, expires, signature = laptop.http.cookies[TRUSTED].split(".")
+    for forged in (
+        f"{browser_id}.{int(expires, 16) + 86400:x}.{signature}",  # a later expiry
+        f"{browser_id[:-1]}A.{expires}.{signature}",  # another row
+        f"{browser_id}.{expires}.{signature[:-2]}AA",
+        f"{browser_id}.{expires}",
+    ):
+        laptop.http.cookies.set(TRUSTED, forged, domain="127.0.0.1", path="/")
+        _new_login(laptop)
+        _challenged(laptop)
 
 
 # -- Django ------------------------------------------------------------------------------------
