@@ -403,3 +403,38 @@ def recovery_generate_button() -> str:
 
 def recovery_shown_once() -> str:
     return _("Keep these somewhere safe: they are shown only this once.")
+
+
+def trust_browser_label(days: int) -> str:
+    return _n(
+        "Trust this browser for {n} day (no code on this browser until then)",
+        "Trust this browser for {n} days (no code on this browser until then)",
+        days,
+    ).format(n=days)
+
+
+def browsers_title() -> str:
+    return _("Trusted browsers")
+
+
+def browsers_intro() -> str:
+    return _(
+        "These browsers sign you in without a code until their trust ends. "
+        "Revoke any you do not recognise."
+    )
+
+
+def browsers_none() -> str:
+    return _("No browser is trusted.")
+
+
+def this_browser() -> str:
+    return _("this browser")
+
+
+def revoke_button() -> str:
+    return _("Revoke")
+
+
+def revoke_all_button() -> str:
+    return _("Revoke all")

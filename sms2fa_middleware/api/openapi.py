@@ -336,9 +336,17 @@ def _challenge_check() -> dict[str, Any]:
                 "application/json": {
                     "schema": {
                         "oneOf": [
-                            _json_request(["code"], {"code": _CODE})["content"]["application/json"][
-                                "schema"
-                            ],
+                            _json_request(
+                                ["code"],
+                                {
+                                    "code": _CODE,
+                                    "trust": {
+                                        "type": "boolean",
+                                        "description": "Trust this browser (with the "
+                                        "trust_browser_for option; else ignored).",
+                                    },
+                                },
+                            )["content"]["application/json"]["schema"],
                             _json_request(["recovery_code"], {"recovery_code": _RECOVERY_CODE})[
                                 "content"
                             ]["application/json"]["schema"],
@@ -359,6 +367,7 @@ def _challenge_check() -> dict[str, Any]:
                             "verified": {"const": True},
                             "remember_for": {"type": "integer", "minimum": 1},
                             "recovery_codes_left": {"type": "integer", "minimum": 0},
+                            "trusted_for": {"type": "integer", "minimum": 1},
                         },
                     },
                 ),

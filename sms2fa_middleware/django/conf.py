@@ -121,9 +121,11 @@ class Installed:
             options["login_url"] = str(django_settings.LOGIN_URL)
         if "logout_url" not in options:
             options["logout_url"] = admin_logout_url()
+        if isinstance(options.get("on_event"), str):  # a dotted path, as for identify
+            options["on_event"] = import_string(options["on_event"])
         try:
             self.options = GuardOptions.from_keywords(options)
-        except TypeError as exc:  # an unknown key
+        except (TypeError, ValueError) as exc:  # an unknown key, or a value that is wrong
             raise ImproperlyConfigured(f"SMS2FA: {exc}") from None
         #: The path rules need no SMS settings: built now. The guard, which does, is built
         #: at first use (``manage.py migrate``, ``check`` and ``sms2fa check-routes`` need

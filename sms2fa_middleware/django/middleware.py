@@ -260,8 +260,8 @@ def _logged_out(
     if chosen is None:  # a logout outside a request through the middleware (a test, a shell)
         chosen = installed()
     auth_id = chosen.auth_id(request, user)
-    if auth_id is not None:
-        chosen.guard.revoke(auth_id)
+    if auth_id is not None:  # trusted browsers stay: "trust" is for the next login
+        chosen.guard.revoke(auth_id, browsers=False)
     request._sms2fa_logged_out = chosen.guard.revoke_session(request.META.get("HTTP_COOKIE", ""))
 
 

@@ -18,6 +18,7 @@ from ..threads import SENDS, WORK
 from .results import Pending, SendWait, Started, Verified
 from .sending import StartOptions
 from .timing import wait_async
+from .trust import TrustedBrowser
 from .verifier import Verifier
 
 T = TypeVar("T")
@@ -114,6 +115,45 @@ class AsyncVerifier:
         use = partial(self.verifier.use_recovery_code, auth_id, code, recipient=recipient)
         return await self._send_in_thread(use)  # type: ignore[no-any-return]
 
+    async def trust_browser(
+        self,
+        auth_id: str,
+        seconds: int,
+        *,
+        user_agent: str = "",
+        address: str | None = None,
+        recipient: str | None = None,
+    ) -> TrustedBrowser:
+        """See :meth:`Verifier.trust_browser`."""
+        trust = partial(
+            self.verifier.trust_browser,
+            auth_id,
+            seconds,
+            user_agent=user_agent,
+            address=address,
+            recipient=recipient,
+        )
+        return await self._store(trust)
+
+    async def use_trusted_browser(
+        self, auth_id: str, browser_id: str, *, recipient: str | None = None
+    ) -> bool:
+        """See :meth:`Verifier.use_trusted_browser`."""
+        use = partial(self.verifier.use_trusted_browser, auth_id, browser_id, recipient=recipient)
+        return await self._store(use)
+
+    async def trusted_browsers(self, auth_id: str) -> list[TrustedBrowser]:
+        """See :meth:`Verifier.trusted_browsers`."""
+        return await self._store(self.verifier.trusted_browsers, auth_id)
+
+    async def forget_browser(self, auth_id: str, browser_id: str) -> bool:
+        """See :meth:`Verifier.forget_browser`."""
+        return await self._store(self.verifier.forget_browser, auth_id, browser_id)
+
+    async def forget_browsers(self, auth_id: str) -> int:
+        """See :meth:`Verifier.forget_browsers`."""
+        return await self._store(self.verifier.forget_browsers, auth_id)
+
     async def cancel(self, auth_id: str) -> bool:
         """See :meth:`Verifier.cancel`."""
         return await self._store(self.verifier.cancel, auth_id)
@@ -122,9 +162,9 @@ class AsyncVerifier:
         """See :meth:`Verifier.pending`."""
         return await self._store(self.verifier.pending, auth_id)
 
-    async def revoke(self, auth_id: str) -> datetime:
+    async def revoke(self, auth_id: str, *, browsers: bool = True) -> datetime:
         """See :meth:`Verifier.revoke`."""
-        return await self._store(self.verifier.revoke, auth_id)
+        return await self._store(partial(self.verifier.revoke, auth_id, browsers=browsers))
 
     async def resend_wait(self, auth_id: str) -> int:
         """See :meth:`Verifier.resend_wait`."""

@@ -18,6 +18,7 @@ from .recovery import Recovery
 from .results import Pending, SendWait, Started, Verified
 from .sending import Purger, Sends, StartOptions
 from .timing import TimingFloor, wait
+from .trust import Trust, TrustedBrowser
 
 log = logging.getLogger("sms2fa")
 
@@ -87,6 +88,7 @@ class Verifier:
         self.recovery = Recovery(
             self.settings, self.store, self.keys, self.audit, self.clock, self.checks
         )
+        self.trust = Trust(self.store, self.keys, self.audit, self.clock)
 
     def namespaced(self, namespace: str) -> Verifier:
         """This verifier (same store, sender and settings) in a namespace of its own.
@@ -182,6 +184,43 @@ class Verifier:
         self._ready()
         return self.recovery.use(auth_id, code, recipient, self.sender)
 
+    def trust_browser(
+        self,
+        auth_id: str,
+        seconds: int,
+        *,
+        user_agent: str = "",
+        address: str | None = None,
+        recipient: str | None = None,
+    ) -> TrustedBrowser:
+        """Trust a browser of ``auth_id`` for ``seconds`` (after a right code): the new
+        trusted browser, whose ``id`` the browser's signed cookie carries."""
+        self._ready()
+        return self.trust.trust(auth_id, seconds, user_agent, address, recipient)
+
+    def use_trusted_browser(
+        self, auth_id: str, browser_id: str, *, recipient: str | None = None
+    ) -> bool:
+        """Whether ``browser_id`` is one of ``auth_id``'s trusted browsers, unexpired and not
+        revoked (its last use is noted)."""
+        self._ready()
+        return self.trust.use(auth_id, browser_id, recipient)
+
+    def trusted_browsers(self, auth_id: str) -> list[TrustedBrowser]:
+        """``auth_id``'s trusted browsers, the most recently trusted first."""
+        self._ready()
+        return self.trust.listed(auth_id)
+
+    def forget_browser(self, auth_id: str, browser_id: str) -> bool:
+        """Stop trusting one browser of ``auth_id``; True if it was trusted."""
+        self._ready()
+        return self.trust.forget(auth_id, browser_id)
+
+    def forget_browsers(self, auth_id: str) -> int:
+        """Stop trusting every browser of ``auth_id``; how many were."""
+        self._ready()
+        return self.trust.forget_all(auth_id)
+
     def cancel(self, auth_id: str) -> bool:
         """Delete the pending code of ``auth_id``; True if there was one."""
         removed = self.store.delete_code(self._key(auth_id))
@@ -196,15 +235,18 @@ class Verifier:
             return None
         return Pending(auth_id, row.recipient, row.expires_at, row.attempts_left)
 
-    def revoke(self, auth_id: str) -> datetime:
+    def revoke(self, auth_id: str, *, browsers: bool = True) -> datetime:
         """End every verified session of ``auth_id`` issued until now, on every host.
 
-        Also drops its pending code. Returns the moment of revocation.
+        Also drops its pending code and (unless ``browsers=False``: a logout keeps them) its
+        trusted browsers. Returns the moment of revocation.
         """
         key = self._key(auth_id)
         now = self.clock.now()
         self.store.revoke(key, now)
         self.store.delete_code(key)
+        if browsers:
+            self.trust.forget_all(auth_id)
         self.audit.emit("revoked", auth_id)
         return now
 

@@ -1,9 +1,10 @@
 """The guard's cookies: their names (``__Host-`` when the browser will enforce it), their
 attributes (HttpOnly, SameSite=Lax, Secure, Domain), and reading one from a Cookie header.
 
-Four cookies share a base name: the verified session (``sms2fa``), the challenge form's
-CSRF nonce (``sms2fa_csrf``), a one-time status for the next page (``sms2fa_flash``) and
-the challenge nonce the browser's codes are bound to (``sms2fa_challenge``).
+Five cookies share a base name: the verified session (``sms2fa``), the challenge form's
+CSRF nonce (``sms2fa_csrf``), a one-time status for the next page (``sms2fa_flash``),
+the challenge nonce the browser's codes are bound to (``sms2fa_challenge``) and a trusted
+browser's mark (``sms2fa_trusted``, only with ``trust_browser_for``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class Cookies:
     def challenge(self, https: bool) -> str:
         """The challenge nonce a sent code is bound to (:mod:`.binding`)."""
         return self._helper(https) + "_challenge"
+
+    def trusted(self, https: bool) -> str:
+        """A trusted browser's signed mark (:mod:`.trust`): one host's, like the helpers."""
+        return self._helper(https) + "_trusted"
 
     def _helper(self, https: bool) -> str:
         # The challenge's own cookies are set and read by one host only, so they keep

@@ -17,18 +17,27 @@ from ..settings import Settings
 from .cookies import Cookies
 from .csrf import Csrf
 from .decision import Answer, Decider, Verdict
+from .flows.browsers import BrowsersFlow
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow
 from .flows.recovery import RecoveryFlow
 from .identity import Identities
 from .options import GuardOptions
 from .paths import PROTECTED, PathPolicy
-from .refusals import Fresh, Refusals
-from .responses import internal_error, is_htmx, is_navigation, unavailable, wants_html
+from .refusals import ANY, Fresh, Refusals
+from .responses import (
+    internal_error,
+    is_htmx,
+    is_navigation,
+    request_target,
+    unavailable,
+    wants_html,
+)
 from .routes import PrefixRoutes, mounted_api
 from .rules import Need
 from .sending import CodeSender
 from .sessions import Sessions, SessionSigner
+from .trust import GuardTrust
 
 log = logging.getLogger("sms2fa")
 
@@ -57,7 +66,13 @@ class Guard:
             raise TypeError("give options= or keyword options, not both")
         self.options = options if options is not None else GuardOptions.from_keywords(keywords)
         opts = self.options
-        self.verifier = verifier or Verifier(settings or Settings.from_env())
+        if verifier is None:
+            verifier = Verifier(settings or Settings.from_env(), on_event=opts.on_event)
+        elif opts.on_event is not None:
+            if verifier.audit.on_event not in (None, opts.on_event):
+                raise ValueError("on_event: the shared verifier has a hook of its own already")
+            verifier.audit.on_event = opts.on_event
+        self.verifier = verifier
         self.settings = self.verifier.settings
         if self.settings.code_length < MIN_CODE_LENGTH:
             # NIST SP 800-63B: an out-of-band secret has at least 6 digits. The HTTP API keeps
@@ -82,15 +97,41 @@ class Guard:
         self.refusals = Refusals(opts)
         sender = CodeSender(self.verifier, opts.otp_domain)
         csrf = Csrf(self.settings.secret_keys, self.cookies, opts.origins)
+        #: Trusted browsers (``trust_browser_for``; off: every method says no).
+        self.trust = GuardTrust(
+            self.verifier,
+            self.cookies,
+            self.sessions,
+            opts.cookie_audience,
+            opts.trust_browser_for,
+            self.settings.trusted_proxies,
+        )
         self.html = HtmlFlow(
-            self.verifier, opts, self.cookies, self.sessions, csrf, self.refusals, sender
+            self.verifier,
+            opts,
+            self.cookies,
+            self.sessions,
+            csrf,
+            self.refusals,
+            sender,
+            self.trust,
         )
         self.json = JsonFlow(
-            self.verifier, opts, self.sessions, self.refusals, sender, self.html.binding
+            self.verifier, opts, self.sessions, self.refusals, sender, self.html.binding, self.trust
         )
         recovery = RecoveryFlow(self.verifier, opts, self.sessions, csrf, self.refusals)
+        browsers = (
+            BrowsersFlow(opts, self.sessions, csrf, self.refusals, self.trust)
+            if self.trust.enabled
+            else None
+        )
         self.routes = PrefixRoutes(
-            opts.prefix, self.html, self.json, mounted_api(self.verifier, opts), recovery
+            opts.prefix,
+            self.html,
+            self.json,
+            mounted_api(self.verifier, opts),
+            recovery,
+            browsers,
         )
         #: THE decision for a protected or prefix request (decision.py); ``anonymous="app"``
         #: sends anonymous requests to protected paths to the app.
@@ -123,11 +164,13 @@ class Guard:
         """The verified-session cookie's name (``__Host-`` when the browser enforces it)."""
         return self.cookies.session(https)
 
-    def revoke(self, auth_id: str) -> None:
+    def revoke(self, auth_id: str, *, browsers: bool = True) -> None:
         """End ``auth_id``'s verified sessions at once, here and on every worker and host
-        (the store's revocation signal). StoreUnavailable if the store cannot be written:
-        they are ended here, but other hosts do not know (tell the user, or retry)."""
-        self.sessions.revoke(auth_id)
+        (the store's revocation signal), and its trusted browsers (``browsers=False``: a
+        logout, after which a trusted browser may still log in anew without a code).
+        StoreUnavailable if the store cannot be written: they are ended here, but other
+        hosts do not know (tell the user, or retry)."""
+        self.sessions.revoke(auth_id, browsers)
 
     def revoke_session(self, cookie_header: str) -> list[tuple[str, str]]:
         """End the verified session in this Cookie header only ("log out this device");
@@ -194,6 +237,20 @@ class Guard:
                 # A valid session, but revocations could not be read lately: it may have
                 # been revoked. As when the store is down: 503, not a new challenge.
                 raise StoreUnavailable()
+            if fresh == ANY and identity is not None and identity.recipient is not None:
+                # No verified session at all (a stale one is a step-up: a code, always):
+                # a trusted browser gets a fresh one and asks again (307 keeps a POST).
+                cookie = self.trust.login(request, identity) if self.trust.enabled else None
+                if cookie is not None:
+                    return Response(
+                        307,
+                        b"",
+                        [
+                            ("location", request_target(request)),
+                            ("cache-control", "no-store"),
+                            cookie,
+                        ],
+                    )
             target = self.refusals.target(request)
             if identity is None:
                 return self.refusals.anonymous(request, target)

@@ -37,6 +37,9 @@ REMEMBER_FOR_WARNING = 24 * 3600
 #: (a day's margin for other hosts' clocks).
 MAX_REMEMBER_FOR = int(REVOCATION_RETENTION.total_seconds()) - 86400
 
+#: Browsers keep a cookie at most 400 days (RFC 6265bis): trust lasts no longer.
+MAX_TRUST_BROWSER_FOR = 400 * 86400
+
 
 def _patterns(value: Iterable[str] | str) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
@@ -112,6 +115,12 @@ class GuardOptions:
     #: "pt-BR"), or a callable ``(request, identity)`` giving the user's saved language or
     #: None (then the header chooses); a tag that is not shipped is ignored.
     language: str | Callable[[Request, Identity | None], str | None] | None = None
+    #: Seconds a browser stays trusted when its user ticks "Trust this browser" with a right
+    #: code: a new login from it then needs no code until then (None or 0: no such box).
+    trust_browser_for: int | None = None
+    #: Called with every audit event (:class:`~..engine.audit.AuditEvent`: no code, the
+    #: number masked), synchronously; what it raises is logged, never the request's.
+    on_event: Callable[[Any], None] | None = field(default=None, hash=False, compare=False)
     #: Derived: the ``protect`` rules that say more than their path.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
@@ -146,6 +155,18 @@ class GuardOptions:
         idle = self.idle
         if idle is not None and (isinstance(idle, bool) or not isinstance(idle, int) or idle <= 0):
             raise ValueError(f"idle must be a positive number of seconds or None, got {idle!r}")
+        trust = self.trust_browser_for
+        if trust is not None and (
+            isinstance(trust, bool)
+            or not isinstance(trust, int)
+            or not 0 <= trust <= MAX_TRUST_BROWSER_FOR
+        ):
+            raise ValueError(
+                f"trust_browser_for must be a number of seconds from 0 (off) to "
+                f"{MAX_TRUST_BROWSER_FOR} (400 days), or None, got {trust!r}"
+            )
+        if self.on_event is not None and not callable(self.on_event):
+            raise ValueError("on_event must be a callable (one argument: the event) or None")
         if remember_for > REMEMBER_FOR_WARNING:
             log.warning(
                 "sms2fa: remember_for is %d s: a verified session then lasts more than a day "
@@ -226,4 +247,4 @@ class GuardOptions:
         return cls(**options)
 
 
-__all__ = ["DEFAULT_REMEMBER_FOR", "MAX_REMEMBER_FOR", "GuardOptions"]
+__all__ = ["DEFAULT_REMEMBER_FOR", "MAX_REMEMBER_FOR", "MAX_TRUST_BROWSER_FOR", "GuardOptions"]

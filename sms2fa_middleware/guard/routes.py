@@ -1,5 +1,6 @@
 """The guard's routes under the prefix: the challenge (the HTML page and its forms, or the
-JSON flow, by the request's content type and ``Accept``), the recovery codes, the OpenAPI
+JSON flow, by the request's content type and ``Accept``), the recovery codes, the trusted
+browsers (with ``trust_browser_for``), the OpenAPI
 document, and the mounted verification API (when it is on) for the rest."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from ..api.verification import VerificationAPI
 from ..engine import Verifier
 from ..errors import StoreUnavailable
 from ..messages import Request, Response, json_response
+from .flows.browsers import BrowsersFlow
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow, is_json, wants_json
 from .flows.recovery import RecoveryFlow
@@ -41,6 +43,7 @@ class PrefixRoutes:
         json: JsonFlow,
         api: VerificationAPI | None,
         recovery: RecoveryFlow | None = None,
+        browsers: BrowsersFlow | None = None,
     ) -> None:
         self.prefix = prefix
         self.api = api
@@ -56,6 +59,9 @@ class PrefixRoutes:
         if recovery is not None:
             self.table[("/recovery", "GET")] = recovery.get
             self.table[("/recovery", "POST")] = recovery.post
+        if browsers is not None:  # trusted browsers: only with trust_browser_for
+            self.table[("/browsers", "GET")] = browsers.get
+            self.table[("/browsers", "POST")] = browsers.post
 
     def handle(self, request: Request, identity: Identity | None) -> Response:
         """The challenge page, its forms, the OpenAPI document, or the API; 404 else."""

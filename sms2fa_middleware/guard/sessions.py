@@ -391,13 +391,13 @@ class Sessions:
         parts = value.split(".", 2)
         return len(parts) > 1 and parts[1] in self._revoked_sessions
 
-    def revoke(self, auth_id: str) -> None:
+    def revoke(self, auth_id: str, browsers: bool = True) -> None:
         """End ``auth_id``'s verified sessions here at once, and on every worker and host
         before its next request (the store's signal; without it, within
         ``revocation_interval`` seconds). Here it holds even when the store cannot be
         written -- and then StoreUnavailable is raised: other hosts do not know."""
         self._learn(auth_id, int(self.now_ms()))
-        at = self.verifier.revoke(auth_id)
+        at = self.verifier.revoke(auth_id, browsers=browsers)
         self._learn(auth_id, int(at.timestamp() * 1000))
 
     def revoke_sessions(self, values: Iterable[str]) -> None:

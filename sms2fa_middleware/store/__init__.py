@@ -17,7 +17,18 @@ and PostgreSQL (psycopg 3, for several hosts). The package, by job:
 
 from .backend import Backend
 from .core import Store, make_backend
-from .schema import NEVER, CodeRow, UTCDateTime, codes, counters, metadata, revocations, utcnow
+from .schema import (
+    NEVER,
+    CodeRow,
+    TrustedBrowserRow,
+    UTCDateTime,
+    codes,
+    counters,
+    metadata,
+    revocations,
+    trusted_browsers,
+    utcnow,
+)
 from .sqlite import WriterLock
 from .statements import Cursor
 
@@ -27,6 +38,7 @@ __all__ = [
     "CodeRow",
     "Cursor",
     "Store",
+    "TrustedBrowserRow",
     "UTCDateTime",
     "WriterLock",
     "codes",
@@ -34,5 +46,6 @@ __all__ = [
     "make_backend",
     "metadata",
     "revocations",
+    "trusted_browsers",
     "utcnow",
 ]

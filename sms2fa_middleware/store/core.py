@@ -20,6 +20,7 @@ from .recovery import RecoveryCodes
 from .schema import CodeRow
 from .sqlite import SQLiteBackend
 from .statements import Cursor
+from .trusted import TrustedBrowsers
 
 
 def make_backend(database_url: str | Engine) -> Backend:
@@ -34,7 +35,7 @@ def make_backend(database_url: str | Engine) -> Backend:
     return PostgresBackend(url, given)
 
 
-class Store(RecoveryCodes, Housekeeping):
+class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
     """The tables and their atomic operations. One instance per process; thread-safe.
 
     Creating one opens no connection. Operations run in a transaction of their own unless

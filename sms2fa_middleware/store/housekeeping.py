@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, literal, select
 from sqlalchemy.engine import Connection
 
 from .backend import Backend, RevocationSignal
-from .schema import codes, counters, metadata, revocations
+from .schema import codes, counters, metadata, revocations, trusted_browsers
 
 T = TypeVar("T")
 
@@ -62,7 +62,8 @@ class Housekeeping:
             return [(r.auth_id, r.revoked_at) for r in conn.execute(stmt)]
 
     def purge(self, now: datetime, revocations_before: datetime) -> int:
-        """Delete expired codes and counters and revocations no session can outlive."""
+        """Delete expired codes, counters and trusted browsers, and revocations no session
+        can outlive."""
 
         def purge(conn: Connection) -> int:
             return sum(
@@ -71,6 +72,7 @@ class Housekeeping:
                     delete(codes).where(codes.c.expires_at <= now),
                     delete(counters).where(counters.c.reset_at <= now),
                     delete(revocations).where(revocations.c.revoked_at <= revocations_before),
+                    delete(trusted_browsers).where(trusted_browsers.c.expires_at <= now),
                 )
             )
 

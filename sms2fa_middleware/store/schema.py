@@ -73,12 +73,40 @@ recovery_codes = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Trusted browsers ("trust this browser for N days"): one row per browser, so a user can see
+# and revoke them; the browser's signed cookie names its row. A table of its own, so an
+# existing database gets it from create_schema (create_all, checkfirst).
+trusted_browsers = Table(
+    "sms2fa_trusted_browsers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("auth_id", String(120), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("last_used", UTCDateTime, nullable=False),
+    Column("user_agent", String(200), nullable=False),
+    Column("network", String(64), nullable=False),  # coarse: an IPv4 /24 or an IPv6 /48
+)
+
 revocations = Table(
     "sms2fa_revocations",
     metadata,
     Column("auth_id", String(120), primary_key=True),
     Column("revoked_at", UTCDateTime, nullable=False, index=True),
 )
+
+
+@dataclass(frozen=True)
+class TrustedBrowserRow:
+    """A trusted browser as stored (no secret in it: its id is only half of its cookie)."""
+
+    id: str
+    auth_id: str
+    created_at: datetime
+    expires_at: datetime
+    last_used: datetime
+    user_agent: str
+    network: str
 
 
 @dataclass(frozen=True)

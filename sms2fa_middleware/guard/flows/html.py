@@ -39,6 +39,7 @@ from ..responses import (
 )
 from ..sending import CodeSender
 from ..sessions import Sessions
+from ..trust import GuardTrust
 from .pages import ChallengeView, Pages
 
 FLASH_MAX_AGE = 60
@@ -102,8 +103,10 @@ class HtmlFlow:
         csrf: Csrf,
         refusals: Refusals,
         sender: CodeSender,
+        trust: GuardTrust | None = None,
     ) -> None:
         self.verifier = verifier
+        self.trust = trust
         self.options = options
         self.cookies = cookies
         self.sessions = sessions
@@ -260,6 +263,7 @@ class HtmlFlow:
             script_nonce=script_nonce,
             logout_url=app_url(request, link) if (link := self.options.logout_link) else None,
             recovery_left=self.verifier.recovery_codes_left(identity.auth_id),
+            trust_days=self.trust.days if self.trust is not None else 0,
             # More than the cooldown after a send: say what holds the next code back.
             held=text.held(wait.budget)
             if wait is not None and wait.budget != "resend_cooldown"
@@ -328,11 +332,13 @@ class HtmlFlow:
                 fresh=Fresh.of(request),
             )
         https = request.scheme == "https"  # a fresh verified session; the nonce is spent
-        return redirect(
-            next_url,
+        headers = [
             self.sessions.set_cookie(https, identity),
             self.cookies.delete(https, self.cookies.csrf(https)),
-        )
+        ]
+        if fields.get("trust") and "code" in fields and self.trust and self.trust.enabled:
+            headers.append(self.trust.trust(request, identity))  # the box was ticked
+        return redirect(next_url, *headers)
 
     def _recover(self, identity: Identity, code: str) -> tuple[str | None, int]:
         """(None, 200) when recovery ``code`` is one of ``identity``'s unused ones (now

@@ -2,8 +2,9 @@
 
 * ``GET {prefix}/challenge`` with ``Accept: application/json`` -> the pending code's status;
 * ``POST {prefix}/challenge/send`` (JSON ``{}``) -> sends a code;
-* ``POST {prefix}/challenge`` (JSON ``{"code": "..."}``) -> ``{"verified": true,
-  "remember_for": s}`` and the verified-session cookie.
+* ``POST {prefix}/challenge`` (JSON ``{"code": "..."}``, optionally ``"trust": true``) ->
+  ``{"verified": true, "remember_for": s}`` and the verified-session cookie; with ``trust``
+  (and ``trust_browser_for`` on) also ``"trusted_for": s`` and the trusted-browser cookie.
 
 No CSRF token: a JSON content type forces a CORS preflight, which no other origin passes
 unless the app allows it. The Origin check still applies. A client without a cookie jar
@@ -35,6 +36,7 @@ from ..options import GuardOptions
 from ..refusals import Refusals
 from ..sending import CodeSender
 from ..sessions import Sessions
+from ..trust import GuardTrust
 
 
 def is_json(request: Request) -> bool:
@@ -60,7 +62,9 @@ class JsonFlow:
         refusals: Refusals,
         sender: CodeSender,
         binding: Binding,
+        trust: GuardTrust | None = None,
     ) -> None:
+        self.trust = trust
         self.verifier = verifier
         self.options = options
         self.sessions = sessions
@@ -153,8 +157,11 @@ class JsonFlow:
             data: dict[str, Any] = json_object(request)
             if "recovery_code" in data:  # no text arrived: a recovery code instead
                 return self._recover(request, who, data)
-            only_keys(data, ("code",), ())
+            only_keys(data, ("code",), ("trust",))
             code = data["code"]
+            trust = data.get("trust", False)
+            if not isinstance(trust, bool):
+                raise InvalidAPIUsage("'trust' must be true or false")
             if not isinstance(code, str) or not code.isascii() or not code.isdigit():
                 raise InvalidAPIUsage("'code' must be a string of digits")
             verified = self.verifier.check(
@@ -172,10 +179,12 @@ class JsonFlow:
                     "attempts_left": 0,
                 },
             )
-        cookie = self.sessions.set_cookie(request.scheme == "https", who)
-        return json_response(
-            200, {"verified": True, "remember_for": self.options.remember_for}, [cookie]
-        )
+        headers = [self.sessions.set_cookie(request.scheme == "https", who)]
+        body: dict[str, Any] = {"verified": True, "remember_for": self.options.remember_for}
+        if trust and self.trust is not None and self.trust.enabled:
+            headers.append(self.trust.trust(request, who))
+            body["trusted_for"] = self.trust.seconds
+        return json_response(200, body, headers)
 
     def _recover(self, request: Request, who: Identity, data: dict[str, Any]) -> Response:
         """``{"recovery_code": "..."}``: spend one, and the verified session as for a code."""

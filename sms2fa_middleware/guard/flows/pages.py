@@ -40,6 +40,7 @@ class ChallengeView:
     held: str | None = None
     logout_url: str | None = None  # the "Log out" link's target, ready to send
     recovery_left: int = 0  # unused recovery codes: their form shows when there are some
+    trust_days: int = 0  # the "Trust this browser for N days" box shows when above 0
 
 
 class Pages:
@@ -103,7 +104,18 @@ def _code_form(view: ChallengeView, hidden: str) -> str:
         f'pattern="[0-9 \\-]*" maxlength="{view.code_length + 6}" '
         f'autocomplete="one-time-code" autofocus required>'
         f'<p class="muted" id="attempts">{escape(text.attempts_left(view.attempts_left))}</p>'
+        f"{_trust_box(view)}"
         f'<button class="primary" type="submit">{escape(text.verify_button())}</button></form>'
+    )
+
+
+def _trust_box(view: ChallengeView) -> str:
+    """Opt-in, unchecked: trusting a browser is the user's choice, made each time."""
+    if view.trust_days <= 0:
+        return ""
+    return (
+        f'<label class="trust"><input type="checkbox" name="trust" value="1"> '
+        f"{escape(text.trust_browser_label(view.trust_days))}</label>"
     )
 
 

@@ -1,0 +1,188 @@
+"""``{prefix}/browsers``: a verified user's trusted browsers (``trust_browser_for``).
+
+* ``GET`` -> a page listing them (when trusted, until when, last used, user agent, coarse
+  network, "this browser"), each with a Revoke button, and "Revoke all" (HTML); or
+  ``{"browsers": [...]}`` (``Accept: application/json``);
+* ``POST`` (the page's forms, CSRF-checked like the challenge's: ``revoke=<id>`` or
+  ``revoke=all``) -> the page again; with a JSON body ``{"revoke": "<id>" | "all"}`` ->
+  ``{"revoked": n, "browsers": [...]}`` (Origin-checked).
+
+Only a live verified session may see or revoke them: without one, a browser goes through the
+challenge and comes back here; an API client gets the 401. Revoking deletes the row, so the
+browser's cookie opens nothing any more (this browser's cookie is deleted too).
+"""
+
+from __future__ import annotations
+
+import secrets
+from html import escape
+from typing import Any
+
+from ... import Identity, text
+from ...engine.trust import TrustedBrowser
+from ...errors import InvalidAPIUsage, VerificationError
+from ...messages import (
+    Request,
+    Response,
+    error_response,
+    iso,
+    json_object,
+    json_response,
+    only_keys,
+)
+from ..csrf import Csrf, origin_ok
+from ..options import GuardOptions
+from ..refusals import Refusals
+from ..responses import PAGE_HEADERS, app_url, forbidden, redirect
+from ..sessions import Sessions
+from ..trust import GuardTrust
+from .html import read_form
+from .json import is_json, wants_json
+
+
+def _entry(browser: TrustedBrowser, current: str | None) -> dict[str, Any]:
+    return {
+        "id": browser.id,
+        "created_at": iso(browser.created_at),
+        "expires_at": iso(browser.expires_at),
+        "last_used": iso(browser.last_used),
+        "user_agent": browser.user_agent,
+        "network": browser.network,
+        "this_browser": browser.id == current,
+    }
+
+
+class BrowsersFlow:
+    """The trusted-browsers page and its JSON twin."""
+
+    def __init__(
+        self,
+        options: GuardOptions,
+        sessions: Sessions,
+        csrf: Csrf,
+        refusals: Refusals,
+        trust: GuardTrust,
+    ) -> None:
+        self.options = options
+        self.sessions = sessions
+        self.csrf = csrf
+        self.refusals = refusals
+        self.trust = trust
+
+    def _verified(self, request: Request, identity: Identity | None) -> Identity | Response:
+        """The identity, if this request carries its live verified session; else where to go."""
+        here = app_url(request, f"{self.options.prefix}/browsers")
+        if identity is None:
+            return self.refusals.anonymous(request, here)
+        https = request.scheme == "https"
+        if self.sessions.verified_at(request.header("cookie"), https, identity) is not None:
+            return identity
+        if identity.recipient is None:
+            return self.refusals.no_phone(request, here)
+        if wants_json(request) or is_json(request):
+            return self.refusals.verification_required(request, here)
+        return redirect(self.refusals.challenge_url(request, here))
+
+    def _listed(self, request: Request, who: Identity) -> list[dict[str, Any]]:
+        current = self.trust.held(request, who)
+        return [_entry(b, current) for b in self.trust.listed(who)]
+
+    def get(self, request: Request, identity: Identity | None) -> Response:
+        who = self._verified(request, identity)
+        if isinstance(who, Response):
+            return who
+        listed = self._listed(request, who)
+        if wants_json(request):
+            return json_response(200, {"browsers": listed})
+        return self._page(request, who, listed)
+
+    def post(self, request: Request, identity: Identity | None) -> Response:
+        """Revoke one trusted browser (``revoke=<id>``) or all (``revoke=all``)."""
+        who = self._verified(request, identity)
+        if isinstance(who, Response):
+            return who
+        if is_json(request):
+            if not origin_ok(request, self.options.origins):
+                return json_response(
+                    403, {"message": text.origin_rejected(), "reason": "OriginRejected"}
+                )
+            try:
+                data = json_object(request)
+                only_keys(data, ("revoke",), ())
+                which = data["revoke"]
+                if not isinstance(which, str) or not which or len(which) > 64:
+                    raise InvalidAPIUsage("'revoke' must be a browser's id or \"all\"")
+                revoked, headers = self._revoke(request, who, which)
+            except VerificationError as exc:
+                return error_response(exc)
+            body = {"revoked": revoked, "browsers": self._listed(request, who)}
+            return json_response(200, body, headers)
+        fields = read_form(request) or {}
+        if not self.csrf.ok(request, who.auth_id, fields.get("csrf_token", "")):
+            return forbidden()
+        which = fields.get("revoke", "")
+        if not which or len(which) > 64:
+            return self._page(request, who, self._listed(request, who), status=400)
+        _, headers = self._revoke(request, who, which)
+        response = self._page(request, who, self._listed(request, who))
+        response.headers.extend(headers)
+        return response
+
+    def _revoke(
+        self, request: Request, who: Identity, which: str
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """How many were revoked, and the header deleting this browser's cookie if it was."""
+        current = self.trust.held(request, who)
+        verifier = self.trust.verifier
+        if which == "all":
+            revoked = verifier.forget_browsers(who.auth_id)
+        else:
+            revoked = int(verifier.forget_browser(who.auth_id, which))
+        https = request.scheme == "https"
+        mine = current is not None and which in ("all", current)
+        cookies = self.trust.cookies
+        return revoked, [cookies.delete(https, cookies.trusted(https))] if mine else []
+
+    def _page(
+        self, request: Request, who: Identity, listed: list[dict[str, Any]], status: int = 200
+    ) -> Response:
+        headers = [self.options.csp.header(secrets.token_urlsafe(16))]
+        nonce, set_nonce = self.csrf.nonce(request)
+        if set_nonce:
+            headers.append(set_nonce)
+        action = escape(app_url(request, f"{self.options.prefix}/browsers"))
+        token = escape(self.csrf.token(who.auth_id, nonce))
+
+        def button(value: str, label: str) -> str:
+            return (
+                f'<form method="post" action="{action}">'
+                f'<input type="hidden" name="csrf_token" value="{token}">'
+                f'<input type="hidden" name="revoke" value="{escape(value)}">'
+                f'<button type="submit">{escape(label)}</button></form>'
+            )
+
+        rows = "".join(
+            f'<li class="browser" data-id="{escape(b["id"])}">'
+            f"<strong>{escape(b['user_agent'] or '?')}</strong>"
+            + (f" <em>({escape(text.this_browser())})</em>" if b["this_browser"] else "")
+            + f"<br><small>{escape(b['network'])} &middot; {escape(b['created_at'])} &rarr; "
+            f"{escape(b['expires_at'])} &middot; {escape(b['last_used'])}</small>"
+            f"{button(b['id'], text.revoke_button())}</li>"
+            for b in listed
+        )
+        listing = (
+            f'<ul id="trusted-browsers">{rows}</ul>{button("all", text.revoke_all_button())}'
+            if listed
+            else f'<p id="no-browsers">{escape(text.browsers_none())}</p>'
+        )
+        body = (
+            f'<!doctype html><html lang="en"><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="robots" content="noindex"><title>{escape(text.browsers_title())}</title>'
+            f"<main><h1>{escape(text.browsers_title())}</h1>"
+            f"<p>{escape(text.browsers_intro())}</p>{listing}</main></html>"
+        )
+        return Response(status, body.encode(), [*PAGE_HEADERS, *headers])
+
+
+__all__ = ["BrowsersFlow"]
