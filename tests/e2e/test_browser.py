@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 pytestmark = pytest.mark.browser
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("SMS2FA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
