@@ -14,9 +14,6 @@ import functools
 import gettext
 from pathlib import Path
 
-from werkzeug.datastructures import LanguageAccept
-from werkzeug.http import parse_accept_header
-
 #: The gettext domain of the catalogues (``locale/<lang>/LC_MESSAGES/sms2fa.mo``).
 DOMAIN = "sms2fa"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -46,6 +43,13 @@ def shipped(tag: str | None) -> str | None:
 def negotiate(accept_language: str) -> str:
     """The shipped language an ``Accept-Language`` header prefers most (by q-value, then
     order); English when it names none of them, is empty or malformed."""
+    if not accept_language:
+        return DEFAULT
+    # werkzeug's parser, imported here: the guard loads no web framework (an ASGI app that
+    # never negotiates never imports werkzeug).
+    from werkzeug.datastructures import LanguageAccept
+    from werkzeug.http import parse_accept_header
+
     for value, quality in parse_accept_header(accept_language, LanguageAccept):
         if quality > 0 and (language := shipped(value)) is not None:
             return language
