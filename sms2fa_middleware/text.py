@@ -405,6 +405,44 @@ def recovery_shown_once() -> str:
     return _("Keep these somewhere safe: they are shown only this once.")
 
 
+def enroll_title() -> str:
+    return _("Add your phone number")
+
+
+def enroll_intro() -> str:
+    return _(
+        "Sign-in here needs a code sent by text message. Enter your mobile number: we "
+        "text it a code, and it is added to your account once you enter that code."
+    )
+
+
+def enroll_phone_label() -> str:
+    return _("Mobile number")
+
+
+def enroll_send_button() -> str:
+    return _("Text me a code")
+
+
+def enroll_code_sent(masked: str) -> str:
+    return _("We texted a code to {number}. Enter it to add this number.").format(number=masked)
+
+
+def enroll_confirm_button() -> str:
+    return _("Add this number")
+
+
+def enroll_bad_number() -> str:
+    return _(
+        "We cannot send codes to that number. Enter a mobile number we send to, "
+        "with its country code if it is not a local one."
+    )
+
+
+def enroll_already() -> str:
+    return _("There is a phone number on your account already.")
+
+
 def trust_browser_label(days: int) -> str:
     return _n(
         "Trust this browser for {n} day (no code on this browser until then)",

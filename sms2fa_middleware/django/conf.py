@@ -121,8 +121,9 @@ class Installed:
             options["login_url"] = str(django_settings.LOGIN_URL)
         if "logout_url" not in options:
             options["logout_url"] = admin_logout_url()
-        if isinstance(options.get("on_event"), str):  # a dotted path, as for identify
-            options["on_event"] = import_string(options["on_event"])
+        for hook in ("on_event", "on_enroll"):  # a dotted path, as for identify
+            if isinstance(options.get(hook), str):
+                options[hook] = import_string(options[hook])
         try:
             self.options = GuardOptions.from_keywords(options)
         except (TypeError, ValueError) as exc:  # an unknown key, or a value that is wrong

@@ -18,6 +18,7 @@ from .cookies import Cookies
 from .csrf import Csrf
 from .decision import Answer, Decider, Verdict
 from .flows.browsers import BrowsersFlow
+from .flows.enroll import EnrollFlow
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow
 from .flows.recovery import RecoveryFlow
@@ -125,6 +126,22 @@ class Guard:
             if self.trust.enabled
             else None
         )
+        enroll = (
+            EnrollFlow(
+                self.verifier,
+                opts,
+                self.cookies,
+                self.sessions,
+                csrf,
+                self.refusals,
+                sender,
+                self.html,
+                opts.default_region or self.settings.default_region,
+                opts.on_enroll,
+            )
+            if opts.on_enroll is not None
+            else None
+        )
         self.routes = PrefixRoutes(
             opts.prefix,
             self.html,
@@ -132,6 +149,7 @@ class Guard:
             mounted_api(self.verifier, opts),
             recovery,
             browsers,
+            enroll,
         )
         #: THE decision for a protected or prefix request (decision.py); ``anonymous="app"``
         #: sends anonymous requests to protected paths to the app.

@@ -121,6 +121,10 @@ class GuardOptions:
     #: Called with every audit event (:class:`~..engine.audit.AuditEvent`: no code, the
     #: number masked), synchronously; what it raises is logged, never the request's.
     on_event: Callable[[Any], None] | None = field(default=None, hash=False, compare=False)
+    #: Turns on ``{prefix}/enroll``: a logged-in user with no phone on file enters a number,
+    #: gets a code on it, and once the code is right this is called with ``(auth_id,
+    #: e164_number)`` for the app to store the number (sync, or async run to completion).
+    on_enroll: Callable[[str, str], Any] | None = field(default=None, hash=False, compare=False)
     #: Derived: the ``protect`` rules that say more than their path.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
@@ -167,6 +171,8 @@ class GuardOptions:
             )
         if self.on_event is not None and not callable(self.on_event):
             raise ValueError("on_event must be a callable (one argument: the event) or None")
+        if self.on_enroll is not None and not callable(self.on_enroll):
+            raise ValueError("on_enroll must be a callable (auth_id, e164_number) or None")
         if remember_for > REMEMBER_FOR_WARNING:
             log.warning(
                 "sms2fa: remember_for is %d s: a verified session then lasts more than a day "

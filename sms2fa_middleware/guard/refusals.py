@@ -115,9 +115,12 @@ class Refusals:
         return redirect(location)
 
     def no_phone(self, request: Request, next_url: str) -> Response:
-        """No phone on file: to ``enroll_url`` if there is one, else a page (or JSON) saying
-        so. Nothing is sent, and no code can be asked for."""
-        enroll_url = self.options.enroll_url
+        """No phone on file: to ``enroll_url`` if there is one (else ``{prefix}/enroll``
+        with ``on_enroll``), else a page (or JSON) saying so. Nothing is sent, and no code
+        can be asked for."""
+        enroll_url = self.options.enroll_url  # the app's own page wins over ours
+        if enroll_url is None and self.options.on_enroll is not None:
+            enroll_url = f"{self.options.prefix}/enroll"
         enroll = with_next(app_url(request, enroll_url), next_url) if enroll_url else None
         if enroll is not None and is_navigation(request):
             return redirect(enroll)

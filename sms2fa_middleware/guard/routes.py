@@ -1,6 +1,6 @@
 """The guard's routes under the prefix: the challenge (the HTML page and its forms, or the
 JSON flow, by the request's content type and ``Accept``), the recovery codes, the trusted
-browsers (with ``trust_browser_for``), the OpenAPI
+browsers (with ``trust_browser_for``), enrollment (with ``on_enroll``), the OpenAPI
 document, and the mounted verification API (when it is on) for the rest."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ..engine import Verifier
 from ..errors import StoreUnavailable
 from ..messages import Request, Response, json_response
 from .flows.browsers import BrowsersFlow
+from .flows.enroll import EnrollFlow
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow, is_json, wants_json
 from .flows.recovery import RecoveryFlow
@@ -44,6 +45,7 @@ class PrefixRoutes:
         api: VerificationAPI | None,
         recovery: RecoveryFlow | None = None,
         browsers: BrowsersFlow | None = None,
+        enroll: EnrollFlow | None = None,
     ) -> None:
         self.prefix = prefix
         self.api = api
@@ -62,6 +64,9 @@ class PrefixRoutes:
         if browsers is not None:  # trusted browsers: only with trust_browser_for
             self.table[("/browsers", "GET")] = browsers.get
             self.table[("/browsers", "POST")] = browsers.post
+        if enroll is not None:  # adding a first number: only with on_enroll
+            self.table[("/enroll", "GET")] = enroll.get
+            self.table[("/enroll", "POST")] = enroll.post
 
     def handle(self, request: Request, identity: Identity | None) -> Response:
         """The challenge page, its forms, the OpenAPI document, or the API; 404 else."""
