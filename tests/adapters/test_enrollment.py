@@ -178,6 +178,25 @@ def test_an_async_on_enroll_is_run_to_completion(
 
 
 @SQLITE_ONLY
+def test_an_on_enroll_that_raises_verifies_nothing(
+    make_identity_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
+    app = Enrolled()
+
+    def broken(auth_id: str, number: str) -> None:
+        raise RuntimeError("the app's bug")
+
+    site = _site(make_identity_site, app, on_enroll=broken)
+    carol = Browser(site, "carol")
+    assert _send(carol, TYPED).status_code == 303
+    failed = _confirm(carol, fake_flowroute.last_code(NUMBER))
+    assert failed.status_code == 500 and "bug" not in failed.text and NUMBER not in failed.text
+    assert "sms2fa" not in failed.cookies  # no verified session for a number not kept
+    assert carol.nav("/account").status_code == 303
+    assert not [e for e in app.events if e.name == "enrolled"]
+
+
+@SQLITE_ONLY
 def test_enroll_url_still_wins(
     make_identity_site: Callable[..., Site], fake_flowroute: FakeFlowroute
 ) -> None:
@@ -185,3 +204,46 @@ def test_enroll_url_still_wins(
     site = _site(make_identity_site, app, enroll_url="/profile/phone")
     away = Browser(site, "carol").nav("/account")
     assert away.status_code == 303 and away.headers["location"] == "/profile/phone?next=%2Faccount"
+
+
+# -- Django ------------------------------------------------------------------------------------
+
+
+def enroll_for_django(auth_id: str, number: str) -> None:
+    """The Django test's on_enroll (a dotted path): the app stores the number."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(pk=auth_id).update(phone_number=number)
+
+
+def test_django_enrollment_with_a_dotted_path(sms2fa: Any, fake_flowroute: FakeFlowroute) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from tests.support.django_example import FORM, HTML, PASSWORD
+    from tests.support.django_example import csrf as _csrf
+    from tests.support.django_example import form_body as _form
+
+    sms2fa(on_enroll=f"{__name__}.enroll_for_django")
+    users = get_user_model().objects
+    user = users.create_user("enrollee", password=PASSWORD)
+    try:
+        client = Client()
+        client.login(username="enrollee", password=PASSWORD)
+        away = client.get("/account/", headers=HTML)
+        assert away.status_code == 303, away.content[:300]
+        assert away["location"] == f"{ENROLL}?next=%2Faccount%2F"
+        page = client.get(away["location"], headers=HTML)
+        fields = {"csrf_token": _csrf(page.text), "next": "/account/", "phone": TYPED}
+        sent = client.post(ENROLL, _form(fields), FORM, headers=HTML)
+        assert sent.status_code == 303, sent.content[:300]
+        page = client.get(sent["location"], headers=HTML)
+        assert "+1••••••••00" in page.text
+        code = fake_flowroute.last_code(NUMBER)
+        fields = {"csrf_token": _csrf(page.text), "next": "/account/", "code": code}
+        done = client.post(ENROLL, _form(fields), FORM, headers=HTML)
+        assert done.status_code == 303 and done["location"] == "/account/"
+        assert users.get(pk=user.pk).phone_number == NUMBER
+        assert client.get("/account/", headers=HTML).status_code == 200
+    finally:
+        user.delete()
