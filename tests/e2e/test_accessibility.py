@@ -187,3 +187,55 @@ def _walk(
             check(page, name)
         finally:
             context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_part_of_the_challenge_page_passes_axe(
+    browser: Browser,  # noqa: F811 - the fixture
+    scheme: str,
+) -> None:
+    """The challenge page with everything it can show at once (an error, a notice, the trust
+    box, the recovery form opened, the log-out link, the resend wait), in an Arabic
+    right-to-left page too; and axe does fail a page that breaks the rules (the check works)."""
+    from sms2fa_middleware import text
+    from sms2fa_middleware.guard.flows.pages import ChallengeView, Pages
+
+    script = _axe_script()
+    view = ChallengeView(
+        masked_recipient="+1••••••••34",
+        action="/sms2fa/challenge",
+        resend_action="/sms2fa/challenge/resend",
+        csrf_token="token",
+        next_url="/account",
+        code_length=6,
+        attempts_left=2,
+        resend_in=25,
+        error="That code is not right, or it has expired.",
+        notice="The form you sent was not sent.",
+        logout_url="/logout",
+        recovery_left=3,
+        trust_days=30,
+    )
+    pages = Pages()
+    context = browser.new_context(color_scheme=scheme)  # type: ignore[arg-type]
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        for language in ("en", "ar"):
+            with text.speaking(language):
+                html = pages.render_challenge(view).decode()
+            page.set_content(html)
+            page.locator("details.recovery summary").click()  # the recovery form shown
+            violations = _violations(page, script)
+            assert not violations, f"[{language}, {scheme}]\n{_describe(violations)}"
+            if scheme == "dark":  # the page follows the scheme: light text on a dark ground
+                light = page.evaluate(
+                    "getComputedStyle(document.body).color.match(/[0-9]+/g).map(Number)"
+                )
+                assert min(light[:3]) > 128, light
+
+        page.set_content("<!doctype html><title>x</title><input><p style='color:#777'>faint")
+        broken = {v["id"] for v in _violations(page, script)}
+        assert {"html-has-lang", "label"} <= broken, broken
+    finally:
+        context.close()
