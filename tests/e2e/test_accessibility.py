@@ -15,6 +15,7 @@ The walk runs twice: light at desktop width, and dark (``prefers-color-scheme: d
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -196,9 +197,13 @@ def test_every_part_of_the_challenge_page_passes_axe(
 ) -> None:
     """The challenge page with everything it can show at once (an error, a notice, the trust
     box, the recovery form opened, the log-out link, the resend wait), in an Arabic
-    right-to-left page too; and axe does fail a page that breaks the rules (the check works)."""
+    right-to-left page too; with no live code; the 503 page; and axe does fail a page that
+    breaks the rules (the check works)."""
     from sms2fa_middleware import text
+    from sms2fa_middleware.errors import StoreUnavailable
+    from sms2fa_middleware.guard import responses
     from sms2fa_middleware.guard.flows.pages import ChallengeView, Pages
+    from sms2fa_middleware.messages import Request
 
     script = _axe_script()
     view = ChallengeView(
@@ -233,6 +238,21 @@ def test_every_part_of_the_challenge_page_passes_axe(
                     "getComputedStyle(document.body).color.match(/[0-9]+/g).map(Number)"
                 )
                 assert min(light[:3]) > 128, light
+
+        # The states the server walk does not reach: no live code (a new one to ask for,
+        # held back by a spent budget), and the 503 when the store is down.
+        held = replace(view, attempts_left=None, error=None, notice=None, held="Wait a while.")
+        unavailable = responses.unavailable(
+            Request("GET", "/account", headers={"accept": "text/html"}), StoreUnavailable()
+        )
+        assert unavailable.status == 503
+        for name, html in (
+            ("held", pages.render_challenge(held).decode()),
+            ("unavailable", unavailable.body.decode()),
+        ):
+            page.set_content(html)
+            violations = _violations(page, script)
+            assert not violations, f"[{name}, {scheme}]\n{_describe(violations)}"
 
         page.set_content("<!doctype html><title>x</title><input><p style='color:#777'>faint")
         broken = {v["id"] for v in _violations(page, script)}
