@@ -117,13 +117,19 @@ def test_every_page_passes_axe(
             is_mobile=width < 600,  # the narrow run is a phone: it honours the viewport meta
         )
         context.set_default_timeout(TIMEOUT_MS)
+        context.on(
+            "console",
+            lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         return context
 
+    csp_errors: list[str] = []
     try:
         _walk(site.url, open_as, check, fake_flowroute)
     finally:
         site.stop()
 
+    assert not csp_errors, f"a page broke its Content-Security-Policy: {csp_errors}"
     failed = {name: v for name, v in found.items() if v}
     assert not failed, "axe-core found WCAG 2.1 AA violations:\n" + "\n".join(
         f"[{name}]\n{_describe(v)}" for name, v in failed.items()
