@@ -116,32 +116,58 @@ def is_speculative(request: Request) -> bool:
     return False
 
 
-def page(status: int, title: str, body_html: str, *headers: tuple[str, str]) -> Response:
-    """A minimal HTML page: ``title`` is text, ``body_html`` is ready-made HTML."""
-    html = (
-        f"<!doctype html><html {text.html_attributes()}><title>{escape(title)}</title>{body_html}"
+#: The plain pages' look: readable on a 320 px phone (long words such as a user agent wrap
+#: rather than scroll sideways) and in the reader's colour scheme (the browser's own light or
+#: dark colours, so the contrast is the browser's, not ours to get wrong).
+_PLAIN_STYLE = (
+    "<style>:root{color-scheme:light dark}body{font:16px/1.5 system-ui,sans-serif;"
+    "max-width:40rem;margin:0 auto;padding:1rem;overflow-wrap:anywhere}</style>"
+)
+
+
+def html_start(title: str) -> str:
+    """The start of a plain page up to ``<body>``: the request's language and direction, a
+    phone-width viewport, the light/dark colour scheme, and ``title`` (text)."""
+    return (
+        f'<!doctype html><html {text.html_attributes()}><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="robots" content="noindex"><title>{escape(title)}</title>{_PLAIN_STYLE}'
+        f"</head><body>"
     )
+
+
+def page(status: int, title: str, body_html: str, *headers: tuple[str, str]) -> Response:
+    """A minimal HTML page: ``title`` is text, ``body_html`` is ready-made HTML (put in the
+    page's ``<main>``)."""
+    html = f"{html_start(title)}<main>{body_html}</main></body></html>"
     return Response(status, html.encode(), [*PAGE_HEADERS, *headers])
+
+
+def titled(title: str, sentence: str) -> str:
+    """A plain page's body: its title as the heading (what a screen reader jumps to) and
+    one sentence."""
+    return f"<h1>{escape(title)}</h1><p>{escape(sentence)}</p>"
 
 
 def unavailable(request: Request, error: StoreUnavailable) -> Response:
     """503: an HTML page for a browser, JSON for everyone else."""
     if not is_navigation(request):
         return json_response(503, error.to_dict(), [("retry-after", "5")])
-    return page(
-        503, text.unavailable_title(), f"<p>{escape(text.unavailable())}</p>", ("retry-after", "5")
-    )
+    title = text.unavailable_title()
+    return page(503, title, titled(title, text.unavailable()), ("retry-after", "5"))
 
 
 def forbidden() -> Response:
-    return page(403, text.forbidden_title(), f"<p>{escape(text.forbidden())}</p>")
+    title = text.forbidden_title()
+    return page(403, title, titled(title, text.forbidden()))
 
 
 def internal_error(request: Request) -> Response:
     """A 500 that tells nothing (HTML for a browser, JSON for everyone else)."""
     if not wants_html(request):
         return json_response(500, {"message": text.internal_error(), "reason": "InternalError"})
-    return page(500, text.failed_title(), f"<p>{escape(text.identify_failed())}</p>")
+    title = text.failed_title()
+    return page(500, title, titled(title, text.identify_failed()))
 
 
 def not_found() -> Response:
@@ -153,6 +179,7 @@ __all__ = [
     "app_url",
     "came_from",
     "forbidden",
+    "html_start",
     "internal_error",
     "is_htmx",
     "is_navigation",
@@ -161,6 +188,7 @@ __all__ = [
     "redirect",
     "request_target",
     "safe_next",
+    "titled",
     "unavailable",
     "wants_html",
     "with_next",

@@ -33,7 +33,7 @@ from ...messages import (
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
-from ..responses import PAGE_HEADERS, app_url, forbidden, redirect
+from ..responses import PAGE_HEADERS, app_url, forbidden, html_start, redirect
 from ..sessions import Sessions
 from ..trust import GuardTrust
 from .html import read_form
@@ -176,11 +176,8 @@ class BrowsersFlow:
             else f'<p id="no-browsers">{escape(text.browsers_none())}</p>'
         )
         body = (
-            f'<!doctype html><html lang="en"><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<meta name="robots" content="noindex"><title>{escape(text.browsers_title())}</title>'
-            f"<main><h1>{escape(text.browsers_title())}</h1>"
-            f"<p>{escape(text.browsers_intro())}</p>{listing}</main></html>"
+            f"{html_start(text.browsers_title())}<main><h1>{escape(text.browsers_title())}</h1>"
+            f"<p>{escape(text.browsers_intro())}</p>{listing}</main></body></html>"
         )
         return Response(status, body.encode(), [*PAGE_HEADERS, *headers])
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 import secrets
-from html import escape
 from urllib.parse import parse_qs
 
 from ... import Identity, text
@@ -36,6 +35,7 @@ from ..responses import (
     page,
     redirect,
     safe_next,
+    titled,
 )
 from ..sending import CodeSender
 from ..sessions import Sessions
@@ -283,17 +283,18 @@ class HtmlFlow:
             return fields, next_url, self.refusals.no_phone(request, next_url)
         # Say what went wrong where it is known; "expired" is left for a missing or stale
         # token (or nonce cookie), which is what a reload cures.
+        title = text.forbidden_title()
         if read is None:
             return (
                 fields,
                 next_url,
-                page(400, text.forbidden_title(), f"<p>{escape(text.form_unreadable())}</p>"),
+                page(400, title, titled(title, text.form_unreadable())),
             )
         if not origin_ok(request, self.options.origins):
             return (
                 fields,
                 next_url,
-                page(403, text.forbidden_title(), f"<p>{escape(text.origin_rejected())}</p>"),
+                page(403, title, titled(title, text.origin_rejected())),
             )
         if not self.csrf.ok(request, identity.auth_id, fields.get("csrf_token", "")):
             return fields, next_url, forbidden()

@@ -85,7 +85,7 @@ class Pages:
 def _messages(view: ChallengeView) -> str:
     messages = ""
     if view.error:
-        messages += f'<p class="error" role="alert">{escape(view.error)}</p>'
+        messages += f'<p class="error" role="alert" id="error">{escape(view.error)}</p>'
     if view.notice:
         messages += f'<p class="notice" role="status">{escape(view.notice)}</p>'
     if view.held and not view.error:
@@ -96,13 +96,17 @@ def _messages(view: ChallengeView) -> str:
 def _code_form(view: ChallengeView, hidden: str) -> str:
     if not view.attempts_left:
         return f'<p class="notice" role="status">{escape(text.ask_for_new_code())}</p>'
+    # The field has the focus on load, so a screen reader reads it first: its description
+    # (the error, if any, then the attempts left) is read with it.
+    described = "error attempts" if view.error else "attempts"
     # Room for the spaces and dashes people type between digit groups.
     return (
         f'<form method="post" action="{escape(view.action)}">{hidden}'
         f'<label for="code">{escape(text.code_label())}</label>'
         f'<input id="code" name="code" type="text" inputmode="numeric" '
         f'pattern="[0-9 \\-]*" maxlength="{view.code_length + 6}" '
-        f'autocomplete="one-time-code" autofocus required>'
+        f'autocomplete="one-time-code" autofocus required '
+        f'aria-describedby="{described}">'
         f'<p class="muted" id="attempts">{escape(text.attempts_left(view.attempts_left))}</p>'
         f"{_trust_box(view)}"
         f'<button class="primary" type="submit">{escape(text.verify_button())}</button></form>'

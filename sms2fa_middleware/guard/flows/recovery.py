@@ -28,7 +28,7 @@ from ...messages import (
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
-from ..responses import PAGE_HEADERS, app_url, forbidden, redirect
+from ..responses import PAGE_HEADERS, app_url, forbidden, html_start, redirect
 from ..sessions import Sessions
 from .html import read_form
 from .json import is_json, wants_json
@@ -113,17 +113,14 @@ class RecoveryFlow:
             )
         action = app_url(request, f"{self.options.prefix}/recovery")
         body = (
-            f'<!doctype html><html {text.html_attributes()}><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<meta name="robots" content="noindex"><title>{escape(text.recovery_title())}</title>'
-            f"<main><h1>{escape(text.recovery_title())}</h1>"
+            f"{html_start(text.recovery_title())}<main><h1>{escape(text.recovery_title())}</h1>"
             f"<p>{escape(text.recovery_intro())}</p>{shown}"
             f'<p id="recovery-left">{escape(text.recovery_left(left))}</p>'
             f'<form method="post" action="{escape(action)}">'
             f'<input type="hidden" name="csrf_token" '
             f'value="{escape(self.csrf.token(who.auth_id, nonce))}">'
             f'<button type="submit">{escape(text.recovery_generate_button())}</button>'
-            f"</form></main></html>"
+            f"</form></main></body></html>"
         )
         return Response(200, body.encode(), [*PAGE_HEADERS, *headers])
 

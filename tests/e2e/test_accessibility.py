@@ -1,0 +1,267 @@
+"""Accessibility of every page the middleware serves, in headless Chromium, checked by axe-core.
+
+A Flask app protected by the middleware (``tests.support.apps.serve``, real FakeFlowroute, a
+SQLite file) is walked through: the challenge page (fresh with the resend wait running, then
+after a wrong code), the recovery-codes page (before and after making codes), the trusted
+browsers page, the 403 after a bad CSRF token, the no-phone page and the failed-identify
+page. On each, axe-core (the ``axe.min.js`` bundled by the ``axe-playwright-python`` package,
+injected through the DevTools protocol, so the page's Content-Security-Policy stays as
+served) must find no WCAG 2.0/2.1 A or AA violation, and the page must not scroll sideways.
+The walk runs twice: light at desktop width, and dark (``prefers-color-scheme: dark``) at
+320 px, so axe's color-contrast rule sees the dark colours. Screenshots go to
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_browser import ARTIFACTS, TIMEOUT_MS, browser  # noqa: F401 - the fixture
+
+try:
+    from axe_playwright_python.base import AXE_FILE_PATH
+    from playwright.sync_api import Browser, Page, expect
+except ImportError:  # pragma: no cover - depends on the environment
+    AXE_FILE_PATH = None
+
+pytestmark = [pytest.mark.browser]
+
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+ALICE = "+12065551234"
+
+
+def _axe_script() -> str:
+    if AXE_FILE_PATH is None:
+        pytest.skip("axe-playwright-python is not installed (pip install -e '.[test]')")
+    return Path(AXE_FILE_PATH).read_text(encoding="utf-8")
+
+
+def _violations(page: Page, script: str) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.1 AA violations on the page as it is now."""
+    page.evaluate(script)
+    result = page.evaluate(
+        "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags},"
+        " resultTypes: ['violations']})",
+        WCAG_AA,
+    )
+    return list(result["violations"])
+
+
+def _describe(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"{v['id']} ({v['impact']}): {v['help']}")
+        for node in v["nodes"]:
+            lines.append(f"    {node['target']}: {node.get('failureSummary', '')!r}")
+    return "\n".join(lines)
+
+
+def _identify(users: dict[str, str]) -> Callable[[Any], Any]:
+    """alice has a phone; carol has none; anyone called "broken" makes identify() raise."""
+    from sms2fa_middleware import Identity
+
+    def identify(request: Any) -> Identity | None:
+        user = request.headers.get("x-user")
+        if user == "broken":
+            raise RuntimeError("the user store is down")
+        if user == "carol":
+            return Identity("carol", None)
+        return Identity(user, users[user]) if user in users else None
+
+    return identify
+
+
+@pytest.mark.parametrize("scheme,width", [("light", 1024), ("dark", 320)])
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_page_passes_axe(
+    browser: Browser,  # noqa: F811 - the fixture
+    make_settings: Callable[..., Any],
+    fake_flowroute: Any,
+    scheme: str,
+    width: int,
+) -> None:
+    from tests.support.apps import serve
+
+    script = _axe_script()
+    users = {"alice": ALICE}
+    site = serve(
+        "flask",
+        make_settings(resend_cooldown=30),
+        users,
+        identify=_identify(users),
+        trust_browser_for=30,
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    def check(page: Page, name: str) -> None:
+        found[name] = _violations(page, script)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow}px at {width}px"
+        # On a phone a page without a viewport meta is laid out 980 px wide and shrunk.
+        assert page.evaluate("window.innerWidth") == width, f"{name}: no viewport meta"
+        page.screenshot(path=ARTIFACTS / f"a11y-{name}-{scheme}-{width}.png", full_page=True)
+
+    def open_as(user: str) -> Any:
+        context = browser.new_context(
+            extra_http_headers={"X-User": user},
+            color_scheme=scheme,  # type: ignore[arg-type]
+            viewport={"width": width, "height": 720},
+            is_mobile=width < 600,  # the narrow run is a phone: it honours the viewport meta
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        context.on(
+            "console",
+            lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        return context
+
+    csp_errors: list[str] = []
+    try:
+        _walk(site.url, open_as, check, fake_flowroute)
+    finally:
+        site.stop()
+
+    assert not csp_errors, f"a page broke its Content-Security-Policy: {csp_errors}"
+    failed = {name: v for name, v in found.items() if v}
+    assert not failed, "axe-core found WCAG 2.1 AA violations:\n" + "\n".join(
+        f"[{name}]\n{_describe(v)}" for name, v in failed.items()
+    )
+
+
+def _walk(
+    url: str, open_as: Callable[[str], Any], check: Callable[[Page, str], None], fake: Any
+) -> None:
+    """Every page, in the states a user meets them, each handed to ``check``."""
+    alice = open_as("alice")
+    try:
+        page = alice.new_page()
+        page.goto(url + "/account")
+        field = page.get_by_label("Verification code")
+        expect(field).to_be_focused()  # focus lands on the code field
+        assert page.evaluate("document.activeElement.id") == "code"
+        expect(page.locator("#cooldown")).to_be_visible()  # the resend wait
+        check(page, "challenge")
+
+        field.fill("000000" if fake.last_code(ALICE) != "000000" else "111111")
+        page.get_by_role("button", name="Verify").click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_have_text("That code is not right, or it has expired.")
+        assert alert.get_attribute("aria-live") in (None, "assertive")  # role=alert is live
+        field = page.get_by_label("Verification code")
+        expect(field).to_be_focused()  # and read with the error and the attempts left
+        expect(field).to_have_accessible_description(
+            "That code is not right, or it has expired. 2 attempts left."
+        )
+        check(page, "challenge-error")
+
+        field.fill(fake.last_code(ALICE))
+        page.get_by_role("checkbox").check()  # trust this browser: the browsers page lists it
+        page.get_by_role("button", name="Verify").click()
+        expect(page).to_have_url(url + "/account")
+
+        page.goto(url + "/sms2fa/recovery")
+        check(page, "recovery")
+        page.get_by_role("button").click()
+        expect(page.locator("#recovery-codes li")).to_have_count(10)
+        check(page, "recovery-codes")
+
+        page.goto(url + "/sms2fa/browsers")
+        expect(page.locator("#trusted-browsers li")).to_have_count(1)
+        check(page, "browsers")
+
+        page.goto(url + "/sms2fa/recovery")
+        page.evaluate("document.querySelector('[name=csrf_token]').value = 'forged'")
+        page.get_by_role("button").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Forbidden")
+        check(page, "forbidden")
+    finally:
+        alice.close()
+
+    for user, name in (("carol", "no-phone"), ("broken", "error")):
+        context = open_as(user)
+        try:
+            page = context.new_page()
+            answer = page.goto(url + "/account")
+            assert answer is not None and answer.status == (403 if user == "carol" else 500)
+            check(page, name)
+        finally:
+            context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_part_of_the_challenge_page_passes_axe(
+    browser: Browser,  # noqa: F811 - the fixture
+    scheme: str,
+) -> None:
+    """The challenge page with everything it can show at once (an error, a notice, the trust
+    box, the recovery form opened, the log-out link, the resend wait), in an Arabic
+    right-to-left page too; with no live code; the 503 page; and axe does fail a page that
+    breaks the rules (the check works)."""
+    from sms2fa_middleware import text
+    from sms2fa_middleware.errors import StoreUnavailable
+    from sms2fa_middleware.guard import responses
+    from sms2fa_middleware.guard.flows.pages import ChallengeView, Pages
+    from sms2fa_middleware.messages import Request
+
+    script = _axe_script()
+    view = ChallengeView(
+        masked_recipient="+1••••••••34",
+        action="/sms2fa/challenge",
+        resend_action="/sms2fa/challenge/resend",
+        csrf_token="token",
+        next_url="/account",
+        code_length=6,
+        attempts_left=2,
+        resend_in=25,
+        error="That code is not right, or it has expired.",
+        notice="The form you sent was not sent.",
+        logout_url="/logout",
+        recovery_left=3,
+        trust_days=30,
+    )
+    pages = Pages()
+    context = browser.new_context(color_scheme=scheme)  # type: ignore[arg-type]
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        for language in ("en", "ar"):
+            with text.speaking(language):
+                html = pages.render_challenge(view).decode()
+            page.set_content(html)
+            page.locator("details.recovery summary").click()  # the recovery form shown
+            violations = _violations(page, script)
+            assert not violations, f"[{language}, {scheme}]\n{_describe(violations)}"
+            if scheme == "dark":  # the page follows the scheme: light text on a dark ground
+                light = page.evaluate(
+                    "getComputedStyle(document.body).color.match(/[0-9]+/g).map(Number)"
+                )
+                assert min(light[:3]) > 128, light
+
+        # The states the server walk does not reach: no live code (a new one to ask for,
+        # held back by a spent budget), and the 503 when the store is down.
+        held = replace(view, attempts_left=None, error=None, notice=None, held="Wait a while.")
+        unavailable = responses.unavailable(
+            Request("GET", "/account", headers={"accept": "text/html"}), StoreUnavailable()
+        )
+        assert unavailable.status == 503
+        for name, html in (
+            ("held", pages.render_challenge(held).decode()),
+            ("unavailable", unavailable.body.decode()),
+        ):
+            page.set_content(html)
+            violations = _violations(page, script)
+            assert not violations, f"[{name}, {scheme}]\n{_describe(violations)}"
+
+        page.set_content("<!doctype html><title>x</title><input><p style='color:#777'>faint")
+        broken = {v["id"] for v in _violations(page, script)}
+        assert {"html-has-lang", "label"} <= broken, broken
+    finally:
+        context.close()
