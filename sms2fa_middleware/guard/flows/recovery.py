@@ -28,8 +28,9 @@ from ...messages import (
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
-from ..responses import PAGE_HEADERS, app_url, forbidden, html_start, redirect
+from ..responses import PAGE_HEADERS, app_url, forbidden, html_start
 from ..sessions import Sessions
+from .gate import verified_or_where_to_go
 from .html import read_form
 from .json import is_json, wants_json
 
@@ -52,18 +53,9 @@ class RecoveryFlow:
         self.refusals = refusals
 
     def _verified(self, request: Request, identity: Identity | None) -> Identity | Response:
-        """The identity, if this request carries its live verified session; else where to go."""
-        here = app_url(request, f"{self.options.prefix}/recovery")
-        if identity is None:
-            return self.refusals.anonymous(request, here)
-        https = request.scheme == "https"
-        if self.sessions.verified_at(request.header("cookie"), https, identity) is not None:
-            return identity
-        if identity.recipient is None:
-            return self.refusals.no_phone(request, here)
-        if wants_json(request) or is_json(request):
-            return self.refusals.verification_required(request, here)
-        return redirect(self.refusals.challenge_url(request, here))
+        return verified_or_where_to_go(
+            self.sessions, self.refusals, request, identity, f"{self.options.prefix}/recovery"
+        )
 
     def get(self, request: Request, identity: Identity | None) -> Response:
         who = self._verified(request, identity)
