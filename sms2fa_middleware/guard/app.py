@@ -116,11 +116,12 @@ class GuardedApp(Generic[AppT, IdentifyT]):
         code, call it in a thread."""
         return self.guard.revoke_session(request.headers.get("cookie", ""))
 
-    def revoke(self, auth_id: object) -> None:
+    def revoke(self, auth_id: object, *, browsers: bool = True) -> None:
         """End ``auth_id``'s verified sessions on every worker and host (logout, a new
-        number). Any id ``identify`` gives (an int too: it is used as ``str(auth_id)``).
-        It writes to the store: from async code, call it in a thread."""
-        self.guard.revoke(str(auth_id))
+        number), and its trusted browsers unless ``browsers=False`` (a logout: trust is for
+        the next login). Any id ``identify`` gives (an int too: it is used as
+        ``str(auth_id)``). It writes to the store: from async code, call it in a thread."""
+        self.guard.revoke(str(auth_id), browsers=browsers)
 
 
 __all__ = ["GuardedApp", "reset_from_env"]

@@ -55,6 +55,7 @@ from ..responses import (
     PAGE_HEADERS,
     app_url,
     forbidden,
+    html_start,
     internal_error,
     page,
     redirect,
@@ -288,21 +289,21 @@ class EnrollFlow:
                 f'<p id="enroll-sent" role="status">'
                 f"{escape(text.enroll_code_sent(mask(sent_to)))}</p>"
                 f'<form method="post" action="{action}">{hidden}'
-                f'<input name="code" inputmode="numeric" autocomplete="one-time-code" '
+                f'<label for="enroll-code">{escape(text.code_label())}</label>'
+                f'<input id="enroll-code" name="code" inputmode="numeric" '
+                f'autocomplete="one-time-code" '
                 f'pattern="[0-9]*" maxlength="{length}" required autofocus>'
                 f'<button type="submit">{escape(text.enroll_confirm_button())}</button></form>'
             )
         title = escape(text.enroll_title())
         body = (
-            f'<!doctype html><html {text.html_attributes()}><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<meta name="robots" content="noindex"><title>{title}</title>'
+            f"{html_start(text.enroll_title())}"
             f"<main><h1>{title}</h1><p>{escape(text.enroll_intro())}</p>{said}{code_form}"
             f'<form method="post" action="{action}">{hidden}'
             f"<label>{escape(text.enroll_phone_label())} "
             f'<input name="phone" type="tel" autocomplete="tel" required></label>'
             f'<button type="submit">{escape(text.enroll_send_button())}</button></form>'
-            f"</main></html>"
+            f"</main></body></html>"
         )
         return Response(status, body.encode(), [*PAGE_HEADERS, *headers])
 
