@@ -125,10 +125,9 @@ class Recovery:
     def _notify(self, auth_id: str, recipient: str, left: int, sender: Sender) -> None:
         """Text the number that a recovery code was used: no code in it. A failed notice
         does not undo the sign-in (the code is spent); it is audited."""
-        body = (
-            f"{self.settings.org_name}: a recovery code was used to sign in. "
-            f"{left} left. Not you? Change your password."
-        )
+        said = f"recovery code was used to sign in. {left} left. Not you? Change your password."
+        org = self.settings.org_name  # none: no ": " left dangling at the start
+        body = f"{org}: a {said}" if org else f"A {said}"
         try:
             sender.send(recipient, body)
         except SendError as exc:

@@ -4,12 +4,13 @@ A Flask app protected by the middleware (``tests.support.apps.serve``, real Fake
 SQLite file) is walked through: the challenge page (fresh with the resend wait running, then
 after a wrong code), the recovery-codes page (before and after making codes), the trusted
 browsers page, the 403 after a bad CSRF token, the no-phone page and the failed-identify
-page. On each, axe-core (the ``axe.min.js`` bundled by the ``axe-playwright-python`` package,
-injected through the DevTools protocol, so the page's Content-Security-Policy stays as
-served) must find no WCAG 2.0/2.1 A or AA violation, and the page must not scroll sideways.
-The walk runs twice: light at desktop width, and dark (``prefers-color-scheme: dark``) at
-320 px, so axe's color-contrast rule sees the dark colours. Screenshots go to
-``test-artifacts/``.
+page; and, with ``on_enroll``, the enrollment page (number form, a refused number, code
+form, a wrong code). On each, axe-core (the ``axe.min.js`` bundled by the
+``axe-playwright-python`` package, injected through the DevTools protocol, so the page's
+Content-Security-Policy stays as served) must find no WCAG 2.0/2.1 A or AA violation, and
+the page must not scroll sideways. The walk runs twice: light at desktop width, and dark
+(``prefers-color-scheme: dark``) at 320 px, so axe's color-contrast rule sees the dark
+colours. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -265,3 +266,75 @@ def test_every_part_of_the_challenge_page_passes_axe(
         assert {"html-has-lang", "label"} <= broken, broken
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("scheme,width", [("light", 1024), ("dark", 320)])
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_enroll_pages_pass_axe(
+    browser: Browser,  # noqa: F811 - the fixture
+    make_settings: Callable[..., Any],
+    fake_flowroute: Any,
+    scheme: str,
+    width: int,
+) -> None:
+    """``{prefix}/enroll`` (``on_enroll``) in the states a new user meets it: the number
+    form, a number refused, the code form once a code is out, and a wrong code."""
+    from tests.support.apps import serve
+
+    script = _axe_script()
+    site = serve(
+        "flask",
+        make_settings(),
+        {"alice": ALICE},
+        identify=_identify({"alice": ALICE}),
+        on_enroll=lambda auth_id, number: None,
+    )
+    context = browser.new_context(
+        extra_http_headers={"X-User": "carol"},  # no phone on file
+        color_scheme=scheme,  # type: ignore[arg-type]
+        viewport={"width": width, "height": 720},
+        is_mobile=width < 600,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    def check(page: Page, name: str) -> None:
+        found[name] = _violations(page, script)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow}px at {width}px"
+        assert page.evaluate("window.innerWidth") == width, f"{name}: no viewport meta"
+        page.screenshot(path=ARTIFACTS / f"a11y-{name}-{scheme}-{width}.png", full_page=True)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/account")
+        expect(page.get_by_role("heading", name="Add your phone number")).to_be_visible()
+        check(page, "enroll")
+
+        page.get_by_label("Mobile number").fill("12")
+        page.get_by_role("button", name="Text me a code").click()
+        expect(page.get_by_role("alert")).to_contain_text("We cannot send codes to that number.")
+        check(page, "enroll-refused")
+
+        page.get_by_label("Mobile number").fill("(206) 555-0100")
+        page.get_by_role("button", name="Text me a code").click()
+        field = page.get_by_label("Verification code")
+        expect(field).to_be_focused()
+        check(page, "enroll-code")
+
+        right = fake_flowroute.last_code("+12065550100")
+        field.fill("000000" if right != "000000" else "111111")
+        page.get_by_role("button", name="Add this number").click()
+        expect(page.get_by_role("alert")).to_have_text("That code is not right, or it has expired.")
+        check(page, "enroll-wrong-code")
+    finally:
+        context.close()
+        site.stop()
+
+    failed = {name: v for name, v in found.items() if v}
+    assert not failed, "axe-core found WCAG 2.1 AA violations:\n" + "\n".join(
+        f"[{name}]\n{_describe(v)}" for name, v in failed.items()
+    )

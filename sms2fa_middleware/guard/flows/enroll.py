@@ -289,7 +289,7 @@ class EnrollFlow:
                 f'<p id="enroll-sent" role="status">'
                 f"{escape(text.enroll_code_sent(mask(sent_to)))}</p>"
                 f'<form method="post" action="{action}">{hidden}'
-                f'<label for="enroll-code">{escape(text.code_label())}</label>'
+                f'<label for="enroll-code">{escape(text.code_label())}</label> '
                 f'<input id="enroll-code" name="code" inputmode="numeric" '
                 f'autocomplete="one-time-code" '
                 f'pattern="[0-9]*" maxlength="{length}" required autofocus>'
