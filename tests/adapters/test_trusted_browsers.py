@@ -2,8 +2,9 @@
 listed, used, revoked, expired, ended by ``revoke``, an existing database gets the table); and
 the guard on WSGI (Flask) and ASGI (Starlette): "Trust this browser" with a right code lets a
 NEW login from that browser through without a code, ``{prefix}/browsers`` lists and revokes
-(one, all), ``revoke(auth_id)`` and a change of number end the trust, an expired row does not
-pass, and it is all off by default."""
+(one, all), ``revoke(auth_id)`` and a change of number end the trust (a logout's
+``revoke(auth_id, browsers=False)`` keeps it), an expired row does not pass, and it is all
+off by default."""
 
 from __future__ import annotations
 
@@ -228,6 +229,22 @@ def test_revoke_and_a_number_change_end_the_trust(
     site.users["alice"] = "+12065550199"
     _new_login(laptop)
     _challenged(laptop)
+
+
+@SQLITE_ONLY
+def test_a_logout_revoke_keeps_the_trusted_browsers(
+    make_site: Callable[..., Site], fake_flowroute: Any
+) -> None:
+    """``revoke(auth_id, browsers=False)`` (a logout): every verified session ends, and the
+    trusted browser's next login passes without a code."""
+    site = make_site(trust_browser_for=DAYS_30)
+    laptop, other = Browser(site, "alice"), Browser(site, "alice")
+    _trusting_verify(laptop, fake_flowroute)
+    other.verify(fake_flowroute)
+    site.middleware.revoke("alice", browsers=False)
+    _challenged(other)  # its verified session is over, and it was never trusted
+    assert len(site.middleware.verifier.trusted_browsers("alice")) == 1
+    _passes_without_code(laptop, fake_flowroute)  # its old session cookie is revoked too
 
 
 @SQLITE_ONLY
