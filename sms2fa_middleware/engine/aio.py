@@ -154,6 +154,11 @@ class AsyncVerifier:
         """See :meth:`Verifier.forget_browsers`."""
         return await self._store(self.verifier.forget_browsers, auth_id)
 
+    async def number_changed(self, auth_id: str, old: str, new: str) -> int:
+        """See :meth:`Verifier.number_changed`; in a worker thread (it texts)."""
+        changed = partial(self.verifier.number_changed, auth_id, old, new)
+        return await self._send_in_thread(changed)  # type: ignore[no-any-return]
+
     async def cancel(self, auth_id: str) -> bool:
         """See :meth:`Verifier.cancel`."""
         return await self._store(self.verifier.cancel, auth_id)
