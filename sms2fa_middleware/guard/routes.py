@@ -90,7 +90,13 @@ class PrefixRoutes:
 
     def openapi(self, request: Request, identity: Identity | None) -> Response:
         """The OpenAPI document of what is mounted here."""
-        return json_response(200, openapi_document(api=self.api is not None, challenge=True))
+        document = openapi_document(
+            api=self.api is not None,
+            challenge=True,
+            enroll=("/enroll", "POST") in self.table,
+            browsers=("/browsers", "POST") in self.table,
+        )
+        return json_response(200, document)
 
 
 __all__ = ["PrefixRoutes", "mounted_api"]
