@@ -171,6 +171,10 @@ class AsyncVerifier:
         """See :meth:`Verifier.revoke`."""
         return await self._store(partial(self.verifier.revoke, auth_id, browsers=browsers))
 
+    async def end_cooldown(self, auth_id: str) -> bool:
+        """See :meth:`Verifier.end_cooldown`."""
+        return await self._store(self.verifier.end_cooldown, auth_id)
+
     async def resend_wait(self, auth_id: str) -> int:
         """See :meth:`Verifier.resend_wait`."""
         return await self._store(self.verifier.resend_wait, auth_id)

@@ -274,6 +274,17 @@ class Verifier:
         self._ready()
         return self.store.revocations_since(since)
 
+    def end_cooldown(self, auth_id: str) -> bool:
+        """Lift ``auth_id``'s resend cooldown if no code is waiting (the last one was used,
+        or is spent): the next code is a new one, not a resend of it. True if lifted. The
+        other budgets still count; the guard calls it only for a user who has just
+        verified (a new number's first code after the step-up's)."""
+        key = self._key(auth_id)
+        if self.pending(auth_id) is not None:
+            return False
+        self.store.reset(Keys.cooldown(key))
+        return True
+
     def resend_wait(self, auth_id: str) -> int:
         """Seconds until ``auth_id`` may ask for a new code (0: now)."""
         key = self._key(auth_id)

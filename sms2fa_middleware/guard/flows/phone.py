@@ -169,11 +169,13 @@ class PhoneFlow:
             return self._page(request, who, next_url, None, error, 400)
         nonce, header = self.binding.for_send(request)
         to = Identity(who.auth_id, number)
+        # The user has just entered a code (the step-up's): this is no resend of it.
+        self.verifier.end_cooldown(who.auth_id)
         refused_by = self.sender.send(to, request, nonce)
         if refused_by:  # refused (a budget, the provider): said here, nothing to confirm
             status = {"rate_limited": 429, "send_failed": 502}.get(refused_by, 400)
             error = text.status(refused_by)
-            # Often the resend cooldown of the code the step-up just used: say for how long.
+            # Say for how long (the cooldown of a code sent to another new number just now).
             wait = self.sender.wait(to, request) if refused_by == "rate_limited" else None
             if wait is not None:
                 later = text.resend_wait().format(time=clock(wait.retry_after))
@@ -210,6 +212,7 @@ class PhoneFlow:
                 if number is None:
                     return json_response(400, {"message": error, "reason": reason})
                 nonce, header = self.binding.for_send(request)
+                self.verifier.end_cooldown(who.auth_id)  # as for the form: no resend
                 started = self.sender.start(Identity(who.auth_id, number), request, nonce)
                 body = {
                     "sent_to": mask(started.recipient),
