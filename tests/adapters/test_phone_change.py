@@ -11,6 +11,7 @@ databases."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import Callable
@@ -20,7 +21,8 @@ from urllib.parse import quote
 import pytest
 
 from sms2fa_middleware import AuditEvent, Identity, Verifier
-from sms2fa_middleware.errors import InvalidAuthCode
+from sms2fa_middleware.engine import AsyncVerifier
+from sms2fa_middleware.errors import InvalidAuthCode, RateLimited
 from sms2fa_middleware.sms import SendError
 from sms2fa_middleware.testing import FakeFlowroute
 from tests.support.apps import Site
@@ -501,6 +503,56 @@ def test_a_failed_notice_is_audited_and_changes_nothing_else(
     failed = [e for e in events if e.name == "send_failed"]
     assert len(failed) == 1 and failed[0].reason == "NumberChangeNotice"
     assert [e.detail["notified"] for e in events if e.name == "number_changed"] == [False]
+
+
+def test_end_cooldown_only_when_no_code_waits(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    verifier = make_verifier(resend_cooldown=30)
+    verifier.start("alice", ALICE)
+    assert verifier.end_cooldown("alice") is False  # the code waits: a new one is a resend
+    with pytest.raises(RateLimited):
+        verifier.start("alice", NEW_NUMBER)
+    verifier.check("alice", fake_flowroute.last_code(ALICE))
+    assert verifier.resend_wait("alice") > 0
+    assert verifier.end_cooldown("alice") is True  # used: the next code is a new one
+    assert verifier.resend_wait("alice") == 0
+    verifier.start("alice", NEW_NUMBER)
+    assert len(fake_flowroute.messages_to(NEW_NUMBER)) == 1
+
+
+def test_the_async_twins(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    verifier = make_verifier(resend_cooldown=30)
+    twin = AsyncVerifier(verifier)
+    verifier.new_recovery_codes("alice")
+
+    async def walk() -> tuple[bool, int]:
+        return await twin.end_cooldown("alice"), await twin.number_changed(
+            "alice", ALICE, NEW_NUMBER
+        )
+
+    assert asyncio.run(walk()) == (True, 10)
+    assert verifier.recovery_codes_left("alice") == 0
+    assert "was changed" in fake_flowroute.messages_to(ALICE)[-1].body
+
+
+@SQLITE_ONLY
+def test_the_notice_speaks_the_language_of_the_change(
+    make_identity_site: Callable[..., Site], fake_flowroute: FakeFlowroute
+) -> None:
+    app = Phones()
+    site = _site(make_identity_site, app)
+    client = Browser(site, "alice", **{"Accept-Language": "es"})
+    assert client.api("/sms2fa/challenge/send", "POST", json={}).status_code == 200
+    code = fake_flowroute.last_code(ALICE)
+    assert client.api("/sms2fa/challenge", "POST", json={"code": code}).status_code == 200
+    assert client.api(PHONE, "POST", json={"phone": NEW_NUMBER}).status_code == 200
+    done = client.api(PHONE, "POST", json={"code": fake_flowroute.last_code(NEW_NUMBER)})
+    assert done.status_code == 200, done.text
+    notice = fake_flowroute.messages_to(ALICE)[-1].body
+    assert "Se ha cambiado el número de teléfono" in notice, notice
 
 
 # -- Django ------------------------------------------------------------------------------------
