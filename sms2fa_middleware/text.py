@@ -443,6 +443,57 @@ def enroll_already() -> str:
     return _("There is a phone number on your account already.")
 
 
+def phone_title() -> str:
+    """The change-of-number page's title, and the challenge page's link to it."""
+    return _("Change your phone number")
+
+
+def phone_intro(masked: str) -> str:
+    return _(
+        "Your codes go to {number}. To use another mobile number, enter it: we text it a "
+        "code, and it replaces this one once you enter that code."
+    ).format(number=masked)
+
+
+def phone_new_label() -> str:
+    return _("New mobile number")
+
+
+def phone_code_sent(masked: str) -> str:
+    return _("We texted a code to {number}. Enter it to switch to this number.").format(
+        number=masked
+    )
+
+
+def phone_confirm_button() -> str:
+    return _("Use this number")
+
+
+def phone_same_number() -> str:
+    return _("That is the number on your account already.")
+
+
+def phone_changed(masked: str) -> str:
+    return _(
+        "Your phone number is now {number}. You were signed out everywhere else, no "
+        "browser is trusted any more, and your recovery codes no longer work: make new ones."
+    ).format(number=masked)
+
+
+def continue_link() -> str:
+    return _("Continue")
+
+
+def number_changed_notice(org_name: str) -> str:
+    """The SMS to the old number after a change (no code in it)."""
+    if org_name:
+        return _(
+            "{org_name}: the phone number for your sign-in codes was changed. "
+            "Not you? Contact support now."
+        ).format(org_name=org_name)
+    return _("The phone number for your sign-in codes was changed. Not you? Contact support now.")
+
+
 def trust_browser_label(days: int) -> str:
     return _n(
         "Trust this browser for {n} day (no code on this browser until then)",

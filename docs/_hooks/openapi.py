@@ -27,7 +27,9 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         return markdown
     from sms2fa_middleware.api.openapi import openapi_document
 
-    return markdown.replace(MARKER, render(openapi_document(api=True, challenge=True)))
+    return markdown.replace(
+        MARKER, render(openapi_document(api=True, challenge=True, enroll=True, browsers=True))
+    )
 
 
 def render(document: dict[str, Any]) -> str:

@@ -242,7 +242,8 @@ _VERIFICATION_REQUIRED = {
         "max_age": {
             "type": "integer",
             "minimum": 1,
-            "description": "Step-up: a protect rule (or a route-level check) asks for a code "
+            "description": "Step-up: a protect rule (or a route-level check, or "
+            "account_max_age for /phone and for making recovery codes) asks for a code "
             "entered at most this many seconds ago, and the session's is older. Also in the "
             "RFC 9470 challenge of WWW-Authenticate.",
         },
@@ -421,19 +422,323 @@ def _recovery() -> dict[str, Any]:
         "post": {
             "summary": "Make ten new recovery codes (the old ones stop working); shown once",
             "operationId": "recoveryGenerate",
+            "description": "Needs a verified session whose code is at most account_max_age "
+            "seconds old (300 by default), the first set too; else 401 with max_age.",
             "requestBody": _json_request([], {}, required=False),
             "responses": {
                 "200": _answer("The new codes.", codes),
                 "400": _answer("Malformed request.", _ERROR),
+                **refusals,
+                "401": _login_or_step_up(),
+            },
+        },
+    }
+
+
+# -- the account endpoints: enrollment, the change of number, trusted browsers -----------------
+
+_MASKED = {"type": "string", "description": "A phone number, masked (+1••••••••34)."}
+_PHONE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "description": "A mobile number in any common format; without a + it is read in the "
+    "middleware's default_region.",
+    "examples": ["(206) 555-0123", "+44 7911 123456"],
+}
+_PHONE_OR_CODE = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["phone"],
+                        "properties": {"phone": _PHONE},
+                        "description": "Send a code to this number (checked against the "
+                        "sending policy first: refused before any SMS).",
+                    },
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["code"],
+                        "properties": {"code": _CODE},
+                        "description": "Confirm with the code sent to it (with the "
+                        "sms2fa_challenge cookie the send set).",
+                    },
+                ]
+            }
+        }
+    },
+}
+_CODE_SENT = {
+    "type": "object",
+    "required": ["sent_to", "expires_at", "attempts_left"],
+    "properties": {
+        "sent_to": _MASKED,
+        "expires_at": {"type": "string", "format": "date-time"},
+        "attempts_left": {"type": "integer", "minimum": 1},
+    },
+}
+_SET_COOKIE = {"Set-Cookie": {"required": True, "schema": {"type": "string"}}}
+_PHONE_ERROR = {
+    **_ERROR,
+    "properties": {
+        **_ERROR["properties"],
+        "reason": {
+            "enum": [
+                "InvalidAPIUsage",
+                "InvalidRecipient",
+                "SameNumber",
+                "InvalidAuthCode",
+                "ExpiredAuthCode",
+                "UnknownAuthId",
+            ]
+        },
+    },
+}
+
+
+def _login_or_step_up() -> dict[str, Any]:
+    """The 401 of a page that needs a verified session (with max_age: a recent one)."""
+    return _answer(
+        "Not logged in (LoginRequired), or no live verified session, or one whose code is "
+        "older than account_max_age where a recent one is needed (VerificationRequired, "
+        "with max_age and RFC 9470's WWW-Authenticate challenge).",
+        {"anyOf": [_error("LoginRequired"), _VERIFICATION_REQUIRED]},
+        {"WWW-Authenticate": _WWW_AUTHENTICATE},
+    )
+
+
+def _sends_and_confirms(verified: dict[str, Any], forbidden: str) -> dict[str, Any]:
+    """The answers of a POST that sends a code to a typed number, or confirms it."""
+    return {
+        "200": {
+            **_answer(
+                "A code was sent (the first schema; the sms2fa_challenge cookie to send back), "
+                "or the code was right (the second; the verified-session cookie).",
+                {"oneOf": [_CODE_SENT, verified]},
+            ),
+            "headers": _SET_COOKIE,
+        },
+        "400": _answer(
+            "Malformed, a number outside the sending policy (InvalidRecipient: nothing was "
+            "sent), or a wrong, expired or missing code (nothing changed).",
+            _PHONE_ERROR,
+        ),
+        "401": _login_or_step_up(),
+        "403": _answer(forbidden, _ERROR),
+        "429": _common_errors()["429"],
+        "500": _answer("on_enroll raised: nothing changed.", _error("InternalError")),
+        "502": _answer("The SMS provider failed.", _error("SMSDeliveryFailed")),
+        "503": _answer("The store is unreachable.", _error("ServiceUnavailable")),
+    }
+
+
+def _enroll() -> dict[str, Any]:
+    enrolled = {
+        "type": "object",
+        "required": ["verified", "enrolled", "remember_for"],
+        "properties": {
+            "verified": {"const": True},
+            "enrolled": _MASKED,
+            "remember_for": {"type": "integer", "minimum": 1},
+        },
+    }
+    refusals = {
+        "401": _answer(
+            "Not logged in (the app's identify() found no user).", _error("LoginRequired")
+        ),
+        "403": _answer(
+            "A number is on file already (PhoneOnFile: changing it is /phone's), or a post "
+            "from another origin (OriginRejected).",
+            _ERROR,
+        ),
+        "503": _answer("The store is unreachable.", _error("ServiceUnavailable")),
+    }
+    return {
+        "get": {
+            "summary": "Whether a code for a first number is waiting (with on_enroll)",
+            "operationId": "enrollStatus",
+            "responses": {
+                "200": _answer(
+                    "The waiting code's number, if this browser holds one.",
+                    {
+                        "type": "object",
+                        "required": ["pending", "sent_to"],
+                        "properties": {
+                            "pending": {"type": "boolean"},
+                            "sent_to": {"anyOf": [_MASKED, {"type": "null"}]},
+                        },
+                    },
+                ),
+                **refusals,
+            },
+        },
+        "post": {
+            "summary": "Add a first phone number: send a code to it, then confirm it",
+            "operationId": "enroll",
+            "description": "For a logged-in user with no number on file. A right code "
+            "calls on_enroll(auth_id, e164) for the app to store the number (the one the "
+            "code went to), and sets the verified session for it.",
+            "requestBody": _PHONE_OR_CODE,
+            "responses": {
+                **_sends_and_confirms(enrolled, "PhoneOnFile or OriginRejected."),
+                "401": refusals["401"],
+                "403": refusals["403"],
+            },
+        },
+    }
+
+
+def _phone() -> dict[str, Any]:
+    changed = {
+        "type": "object",
+        "required": ["verified", "changed_to", "remember_for", "recovery_codes_left"],
+        "properties": {
+            "verified": {"const": True},
+            "changed_to": _MASKED,
+            "remember_for": {"type": "integer", "minimum": 1},
+            "recovery_codes_left": {
+                "const": 0,
+                "description": "A change ends the recovery codes: make new ones.",
+            },
+        },
+    }
+    forbidden = "No number on file (NoPhoneOnFile: enroll one), or a post from another origin."
+    return {
+        "get": {
+            "summary": "The number on file, and a waiting code for a new one (with on_enroll)",
+            "operationId": "phoneStatus",
+            "description": "Needs a verified session whose code is at most account_max_age "
+            "seconds old (300 by default), as the POST does.",
+            "responses": {
+                "200": _answer(
+                    "The number on file and the waiting code's number, masked.",
+                    {
+                        "type": "object",
+                        "required": ["phone", "pending", "sent_to"],
+                        "properties": {
+                            "phone": _MASKED,
+                            "pending": {"type": "boolean"},
+                            "sent_to": {"anyOf": [_MASKED, {"type": "null"}]},
+                        },
+                    },
+                ),
+                "401": _login_or_step_up(),
+                "403": _answer(forbidden, _ERROR),
+                "503": _answer("The store is unreachable.", _error("ServiceUnavailable")),
+            },
+        },
+        "post": {
+            "summary": "Change the phone number: send a code to the new one, then confirm it",
+            "operationId": "changePhone",
+            "description": "Needs a verified session whose code (on the old number, or a "
+            "recovery code) is at most account_max_age seconds old, else 401 with max_age. "
+            "The number on file is refused (SameNumber). A right code calls "
+            "on_enroll(auth_id, e164), then ends every verified session of the user (other "
+            "browsers), every trusted browser and the recovery codes, texts the old number a "
+            "notice, emits number_changed, and sets this client's verified session for the "
+            "new number.",
+            "requestBody": _PHONE_OR_CODE,
+            "responses": _sends_and_confirms(changed, forbidden),
+        },
+    }
+
+
+_BROWSER = {
+    "type": "object",
+    "required": [
+        "id",
+        "created_at",
+        "expires_at",
+        "last_used",
+        "user_agent",
+        "network",
+        "this_browser",
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": "string", "format": "date-time"},
+        "last_used": {"type": "string", "format": "date-time"},
+        "user_agent": {"type": "string", "maxLength": 200},
+        "network": {
+            "type": "string",
+            "description": "The coarse network it was trusted from (an IPv4 /24, an IPv6 "
+            '/48), or "unknown".',
+        },
+        "this_browser": {"type": "boolean"},
+    },
+}
+
+
+def _browsers() -> dict[str, Any]:
+    listed = {"type": "array", "items": _BROWSER}
+    refusals = {
+        "401": _login_or_step_up(),
+        "403": _answer("No number on file, or a post from another origin.", _ERROR),
+        "503": _answer("The store is unreachable.", _error("ServiceUnavailable")),
+    }
+    return {
+        "get": {
+            "summary": "The verified user's trusted browsers (with trust_browser_for)",
+            "operationId": "browsersList",
+            "responses": {
+                "200": _answer(
+                    "The most recently trusted first.",
+                    {
+                        "type": "object",
+                        "required": ["browsers"],
+                        "properties": {"browsers": listed},
+                    },
+                ),
+                **refusals,
+            },
+        },
+        "post": {
+            "summary": "Revoke one trusted browser, or all",
+            "operationId": "browsersRevoke",
+            "requestBody": _json_request(
+                ["revoke"],
+                {
+                    "revoke": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 64,
+                        "description": 'A browser\'s id, or "all".',
+                    }
+                },
+            ),
+            "responses": {
+                "200": _answer(
+                    "How many were revoked, and those left (this browser's cookie is deleted "
+                    "if it was one).",
+                    {
+                        "type": "object",
+                        "required": ["revoked", "browsers"],
+                        "properties": {
+                            "revoked": {"type": "integer", "minimum": 0},
+                            "browsers": listed,
+                        },
+                    },
+                ),
+                "400": _answer("Malformed request.", _error("InvalidAPIUsage")),
                 **refusals,
             },
         },
     }
 
 
-def openapi_document(api: bool = True, challenge: bool = False) -> dict[str, Any]:
-    """The description (paths relative to where it is mounted): the verification ``api``,
-    and the middleware's JSON ``challenge`` flow (for the logged-in user)."""
+def openapi_document(
+    api: bool = True, challenge: bool = False, enroll: bool = False, browsers: bool = False
+) -> dict[str, Any]:
+    """The description (paths relative to where it is mounted): the verification ``api``;
+    the middleware's JSON ``challenge`` flow and recovery codes (for the logged-in user);
+    with ``enroll`` (``on_enroll``) ``/enroll`` and ``/phone``; with ``browsers``
+    (``trust_browser_for``) ``/browsers``."""
     paths: dict[str, Any] = {}
     if api:
         paths["/"] = {"post": _create(), "get": _check_by_query()}
@@ -442,6 +747,11 @@ def openapi_document(api: bool = True, challenge: bool = False) -> dict[str, Any
         paths["/challenge"] = {"get": _challenge_status(), "post": _challenge_check()}
         paths["/challenge/send"] = {"post": _challenge_send()}
         paths["/recovery"] = _recovery()
+        if enroll:
+            paths["/enroll"] = _enroll()
+            paths["/phone"] = _phone()
+        if browsers:
+            paths["/browsers"] = _browsers()
     schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
     if challenge:
         schemes["verifiedSession"] = {

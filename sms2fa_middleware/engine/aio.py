@@ -154,6 +154,11 @@ class AsyncVerifier:
         """See :meth:`Verifier.forget_browsers`."""
         return await self._store(self.verifier.forget_browsers, auth_id)
 
+    async def number_changed(self, auth_id: str, old: str, new: str) -> int:
+        """See :meth:`Verifier.number_changed`; in a worker thread (it texts)."""
+        changed = partial(self.verifier.number_changed, auth_id, old, new)
+        return await self._send_in_thread(changed)  # type: ignore[no-any-return]
+
     async def cancel(self, auth_id: str) -> bool:
         """See :meth:`Verifier.cancel`."""
         return await self._store(self.verifier.cancel, auth_id)
@@ -165,6 +170,10 @@ class AsyncVerifier:
     async def revoke(self, auth_id: str, *, browsers: bool = True) -> datetime:
         """See :meth:`Verifier.revoke`."""
         return await self._store(partial(self.verifier.revoke, auth_id, browsers=browsers))
+
+    async def end_cooldown(self, auth_id: str) -> bool:
+        """See :meth:`Verifier.end_cooldown`."""
+        return await self._store(self.verifier.end_cooldown, auth_id)
 
     async def resend_wait(self, auth_id: str) -> int:
         """See :meth:`Verifier.resend_wait`."""

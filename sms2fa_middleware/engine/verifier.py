@@ -14,6 +14,7 @@ from ..sms import Sender, SendError, segments, sender_from_settings
 from ..store import Store
 from .audit import Audit, AuditEvent
 from .checking import Checks
+from .numbers import NumberChanges
 from .recovery import Recovery
 from .results import Pending, SendWait, Started, Verified
 from .sending import Purger, Sends, StartOptions
@@ -89,6 +90,7 @@ class Verifier:
             self.settings, self.store, self.keys, self.audit, self.clock, self.checks
         )
         self.trust = Trust(self.store, self.keys, self.audit, self.clock)
+        self.numbers = NumberChanges(self.settings, self.store, self.keys, self.audit)
 
     def namespaced(self, namespace: str) -> Verifier:
         """This verifier (same store, sender and settings) in a namespace of its own.
@@ -221,6 +223,15 @@ class Verifier:
         self._ready()
         return self.trust.forget_all(auth_id)
 
+    def number_changed(self, auth_id: str, old: str, new: str) -> int:
+        """``auth_id``'s phone number went from ``old`` to ``new`` (E.164; the app stored
+        it): its recovery codes stop working (how many there were is returned), ``old`` is
+        texted a notice of the change (no code in it; in the language spoken now), and the
+        event ``number_changed`` is emitted. Call :meth:`revoke` too, which ends its
+        sessions and trusted browsers (the middleware's ``{prefix}/phone`` does both)."""
+        self._ready()
+        return self.numbers.changed(auth_id, old, new, self.sender)
+
     def cancel(self, auth_id: str) -> bool:
         """Delete the pending code of ``auth_id``; True if there was one."""
         removed = self.store.delete_code(self._key(auth_id))
@@ -262,6 +273,17 @@ class Verifier:
         """(auth_id, revoked_at) of every revocation after ``since``."""
         self._ready()
         return self.store.revocations_since(since)
+
+    def end_cooldown(self, auth_id: str) -> bool:
+        """Lift ``auth_id``'s resend cooldown if no code is waiting (the last one was used,
+        or is spent): the next code is a new one, not a resend of it. True if lifted. The
+        other budgets still count; the guard calls it only for a user who has just
+        verified (a new number's first code after the step-up's)."""
+        key = self._key(auth_id)
+        if self.pending(auth_id) is not None:
+            return False
+        self.store.reset(Keys.cooldown(key))
+        return True
 
     def resend_wait(self, auth_id: str) -> int:
         """Seconds until ``auth_id`` may ask for a new code (0: now)."""

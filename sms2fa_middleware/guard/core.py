@@ -21,6 +21,7 @@ from .flows.browsers import BrowsersFlow
 from .flows.enroll import EnrollFlow
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow
+from .flows.phone import PhoneFlow
 from .flows.recovery import RecoveryFlow
 from .identity import Identities
 from .options import GuardOptions
@@ -150,6 +151,7 @@ class Guard:
             recovery,
             browsers,
             enroll,
+            PhoneFlow(enroll) if enroll is not None else None,
         )
         #: THE decision for a protected or prefix request (decision.py); ``anonymous="app"``
         #: sends anonymous requests to protected paths to the app.

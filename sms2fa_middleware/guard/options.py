@@ -37,6 +37,9 @@ REMEMBER_FOR_WARNING = 24 * 3600
 #: (a day's margin for other hosts' clocks).
 MAX_REMEMBER_FOR = int(REVOCATION_RETENTION.total_seconds()) - 86400
 
+#: A code at most this old (seconds) may change the number or make recovery codes.
+DEFAULT_ACCOUNT_MAX_AGE = 300
+
 #: Browsers keep a cookie at most 400 days (RFC 6265bis): trust lasts no longer.
 MAX_TRUST_BROWSER_FOR = 400 * 86400
 
@@ -125,6 +128,10 @@ class GuardOptions:
     #: gets a code on it, and once the code is right this is called with ``(auth_id,
     #: e164_number)`` for the app to store the number (sync, or async run to completion).
     on_enroll: Callable[[str, str], Any] | None = field(default=None, hash=False, compare=False)
+    #: Seconds: how recent the code must be to change the phone number (``{prefix}/phone``)
+    #: or make recovery codes; an older verified session is challenged first (a step-up,
+    #: as a rule's ``max_age``).
+    account_max_age: int = DEFAULT_ACCOUNT_MAX_AGE
     #: Derived: the ``protect`` rules that say more than their path.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
@@ -169,6 +176,9 @@ class GuardOptions:
                 f"trust_browser_for must be a number of seconds from 0 (off) to "
                 f"{MAX_TRUST_BROWSER_FOR} (400 days), or None, got {trust!r}"
             )
+        age = self.account_max_age
+        if isinstance(age, bool) or not isinstance(age, int) or age <= 0:
+            raise ValueError(f"account_max_age must be a positive number of seconds, got {age!r}")
         if self.on_event is not None and not callable(self.on_event):
             raise ValueError("on_event must be a callable (one argument: the event) or None")
         if self.on_enroll is not None and not callable(self.on_enroll):
@@ -253,4 +263,10 @@ class GuardOptions:
         return cls(**options)
 
 
-__all__ = ["DEFAULT_REMEMBER_FOR", "MAX_REMEMBER_FOR", "MAX_TRUST_BROWSER_FOR", "GuardOptions"]
+__all__ = [
+    "DEFAULT_ACCOUNT_MAX_AGE",
+    "DEFAULT_REMEMBER_FOR",
+    "MAX_REMEMBER_FOR",
+    "MAX_TRUST_BROWSER_FOR",
+    "GuardOptions",
+]

@@ -1,7 +1,8 @@
 """The guard's routes under the prefix: the challenge (the HTML page and its forms, or the
 JSON flow, by the request's content type and ``Accept``), the recovery codes, the trusted
-browsers (with ``trust_browser_for``), enrollment (with ``on_enroll``), the OpenAPI
-document, and the mounted verification API (when it is on) for the rest."""
+browsers (with ``trust_browser_for``), enrollment and the change of number (with
+``on_enroll``), the OpenAPI document (of what is mounted), and the mounted verification API
+(when it is on) for the rest."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .flows.browsers import BrowsersFlow
 from .flows.enroll import EnrollFlow
 from .flows.html import HtmlFlow
 from .flows.json import JsonFlow, is_json, wants_json
+from .flows.phone import PhoneFlow
 from .flows.recovery import RecoveryFlow
 from .options import GuardOptions
 from .responses import not_found, unavailable
@@ -46,6 +48,7 @@ class PrefixRoutes:
         recovery: RecoveryFlow | None = None,
         browsers: BrowsersFlow | None = None,
         enroll: EnrollFlow | None = None,
+        phone: PhoneFlow | None = None,
     ) -> None:
         self.prefix = prefix
         self.api = api
@@ -67,6 +70,9 @@ class PrefixRoutes:
         if enroll is not None:  # adding a first number: only with on_enroll
             self.table[("/enroll", "GET")] = enroll.get
             self.table[("/enroll", "POST")] = enroll.post
+        if phone is not None:  # changing the number: only with on_enroll too
+            self.table[("/phone", "GET")] = phone.get
+            self.table[("/phone", "POST")] = phone.post
 
     def handle(self, request: Request, identity: Identity | None) -> Response:
         """The challenge page, its forms, the OpenAPI document, or the API; 404 else."""
@@ -84,7 +90,13 @@ class PrefixRoutes:
 
     def openapi(self, request: Request, identity: Identity | None) -> Response:
         """The OpenAPI document of what is mounted here."""
-        return json_response(200, openapi_document(api=self.api is not None, challenge=True))
+        document = openapi_document(
+            api=self.api is not None,
+            challenge=True,
+            enroll=("/enroll", "POST") in self.table,
+            browsers=("/browsers", "POST") in self.table,
+        )
+        return json_response(200, document)
 
 
 __all__ = ["PrefixRoutes", "mounted_api"]

@@ -220,13 +220,20 @@ class Sessions:
         self._token = verifier.store.revocation_signal.token
         self._seen_token: object = _UNSEEN  # the token when the last good read started
 
-    def issue(self, identity: Identity) -> str:
-        """A fresh cookie value (a new session id: no fixation)."""
-        return self.signer.issue(identity, int(self.now_ms()))
+    def issue(self, identity: Identity, after_ms: int | None = None) -> str:
+        """A fresh cookie value (a new session id: no fixation); ``after_ms``: issued later
+        than that moment (a revocation just made, which ends sessions issued until then)."""
+        issued = int(self.now_ms())
+        if after_ms is not None:
+            issued = max(issued, after_ms + 1)
+        return self.signer.issue(identity, issued)
 
-    def set_cookie(self, https: bool, identity: Identity) -> tuple[str, str]:
-        """The Set-Cookie header of a fresh verified session."""
-        return self.cookies.set(https, self._names[https], self.issue(identity), self.remember_for)
+    def set_cookie(
+        self, https: bool, identity: Identity, after_ms: int | None = None
+    ) -> tuple[str, str]:
+        """The Set-Cookie header of a fresh verified session (``after_ms``: see :meth:`issue`)."""
+        value = self.issue(identity, after_ms)
+        return self.cookies.set(https, self._names[https], value, self.remember_for)
 
     def touch(
         self, session: Session, https: bool, identity: Identity, now_ms: float
@@ -391,14 +398,16 @@ class Sessions:
         parts = value.split(".", 2)
         return len(parts) > 1 and parts[1] in self._revoked_sessions
 
-    def revoke(self, auth_id: str, browsers: bool = True) -> None:
+    def revoke(self, auth_id: str, browsers: bool = True) -> int:
         """End ``auth_id``'s verified sessions here at once, and on every worker and host
         before its next request (the store's signal; without it, within
-        ``revocation_interval`` seconds). Here it holds even when the store cannot be
-        written -- and then StoreUnavailable is raised: other hosts do not know."""
+        ``revocation_interval`` seconds); the moment (ms) sessions issued until then end.
+        Here it holds even when the store cannot be written -- and then StoreUnavailable
+        is raised: other hosts do not know."""
         self._learn(auth_id, int(self.now_ms()))
         at = self.verifier.revoke(auth_id, browsers=browsers)
         self._learn(auth_id, int(at.timestamp() * 1000))
+        return self._revoked.get(auth_id, 0)
 
     def revoke_sessions(self, values: Iterable[str]) -> None:
         """End the sessions whose cookie values these are ("log out this device"), here at

@@ -276,3 +276,135 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
     assert {(m, p) for m, p, _ in seen} >= {("POST", "/"), ("GET", "/"), ("POST", "/check")}
     assert seen[("POST", "/", 200)] > 0, seen
     assert any(s == 400 for m, p, s in seen if p == "/check"), seen
+
+
+# -- the middleware's account endpoints: /enroll, /phone, /recovery, /browsers ---------------
+
+
+def test_the_account_endpoints_are_described_where_they_are_mounted(
+    tmp_path: Path, fake_flowroute: FakeFlowroute
+) -> None:
+    full = openapi_document(api=True, challenge=True, enroll=True, browsers=True)
+    _assert_valid_31(full)
+    operations = {(path, method) for path, item in full["paths"].items() for method in item}
+    assert {
+        ("/enroll", "get"),
+        ("/enroll", "post"),
+        ("/phone", "get"),
+        ("/phone", "post"),
+        ("/recovery", "get"),
+        ("/recovery", "post"),
+        ("/browsers", "get"),
+        ("/browsers", "post"),
+    } <= operations
+    # The change and new recovery codes may ask for a recent code: their 401 says so.
+    for path in ("/phone", "/recovery"):
+        answer = full["paths"][path]["post"]["responses"]["401"]
+        assert "WWW-Authenticate" in answer["headers"]
+        body = answer["content"]["application/json"]["schema"]["anyOf"]
+        assert any("max_age" in schema.get("properties", {}) for schema in body)
+    reasons = full["paths"]["/phone"]["post"]["responses"]["400"]["content"]["application/json"]
+    assert {"InvalidRecipient", "SameNumber"} <= set(
+        reasons["schema"]["properties"]["reason"]["enum"]
+    )
+
+    settings = Settings(
+        secret_key=SECRET,
+        database_url=f"sqlite:///{tmp_path / 'd.db'}",
+        **fake_flowroute.settings_kwargs(),
+    )
+    verifier = Verifier(settings)
+    try:
+        from sms2fa_middleware.messages import Request
+
+        def served(**options: Any) -> dict[str, Any]:
+            guard = Guard(verifier=verifier, protect=["/private"], **options)
+            answer = guard.handle_prefix(Request("GET", "/sms2fa/openapi.json"), None)
+            document: dict[str, Any] = json.loads(answer.body)
+            return document
+
+        assert served() == openapi_document(api=False, challenge=True)
+        assert not {"/enroll", "/phone", "/browsers"} & set(served()["paths"])
+        both = served(on_enroll=lambda auth_id, number: None, trust_browser_for=86400)
+        assert both == openapi_document(api=False, challenge=True, enroll=True, browsers=True)
+        assert {"/enroll", "/phone", "/browsers"} <= set(both["paths"])
+        assert "/browsers" not in served(on_enroll=lambda auth_id, number: None)["paths"]
+    finally:
+        verifier.store.dispose()
+
+
+def _matches(document: dict[str, Any], method: str, path: str, answer: Any) -> dict[str, Any]:
+    """``answer`` (a requests.Response to ``/sms2fa<path>``) is described by the document:
+    its status is listed for the operation, and its JSON body fits that status's schema."""
+    operation = _operation(document, method, path)
+    assert operation is not None, (method, path)
+    described = operation["responses"].get(str(answer.status_code))
+    assert described is not None, (method, path, answer.status_code, answer.text[:300])
+    body: dict[str, Any] = answer.json()
+    schema = described["content"]["application/json"]["schema"]
+    jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)
+    return body
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("framework", ["flask"], indirect=True)
+def test_the_account_endpoints_answer_as_described(
+    make_identity_site: Any, fake_flowroute: FakeFlowroute
+) -> None:
+    """A JSON client walks enrollment, a change of number, recovery codes and trusted
+    browsers; every answer, right or refused, fits the served document."""
+    from sms2fa_middleware import Identity
+    from tests.support.browsing import ALICE, NEW_NUMBER, Browser, wrong
+
+    table: dict[str, Any] = {"alice": Identity("alice", ALICE), "carol": Identity("carol", None)}
+
+    def on_enroll(auth_id: str, number: str) -> None:
+        table[auth_id] = Identity(auth_id, number)
+
+    site = make_identity_site(table, on_enroll=on_enroll, trust_browser_for=86400)
+    alice, carol = Browser(site, "alice"), Browser(site, "carol")
+    document = alice.api("/sms2fa/openapi.json").json()
+    assert {"/enroll", "/phone", "/browsers"} <= set(document["paths"])
+
+    def call(who: Browser, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        return _matches(document, method, path, who.api("/sms2fa" + path, method, json=body))
+
+    # Enrollment (carol has no number).
+    assert call(carol, "GET", "/enroll") == {"pending": False, "sent_to": None}
+    assert call(carol, "POST", "/enroll", {"phone": "not a number"})["reason"] == "InvalidRecipient"
+    assert "sent_to" in call(carol, "POST", "/enroll", {"phone": "+13125550100"})
+    code = fake_flowroute.last_code("+13125550100")
+    assert call(carol, "POST", "/enroll", {"code": wrong(code)})["reason"] == "InvalidAuthCode"
+    assert call(carol, "POST", "/enroll", {"code": code})["verified"] is True
+    assert call(alice, "POST", "/enroll", {"phone": NEW_NUMBER})["reason"] == "PhoneOnFile"
+    assert call(Browser(site), "GET", "/enroll")["reason"] == "LoginRequired"
+
+    # Unverified: /phone, /recovery and /browsers say where to verify.
+    for method, path in (("GET", "/phone"), ("POST", "/recovery"), ("GET", "/browsers")):
+        assert call(alice, method, path, {} if method == "POST" else None)["challenge"]
+    assert call(alice, "POST", "/challenge/send", {})["sent_to"]
+    checked = alice.api(
+        "/sms2fa/challenge", "POST", json={"code": fake_flowroute.last_code(ALICE), "trust": True}
+    )
+    assert checked.status_code == 200, checked.text
+
+    # Recovery codes and trusted browsers.
+    assert len(call(alice, "POST", "/recovery", {})["codes"]) == 10
+    assert call(alice, "GET", "/recovery") == {"remaining": 10}
+    listed = call(alice, "GET", "/browsers")["browsers"]
+    assert len(listed) == 1 and listed[0]["this_browser"] is True
+    assert call(alice, "POST", "/browsers", {"revoke": 5})["reason"] == "InvalidAPIUsage"
+    assert call(alice, "POST", "/browsers", {"revoke": "nosuch"})["revoked"] == 0
+
+    # The change of number.
+    assert call(alice, "GET", "/phone")["pending"] is False
+    assert call(alice, "POST", "/phone", {"phone": ALICE})["reason"] == "SameNumber"
+    assert call(alice, "POST", "/phone", {"code": "123456"})["reason"] == "UnknownAuthId"
+    assert call(alice, "POST", "/phone", {"phone": NEW_NUMBER})["sent_to"]
+    assert call(alice, "GET", "/phone")["pending"] is True
+    code = fake_flowroute.last_code(NEW_NUMBER)
+    assert call(alice, "POST", "/phone", {"code": wrong(code)})["reason"] == "InvalidAuthCode"
+    changed = call(alice, "POST", "/phone", {"code": code})
+    assert changed["verified"] is True and changed["recovery_codes_left"] == 0
+    assert call(alice, "GET", "/browsers") == {"browsers": []}
+    assert call(alice, "GET", "/recovery") == {"remaining": 0}

@@ -3,14 +3,15 @@
 A Flask app protected by the middleware (``tests.support.apps.serve``, real FakeFlowroute, a
 SQLite file) is walked through: the challenge page (fresh with the resend wait running, then
 after a wrong code), the recovery-codes page (before and after making codes), the trusted
-browsers page, the 403 after a bad CSRF token, the no-phone page and the failed-identify
-page; and, with ``on_enroll``, the enrollment page (number form, a refused number, code
-form, a wrong code). On each, axe-core (the ``axe.min.js`` bundled by the
-``axe-playwright-python`` package, injected through the DevTools protocol, so the page's
-Content-Security-Policy stays as served) must find no WCAG 2.0/2.1 A or AA violation, and
-the page must not scroll sideways. The walk runs twice: light at desktop width, and dark
-(``prefers-color-scheme: dark``) at 320 px, so axe's color-contrast rule sees the dark
-colours. Screenshots go to ``test-artifacts/``.
+browsers page, the change-of-number page (and its code form), the 403 after a bad CSRF
+token, the enrollment page, the no-phone page and the failed-identify page; and the
+enrollment page in the states a new user meets (number form, a refused number, code form, a
+wrong code). On each, axe-core (the ``axe.min.js`` bundled by the ``axe-playwright-python``
+package, injected through the DevTools protocol, so the page's Content-Security-Policy stays
+as served) must find no WCAG 2.0/2.1 A or AA violation, and the page must not scroll
+sideways. The walk runs twice: light at desktop width, and dark (``prefers-color-scheme:
+dark``) at 320 px, so axe's color-contrast rule sees the dark colours. Screenshots go to
+``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def test_every_page_passes_axe(
         users,
         identify=_identify(users),
         trust_browser_for=30,
+        on_enroll=lambda auth_id, number: users.__setitem__(auth_id, number),
     )
+    # Without on_enroll a user with no phone gets the no-phone page, not enrollment.
+    plain = serve("flask", make_settings(), users, identify=_identify(users))
     ARTIFACTS.mkdir(exist_ok=True)
     found: dict[str, list[dict[str, Any]]] = {}
 
@@ -126,9 +130,10 @@ def test_every_page_passes_axe(
 
     csp_errors: list[str] = []
     try:
-        _walk(site.url, open_as, check, fake_flowroute)
+        _walk(site.url, open_as, check, fake_flowroute, plain.url)
     finally:
         site.stop()
+        plain.stop()
 
     assert not csp_errors, f"a page broke its Content-Security-Policy: {csp_errors}"
     failed = {name: v for name, v in found.items() if v}
@@ -138,9 +143,14 @@ def test_every_page_passes_axe(
 
 
 def _walk(
-    url: str, open_as: Callable[[str], Any], check: Callable[[Page, str], None], fake: Any
+    url: str,
+    open_as: Callable[[str], Any],
+    check: Callable[[Page, str], None],
+    fake: Any,
+    plain_url: str,
 ) -> None:
-    """Every page, in the states a user meets them, each handed to ``check``."""
+    """Every page, in the states a user meets them, each handed to ``check`` (``url``: with
+    on_enroll; ``plain_url``: without, where a user with no phone meets the no-phone page)."""
     alice = open_as("alice")
     try:
         page = alice.new_page()
@@ -178,6 +188,14 @@ def _walk(
         expect(page.locator("#trusted-browsers li")).to_have_count(1)
         check(page, "browsers")
 
+        page.goto(url + "/sms2fa/phone")  # the code above is recent: no step-up
+        check(page, "phone")
+        page.get_by_label("New mobile number").fill("(312) 555-0199")
+        page.get_by_role("button", name="Text me a code").click()
+        field = page.get_by_label("Verification code")
+        expect(field).to_be_focused()
+        check(page, "phone-code")
+
         page.goto(url + "/sms2fa/recovery")
         page.evaluate("document.querySelector('[name=csrf_token]').value = 'forged'")
         page.get_by_role("button").click()
@@ -186,11 +204,20 @@ def _walk(
     finally:
         alice.close()
 
+    context = open_as("carol")
+    try:
+        page = context.new_page()
+        page.goto(url + "/account")  # with on_enroll: the enrollment page
+        expect(page.get_by_role("heading", level=1)).to_have_text("Add your phone number")
+        check(page, "enroll")
+    finally:
+        context.close()
+
     for user, name in (("carol", "no-phone"), ("broken", "error")):
         context = open_as(user)
         try:
             page = context.new_page()
-            answer = page.goto(url + "/account")
+            answer = page.goto(plain_url + "/account")
             assert answer is not None and answer.status == (403 if user == "carol" else 500)
             check(page, name)
         finally:

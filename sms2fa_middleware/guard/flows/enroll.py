@@ -12,7 +12,7 @@
 The number enrolled is the one the code went to (the engine keeps it with the code), never
 one the client names at confirmation. A user who has a number already is sent to the
 challenge (a browser) or refused 403 ``PhoneOnFile`` (an API client): changing a number is
-not this page's job.
+``{prefix}/phone``'s job (:mod:`.phone`), which reuses this flow's number and code checks.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class EnrollFlow:
         here = with_next(app_url(request, f"{self.options.prefix}/enroll"), next_url)
         if "code" in fields:
             code = re.sub(r"[\s-]", "", fields["code"])
-            error, status, number = self._check(identity, code, self.binding.for_check(request))
+            error, status, number = self.check_code(identity, code, self.binding.for_check(request))
             if number is None:
                 sent_to = self._pending(request, identity)
                 return self._page(request, identity, next_url, sent_to, error, status)
@@ -176,7 +176,9 @@ class EnrollFlow:
             return self._page(request, identity, next_url, None, error, status)
         return redirect(here, header)
 
-    def _check(self, identity: Identity, code: str, binding: str) -> tuple[str, int, str | None]:
+    def check_code(
+        self, identity: Identity, code: str, binding: str
+    ) -> tuple[str, int, str | None]:
         """("", 200, the number the code went to) when ``code`` is right in this browser,
         else (the page's error, status, None); the challenge's wording."""
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from ... import Identity, text
 from ...engine import SendWait, Verifier
@@ -36,6 +36,7 @@ from ..responses import (
     redirect,
     safe_next,
     titled,
+    with_next,
 )
 from ..sending import CodeSender
 from ..sessions import Sessions
@@ -264,11 +265,22 @@ class HtmlFlow:
             logout_url=app_url(request, link) if (link := self.options.logout_link) else None,
             recovery_left=self.verifier.recovery_codes_left(identity.auth_id),
             trust_days=self.trust.days if self.trust is not None else 0,
+            change_number_url=self._change_number_url(request, next_url),
             # More than the cooldown after a send: say what holds the next code back.
             held=text.held(wait.budget)
             if wait is not None and wait.budget != "resend_cooldown"
             else None,
         )
+
+    def _change_number_url(self, request: Request, next_url: str) -> str | None:
+        """``{prefix}/phone`` (coming back to ``next_url``) when numbers can change there,
+        unless this challenge is that page's own step-up."""
+        if self.options.on_enroll is None:
+            return None
+        phone = app_url(request, f"{self.options.prefix}/phone")
+        if urlsplit(next_url).path == phone:
+            return None
+        return with_next(phone, next_url)
 
     def _checked_form(
         self, request: Request, identity: Identity | None

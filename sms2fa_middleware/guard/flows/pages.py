@@ -3,7 +3,8 @@
 An app re-skins the page by passing ``template_dir=``: a ``challenge.html`` there replaces
 ours. Placeholders: ``$masked_recipient`` (text), and the ready-made HTML fragments ``$lead``,
 ``$messages``, ``$code_form``, ``$resend_form``, ``$recovery_form`` (empty unless the user
-has recovery codes), ``$logout`` (empty without the ``logout_url`` option) and ``$script``,
+has recovery codes), ``$logout`` (the "Change your phone number" link with ``on_enroll``,
+and the "Log out" link with the ``logout_url`` option; else empty) and ``$script``,
 the texts ``$title`` and ``$heading``, and ``$lang`` and ``$dir`` for ``<html>`` (the
 request's language: ``pt-BR``; ``rtl`` for Arabic). Every sentence comes from
 :mod:`sms2fa_middleware.text`, in the request's language.
@@ -41,6 +42,8 @@ class ChallengeView:
     logout_url: str | None = None  # the "Log out" link's target, ready to send
     recovery_left: int = 0  # unused recovery codes: their form shows when there are some
     trust_days: int = 0  # the "Trust this browser for N days" box shows when above 0
+    #: The "Change your phone number" link's target (``{prefix}/phone``, with ``on_enroll``).
+    change_number_url: str | None = None
 
 
 class Pages:
@@ -77,7 +80,7 @@ class Pages:
             code_form=_code_form(view, hidden),
             resend_form=_resend_form(view, hidden),
             recovery_form=_recovery_form(view, hidden),
-            logout=_logout(view),
+            logout=_change_number(view) + _logout(view),
             script=_script(view),
         ).encode("utf-8")
 
@@ -135,6 +138,17 @@ def _recovery_form(view: ChallengeView, hidden: str) -> str:
         f'autocapitalize="none" spellcheck="false" maxlength="40" required>'
         f'<p class="muted" id="recovery-left">{escape(text.recovery_left(view.recovery_left))}'
         f'</p><button type="submit">{escape(text.recovery_button())}</button></form></details>'
+    )
+
+
+def _change_number(view: ChallengeView) -> str:
+    """A way to another number (it is asked for after a fresh code on this one, or a
+    recovery code); in ``$logout``, so a custom template shows it too."""
+    if not view.change_number_url:
+        return ""
+    return (
+        f'<p class="logout"><a href="{escape(view.change_number_url)}">'
+        f"{escape(text.phone_title())}</a></p>"
     )
 
 

@@ -52,9 +52,17 @@ class RecoveryFlow:
         self.csrf = csrf
         self.refusals = refusals
 
-    def _verified(self, request: Request, identity: Identity | None) -> Identity | Response:
+    def _verified(
+        self, request: Request, identity: Identity | None, fresh: bool = False
+    ) -> Identity | Response:
+        """The user if the request may go on; ``fresh``: with a recent code."""
         return verified_or_where_to_go(
-            self.sessions, self.refusals, request, identity, f"{self.options.prefix}/recovery"
+            self.sessions,
+            self.refusals,
+            request,
+            identity,
+            f"{self.options.prefix}/recovery",
+            self.options.account_max_age if fresh else None,
         )
 
     def get(self, request: Request, identity: Identity | None) -> Response:
@@ -68,7 +76,7 @@ class RecoveryFlow:
 
     def post(self, request: Request, identity: Identity | None) -> Response:
         """Make a new set (the old one stops working) and show it once."""
-        who = self._verified(request, identity)
+        who = self._verified(request, identity, fresh=True)
         if isinstance(who, Response):
             return who
         if is_json(request):
