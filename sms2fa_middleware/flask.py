@@ -27,15 +27,26 @@ from flask.cli import AppGroup
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity, route_checks
+from .messages import Request as SansIORequest
 from .users import UserField, phone_text, reader
 from .wsgi import ENVIRON_KEY, MIDDLEWARE_KEY, SMS2FAMiddleware, request_from_environ
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
+def _sans_io() -> SansIORequest:
+    """The view's request as the guard reads it (no body: never too large)."""
+    made = request_from_environ(request.environ, read_body=False, native=request)
+    assert made is not None
+    return made
+
+
 def _refuse() -> tuple[bytes, int, dict[str, str]]:
+    """The 403, in the request's language (the middleware's pages' if it is found)."""
+    middleware = request.environ.get(MIDDLEWARE_KEY)
+    options = middleware.options if isinstance(middleware, SMS2FAMiddleware) else None
     status, body, headers = route_checks.refusal_answer(
-        request.path, request.headers.get("accept", "")
+        request.path, request.headers.get("accept", ""), _sans_io(), options
     )
     return body, status, headers
 
@@ -51,8 +62,7 @@ def _check(max_age: int | None) -> Any:
     middleware = request.environ.get(MIDDLEWARE_KEY)
     if not isinstance(middleware, SMS2FAMiddleware):  # verified by whom? Fail closed.
         return _refuse()
-    sans_io = request_from_environ(request.environ, read_body=False)
-    assert sans_io is not None  # no body read: never too large
+    sans_io = _sans_io()
     guard = middleware.guard
     verdict = guard.step_up(sans_io, identity, max_age)
     if verdict is None:
