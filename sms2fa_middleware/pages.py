@@ -28,7 +28,7 @@ it as they escape anything.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -56,6 +56,38 @@ MESSAGE_PAGES = ("no_phone", "forbidden", "error", "unavailable")
 Rendered = str | bytes | None
 #: ``render(page, context)``: see the module's docstring.
 Render = Callable[[str, Mapping[str, Any]], Rendered | Awaitable[Rendered]]
+
+
+def chosen_pages(pages: Iterable[str] | None) -> frozenset[str]:
+    """The pages a helper renders (None: all), each checked: a typo fails at start-up."""
+    chosen = frozenset(PAGES if pages is None else ([pages] if isinstance(pages, str) else pages))
+    unknown = sorted(chosen - set(PAGES))
+    if unknown:
+        raise ValueError(f"unknown page(s) {', '.join(unknown)}; the pages are {', '.join(PAGES)}")
+    return chosen
+
+
+def template_names(page: str) -> list[str]:
+    """The templates that may make ``page``, the first found wins: ``sms2fa/<page>.html``,
+    then, for a plain page, ``sms2fa/message.html``."""
+    names = [f"sms2fa/{page}.html"]
+    if page in MESSAGE_PAGES:
+        names.append("sms2fa/message.html")
+    return names
+
+
+def template_values(
+    context: Mapping[str, Any], layout: str | None = None, *, request: bool = True
+) -> dict[str, Any]:
+    """The variables a page's template gets: the context, and ``layout`` (the template the
+    packaged pages extend) when one is named; ``request=False`` leaves the context's
+    ``request`` out (Flask's templates have their own)."""
+    values = dict(context)
+    if not request:
+        values.pop("request", None)
+    if layout is not None:
+        values["layout"] = layout
+    return values
 
 
 class PageContext(TypedDict):
@@ -124,6 +156,9 @@ class ChallengeContext(PageContext):
     retry_after_text: str | None
     #: The same sentence with ``{time}`` for the time left, for ``data-template``.
     retry_after_template: str
+    #: How the time left joins minutes and seconds ("{minutes} and {seconds}"), for
+    #: ``data-join``: our script words the time in the page's language as it counts down.
+    retry_after_join: str
     #: Unused recovery codes (0: no recovery form).
     recovery_left: int
     #: "2 recovery codes left".
@@ -239,4 +274,7 @@ __all__ = [
     "Render",
     "Rendered",
     "TrustedBrowserEntry",
+    "chosen_pages",
+    "template_names",
+    "template_values",
 ]

@@ -1,6 +1,7 @@
 """Starlette and FastAPI conveniences: ``identify`` from Starlette's session
-(:func:`session_identify`), a route-level check that double-checks the middleware, and a
-start-up check of the app's routes against the patterns.
+(:func:`session_identify`), a route-level check that double-checks the middleware, a
+start-up check of the app's routes against the patterns, and the middleware's pages made
+with the app's ``Jinja2Templates`` (:func:`jinja2_render`).
 
 Defence in depth: the middleware decides which requests need a verified session; a route
 that also checks refuses (403) any request the middleware did not verify -- so a route that
@@ -24,7 +25,7 @@ import asyncio
 import functools
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, overload
 
 from starlette.exceptions import HTTPException
@@ -41,6 +42,7 @@ from .guard.rendering import LOOP
 from .guard.rule_checks import method_warnings
 from .messages import Request as SansIORequest
 from .messages import Response as SansIOResponse
+from .pages import Render, chosen_pages, template_values
 from .threads import SENDS
 
 
@@ -244,6 +246,62 @@ def verified_required(endpoint: Endpoint | None = None, *, max_age: int | None =
     return wrapper
 
 
+def jinja2_render(
+    templates: Any,
+    *,
+    layout: str | None = None,
+    pages: Iterable[str] | None = None,
+    app: Any = None,
+) -> Render:
+    """A ``render`` hook that makes the middleware's pages with the app's
+    ``Jinja2Templates`` (its environment, globals such as ``url_for``, and its context
+    processors)::
+
+        templates = Jinja2Templates(directory="templates")
+        Middleware(SMS2FAMiddleware, ..., render=jinja2_render(templates, layout="base.html"))
+
+    Each page is ``sms2fa/<page>.html`` from the app's templates, else the package's
+    (:data:`~sms2fa_middleware.pages.JINJA2_TEMPLATES`), which extend ``layout`` (the app's
+    base template, with blocks ``title`` and ``content``; default the package's
+    ``sms2fa/base.html``); ``request`` is Starlette's. ``pages``: only these pages (default
+    all); the others are the built-in pages. ``app``: the app whose routes ``url_for``
+    names, when the middleware wraps it from outside (``SMS2FAMiddleware(app, ...)``: the
+    request has met no app yet); inside ``middleware=[...]`` it needs none. With an
+    environment made with ``enable_async=True`` the page renders on the event loop."""
+    from .jinja import page_template, with_package_templates
+
+    wanted = chosen_pages(pages)
+    env = with_package_templates(templates.env)
+    processors = list(getattr(templates, "context_processors", ()))
+
+    def values_for(context: Mapping[str, Any]) -> dict[str, Any]:
+        values = template_values(context, layout)
+        native = values.get("request")
+        if isinstance(native, Request):
+            scope = native.scope
+            if app is not None and "router" not in scope and "app" not in scope:
+                native = values["request"] = Request({**scope, "app": app})
+            for processor in processors:
+                values.update(processor(native))
+        return values
+
+    if env.is_async:
+
+        async def render_async(page: str, context: Mapping[str, Any]) -> str | None:
+            if page not in wanted:
+                return None
+            return await page_template(env, page).render_async(values_for(context))
+
+        return render_async
+
+    def render(page: str, context: Mapping[str, Any]) -> str | None:
+        if page not in wanted:
+            return None
+        return page_template(env, page).render(values_for(context))
+
+    return render
+
+
 def _entries(routes: Iterable[Any]) -> list[Any]:
     """``routes`` with FastAPI's included routers opened: since FastAPI 0.13x an
     ``include_router`` is one entry (``_IncludedRouter``, no ``path``) whose routes carry the
@@ -338,6 +396,7 @@ def check_routes(
 
 __all__ = [
     "check_routes",
+    "jinja2_render",
     "require_verified",
     "route_methods",
     "route_paths",

@@ -111,6 +111,7 @@ def challenge_context(
         retry_after=wait,
         retry_after_text=text.resend_wait().format(time=text.duration(wait)) if wait > 0 else None,
         retry_after_template=text.resend_wait(),
+        retry_after_join=text.duration_join(),
         recovery_left=view.recovery_left,
         recovery_left_text=text.recovery_left(view.recovery_left),
         trust_days=view.trust_days,
@@ -253,7 +254,7 @@ def _resend_form(c: ChallengeContext, hidden: str) -> str:
     cooldown = (
         f'<span class="muted" id="cooldown" data-seconds="{wait}" '
         f'data-template="{escape(c["retry_after_template"])}" '
-        f'data-join="{escape(text.duration_join())}">{escape(c["retry_after_text"] or "")}</span>'
+        f'data-join="{escape(c["retry_after_join"])}">{escape(c["retry_after_text"] or "")}</span>'
         if wait > 0
         else ""
     )
