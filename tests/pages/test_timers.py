@@ -110,6 +110,43 @@ def test_the_time_left_reads_as_people_read_it() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("language", "seconds", "worded"),
+    [
+        ("es", 1, "1 segundo"),
+        ("es", 25, "25 segundos"),
+        ("es", 61, "1 minuto y 1 segundo"),
+        ("es", 570, "9 minutos y 30 segundos"),
+        ("fr", 1, "1 seconde"),
+        ("fr", 120, "2 minutes"),
+        ("de", 61, "1 Minute und 1 Sekunde"),
+        ("pt_BR", 30, "30 segundos"),
+        ("ar", 1, "ثانية"),  # Arabic's six forms: one, two, few (3-10), many (11-99), other
+        ("ar", 2, "ثانيتان"),
+        ("ar", 3, "3 ثوانٍ"),
+        ("ar", 11, "11 ثانية"),
+        ("ar", 120, "دقيقتان"),
+        ("ar", 605, "10 دقائق و5 ثوانٍ"),
+    ],
+)
+def test_the_time_left_is_worded_in_the_requests_language(
+    language: str, seconds: int, worded: str
+) -> None:
+    with text.speaking(language):
+        assert text.duration(seconds) == worded
+
+
+def test_the_pages_countdown_is_translated_before_any_script_runs() -> None:
+    from sms2fa_middleware.guard.flows.pages import ChallengeView, Pages
+
+    view = ChallengeView("+1••••34", "/c", "/c/resend", "t", "/account", 6, 3, resend_in=570)
+    with text.speaking("es"):
+        page = Pages().render_challenge(view).decode()
+    assert "Puedes pedir un código nuevo en 9 minutos y 30 segundos." in page
+    assert 'data-template="Puedes pedir un código nuevo en {time}."' in page
+    assert 'data-join="{minutes} y {seconds}"' in page  # the script joins its words so
+
+
 # -- on the page ---------------------------------------------------------------------------
 
 
