@@ -166,7 +166,9 @@ def test_django_verified_required_answers_browsers_with_a_page(project: None) ->
 
 ES = {"accept": "text/html", "accept-language": "es-MX,en;q=0.5"}
 NOT_HERE_ES = "Esta página necesita verificación por SMS, y esta solicitud no la tuvo."
-NOT_HERE_FR = "Cette page exige une vérification par SMS, qui n\u2019a pas eu lieu pour cette requête."
+NOT_HERE_FR = (
+    "Cette page exige une vérification par SMS, qui n\u2019a pas eu lieu pour cette requête."
+)
 
 
 def _spanish(page: str) -> None:
