@@ -19,6 +19,7 @@ ready when ``identify`` runs.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,7 @@ from . import Identity
 from .asgi_io import read_request, request_from_scope, send_response
 from .guard import PASS, RULED, Guard, GuardedApp, private_raw_headers
 from .guard.paths import app_root_paths, asgi_route_path
+from .guard.rendering import LOOP
 from .guard.rules import PLAIN, Need, WhenFailed
 from .messages import too_large
 from .settings import Settings
@@ -133,9 +135,15 @@ class SMS2FAMiddleware(GuardedApp[ASGIApp, Identify]):
                 if verdict.reads_body
                 else request_from_scope(scope, path)
             )
-            response = (
-                too_large() if request is None else await SENDS.run(guard.answer, verdict, request)
-            )
+            if request is None:
+                response = too_large()
+            else:
+                request.native = connection  # the pages' templates get the app's request
+                token = LOOP.set(asyncio.get_running_loop())  # an async render runs here
+                try:
+                    response = await SENDS.run(guard.answer, verdict, request)
+                finally:
+                    LOOP.reset(token)
             await send_response(send, response, head=scope["method"] == "HEAD")
 
     async def _identity(self, connection: HTTPConnection) -> Identity | None:

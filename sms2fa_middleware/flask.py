@@ -1,6 +1,7 @@
 """Flask conveniences: ``identify`` from Flask-Login (:func:`flask_login_identify`), a view
 decorator that double-checks the middleware, a start-up check of the app's routes against
-the patterns, and the ``flask sms2fa check`` command.
+the patterns, the ``flask sms2fa check`` command, and the middleware's pages made with the
+app's templates (:func:`flask_render`).
 
 Defence in depth: the middleware decides which requests need a verified session; a view
 decorated with :func:`verified_required` refuses (403) any request the middleware did not
@@ -17,25 +18,38 @@ import functools
 import inspect
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar, overload
 
 import click
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask import Response as FlaskResponse
 from flask.cli import AppGroup
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from . import Identity, route_checks
+from .messages import Request as SansIORequest
+from .pages import Render, chosen_pages, template_values
 from .users import UserField, phone_text, reader
 from .wsgi import ENVIRON_KEY, MIDDLEWARE_KEY, SMS2FAMiddleware, request_from_environ
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
+def _sans_io() -> SansIORequest:
+    """The view's request as the guard reads it (no body: never too large)."""
+    made = request_from_environ(request.environ, read_body=False, native=request)
+    assert made is not None
+    return made
+
+
 def _refuse() -> tuple[bytes, int, dict[str, str]]:
+    """The 403, in the request's language (the middleware's pages' if it is found)."""
+    middleware = request.environ.get(MIDDLEWARE_KEY)
+    options = middleware.options if isinstance(middleware, SMS2FAMiddleware) else None
     status, body, headers = route_checks.refusal_answer(
-        request.path, request.headers.get("accept", "")
+        request.path, request.headers.get("accept", ""), _sans_io(), options
     )
     return body, status, headers
 
@@ -51,8 +65,7 @@ def _check(max_age: int | None) -> Any:
     middleware = request.environ.get(MIDDLEWARE_KEY)
     if not isinstance(middleware, SMS2FAMiddleware):  # verified by whom? Fail closed.
         return _refuse()
-    sans_io = request_from_environ(request.environ, read_body=False)
-    assert sans_io is not None  # no body read: never too large
+    sans_io = _sans_io()
     guard = middleware.guard
     verdict = guard.step_up(sans_io, identity, max_age)
     if verdict is None:
@@ -196,10 +209,55 @@ def check_command() -> None:
     click.echo("sms2fa: settings OK")
 
 
+def flask_render(
+    app: Flask, *, layout: str | None = None, pages: Iterable[str] | None = None
+) -> Render:
+    """A ``render`` hook that makes the middleware's pages with the app's Jinja environment
+    (``render_template``'s: its globals, filters and context processors; ``url_for``,
+    ``session``, ``current_user`` work in a request context made from the page's request)::
+
+        render = flask_render(app, layout="base.html")
+        app.wsgi_app = SMS2FAMiddleware(app.wsgi_app, ..., render=render)
+
+    Each page is ``sms2fa/<page>.html`` from the app's templates, else the package's
+    (:data:`~sms2fa_middleware.pages.JINJA2_TEMPLATES`), which extend ``layout`` (the app's
+    base template, with blocks ``title`` and ``content``; default the package's
+    ``sms2fa/base.html``). ``pages``: only these pages (default all); the others are the
+    built-in pages."""
+    from .jinja import page_template, with_package_templates
+
+    wanted = chosen_pages(pages)
+    made: list[Any] = []  # the environment, made at the first page (after app set-up)
+
+    def render(page: str, context: Mapping[str, Any]) -> str | None:
+        if page not in wanted:
+            return None
+        if not made:
+            made.append(with_package_templates(app.jinja_env))
+        native = context.get("request")
+        with _flask_context(app, getattr(native, "environ", None)):
+            values = template_values(context, layout, request=False)
+            app.update_template_context(values)  # the app's context processors
+            return page_template(made[0], page).render(values)
+
+    return render
+
+
+def _flask_context(app: Flask, environ: dict[str, Any] | None) -> AbstractContextManager[Any]:
+    """The request context of ``environ`` (the one in use when it is the same request, as
+    in a view's route-level check), or the app context when there is no request."""
+    if has_request_context() and request.environ is environ:
+        return nullcontext()
+    if environ is not None:
+        return app.request_context(environ)
+    return app.app_context()
+
+
 __all__ = [
     "check_routes",
     "find_middleware",
     "flask_login_identify",
+    "flask_render",
     "route_methods",
     "route_paths",
     "sms2fa_cli",

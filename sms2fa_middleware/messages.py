@@ -61,6 +61,10 @@ class Request:
     host: str | None = None
     #: Origins the framework itself trusts for this request (Django's CSRF_TRUSTED_ORIGINS).
     trusted_origins: tuple[str, ...] = ()
+    #: The framework's own request this one was made from -- the object ``identify`` is
+    #: given (werkzeug's, Starlette's, Django's) -- for the ``render`` hook's templates
+    #: (``url_for``, the app's context); None when there is none.
+    native: Any = field(default=None, repr=False, compare=False)
 
     @property
     def query(self) -> dict[str, list[str]]:

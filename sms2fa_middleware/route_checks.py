@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from html import escape
 
-from . import text
+from . import languages, text
+from .guard import rendering
+from .guard.options import GuardOptions
 from .guard.paths import route_warnings
-from .guard.responses import PAGE_HEADERS
 from .guard.rule_checks import method_warnings
+from .messages import Request
 
 log = logging.getLogger("sms2fa")
 
@@ -21,16 +22,35 @@ REASON = "VerificationRequired"
 HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
 
 
-def refusal_answer(path: str, accept: str) -> tuple[int, bytes, dict[str, str]]:
-    """The route-level 403 as (status, body, headers): a short HTML page for a browser
-    (``Accept`` names ``text/html``), the JSON of :func:`refusal` for anyone else. Logged
-    as :func:`refusal` is."""
-    data = refusal(path)
-    if "text/html" not in accept:
-        return 403, json.dumps(data).encode(), dict(HEADERS)
-    title = text.forbidden_title()
-    html = f"<!doctype html><title>{escape(title)}</title><p>{escape(data['message'])}</p>"
-    return 403, html.encode(), dict(PAGE_HEADERS)
+def refusal_answer(
+    path: str,
+    accept: str,
+    request: Request | None = None,
+    options: GuardOptions | None = None,
+) -> tuple[int, bytes, dict[str, str]]:
+    """The route-level 403 as (status, body, headers): the ``forbidden`` page for a browser
+    (``Accept`` names ``text/html``; made by the middleware's ``render`` hook when it has
+    one), the JSON of :func:`refusal` for anyone else. In the request's language: the
+    middleware's ``language`` option (``options``, the middleware found on the request),
+    else ``Accept-Language``. Logged as :func:`refusal` is. The hook may run: call it off
+    the event loop."""
+    with text.speaking(spoken(request, options)):
+        data = refusal(path)
+        if "text/html" not in accept:
+            return 403, json.dumps(data).encode(), dict(HEADERS)
+        renderer = options.renderer if options is not None else rendering.current()
+        page = renderer.message(request, "forbidden", 403, text.forbidden_title(), data["message"])
+    return page.status, page.body, dict(page.headers)
+
+
+def spoken(request: Request | None, options: GuardOptions | None = None) -> str:
+    """The language a route-level answer is in: as the middleware's pages (``options``), or
+    by ``Accept-Language`` alone when no middleware is known; English without a request."""
+    if request is None:
+        return languages.DEFAULT
+    if options is not None:
+        return options.spoken(request, None)
+    return languages.negotiate(request.header("accept-language"))
 
 
 def refusal(path: str) -> dict[str, str]:
@@ -80,4 +100,13 @@ def logged(warnings: list[str]) -> list[str]:
     return warnings
 
 
-__all__ = ["HEADERS", "REASON", "checked_max_age", "logged", "refusal", "refusal_answer", "report"]
+__all__ = [
+    "HEADERS",
+    "REASON",
+    "checked_max_age",
+    "logged",
+    "refusal",
+    "refusal_answer",
+    "report",
+    "spoken",
+]

@@ -1,6 +1,7 @@
 """Starlette and FastAPI conveniences: ``identify`` from Starlette's session
-(:func:`session_identify`), a route-level check that double-checks the middleware, and a
-start-up check of the app's routes against the patterns.
+(:func:`session_identify`), a route-level check that double-checks the middleware, a
+start-up check of the app's routes against the patterns, and the middleware's pages made
+with the app's ``Jinja2Templates`` (:func:`jinja2_render`).
 
 Defence in depth: the middleware decides which requests need a verified session; a route
 that also checks refuses (403) any request the middleware did not verify -- so a route that
@@ -20,10 +21,11 @@ step-up a rule's ``max_age`` gets: a browser the challenge, an API client 401 wi
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, overload
 
 from starlette.exceptions import HTTPException
@@ -36,9 +38,11 @@ from .asgi import MIDDLEWARE_KEY, STATE_KEY, SMS2FAMiddleware
 from .asgi_io import request_from_scope
 from .guard.decision import Verdict
 from .guard.paths import asgi_route_path, route_warnings
+from .guard.rendering import LOOP
 from .guard.rule_checks import method_warnings
 from .messages import Request as SansIORequest
 from .messages import Response as SansIOResponse
+from .pages import Render, chosen_pages, template_values
 from .threads import SENDS
 
 
@@ -79,17 +83,53 @@ def _stale(
 ) -> tuple[SMS2FAMiddleware, SansIORequest, Verdict] | None:
     """None when the code of the session the middleware verified is at most ``max_age``
     seconds old; else what answers the step-up (no I/O)."""
-    middleware = connection.scope.get("state", {}).get(MIDDLEWARE_KEY)
-    if not isinstance(middleware, SMS2FAMiddleware):  # verified by whom? Fail closed.
+    middleware = _middleware(connection)
+    if middleware is None:  # verified by whom? Fail closed.
         raise _refused(connection)
-    scope = connection.scope
-    request = request_from_scope(scope, asgi_route_path(scope) if scope.get("root_path") else None)
+    request = _sans_io(connection)
     verdict = middleware.guard.step_up(request, identity, max_age)
     return None if verdict is None else (middleware, request, verdict)
 
 
+def _middleware(connection: HTTPConnection) -> SMS2FAMiddleware | None:
+    """The middleware the request went through (None: none of ours)."""
+    found = connection.scope.get("state", {}).get(MIDDLEWARE_KEY)
+    return found if isinstance(found, SMS2FAMiddleware) else None
+
+
+def _sans_io(connection: HTTPConnection) -> SansIORequest:
+    """The request as the guard reads it (no body), the app's request kept for the pages."""
+    scope = connection.scope
+    made = request_from_scope(scope, asgi_route_path(scope) if scope.get("root_path") else None)
+    made.native = connection
+    return made
+
+
 def _refused(connection: HTTPConnection) -> HTTPException:
-    return HTTPException(403, detail=route_checks.refusal(connection.url.path)["message"])
+    """The 403 as an HTTPException, its detail in the request's language."""
+    middleware = _middleware(connection)
+    options = middleware.options if middleware is not None else None
+    with text.speaking(route_checks.spoken(_sans_io(connection), options)):
+        return HTTPException(403, detail=route_checks.refusal(connection.url.path)["message"])
+
+
+async def _refusal_page(request: Request) -> Response:
+    """The 403 for a Starlette endpoint: the page for a browser (the ``render`` hook may
+    run: in a worker thread, an async one on this loop), JSON for anyone else."""
+    middleware = _middleware(request)
+    options = middleware.options if middleware is not None else None
+    token = LOOP.set(asyncio.get_running_loop())
+    try:
+        status, body, headers = await SENDS.run(
+            route_checks.refusal_answer,
+            request.url.path,
+            request.headers.get("accept", ""),
+            _sans_io(request),
+            options,
+        )
+    finally:
+        LOOP.reset(token)
+    return Response(body, status, headers=headers)
 
 
 def _verified_identity(connection: HTTPConnection) -> Identity:
@@ -180,23 +220,21 @@ def verified_required(endpoint: Endpoint | None = None, *, max_age: int | None =
 
     @functools.wraps(view)
     async def wrapper(request: Request) -> Response:
-        def refused() -> Response:  # 403: a page for a browser, JSON for anyone else
-            status, body, headers = route_checks.refusal_answer(
-                request.url.path, request.headers.get("accept", "")
-            )
-            return Response(body, status, headers=headers)
-
         identity = _verified(request)
         if identity is None:
-            return refused()
+            return await _refusal_page(request)
         if age is not None:
             try:
                 stale = _stale(request, identity, age)
             except HTTPException:  # verified, but by no middleware we know: fail closed
-                return refused()
+                return await _refusal_page(request)
             if stale is not None:
                 middleware, sans_io, verdict = stale
-                answer = await SENDS.run(middleware.guard.answer, verdict, sans_io)
+                token = LOOP.set(asyncio.get_running_loop())
+                try:
+                    answer = await SENDS.run(middleware.guard.answer, verdict, sans_io)
+                finally:
+                    LOOP.reset(token)
                 out = Response(answer.body, answer.status)
                 out.raw_headers = [
                     (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers
@@ -206,6 +244,62 @@ def verified_required(endpoint: Endpoint | None = None, *, max_age: int | None =
         return await view(request)
 
     return wrapper
+
+
+def jinja2_render(
+    templates: Any,
+    *,
+    layout: str | None = None,
+    pages: Iterable[str] | None = None,
+    app: Any = None,
+) -> Render:
+    """A ``render`` hook that makes the middleware's pages with the app's
+    ``Jinja2Templates`` (its environment, globals such as ``url_for``, and its context
+    processors)::
+
+        templates = Jinja2Templates(directory="templates")
+        Middleware(SMS2FAMiddleware, ..., render=jinja2_render(templates, layout="base.html"))
+
+    Each page is ``sms2fa/<page>.html`` from the app's templates, else the package's
+    (:data:`~sms2fa_middleware.pages.JINJA2_TEMPLATES`), which extend ``layout`` (the app's
+    base template, with blocks ``title`` and ``content``; default the package's
+    ``sms2fa/base.html``); ``request`` is Starlette's. ``pages``: only these pages (default
+    all); the others are the built-in pages. ``app``: the app whose routes ``url_for``
+    names, when the middleware wraps it from outside (``SMS2FAMiddleware(app, ...)``: the
+    request has met no app yet); inside ``middleware=[...]`` it needs none. With an
+    environment made with ``enable_async=True`` the page renders on the event loop."""
+    from .jinja import page_template, with_package_templates
+
+    wanted = chosen_pages(pages)
+    env = with_package_templates(templates.env)
+    processors = list(getattr(templates, "context_processors", ()))
+
+    def values_for(context: Mapping[str, Any]) -> dict[str, Any]:
+        values = template_values(context, layout)
+        native = values.get("request")
+        if isinstance(native, Request):
+            scope = native.scope
+            if app is not None and "router" not in scope and "app" not in scope:
+                native = values["request"] = Request({**scope, "app": app})
+            for processor in processors:
+                values.update(processor(native))
+        return values
+
+    if env.is_async:
+
+        async def render_async(page: str, context: Mapping[str, Any]) -> str | None:
+            if page not in wanted:
+                return None
+            return await page_template(env, page).render_async(values_for(context))
+
+        return render_async
+
+    def render(page: str, context: Mapping[str, Any]) -> str | None:
+        if page not in wanted:
+            return None
+        return page_template(env, page).render(values_for(context))
+
+    return render
 
 
 def _entries(routes: Iterable[Any]) -> list[Any]:
@@ -302,6 +396,7 @@ def check_routes(
 
 __all__ = [
     "check_routes",
+    "jinja2_render",
     "require_verified",
     "route_methods",
     "route_paths",

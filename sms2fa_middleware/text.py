@@ -232,9 +232,30 @@ def resend_button() -> str:
 
 
 def resend_wait() -> str:
-    """A template with ``{time}``: the page's script fills in the time left as it counts
-    down ("25 s", or minutes and seconds: "14:05")."""
+    """A template with ``{time}``: the time left, as :func:`duration` words it ("25
+    seconds", "14 minutes and 5 seconds"); the page's script words it again as it counts
+    down."""
     return _("You can ask for a new code in {time}.")
+
+
+def duration(seconds: int) -> str:
+    """A time left in words, with the language's plurals: "1 second", "25 seconds", "10
+    minutes", "14 minutes and 5 seconds" (minutes and seconds joined by
+    :func:`duration_join`)."""
+    minutes, rest = divmod(max(0, seconds), 60)
+    worded_seconds = _n("{n} second", "{n} seconds", rest)
+    if not minutes:
+        return worded_seconds
+    worded_minutes = _n("{n} minute", "{n} minutes", minutes)
+    if not rest:
+        return worded_minutes
+    return duration_join().format(minutes=worded_minutes, seconds=worded_seconds)
+
+
+def duration_join() -> str:
+    """How minutes and seconds are joined: a template with ``{minutes}`` and ``{seconds}``
+    (the page's script joins its own words with it too)."""
+    return _("{minutes} and {seconds}")
 
 
 #: Why no new code may be asked for yet, by the budget that refuses it (the page's timer

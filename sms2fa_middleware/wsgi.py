@@ -59,8 +59,8 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
                 return self.app(environ, start_response)
         guard = self.guard
         identity, failure = None, None
+        wrapped = WerkzeugRequest(environ, shallow=True)
         try:
-            wrapped = WerkzeugRequest(environ, shallow=True)
             identity = guard.identity(self.identify(wrapped))
             if need.pending:  # rules with a `when`: ask them about this request
                 need = need.resolve(
@@ -83,7 +83,7 @@ class SMS2FAMiddleware(GuardedApp["WSGIApplication", Identify]):
             if verdict.private or verdict.cookie:
                 start_response = _private(start_response, verdict.private, verdict.cookie)
             return self.app(environ, start_response)
-        request = request_from_environ(environ, read_body=verdict.reads_body)
+        request = request_from_environ(environ, read_body=verdict.reads_body, native=wrapped)
         response = too_large() if request is None else guard.answer(verdict, request)
         return _respond(response, start_response, environ)
 
@@ -121,9 +121,12 @@ def _private(
     return start
 
 
-def request_from_environ(environ: WSGIEnvironment, read_body: bool) -> Request | None:
+def request_from_environ(
+    environ: WSGIEnvironment, read_body: bool, native: Any = None
+) -> Request | None:
     """The sans-IO request of a WSGI environ (its body read when ``read_body``: None if it
-    is larger than MAX_BODY)."""
+    is larger than MAX_BODY); ``native``: the app's request object for it (the pages'
+    templates get it)."""
     headers = {
         key[5:].replace("_", "-").lower(): value
         for key, value in environ.items()
@@ -151,6 +154,7 @@ def request_from_environ(environ: WSGIEnvironment, read_body: bool) -> Request |
         scheme=environ.get("wsgi.url_scheme", "http"),
         root_path=_text(environ.get("SCRIPT_NAME", "")),
         host=_host(environ),
+        native=native,
     )
 
 

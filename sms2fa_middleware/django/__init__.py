@@ -43,7 +43,8 @@ helpers (``mark_verified(client, SMS2FAMiddleware, identity)``, ``assume_verifie
 
 Modules: :mod:`.conf` (the ``SMS2FA`` dict, the ``request.user`` default), :mod:`.middleware`,
 :mod:`.decorators` (``verified_required``), :mod:`.routes` (routes as Django resolves them,
-``check_routes``). Everything is importable from here, as before.
+``check_routes``), :mod:`.rendering` (``django_render``: the pages in the project's
+templates). Everything is importable from here, as before.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from ..identity import Identity
 from .conf import Installed, UserIdentity, installed, reset
 from .decorators import verified_required
 from .middleware import SMS2FAMiddleware
+from .rendering import django_render
 from .routes import Routes, UrlPattern, check_routes, route_paths, sample_path, url_patterns
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "UrlPattern",
     "UserIdentity",
     "check_routes",
+    "django_render",
     "installed",
     "reset",
     "route_paths",

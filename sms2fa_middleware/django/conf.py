@@ -121,7 +121,7 @@ class Installed:
             options["login_url"] = str(django_settings.LOGIN_URL)
         if "logout_url" not in options:
             options["logout_url"] = admin_logout_url()
-        for hook in ("on_event", "on_enroll"):  # a dotted path, as for identify
+        for hook in ("on_event", "on_enroll", "render"):  # a dotted path, as for identify
             if isinstance(options.get(hook), str):
                 options[hook] = import_string(options[hook])
         try:

@@ -4,6 +4,7 @@ also asks for a recent code (step-up), as a rule's ``max_age`` does."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
@@ -14,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from .. import route_checks
 from ..guard import Guard
 from ..guard.decision import Verdict
+from ..guard.rendering import LOOP
 from ..messages import Request
 from .middleware import SMS2FAMiddleware, django_response, guard_request
 
@@ -21,10 +23,24 @@ ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
 def _refuse(request: HttpRequest) -> HttpResponse:
+    """The 403, in the request's language (the middleware's pages' when it is found); the
+    ``render`` hook may run (blocking)."""
+    middleware = getattr(request, "sms2fa_middleware", None)
+    options = middleware.installed.options if isinstance(middleware, SMS2FAMiddleware) else None
     status, body, headers = route_checks.refusal_answer(
-        request.path, request.headers.get("accept", "")
+        request.path, request.headers.get("accept", ""), guard_request(request), options
     )
     return HttpResponse(body, status=status, headers=headers)
+
+
+async def _arefuse(request: HttpRequest) -> HttpResponse:
+    """:func:`_refuse` from an async view: in a thread (a template may read the database),
+    an async ``render`` awaited on this loop."""
+    token = LOOP.set(asyncio.get_running_loop())
+    try:
+        return await sync_to_async(_refuse, thread_sensitive=False)(request)
+    finally:
+        LOOP.reset(token)
 
 
 def _stale(request: HttpRequest, max_age: int | None) -> tuple[Guard, Request, Verdict] | None:
@@ -61,10 +77,14 @@ def verified_required(view: ViewT | None = None, *, max_age: int | None = None) 
         @functools.wraps(view)
         async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if getattr(request, "sms2fa", None) is None:
-                return _refuse(request)
+                return await _arefuse(request)
             stale = _stale(request, age)
             if stale is not None:
-                return await sync_to_async(_answer, thread_sensitive=False)(*stale)
+                token = LOOP.set(asyncio.get_running_loop())
+                try:
+                    return await sync_to_async(_answer, thread_sensitive=False)(*stale)
+                finally:
+                    LOOP.reset(token)
             return await view(request, *args, **kwargs)
 
         return async_wrapper

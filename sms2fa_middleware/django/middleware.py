@@ -4,6 +4,7 @@ and async share each step."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from ..guard import PASS, PROTECTED, RULED, Guard
 from ..guard.decision import Verdict
 from ..guard.private import make_private
+from ..guard.rendering import LOOP
 from ..guard.rules import PLAIN, Need, WhenFailed
 from ..identity import Identity
 from ..messages import MAX_BODY, Request, Response, too_large
@@ -131,7 +133,11 @@ class SMS2FAMiddleware:
         verdict = self._decide(request, kind, identity, failure)
         if verdict.to_app:
             return None
-        return await sync_to_async(self._answer, thread_sensitive=False)(request, verdict)
+        token = LOOP.set(asyncio.get_running_loop())  # an async render runs on this loop
+        try:
+            return await sync_to_async(self._answer, thread_sensitive=False)(request, verdict)
+        finally:
+            LOOP.reset(token)
 
     def _decide(
         self, request: HttpRequest, kind: int, identity: Identity | None, failure: Exception | None
@@ -280,6 +286,7 @@ def guard_request(request: HttpRequest, body: bytes = b"") -> Request:
         root_path=request.path[: len(request.path) - len(request.path_info)],  # SCRIPT_NAME
         host=_host(request),
         trusted_origins=tuple(getattr(django_settings, "CSRF_TRUSTED_ORIGINS", ())),
+        native=request,
     )
 
 

@@ -15,6 +15,8 @@ policy. One module per job:
 * :mod:`.refusals` -- not logged in, no phone, verification required;
 * :mod:`.sending` -- sending a code for the flows (once per waiting code; why not);
 * :mod:`.flows.html` -- the challenge page and its forms; :mod:`.flows.json` -- for API clients;
+* :mod:`.rendering` -- every page made one way: the app's ``render`` hook or the built-in page
+  (:mod:`.flows.pages`), with the middleware's headers, nonce and script;
 * :mod:`.routes` -- the guard's routes under the prefix (challenge, OpenAPI, the API);
 * :mod:`.responses`, :mod:`.private` -- small answers and URLs; private response headers;
 * :mod:`.core` -- :class:`Guard`, the facade; :mod:`.app` -- what both adapters share.

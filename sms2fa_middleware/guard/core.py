@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import Identity, languages, text
+from .. import Identity, text
 from ..engine import Verifier
 from ..errors import StoreUnavailable
 from ..messages import Request, Response
@@ -203,20 +203,14 @@ class Guard:
     def language(self, request: Request, identity: Identity | None) -> str:
         """The shipped language this request is answered in: the ``language`` option's
         (the user's saved one), else the best of ``Accept-Language``, else English."""
-        chosen = self.options.language
-        if callable(chosen):
-            try:
-                chosen = chosen(request, identity)
-            except Exception as exc:  # the app's bug must not cost the user the page
-                log.error("sms2fa: the language option raised %s", type(exc).__name__)
-                chosen = None
-        return languages.choose(chosen, request.header("accept-language"))
+        return self.options.spoken(request, identity)
 
     @contextmanager
     def speaking(self, request: Request, identity: Identity | None) -> Iterator[None]:
-        """Everything said inside -- pages, errors, the SMS -- in this request's language
-        (a context variable: concurrent requests keep their own)."""
-        with text.speaking(self.language(request, identity)):
+        """Everything said inside -- pages, errors, the SMS -- in this request's language,
+        and every page made by this guard's renderer (the ``render`` hook, ``page_csp``):
+        context variables, so concurrent requests keep their own."""
+        with text.speaking(self.language(request, identity)), self.options.renderer.active():
             yield
 
     def answer(self, verdict: Verdict, request: Request) -> Response:

@@ -11,6 +11,11 @@ own may load its stylesheet, logo and fonts), or a whole policy string (``"defau
 * ``frame-ancestors 'none'`` (no framing: clickjacking) and ``form-action 'self'`` (the code
   goes nowhere else);
 * ``base-uri 'none'`` unless the app's policy names ``base-uri`` itself.
+
+With the ``render`` option (the app renders the pages with its own templates, which load its
+own stylesheet, images and fonts), ours also allows them from the page's own origin:
+``style-src 'self' 'unsafe-inline'``, ``img-src 'self' data:``, ``font-src 'self'``
+(:data:`RENDERED`); a mapping adds to that, a policy string replaces it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ DEFAULT: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("form-action", ("'self'",)),
     ("frame-ancestors", ("'none'",)),
     ("base-uri", ("'none'",)),
+)
+#: Added to ours when the app renders the pages (``render``): its templates' stylesheet,
+#: images and fonts from its own origin (``/static/style.css``).
+RENDERED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("style-src", ("'self'",)),
+    ("img-src", ("'self'", "data:")),
+    ("font-src", ("'self'",)),
 )
 #: Set whatever the app's policy says (a mapping that names them is a ValueError).
 FORCED = {"form-action": ("'self'",), "frame-ancestors": ("'none'",)}
@@ -83,8 +95,13 @@ class PageCsp:
     template: str
 
     @classmethod
-    def from_option(cls, option: PageCspOption) -> PageCsp:
+    def from_option(cls, option: PageCspOption, rendered: bool = False) -> PageCsp:
+        """The policy for ``page_csp``; ``rendered``: the app's templates make the pages
+        (ours then allows the app's own styles, images and fonts: :data:`RENDERED`)."""
         directives = dict(DEFAULT)
+        if rendered:
+            for name, added in RENDERED:
+                directives[name] = tuple(dict.fromkeys((*directives.get(name, ()), *added)))
         if isinstance(option, str):
             directives = _parse_policy(option)
             directives.setdefault("base-uri", ("'none'",))
@@ -122,4 +139,4 @@ def _render(directives: dict[str, tuple[str, ...]]) -> str:
 #: Ours, for a guard built without the option.
 DEFAULT_CSP = PageCsp.from_option(None)
 
-__all__ = ["DEFAULT_CSP", "PageCsp", "PageCspOption"]
+__all__ = ["DEFAULT_CSP", "RENDERED", "PageCsp", "PageCspOption"]

@@ -19,11 +19,13 @@ from ..policy import REVOCATION_RETENTION
 from ..sms.bound import otp_domain as _otp_domain
 from .csp import PageCsp, PageCspOption
 from .origins import TrustedOrigins
+from .rendering import Renderer
 from .rules import Rule, split_protect
 
 if TYPE_CHECKING:
     from ..identity import Identity
     from ..messages import Request
+    from ..pages import Render
 
 log = logging.getLogger("sms2fa")
 
@@ -132,6 +134,11 @@ class GuardOptions:
     #: or make recovery codes; an older verified session is challenged first (a step-up,
     #: as a rule's ``max_age``).
     account_max_age: int = DEFAULT_ACCOUNT_MAX_AGE
+    #: Renders the pages the middleware serves with the app's own templates: ``render(page,
+    #: context)`` gives the page's HTML, or None for the built-in page (sync or async;
+    #: :mod:`sms2fa_middleware.pages`). The adapters' helpers make one: ``flask_render``,
+    #: ``jinja2_render``, ``django_render``.
+    render: Render | None = field(default=None, hash=False, compare=False)
     #: Derived: the ``protect`` rules that say more than their path.
     rules: tuple[Rule, ...] = field(init=False, repr=False)
     #: Derived: ``page_csp`` checked and made (a ValueError names what is wrong in it).
@@ -140,6 +147,8 @@ class GuardOptions:
     origins: TrustedOrigins = field(init=False, repr=False)
     #: Derived: the cookie is good for this app only (its name, its prefix and ``audience``).
     cookie_audience: str = field(init=False, repr=False)
+    #: Derived: the pages, made by ``render`` or built in, with ``csp`` and the log-out link.
+    renderer: Renderer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         prefix = "/" + str(self.prefix).strip("/")
@@ -183,6 +192,8 @@ class GuardOptions:
             raise ValueError("on_event must be a callable (one argument: the event) or None")
         if self.on_enroll is not None and not callable(self.on_enroll):
             raise ValueError("on_enroll must be a callable (auth_id, e164_number) or None")
+        if self.render is not None and not callable(self.render):
+            raise ValueError("render must be a callable (page, context) -> HTML or None, or None")
         if remember_for > REMEMBER_FOR_WARNING:
             log.warning(
                 "sms2fa: remember_for is %d s: a verified session then lasts more than a day "
@@ -225,8 +236,21 @@ class GuardOptions:
         trusted = _patterns(self.trusted_origins)
         set_(self, "trusted_origins", trusted)
         set_(self, "origins", TrustedOrigins.parse(trusted))
-        set_(self, "csp", PageCsp.from_option(self.page_csp))
+        set_(self, "csp", PageCsp.from_option(self.page_csp, rendered=self.render is not None))
         set_(self, "cookie_audience", "\x00".join((self.cookie_name, prefix, self.audience)))
+        set_(self, "renderer", Renderer(self.render, self.csp, self.logout_link, self.template_dir))
+
+    def spoken(self, request: Request, identity: Identity | None) -> str:
+        """The shipped language ``request`` is answered in: the ``language`` option's (the
+        user's saved one), else the best of ``Accept-Language``, else English."""
+        chosen = self.language
+        if callable(chosen):
+            try:
+                chosen = chosen(request, identity)
+            except Exception as exc:  # the app's bug must not cost the user the page
+                log.error("sms2fa: the language option raised %s", type(exc).__name__)
+                chosen = None
+        return languages.choose(chosen, request.header("accept-language"))
 
     @property
     def logout_link(self) -> str | None:

@@ -5,7 +5,6 @@ shares: not logged in, no phone on file, verification required, and where to com
 
 from __future__ import annotations
 
-from html import escape
 from typing import NamedTuple
 
 from .. import text
@@ -16,7 +15,6 @@ from .responses import (
     came_from,
     is_htmx,
     is_navigation,
-    page,
     redirect,
     request_target,
     wants_html,
@@ -129,9 +127,10 @@ class Refusals:
             if enroll_url is not None:
                 data["enroll"] = enroll_url
             return json_response(403, data)
-        link = f'<p><a href="{escape(enroll)}">{escape(text.add_phone())}</a></p>' if enroll else ""
-        title = text.no_phone_title()
-        return page(403, title, f"<h1>{escape(title)}</h1><p>{escape(text.no_phone())}</p>{link}")
+        link = (enroll, text.add_phone()) if enroll else None
+        return self.options.renderer.message(
+            request, "no_phone", 403, text.no_phone_title(), text.no_phone(), link
+        )
 
 
 def _seconds(request: Request, name: str) -> int | None:

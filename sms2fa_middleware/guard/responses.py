@@ -1,23 +1,17 @@
 """The guard's small answers and URLs: safe ``next`` targets, redirects built from the
-app's root path, and the plain pages (forbidden, unavailable, failed identify)."""
+app's root path, and the plain pages (forbidden, unavailable, failed identify), made by the
+request's renderer (:mod:`.rendering`)."""
 
 from __future__ import annotations
 
 import re
-from html import escape
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from .. import text
 from ..errors import StoreUnavailable
 from ..messages import Request, Response, json_response
+from .rendering import PAGE_HEADERS, app_url, message_page
 
-PAGE_HEADERS = (
-    ("content-type", "text/html; charset=utf-8"),
-    ("cache-control", "no-store"),
-    ("x-frame-options", "DENY"),
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "same-origin"),
-)
 _NOT_URL_SAFE = re.compile(r"[^\x21-\x7e]+")
 
 
@@ -40,15 +34,6 @@ def safe_next(target: str | None) -> str:
         return "/"
     # A Location header is latin-1 on the wire: percent-encode (UTF-8) anything not ASCII.
     return _NOT_URL_SAFE.sub(lambda m: quote(m.group(0), safe=""), target)
-
-
-def app_url(request: Request, url: str) -> str:
-    """``url`` as the client must ask for it: an app-relative path (``/login``) gets the
-    app's root path in front (a Mount, ``--root-path``, SCRIPT_NAME); anything else (an
-    absolute URL, ``//host/x``) is left as given."""
-    if url.startswith("/") and not url.startswith("//"):
-        return request.root_path.rstrip("/") + url
-    return url
 
 
 def with_next(url: str, next_url: str) -> str:
@@ -116,58 +101,34 @@ def is_speculative(request: Request) -> bool:
     return False
 
 
-#: The plain pages' look: readable on a 320 px phone (long words such as a user agent wrap
-#: rather than scroll sideways) and in the reader's colour scheme (the browser's own light or
-#: dark colours, so the contrast is the browser's, not ours to get wrong).
-_PLAIN_STYLE = (
-    "<style>:root{color-scheme:light dark}body{font:16px/1.5 system-ui,sans-serif;"
-    "max-width:40rem;margin:0 auto;padding:1rem;overflow-wrap:anywhere}</style>"
-)
-
-
-def html_start(title: str) -> str:
-    """The start of a plain page up to ``<body>``: the request's language and direction, a
-    phone-width viewport, the light/dark colour scheme, and ``title`` (text)."""
-    return (
-        f'<!doctype html><html {text.html_attributes()}><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta name="robots" content="noindex"><title>{escape(title)}</title>{_PLAIN_STYLE}'
-        f"</head><body>"
-    )
-
-
-def page(status: int, title: str, body_html: str, *headers: tuple[str, str]) -> Response:
-    """A minimal HTML page: ``title`` is text, ``body_html`` is ready-made HTML (put in the
-    page's ``<main>``)."""
-    html = f"{html_start(title)}<main>{body_html}</main></body></html>"
-    return Response(status, html.encode(), [*PAGE_HEADERS, *headers])
-
-
-def titled(title: str, sentence: str) -> str:
-    """A plain page's body: its title as the heading (what a screen reader jumps to) and
-    one sentence."""
-    return f"<h1>{escape(title)}</h1><p>{escape(sentence)}</p>"
-
-
 def unavailable(request: Request, error: StoreUnavailable) -> Response:
     """503: an HTML page for a browser, JSON for everyone else."""
     if not is_navigation(request):
         return json_response(503, error.to_dict(), [("retry-after", "5")])
-    title = text.unavailable_title()
-    return page(503, title, titled(title, text.unavailable()), ("retry-after", "5"))
+    return message_page(
+        request,
+        "unavailable",
+        503,
+        text.unavailable_title(),
+        text.unavailable(),
+        headers=[("retry-after", "5")],
+    )
 
 
-def forbidden() -> Response:
+def forbidden(
+    request: Request | None = None, sentence: str | None = None, status: int = 403
+) -> Response:
+    """The page for a form that cannot be taken: by default 403, "this form has expired or
+    did not come from this site" (``sentence``: what else was wrong with it)."""
     title = text.forbidden_title()
-    return page(403, title, titled(title, text.forbidden()))
+    return message_page(request, "forbidden", status, title, sentence or text.forbidden())
 
 
 def internal_error(request: Request) -> Response:
     """A 500 that tells nothing (HTML for a browser, JSON for everyone else)."""
     if not wants_html(request):
         return json_response(500, {"message": text.internal_error(), "reason": "InternalError"})
-    title = text.failed_title()
-    return page(500, title, titled(title, text.identify_failed()))
+    return message_page(request, "error", 500, text.failed_title(), text.identify_failed())
 
 
 def not_found() -> Response:
@@ -179,16 +140,13 @@ __all__ = [
     "app_url",
     "came_from",
     "forbidden",
-    "html_start",
     "internal_error",
     "is_htmx",
     "is_navigation",
     "is_speculative",
-    "page",
     "redirect",
     "request_target",
     "safe_next",
-    "titled",
     "unavailable",
     "wants_html",
     "with_next",

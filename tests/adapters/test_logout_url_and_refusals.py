@@ -164,6 +164,98 @@ def test_django_verified_required_answers_browsers_with_a_page(project: None) ->
     assert b'"VerificationRequired"' in api.content
 
 
+ES = {"accept": "text/html", "accept-language": "es-MX,en;q=0.5"}
+NOT_HERE_ES = "Esta página necesita verificación por SMS, y esta solicitud no la tuvo."
+NOT_HERE_FR = (
+    "Cette page exige une vérification par SMS, qui n\u2019a pas eu lieu pour cette requête."
+)
+
+
+def _spanish(page: str) -> None:
+    """The route-level 403 page in Spanish: its language, title and sentence."""
+    assert '<html lang="es" dir="ltr">' in page
+    assert "<title>Prohibido</title>" in page and f"<p>{NOT_HERE_ES}</p>" in page
+
+
+def test_the_route_level_refusal_speaks_the_requests_language(
+    make_settings: Any, fake_flowroute: Any
+) -> None:
+    """Accept-Language without a middleware (a view whose path the middleware never saw);
+    through a middleware, its ``language`` option first and its ``render`` hook's page."""
+    from flask import Flask
+
+    from sms2fa_middleware.flask import verified_required
+    from sms2fa_middleware.wsgi import SMS2FAMiddleware
+
+    app = Flask(__name__)
+
+    @app.get("/report")
+    @verified_required
+    def report() -> str:
+        return "report"
+
+    client = app.test_client()
+    _spanish(client.get("/report", headers=ES).get_data(as_text=True))
+    api = client.get("/report", headers={"accept-language": "es"}).get_json()
+    assert api == {"message": NOT_HERE_ES, "reason": "VerificationRequired"}
+
+    def render(page: str, context: Any) -> str:
+        return f"<main lang={context['lang']}>{page}: {context['sentence']}</main>"
+
+    app.wsgi_app = SMS2FAMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app,
+        make_settings(),
+        protect=["/account"],
+        identify=lambda request: None,
+        language=lambda request, identity: "fr",  # the user's saved language
+        render=render,
+    )
+    page = client.get("/report", headers=ES)
+    assert page.status_code == 403 and page.headers["cache-control"] == "no-store"
+    assert page.get_data(as_text=True).startswith(f"<main lang=fr>forbidden: {NOT_HERE_FR}</main>")
+    assert "'nonce-" in page.headers["content-security-policy"]
+
+
+def test_starlette_and_django_refusals_in_spanish(project: None) -> None:
+    from django.http import HttpRequest, HttpResponse
+    from django.test import RequestFactory
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from sms2fa_middleware.django import verified_required as django_verified_required
+    from sms2fa_middleware.starlette import require_verified, verified_required
+
+    @verified_required
+    async def report(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("report")
+
+    async def required(request: Any) -> PlainTextResponse:
+        require_verified(request)  # FastAPI's dependency, called by hand: HTTPException 403
+        return PlainTextResponse("never")
+
+    app = Starlette(routes=[Route("/report", report), Route("/required", required)])
+    with TestClient(app) as client:
+        _spanish(client.get("/report", headers=ES).text)
+        refused = client.get("/required", headers={"accept-language": "es"})
+        assert refused.status_code == 403 and NOT_HERE_ES in refused.text
+
+    @django_verified_required
+    def django_report(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("report")
+
+    @django_verified_required
+    async def async_report(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("report")
+
+    _spanish(django_report(RequestFactory().get("/report/", headers=ES)).content.decode())
+    import asyncio
+
+    answer = asyncio.run(async_report(RequestFactory().get("/report/", headers=ES)))
+    _spanish(answer.content.decode())
+
+
 # -- examples/django_app outside development --------------------------------------------------
 
 

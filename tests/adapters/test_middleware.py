@@ -233,7 +233,7 @@ def test_resend_cooldown(make_site: Callable[..., Site], fake_flowroute: FakeFlo
     old_code = fake_flowroute.last_code(ALICE)
     page = browser.page()
     assert re.search(r'id="resend" disabled', page.text)
-    assert "You can ask for a new code in 1 s." in page.text
+    assert "You can ask for a new code in 1 second." in page.text
 
     refused = browser.resend()
     assert refused.status_code == 303

@@ -313,9 +313,10 @@ def test_webotp_is_wired_under_the_csp(browser: Browser, demo: str) -> None:
         # The script ran: it marked the field (waiting where the browser has WebOTP).
         expect(field).to_have_attribute("data-webotp", re.compile(r"^(waiting|unsupported)$"))
         assert f'<script nonce="{nonce.group(1)}">' in (answer.text() or "")
-        # The same script counts the resend cooldown down (the demo's: 30 s).
+        # The same script counts the resend cooldown down (the demo's: 10 s; the server
+        # wrote 10 or 9, so 8 or fewer is the script's, in the page's words).
         expect(page.locator("#cooldown")).to_have_text(
-            re.compile(r"^You can ask for a new code in (1[0-9]|2[0-8]) s\.$"), timeout=5_000
+            re.compile(r"^You can ask for a new code in [1-8] seconds?\.$"), timeout=5_000
         )
 
         phone = context.new_page()

@@ -18,7 +18,6 @@ import requests
 from sms2fa_middleware import InvalidAuthCode, RateLimited, Settings, Verifier, text
 from sms2fa_middleware.engine import AsyncVerifier, SendWait
 from sms2fa_middleware.guard import Guard
-from sms2fa_middleware.guard.flows.pages import clock
 from sms2fa_middleware.testing import FakeFlowroute
 from sms2fa_middleware.text import held, status
 from tests.support.apps import EXCLUDE, LOGIN_URL, PROTECT, Site
@@ -100,15 +99,52 @@ def test_send_wait_sees_a_lock_after_wrong_codes(
         verifier.store.dispose()
 
 
-def test_the_clock_reads_as_people_read_it() -> None:
-    assert [clock(s) for s in (1, 59, 60, 61, 570, 3600)] == [
-        "1 s",
-        "59 s",
-        "1:00",
-        "1:01",
-        "9:30",
-        "60:00",
+def test_the_time_left_reads_as_people_read_it() -> None:
+    assert [text.duration(s) for s in (1, 59, 60, 61, 570, 3600)] == [
+        "1 second",
+        "59 seconds",
+        "1 minute",
+        "1 minute and 1 second",
+        "9 minutes and 30 seconds",
+        "60 minutes",
     ]
+
+
+@pytest.mark.parametrize(
+    ("language", "seconds", "worded"),
+    [
+        ("es", 1, "1 segundo"),
+        ("es", 25, "25 segundos"),
+        ("es", 61, "1 minuto y 1 segundo"),
+        ("es", 570, "9 minutos y 30 segundos"),
+        ("fr", 1, "1 seconde"),
+        ("fr", 120, "2 minutes"),
+        ("de", 61, "1 Minute und 1 Sekunde"),
+        ("pt_BR", 30, "30 segundos"),
+        ("ar", 1, "ثانية"),  # Arabic's six forms: one, two, few (3-10), many (11-99), other
+        ("ar", 2, "ثانيتان"),
+        ("ar", 3, "3 ثوانٍ"),
+        ("ar", 11, "11 ثانية"),
+        ("ar", 120, "دقيقتان"),
+        ("ar", 605, "10 دقائق و5 ثوانٍ"),
+    ],
+)
+def test_the_time_left_is_worded_in_the_requests_language(
+    language: str, seconds: int, worded: str
+) -> None:
+    with text.speaking(language):
+        assert text.duration(seconds) == worded
+
+
+def test_the_pages_countdown_is_translated_before_any_script_runs() -> None:
+    from sms2fa_middleware.guard.flows.pages import ChallengeView, Pages
+
+    view = ChallengeView("+1••••34", "/c", "/c/resend", "t", "/account", 6, 3, resend_in=570)
+    with text.speaking("es"):
+        page = Pages().render_challenge(view).decode()
+    assert "Puedes pedir un código nuevo en 9 minutos y 30 segundos." in page
+    assert 'data-template="Puedes pedir un código nuevo en {time}."' in page
+    assert 'data-join="{minutes} y {seconds}"' in page  # the script joins its words so
 
 
 # -- on the page ---------------------------------------------------------------------------
@@ -176,7 +212,7 @@ def test_the_timer_is_the_429s_whichever_budget_refused(
     browser.nav("/account")  # the first code
     page = browser.page()
     assert timer(page) == refused_json(browser, "resend_cooldown") == 31
-    assert "You can ask for a new code in 31 s." in page.text
+    assert "You can ask for a new code in 31 seconds." in page.text
     assert not shows(page, held("recipient"))
 
     fake.advance(31)
@@ -187,7 +223,7 @@ def test_the_timer_is_the_429s_whichever_budget_refused(
     assert shows(page, "We sent you a new code.")
     assert shows(page, held("recipient"))
     assert timer(page) == 600 - 31 + 1
-    assert "You can ask for a new code in 9:30." in page.text
+    assert "You can ask for a new code in 9 minutes and 30 seconds." in page.text
 
     fake.advance(31)  # the cooldown is over, the budget is not
     page = browser.page()

@@ -14,8 +14,6 @@ browser's cookie opens nothing any more (this browser's cookie is deleted too).
 
 from __future__ import annotations
 
-import secrets
-from html import escape
 from typing import Any
 
 from ... import Identity, text
@@ -33,12 +31,13 @@ from ...messages import (
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
-from ..responses import PAGE_HEADERS, app_url, forbidden, html_start
+from ..responses import app_url, forbidden
 from ..sessions import Sessions
 from ..trust import GuardTrust
 from .gate import verified_or_where_to_go
 from .html import read_form
 from .json import is_json, wants_json
+from .pages import CSRF_FIELD
 
 
 def _entry(browser: TrustedBrowser, current: str | None) -> dict[str, Any]:
@@ -111,7 +110,7 @@ class BrowsersFlow:
             return json_response(200, body, headers)
         fields = read_form(request) or {}
         if not self.csrf.ok(request, who.auth_id, fields.get("csrf_token", "")):
-            return forbidden()
+            return forbidden(request)
         which = fields.get("revoke", "")
         if not which or len(which) > 64:
             return self._page(request, who, self._listed(request, who), status=400)
@@ -138,40 +137,24 @@ class BrowsersFlow:
     def _page(
         self, request: Request, who: Identity, listed: list[dict[str, Any]], status: int = 200
     ) -> Response:
-        headers = [self.options.csp.header(secrets.token_urlsafe(16))]
+        headers = []
         nonce, set_nonce = self.csrf.nonce(request)
         if set_nonce:
             headers.append(set_nonce)
-        action = escape(app_url(request, f"{self.options.prefix}/browsers"))
-        token = escape(self.csrf.token(who.auth_id, nonce))
-
-        def button(value: str, label: str) -> str:
-            return (
-                f'<form method="post" action="{action}">'
-                f'<input type="hidden" name="csrf_token" value="{token}">'
-                f'<input type="hidden" name="revoke" value="{escape(value)}">'
-                f'<button type="submit">{escape(label)}</button></form>'
-            )
-
-        rows = "".join(
-            f'<li class="browser" data-id="{escape(b["id"])}">'
-            f"<strong>{escape(b['user_agent'] or '?')}</strong>"
-            + (f" <em>({escape(text.this_browser())})</em>" if b["this_browser"] else "")
-            + f"<br><small>{escape(b['network'])} &middot; {escape(b['created_at'])} &rarr; "
-            f"{escape(b['expires_at'])} &middot; {escape(b['last_used'])}</small>"
-            f"{button(b['id'], text.revoke_button())}</li>"
-            for b in listed
+        renderer = self.options.renderer
+        context = renderer.context(request, "browsers", status, text.browsers_title())
+        context.update(
+            intro=text.browsers_intro(),
+            action=app_url(request, f"{self.options.prefix}/browsers"),
+            csrf_name=CSRF_FIELD,
+            csrf_value=self.csrf.token(who.auth_id, nonce),
+            browsers=[{**b, "user_agent": b["user_agent"] or ""} for b in listed],
+            none_text=text.browsers_none(),
+            this_browser_text=text.this_browser(),
+            revoke_label=text.revoke_button(),
+            revoke_all_label=text.revoke_all_button(),
         )
-        listing = (
-            f'<ul id="trusted-browsers">{rows}</ul>{button("all", text.revoke_all_button())}'
-            if listed
-            else f'<p id="no-browsers">{escape(text.browsers_none())}</p>'
-        )
-        body = (
-            f"{html_start(text.browsers_title())}<main><h1>{escape(text.browsers_title())}</h1>"
-            f"<p>{escape(text.browsers_intro())}</p>{listing}</main></body></html>"
-        )
-        return Response(status, body.encode(), [*PAGE_HEADERS, *headers])
+        return renderer.respond(context, headers)
 
 
 __all__ = ["BrowsersFlow"]

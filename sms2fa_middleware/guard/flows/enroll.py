@@ -21,9 +21,7 @@ import asyncio
 import inspect
 import logging
 import re
-import secrets
 from collections.abc import Awaitable, Callable
-from html import escape
 from typing import Any
 
 from ... import Identity, text
@@ -52,12 +50,9 @@ from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
 from ..responses import (
-    PAGE_HEADERS,
     app_url,
     forbidden,
-    html_start,
     internal_error,
-    page,
     redirect,
     safe_next,
     with_next,
@@ -66,6 +61,7 @@ from ..sending import CodeSender
 from ..sessions import Sessions
 from .html import HtmlFlow, read_form
 from .json import is_json, wants_json
+from .pages import CSRF_FIELD
 
 log = logging.getLogger("sms2fa")
 
@@ -133,7 +129,7 @@ class EnrollFlow:
         next_url = safe_next(values[0] if values else None)
         refused = self._caller(request, identity, next_url)
         if refused is not None or identity is None:
-            return refused or forbidden()
+            return refused or forbidden(request)
         sent_to = self._pending(request, identity)
         if wants_json(request):
             masked = mask(sent_to) if sent_to else None
@@ -148,13 +144,13 @@ class EnrollFlow:
         next_url = safe_next(fields.get("next"))
         refused = self._caller(request, identity, next_url)
         if refused is not None or identity is None:
-            return refused or forbidden()
+            return refused or forbidden(request)
         if read is None:
-            return page(400, text.forbidden_title(), f"<p>{escape(text.form_unreadable())}</p>")
+            return forbidden(request, text.form_unreadable(), 400)
         if not origin_ok(request, self.options.origins):
-            return page(403, text.forbidden_title(), f"<p>{escape(text.origin_rejected())}</p>")
+            return forbidden(request, text.origin_rejected())
         if not self.csrf.ok(request, str(identity.auth_id), fields.get("csrf_token", "")):
-            return forbidden()
+            return forbidden(request)
         here = with_next(app_url(request, f"{self.options.prefix}/enroll"), next_url)
         if "code" in fields:
             code = re.sub(r"[\s-]", "", fields["code"])
@@ -204,7 +200,7 @@ class EnrollFlow:
     def _post_json(self, request: Request, identity: Identity | None) -> Response:
         refused = self._caller(request, identity, "/")
         if refused is not None or identity is None:
-            return refused or forbidden()
+            return refused or forbidden(request)
         if not origin_ok(request, self.options.origins):
             return json_response(
                 403, {"message": text.origin_rejected(), "reason": "OriginRejected"}
@@ -273,41 +269,28 @@ class EnrollFlow:
         error: str | None,
         status: int,
     ) -> Response:
-        headers = [self.options.csp.header(secrets.token_urlsafe(16))]
+        headers = []
         nonce, set_nonce = self.csrf.nonce(request)
         if set_nonce:
             headers.append(set_nonce)
-        action = escape(app_url(request, f"{self.options.prefix}/enroll"))
-        hidden = (
-            f'<input type="hidden" name="csrf_token" '
-            f'value="{escape(self.csrf.token(str(identity.auth_id), nonce))}">'
-            f'<input type="hidden" name="next" value="{escape(next_url)}">'
+        renderer = self.options.renderer
+        context = renderer.context(request, "enroll", status, text.enroll_title())
+        context.update(
+            intro=text.enroll_intro(),
+            action=app_url(request, f"{self.options.prefix}/enroll"),
+            csrf_name=CSRF_FIELD,
+            csrf_value=self.csrf.token(str(identity.auth_id), nonce),
+            next_url=next_url,
+            error=error,
+            sent_to=mask(sent_to) if sent_to is not None else None,
+            sent_text=text.enroll_code_sent(mask(sent_to)) if sent_to is not None else None,
+            code_length=self.verifier.settings.code_length,
+            phone_label=text.enroll_phone_label(),
+            send_label=text.enroll_send_button(),
+            code_label=text.code_label(),
+            confirm_label=text.enroll_confirm_button(),
         )
-        said = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
-        code_form = ""
-        if sent_to is not None:
-            length = self.verifier.settings.code_length
-            code_form = (
-                f'<p id="enroll-sent" role="status">'
-                f"{escape(text.enroll_code_sent(mask(sent_to)))}</p>"
-                f'<form method="post" action="{action}">{hidden}'
-                f'<label for="enroll-code">{escape(text.code_label())}</label> '
-                f'<input id="enroll-code" name="code" inputmode="numeric" '
-                f'autocomplete="one-time-code" '
-                f'pattern="[0-9]*" maxlength="{length}" required autofocus>'
-                f'<button type="submit">{escape(text.enroll_confirm_button())}</button></form>'
-            )
-        title = escape(text.enroll_title())
-        body = (
-            f"{html_start(text.enroll_title())}"
-            f"<main><h1>{title}</h1><p>{escape(text.enroll_intro())}</p>{said}{code_form}"
-            f'<form method="post" action="{action}">{hidden}'
-            f"<label>{escape(text.enroll_phone_label())} "
-            f'<input name="phone" type="tel" autocomplete="tel" required></label>'
-            f'<button type="submit">{escape(text.enroll_send_button())}</button></form>'
-            f"</main></body></html>"
-        )
-        return Response(status, body.encode(), [*PAGE_HEADERS, *headers])
+        return renderer.respond(context, headers)
 
 
 def run_to_completion(result: object) -> object:

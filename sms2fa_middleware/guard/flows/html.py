@@ -28,20 +28,17 @@ from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import ANY, Fresh, Refusals
 from ..responses import (
-    PAGE_HEADERS,
     app_url,
     forbidden,
     is_speculative,
-    page,
     redirect,
     safe_next,
-    titled,
     with_next,
 )
 from ..sending import CodeSender
 from ..sessions import Sessions
 from ..trust import GuardTrust
-from .pages import ChallengeView, Pages
+from .pages import ChallengeView, challenge_context
 
 FLASH_MAX_AGE = 60
 #: Joins two flash statuses in the one cookie ("post_lost.rate_limited").
@@ -114,7 +111,6 @@ class HtmlFlow:
         self.csrf = csrf
         self.refusals = refusals
         self.sender = sender
-        self.pages = Pages(options.template_dir)
         self.binding = Binding(cookies)
 
     def flash(self, request: Request, status: str) -> tuple[str, str]:
@@ -221,11 +217,11 @@ class HtmlFlow:
         if set_nonce:
             headers.append(set_nonce)
         script_nonce = secrets.token_urlsafe(16)
-        body = self.pages.render_challenge(
-            self._view(request, identity, next_url, nonce, error, notice, script_nonce, wait, fresh)
+        view = self._view(
+            request, identity, next_url, nonce, error, notice, script_nonce, wait, fresh
         )
-        return Response(
-            status, body, [*PAGE_HEADERS, self.options.csp.header(script_nonce), *headers]
+        return self.options.renderer.respond(
+            challenge_context(view, status, request.native), headers
         )
 
     def _view(
@@ -295,27 +291,18 @@ class HtmlFlow:
             return fields, next_url, self.refusals.no_phone(request, next_url)
         # Say what went wrong where it is known; "expired" is left for a missing or stale
         # token (or nonce cookie), which is what a reload cures.
-        title = text.forbidden_title()
         if read is None:
-            return (
-                fields,
-                next_url,
-                page(400, title, titled(title, text.form_unreadable())),
-            )
+            return fields, next_url, forbidden(request, text.form_unreadable(), 400)
         if not origin_ok(request, self.options.origins):
-            return (
-                fields,
-                next_url,
-                page(403, title, titled(title, text.origin_rejected())),
-            )
+            return fields, next_url, forbidden(request, text.origin_rejected())
         if not self.csrf.ok(request, identity.auth_id, fields.get("csrf_token", "")):
-            return fields, next_url, forbidden()
+            return fields, next_url, forbidden(request)
         return fields, next_url, None
 
     def resend(self, request: Request, identity: Identity | None) -> Response:
         _, next_url, refused = self._checked_form(request, identity)
         if refused is not None or identity is None:
-            return refused or forbidden()
+            return refused or forbidden(request)
         nonce, header = self.binding.for_send(request)
         status = self.sender.send(identity, request, nonce) or "sent"
         return redirect(
@@ -329,7 +316,7 @@ class HtmlFlow:
         page again, with what went wrong."""
         fields, next_url, refused = self._checked_form(request, identity)
         if refused is not None or identity is None:
-            return refused or forbidden()
+            return refused or forbidden(request)
         if "recovery_code" in fields:  # "Can't get a text?"
             error, status = self._recover(identity, fields["recovery_code"])
         else:

@@ -1,29 +1,45 @@
-"""The challenge page: ``string.Template`` files that an app can override, filled with escaped text.
+"""The built-in pages, each made from its page's context (:mod:`sms2fa_middleware.pages`): the
+same context an app's ``render`` hook gets, so what the built-in page shows the app's page
+can show too.
 
-An app re-skins the page by passing ``template_dir=``: a ``challenge.html`` there replaces
-ours. Placeholders: ``$masked_recipient`` (text), and the ready-made HTML fragments ``$lead``,
-``$messages``, ``$code_form``, ``$resend_form``, ``$recovery_form`` (empty unless the user
-has recovery codes), ``$logout`` (the "Change your phone number" link with ``on_enroll``,
-and the "Log out" link with the ``logout_url`` option; else empty) and ``$script``,
-the texts ``$title`` and ``$heading``, and ``$lang`` and ``$dir`` for ``<html>`` (the
-request's language: ``pt-BR``; ``rtl`` for Arabic). Every sentence comes from
-:mod:`sms2fa_middleware.text`, in the request's language.
+The challenge page is a ``string.Template`` file an app can override with ``template_dir=``:
+a ``challenge.html`` there replaces ours. Placeholders: ``$masked_recipient`` (text), and the
+ready-made HTML fragments ``$lead``, ``$messages``, ``$code_form``, ``$resend_form``,
+``$recovery_form`` (empty unless the user has recovery codes), ``$logout`` (the "Change your
+phone number" link with ``on_enroll``, and the "Log out" link with ``logout_url``; else
+empty) and ``$script``, the texts ``$title`` and ``$heading``, and
+``$lang`` and ``$dir`` for ``<html>`` (the request's language: ``pt-BR``; ``rtl`` for
+Arabic). The other pages are made here, in the plain pages' look (:func:`html_start`).
+Every sentence comes from :mod:`sms2fa_middleware.text`, in the request's language.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import Any, cast
 
 from ... import languages, text
+from ...pages import (
+    BrowsersContext,
+    ChallengeContext,
+    EnrollContext,
+    MessageContext,
+    RecoveryContext,
+)
+
+#: The name of the CSRF field in every form the middleware serves.
+CSRF_FIELD = "csrf_token"
 
 
 @dataclass(frozen=True)
 class ChallengeView:
-    """Everything the page shows; nothing secret."""
+    """Everything the challenge page shows that is not the same on every page; nothing
+    secret."""
 
     masked_recipient: str
     action: str  # where the form posts
@@ -46,8 +62,78 @@ class ChallengeView:
     change_number_url: str | None = None
 
 
+def common(
+    page: str,
+    status: int,
+    title: str,
+    nonce: str = "",
+    logout_url: str | None = None,
+    request: Any = None,
+) -> dict[str, Any]:
+    """The keys every page's context has (:class:`~sms2fa_middleware.pages.PageContext`), in
+    the language spoken now."""
+    spoken = text.language()
+    return {
+        "page": page,
+        "status": status,
+        "title": title,
+        "lang": languages.html_tag(spoken),
+        "dir": languages.direction(spoken),
+        "csp_nonce": nonce,
+        "logout_url": logout_url,
+        "logout_text": text.log_out(),
+        "request": request,
+    }
+
+
+def challenge_context(
+    view: ChallengeView, status: int = 200, request: Any = None
+) -> ChallengeContext:
+    """The challenge page's context from what the flow worked out."""
+    wait = view.resend_in
+    masked = view.masked_recipient
+    lead = text.lead_sent(masked) if view.attempts_left else text.lead_to_send(masked)
+    base = common(
+        "challenge", status, text.page_title(), view.script_nonce, view.logout_url, request
+    )
+    specific = dict(
+        heading=text.heading(),
+        lead=lead,
+        masked_number=masked,
+        action=view.action,
+        resend_action=view.resend_action,
+        csrf_name=CSRF_FIELD,
+        csrf_value=view.csrf_token,
+        next_url=view.next_url,
+        code_length=view.code_length,
+        attempts_left=view.attempts_left,
+        attempts_text=text.attempts_left(view.attempts_left) if view.attempts_left else None,
+        error=view.error,
+        notice=view.notice,
+        held=view.held,
+        retry_after=wait,
+        retry_after_text=text.resend_wait().format(time=text.duration(wait)) if wait > 0 else None,
+        retry_after_template=text.resend_wait(),
+        retry_after_join=text.duration_join(),
+        recovery_left=view.recovery_left,
+        recovery_left_text=text.recovery_left(view.recovery_left),
+        trust_days=view.trust_days,
+        trust_text=text.trust_browser_label(view.trust_days) if view.trust_days > 0 else None,
+        code_label=text.code_label(),
+        verify_label=text.verify_button(),
+        resend_label=text.resend_button(),
+        new_code_text=text.ask_for_new_code(),
+        recovery_summary=text.recovery_summary(),
+        recovery_label=text.recovery_label(),
+        recovery_button=text.recovery_button(),
+        change_number_url=view.change_number_url,
+        change_number_text=text.phone_title(),
+    )
+    return cast(ChallengeContext, {**base, **specific})
+
+
 class Pages:
-    """Loads the templates once and renders views."""
+    """Loads the challenge template once and renders the built-in pages."""
 
     def __init__(self, template_dir: str | Path | None = None) -> None:
         self.challenge = Template(self._load("challenge.html", template_dir))
@@ -61,127 +147,153 @@ class Pages:
         return (resources.files("sms2fa_middleware") / "templates" / name).read_text("utf-8")
 
     def render_challenge(self, view: ChallengeView) -> bytes:
-        hidden = (
-            f'<input type="hidden" name="csrf_token" value="{escape(view.csrf_token)}">'
-            f'<input type="hidden" name="next" value="{escape(view.next_url)}">'
-        )
+        """The built-in challenge page for ``view``, in the language spoken now."""
+        return self.render("challenge", challenge_context(view)).encode("utf-8")
+
+    def render(self, page: str, context: Mapping[str, Any]) -> str:
+        """The built-in page ``page`` for its context."""
+        if page == "challenge":
+            return self._challenge(context)  # type: ignore[arg-type]
+        if page == "enroll":
+            return enroll(context)  # type: ignore[arg-type]
+        if page == "recovery":
+            return recovery(context)  # type: ignore[arg-type]
+        if page == "browsers":
+            return browsers(context)  # type: ignore[arg-type]
+        return message(context)  # type: ignore[arg-type]
+
+    def _challenge(self, c: ChallengeContext) -> str:
+        hidden = _hidden(c["csrf_value"], c["next_url"])
         # dir="ltr" isolates the number: on a right-to-left page "+1••••23" stays as it is.
-        number = f'<strong dir="ltr">{escape(view.masked_recipient)}</strong>'
-        lead = text.lead_sent(number) if view.attempts_left else text.lead_to_send(number)
-        spoken = text.language()
+        number = f'<strong dir="ltr">{escape(c["masked_number"])}</strong>'
+        lead = text.lead_sent(number) if c["attempts_left"] else text.lead_to_send(number)
         return self.challenge.safe_substitute(
-            lang=languages.html_tag(spoken),
-            dir=languages.direction(spoken),
-            title=escape(text.page_title()),
-            heading=escape(text.heading()),
+            lang=c["lang"],
+            dir=c["dir"],
+            title=escape(c["title"]),
+            heading=escape(c["heading"]),
             lead=f"<p>{lead}</p>",
-            masked_recipient=escape(view.masked_recipient),
-            messages=_messages(view),
-            code_form=_code_form(view, hidden),
-            resend_form=_resend_form(view, hidden),
-            recovery_form=_recovery_form(view, hidden),
-            logout=_change_number(view) + _logout(view),
-            script=_script(view),
-        ).encode("utf-8")
+            masked_recipient=escape(c["masked_number"]),
+            messages=_messages(c),
+            code_form=_code_form(c, hidden),
+            resend_form=_resend_form(c, hidden),
+            recovery_form=_recovery_form(c, hidden),
+            logout=_change_number(c) + _logout(c["logout_url"], c["logout_text"]),
+            script=script(c),
+        )
 
 
-def _messages(view: ChallengeView) -> str:
+def _hidden(csrf_value: str, next_url: str | None = None) -> str:
+    fields = f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf_value)}">'
+    if next_url is not None:
+        fields += f'<input type="hidden" name="next" value="{escape(next_url)}">'
+    return fields
+
+
+def _messages(c: ChallengeContext) -> str:
     messages = ""
-    if view.error:
-        messages += f'<p class="error" role="alert" id="error">{escape(view.error)}</p>'
-    if view.notice:
-        messages += f'<p class="notice" role="status">{escape(view.notice)}</p>'
-    if view.held and not view.error:
-        messages += f'<p class="notice" role="status" id="held">{escape(view.held)}</p>'
+    if c["error"]:
+        messages += f'<p class="error" role="alert" id="error">{escape(c["error"])}</p>'
+    if c["notice"]:
+        messages += f'<p class="notice" role="status">{escape(c["notice"])}</p>'
+    if c["held"] and not c["error"]:
+        messages += f'<p class="notice" role="status" id="held">{escape(c["held"])}</p>'
     return messages
 
 
-def _code_form(view: ChallengeView, hidden: str) -> str:
-    if not view.attempts_left:
-        return f'<p class="notice" role="status">{escape(text.ask_for_new_code())}</p>'
+def _code_form(c: ChallengeContext, hidden: str) -> str:
+    if not c["attempts_left"]:
+        return f'<p class="notice" role="status">{escape(c["new_code_text"])}</p>'
     # The field has the focus on load, so a screen reader reads it first: its description
     # (the error, if any, then the attempts left) is read with it.
-    described = "error attempts" if view.error else "attempts"
+    described = "error attempts" if c["error"] else "attempts"
     # Room for the spaces and dashes people type between digit groups.
     return (
-        f'<form method="post" action="{escape(view.action)}">{hidden}'
-        f'<label for="code">{escape(text.code_label())}</label>'
+        f'<form method="post" action="{escape(c["action"])}">{hidden}'
+        f'<label for="code">{escape(c["code_label"])}</label>'
         f'<input id="code" name="code" type="text" inputmode="numeric" '
-        f'pattern="[0-9 \\-]*" maxlength="{view.code_length + 6}" '
+        f'pattern="[0-9 \\-]*" maxlength="{c["code_length"] + 6}" '
         f'autocomplete="one-time-code" autofocus required '
         f'aria-describedby="{described}">'
-        f'<p class="muted" id="attempts">{escape(text.attempts_left(view.attempts_left))}</p>'
-        f"{_trust_box(view)}"
-        f'<button class="primary" type="submit">{escape(text.verify_button())}</button></form>'
+        f'<p class="muted" id="attempts">{escape(c["attempts_text"] or "")}</p>'
+        f"{_trust_box(c)}"
+        f'<button class="primary" type="submit">{escape(c["verify_label"])}</button></form>'
     )
 
 
-def _trust_box(view: ChallengeView) -> str:
+def _trust_box(c: ChallengeContext) -> str:
     """Opt-in, unchecked: trusting a browser is the user's choice, made each time."""
-    if view.trust_days <= 0:
+    if not c["trust_text"]:
         return ""
     return (
         f'<label class="trust"><input type="checkbox" name="trust" value="1"> '
-        f"{escape(text.trust_browser_label(view.trust_days))}</label>"
+        f"{escape(c['trust_text'])}</label>"
     )
 
 
-def _recovery_form(view: ChallengeView, hidden: str) -> str:
+def _recovery_form(c: ChallengeContext, hidden: str) -> str:
     """ "Can't get a text?": a recovery code instead (no script: ``<details>`` opens it)."""
-    if view.recovery_left <= 0:
+    if c["recovery_left"] <= 0:
         return ""
     return (
-        f'<details class="recovery"><summary>{escape(text.recovery_summary())}</summary>'
-        f'<form method="post" action="{escape(view.action)}">{hidden}'
-        f'<label for="recovery_code">{escape(text.recovery_label())}</label>'
+        f'<details class="recovery"><summary>{escape(c["recovery_summary"])}</summary>'
+        f'<form method="post" action="{escape(c["action"])}">{hidden}'
+        f'<label for="recovery_code">{escape(c["recovery_label"])}</label>'
         f'<input id="recovery_code" name="recovery_code" type="text" autocomplete="off" '
         f'autocapitalize="none" spellcheck="false" maxlength="40" required>'
-        f'<p class="muted" id="recovery-left">{escape(text.recovery_left(view.recovery_left))}'
-        f'</p><button type="submit">{escape(text.recovery_button())}</button></form></details>'
+        f'<p class="muted" id="recovery-left">{escape(c["recovery_left_text"])}'
+        f'</p><button type="submit">{escape(c["recovery_button"])}</button></form></details>'
     )
 
 
-def _change_number(view: ChallengeView) -> str:
+def _change_number(c: ChallengeContext) -> str:
     """A way to another number (it is asked for after a fresh code on this one, or a
     recovery code); in ``$logout``, so a custom template shows it too."""
-    if not view.change_number_url:
+    url = c["change_number_url"]
+    if not url:
         return ""
-    return (
-        f'<p class="logout"><a href="{escape(view.change_number_url)}">'
-        f"{escape(text.phone_title())}</a></p>"
-    )
+    return f'<p class="logout"><a href="{escape(url)}">{escape(c["change_number_text"])}</a></p>'
 
 
-def _logout(view: ChallengeView) -> str:
+def _logout(url: str | None, label: str) -> str:
     """A way out for someone who is not the account's owner, or has no phone at hand."""
-    if not view.logout_url:
+    if not url:
         return ""
-    return f'<p class="logout"><a href="{escape(view.logout_url)}">{escape(text.log_out())}</a></p>'
+    return f'<p class="logout"><a href="{escape(url)}">{escape(label)}</a></p>'
 
 
-def _resend_form(view: ChallengeView, hidden: str) -> str:
-    wait = view.resend_in
+def _resend_form(c: ChallengeContext, hidden: str) -> str:
+    wait = c["retry_after"]
     disabled = " disabled" if wait > 0 else ""
-    template = text.resend_wait()
     cooldown = (
         f'<span class="muted" id="cooldown" data-seconds="{wait}" '
-        f'data-template="{escape(template)}">{escape(template.format(time=clock(wait)))}</span>'
+        f'data-template="{escape(c["retry_after_template"])}" '
+        f'data-join="{escape(c["retry_after_join"])}">{escape(c["retry_after_text"] or "")}</span>'
         if wait > 0
         else ""
     )
     return (
-        f'<form class="resend" method="post" action="{escape(view.resend_action)}">'
+        f'<form class="resend" method="post" action="{escape(c["resend_action"])}">'
         f'{hidden}<button type="submit" id="resend"{disabled}>'
-        f"{escape(text.resend_button())}</button> {cooldown}</form>"
+        f"{escape(c['resend_label'])}</button> {cooldown}</form>"
     )
 
 
-#: Counts the resend cooldown down and enables the button when it ends.
+#: Counts the resend cooldown down and enables the button when it ends. The time left is
+#: worded by the browser's ``Intl`` in the page's language ("14 minutes and 5 seconds", with
+#: that language's plurals; the page's own joining words from ``data-join``); a browser
+#: without it shows "25 s" and "14:05". The first text is the server's, already translated.
 _COOLDOWN_JS = (
     "(function(){var c=document.getElementById('cooldown');if(!c)return;"
-    "var s=+c.dataset.seconds,b=document.getElementById('resend');"
-    "var f=function(s){return s<60?s+' s':Math.floor(s/60)+':'+('0'+s%60).slice(-2);};"
-    "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);b.disabled=false;"
+    "var s=+c.dataset.seconds,b=document.getElementById('resend'),"
+    "l=document.documentElement.lang||'en';"
+    "var u=function(n,w){return new Intl.NumberFormat(l,{style:'unit',unit:w,"
+    "unitDisplay:'long',numberingSystem:'latn'}).format(n);};"
+    "var f=function(s){var m=Math.floor(s/60),r=s%60;try{if(m&&r){return(c.dataset.join||"
+    "'{minutes} {seconds}').replace('{minutes}',u(m,'minute')).replace('{seconds}',"
+    "u(r,'second'));}return m?u(m,'minute'):u(r,'second');}catch(e){"
+    "return s<60?s+' s':m+':'+('0'+r).slice(-2);}};"
+    "var t=setInterval(function(){s--;if(s<=0){clearInterval(t);if(b)b.disabled=false;"
     "c.textContent='';}else{c.textContent=c.dataset.template.replace('{time}',f(s));}"
     "},1000);})();"
 )
@@ -201,22 +313,142 @@ _WEBOTP_JS = (
 )
 
 
-def clock(seconds: int) -> str:
-    """The time left as the timer shows it: "25 s" under a minute, else "m:ss" ("14:05",
-    "60:00"); the page's script writes it the same way."""
-    if seconds < 60:
-        return f"{seconds} s"
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _script(view: ChallengeView) -> str:
-    """Progressive enhancement only: without JavaScript the button is enabled on reload,
-    and the code is typed (or filled by the keyboard's one-time-code suggestion)."""
+def script(c: Mapping[str, Any]) -> str:
+    """The middleware's own script for a page (the challenge's countdown and WebOTP), or "".
+    Progressive enhancement only: without JavaScript the button is enabled on reload, and
+    the code is typed (or filled by the keyboard's one-time-code suggestion)."""
+    if c.get("page") != "challenge":
+        return ""
     parts = []
-    if view.resend_in > 0:
+    if c["retry_after"] > 0:
         parts.append(_COOLDOWN_JS)
-    if view.attempts_left:  # a code form to fill
+    if c["attempts_left"]:  # a code form to fill
         parts.append(_WEBOTP_JS)
     if not parts:
         return ""
-    return f'<script nonce="{escape(view.script_nonce)}">{"".join(parts)}</script>'
+    return f'<script nonce="{escape(c["csp_nonce"])}">{"".join(parts)}</script>'
+
+
+#: The plain pages' look: readable on a 320 px phone (long words such as a user agent wrap
+#: rather than scroll sideways) and in the reader's colour scheme (the browser's own light or
+#: dark colours, so the contrast is the browser's, not ours to get wrong).
+_PLAIN_STYLE = (
+    "<style>:root{color-scheme:light dark}body{font:16px/1.5 system-ui,sans-serif;"
+    "max-width:40rem;margin:0 auto;padding:1rem;overflow-wrap:anywhere}</style>"
+)
+
+
+def html_start(title: str) -> str:
+    """The start of a plain page up to ``<body>``: the request's language and direction, a
+    phone-width viewport, the light/dark colour scheme, and ``title`` (text)."""
+    return (
+        f'<!doctype html><html {text.html_attributes()}><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="robots" content="noindex"><title>{escape(title)}</title>{_PLAIN_STYLE}'
+        f"</head><body>"
+    )
+
+
+def plain(title: str, body_html: str) -> str:
+    """A plain page: ``title`` is text, ``body_html`` ready-made HTML (in its ``<main>``)."""
+    return f"{html_start(title)}<main>{body_html}</main></body></html>"
+
+
+def titled(title: str, sentence: str) -> str:
+    """A plain page's body: its title as the heading (what a screen reader jumps to) and
+    one sentence."""
+    return f"<h1>{escape(title)}</h1><p>{escape(sentence)}</p>"
+
+
+def message(c: MessageContext) -> str:
+    link = ""
+    if c["link_url"]:
+        link = f'<p><a href="{escape(c["link_url"])}">{escape(c["link_text"] or "")}</a></p>'
+    return plain(c["title"], titled(c["title"], c["sentence"]) + link)
+
+
+def enroll(c: EnrollContext) -> str:
+    action = escape(c["action"])
+    hidden = _hidden(c["csrf_value"], c["next_url"])
+    said = f'<p class="error" role="alert">{escape(c["error"])}</p>' if c["error"] else ""
+    code_form = ""
+    if c["sent_text"] is not None:
+        code_form = (
+            f'<p id="enroll-sent" role="status">{escape(c["sent_text"])}</p>'
+            f'<form method="post" action="{action}">{hidden}'
+            f'<input name="code" inputmode="numeric" autocomplete="one-time-code" '
+            f'pattern="[0-9]*" maxlength="{c["code_length"]}" required autofocus '
+            f'aria-label="{escape(c["code_label"])}">'
+            f'<button type="submit">{escape(c["confirm_label"])}</button></form>'
+        )
+    title = escape(c["title"])
+    return (
+        f'<!doctype html><html {text.html_attributes()}><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="robots" content="noindex"><title>{title}</title>'
+        f"<main><h1>{title}</h1><p>{escape(c['intro'])}</p>{said}{code_form}"
+        f'<form method="post" action="{action}">{hidden}'
+        f"<label>{escape(c['phone_label'])} "
+        f'<input name="phone" type="tel" autocomplete="tel" required></label>'
+        f'<button type="submit">{escape(c["send_label"])}</button></form>'
+        f"</main></html>"
+    )
+
+
+def recovery(c: RecoveryContext) -> str:
+    shown = ""
+    if c["codes"]:
+        items = "".join(f"<li><code>{escape(code)}</code></li>" for code in c["codes"])
+        shown = (
+            f'<p class="notice" role="status">{escape(c["shown_once_text"] or "")}</p>'
+            f'<ol id="recovery-codes">{items}</ol>'
+        )
+    return plain(
+        c["title"],
+        f"<h1>{escape(c['title'])}</h1><p>{escape(c['intro'])}</p>{shown}"
+        f'<p id="recovery-left">{escape(c["left_text"])}</p>'
+        f'<form method="post" action="{escape(c["action"])}">{_hidden(c["csrf_value"])}'
+        f'<button type="submit">{escape(c["generate_label"])}</button></form>',
+    )
+
+
+def browsers(c: BrowsersContext) -> str:
+    action = escape(c["action"])
+    hidden = _hidden(c["csrf_value"])
+
+    def button(value: str, label: str) -> str:
+        return (
+            f'<form method="post" action="{action}">{hidden}'
+            f'<input type="hidden" name="revoke" value="{escape(value)}">'
+            f'<button type="submit">{escape(label)}</button></form>'
+        )
+
+    rows = "".join(
+        f'<li class="browser" data-id="{escape(b["id"])}">'
+        f"<strong>{escape(b['user_agent'] or '?')}</strong>"
+        + (f" <em>({escape(c['this_browser_text'])})</em>" if b["this_browser"] else "")
+        + f"<br><small>{escape(b['network'])} &middot; {escape(b['created_at'])} &rarr; "
+        f"{escape(b['expires_at'])} &middot; {escape(b['last_used'])}</small>"
+        f"{button(b['id'], c['revoke_label'])}</li>"
+        for b in c["browsers"]
+    )
+    listing = (
+        f'<ul id="trusted-browsers">{rows}</ul>{button("all", c["revoke_all_label"])}'
+        if c["browsers"]
+        else f'<p id="no-browsers">{escape(c["none_text"])}</p>'
+    )
+    return plain(c["title"], f"<h1>{escape(c['title'])}</h1><p>{escape(c['intro'])}</p>{listing}")
+
+
+__all__ = [
+    "CSRF_FIELD",
+    "ChallengeView",
+    "Pages",
+    "challenge_context",
+    "common",
+    "html_start",
+    "message",
+    "plain",
+    "script",
+    "titled",
+]

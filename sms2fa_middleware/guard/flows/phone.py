@@ -52,9 +52,7 @@ from ..responses import (
     PAGE_HEADERS,
     app_url,
     forbidden,
-    html_start,
     internal_error,
-    page,
     redirect,
     safe_next,
     with_next,
@@ -63,7 +61,7 @@ from .enroll import EnrollFlow, run_to_completion
 from .gate import verified_or_where_to_go
 from .html import read_form
 from .json import is_json, wants_json
-from .pages import clock
+from .pages import html_start
 
 log = logging.getLogger("sms2fa")
 
@@ -148,11 +146,11 @@ class PhoneFlow:
         if isinstance(who, Response):
             return who
         if read is None:
-            return page(400, text.forbidden_title(), f"<p>{escape(text.form_unreadable())}</p>")
+            return forbidden(request, text.form_unreadable(), 400)
         if not origin_ok(request, self.options.origins):
-            return page(403, text.forbidden_title(), f"<p>{escape(text.origin_rejected())}</p>")
+            return forbidden(request, text.origin_rejected())
         if not self.csrf.ok(request, who.auth_id, fields.get("csrf_token", "")):
-            return forbidden()
+            return forbidden(request)
         if "code" in fields:
             code = re.sub(r"[\s-]", "", fields["code"])
             error, status, number = self._check(request, who, code)
@@ -178,7 +176,7 @@ class PhoneFlow:
             # Say for how long (the cooldown of a code sent to another new number just now).
             wait = self.sender.wait(to, request) if refused_by == "rate_limited" else None
             if wait is not None:
-                later = text.resend_wait().format(time=clock(wait.retry_after))
+                later = text.resend_wait().format(time=text.duration(wait.retry_after))
                 error = f"{text.held(wait.budget)} {later}"
             return self._page(request, who, next_url, None, error, status)
         return redirect(with_next(app_url(request, self.path), next_url), header)

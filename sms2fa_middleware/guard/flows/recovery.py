@@ -11,9 +11,6 @@ challenge and comes back here; an API client gets the 401.
 
 from __future__ import annotations
 
-import secrets
-from html import escape
-
 from ... import Identity, text
 from ...engine import Verifier
 from ...errors import VerificationError
@@ -28,11 +25,12 @@ from ...messages import (
 from ..csrf import Csrf, origin_ok
 from ..options import GuardOptions
 from ..refusals import Refusals
-from ..responses import PAGE_HEADERS, app_url, forbidden, html_start
+from ..responses import app_url, forbidden
 from ..sessions import Sessions
 from .gate import verified_or_where_to_go
 from .html import read_form
 from .json import is_json, wants_json
+from .pages import CSRF_FIELD
 
 
 class RecoveryFlow:
@@ -93,36 +91,31 @@ class RecoveryFlow:
             return json_response(200, {"codes": codes, "remaining": len(codes)})
         fields = read_form(request) or {}
         if not self.csrf.ok(request, who.auth_id, fields.get("csrf_token", "")):
-            return forbidden()
+            return forbidden(request)
         codes = self.verifier.new_recovery_codes(who.auth_id)
         return self._page(request, who, len(codes), codes)
 
     def _page(
         self, request: Request, who: Identity, left: int, codes: list[str] | None
     ) -> Response:
-        headers = [self.options.csp.header(secrets.token_urlsafe(16))]
+        headers = []
         nonce, set_nonce = self.csrf.nonce(request)
         if set_nonce:
             headers.append(set_nonce)
-        shown = ""
-        if codes:
-            items = "".join(f"<li><code>{escape(c)}</code></li>" for c in codes)
-            shown = (
-                f'<p class="notice" role="status">{escape(text.recovery_shown_once())}</p>'
-                f'<ol id="recovery-codes">{items}</ol>'
-            )
-        action = app_url(request, f"{self.options.prefix}/recovery")
-        body = (
-            f"{html_start(text.recovery_title())}<main><h1>{escape(text.recovery_title())}</h1>"
-            f"<p>{escape(text.recovery_intro())}</p>{shown}"
-            f'<p id="recovery-left">{escape(text.recovery_left(left))}</p>'
-            f'<form method="post" action="{escape(action)}">'
-            f'<input type="hidden" name="csrf_token" '
-            f'value="{escape(self.csrf.token(who.auth_id, nonce))}">'
-            f'<button type="submit">{escape(text.recovery_generate_button())}</button>'
-            f"</form></main></body></html>"
+        renderer = self.options.renderer
+        context = renderer.context(request, "recovery", 200, text.recovery_title())
+        context.update(
+            intro=text.recovery_intro(),
+            action=app_url(request, f"{self.options.prefix}/recovery"),
+            csrf_name=CSRF_FIELD,
+            csrf_value=self.csrf.token(who.auth_id, nonce),
+            left=left,
+            left_text=text.recovery_left(left),
+            codes=list(codes or ()),
+            shown_once_text=text.recovery_shown_once() if codes else None,
+            generate_label=text.recovery_generate_button(),
         )
-        return Response(200, body.encode(), [*PAGE_HEADERS, *headers])
+        return renderer.respond(context, headers)
 
 
 __all__ = ["RecoveryFlow"]
