@@ -1,8 +1,10 @@
 """``{prefix}/phone`` (with ``on_enroll``): a verified user changes their phone number.
 
 * ``GET`` -> a page with the number on file (masked), a form for the new one, and a code
-  form once a code is out (HTML); with ``Accept: application/json``, ``{"phone": masked,
-  "pending": bool, "sent_to": masked | null}``;
+  form once a code is out (HTML: the page ``phone``,
+  :class:`~sms2fa_middleware.pages.PhoneContext`, through the ``render`` hook); with
+  ``Accept: application/json``, ``{"phone": masked, "pending": bool, "sent_to": masked |
+  null}``;
 * ``POST`` a number (form field ``phone`` / JSON ``{"phone": "..."}``) -> checked as
   enrollment checks it (the region and number-type policy, refused before any SMS) and
   refused if it is the number on file; then a code is sent to it, bound to this browser;
