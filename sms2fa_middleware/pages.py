@@ -19,11 +19,11 @@ Each looks up ``sms2fa/<page>.html`` in the app's templates, then in the package
 base template, or the package's ``sms2fa/base.html``).
 
 Pages (:data:`PAGES`): ``challenge`` (:class:`ChallengeContext`), ``enroll``
-(:class:`EnrollContext`), ``recovery`` (:class:`RecoveryContext`), ``browsers``
-(:class:`BrowsersContext`) and the plain pages ``no_phone``, ``forbidden``, ``error`` and
-``unavailable`` (:class:`MessageContext`). Every sentence in a context is in the request's
-language already (:mod:`sms2fa_middleware.text`); nothing in one is HTML: templates escape
-it as they escape anything.
+(:class:`EnrollContext`), ``phone`` (:class:`PhoneContext`), ``recovery``
+(:class:`RecoveryContext`), ``browsers`` (:class:`BrowsersContext`) and the plain pages
+``no_phone``, ``forbidden``, ``error`` and ``unavailable`` (:class:`MessageContext`). Every
+sentence in a context is in the request's language already (:mod:`sms2fa_middleware.text`);
+nothing in one is HTML: templates escape it as they escape anything.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ DJANGO_TEMPLATES = TEMPLATES / "django"
 PAGES = (
     "challenge",
     "enroll",
+    "phone",
     "recovery",
     "browsers",
     "no_phone",
@@ -205,6 +206,47 @@ class EnrollContext(PageContext):
     confirm_label: str
 
 
+class PhoneContext(PageContext):
+    """``phone`` (``{prefix}/phone``, with ``on_enroll``): the number on file, masked; a number
+    form (field ``phone``), and a code form once a code is out for the new number (field
+    ``code``), both posting to ``action``; after a change, a notice saying what ended, with
+    links to new recovery codes and onwards (``next_url``)."""
+
+    #: "Your codes go to +1••••34. To use another mobile number, enter it: ..."
+    intro: str
+    #: The number on file, masked ("+1••••••••34"): never the whole number.
+    masked_number: str
+    action: str
+    csrf_name: str
+    csrf_value: str
+    #: Where to go afterwards: a hidden field ``next`` in every form, and the "Continue" link.
+    next_url: str
+    #: What went wrong (a number we cannot send to, the same number, a refused send, a
+    #: wrong code), or None.
+    error: str | None
+    #: The masked new number a code went to, when one is out (then show the code form).
+    sent_to: str | None
+    #: "We texted a code to +1••••99. Enter it to switch to this number." (None: no code out).
+    sent_text: str | None
+    #: Shown once, on the page after a change: "Your phone number is now +1••••99. You were
+    #: signed out everywhere else, ... make new ones." (None: no change just made). Show it
+    #: with links to ``recovery_url`` and ``next_url``.
+    changed_text: str | None
+    #: The recovery-codes page (``{prefix}/recovery``: the old codes no longer work) and the
+    #: link's text ("Make new recovery codes").
+    recovery_url: str
+    recovery_text: str
+    #: The link onwards after a change ("Continue").
+    continue_text: str
+    #: Digits in a code.
+    code_length: int
+    #: Labels: the new number's field, its button, the code field, the confirm button.
+    phone_label: str
+    send_label: str
+    code_label: str
+    confirm_label: str
+
+
 class RecoveryContext(PageContext):
     """``recovery``: how many recovery codes are left, and a form (no field but the CSRF
     token) that makes a new set, shown once."""
@@ -224,12 +266,25 @@ class RecoveryContext(PageContext):
 
 
 class TrustedBrowserEntry(TypedDict):
-    """One trusted browser (the times are ISO 8601, UTC)."""
+    """One trusted browser: its times as ISO 8601 (UTC, as the JSON answers have them), and
+    in words in the request's language, to the minute ("3 December 2026, 20:41 UTC")."""
 
     id: str
+    #: When it was trusted, when its trust ends, when it last opened a page without a code
+    #: (ISO 8601, UTC: ``2026-12-03T20:41:05.123456Z``).
     created_at: str
     expires_at: str
     last_used: str
+    #: The same times in words: "3 December 2026, 20:41 UTC".
+    created_date: str
+    expires_date: str
+    last_used_date: str
+    #: The same as sentences: "Trusted on 3 December 2026, 20:41 UTC", "Trusted until ...",
+    #: "Last used ...".
+    created_text: str
+    expires_text: str
+    last_used_text: str
+    #: Its User-Agent as sent when it was trusted ("" when none was).
     user_agent: str
     #: The coarse network it was trusted from ("203.0.113.0/24").
     network: str
@@ -274,6 +329,7 @@ __all__ = [
     "EnrollContext",
     "MessageContext",
     "PageContext",
+    "PhoneContext",
     "RecoveryContext",
     "Render",
     "Rendered",

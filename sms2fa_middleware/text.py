@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime, timezone
 from typing import Protocol
 
 from . import languages
@@ -548,3 +549,44 @@ def revoke_button() -> str:
 
 def revoke_all_button() -> str:
     return _("Revoke all")
+
+
+#: The months, for the dates the pages show (:func:`date_time`).
+MONTHS = (
+    N_("January"),
+    N_("February"),
+    N_("March"),
+    N_("April"),
+    N_("May"),
+    N_("June"),
+    N_("July"),
+    N_("August"),
+    N_("September"),
+    N_("October"),
+    N_("November"),
+    N_("December"),
+)
+
+
+def date_time(moment: datetime) -> str:
+    """A moment to the minute, in UTC, for people: "3 December 2026, 20:41 UTC". The order
+    and the joining words are the catalogue's ("3 de diciembre de 2026, 20:41 UTC"); digits
+    and the 24-hour clock are the same in every language, and UTC is said, not guessed at
+    (the server does not know the reader's time zone)."""
+    utc = moment.astimezone(timezone.utc)
+    return _("{day} {month} {year}, {time} UTC").format(
+        day=utc.day, month=_(MONTHS[utc.month - 1]), year=utc.year, time=f"{utc:%H:%M}"
+    )
+
+
+def browser_trusted_on(date: str) -> str:
+    """``date``: :func:`date_time`'s words."""
+    return _("Trusted on {date}").format(date=date)
+
+
+def browser_trusted_until(date: str) -> str:
+    return _("Trusted until {date}").format(date=date)
+
+
+def browser_last_used(date: str) -> str:
+    return _("Last used {date}").format(date=date)

@@ -19,6 +19,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from sms2fa_middleware.pages import (
     ChallengeContext,
     EnrollContext,
     MessageContext,
+    PhoneContext,
     RecoveryContext,
 )
 from sms2fa_middleware.phones import mask
@@ -42,10 +44,12 @@ from sms2fa_middleware.testing import FakeFlowroute
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 ALICE = "+12065551234"
+NEW = "+13125550199"  # alice's new number, on the change-of-number page
 HTML = "text/html,application/xhtml+xml"
 KEYS: dict[str, frozenset[str]] = {
     "challenge": ChallengeContext.__required_keys__,
     "enroll": EnrollContext.__required_keys__,
+    "phone": PhoneContext.__required_keys__,
     "recovery": RecoveryContext.__required_keys__,
     "browsers": BrowsersContext.__required_keys__,
     **{name: MessageContext.__required_keys__ for name in ("no_phone", "forbidden", "error")},
@@ -305,7 +309,7 @@ def test_every_pages_context_is_as_documented(
     assert all(f"<code>{code}</code>" in made.text for code in c["codes"])
     assert c["shown_once_text"] == text.recovery_shown_once()
 
-    app.get("/sms2fa/browsers")
+    listed = app.get("/sms2fa/browsers")
     c = seen.last("browsers")
     (entry,) = c["browsers"]
     assert entry["this_browser"] is True and set(entry) == {
@@ -313,11 +317,34 @@ def test_every_pages_context_is_as_documented(
         "created_at",
         "expires_at",
         "last_used",
+        "created_date",
+        "expires_date",
+        "last_used_date",
+        "created_text",
+        "expires_text",
+        "last_used_text",
         "user_agent",
         "network",
         "this_browser",
     }
+    # Each time twice: ISO (as the JSON has it) and in words, to the minute, labelled.
+    for key, iso_key, label in (
+        ("created", "created_at", "Trusted on"),
+        ("expires", "expires_at", "Trusted until"),
+        ("last_used", "last_used", "Last used"),
+    ):
+        moment = datetime.fromisoformat(entry[iso_key].replace("Z", "+00:00"))
+        words = f"{moment.day} {moment:%B %Y, %H:%M} UTC"  # "3 December 2026, 20:41 UTC"
+        assert entry[f"{key}_date"] == words, entry
+        assert entry[f"{key}_text"] == f"{label} {words}"
+        assert f'<time datetime="{entry[iso_key]}">{label} {words}</time>' in listed.text
     assert (c["revoke_label"], c["revoke_all_label"]) == ("Revoke", "Revoke all")
+    spanish = app.get("/sms2fa/browsers", **{"accept-language": "es"})
+    (entry,) = seen.last("browsers")["browsers"]
+    assert re.fullmatch(
+        r"De confianza desde el \d+ de [a-z]+ de \d{4}, \d\d:\d\d UTC", entry["created_text"]
+    )
+    assert entry["created_text"] in spanish.text
 
     no_phone = app.get("/account", user="carol")
     c = seen.last("no_phone")
@@ -364,6 +391,61 @@ def test_the_enrollment_and_unavailable_contexts(
     assert (down.status, c["status"], c["lang"]) == (503, 503, "es")
     assert c["title"] == "Inténtalo de nuevo en breve"
     assert dict(down.headers)["retry-after"] == "5"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("kind", ["flask", "starlette"])
+def test_the_change_of_number_context(
+    apps: Callable[..., App], fake_flowroute: FakeFlowroute, kind: str
+) -> None:
+    seen = Recorder()
+    numbers = {"alice": ALICE}
+
+    def who(request: Any) -> Identity | None:  # the app's table, which on_enroll writes
+        user = request.headers.get("x-user")
+        return Identity(user, numbers[user]) if user in numbers else None
+
+    app = apps(kind, render=seen, identify=who, on_enroll=numbers.__setitem__)
+    app.verify(fake_flowroute)  # a fresh code: no step-up before the page
+    page = app.get("/sms2fa/phone?next=/account")
+    c = seen.last("phone")
+    assert page.status == c["status"] == 200
+    assert (c["page"], c["title"], c["lang"]) == ("phone", "Change your phone number", "en")
+    assert c["masked_number"] == mask(ALICE) and ALICE not in repr(c)
+    assert c["intro"] == text.phone_intro(mask(ALICE))
+    assert (c["action"], c["next_url"]) == ("/sms2fa/phone", "/account")
+    assert (c["recovery_url"], c["recovery_text"]) == (
+        "/sms2fa/recovery",
+        "Make new recovery codes",
+    )
+    assert (c["csrf_name"], c["csrf_value"]) == ("csrf_token", page.field("csrf_token"))
+    assert (c["sent_to"], c["sent_text"], c["changed_text"], c["error"]) == (None,) * 4
+    assert (c["phone_label"], c["send_label"]) == ("New mobile number", "Text me a code")
+    assert c["csp_nonce"] == page.nonce and c["code_length"] == 6
+    assert 'name="code"' not in page.text  # no code out: the number form only
+
+    data = {"csrf_token": c["csrf_value"], "next": "/account"}
+    same = app.post("/sms2fa/phone", {**data, "phone": ALICE})
+    c = seen.last("phone")
+    assert (same.status, c["status"], c["error"]) == (400, 400, text.phone_same_number())
+    assert app.post("/sms2fa/phone", {**data, "phone": NEW}).status == 303
+    waiting = app.get("/sms2fa/phone?next=/account")
+    c = seen.last("phone")
+    assert c["sent_to"] == mask(NEW) and NEW not in repr(c)
+    assert c["sent_text"] == text.phone_code_sent(mask(NEW)) and c["changed_text"] is None
+    assert c["confirm_label"] == "Use this number" and 'pattern="[0-9 \\-]*"' in waiting.text
+
+    # A code typed in groups, as the field lets it be: the number changes.
+    code = fake_flowroute.last_code(NEW)
+    done = app.post("/sms2fa/phone", {**data, "code": f"{code[:3]} {code[3:]}"})
+    assert done.status == 303 and numbers["alice"] == NEW, done.text[:300]
+    after = app.get(done.headers["location"])
+    c = seen.last("phone")
+    assert (after.status, c["masked_number"]) == (200, mask(NEW))
+    assert c["changed_text"] == text.phone_changed(mask(NEW)) and 'id="phone-changed"' in after.text
+    assert c["continue_text"] == "Continue" and 'href="/sms2fa/recovery"' in after.text
+    app.get("/sms2fa/phone?next=/account")
+    assert seen.last("phone")["changed_text"] is None  # shown once
 
 
 # -- what the hook returns, and what stays ours ------------------------------------------
@@ -547,8 +629,64 @@ def test_flask_render_makes_every_page_from_the_packages_templates(
         assert made.text.count("<li><code>") == 10 and "sms2fa-recovery" in made.text
         listed = app.get("/sms2fa/browsers")
         assert 'class="browser"' in listed.text and "(this browser)" in listed.text
+        assert re.search(r'<time datetime="[0-9T:.-]+Z">Trusted on \d+ [A-Z]', listed.text)
         refused = app.get("/account", user="carol")
         assert refused.status == 403 and '<section class="sms2fa sms2fa-no_phone">' in refused.text
+    assert not caplog.records  # no page fell back to the built-in one
+
+
+@SQLITE_ONLY
+def test_the_packages_enroll_and_phone_templates_work(
+    apps: Callable[..., App],
+    fake_flowroute: FakeFlowroute,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Through the package's Jinja templates: carol adds a number, alice changes hers, each
+    confirming with a code typed in groups ("123 456", which the code fields let through)."""
+    from sms2fa_middleware.flask import flask_render
+
+    numbers: dict[str, str | None] = {"alice": ALICE, "carol": None}
+
+    def who(request: Any) -> Identity | None:
+        user = request.headers.get("x-user")
+        return Identity(user, numbers[user]) if user in numbers else None
+
+    templates = _templates(tmp_path / "templates")
+    app = apps(
+        "flask",
+        templates,
+        render_with=lambda a: flask_render(a, layout="layout.html"),
+        identify=who,
+        on_enroll=numbers.__setitem__,
+    )
+    grouped = 'pattern="[0-9 \\-]*" maxlength="12"'
+    with caplog.at_level(logging.ERROR, logger="sms2fa"):
+        page = app.get("/sms2fa/enroll?next=/account", user="carol")
+        data = {"csrf_token": page.field("csrf_token"), "next": "/account"}
+        assert app.post("/sms2fa/enroll", {**data, "phone": NEW}, user="carol").status == 303
+        page = app.get("/sms2fa/enroll?next=/account", user="carol")
+        assert "sms2fa-enroll" in page.text and grouped in page.text
+        code = fake_flowroute.last_code(NEW)
+        done = app.post("/sms2fa/enroll", {**data, "code": f"{code[:3]}-{code[3:]}"}, user="carol")
+        assert done.status == 303 and numbers["carol"] == NEW
+
+        app.verify(fake_flowroute)
+        page = app.get("/sms2fa/phone?next=/account")
+        assert '<section class="sms2fa sms2fa-phone">' in page.text
+        assert '<header id="shop">ACME for alice</header>' in page.text
+        assert f"Your codes go to {mask(ALICE)}" in page.text and 'name="code"' not in page.text
+        data = {"csrf_token": page.field("csrf_token"), "next": "/account"}
+        other = "+13125550142"
+        assert app.post("/sms2fa/phone", {**data, "phone": other}).status == 303
+        page = app.get("/sms2fa/phone?next=/account")
+        assert 'id="phone-sent"' in page.text and grouped in page.text
+        code = fake_flowroute.last_code(other)
+        done = app.post("/sms2fa/phone", {**data, "code": f"{code[:3]} {code[3:]}"})
+        assert done.status == 303 and numbers["alice"] == other
+        after = app.get(done.headers["location"])
+        assert 'id="phone-changed"' in after.text and f"is now {mask(other)}" in after.text
+        assert '<a href="/sms2fa/recovery">Make new recovery codes</a>' in after.text
     assert not caplog.records  # no page fell back to the built-in one
 
 
@@ -613,7 +751,7 @@ def test_django_render(
     )
     engine = {**settings.TEMPLATES[0], "DIRS": [str(root)]}
     with override_settings(TEMPLATES=[engine]):
-        sms2fa(render=django_render(layout=layout))
+        sms2fa(render=django_render(layout=layout), on_enroll=f"{__name__}.django_on_enroll")
         client = Client()
         client.login(username=DJANGO_ALICE, password=PASSWORD)
         html = {"accept": "text/html", "accept-language": "fr"}
@@ -637,3 +775,20 @@ def test_django_render(
             headers=html,
         )
         assert done.status_code == 303 and done["location"] == "/account/"
+        # The change-of-number page (the code above is fresh), and its code form.
+        page = client.get("/sms2fa/phone?next=/account/", headers=html)
+        body = page.text
+        assert page.status_code == 200 and '<section class="sms2fa sms2fa-phone">' in body
+        assert "<h1>Changer votre numéro de téléphone</h1>" in body, body
+        token = re.search(r'name="csrf_token" value="([^"]+)"', body)
+        assert token is not None
+        fields = {"csrf_token": token.group(1), "next": "/account/", "phone": NEW}
+        assert client.post("/sms2fa/phone", fields, headers=html).status_code == 303
+        body = client.get("/sms2fa/phone?next=/account/", headers=html).text
+        assert 'id="phone-sent"' in body and 'pattern="[0-9 \\-]*" maxlength="12"' in body
+
+
+def django_on_enroll(auth_id: str, number: str) -> None:
+    """``on_enroll`` for the Django project (a dotted path): test_django_render confirms no
+    new number, so it is never called."""
+    raise AssertionError("no number is confirmed in test_django_render")

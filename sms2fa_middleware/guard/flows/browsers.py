@@ -41,6 +41,7 @@ from .pages import CSRF_FIELD
 
 
 def _entry(browser: TrustedBrowser, current: str | None) -> dict[str, Any]:
+    """One browser as the JSON answers list it."""
     return {
         "id": browser.id,
         "created_at": iso(browser.created_at),
@@ -49,6 +50,25 @@ def _entry(browser: TrustedBrowser, current: str | None) -> dict[str, Any]:
         "user_agent": browser.user_agent,
         "network": browser.network,
         "this_browser": browser.id == current,
+    }
+
+
+def _page_entry(browser: TrustedBrowser, current: str | None) -> dict[str, Any]:
+    """One browser as the page's context has it
+    (:class:`~sms2fa_middleware.pages.TrustedBrowserEntry`): the JSON's keys, and its times
+    in words in the request's language."""
+    created = text.date_time(browser.created_at)
+    expires = text.date_time(browser.expires_at)
+    last_used = text.date_time(browser.last_used)
+    return {
+        **_entry(browser, current),
+        "user_agent": browser.user_agent or "",
+        "created_date": created,
+        "expires_date": expires,
+        "last_used_date": last_used,
+        "created_text": text.browser_trusted_on(created),
+        "expires_text": text.browser_trusted_until(expires),
+        "last_used_text": text.browser_last_used(last_used),
     }
 
 
@@ -82,10 +102,9 @@ class BrowsersFlow:
         who = self._verified(request, identity)
         if isinstance(who, Response):
             return who
-        listed = self._listed(request, who)
         if wants_json(request):
-            return json_response(200, {"browsers": listed})
-        return self._page(request, who, listed)
+            return json_response(200, {"browsers": self._listed(request, who)})
+        return self._page(request, who)
 
     def post(self, request: Request, identity: Identity | None) -> Response:
         """Revoke one trusted browser (``revoke=<id>``) or all (``revoke=all``)."""
@@ -113,9 +132,9 @@ class BrowsersFlow:
             return forbidden(request)
         which = fields.get("revoke", "")
         if not which or len(which) > 64:
-            return self._page(request, who, self._listed(request, who), status=400)
+            return self._page(request, who, status=400)
         _, headers = self._revoke(request, who, which)
-        response = self._page(request, who, self._listed(request, who))
+        response = self._page(request, who)
         response.headers.extend(headers)
         return response
 
@@ -134,13 +153,12 @@ class BrowsersFlow:
         cookies = self.trust.cookies
         return revoked, [cookies.delete(https, cookies.trusted(https))] if mine else []
 
-    def _page(
-        self, request: Request, who: Identity, listed: list[dict[str, Any]], status: int = 200
-    ) -> Response:
+    def _page(self, request: Request, who: Identity, status: int = 200) -> Response:
         headers = []
         nonce, set_nonce = self.csrf.nonce(request)
         if set_nonce:
             headers.append(set_nonce)
+        current = self.trust.held(request, who)
         renderer = self.options.renderer
         context = renderer.context(request, "browsers", status, text.browsers_title())
         context.update(
@@ -148,7 +166,7 @@ class BrowsersFlow:
             action=app_url(request, f"{self.options.prefix}/browsers"),
             csrf_name=CSRF_FIELD,
             csrf_value=self.csrf.token(who.auth_id, nonce),
-            browsers=[{**b, "user_agent": b["user_agent"] or ""} for b in listed],
+            browsers=[_page_entry(b, current) for b in self.trust.listed(who)],
             none_text=text.browsers_none(),
             this_browser_text=text.this_browser(),
             revoke_label=text.revoke_button(),

@@ -29,6 +29,7 @@ from ...pages import (
     ChallengeContext,
     EnrollContext,
     MessageContext,
+    PhoneContext,
     RecoveryContext,
 )
 
@@ -156,6 +157,8 @@ class Pages:
             return self._challenge(context)  # type: ignore[arg-type]
         if page == "enroll":
             return enroll(context)  # type: ignore[arg-type]
+        if page == "phone":
+            return phone(context)  # type: ignore[arg-type]
         if page == "recovery":
             return recovery(context)  # type: ignore[arg-type]
         if page == "browsers":
@@ -207,12 +210,11 @@ def _code_form(c: ChallengeContext, hidden: str) -> str:
     # The field has the focus on load, so a screen reader reads it first: its description
     # (the error, if any, then the attempts left) is read with it.
     described = "error attempts" if c["error"] else "attempts"
-    # Room for the spaces and dashes people type between digit groups.
     return (
         f'<form method="post" action="{escape(c["action"])}">{hidden}'
         f'<label for="code">{escape(c["code_label"])}</label>'
         f'<input id="code" name="code" type="text" inputmode="numeric" '
-        f'pattern="[0-9 \\-]*" maxlength="{c["code_length"] + 6}" '
+        f"{_code_size(c['code_length'])} "
         f'autocomplete="one-time-code" autofocus required '
         f'aria-describedby="{described}">'
         f'<p class="muted" id="attempts">{escape(c["attempts_text"] or "")}</p>'
@@ -377,7 +379,7 @@ def enroll(c: EnrollContext) -> str:
             f'<p id="enroll-sent" role="status">{escape(c["sent_text"])}</p>'
             f'<form method="post" action="{action}">{hidden}'
             f'<input name="code" inputmode="numeric" autocomplete="one-time-code" '
-            f'pattern="[0-9]*" maxlength="{c["code_length"]}" required autofocus '
+            f"{_code_size(c['code_length'])} required autofocus "
             f'aria-label="{escape(c["code_label"])}">'
             f'<button type="submit">{escape(c["confirm_label"])}</button></form>'
         )
@@ -392,6 +394,43 @@ def enroll(c: EnrollContext) -> str:
         f'<input name="phone" type="tel" autocomplete="tel" required></label>'
         f'<button type="submit">{escape(c["send_label"])}</button></form>'
         f"</main></html>"
+    )
+
+
+def _code_size(length: int) -> str:
+    """A code field's ``pattern`` and ``maxlength``, as the challenge's: the server drops the
+    spaces and dashes people type between digit groups ("123 456"), so the field lets them."""
+    return f'pattern="[0-9 \\-]*" maxlength="{length + 6}"'
+
+
+def phone(c: PhoneContext) -> str:
+    action = escape(c["action"])
+    hidden = _hidden(c["csrf_value"], c["next_url"])
+    said = f'<p class="error" role="alert">{escape(c["error"])}</p>' if c["error"] else ""
+    changed = ""
+    if c["changed_text"] is not None:
+        changed = (
+            f'<p class="notice" role="status" id="phone-changed">{escape(c["changed_text"])}</p>'
+            f'<p><a href="{escape(c["recovery_url"])}">{escape(c["recovery_text"])}</a>'
+            f' &middot; <a href="{escape(c["next_url"])}">{escape(c["continue_text"])}</a></p>'
+        )
+    code_form = ""
+    if c["sent_text"] is not None:
+        code_form = (
+            f'<p id="phone-sent" role="status">{escape(c["sent_text"])}</p>'
+            f'<form method="post" action="{action}">{hidden}'
+            f"<label>{escape(c['code_label'])} "
+            f'<input name="code" inputmode="numeric" autocomplete="one-time-code" '
+            f"{_code_size(c['code_length'])} required autofocus></label>"
+            f'<button type="submit">{escape(c["confirm_label"])}</button></form>'
+        )
+    return plain(
+        c["title"],
+        f"<h1>{escape(c['title'])}</h1>{changed}<p>{escape(c['intro'])}</p>{said}{code_form}"
+        f'<form method="post" action="{action}">{hidden}'
+        f"<label>{escape(c['phone_label'])} "
+        f'<input name="phone" type="tel" autocomplete="tel" required></label>'
+        f'<button type="submit">{escape(c["send_label"])}</button></form>',
     )
 
 
@@ -423,12 +462,17 @@ def browsers(c: BrowsersContext) -> str:
             f'<button type="submit">{escape(label)}</button></form>'
         )
 
+    def when(iso: str, words: str) -> str:
+        return f'<time datetime="{escape(iso)}">{escape(words)}</time>'
+
     rows = "".join(
         f'<li class="browser" data-id="{escape(b["id"])}">'
         f"<strong>{escape(b['user_agent'] or '?')}</strong>"
         + (f" <em>({escape(c['this_browser_text'])})</em>" if b["this_browser"] else "")
-        + f"<br><small>{escape(b['network'])} &middot; {escape(b['created_at'])} &rarr; "
-        f"{escape(b['expires_at'])} &middot; {escape(b['last_used'])}</small>"
+        + f"<br><small>{escape(b['network'])} &middot; "
+        f"{when(b['created_at'], b['created_text'])} &middot; "
+        f"{when(b['expires_at'], b['expires_text'])} &middot; "
+        f"{when(b['last_used'], b['last_used_text'])}</small>"
         f"{button(b['id'], c['revoke_label'])}</li>"
         for b in c["browsers"]
     )
@@ -448,6 +492,7 @@ __all__ = [
     "common",
     "html_start",
     "message",
+    "phone",
     "plain",
     "script",
     "titled",

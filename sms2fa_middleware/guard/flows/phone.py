@@ -1,8 +1,10 @@
 """``{prefix}/phone`` (with ``on_enroll``): a verified user changes their phone number.
 
 * ``GET`` -> a page with the number on file (masked), a form for the new one, and a code
-  form once a code is out (HTML); with ``Accept: application/json``, ``{"phone": masked,
-  "pending": bool, "sent_to": masked | null}``;
+  form once a code is out (HTML: the page ``phone``,
+  :class:`~sms2fa_middleware.pages.PhoneContext`, through the ``render`` hook); with
+  ``Accept: application/json``, ``{"phone": masked, "pending": bool, "sent_to": masked |
+  null}``;
 * ``POST`` a number (form field ``phone`` / JSON ``{"phone": "..."}``) -> checked as
   enrollment checks it (the region and number-type policy, refused before any SMS) and
   refused if it is the number on file; then a code is sent to it, bound to this browser;
@@ -31,8 +33,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
-from html import escape
 
 from ... import Identity, text
 from ...errors import InvalidAPIUsage, InvalidRecipient, UnknownAuthId, VerificationError
@@ -49,7 +49,6 @@ from ...phones import mask
 from ..cookies import cookie_value
 from ..csrf import origin_ok
 from ..responses import (
-    PAGE_HEADERS,
     app_url,
     forbidden,
     internal_error,
@@ -61,7 +60,7 @@ from .enroll import EnrollFlow, run_to_completion
 from .gate import verified_or_where_to_go
 from .html import read_form
 from .json import is_json, wants_json
-from .pages import html_start
+from .pages import CSRF_FIELD
 
 log = logging.getLogger("sms2fa")
 
@@ -277,52 +276,37 @@ class PhoneFlow:
         status: int,
         done: bool = False,
     ) -> Response:
-        headers = [self.options.csp.header(secrets.token_urlsafe(16))]
-        https = request.scheme == "https"
+        headers = []
         if done:  # shown once: a reload does not repeat it
+            https = request.scheme == "https"
             headers.append(self.cookies.delete(https, self.cookies.flash(https)))
         nonce, set_nonce = self.csrf.nonce(request)
         if set_nonce:
             headers.append(set_nonce)
-        action = escape(app_url(request, self.path))
-        hidden = (
-            f'<input type="hidden" name="csrf_token" '
-            f'value="{escape(self.csrf.token(who.auth_id, nonce))}">'
-            f'<input type="hidden" name="next" value="{escape(next_url)}">'
+        masked = mask(who.recipient or "")
+        renderer = self.options.renderer
+        context = renderer.context(request, "phone", status, text.phone_title())
+        context.update(
+            intro=text.phone_intro(masked),
+            masked_number=masked,
+            action=app_url(request, self.path),
+            csrf_name=CSRF_FIELD,
+            csrf_value=self.csrf.token(who.auth_id, nonce),
+            next_url=next_url,
+            error=error,
+            sent_to=mask(sent_to) if sent_to is not None else None,
+            sent_text=text.phone_code_sent(mask(sent_to)) if sent_to is not None else None,
+            changed_text=text.phone_changed(masked) if done else None,
+            recovery_url=app_url(request, f"{self.options.prefix}/recovery"),
+            recovery_text=text.recovery_generate_button(),
+            continue_text=text.continue_link(),
+            code_length=self.verifier.settings.code_length,
+            phone_label=text.phone_new_label(),
+            send_label=text.enroll_send_button(),
+            code_label=text.code_label(),
+            confirm_label=text.phone_confirm_button(),
         )
-        said = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
-        changed = ""
-        if done:
-            recovery = app_url(request, f"{self.options.prefix}/recovery")
-            changed = (
-                f'<p class="notice" role="status" id="phone-changed">'
-                f"{escape(text.phone_changed(mask(who.recipient or '')))}</p>"
-                f'<p><a href="{escape(recovery)}">{escape(text.recovery_generate_button())}</a>'
-                f' &middot; <a href="{escape(next_url)}">{escape(text.continue_link())}</a></p>'
-            )
-        code_form = ""
-        if sent_to is not None:
-            length = self.verifier.settings.code_length
-            code_form = (
-                f'<p id="phone-sent" role="status">'
-                f"{escape(text.phone_code_sent(mask(sent_to)))}</p>"
-                f'<form method="post" action="{action}">{hidden}'
-                f"<label>{escape(text.code_label())} "
-                f'<input name="code" inputmode="numeric" autocomplete="one-time-code" '
-                f'pattern="[0-9]*" maxlength="{length}" required autofocus></label>'
-                f'<button type="submit">{escape(text.phone_confirm_button())}</button></form>'
-            )
-        title = text.phone_title()
-        body = (
-            f"{html_start(title)}<main><h1>{escape(title)}</h1>{changed}"
-            f"<p>{escape(text.phone_intro(mask(who.recipient or '')))}</p>{said}{code_form}"
-            f'<form method="post" action="{action}">{hidden}'
-            f"<label>{escape(text.phone_new_label())} "
-            f'<input name="phone" type="tel" autocomplete="tel" required></label>'
-            f'<button type="submit">{escape(text.enroll_send_button())}</button></form>'
-            f"</main></body></html>"
-        )
-        return Response(status, body.encode(), [*PAGE_HEADERS, *headers])
+        return renderer.respond(context, headers)
 
 
 __all__ = ["CHANGED", "PhoneFlow"]
