@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine, make_url
 
-from .backend import Backend
+from .backend import Backend, Found
 from .housekeeping import Housekeeping
 from .postgres import PostgresBackend
 from .recovery import RecoveryCodes
@@ -21,6 +22,51 @@ from .schema import CodeRow
 from .sqlite import SQLiteBackend
 from .statements import Cursor
 from .trusted import TrustedBrowsers
+
+if TYPE_CHECKING:
+    from .aio import AwaitableStore
+
+
+Attempt = tuple[int, datetime, CodeRow | None]
+"""What a guess took: (failures so far, when they reset, the code row or None)."""
+
+
+# The parameters of the hot statements, shared by this Store and the async one (.aio_postgres).
+
+
+def code_params(row: CodeRow, now: datetime, message_id: str | None) -> dict[str, Any]:
+    return {
+        "auth_id": row.auth_id,
+        "recipient": row.recipient,
+        "digest": row.digest,
+        "attempts_left": row.attempts_left,
+        "created_at": now,
+        "expires_at": row.expires_at,
+        "message_id": message_id,
+    }
+
+
+def counter_params(key: str, window: int, now: datetime, amount: int) -> dict[str, Any]:
+    reset_at = now + timedelta(seconds=window)
+    return {
+        "key": key,
+        "count": amount,
+        "reset_at": reset_at,
+        "b_amount": amount,
+        "b_now": now,
+        "b_reset_at": reset_at,
+    }
+
+
+def attempt_params(
+    auth_id: str, failure_key: str, window: int, limit: int, now: datetime
+) -> dict[str, Any]:
+    return counter_params(failure_key, window, now, 1) | {"b_auth_id": auth_id, "b_limit": limit}
+
+
+def attempt(auth_id: str, found: tuple[int, datetime, Found | None]) -> Attempt:
+    failures, ends, taken = found
+    return failures, ends, None if taken is None else CodeRow(auth_id, *taken)
 
 
 def make_backend(database_url: str | Engine) -> Backend:
@@ -55,6 +101,14 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
         event loop is cheaper than a thread hop (SQLite). See :class:`.backend.Backend`."""
         return self.backend.blocking_is_cheap
 
+    def awaitable(self) -> AwaitableStore:
+        """These operations as an event loop awaits them: on PostgreSQL, async connections
+        of their own (no thread hop); elsewhere this store, run inline (SQLite: cheap)."""
+        from .aio import InlineStore
+
+        found: AwaitableStore | None = self.backend.async_store()
+        return InlineStore(self) if found is None else found
+
     def transaction(self) -> AbstractContextManager[Cursor]:
         """One transaction for several operations: pass it to them as ``tx=``."""
         return self.backend.transaction()
@@ -68,18 +122,7 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
     def put_code(self, row: CodeRow, now: datetime, message_id: str | None = None) -> None:
         """Store a code the provider accepted, replacing any code pending for its auth_id."""
         with self.backend.one(write=True) as cursor:
-            self._sql.put_code.execute(
-                cursor,
-                {
-                    "auth_id": row.auth_id,
-                    "recipient": row.recipient,
-                    "digest": row.digest,
-                    "attempts_left": row.attempts_left,
-                    "created_at": now,
-                    "expires_at": row.expires_at,
-                    "message_id": message_id,
-                },
-            )
+            self._sql.put_code.execute(cursor, code_params(row, now, message_id))
 
     def delete_code(self, auth_id: str, digest: str | None = None) -> bool:
         """Delete the code (only if it is still the one with ``digest``, when given)."""
@@ -100,7 +143,7 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
         limit: int,
         now: datetime,
         pad: bool = False,
-    ) -> tuple[int, datetime, CodeRow | None]:
+    ) -> Attempt:
         """Take a failure slot and, if it is within ``limit``, one attempt of the live code.
 
         Returns (failures so far, when they reset, the code row or None). Atomic: parallel
@@ -111,19 +154,17 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
         ``pad``: run the same statements whatever the outcome (an unknown, a locked and a
         live auth_id then cost the same), giving back nothing where nothing is owed.
         """
-        reset_at = now + timedelta(seconds=window)
-        params = {
-            "key": failure_key,
-            "count": 1,
-            "reset_at": reset_at,
-            "b_amount": 1,
-            "b_now": now,
-            "b_reset_at": reset_at,
-            "b_auth_id": auth_id,
-            "b_limit": limit,
-        }
-        failures, ends, found = self.backend.take_attempt(params, limit, pad)
-        return failures, ends, None if found is None else CodeRow(auth_id, *found)
+        params = attempt_params(auth_id, failure_key, window, limit, now)
+        return attempt(auth_id, self.backend.take_attempt(params, limit, pad))
+
+    def attempt_if_pending(
+        self, auth_id: str, failure_key: str, window: int, limit: int, now: datetime
+    ) -> Attempt | None:
+        """None if ``auth_id`` has no code at all (nothing is taken or written); else
+        :meth:`take_attempt` (PostgreSQL: both in one round trip)."""
+        params = attempt_params(auth_id, failure_key, window, limit, now)
+        found = self.backend.attempt_if_pending(params, limit)
+        return None if found is None else attempt(auth_id, found)
 
     def get_code(self, auth_id: str) -> CodeRow | None:
         """The stored code of ``auth_id``, live or not."""
@@ -140,15 +181,7 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
 
         One upsert: a counter whose window has passed starts again from ``amount``.
         """
-        reset_at = now + timedelta(seconds=window)
-        params = {
-            "key": key,
-            "count": amount,
-            "reset_at": reset_at,
-            "b_amount": amount,
-            "b_now": now,
-            "b_reset_at": reset_at,
-        }
+        params = counter_params(key, window, now, amount)
         with self._cursor(tx) as cursor:
             found = self._sql.hit.first(cursor, params)
         assert found is not None  # an upsert with RETURNING always returns its row

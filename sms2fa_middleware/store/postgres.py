@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, bindparam, create_engine, func, select, true
 from sqlalchemy.dialects.postgresql import insert as upsert
@@ -22,6 +22,12 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from .backend import Backend, Found, RevocationSignal, log
 from .statements import Cursor, Prepared, hit_statement, reserve_attempt_statement
+
+POOL_SIZE = 16  # connections kept per process (and per event loop, for the async store)
+POOL_TIMEOUT = 5  # seconds a request waits for a free connection, then answers 503
+CONNECT_TIMEOUT = 5  # seconds: a server that drops packets costs a 503, not a hung worker
+if TYPE_CHECKING:
+    from .postgres_aio import AsyncPostgresStore
 
 SCHEMA_LOCK = 0x5A52FA  # the advisory lock concurrent create_schema() calls queue for
 CHANNEL = "sms2fa_revocations"  # what a revocation NOTIFYs (in its transaction)
@@ -38,21 +44,22 @@ def postgres_engine(url: URL) -> Engine:
     # connect_timeout: a server that drops packets must cost a 503, not a hung worker.
     return create_engine(
         url,
-        pool_size=16,
+        pool_size=POOL_SIZE,
         max_overflow=0,
-        pool_timeout=5,
+        pool_timeout=POOL_TIMEOUT,
         hide_parameters=True,
-        connect_args={"connect_timeout": 5},
+        connect_args={"connect_timeout": CONNECT_TIMEOUT},
     )
 
 
-def take_attempt_statement(upsert: Any) -> Any:
+def take_attempt_statement(upsert: Any, if_pending: bool = False) -> Any:
     """The failure slot and the attempt in one statement (data-modifying CTEs).
 
     The upsert locks the counter row; the UPDATE sees the count it returned, and takes an
-    attempt only within ``b_limit``.
+    attempt only within ``b_limit``. ``if_pending``: take the slot only if the auth_id has a
+    code, live or not; with none, the statement writes nothing and returns no row.
     """
-    slot = hit_statement(upsert).cte("failure_slot")
+    slot = hit_statement(upsert, if_pending=if_pending).cte("failure_slot")
     attempt = (
         reserve_attempt_statement()
         .where(select(slot.c.count).scalar_subquery() <= bindparam("b_limit", type_=Integer))
@@ -66,6 +73,24 @@ def take_attempt_statement(upsert: Any) -> Any:
         attempt.c.attempts_left,
         attempt.c.expires_at,
     ).select_from(slot.outerjoin(attempt, true()))
+
+
+def settle_attempt(
+    params: dict[str, Any], found: Found, limit: int, pad: bool
+) -> tuple[int, Any, Found | None, dict[str, Any] | None]:
+    """A one-statement attempt's row as (failures, reset_at, the code taken or None), and
+    the counter change it still owes, if any: a slot that found no attempt to take is given
+    back; ``pad`` writes the counter once more whatever the outcome. Shared by the sync
+    backend and the async store."""
+    failures, ends, *taken = found
+    owed = None
+    if taken[0] is None and failures <= limit:
+        # Given back in a statement of its own: until it lands, a parallel guess may see one
+        # failure too many (a 429 too early, never a guess too many).
+        owed = params | {"count": -1, "b_amount": -1}
+    elif pad:
+        owed = params | {"count": 0, "b_amount": 0}
+    return int(failures), ends, None if taken[0] is None else tuple(taken), owed
 
 
 class NotifyListener(RevocationSignal):
@@ -146,7 +171,22 @@ class PostgresBackend(Backend):
         # psycopg begins a transaction with the first statement: no BEGIN of ours.
         super().__init__(engine, engine, upsert, None, None)
         self.take_statement = Prepared(take_attempt_statement(upsert), engine.dialect)
+        self.take_if_pending = Prepared(take_attempt_statement(upsert, True), engine.dialect)
         self.signal = NotifyListener(engine)
+        self._async: AsyncPostgresStore | None = None
+
+    def async_store(self) -> AsyncPostgresStore:
+        """The same operations on the event loop (made on first use)."""
+        if self._async is None:
+            from .postgres_aio import AsyncPostgresStore
+
+            self._async = AsyncPostgresStore(self)
+        return self._async
+
+    def dispose(self) -> None:
+        if self._async is not None:
+            self._async.dispose()
+        super().dispose()
 
     @contextmanager
     def one(self, write: bool) -> Iterator[Cursor]:
@@ -169,16 +209,24 @@ class PostgresBackend(Backend):
         with self.one(write=True) as cursor:
             found = self.take_statement.first(cursor, params)
         assert found is not None  # the upsert always returns its row
-        failures, ends, *taken = found
-        if taken[0] is None and failures <= limit:
-            # Given back in a statement of its own: until it lands, a parallel guess may
-            # see one failure too many (a 429 too early, never a guess too many).
+        return self._settle(params, found, limit, pad)
+
+    def attempt_if_pending(
+        self, params: dict[str, Any], limit: int
+    ) -> tuple[int, Any, Found | None] | None:
+        """One round trip: no row when there is no code (and then nothing was written)."""
+        with self.one(write=True) as cursor:
+            found = self.take_if_pending.first(cursor, params)
+        return None if found is None else self._settle(params, found, limit, False)
+
+    def _settle(
+        self, params: dict[str, Any], found: Found, limit: int, pad: bool
+    ) -> tuple[int, Any, Found | None]:
+        failures, ends, taken, owed = settle_attempt(params, found, limit, pad)
+        if owed is not None:
             with self.one(write=True) as cursor:
-                self.sql.hit.first(cursor, params | {"count": -1, "b_amount": -1})
-        elif pad:
-            with self.one(write=True) as cursor:
-                self.sql.hit.first(cursor, params | {"count": 0, "b_amount": 0})
-        return int(failures), ends, None if taken[0] is None else tuple(taken)
+                self.sql.hit.first(cursor, owed)
+        return failures, ends, taken
 
     def unavailable(self, exc: BaseException) -> bool:
         if isinstance(exc, self._driver.errors.UndefinedTable):
