@@ -45,9 +45,11 @@ class AsyncVerifier:
         self._in_thread: InThread = in_thread or WORK.run
         self._send_in_thread: InThread = in_thread or SENDS.run
         self._on_loop = verifier.store.blocking_is_cheap
-        v, store = verifier, verifier.store.awaitable()
-        self.sends = Sends(v.settings, store, v.keys, v.audit, v.clock, v.sends.purger)
-        self.checks = Checks(v.settings, store, v.keys, v.audit, v.clock)
+        #: The store's awaitable side, which a start's and a check's steps are awaited over.
+        v = verifier
+        self.store = v.store.awaitable()
+        self.sends = Sends(v.settings, self.store, v.keys, v.audit, v.clock, v.sends.purger)
+        self.checks = Checks(v.settings, self.store, v.keys, v.audit, v.clock)
 
     async def _store(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``: store work, here if that is cheap, else in a thread."""
