@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from .postgres_aio import AsyncPostgresStore
 
 SCHEMA_LOCK = 0x5A52FA  # the advisory lock concurrent create_schema() calls queue for
+MISSING_TABLES = (
+    "sms2fa: the tables are missing: run `sms2fa migrate` (or Verifier.create_schema())"
+)
 CHANNEL = "sms2fa_revocations"  # what a revocation NOTIFYs (in its transaction)
 RELISTEN = 1.0  # seconds: before a lost listener reconnects; how soon close() stops it
 _PROCESS = [os.getpid()]  # this process's id, kept without a system call per request
@@ -181,6 +185,9 @@ class PostgresBackend(Backend):
             from .postgres_aio import AsyncPostgresStore
 
             self._async = AsyncPostgresStore(self)
+            # Dropped without dispose(): its connections close with it (it holds no
+            # reference back to this backend, so the finalizer does not keep it alive).
+            weakref.finalize(self, self._async.dispose)
         return self._async
 
     def dispose(self) -> None:
@@ -230,9 +237,7 @@ class PostgresBackend(Backend):
 
     def unavailable(self, exc: BaseException) -> bool:
         if isinstance(exc, self._driver.errors.UndefinedTable):
-            log.error(
-                "sms2fa: the tables are missing: run `sms2fa migrate` (or Verifier.create_schema())"
-            )
+            log.error(MISSING_TABLES)
             return True
         return super().unavailable(exc)
 

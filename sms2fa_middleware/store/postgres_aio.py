@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import pq
@@ -32,11 +32,16 @@ from psycopg import pq
 from ..errors import StoreUnavailable
 from .backend import log
 from .core import Attempt, attempt, attempt_params, code_params, counter_params
+from .postgres import (
+    CONNECT_TIMEOUT,
+    MISSING_TABLES,
+    POOL_SIZE,
+    POOL_TIMEOUT,
+    PostgresBackend,
+    settle_attempt,
+)
 from .schema import CodeRow
 from .statements import Prepared
-
-if TYPE_CHECKING:
-    from .postgres import PostgresBackend
 
 _INHERITED: list[Any] = []  # a forked child's copy of its parent's connections: never closed
 
@@ -131,6 +136,14 @@ def _expire(future: asyncio.Future[Any]) -> None:
         future.set_exception(StoreUnavailable())
 
 
+def _unavailable(exc: psycopg.Error) -> bool:
+    """Whether the database cannot answer (not a bug of ours): as the sync backend judges."""
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        log.error(MISSING_TABLES)
+        return True
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
 def _close(conn: psycopg.AsyncConnection[Any]) -> None:
     """Close without awaiting: libpq's finish() sends Terminate and frees the socket."""
     conn.pgconn.finish()
@@ -140,13 +153,10 @@ class AsyncPostgresStore:
     """The Store's hot operations (see :class:`~.aio.AwaitableStore`) on the event loop."""
 
     def __init__(self, backend: PostgresBackend) -> None:
-        from .postgres import CONNECT_TIMEOUT, POOL_SIZE, POOL_TIMEOUT
-
         self.size, self.timeout, self._connect_timeout = POOL_SIZE, POOL_TIMEOUT, CONNECT_TIMEOUT
         self._sql = backend.sql
         self._take = backend.take_statement
         self._take_if_pending = backend.take_if_pending
-        self._unavailable = backend.unavailable
         url = backend.engine.url.set(drivername="postgresql+psycopg")
         self._connect_args = url.get_dialect()().create_connect_args(url)
         self._pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
@@ -199,7 +209,7 @@ class AsyncPostgresStore:
                 pool.drop(conn)  # the server went away: so did every idle connection
             else:
                 pool.release(conn)
-            if self._unavailable(exc):
+            if _unavailable(exc):
                 log.error("sms2fa: database unavailable: %s", type(exc).__name__)
                 raise StoreUnavailable() from exc
             raise
@@ -270,8 +280,6 @@ class AsyncPostgresStore:
     async def _settle(
         self, params: dict[str, Any], found: tuple[Any, ...], limit: int, pad: bool
     ) -> tuple[int, datetime, tuple[Any, ...] | None]:
-        from .postgres import settle_attempt
-
         failures, ends, taken, owed = settle_attempt(params, found, limit, pad)
         if owed is not None:
             await self._first(self._sql.hit, owed)
