@@ -2,7 +2,7 @@
 
 A start's and a check's steps are the Verifier's own coroutines (:class:`.checking.Checks`,
 :class:`.sending.Sends`), awaited here over the store's awaitable side
-(:meth:`~..store.Store.awaitable`): on PostgreSQL, async connections on this loop, no thread
+(:func:`~..store.aio.awaitable`): on PostgreSQL, async connections on this loop, no thread
 hop; on SQLite, the sync store run right on the loop (a local file, microseconds a
 statement, writes queued for one lock anyway). The cold paths (schema, recovery codes,
 trusted browsers, revocation, purge) run in worker threads unless blocking on the store is
@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..sms import SendError
+from ..store.aio import awaitable
 from ..threads import SENDS, WORK
 from .checking import Checks
 from .results import Pending, SendWait, Started, Verified
@@ -47,7 +48,7 @@ class AsyncVerifier:
         self._on_loop = verifier.store.blocking_is_cheap
         #: The store's awaitable side, which a start's and a check's steps are awaited over.
         v = verifier
-        self.store = v.store.awaitable()
+        self.store = awaitable(v.store)
         self.sends = Sends(v.settings, self.store, v.keys, v.audit, v.clock, v.sends.purger)
         self.checks = Checks(v.settings, self.store, v.keys, v.audit, v.clock)
 

@@ -24,7 +24,7 @@ from ..policy import Clock, Keys, Outcome, check_auth_id, judge, lock_seconds, r
 from ..settings import Settings
 from ..store import CodeRow
 from ..store.aio import AwaitableStore
-from ..store.core import Attempt
+from ..store.statements import Attempt
 from .audit import Audit
 from .codes import is_code_shaped, matches
 from .results import Verified

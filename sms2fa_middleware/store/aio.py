@@ -18,9 +18,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from .core import Attempt, Store
+from .core import Store
 from .schema import CodeRow
-from .statements import Cursor
+from .statements import Attempt, Cursor
 
 T = TypeVar("T")
 
@@ -119,6 +119,13 @@ class InlineStore:
         self.store.extend(key, until, tx)
 
 
+def awaitable(store: Store) -> AwaitableStore:
+    """``store``'s operations as an event loop awaits them: on PostgreSQL, async connections
+    of their own (no thread hop); elsewhere the store itself, run inline (SQLite: cheap)."""
+    found: AwaitableStore | None = store.backend.async_store()
+    return InlineStore(store) if found is None else found
+
+
 def resolve(step: Coroutine[Any, Any, T]) -> T:
     """Run ``step`` -- a coroutine over an :class:`InlineStore` -- to its end, here.
 
@@ -133,4 +140,4 @@ def resolve(step: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("an engine step suspended over a sync store")
 
 
-__all__ = ["AwaitableStore", "InlineStore", "resolve"]
+__all__ = ["AwaitableStore", "InlineStore", "awaitable", "resolve"]

@@ -9,64 +9,25 @@ number of processes cannot race it. SQLite has no ``SELECT ... FOR UPDATE``; a c
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
 
 from sqlalchemy.engine import Engine, make_url
 
-from .backend import Backend, Found
+from .backend import Backend
 from .housekeeping import Housekeeping
 from .postgres import PostgresBackend
 from .recovery import RecoveryCodes
 from .schema import CodeRow
 from .sqlite import SQLiteBackend
-from .statements import Cursor
+from .statements import (
+    Attempt,
+    Cursor,
+    attempt,
+    attempt_params,
+    code_params,
+    counter_params,
+)
 from .trusted import TrustedBrowsers
-
-if TYPE_CHECKING:
-    from .aio import AwaitableStore
-
-
-Attempt = tuple[int, datetime, CodeRow | None]
-"""What a guess took: (failures so far, when they reset, the code row or None)."""
-
-
-# The parameters of the hot statements, shared by this Store and the async one (.aio_postgres).
-
-
-def code_params(row: CodeRow, now: datetime, message_id: str | None) -> dict[str, Any]:
-    return {
-        "auth_id": row.auth_id,
-        "recipient": row.recipient,
-        "digest": row.digest,
-        "attempts_left": row.attempts_left,
-        "created_at": now,
-        "expires_at": row.expires_at,
-        "message_id": message_id,
-    }
-
-
-def counter_params(key: str, window: int, now: datetime, amount: int) -> dict[str, Any]:
-    reset_at = now + timedelta(seconds=window)
-    return {
-        "key": key,
-        "count": amount,
-        "reset_at": reset_at,
-        "b_amount": amount,
-        "b_now": now,
-        "b_reset_at": reset_at,
-    }
-
-
-def attempt_params(
-    auth_id: str, failure_key: str, window: int, limit: int, now: datetime
-) -> dict[str, Any]:
-    return counter_params(failure_key, window, now, 1) | {"b_auth_id": auth_id, "b_limit": limit}
-
-
-def attempt(auth_id: str, found: tuple[int, datetime, Found | None]) -> Attempt:
-    failures, ends, taken = found
-    return failures, ends, None if taken is None else CodeRow(auth_id, *taken)
 
 
 def make_backend(database_url: str | Engine) -> Backend:
@@ -100,14 +61,6 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
         """Whether an operation takes microseconds on this host, so that running it on an
         event loop is cheaper than a thread hop (SQLite). See :class:`.backend.Backend`."""
         return self.backend.blocking_is_cheap
-
-    def awaitable(self) -> AwaitableStore:
-        """These operations as an event loop awaits them: on PostgreSQL, async connections
-        of their own (no thread hop); elsewhere this store, run inline (SQLite: cheap)."""
-        from .aio import InlineStore
-
-        found: AwaitableStore | None = self.backend.async_store()
-        return InlineStore(self) if found is None else found
 
     def transaction(self) -> AbstractContextManager[Cursor]:
         """One transaction for several operations: pass it to them as ``tx=``."""

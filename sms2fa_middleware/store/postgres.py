@@ -22,18 +22,19 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import URL, Connection, Engine
 
 from .backend import Backend, Found, RevocationSignal, log
+from .postgres_common import (
+    CONNECT_TIMEOUT,
+    MISSING_TABLES,
+    POOL_SIZE,
+    POOL_TIMEOUT,
+    settle_attempt,
+)
 from .statements import Cursor, Prepared, hit_statement, reserve_attempt_statement
 
-POOL_SIZE = 16  # connections kept per process (and per event loop, for the async store)
-POOL_TIMEOUT = 5  # seconds a request waits for a free connection, then answers 503
-CONNECT_TIMEOUT = 5  # seconds: a server that drops packets costs a 503, not a hung worker
 if TYPE_CHECKING:
     from .postgres_aio import AsyncPostgresStore
 
 SCHEMA_LOCK = 0x5A52FA  # the advisory lock concurrent create_schema() calls queue for
-MISSING_TABLES = (
-    "sms2fa: the tables are missing: run `sms2fa migrate` (or Verifier.create_schema())"
-)
 CHANNEL = "sms2fa_revocations"  # what a revocation NOTIFYs (in its transaction)
 RELISTEN = 1.0  # seconds: before a lost listener reconnects; how soon close() stops it
 _PROCESS = [os.getpid()]  # this process's id, kept without a system call per request
@@ -77,24 +78,6 @@ def take_attempt_statement(upsert: Any, if_pending: bool = False) -> Any:
         attempt.c.attempts_left,
         attempt.c.expires_at,
     ).select_from(slot.outerjoin(attempt, true()))
-
-
-def settle_attempt(
-    params: dict[str, Any], found: Found, limit: int, pad: bool
-) -> tuple[int, Any, Found | None, dict[str, Any] | None]:
-    """A one-statement attempt's row as (failures, reset_at, the code taken or None), and
-    the counter change it still owes, if any: a slot that found no attempt to take is given
-    back; ``pad`` writes the counter once more whatever the outcome. Shared by the sync
-    backend and the async store."""
-    failures, ends, *taken = found
-    owed = None
-    if taken[0] is None and failures <= limit:
-        # Given back in a statement of its own: until it lands, a parallel guess may see one
-        # failure too many (a 429 too early, never a guess too many).
-        owed = params | {"count": -1, "b_amount": -1}
-    elif pad:
-        owed = params | {"count": 0, "b_amount": 0}
-    return int(failures), ends, None if taken[0] is None else tuple(taken), owed
 
 
 class NotifyListener(RevocationSignal):
@@ -184,7 +167,9 @@ class PostgresBackend(Backend):
         if self._async is None:
             from .postgres_aio import AsyncPostgresStore
 
-            self._async = AsyncPostgresStore(self)
+            self._async = AsyncPostgresStore(
+                self.sql, self.take_statement, self.take_if_pending, self.engine.url
+            )
             # Dropped without dispose(): its connections close with it (it holds no
             # reference back to this backend, so the finalizer does not keep it alive).
             weakref.finalize(self, self._async.dispose)

@@ -28,20 +28,27 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from sqlalchemy.engine import URL
 
 from ..errors import StoreUnavailable
 from .backend import log
-from .core import Attempt, attempt, attempt_params, code_params, counter_params
-from .postgres import (
+from .postgres_common import (
     CONNECT_TIMEOUT,
     MISSING_TABLES,
     POOL_SIZE,
     POOL_TIMEOUT,
-    PostgresBackend,
     settle_attempt,
 )
 from .schema import CodeRow
-from .statements import Prepared
+from .statements import (
+    Attempt,
+    Prepared,
+    Statements,
+    attempt,
+    attempt_params,
+    code_params,
+    counter_params,
+)
 
 _INHERITED: list[Any] = []  # a forked child's copy of its parent's connections: never closed
 
@@ -152,12 +159,14 @@ def _close(conn: psycopg.AsyncConnection[Any]) -> None:
 class AsyncPostgresStore:
     """The Store's hot operations (see :class:`~.aio.AwaitableStore`) on the event loop."""
 
-    def __init__(self, backend: PostgresBackend) -> None:
+    def __init__(
+        self, sql: Statements, take: Prepared, take_if_pending: Prepared, url: URL
+    ) -> None:
+        """``sql``, ``take``, ``take_if_pending``: the sync backend's statements (the same
+        SQL); ``url``: its database (on psycopg 3, whichever driver it names)."""
         self.size, self.timeout, self._connect_timeout = POOL_SIZE, POOL_TIMEOUT, CONNECT_TIMEOUT
-        self._sql = backend.sql
-        self._take = backend.take_statement
-        self._take_if_pending = backend.take_if_pending
-        url = backend.engine.url.set(drivername="postgresql+psycopg")
+        self._sql, self._take, self._take_if_pending = sql, take, take_if_pending
+        url = url.set(drivername="postgresql+psycopg")
         self._connect_args = url.get_dialect()().create_connect_args(url)
         self._pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
         self._pid = os.getpid()

@@ -9,13 +9,14 @@ taken from its compiler. Schema, pooling and the cold paths use SQLAlchemy as us
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Dialect, Integer, String, bindparam, case, delete, exists, select, update
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from .schema import UTCDateTime, codes, counters
+from .schema import CodeRow, UTCDateTime, codes, counters
 
 Cursor = Any  # a DBAPI cursor (sqlite3 or psycopg): DBAPI has no common type to name
 Upsert = Any  # the dialect's ``insert`` with ``on_conflict_do_update``
@@ -159,3 +160,46 @@ class Statements:
             .values(reset_at=bindparam("b_until", type_=UTCDateTime)),
             dialect,
         )
+
+
+Attempt = tuple[int, datetime, CodeRow | None]
+"""What a guess took: (failures so far, when they reset, the code row or None)."""
+
+
+# The parameters of the hot statements and the shape of a guess's answer, shared by the sync
+# Store (.core) and the async PostgreSQL one (.postgres_aio).
+
+
+def code_params(row: CodeRow, now: datetime, message_id: str | None) -> dict[str, Any]:
+    return {
+        "auth_id": row.auth_id,
+        "recipient": row.recipient,
+        "digest": row.digest,
+        "attempts_left": row.attempts_left,
+        "created_at": now,
+        "expires_at": row.expires_at,
+        "message_id": message_id,
+    }
+
+
+def counter_params(key: str, window: int, now: datetime, amount: int) -> dict[str, Any]:
+    reset_at = now + timedelta(seconds=window)
+    return {
+        "key": key,
+        "count": amount,
+        "reset_at": reset_at,
+        "b_amount": amount,
+        "b_now": now,
+        "b_reset_at": reset_at,
+    }
+
+
+def attempt_params(
+    auth_id: str, failure_key: str, window: int, limit: int, now: datetime
+) -> dict[str, Any]:
+    return counter_params(failure_key, window, now, 1) | {"b_auth_id": auth_id, "b_limit": limit}
+
+
+def attempt(auth_id: str, found: tuple[int, datetime, tuple[Any, ...] | None]) -> Attempt:
+    failures, ends, taken = found
+    return failures, ends, None if taken is None else CodeRow(auth_id, *taken)

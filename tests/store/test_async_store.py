@@ -1,5 +1,6 @@
-"""The store's awaitable side (Store.awaitable()): on PostgreSQL psycopg's async connections
-on the event loop (store/postgres_aio.py), on SQLite the sync store run inline (store/aio.py).
+"""The store's awaitable side (``store.aio.awaitable(store)``): on PostgreSQL psycopg's async
+connections on the event loop (store/postgres_aio.py), on SQLite the sync store run inline
+(store/aio.py).
 
 The same answers as the sync store, the same atomicity under parallel guesses from several
 event loops at once, and the same fail-closed answer (StoreUnavailable) when the database is
@@ -20,7 +21,7 @@ from sqlalchemy import create_engine, select, text
 
 from sms2fa_middleware import StoreUnavailable
 from sms2fa_middleware.store import CodeRow, Store, counters
-from sms2fa_middleware.store.aio import AwaitableStore, InlineStore, resolve
+from sms2fa_middleware.store.aio import AwaitableStore, InlineStore, awaitable, resolve
 from tests.support import in_threads
 from tests.support.databases import fresh_database
 from tests.support.tcp_proxy import PausableProxy
@@ -50,7 +51,7 @@ def run(store: Store, step: Callable[[AwaitableStore], Awaitable[Any]]) -> Any:
     """``step`` over the store's awaitable side, on an event loop of its own."""
 
     async def main() -> Any:
-        return await step(store.awaitable())
+        return await step(awaitable(store))
 
     return asyncio.run(main())
 
@@ -65,7 +66,7 @@ def code(attempts: int, auth_id: str = "u1") -> CodeRow:
 def test_postgresql_awaits_on_async_connections_and_sqlite_runs_inline(
     store: Store, database_url: str
 ) -> None:
-    kind = type(store.awaitable()).__name__
+    kind = type(awaitable(store)).__name__
     assert kind == ("InlineStore" if database_url.startswith("sqlite") else "AsyncPostgresStore")
 
 
@@ -162,7 +163,7 @@ def test_parallel_guesses_from_four_loops_never_exceed_attempts_or_the_failure_l
     failures: list[int] = []
 
     async def guesses() -> list[Any]:
-        a = store.awaitable()
+        a = awaitable(store)
         return await asyncio.gather(
             *(a.attempt_if_pending("u1", "failed:u1", 60, 12, T0) for _ in range(15))
         )
@@ -185,7 +186,7 @@ def test_parallel_guesses_spread_over_many_codes_share_one_failure_limit(store: 
         store.put_code(code(20, f"u{i}"), T0)
 
     async def guesses() -> list[Any]:
-        a = store.awaitable()
+        a = awaitable(store)
         return await asyncio.gather(
             *(a.take_attempt(f"u{i % 10}", "failed:shared", 60, 7, T0) for i in range(40))
         )
@@ -268,7 +269,7 @@ def test_a_server_that_goes_away_mid_use_is_store_unavailable_then_recovers(
 def test_a_pool_with_no_free_connection_is_store_unavailable(
     pg_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a: Any = pg_store.awaitable()
+    a: Any = awaitable(pg_store)
     monkeypatch.setattr(a, "size", 1)
     monkeypatch.setattr(a, "timeout", 0.2)
 
@@ -286,7 +287,7 @@ def test_a_pool_with_no_free_connection_is_store_unavailable(
 def test_a_statement_cancelled_midway_leaves_a_usable_pool(
     pg_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a: Any = pg_store.awaitable()
+    a: Any = awaitable(pg_store)
     monkeypatch.setattr(a, "size", 1)
 
     async def slow() -> None:
