@@ -8,6 +8,7 @@ from datetime import datetime
 from ..engine import Verifier
 from ..errors import RateLimited
 from ..policy import retry_after
+from ..store.aio import AwaitableStore, InlineStore, resolve
 
 log = logging.getLogger("sms2fa")
 
@@ -29,15 +30,24 @@ class FailedAuthorizations:
         self.limit = verifier.settings.failed_auth_limit
         self.window = verifier.settings.failed_auth_window
         self._failed: dict[str, datetime] = {}  # address -> when its window ends
+        self._inline = InlineStore(verifier.store)
 
     def count(self, address: str) -> None:
         """Count one wrong token from ``address``; RateLimited when it is over the limit."""
+        resolve(self.counted(self._inline, address))
+
+    def refuse_if_over(self, address: str) -> None:
+        """RateLimited when ``address`` (which sent the right token) is over the limit."""
+        resolve(self.refused_if_over(self._inline, address))
+
+    async def counted(self, store: AwaitableStore, address: str) -> None:
+        """:meth:`count` over ``store`` (the verifier's, or its awaitable side on a loop)."""
         if not self.limit:
             return
         v = self.verifier
         v.schema.ensure()
         now = v.clock.now()
-        count, reset_at = v.store.hit(v.keys.failed_auth(address), self.window, now)
+        count, reset_at = await store.hit(v.keys.failed_auth(address), self.window, now)
         self._failed.pop(address, None)
         self._failed[address] = reset_at
         if len(self._failed) > self.REMEMBERED:
@@ -51,8 +61,8 @@ class FailedAuthorizations:
                 )
             raise RateLimited("failed_authorization", retry_after(reset_at, now))
 
-    def refuse_if_over(self, address: str) -> None:
-        """RateLimited when ``address`` (which sent the right token) is over the limit."""
+    async def refused_if_over(self, store: AwaitableStore, address: str) -> None:
+        """:meth:`refuse_if_over` over ``store``."""
         until = self._failed.get(address)
         if until is None:
             return
@@ -61,6 +71,6 @@ class FailedAuthorizations:
         if until <= now:
             self._failed.pop(address, None)
             return
-        count, reset_at = v.store.peek(v.keys.failed_auth(address), now)
+        count, reset_at = await store.peek(v.keys.failed_auth(address), now)
         if count > self.limit and reset_at is not None:
             raise RateLimited("failed_authorization", retry_after(reset_at, now))

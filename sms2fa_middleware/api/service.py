@@ -1,13 +1,13 @@
 """The standalone verification service: the HTTP API as a pure ASGI app.
 
 ``sms2fa serve`` runs :func:`create_app` under uvicorn; the API is at ``/`` unless a prefix
-is given. SMS sends always run in worker threads. Where the store says blocking on it is
-cheap (SQLite), the rest of a request is worked out on the event loop by the engine's async
-twin (:class:`~sms2fa_middleware.engine.AsyncVerifier`): local statements take microseconds
-and writes queue for one lock anyway, while a writer in a thread would hold that lock waiting
-for the GIL. Otherwise (PostgreSQL round trips) the whole request runs in one worker thread.
-The measured difference is in ``bench/RESULTS.md`` (from ``bench/service.py``); the
-thread hop is :class:`~sms2fa_middleware.threads.Threads`, with a pool of its own.
+is given. A request is worked out on the event loop by the engine's async twin
+(:class:`~sms2fa_middleware.engine.AsyncVerifier`): on SQLite the store runs right on the
+loop (local statements take microseconds and writes queue for one lock anyway, while a
+writer in a thread would hold that lock waiting for the GIL); on PostgreSQL its statements
+are awaited on async connections. Only the SMS send goes to a worker thread
+(:class:`~sms2fa_middleware.threads.Threads`, with a pool of its own). The measured figures
+are in ``bench/RESULTS.md`` (from ``bench/service.py``).
 """
 
 from __future__ import annotations
@@ -40,12 +40,10 @@ class VerificationService:
     ) -> None:
         self.api = VerificationAPI(verifier)
         self.body_timeout = body_timeout
-        # Threads mostly wait (on the SMS provider, on the database): a slow provider must not
-        # cap how many verifications a worker has in flight at a handful. One pool for a
-        # request's whole work (the SMS included): on PostgreSQL a request is one hop.
+        # Threads mostly wait (on the SMS provider): a slow provider must not cap how many
+        # verifications a worker has in flight at a handful.
         self._threads = Threads(limit=64, name="sms2fa-serve")
         self.engine = AsyncVerifier(verifier, in_thread=self._threads.run)
-        self._on_loop = verifier.store.blocking_is_cheap
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -83,10 +81,7 @@ class VerificationService:
         if request is None:
             await send_response(send, too_large())
             return
-        if self._on_loop:
-            response = await self.api.handle_async(request, path, self.engine)
-        else:
-            response = await self._threads.run(self.api.handle, request, path)
+        response = await self.api.handle_async(request, path, self.engine)
         await send_response(send, response, head=request.method == "HEAD")
 
     async def _health(self) -> Response:

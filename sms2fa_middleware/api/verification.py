@@ -3,9 +3,9 @@
 Sans-IO, like the messages it answers: :class:`VerificationAPI` turns a
 :class:`~sms2fa_middleware.messages.Request` into a
 :class:`~sms2fa_middleware.messages.Response` by a call on the engine, sync
-(:meth:`~VerificationAPI.handle`, the middleware's prefix routes and the service on
-PostgreSQL) or awaited (:meth:`~VerificationAPI.handle_async`, the service on SQLite). Its
-bearer token, and the wrong-token budget per client address, are checked here.
+(:meth:`~VerificationAPI.handle`, the middleware's prefix routes) or awaited
+(:meth:`~VerificationAPI.handle_async`, the service). Its bearer token, and the wrong-token
+budget per client address, are checked here.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from ..messages import (
     only_keys,
 )
 from ..phones import mask
+from ..store.aio import AwaitableStore, InlineStore, resolve
 from .failed_auth import FailedAuthorizations
 
 log = logging.getLogger("sms2fa")
@@ -102,11 +103,12 @@ class VerificationAPI:
         )
         self.trusted_proxies = verifier.settings.trusted_proxies
         self.failed_auth = FailedAuthorizations(verifier)
+        self._inline = InlineStore(verifier.store)
 
     def handle(self, request: Request, path: str) -> Response:
         """Answer one API request. Never raises; never answers HTML."""
         try:
-            routed = self._route(request, path)
+            routed = resolve(self._route(request, path, self._inline))
             if isinstance(routed, Response):
                 return routed
             return routed.render(getattr(self.verifier, routed.method)(**routed.arguments))
@@ -119,7 +121,7 @@ class VerificationAPI:
         """:meth:`handle` on an event loop: the engine's work is awaited on ``engine`` (the
         async twin of this API's verifier)."""
         try:
-            routed = self._route(request, path)
+            routed = await self._route(request, path, engine.store)
             if isinstance(routed, Response):
                 return routed
             return routed.render(await getattr(engine, routed.method)(**routed.arguments))
@@ -128,8 +130,11 @@ class VerificationAPI:
         except Exception:
             return _internal_error()
 
-    def _route(self, request: Request, path: str) -> Response | EngineCall:
-        """The response, or the engine call that will make it."""
+    async def _route(
+        self, request: Request, path: str, store: AwaitableStore
+    ) -> Response | EngineCall:
+        """The response, or the engine call that will make it (the wrong-token budget is
+        kept in ``store``: the sync one, or on a loop its awaitable side)."""
         path = path or "/"
         if path == "/openapi.json" and request.method in ("GET", "HEAD"):
             from .openapi import openapi_document
@@ -147,13 +152,13 @@ class VerificationAPI:
         if self.token is not None:
             address = client_address(request, self.trusted_proxies)
             if not self._authorized(request):
-                self.failed_auth.count(address)  # RateLimited once over the budget
+                await self.failed_auth.counted(store, address)  # RateLimited once over budget
                 return json_response(
                     401,
                     {"message": "A valid bearer token is required.", "reason": "Unauthorized"},
                     [("www-authenticate", 'Bearer realm="sms2fa"')],
                 )
-            self.failed_auth.refuse_if_over(address)
+            await self.failed_auth.refused_if_over(store, address)
         if request.method == "POST" and path == "/":
             return self._create(request)
         if path == "/check":

@@ -1,9 +1,13 @@
 """AsyncVerifier: the Verifier's twin for event loops -- the same policy, awaited.
 
-Store work runs right on the loop when the store says blocking on it is cheap (SQLite: a
-local file, microseconds a statement, writes queued for one lock anyway) and in worker
-threads otherwise (PostgreSQL round trips); the SMS is always sent in a thread; a uniform
-check's timing floor is awaited, never spun, so the loop serves others meanwhile.
+A start's and a check's steps are the Verifier's own coroutines (:class:`.checking.Checks`,
+:class:`.sending.Sends`), awaited here over the store's awaitable side
+(:func:`~..store.aio.awaitable`): on PostgreSQL, async connections on this loop, no thread
+hop; on SQLite, the sync store run right on the loop (a local file, microseconds a
+statement, writes queued for one lock anyway). The cold paths (schema, recovery codes,
+trusted browsers, revocation, purge) run in worker threads unless blocking on the store is
+cheap; the SMS is always sent in a thread; a uniform check's timing floor is awaited, never
+spun, so the loop serves others meanwhile.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..sms import SendError
+from ..store.aio import awaitable
 from ..threads import SENDS, WORK
+from .checking import Checks
 from .results import Pending, SendWait, Started, Verified
-from .sending import StartOptions
+from .sending import Sends, StartOptions
 from .timing import wait_async
 from .trust import TrustedBrowser
 from .verifier import Verifier
@@ -40,6 +46,11 @@ class AsyncVerifier:
         self._in_thread: InThread = in_thread or WORK.run
         self._send_in_thread: InThread = in_thread or SENDS.run
         self._on_loop = verifier.store.blocking_is_cheap
+        #: The store's awaitable side, which a start's and a check's steps are awaited over.
+        v = verifier
+        self.store = awaitable(v.store)
+        self.sends = Sends(v.settings, self.store, v.keys, v.audit, v.clock, v.sends.purger)
+        self.checks = Checks(v.settings, self.store, v.keys, v.audit, v.clock)
 
     async def _store(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``: store work, here if that is cheap, else in a thread."""
@@ -68,8 +79,7 @@ class AsyncVerifier:
         v = self.verifier
         if v.schema.missing:
             await self._store(v.schema.ensure)
-        plan = await self._store(
-            v.sends.prepare,
+        plan = await self.sends.prepare(
             auth_id,
             recipient,
             StartOptions(
@@ -79,8 +89,8 @@ class AsyncVerifier:
         try:
             message_id = await self._send_in_thread(partial(v.sender.send, plan.to, plan.body))
         except SendError as exc:
-            await self._store(v.sends.failed, plan, exc)
-        return await self._store(v.sends.sent, plan, message_id)
+            await self.sends.failed(plan, exc)
+        return await self.sends.sent(plan, message_id)
 
     async def check(
         self,
@@ -95,7 +105,7 @@ class AsyncVerifier:
         v = self.verifier
         if v.schema.missing:
             await self._store(v.schema.ensure)
-        result = await self._store(v.checks.check, auth_id, code, client_address, uniform, binding)
+        result = await self.checks.check(auth_id, code, client_address, uniform, binding)
         if (deadline := result.deadline(v.floor)) is not None:
             await wait_async(deadline)
         return result.settle()
@@ -188,14 +198,11 @@ class AsyncVerifier:
         otp_domain: str | None = None,
     ) -> SendWait | None:
         """See :meth:`Verifier.send_wait`."""
-        return await self._store(
-            partial(
-                self.verifier.send_wait,
-                auth_id,
-                recipient,
-                client_address=client_address,
-                otp_domain=otp_domain,
-            )
+        v = self.verifier
+        if v.schema.missing:
+            await self._store(v.schema.ensure)
+        return await self.sends.wait(
+            auth_id, recipient, StartOptions(client_address=client_address, otp_domain=otp_domain)
         )
 
     async def purge(self) -> int:

@@ -22,7 +22,9 @@ from ..errors import (
 )
 from ..policy import Clock, Keys, Outcome, check_auth_id, judge, lock_seconds, retry_after
 from ..settings import Settings
-from ..store import CodeRow, Store
+from ..store import CodeRow
+from ..store.aio import AwaitableStore
+from ..store.statements import Attempt
 from .audit import Audit
 from .codes import is_code_shaped, matches
 from .results import Verified
@@ -54,15 +56,17 @@ class CheckResult:
 
 
 class Checks:
-    """Everything a check does but wait out the timing floor."""
+    """Everything a check does but wait out the timing floor: coroutines over an awaitable
+    store, driven in a thread by the Verifier (:func:`~..store.aio.resolve`) and on an
+    event loop by the AsyncVerifier."""
 
     def __init__(
-        self, settings: Settings, store: Store, keys: Keys, audit: Audit, clock: Clock
+        self, settings: Settings, store: AwaitableStore, keys: Keys, audit: Audit, clock: Clock
     ) -> None:
         self.settings, self.store, self.keys = settings, store, keys
         self.audit, self.clock = audit, clock
 
-    def check(
+    async def check(
         self,
         auth_id: str,
         code: str,
@@ -81,22 +85,26 @@ class Checks:
         now = self.clock.now()
         if client_address is not None and s.address_check_limit:
             # Counted before anything else, so probing many auth_ids costs the prober too.
-            count, reset_at = self.store.hit(
+            count, reset_at = await self.store.hit(
                 self.keys.address_checks(client_address), s.address_check_window, now
             )
             if count > s.address_check_limit:
                 self.audit.refuse("client_address_checks", auth_id, None, reset_at, now)
-        if not uniform and self.store.get_code(key) is None:
-            # Nothing to guess at: answer from a read, without taking the write lock.
-            matches(code, key, "", s.secret_keys, binding)  # same digest work as a guess
-            self.audit.emit("failed", auth_id, reason="UnknownAuthId")
-            raise UnknownAuthId()
         # A failure slot is taken first, atomically with the attempt: even 1,000 parallel
         # checks spread over fresh codes evaluate at most max_failed_checks guesses. Success
         # gives the slot back.
-        failures, reset_at, row = self.store.take_attempt(
-            key, Keys.failed(key), s.lockout_seconds, s.max_failed_checks, now, pad=uniform
-        )
+        args = (key, Keys.failed(key), s.lockout_seconds, s.max_failed_checks, now)
+        if uniform:
+            taken: Attempt | None = await self.store.take_attempt(*args, pad=True)
+        else:
+            # Nothing to guess at: no slot taken, no write (SQLite: a read, without the write
+            # lock; PostgreSQL: in the same round trip as the guess).
+            taken = await self.store.attempt_if_pending(*args)
+        if taken is None:
+            matches(code, key, "", s.secret_keys, binding)  # same digest work as a guess
+            self.audit.emit("failed", auth_id, reason="UnknownAuthId")
+            raise UnknownAuthId()
+        failures, reset_at, row = taken
         # The same digest work on every path: against the row's digest, or against nothing.
         # A code bound to another browser (or a check without its binding) is a wrong guess:
         # no oracle says "right code, wrong browser", and the guess spends an attempt.
@@ -105,11 +113,11 @@ class Checks:
         elapsed = time.perf_counter() - started
         if outcome is Outcome.RIGHT:
             assert row is not None
-            return self._consume(auth_id, key, row, now)
-        error = self._failure(outcome, auth_id, key, row, failures, reset_at, now, uniform)
+            return await self._consume(auth_id, key, row, now)
+        error = await self._failure(outcome, auth_id, key, row, failures, reset_at, now, uniform)
         return CheckResult(None, error, outcome.value if uniform else None, started, elapsed)
 
-    def _failure(
+    async def _failure(
         self,
         outcome: Outcome,
         auth_id: str,
@@ -130,7 +138,7 @@ class Checks:
             error = (
                 UnknownAuthId()
                 if uniform
-                else self._why_not_checkable(self.store.get_code(key), now)
+                else await self._why_not_checkable(await self.store.get_code(key), now)
             )
             self.audit.emit("failed", auth_id, reason=error.reason)
             return error
@@ -145,7 +153,7 @@ class Checks:
             attempts_left=row.attempts_left,
         )
         if failures == self.settings.max_failed_checks:
-            until = self.lock(key, now)
+            until = await self.lock(key, now)
             self.audit.emit(
                 "locked",
                 auth_id,
@@ -155,20 +163,20 @@ class Checks:
             )
         return InvalidAuthCode(attempts_left=row.attempts_left)
 
-    def _consume(self, auth_id: str, key: str, row: CodeRow, now: datetime) -> CheckResult:
+    async def _consume(self, auth_id: str, key: str, row: CodeRow, now: datetime) -> CheckResult:
         """A right code: consume it, unless a parallel right guess or a new code came first."""
         # Two transactions, not one: checks lock the counter, then the code; taking them
         # the other way round here could deadlock on PostgreSQL.
-        if self.store.delete_code(key, row.digest):
-            self.store.reset(Keys.failed(key), also=Keys.locks(key))  # escalation restarts
+        if await self.store.delete_code(key, row.digest):
+            await self.store.reset(Keys.failed(key), also=Keys.locks(key))  # escalation restarts
             self.audit.emit("approved", auth_id, row.recipient)
             return CheckResult(Verified(auth_id, row.recipient))
         # Single use: this guess evaluated nothing, so its slot is given back.
-        self.store.hit(Keys.failed(key), self.settings.lockout_seconds, now, amount=-1)
+        await self.store.hit(Keys.failed(key), self.settings.lockout_seconds, now, amount=-1)
         self.audit.emit("failed", auth_id, row.recipient, reason="UnknownAuthId")
         return CheckResult(None, UnknownAuthId())
 
-    def lock(self, key: str, now: datetime) -> datetime:
+    async def lock(self, key: str, now: datetime) -> datetime:
         """Lock ``key`` after its last allowed failure (see :func:`policy.lock_seconds`);
         recovery codes' wrong guesses earn the same lock.
 
@@ -177,18 +185,20 @@ class Checks:
         """
         s = self.settings
         locks_key = Keys.locks(key)
-        with self.store.transaction() as tx:
-            locks, _ = self.store.hit(locks_key, s.lockout_max_seconds, now, tx=tx)
+        async with self.store.transaction() as tx:
+            locks, _ = await self.store.hit(locks_key, s.lockout_max_seconds, now, tx=tx)
             until = now + timedelta(seconds=lock_seconds(s, locks))
-            self.store.extend(Keys.failed(key), until, tx=tx)
-            self.store.extend(locks_key, until + timedelta(seconds=s.lockout_max_seconds), tx=tx)
+            await self.store.extend(Keys.failed(key), until, tx=tx)
+            await self.store.extend(
+                locks_key, until + timedelta(seconds=s.lockout_max_seconds), tx=tx
+            )
         return until
 
-    def _why_not_checkable(self, row: CodeRow | None, now: datetime) -> VerificationError:
+    async def _why_not_checkable(self, row: CodeRow | None, now: datetime) -> VerificationError:
         if row is None:
             return UnknownAuthId()
         if row.expires_at <= now:
-            self.store.delete_code(row.auth_id, row.digest)
+            await self.store.delete_code(row.auth_id, row.digest)
             return ExpiredAuthCode()
         # No attempts left: the guesses that took them are still being evaluated (one of them
         # may hold the right code and must be the one to consume it), or the last one was

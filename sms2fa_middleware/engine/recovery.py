@@ -19,6 +19,7 @@ from ..policy import Clock, Keys, check_auth_id, retry_after
 from ..settings import Settings
 from ..sms import Sender, SendError
 from ..store import Store
+from ..store.aio import resolve
 from .audit import Audit
 from .checking import Checks
 from .codes import digest
@@ -112,7 +113,7 @@ class Recovery:
         s = self.settings
         self.audit.emit("failed", auth_id, recipient, reason="InvalidRecoveryCode")
         if failures == s.max_failed_checks:
-            until = self.checks.lock(key, now)
+            until = resolve(self.checks.lock(key, now))  # its store is the sync one
             self.audit.emit(
                 "locked",
                 auth_id,

@@ -35,6 +35,7 @@ from ..settings import Settings
 from ..sms import SendError, segments
 from ..sms.bound import bind
 from ..store import CodeRow, Cursor, Store
+from ..store.aio import AwaitableStore
 from .audit import Audit
 from .codes import digest, generate_code
 from .results import SendWait, Started
@@ -75,12 +76,13 @@ class StartOptions:
 
 
 class Sends:
-    """Everything a start does but the send itself."""
+    """Everything a start does but the send itself: coroutines over an awaitable store (see
+    :class:`~.checking.Checks`)."""
 
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: AwaitableStore,
         keys: Keys,
         audit: Audit,
         clock: Clock,
@@ -89,7 +91,7 @@ class Sends:
         self.settings, self.store, self.keys = settings, store, keys
         self.audit, self.clock, self.purger = audit, clock, purger
 
-    def prepare(self, auth_id: str, recipient: str | int, options: StartOptions) -> SendPlan:
+    async def prepare(self, auth_id: str, recipient: str | int, options: StartOptions) -> SendPlan:
         """Validate, spend every budget (or raise RateLimited) and make the code."""
         s = self.settings
         auth_id = check_auth_id(auth_id)
@@ -109,10 +111,10 @@ class Sends:
         # No SMS for an auth_id locked by failed checks, then every budget it spends: in one
         # transaction, or with no budget to spend, a read.
         if budgets:
-            with self.store.transaction() as tx:
-                refused = self._spend(key, budgets, now, tx)
+            async with self.store.transaction() as tx:
+                refused = await self._spend(key, budgets, now, tx)
         else:
-            refused = self._locked(key, now)
+            refused = await self._locked(key, now)
         if refused is not None:
             self.audit.refuse(refused[0], auth_id, number, refused[1], now)
         code = generate_code(length)
@@ -129,7 +131,9 @@ class Sends:
             digest=digest(code, key, s.secret_keys[0], options.binding),
         )
 
-    def wait(self, auth_id: str, recipient: str | int, options: StartOptions) -> SendWait | None:
+    async def wait(
+        self, auth_id: str, recipient: str | int, options: StartOptions
+    ) -> SendWait | None:
         """What would refuse a send with ``options`` now (the settings' message and code
         length), and for how long: None when nothing would. A read; nothing is spent."""
         s = self.settings
@@ -137,9 +141,9 @@ class Sends:
         number = normalise(recipient, s.allowed_regions, s.allowed_number_types)
         parts = billed_parts(self.template(), s.org_name, s.code_length, options.otp_domain)
         now = self.clock.now()
-        refusals = [locked] if (locked := self._locked(key, now)) is not None else []
+        refusals = [locked] if (locked := await self._locked(key, now)) is not None else []
         for budget in send_budgets(s, self.keys, key, number, options.client_address, parts):
-            count, reset_at = self.store.peek(budget.key, now)
+            count, reset_at = await self.store.peek(budget.key, now)
             if reset_at is not None and count + budget.amount > budget.limit:
                 refusals.append((budget.name, reset_at))  # as _spend would find it
         if not refusals:
@@ -157,9 +161,9 @@ class Sends:
         """The SMS: the template filled in, and the origin-bound line when it fits."""
         return bind(template.format(code=code, org_name=self.settings.org_name), otp_domain, code)
 
-    def sent(self, plan: SendPlan, message_id: str | None) -> Started:
+    async def sent(self, plan: SendPlan, message_id: str | None) -> Started:
         """Store the code the provider accepted; an earlier code stays valid until now."""
-        self.store.put_code(
+        await self.store.put_code(
             CodeRow(plan.key, plan.to, plan.digest, plan.attempts, plan.expires_at),
             plan.now,
             message_id,
@@ -167,50 +171,52 @@ class Sends:
         self.audit.emit("sent", plan.auth_id, plan.to, message_id=message_id)
         return Started(plan.auth_id, plan.to, plan.expires_at, plan.attempts, message_id)
 
-    def failed(self, plan: SendPlan, exc: SendError) -> NoReturn:
+    async def failed(self, plan: SendPlan, exc: SendError) -> NoReturn:
         """Raise SMSDeliveryFailed; give back what a send the provider refused had spent."""
         if exc.status is not None:
             # The provider answered "no": nothing went out, so the budgets are given back.
             # After a timeout or a dropped connection the SMS may have gone: they stay spent.
-            self._refund(plan.budgets, plan.now)
+            await self._refund(plan.budgets, plan.now)
         elif self.settings.resend_cooldown:
-            self.store.reset(Keys.cooldown(plan.key))  # the user may ask again at once
+            await self.store.reset(Keys.cooldown(plan.key))  # the user may ask again at once
         self.audit.emit(
             "send_failed", plan.auth_id, plan.to, reason="SMSDeliveryFailed", status=exc.status
         )
         raise SMSDeliveryFailed() from exc
 
-    def _locked(
+    async def _locked(
         self, key: str, now: datetime, tx: Cursor | None = None
     ) -> tuple[str, datetime] | None:
         """("failed_checks", until when) if failed checks have locked ``key``."""
-        failures, until = self.store.peek(Keys.failed(key), now, tx=tx)
+        failures, until = await self.store.peek(Keys.failed(key), now, tx=tx)
         if failures >= self.settings.max_failed_checks and until is not None:
             return "failed_checks", until
         return None
 
-    def _spend(
+    async def _spend(
         self, key: str, budgets: list[Budget], now: datetime, tx: Cursor
     ) -> tuple[str, datetime] | None:
         """Charge every budget in ``tx`` unless locked; the first refusal, with its end."""
-        if (locked := self._locked(key, now, tx)) is not None:
+        if (locked := await self._locked(key, now, tx)) is not None:
             return locked
         for budget in budgets:
-            count, reset_at = self.store.hit(
+            count, reset_at = await self.store.hit(
                 budget.key, budget.window, now, amount=budget.amount, tx=tx
             )
             if count > budget.limit:
                 return budget.name, reset_at
         return None
 
-    def _refund(self, budgets: tuple[Budget, ...], now: datetime) -> None:
+    async def _refund(self, budgets: tuple[Budget, ...], now: datetime) -> None:
         """Give back what a send the provider refused had spent: nothing was delivered."""
-        with self.store.transaction() as tx:
+        async with self.store.transaction() as tx:
             for budget in budgets:
                 if budget.cooldown:
-                    self.store.reset(budget.key, tx=tx)
+                    await self.store.reset(budget.key, tx=tx)
                 else:
-                    self.store.hit(budget.key, budget.window, now, amount=-budget.amount, tx=tx)
+                    await self.store.hit(
+                        budget.key, budget.window, now, amount=-budget.amount, tx=tx
+                    )
 
 
 @functools.lru_cache(maxsize=256)  # a few templates, lengths and domains: counted once each

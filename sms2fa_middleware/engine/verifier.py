@@ -12,6 +12,7 @@ from ..policy import Clock, Keys, SystemClock, check_auth_id, live, seconds_unti
 from ..settings import Settings
 from ..sms import Sender, SendError, segments, sender_from_settings
 from ..store import Store
+from ..store.aio import InlineStore, resolve
 from .audit import Audit, AuditEvent
 from .checking import Checks
 from .numbers import NumberChanges
@@ -82,10 +83,11 @@ class Verifier:
         # auth_ids are printable: no default-namespace key starts like a scoped one.
         self.keys = Keys(f"{namespace}\x1e" if namespace else "")
         self.audit = Audit(on_event, namespace)
-        self.sends = Sends(
-            self.settings, self.store, self.keys, self.audit, self.clock, self._purger
-        )
-        self.checks = Checks(self.settings, self.store, self.keys, self.audit, self.clock)
+        # The start and check steps are coroutines; over the sync store they never suspend,
+        # and resolve() runs each to its end in this thread (see store/aio.py).
+        inline = InlineStore(self.store)
+        self.sends = Sends(self.settings, inline, self.keys, self.audit, self.clock, self._purger)
+        self.checks = Checks(self.settings, inline, self.keys, self.audit, self.clock)
         self.recovery = Recovery(
             self.settings, self.store, self.keys, self.audit, self.clock, self.checks
         )
@@ -129,18 +131,20 @@ class Verifier:
         by a :meth:`check` given the same binding (the guard passes the asking browser's
         challenge nonce); a check with another one, or none, is a wrong guess."""
         self._ready()
-        plan = self.sends.prepare(
-            auth_id,
-            recipient,
-            StartOptions(
-                code_length, expiration, retries, message, client_address, otp_domain, binding
-            ),
+        plan = resolve(
+            self.sends.prepare(
+                auth_id,
+                recipient,
+                StartOptions(
+                    code_length, expiration, retries, message, client_address, otp_domain, binding
+                ),
+            )
         )
         try:
             message_id = self.sender.send(plan.to, plan.body)
         except SendError as exc:
-            self.sends.failed(plan, exc)
-        return self.sends.sent(plan, message_id)
+            resolve(self.sends.failed(plan, exc))
+        return resolve(self.sends.sent(plan, message_id))
 
     def check(
         self,
@@ -163,7 +167,7 @@ class Verifier:
         them usually takes (:class:`~.timing.TimingFloor`), so timing does not tell them apart.
         """
         self._ready()
-        result = self.checks.check(auth_id, code, client_address, uniform, binding)
+        result = resolve(self.checks.check(auth_id, code, client_address, uniform, binding))
         if (deadline := result.deadline(self.floor)) is not None:
             wait(deadline)
         return result.settle()
@@ -305,8 +309,12 @@ class Verifier:
         after that many seconds goes through unless others spend the budgets meanwhile.
         None: it would not be refused. Nothing is spent."""
         self._ready()
-        return self.sends.wait(
-            auth_id, recipient, StartOptions(client_address=client_address, otp_domain=otp_domain)
+        return resolve(
+            self.sends.wait(
+                auth_id,
+                recipient,
+                StartOptions(client_address=client_address, otp_domain=otp_domain),
+            )
         )
 
     def purge(self) -> int:

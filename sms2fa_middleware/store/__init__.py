@@ -11,6 +11,8 @@ and PostgreSQL (psycopg 3, for several hosts). The package, by job:
 * :mod:`.files` -- the data directory (the default database, development mode's key);
   :mod:`.urls` -- the default database URL and the check of a given one;
 * :mod:`.core` -- :class:`Store`, the domain's atomic operations over a backend;
+  :mod:`.aio` -- the hot ones as the engine awaits them (the sync store run inline, or
+  :mod:`.postgres_aio`: the same statements on psycopg's async connections);
   :mod:`.housekeeping` -- its cold paths (schema, revocations, purge, health);
   :mod:`.recovery` -- recovery codes (a set of keyed digests per auth_id, each used once).
 """

@@ -115,6 +115,11 @@ class Backend:
         """A cursor for one statement outside any transaction: atomic alone, one round trip."""
         raise NotImplementedError
 
+    def async_store(self) -> Any:
+        """The hot operations on the event loop (:class:`~.aio.AwaitableStore`), if this
+        backend has them; None: the engine runs the sync ones (inline where cheap)."""
+        return None
+
     def connection(self, engine: Engine) -> AbstractContextManager[Any]:
         """A DBAPI connection to ``engine``; a failure becomes StoreUnavailable."""
         return self.pooled_connection(engine)
@@ -159,6 +164,18 @@ class Backend:
                 elif pad:
                     self.sql.hit.first(cursor, params | {"count": 0, "b_amount": 0})
         return int(failures), ends, taken
+
+    def attempt_if_pending(
+        self, params: dict[str, Any], limit: int
+    ) -> tuple[int, Any, Found | None] | None:
+        """None if ``b_auth_id`` has no code at all, else :meth:`take_attempt` (no pad).
+
+        Here a read first, without the write lock: probing unknown auth_ids writes nothing.
+        """
+        with self.one(write=False) as cursor:
+            if self.sql.get_code.first(cursor, params) is None:
+                return None
+        return self.take_attempt(params, limit, False)
 
     def lock_schema(self, conn: Connection) -> None:
         """Serialise concurrent schema creation (inside its transaction)."""

@@ -9,7 +9,7 @@ number of processes cannot race it. SQLite has no ``SELECT ... FOR UPDATE``; a c
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.engine import Engine, make_url
 
@@ -19,7 +19,14 @@ from .postgres import PostgresBackend
 from .recovery import RecoveryCodes
 from .schema import CodeRow
 from .sqlite import SQLiteBackend
-from .statements import Cursor
+from .statements import (
+    Attempt,
+    Cursor,
+    attempt,
+    attempt_params,
+    code_params,
+    counter_params,
+)
 from .trusted import TrustedBrowsers
 
 
@@ -68,18 +75,7 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
     def put_code(self, row: CodeRow, now: datetime, message_id: str | None = None) -> None:
         """Store a code the provider accepted, replacing any code pending for its auth_id."""
         with self.backend.one(write=True) as cursor:
-            self._sql.put_code.execute(
-                cursor,
-                {
-                    "auth_id": row.auth_id,
-                    "recipient": row.recipient,
-                    "digest": row.digest,
-                    "attempts_left": row.attempts_left,
-                    "created_at": now,
-                    "expires_at": row.expires_at,
-                    "message_id": message_id,
-                },
-            )
+            self._sql.put_code.execute(cursor, code_params(row, now, message_id))
 
     def delete_code(self, auth_id: str, digest: str | None = None) -> bool:
         """Delete the code (only if it is still the one with ``digest``, when given)."""
@@ -100,7 +96,7 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
         limit: int,
         now: datetime,
         pad: bool = False,
-    ) -> tuple[int, datetime, CodeRow | None]:
+    ) -> Attempt:
         """Take a failure slot and, if it is within ``limit``, one attempt of the live code.
 
         Returns (failures so far, when they reset, the code row or None). Atomic: parallel
@@ -111,19 +107,17 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
         ``pad``: run the same statements whatever the outcome (an unknown, a locked and a
         live auth_id then cost the same), giving back nothing where nothing is owed.
         """
-        reset_at = now + timedelta(seconds=window)
-        params = {
-            "key": failure_key,
-            "count": 1,
-            "reset_at": reset_at,
-            "b_amount": 1,
-            "b_now": now,
-            "b_reset_at": reset_at,
-            "b_auth_id": auth_id,
-            "b_limit": limit,
-        }
-        failures, ends, found = self.backend.take_attempt(params, limit, pad)
-        return failures, ends, None if found is None else CodeRow(auth_id, *found)
+        params = attempt_params(auth_id, failure_key, window, limit, now)
+        return attempt(auth_id, self.backend.take_attempt(params, limit, pad))
+
+    def attempt_if_pending(
+        self, auth_id: str, failure_key: str, window: int, limit: int, now: datetime
+    ) -> Attempt | None:
+        """None if ``auth_id`` has no code at all (nothing is taken or written); else
+        :meth:`take_attempt` (PostgreSQL: both in one round trip)."""
+        params = attempt_params(auth_id, failure_key, window, limit, now)
+        found = self.backend.attempt_if_pending(params, limit)
+        return None if found is None else attempt(auth_id, found)
 
     def get_code(self, auth_id: str) -> CodeRow | None:
         """The stored code of ``auth_id``, live or not."""
@@ -140,15 +134,7 @@ class Store(RecoveryCodes, TrustedBrowsers, Housekeeping):
 
         One upsert: a counter whose window has passed starts again from ``amount``.
         """
-        reset_at = now + timedelta(seconds=window)
-        params = {
-            "key": key,
-            "count": amount,
-            "reset_at": reset_at,
-            "b_amount": amount,
-            "b_now": now,
-            "b_reset_at": reset_at,
-        }
+        params = counter_params(key, window, now, amount)
         with self._cursor(tx) as cursor:
             found = self._sql.hit.first(cursor, params)
         assert found is not None  # an upsert with RETURNING always returns its row

@@ -12,16 +12,27 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, bindparam, create_engine, func, select, true
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import URL, Connection, Engine
 
 from .backend import Backend, Found, RevocationSignal, log
+from .postgres_common import (
+    CONNECT_TIMEOUT,
+    MISSING_TABLES,
+    POOL_SIZE,
+    POOL_TIMEOUT,
+    settle_attempt,
+)
 from .statements import Cursor, Prepared, hit_statement, reserve_attempt_statement
+
+if TYPE_CHECKING:
+    from .postgres_aio import AsyncPostgresStore
 
 SCHEMA_LOCK = 0x5A52FA  # the advisory lock concurrent create_schema() calls queue for
 CHANNEL = "sms2fa_revocations"  # what a revocation NOTIFYs (in its transaction)
@@ -38,21 +49,22 @@ def postgres_engine(url: URL) -> Engine:
     # connect_timeout: a server that drops packets must cost a 503, not a hung worker.
     return create_engine(
         url,
-        pool_size=16,
+        pool_size=POOL_SIZE,
         max_overflow=0,
-        pool_timeout=5,
+        pool_timeout=POOL_TIMEOUT,
         hide_parameters=True,
-        connect_args={"connect_timeout": 5},
+        connect_args={"connect_timeout": CONNECT_TIMEOUT},
     )
 
 
-def take_attempt_statement(upsert: Any) -> Any:
+def take_attempt_statement(upsert: Any, if_pending: bool = False) -> Any:
     """The failure slot and the attempt in one statement (data-modifying CTEs).
 
     The upsert locks the counter row; the UPDATE sees the count it returned, and takes an
-    attempt only within ``b_limit``.
+    attempt only within ``b_limit``. ``if_pending``: take the slot only if the auth_id has a
+    code, live or not; with none, the statement writes nothing and returns no row.
     """
-    slot = hit_statement(upsert).cte("failure_slot")
+    slot = hit_statement(upsert, if_pending=if_pending).cte("failure_slot")
     attempt = (
         reserve_attempt_statement()
         .where(select(slot.c.count).scalar_subquery() <= bindparam("b_limit", type_=Integer))
@@ -146,7 +158,27 @@ class PostgresBackend(Backend):
         # psycopg begins a transaction with the first statement: no BEGIN of ours.
         super().__init__(engine, engine, upsert, None, None)
         self.take_statement = Prepared(take_attempt_statement(upsert), engine.dialect)
+        self.take_if_pending = Prepared(take_attempt_statement(upsert, True), engine.dialect)
         self.signal = NotifyListener(engine)
+        self._async: AsyncPostgresStore | None = None
+
+    def async_store(self) -> AsyncPostgresStore:
+        """The same operations on the event loop (made on first use)."""
+        if self._async is None:
+            from .postgres_aio import AsyncPostgresStore
+
+            self._async = AsyncPostgresStore(
+                self.sql, self.take_statement, self.take_if_pending, self.engine.url
+            )
+            # Dropped without dispose(): its connections close with it (it holds no
+            # reference back to this backend, so the finalizer does not keep it alive).
+            weakref.finalize(self, self._async.dispose)
+        return self._async
+
+    def dispose(self) -> None:
+        if self._async is not None:
+            self._async.dispose()
+        super().dispose()
 
     @contextmanager
     def one(self, write: bool) -> Iterator[Cursor]:
@@ -169,22 +201,28 @@ class PostgresBackend(Backend):
         with self.one(write=True) as cursor:
             found = self.take_statement.first(cursor, params)
         assert found is not None  # the upsert always returns its row
-        failures, ends, *taken = found
-        if taken[0] is None and failures <= limit:
-            # Given back in a statement of its own: until it lands, a parallel guess may
-            # see one failure too many (a 429 too early, never a guess too many).
+        return self._settle(params, found, limit, pad)
+
+    def attempt_if_pending(
+        self, params: dict[str, Any], limit: int
+    ) -> tuple[int, Any, Found | None] | None:
+        """One round trip: no row when there is no code (and then nothing was written)."""
+        with self.one(write=True) as cursor:
+            found = self.take_if_pending.first(cursor, params)
+        return None if found is None else self._settle(params, found, limit, False)
+
+    def _settle(
+        self, params: dict[str, Any], found: Found, limit: int, pad: bool
+    ) -> tuple[int, Any, Found | None]:
+        failures, ends, taken, owed = settle_attempt(params, found, limit, pad)
+        if owed is not None:
             with self.one(write=True) as cursor:
-                self.sql.hit.first(cursor, params | {"count": -1, "b_amount": -1})
-        elif pad:
-            with self.one(write=True) as cursor:
-                self.sql.hit.first(cursor, params | {"count": 0, "b_amount": 0})
-        return int(failures), ends, None if taken[0] is None else tuple(taken)
+                self.sql.hit.first(cursor, owed)
+        return failures, ends, taken
 
     def unavailable(self, exc: BaseException) -> bool:
         if isinstance(exc, self._driver.errors.UndefinedTable):
-            log.error(
-                "sms2fa: the tables are missing: run `sms2fa migrate` (or Verifier.create_schema())"
-            )
+            log.error(MISSING_TABLES)
             return True
         return super().unavailable(exc)
 

@@ -9,13 +9,14 @@ taken from its compiler. Schema, pooling and the cold paths use SQLAlchemy as us
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Dialect, Integer, String, bindparam, case, delete, select, update
+from sqlalchemy import Dialect, Integer, String, bindparam, case, delete, exists, select, update
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from .schema import UTCDateTime, codes, counters
+from .schema import CodeRow, UTCDateTime, codes, counters
 
 Cursor = Any  # a DBAPI cursor (sqlite3 or psycopg): DBAPI has no common type to name
 Upsert = Any  # the dialect's ``insert`` with ``on_conflict_do_update``
@@ -41,24 +42,31 @@ class Prepared:
             if convert := column.type.dialect_impl(dialect).result_processor(dialect, None):
                 self._from_db.append((i, convert))
 
-    def execute(self, cursor: Cursor, params: dict[str, Any]) -> Cursor:
+    def values(self, params: dict[str, Any]) -> Any:
+        """The parameters as the driver takes them (converted, in the statement's order).
+
+        Shared by the sync cursors here and the async PostgreSQL store (:mod:`.aio`)."""
         values = self._fixed | params
         for name, convert in self._to_db.items():
             values[name] = convert(values[name])
-        cursor.execute(
-            self.sql, values if self._order is None else [values[name] for name in self._order]
-        )
-        return cursor
+        return values if self._order is None else [values[name] for name in self._order]
 
-    def first(self, cursor: Cursor, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row, converted to Python values; None if there is none."""
-        row = self.execute(cursor, params).fetchone()
+    def row(self, row: Any) -> tuple[Any, ...] | None:
+        """A row the driver returned, converted to Python values (None stays None)."""
         if row is None or not self._from_db:
             return row  # type: ignore[no-any-return]
         values = list(row)
         for i, convert in self._from_db:
             values[i] = convert(values[i])
         return tuple(values)
+
+    def execute(self, cursor: Cursor, params: dict[str, Any]) -> Cursor:
+        cursor.execute(self.sql, self.values(params))
+        return cursor
+
+    def first(self, cursor: Cursor, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row, converted to Python values; None if there is none."""
+        return self.row(self.execute(cursor, params).fetchone())
 
 
 # Bind names must differ from column names in INSERT and UPDATE statements.
@@ -77,9 +85,20 @@ def reserve_attempt_statement() -> Any:
     )
 
 
-def hit_statement(upsert: Upsert) -> Any:
-    """Add ``b_amount`` to a fixed-window counter; a window that has passed starts again."""
+def hit_statement(upsert: Upsert, if_pending: bool = False) -> Any:
+    """Add ``b_amount`` to a fixed-window counter; a window that has passed starts again.
+
+    ``if_pending``: only if auth_id ``b_auth_id`` has a code (else no row is written)."""
     insert_counter = upsert(counters)
+    if if_pending:
+        insert_counter = insert_counter.from_select(
+            ["key", "count", "reset_at"],
+            select(
+                bindparam("key", type_=String),
+                bindparam("count", type_=Integer),
+                bindparam("reset_at", type_=UTCDateTime),
+            ).where(exists().where(codes.c.auth_id == AUTH_ID)),
+        )
     expired = counters.c.reset_at <= NOW
     amount = bindparam("b_amount", type_=Integer)
     return insert_counter.on_conflict_do_update(
@@ -141,3 +160,46 @@ class Statements:
             .values(reset_at=bindparam("b_until", type_=UTCDateTime)),
             dialect,
         )
+
+
+Attempt = tuple[int, datetime, CodeRow | None]
+"""What a guess took: (failures so far, when they reset, the code row or None)."""
+
+
+# The parameters of the hot statements and the shape of a guess's answer, shared by the sync
+# Store (.core) and the async PostgreSQL one (.postgres_aio).
+
+
+def code_params(row: CodeRow, now: datetime, message_id: str | None) -> dict[str, Any]:
+    return {
+        "auth_id": row.auth_id,
+        "recipient": row.recipient,
+        "digest": row.digest,
+        "attempts_left": row.attempts_left,
+        "created_at": now,
+        "expires_at": row.expires_at,
+        "message_id": message_id,
+    }
+
+
+def counter_params(key: str, window: int, now: datetime, amount: int) -> dict[str, Any]:
+    reset_at = now + timedelta(seconds=window)
+    return {
+        "key": key,
+        "count": amount,
+        "reset_at": reset_at,
+        "b_amount": amount,
+        "b_now": now,
+        "b_reset_at": reset_at,
+    }
+
+
+def attempt_params(
+    auth_id: str, failure_key: str, window: int, limit: int, now: datetime
+) -> dict[str, Any]:
+    return counter_params(failure_key, window, now, 1) | {"b_auth_id": auth_id, "b_limit": limit}
+
+
+def attempt(auth_id: str, found: tuple[int, datetime, tuple[Any, ...] | None]) -> Attempt:
+    failures, ends, taken = found
+    return failures, ends, None if taken is None else CodeRow(auth_id, *taken)

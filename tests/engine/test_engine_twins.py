@@ -18,12 +18,14 @@ from sms2fa_middleware import (
     SMSDeliveryFailed,
     StoreUnavailable,
     UnknownAuthId,
+    VerificationError,
     Verified,
     Verifier,
 )
 from sms2fa_middleware.engine import AsyncVerifier
 from sms2fa_middleware.store import Store
 from sms2fa_middleware.testing import FakeFlowroute
+from tests.support import SECRET, in_threads
 from tests.support.clock import FakeClock
 from tests.support.databases import table_names
 
@@ -102,6 +104,104 @@ def test_a_uniform_async_check_awaits_its_timing_floor_without_holding_the_loop(
 
     # The loop kept serving others while this check waited (a spin would have starved them).
     assert asyncio.run(probe()) > 1
+
+
+def _outcomes(twin: AsyncVerifier, guesses: list[str], auth_id: str = "u1") -> list[str]:
+    """Every guess checked at once on a new event loop; each one's reason ("ok": verified)."""
+
+    async def one(guess: str) -> str:
+        try:
+            await twin.check(auth_id, guess)
+        except VerificationError as exc:
+            return exc.reason
+        return "ok"
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(one(g) for g in guesses)))
+
+    return asyncio.run(main())
+
+
+def test_parallel_async_checks_on_four_loops_guess_no_more_than_allowed_and_succeed_once(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    # Four event loops in four threads (as four workers), each with ten checks in flight: the
+    # right code among them, on a code with 5 attempts. Exactly one success, and never more
+    # guesses evaluated than the code allowed.
+    verifier = make_verifier(resend_cooldown=0, max_failed_checks=100)
+    twin = AsyncVerifier(verifier)
+    asyncio.run(twin.start("u1", NUMBER, retries=5))
+    code = fake_flowroute.last_code(NUMBER)
+    outcomes: list[str] = []
+
+    def worker(i: int) -> None:
+        guesses = [wrong(code)] * 10
+        if i == 2:
+            guesses[5] = code
+        outcomes.extend(_outcomes(twin, guesses))
+
+    in_threads(worker, 4)
+    assert len(outcomes) == 40
+    assert outcomes.count("ok") <= 1
+    assert outcomes.count("ok") + outcomes.count("InvalidAuthCode") <= 5  # guesses evaluated
+    assert set(outcomes) <= {"ok", "InvalidAuthCode", "UnknownAuthId"}
+
+
+def test_a_right_async_check_after_parallel_wrong_ones_succeeds_once(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    verifier = make_verifier(resend_cooldown=0, max_failed_checks=100)
+    twin = AsyncVerifier(verifier)
+    asyncio.run(twin.start("u1", NUMBER, retries=10))
+    code = fake_flowroute.last_code(NUMBER)
+    assert _outcomes(twin, [wrong(code)] * 6) == ["InvalidAuthCode"] * 6
+    assert sorted(_outcomes(twin, [code] * 5)) == ["UnknownAuthId"] * 4 + ["ok"]
+    assert verifier.pending("u1") is None
+
+
+def test_async_failed_checks_lock_the_auth_id_as_sync_ones_do(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    verifier = make_verifier(resend_cooldown=0, max_failed_checks=3, retries_allowed=10)
+    twin = AsyncVerifier(verifier)
+    asyncio.run(twin.start("u1", NUMBER))
+    code = fake_flowroute.last_code(NUMBER)
+    # Eight parallel wrong guesses: three evaluated, the rest refused, and the lock taken.
+    outcomes = _outcomes(twin, [wrong(code)] * 8)
+    assert sorted(outcomes) == ["InvalidAuthCode"] * 3 + ["RateLimited"] * 5
+    assert _outcomes(twin, [code]) == ["RateLimited"]  # locked: even the right code waits
+    with pytest.raises(RateLimited):
+        verifier.check("u1", code)  # one store: the sync verifier sees the lock too
+    with pytest.raises(RateLimited) as refused:
+        asyncio.run(twin.start("u1", NUMBER))  # no SMS for a locked auth_id
+    assert refused.value.budget == "failed_checks"
+
+
+def test_an_unknown_auth_id_costs_no_write_on_the_async_path(verifier: Verifier) -> None:
+    assert _outcomes(AsyncVerifier(verifier), ["123456"], "nobody") == ["UnknownAuthId"]
+    failures = verifier.keys.failed(verifier.keys.auth("nobody"))
+    assert verifier.store.peek(failures, datetime.now(timezone.utc)) == (0, None)
+
+
+@pytest.mark.postgres
+def test_the_async_twin_on_an_unreachable_database_fails_closed(
+    fake_flowroute: FakeFlowroute,
+) -> None:
+    verifier = Verifier(
+        Settings(
+            secret_key=SECRET, database_url=CLOSED_PORT_URL, **fake_flowroute.settings_kwargs()
+        ),
+        auto_schema=False,
+    )
+    twin = AsyncVerifier(verifier)
+    try:
+        with pytest.raises(StoreUnavailable):
+            asyncio.run(twin.start("u1", NUMBER))
+        with pytest.raises(StoreUnavailable):
+            asyncio.run(twin.check("u1", "123456"))
+        assert fake_flowroute.requests_seen == 0  # no SMS for a start the store refused
+    finally:
+        verifier.store.dispose()
 
 
 def test_store_work_runs_on_the_loop_only_where_blocking_is_cheap(database_url: str) -> None:
