@@ -17,6 +17,7 @@ from .checking import Checks
 from .recovery import Recovery
 from .results import Pending, SendWait, Started, Verified
 from .sending import Purger, Sends, StartOptions
+from .spent import Spent
 from .timing import TimingFloor, wait
 from .trust import Trust, TrustedBrowser
 
@@ -66,6 +67,7 @@ class Verifier:
         self.clock: Clock = clock or SystemClock()
         self.schema = AutoSchema(self.store, auto_schema)  # shared by namespaced copies
         self.floor = TimingFloor()
+        self.spent = Spent()  # refusals the store made, until they end: shared by namespaces
         self._purger = Purger(self.store)
         self._scope(on_event, "")
         sample = self.settings.message_template.format(
@@ -82,9 +84,11 @@ class Verifier:
         self.keys = Keys(f"{namespace}\x1e" if namespace else "")
         self.audit = Audit(on_event, namespace)
         self.sends = Sends(
-            self.settings, self.store, self.keys, self.audit, self.clock, self._purger
+            self.settings, self.store, self.keys, self.audit, self.clock, self._purger, self.spent
         )
-        self.checks = Checks(self.settings, self.store, self.keys, self.audit, self.clock)
+        self.checks = Checks(
+            self.settings, self.store, self.keys, self.audit, self.clock, self.spent
+        )
         self.recovery = Recovery(
             self.settings, self.store, self.keys, self.audit, self.clock, self.checks
         )
