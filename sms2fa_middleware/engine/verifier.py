@@ -163,6 +163,8 @@ class Verifier:
         ``uniform`` (default: the ``uniform_errors`` setting): do the same store work for an
         unknown, a locked and a live auth_id, and answer each no sooner than the slowest of
         them usually takes (:class:`~.timing.TimingFloor`), so timing does not tell them apart.
+        A lock (or a spent client-address budget) this process learned from the store is
+        answered from memory until it ends (:mod:`.spent`), padded alike.
         """
         self._ready()
         result = self.checks.check(auth_id, code, client_address, uniform, binding)
