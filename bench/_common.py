@@ -15,12 +15,11 @@ ROOT = BENCH_DIR.parent
 
 # Run from a fresh checkout without installing: the package is one directory up, and the
 # tests' server helpers beside it.
-for _folder in (ROOT, ROOT / "tests"):
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from servers import free_port as free_port  # noqa: E402  (re-exported for the scripts)
-from servers import wait_until_up  # noqa: E402
+from tests.support.servers import free_port as free_port  # noqa: E402  (re-exported)
+from tests.support.servers import wait_until_up as wait_until_up  # noqa: E402
 
 SECRET_KEY = "bench-secret-key-" + "x" * 32
 POSTGRES_URL_ENV = "SMS2FA_BENCH_POSTGRES_URL"
