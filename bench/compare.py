@@ -33,9 +33,10 @@ that ``refused_create`` has one to refuse), the per-address check budget is off 
 ``refused_check`` (its own pair of servers), and 100 failed checks lock an auth_id.
 
 Printed: per workload, the median of the rounds and their spread (min-max) for req/s and
-p99, HEAD/BASE for each, and each workload's req/s as a share of the same build's
-unknown-id check. The medians are of ``--rounds`` runs; on a shared machine read the ratios
-of one run, not absolute figures across runs.
+p99; HEAD/BASE for each, as the median (min-max) of the rounds' ratios (each round ran the
+two back to back, so a ratio is taken under one load); and each workload's median req/s as a
+share of the same build's unknown-id check. On a shared machine read the ratios of one run,
+not absolute figures across runs.
 """
 
 # ruff: noqa: RUF001  (the tables print en dashes on purpose)
@@ -429,7 +430,8 @@ def databases(store: str, builds: list[Build], tmp: Path, group: str) -> Iterato
         urls = [
             stack.enter_context(
                 _common.postgres_schema(
-                    _common.postgres_url(), f"sms2fa_compare_{os.getpid()}_{group}_{b.label}"
+                    _common.postgres_url(),
+                    f"sms2fa_compare_{os.getpid()}_{group}_{b.label.lower()}",
                 )
             )
             for b in builds
@@ -483,6 +485,11 @@ def spread(values: list[float], digits: int) -> str:
     return f"{fmt(median(values), digits)} ({fmt(min(values), digits)}–{fmt(max(values), digits)})"
 
 
+def paired(head: list[float], base: list[float]) -> list[float]:
+    """HEAD/BASE of each round: the two ran back to back, under the same load."""
+    return [h / b for h, b in zip(head, base)]
+
+
 def render(store: str, results: dict[str, dict[str, Measured]], builds: list[Build]) -> str:
     base, head = builds
     rows = []
@@ -509,10 +516,10 @@ def render(store: str, results: dict[str, dict[str, Measured]], builds: list[Bui
                 LABELS[workload],
                 spread(b.rps(), 0),
                 spread(h.rps(), 0),
-                f"{median(h.rps()) / median(b.rps()):.2f}",
+                spread(paired(h.rps(), b.rps()), 2),
                 spread(b.p99(), 1),
                 spread(h.p99(), 1),
-                f"{median(h.p99()) / median(b.p99()):.2f}",
+                spread(paired(h.p99(), b.p99()), 2),
                 " / ".join(share) if share else "–",
             ]
         )
@@ -561,7 +568,6 @@ def main() -> int:
         print(f"PostgreSQL unreachable ({why}); set {_common.POSTGRES_URL_ENV}.")
         return 2
 
-    sections = []
     with tempfile.TemporaryDirectory(prefix="sms2fa-compare-") as tmp_name:
         tmp = Path(tmp_name)
         where = args.cache or tmp / "builds"
@@ -572,25 +578,31 @@ def main() -> int:
             build("HEAD", args.head, where, tmp / "pip.log"),
         ]
         print(f"built in {time.monotonic() - started:.0f} s", file=sys.stderr)
-        for store in stores:
-            sections.append(render(store, measure(store, builds, args, tmp), builds))
-
-    base, head = builds
-    out = [
-        f"## `{base.rev}` ({base.sha[:7]}) vs `{head.rev}` ({head.sha[:7]}): "
-        f"`sms2fa serve --workers {args.workers}`",
-        "",
-        f"{date.today().isoformat()}. `wrk -t{THREADS} -c{args.connections} "
-        f"-d{max(1, round(args.duration))}s`, {args.rounds} rounds alternated, console SMS "
-        f"backend. Median (min–max) of the rounds. {_common.machine_line()}",
-        "",
-        *[s + "\n" for s in sections],
-    ]
-    text = "\n".join(out)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+        base, head = builds
+        heading = "\n".join(
+            [
+                f"## `{base.rev}` ({base.sha[:7]}) vs `{head.rev}` ({head.sha[:7]}): "
+                f"`sms2fa serve --workers {args.workers}`",
+                "",
+                f"{date.today().isoformat()}. `wrk -t{THREADS} -c{args.connections} "
+                f"-d{max(1, round(args.duration))}s`, {args.rounds} rounds alternated, console "
+                "SMS backend. Median (min–max) of the rounds; HEAD/BASE is each round's ratio "
+                "(the two ran back to back), then their median (min–max). "
+                f"{_common.machine_line()}",
+                "",
+            ]
+        )
+        emit(heading, args.output, fresh=True)
+        for store in stores:  # each table as soon as it is measured
+            emit(render(store, measure(store, builds, args, tmp), builds) + "\n", args.output)
     return 0
+
+
+def emit(text: str, output: Path | None, fresh: bool = False) -> None:
+    print(text, flush=True)
+    if output is not None:
+        with output.open("w" if fresh else "a") as out:
+            out.write(text + "\n")
 
 
 if __name__ == "__main__":
