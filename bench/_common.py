@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.servers import free_port as free_port  # noqa: E402  (re-exported)
-from tests.support.servers import wait_until_up  # noqa: E402
+from tests.support.servers import wait_until_up as wait_until_up  # noqa: E402
 
 SECRET_KEY = "bench-secret-key-" + "x" * 32
 POSTGRES_URL_ENV = "SMS2FA_BENCH_POSTGRES_URL"

@@ -20,7 +20,9 @@ class FailedAuthorizations:
     Past the limit an address is refused (429) whatever token it sends, so a guesser cannot
     tell a right token from a wrong one by the answer. A right token costs no store work
     unless this process has seen that address send a wrong one while its window lasts: the
-    backend that holds the token pays nothing.
+    backend that holds the token pays nothing. Once the store refuses an address, the
+    refusal is remembered until its window ends (the verifier's :mod:`~..engine.spent`): a
+    guesser's further wrong tokens are refused with no store work.
     """
 
     REMEMBERED = 4096  # addresses this process keeps in mind, the oldest forgotten first
@@ -45,14 +47,17 @@ class FailedAuthorizations:
         if not self.limit:
             return
         v = self.verifier
-        v.schema.ensure()
         now = v.clock.now()
-        count, reset_at = await store.hit(v.keys.failed_auth(address), self.window, now)
+        key = v.keys.failed_auth(address)
+        if (until := v.spent.until(key, now)) is not None:
+            raise RateLimited("failed_authorization", retry_after(until, now))
+        count, reset_at = await store.hit(key, self.window, now)
         self._failed.pop(address, None)
         self._failed[address] = reset_at
         if len(self._failed) > self.REMEMBERED:
             del self._failed[next(iter(self._failed))]
         if count > self.limit:
+            v.spent.remember(key, reset_at, now)
             if count == self.limit + 1:
                 log.warning(
                     "sms2fa: too many wrong API tokens from one client address; "
@@ -71,6 +76,9 @@ class FailedAuthorizations:
         if until <= now:
             self._failed.pop(address, None)
             return
-        count, reset_at = await store.peek(v.keys.failed_auth(address), now)
+        key = v.keys.failed_auth(address)
+        if (known := v.spent.until(key, now)) is not None:
+            raise RateLimited("failed_authorization", retry_after(known, now))
+        count, reset_at = await store.peek(key, now)
         if count > self.limit and reset_at is not None:
             raise RateLimited("failed_authorization", retry_after(reset_at, now))

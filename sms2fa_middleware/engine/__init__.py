@@ -18,7 +18,8 @@ By job: :mod:`..policy` (pure rules), :mod:`.sending` and :mod:`.checking` (the 
 a start and of a check), :mod:`.verifier` (the sync :class:`Verifier`), :mod:`.aio` (its
 async twin, :class:`AsyncVerifier`), :mod:`.timing` (the uniform-timing floor),
 :mod:`.audit` (events), :mod:`.recovery` (single-use recovery codes), :mod:`.trust`
-(trusted browsers), :mod:`.numbers` (what a change of number ends), :mod:`.results`.
+(trusted browsers), :mod:`.numbers` (what a change of number ends), :mod:`.results`,
+:mod:`.spent` (refusals the store made, remembered until they end).
 """
 
 from ..policy import MAX_AUTH_ID_LENGTH, check_auth_id

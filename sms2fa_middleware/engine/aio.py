@@ -49,8 +49,10 @@ class AsyncVerifier:
         #: The store's awaitable side, which a start's and a check's steps are awaited over.
         v = verifier
         self.store = awaitable(v.store)
-        self.sends = Sends(v.settings, self.store, v.keys, v.audit, v.clock, v.sends.purger)
-        self.checks = Checks(v.settings, self.store, v.keys, v.audit, v.clock)
+        self.sends = Sends(
+            v.settings, self.store, v.keys, v.audit, v.clock, v.sends.purger, v.spent
+        )
+        self.checks = Checks(v.settings, self.store, v.keys, v.audit, v.clock, v.spent)
 
     async def _store(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``: store work, here if that is cheap, else in a thread."""

@@ -39,11 +39,17 @@ class Audit:
         auth_id: str,
         recipient: str | None = None,
         reason: str | None = None,
+        *,
+        remembered: bool = False,
         **detail: object,
     ) -> None:
-        """Log and hand on one event (the recipient masked)."""
+        """Log and hand on one event (the recipient masked). ``remembered``: a refusal
+        answered from memory (:mod:`.spent`), which the store already refused once in this
+        window: the hook gets it as ever, the log only at DEBUG (once per window is enough)."""
         # A failed send is the one event an operator must see without asking for INFO.
         level = logging.WARNING if name == "send_failed" else logging.INFO
+        if remembered:
+            level = logging.DEBUG
         logging_on = log.isEnabledFor(level)
         if not logging_on and self.on_event is None:
             return  # a wrong guess is the hot path: build nothing nobody reads
@@ -67,9 +73,18 @@ class Audit:
                 log.exception("sms2fa: the on_event hook failed")
 
     def refuse(
-        self, budget: str, auth_id: str, number: str | None, reset_at: datetime, now: datetime
+        self,
+        budget: str,
+        auth_id: str,
+        number: str | None,
+        reset_at: datetime,
+        now: datetime,
+        remembered: bool = False,
     ) -> NoReturn:
-        """Emit ``rate_limited`` and raise RateLimited for ``budget``."""
+        """Emit ``rate_limited`` and raise RateLimited for ``budget`` (``remembered``: see
+        :meth:`emit`)."""
         wait = retry_after(reset_at, now)
-        self.emit("rate_limited", auth_id, number, reason=budget, retry_after=wait)
+        self.emit(
+            "rate_limited", auth_id, number, reason=budget, remembered=remembered, retry_after=wait
+        )
         raise RateLimited(budget, wait)

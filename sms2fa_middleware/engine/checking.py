@@ -4,6 +4,10 @@ Every guess first takes a failure slot and an attempt in one atomic store operat
 parallel wrong guesses in any number of processes never evaluate more guesses than allowed,
 and a right code succeeds exactly once. Consecutive failures are capped per auth_id across
 codes, and each lock lasts twice the one before.
+
+Refusals the store decided (a client address past its check budget, a locked auth_id) are
+remembered until they end (:mod:`.spent`): repeats are refused from memory, with the same
+answer and event, and no write.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ..store.statements import Attempt
 from .audit import Audit
 from .codes import is_code_shaped, matches
 from .results import Verified
+from .spent import Spent
 from .timing import TimingFloor
 
 
@@ -39,12 +44,15 @@ class CheckResult:
     error: VerificationError | None = None
     pad_as: str | None = None
     started: float = 0.0  # perf_counter when the check began
-    elapsed: float = 0.0  # how long its store and digest work took
+    elapsed: float | None = 0.0  # how long its store and digest work took (None: none done)
 
     def deadline(self, floor: TimingFloor) -> float | None:
         """When a padded answer may leave (perf_counter); None: at once."""
         if self.pad_as is None:
             return None
+        if self.elapsed is None:  # answered from memory: nothing to record
+            # Its kind's times, else an unknown id's: the store pads a lock to the same work.
+            return floor.deadline(self.started, self.pad_as, Outcome.NOTHING.value)
         return floor.record(self.pad_as, self.started, self.elapsed)
 
     def settle(self) -> Verified:
@@ -61,10 +69,17 @@ class Checks:
     event loop by the AsyncVerifier."""
 
     def __init__(
-        self, settings: Settings, store: AwaitableStore, keys: Keys, audit: Audit, clock: Clock
+        self,
+        settings: Settings,
+        store: AwaitableStore,
+        keys: Keys,
+        audit: Audit,
+        clock: Clock,
+        spent: Spent | None = None,
     ) -> None:
         self.settings, self.store, self.keys = settings, store, keys
         self.audit, self.clock = audit, clock
+        self.spent = spent if spent is not None else Spent()
 
     async def check(
         self,
@@ -85,11 +100,26 @@ class Checks:
         now = self.clock.now()
         if client_address is not None and s.address_check_limit:
             # Counted before anything else, so probing many auth_ids costs the prober too.
-            count, reset_at = await self.store.hit(
-                self.keys.address_checks(client_address), s.address_check_window, now
-            )
+            # Past the budget, refused from memory until its window ends: no more counting.
+            budget = self.keys.address_checks(client_address)
+            if (until := self.spent.until(budget, now)) is not None:
+                self.audit.refuse(
+                    "client_address_checks", auth_id, None, until, now, remembered=True
+                )
+            count, reset_at = await self.store.hit(budget, s.address_check_window, now)
             if count > s.address_check_limit:
+                self.spent.remember(budget, reset_at, now)
                 self.audit.refuse("client_address_checks", auth_id, None, reset_at, now)
+        if (until := self.spent.until(Keys.failed(key), now)) is not None and (
+            uniform or await self.store.get_code(key) is not None
+        ):
+            # Locked, as the store said: it would take the slot and refuse (even a right
+            # code) until the lock ends. Answered alike, padded alike, without the write (a
+            # read tells an unknown id, answered as below, when answers are not uniform).
+            locked = self.locked(auth_id, until, now, remembered=True)
+            return CheckResult(
+                None, locked, Outcome.LOCKED.value if uniform else None, started, None
+            )
         # A failure slot is taken first, atomically with the attempt: even 1,000 parallel
         # checks spread over fresh codes evaluate at most max_failed_checks guesses. Success
         # gives the slot back.
@@ -130,9 +160,8 @@ class Checks:
     ) -> VerificationError:
         """The error a failed check answers, with its events (and a lock it earned)."""
         if outcome is Outcome.LOCKED:
-            wait = retry_after(reset_at, now)
-            self.audit.emit("locked", auth_id, reason="RateLimited", retry_after=wait)
-            return RateLimited("failed_checks", wait, "Too many failed attempts; try again later.")
+            self.spent.remember(Keys.failed(key), reset_at, now)
+            return self.locked(auth_id, reset_at, now)
         if row is None:  # nothing to guess at (expired or used up): no failure
             # Uniform answers all look alike: no second read to tell why (purge deletes).
             error = (
@@ -169,12 +198,26 @@ class Checks:
         # the other way round here could deadlock on PostgreSQL.
         if await self.store.delete_code(key, row.digest):
             await self.store.reset(Keys.failed(key), also=Keys.locks(key))  # escalation restarts
+            # A lock that came while this guess was evaluated is lifted: here at once (other
+            # processes that saw it refuse until it would have ended).
+            self.spent.forget(Keys.failed(key))
             self.audit.emit("approved", auth_id, row.recipient)
             return CheckResult(Verified(auth_id, row.recipient))
         # Single use: this guess evaluated nothing, so its slot is given back.
         await self.store.hit(Keys.failed(key), self.settings.lockout_seconds, now, amount=-1)
         self.audit.emit("failed", auth_id, row.recipient, reason="UnknownAuthId")
         return CheckResult(None, UnknownAuthId())
+
+    def locked(
+        self, auth_id: str, until: datetime, now: datetime, remembered: bool = False
+    ) -> RateLimited:
+        """The answer to a guess at ``auth_id``, locked until ``until``, and its event
+        (``remembered``: the lock was known here, the store not asked)."""
+        wait = retry_after(until, now)
+        self.audit.emit(
+            "locked", auth_id, reason="RateLimited", remembered=remembered, retry_after=wait
+        )
+        return RateLimited("failed_checks", wait, "Too many failed attempts; try again later.")
 
     async def lock(self, key: str, now: datetime) -> datetime:
         """Lock ``key`` after its last allowed failure (see :func:`policy.lock_seconds`);
@@ -192,6 +235,7 @@ class Checks:
             await self.store.extend(
                 locks_key, until + timedelta(seconds=s.lockout_max_seconds), tx=tx
             )
+        self.spent.remember(Keys.failed(key), until, now)  # guesses until then: refused here
         return until
 
     async def _why_not_checkable(self, row: CodeRow | None, now: datetime) -> VerificationError:

@@ -14,8 +14,8 @@ import logging
 import secrets
 from datetime import datetime
 
-from ..errors import InvalidAPIUsage, InvalidAuthCode, RateLimited
-from ..policy import Clock, Keys, check_auth_id, retry_after
+from ..errors import InvalidAPIUsage, InvalidAuthCode
+from ..policy import Clock, Keys, check_auth_id
 from ..settings import Settings
 from ..sms import Sender, SendError
 from ..store import Store
@@ -89,18 +89,21 @@ class Recovery:
             raise InvalidAPIUsage("'recovery_code' must be a recovery code (xxxxx-xxxxx)")
         key = self.keys.auth(auth_id)
         now = self.clock.now()
+        failed = Keys.failed(key)
+        if (until := self.checks.spent.until(failed, now)) is not None:
+            raise self.checks.locked(auth_id, until, now, remembered=True)  # no store work
         # A failure slot first, as an SMS check takes one: parallel guesses never evaluate
         # more than max_failed_checks, and SMS and recovery guesses share the lock.
-        failures, reset_at = self.store.hit(Keys.failed(key), s.lockout_seconds, now)
+        failures, reset_at = self.store.hit(failed, s.lockout_seconds, now)
         if failures > s.max_failed_checks:
-            self.store.hit(Keys.failed(key), s.lockout_seconds, now, amount=-1)
-            wait = retry_after(reset_at, now)
-            self.audit.emit("locked", auth_id, reason="RateLimited", retry_after=wait)
-            raise RateLimited("failed_checks", wait, "Too many failed attempts; try again later.")
+            self.store.hit(failed, s.lockout_seconds, now, amount=-1)
+            self.checks.spent.remember(failed, reset_at, now)
+            raise self.checks.locked(auth_id, reset_at, now)
         digests = [digest(raw, key, k, BINDING) for k in s.secret_keys]
         if not self.store.use_recovery_code(key, digests):
             return self._wrong(auth_id, key, recipient, failures, now)
-        self.store.reset(Keys.failed(key), also=Keys.locks(key))
+        self.store.reset(failed, also=Keys.locks(key))
+        self.checks.spent.forget(failed)  # a lock that came meanwhile is lifted, here at once
         left = self.store.count_recovery_codes(key)
         self.audit.emit("recovery_used", auth_id, recipient, remaining=left)
         if recipient is not None:

@@ -5,6 +5,10 @@ the message to the sender (in this thread, or in a worker thread from an event l
 :meth:`Sends.sent` stores the code, or :meth:`Sends.failed` gives back what a refused send
 spent. A code is stored only once the provider accepted it, so a failed send (or a worker
 killed mid-send) leaves nothing to guess at, and a code costs one write.
+
+A refused send spends nothing (its transaction is rolled back), and what the store refused
+-- a lock, a spent budget -- is remembered until it ends (:mod:`.spent`): repeats are refused
+from memory, with the same answer and event, and no write.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from .. import text
 from ..errors import SMSDeliveryFailed
@@ -39,6 +43,7 @@ from ..store.aio import AwaitableStore
 from .audit import Audit
 from .codes import digest, generate_code
 from .results import SendWait, Started
+from .spent import Spent
 
 log = logging.getLogger("sms2fa")
 
@@ -58,6 +63,24 @@ class SendPlan:
     now: datetime
     body: str = field(repr=False)  # it holds the code
     digest: str = field(repr=False)
+
+
+class Refusal(NamedTuple):
+    """Why a send is refused: the budget's name (``failed_checks``: a lock), the store key
+    that refused, until when, and the amount refused."""
+
+    budget: str
+    key: str
+    until: datetime
+    amount: int = 1
+
+
+class _Refused(Exception):
+    """Rolls a send's budget transaction back: a refused send spends nothing."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.budget)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -87,9 +110,11 @@ class Sends:
         audit: Audit,
         clock: Clock,
         purger: Purger,
+        spent: Spent | None = None,
     ) -> None:
         self.settings, self.store, self.keys = settings, store, keys
         self.audit, self.clock, self.purger = audit, clock, purger
+        self.spent = spent if spent is not None else Spent()
 
     async def prepare(self, auth_id: str, recipient: str | int, options: StartOptions) -> SendPlan:
         """Validate, spend every budget (or raise RateLimited) and make the code."""
@@ -108,15 +133,14 @@ class Sends:
         now = self.clock.now()
         self.purger.maybe(now)
         budgets = send_budgets(s, self.keys, key, number, options.client_address, parts)
+        if (known := self._remembered(key, budgets, now)) is not None:
+            self.audit.refuse(known.budget, auth_id, number, known.until, now, remembered=True)
         # No SMS for an auth_id locked by failed checks, then every budget it spends: in one
         # transaction, or with no budget to spend, a read.
-        if budgets:
-            async with self.store.transaction() as tx:
-                refused = await self._spend(key, budgets, now, tx)
-        else:
-            refused = await self._locked(key, now)
+        refused = await (self._spend(key, budgets, now) if budgets else self._locked(key, now))
         if refused is not None:
-            self.audit.refuse(refused[0], auth_id, number, refused[1], now)
+            self.spent.remember(refused.key, refused.until, now, refused.amount)
+            self.audit.refuse(refused.budget, auth_id, number, refused.until, now)
         code = generate_code(length)
         self.audit.emit("started", auth_id, number)
         return SendPlan(
@@ -145,11 +169,11 @@ class Sends:
         for budget in send_budgets(s, self.keys, key, number, options.client_address, parts):
             count, reset_at = await self.store.peek(budget.key, now)
             if reset_at is not None and count + budget.amount > budget.limit:
-                refusals.append((budget.name, reset_at))  # as _spend would find it
+                refusals.append(Refusal(budget.name, budget.key, reset_at))  # as _spend would
         if not refusals:
             return None
-        name, until = max(refusals, key=lambda refusal: refusal[1])  # the last to lift
-        return SendWait(name, retry_after(until, now))
+        last = max(refusals, key=lambda refusal: refusal.until)  # the last to lift
+        return SendWait(last.budget, retry_after(last.until, now))
 
     def template(self) -> str:
         """The settings' message (``auth_message``), else the default one in the language
@@ -179,32 +203,47 @@ class Sends:
             await self._refund(plan.budgets, plan.now)
         elif self.settings.resend_cooldown:
             await self.store.reset(Keys.cooldown(plan.key))  # the user may ask again at once
+            self.spent.forget(Keys.cooldown(plan.key))
         self.audit.emit(
             "send_failed", plan.auth_id, plan.to, reason="SMSDeliveryFailed", status=exc.status
         )
         raise SMSDeliveryFailed() from exc
 
-    async def _locked(
-        self, key: str, now: datetime, tx: Cursor | None = None
-    ) -> tuple[str, datetime] | None:
-        """("failed_checks", until when) if failed checks have locked ``key``."""
-        failures, until = await self.store.peek(Keys.failed(key), now, tx=tx)
+    async def _locked(self, key: str, now: datetime, tx: Cursor | None = None) -> Refusal | None:
+        """The refusal if failed checks have locked ``key``."""
+        failed = Keys.failed(key)
+        failures, until = await self.store.peek(failed, now, tx=tx)
         if failures >= self.settings.max_failed_checks and until is not None:
-            return "failed_checks", until
+            return Refusal("failed_checks", failed, until)
         return None
 
-    async def _spend(
-        self, key: str, budgets: list[Budget], now: datetime, tx: Cursor
-    ) -> tuple[str, datetime] | None:
-        """Charge every budget in ``tx`` unless locked; the first refusal, with its end."""
-        if (locked := await self._locked(key, now, tx)) is not None:
-            return locked
+    def _remembered(self, key: str, budgets: list[Budget], now: datetime) -> Refusal | None:
+        """A refusal the store made earlier and that still lasts, if this process knows one:
+        the lock, then the budgets, in the order :meth:`_spend` asks them."""
+        failed = Keys.failed(key)
+        if (until := self.spent.until(failed, now)) is not None:
+            return Refusal("failed_checks", failed, until)
         for budget in budgets:
-            count, reset_at = await self.store.hit(
-                budget.key, budget.window, now, amount=budget.amount, tx=tx
-            )
-            if count > budget.limit:
-                return budget.name, reset_at
+            if (until := self.spent.until(budget.key, now, budget.amount)) is not None:
+                return Refusal(budget.name, budget.key, until, budget.amount)
+        return None
+
+    async def _spend(self, key: str, budgets: list[Budget], now: datetime) -> Refusal | None:
+        """Charge every budget in one transaction unless locked; the first refusal, with
+        nothing charged: a refused send spends no budget (not even the ones before the
+        refusing one, so refused requests cannot spend a victim's recipient budget)."""
+        try:
+            async with self.store.transaction() as tx:
+                if (locked := await self._locked(key, now, tx)) is not None:
+                    return locked
+                for budget in budgets:
+                    count, reset_at = await self.store.hit(
+                        budget.key, budget.window, now, amount=budget.amount, tx=tx
+                    )
+                    if count > budget.limit:
+                        raise _Refused(Refusal(budget.name, budget.key, reset_at, budget.amount))
+        except _Refused as refused:
+            return refused.refusal
         return None
 
     async def _refund(self, budgets: tuple[Budget, ...], now: datetime) -> None:
@@ -217,6 +256,7 @@ class Sends:
                     await self.store.hit(
                         budget.key, budget.window, now, amount=-budget.amount, tx=tx
                     )
+        self.spent.forget(*(budget.key for budget in budgets))  # refused here: ask again
 
 
 @functools.lru_cache(maxsize=256)  # a few templates, lengths and domains: counted once each

@@ -4,14 +4,17 @@ The same store work on every path leaves a small gap (a wrong guess on a live co
 writes the code's row). Each kind's recent times are kept (the last ``size``), and every
 answer waits until the slowest kind's 75th percentile: most answers of every kind then take
 that long, so the medians meet (at the median the estimate's noise would favour the slowest
-kind). Per process. How the wait is spent is the caller's: :func:`wait` blocks (sleeping,
-then spinning the last millisecond, as sleeps overshoot by more than the gap);
-:func:`wait_async` awaits, leaving an event loop free.
+kind). Per process. An answer given from memory (a lock remembered, :mod:`.spent`) did no
+store work to measure: :meth:`TimingFloor.deadline` pads it to the floor or to a recent time
+of its kind, whichever is later, so its times spread like the store's. How the wait is spent
+is the caller's: :func:`wait` blocks (sleeping, then spinning the last millisecond, as sleeps
+overshoot by more than the gap); :func:`wait_async` awaits, leaving an event loop free.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections import deque
@@ -45,6 +48,15 @@ class TimingFloor:
                     default=0.0,
                 )
         return started + self._floor
+
+    def deadline(self, started: float, *kinds: str) -> float:
+        """The deadline of an answer that began at ``started`` and did no work worth
+        recording: the floor, or a recent time of the first of ``kinds`` with any, if later
+        (so its tail past the floor looks like the store's)."""
+        with self._lock:
+            times = next((self._recent[k] for k in kinds if self._recent.get(k)), None)
+            recent = random.choice(times) if times else 0.0  # noise, not a secret
+            return started + max(self._floor, recent)
 
 
 def wait(deadline: float) -> None:

@@ -19,6 +19,7 @@ from .numbers import NumberChanges
 from .recovery import Recovery
 from .results import Pending, SendWait, Started, Verified
 from .sending import Purger, Sends, StartOptions
+from .spent import Spent
 from .timing import TimingFloor, wait
 from .trust import Trust, TrustedBrowser
 
@@ -68,6 +69,7 @@ class Verifier:
         self.clock: Clock = clock or SystemClock()
         self.schema = AutoSchema(self.store, auto_schema)  # shared by namespaced copies
         self.floor = TimingFloor()
+        self.spent = Spent()  # refusals the store made, until they end: shared by namespaces
         self._purger = Purger(self.store)
         self._scope(on_event, "")
         sample = self.settings.message_template.format(
@@ -86,8 +88,10 @@ class Verifier:
         # The start and check steps are coroutines; over the sync store they never suspend,
         # and resolve() runs each to its end in this thread (see store/aio.py).
         inline = InlineStore(self.store)
-        self.sends = Sends(self.settings, inline, self.keys, self.audit, self.clock, self._purger)
-        self.checks = Checks(self.settings, inline, self.keys, self.audit, self.clock)
+        self.sends = Sends(
+            self.settings, inline, self.keys, self.audit, self.clock, self._purger, self.spent
+        )
+        self.checks = Checks(self.settings, inline, self.keys, self.audit, self.clock, self.spent)
         self.recovery = Recovery(
             self.settings, self.store, self.keys, self.audit, self.clock, self.checks
         )
@@ -165,6 +169,8 @@ class Verifier:
         ``uniform`` (default: the ``uniform_errors`` setting): do the same store work for an
         unknown, a locked and a live auth_id, and answer each no sooner than the slowest of
         them usually takes (:class:`~.timing.TimingFloor`), so timing does not tell them apart.
+        A lock (or a spent client-address budget) this process learned from the store is
+        answered from memory until it ends (:mod:`.spent`), padded alike.
         """
         self._ready()
         result = resolve(self.checks.check(auth_id, code, client_address, uniform, binding))
@@ -287,6 +293,7 @@ class Verifier:
         if self.pending(auth_id) is not None:
             return False
         self.store.reset(Keys.cooldown(key))
+        self.spent.forget(Keys.cooldown(key))  # a refusal remembered here ends with it
         return True
 
     def resend_wait(self, auth_id: str) -> int:

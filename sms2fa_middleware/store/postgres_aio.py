@@ -222,6 +222,14 @@ class AsyncPostgresStore:
                 log.error("sms2fa: database unavailable: %s", type(exc).__name__)
                 raise StoreUnavailable() from exc
             raise
+        except Exception:
+            # Not the database's error (a send refused inside its transaction, which rolled
+            # back): a connection left idle is as good as before.
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                pool.release(conn)
+            else:
+                pool.discard(conn)
+            raise
         except BaseException:  # cancelled mid-statement: the connection's state is unknown
             pool.discard(conn)
             raise

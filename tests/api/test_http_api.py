@@ -25,7 +25,7 @@ with warnings.catch_warnings():  # starlette >= 1.0 would rather have httpx2
 from sms2fa_middleware import Settings, Verifier
 from sms2fa_middleware.api.service import VerificationService
 from sms2fa_middleware.messages import MAX_BODY
-from sms2fa_middleware.store import codes
+from sms2fa_middleware.store import codes, utcnow
 from sms2fa_middleware.testing import FakeFlowroute
 from tests.support import NO_BUDGETS, Client
 from tests.support.tcp_proxy import PausableProxy
@@ -378,7 +378,7 @@ def test_the_right_token_works(make_client: Client, fake_flowroute: FakeFlowrout
 def test_wrong_tokens_spend_a_budget_per_address(
     make_client: Client, fake_flowroute: FakeFlowroute
 ) -> None:
-    api, _ = make_client(api_token=TOKEN, failed_auth_limit=3, trusted_proxies=1)
+    api, verifier = make_client(api_token=TOKEN, failed_auth_limit=3, trusted_proxies=1)
     guesser = {"authorization": "Bearer " + "x" * 40, "x-forwarded-for": "203.0.113.9"}
     body = {"auth_id": "u1", "code": "123456"}
     for _ in range(3):
@@ -389,6 +389,11 @@ def test_wrong_tokens_spend_a_budget_per_address(
     assert refused["retry_after"] == int(
         api.post("/check", json=body, headers=guesser).headers["retry-after"]
     )
+    # Further wrong tokens are refused from memory (engine/spent.py): the store counted up to
+    # the first refusal, and no more.
+    for _ in range(5):
+        answer(api.post("/check", json=body, headers=guesser), 429, "RateLimited")
+    assert verifier.store.peek(verifier.keys.failed_auth("203.0.113.9"), utcnow())[0] == 4
     # Over the budget, the right token from that address is refused too: no oracle.
     right_from_there = {"authorization": f"Bearer {TOKEN}", "x-forwarded-for": "203.0.113.9"}
     answer(

@@ -12,12 +12,11 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import update
 
 from sms2fa_middleware import (
     RateLimited,
@@ -28,7 +27,6 @@ from sms2fa_middleware import (
 from sms2fa_middleware.api.service import VerificationService
 from sms2fa_middleware.engine import Verified
 from sms2fa_middleware.errors import InvalidAuthCode, UnknownAuthId
-from sms2fa_middleware.store import counters
 from sms2fa_middleware.testing import FakeFlowroute
 from tests.support import NO_BUDGETS
 from tests.support.apps import Site
@@ -41,6 +39,7 @@ from tests.support.browsing import (
     set_cookies,
     wrong,
 )
+from tests.support.clock import FakeClock
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -55,16 +54,6 @@ NO_LIMITS: dict[str, Any] = {
     "address_send_limit": 0,
     "address_check_limit": 0,
 }
-
-
-def end_lock(verifier: Verifier, key: str) -> None:
-    """Let a counter's window pass (the store's clock is the real one; its data is moved)."""
-    past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    verifier.store.run(
-        lambda conn: conn.execute(
-            update(counters).where(counters.c.key == key).values(reset_at=past)
-        )
-    )
 
 
 class PauseBeforeConsuming:
@@ -273,9 +262,13 @@ def test_each_lock_lasts_twice_the_one_before_up_to_the_ceiling(
     make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
 ) -> None:
     """Issue 11.8: a fixed 15-minute lock allowed ~960 guesses per account per day."""
-    verifier = make_verifier(
+    # Time moves on the injected clock: the store's windows and this process's memory of
+    # the lock (engine/spent.py) both end by it.
+    clock = FakeClock(datetime.now(timezone.utc))
+    made = make_verifier(
         **NO_LIMITS, max_failed_checks=2, lockout_seconds=60, lockout_max_seconds=200
     )
+    verifier = Verifier(made.settings, store=made.store, clock=clock)
 
     def lock_once() -> int:
         verifier.start("u1", NUMBER)
@@ -287,7 +280,7 @@ def test_each_lock_lasts_twice_the_one_before_up_to_the_ceiling(
             verifier.check("u1", code)
         with pytest.raises(RateLimited):  # no SMS while locked either
             verifier.start("u1", NUMBER)
-        end_lock(verifier, "failed:u1")
+        clock.advance(info.value.retry_after)  # the lock ends
         return info.value.retry_after
 
     waits = [lock_once() for _ in range(4)]

@@ -69,6 +69,9 @@ def test_uniform_checks_do_the_same_store_work_for_unknown_locked_and_live_ids(
             verifier.check("locked", wrong(fake_flowroute.last_code(NUMBER)), uniform=True)
     verifier.start("live", NUMBER)
     code = fake_flowroute.last_code(NUMBER)
+    # Another worker, which has not seen the lock: the one that locked it refuses from memory
+    # (tests/engine/test_remembered_refusals.py: padded alike, and no store work at all).
+    verifier = Verifier(verifier.settings, store=verifier.store)
     calls: list[str] = []
     for name in ("get_code", "take_attempt", "hit", "delete_code", "reset", "extend"):
 
