@@ -516,6 +516,16 @@ def number_changed_notice(org_name: str) -> str:
     return _("The phone number for your sign-in codes was changed. Not you? Contact support now.")
 
 
+def recovery_used_notice(org_name: str, left: int) -> str:
+    """The SMS after a recovery code signed the user in (no code in it): how many are left."""
+    said = _n(
+        "A recovery code was used to sign in. {n} left. Not you? Change your password.",
+        "A recovery code was used to sign in. {n} left. Not you? Change your password.",
+        left,
+    ).format(n=left)
+    return f"{org_name}: {said}" if org_name else said
+
+
 def trust_browser_label(days: int) -> str:
     return _n(
         "Trust this browser for {n} day (no code on this browser until then)",

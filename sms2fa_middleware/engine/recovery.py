@@ -14,6 +14,7 @@ import logging
 import secrets
 from datetime import datetime
 
+from .. import text
 from ..errors import InvalidAPIUsage, InvalidAuthCode
 from ..policy import Clock, Keys, check_auth_id
 from ..settings import Settings
@@ -129,9 +130,7 @@ class Recovery:
     def _notify(self, auth_id: str, recipient: str, left: int, sender: Sender) -> None:
         """Text the number that a recovery code was used: no code in it. A failed notice
         does not undo the sign-in (the code is spent); it is audited."""
-        said = f"recovery code was used to sign in. {left} left. Not you? Change your password."
-        org = self.settings.org_name  # none: no ": " left dangling at the start
-        body = f"{org}: a {said}" if org else f"A {said}"
+        body = text.recovery_used_notice(self.settings.org_name, left)
         try:
             sender.send(recipient, body)
         except SendError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from sms2fa_middleware import AuditEvent, Verifier
+from sms2fa_middleware import AuditEvent, Verifier, text
 from sms2fa_middleware.errors import InvalidAPIUsage, InvalidAuthCode, RateLimited
 from sms2fa_middleware.store.schema import recovery_codes
 from sms2fa_middleware.testing import FakeFlowroute
@@ -143,6 +143,25 @@ def test_each_use_is_audited_and_texted_without_a_code(
         assert not any(c in repr(events) for c in codes)
     finally:
         verifier.store.dispose()
+
+
+def test_the_notice_is_in_the_language_spoken(
+    make_verifier: Callable[..., Verifier], fake_flowroute: FakeFlowroute
+) -> None:
+    """The notice follows the request's language (the guard speaks it while it answers),
+    with the plural right, and the app's name first."""
+    verifier = make_verifier(org_name="Tienda")
+    codes = verifier.new_recovery_codes("alice")
+    with text.speaking("es"):
+        verifier.use_recovery_code("alice", codes[0], recipient=NUMBER)
+    for code in codes[1:9]:
+        verifier.use_recovery_code("alice", code)  # no recipient: no notice
+    with text.speaking("es"):
+        verifier.use_recovery_code("alice", codes[9], recipient=NUMBER)
+    bodies = [m.body for m in fake_flowroute.messages_to(NUMBER)]
+    assert bodies[0].startswith("Tienda: Se usó un código de recuperación"), bodies
+    assert "Quedan 9." in bodies[0]
+    assert "Quedan 0." in bodies[1], bodies  # Spanish: plural for 0
 
 
 def test_an_existing_database_gets_the_table(
