@@ -78,6 +78,17 @@ def _identify(users: dict[str, str]) -> Callable[[Any], Any]:
     return identify
 
 
+def _render_with(pages: str) -> dict[str, Any]:
+    """The ``serve`` options that make the pages: ours, or the package's Jinja2 templates
+    (``flask_render`` with no template of the app's, so the package's base.html too)."""
+    if pages == "built-in":
+        return {}
+    from sms2fa_middleware.flask import flask_render
+
+    return {"render_with": flask_render}
+
+
+@pytest.mark.parametrize("pages", ["built-in", "jinja2"])
 @pytest.mark.parametrize("scheme,width", [("light", 1024), ("dark", 320)])
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_page_passes_axe(
@@ -86,6 +97,7 @@ def test_every_page_passes_axe(
     fake_flowroute: Any,
     scheme: str,
     width: int,
+    pages: str,
 ) -> None:
     from tests.support.apps import serve
 
@@ -98,13 +110,16 @@ def test_every_page_passes_axe(
         identify=_identify(users),
         trust_browser_for=30,
         on_enroll=lambda auth_id, number: users.__setitem__(auth_id, number),
+        **_render_with(pages),
     )
     # Without on_enroll a user with no phone gets the no-phone page, not enrollment.
-    plain = serve("flask", make_settings(), users, identify=_identify(users))
+    plain = serve("flask", make_settings(), users, identify=_identify(users), **_render_with(pages))
     ARTIFACTS.mkdir(exist_ok=True)
     found: dict[str, list[dict[str, Any]]] = {}
 
     def check(page: Page, name: str) -> None:
+        # The page is the template's (its <section class="sms2fa ...">), not a built-in one.
+        assert page.locator("section.sms2fa").count() == (pages != "built-in"), name
         found[name] = _violations(page, script)
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -112,7 +127,8 @@ def test_every_page_passes_axe(
         assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow}px at {width}px"
         # On a phone a page without a viewport meta is laid out 980 px wide and shrunk.
         assert page.evaluate("window.innerWidth") == width, f"{name}: no viewport meta"
-        page.screenshot(path=ARTIFACTS / f"a11y-{name}-{scheme}-{width}.png", full_page=True)
+        shot = f"a11y-{name}-{scheme}-{width}" + ("" if pages == "built-in" else f"-{pages}")
+        page.screenshot(path=ARTIFACTS / f"{shot}.png", full_page=True)
 
     def open_as(user: str) -> Any:
         context = browser.new_context(

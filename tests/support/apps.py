@@ -150,6 +150,10 @@ def flask_app(users: Users, settings: Any, **options: Any) -> tuple[Any, Any]:
     def docs(name: str) -> Any:
         return jsonify({"doc": name, "identity": _identity_dict(request.environ.get(ENVIRON_KEY))})
 
+    # ``render_with``: a hook made from this app (``flask_render``), which needs the app first.
+    render_with = options.pop("render_with", None)
+    if render_with is not None:
+        options["render"] = render_with(app)
     options = {
         "protect": PROTECT,
         "exclude": EXCLUDE,
