@@ -16,6 +16,8 @@ dark``) at 320 px, so axe's color-contrast rule sees the dark colours. Screensho
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -101,7 +103,7 @@ def test_every_page_passes_axe(
 ) -> None:
     from tests.support.apps import serve
 
-    script = _axe_script()
+    _axe_script()  # skips early without axe
     users = {"alice": ALICE}
     site = serve(
         "flask",
@@ -114,6 +116,71 @@ def test_every_page_passes_axe(
     )
     # Without on_enroll a user with no phone gets the no-phone page, not enrollment.
     plain = serve("flask", make_settings(), users, identify=_identify(users), **_render_with(pages))
+    try:
+        _axe_walk(browser, site.url, plain.url, fake_flowroute, scheme, width, pages)
+    finally:
+        site.stop()
+        plain.stop()
+
+
+@pytest.mark.parametrize("scheme,width", [("light", 1024), ("dark", 320)])
+def test_every_page_from_the_packages_django_templates_passes_axe(
+    browser: Browser,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    fake_flowroute: Any,
+    scheme: str,
+    width: int,
+) -> None:
+    """The same walk over a Django project whose pages are the package's Django templates
+    and base.html (``django_render()``, tests/support/template_apps/django_package), served
+    by uvicorn: with ``on_enroll`` and without."""
+    from tests.support import ROOT, SECRET
+    from tests.support.servers import free_port, launch
+
+    env = {
+        **fake_flowroute.settings_env(),
+        "SMS2FA_SECRET_KEY": SECRET,
+        "SMS2FA_RESEND_COOLDOWN": "30",
+        "DJANGO_SETTINGS_MODULE": "tests.support.template_apps.django_package.settings",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    app = ["uvicorn", "--factory", "django.core.asgi:get_asgi_application", "--log-level"]
+    logs = [tmp_path / "enroll.log", tmp_path / "plain.log"]
+    with contextlib.ExitStack() as servers:
+        urls = []
+        for log, enroll in zip(logs, ("1", "0"), strict=True):
+            port = free_port()
+            db = f"sqlite:///{tmp_path / f'sms2fa-{enroll}.db'}"
+            url, _ = servers.enter_context(
+                launch(
+                    [*app, "warning", "--port", str(port)],
+                    {**env, "SMS2FA_DATABASE_URL": db, "SMS2FA_TEST_ENROLL": enroll},
+                    port,
+                    path="/favicon.ico",
+                    log_path=log,
+                    cwd=ROOT,
+                )
+            )
+            urls.append(url)
+        _axe_walk(browser, urls[0], urls[1], fake_flowroute, scheme, width, "django")
+    for log in logs:  # only the "broken" user's identify() error, nothing else
+        output = log.read_text(errors="replace")
+        assert "TemplateSyntaxError" not in output and "render(" not in output, output
+
+
+def _axe_walk(
+    browser: Browser,  # noqa: F811 - the fixture's type
+    url: str,
+    plain_url: str,
+    fake: Any,
+    scheme: str,
+    width: int,
+    pages: str,
+) -> None:
+    """``_walk`` over the site at ``url`` (with on_enroll) and ``plain_url`` (without) in
+    ``scheme`` at ``width``; each page must pass axe, keep its policy, fit the width, and be
+    made by ``pages`` ("built-in", or a template set: a <section class="sms2fa ...">)."""
+    script = _axe_script()
     ARTIFACTS.mkdir(exist_ok=True)
     found: dict[str, list[dict[str, Any]]] = {}
 
@@ -145,12 +212,7 @@ def test_every_page_passes_axe(
         return context
 
     csp_errors: list[str] = []
-    try:
-        _walk(site.url, open_as, check, fake_flowroute, plain.url)
-    finally:
-        site.stop()
-        plain.stop()
-
+    _walk(url, open_as, check, fake, plain_url)
     assert not csp_errors, f"a page broke its Content-Security-Policy: {csp_errors}"
     failed = {name: v for name, v in found.items() if v}
     assert not failed, "axe-core found WCAG 2.1 AA violations:\n" + "\n".join(
