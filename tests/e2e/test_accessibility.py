@@ -302,19 +302,22 @@ def _walk(
             context.close()
 
 
+@pytest.mark.parametrize("pages", ["built-in", "jinja2"])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_part_of_the_challenge_page_passes_axe(
     browser: Browser,  # noqa: F811 - the fixture
     scheme: str,
+    pages: str,
 ) -> None:
     """The challenge page with everything it can show at once (an error, a notice, the trust
     box, the recovery form opened, the log-out link, the resend wait), in an Arabic
-    right-to-left page too; with no live code; the 503 page; and axe does fail a page that
-    breaks the rules (the check works)."""
+    right-to-left page too; with no live code; the 503 page; built-in or from the package's
+    Jinja2 templates; and axe does fail a page that breaks the rules (the check works)."""
     from sms2fa_middleware import text
     from sms2fa_middleware.errors import StoreUnavailable
     from sms2fa_middleware.guard import responses
-    from sms2fa_middleware.guard.flows.pages import ChallengeView, Pages
+    from sms2fa_middleware.guard.flows.pages import ChallengeView, challenge_context
+    from sms2fa_middleware.guard.rendering import Renderer
     from sms2fa_middleware.messages import Request
 
     script = _axe_script()
@@ -333,15 +336,27 @@ def test_every_part_of_the_challenge_page_passes_axe(
         recovery_left=3,
         trust_days=30,
     )
-    pages = Pages()
+    if pages == "built-in":
+        renderer = Renderer()
+    else:
+        from flask import Flask
+
+        from sms2fa_middleware.flask import flask_render
+
+        renderer = Renderer(flask_render(Flask("a11y")))
+
+    def challenge(view: ChallengeView) -> str:
+        return renderer.respond(challenge_context(view)).body.decode()
+
     context = browser.new_context(color_scheme=scheme)  # type: ignore[arg-type]
     context.set_default_timeout(TIMEOUT_MS)
     try:
         page = context.new_page()
         for language in ("en", "ar"):
             with text.speaking(language):
-                html = pages.render_challenge(view).decode()
+                html = challenge(view)
             page.set_content(html)
+            assert page.locator("section.sms2fa").count() == (pages != "built-in")
             page.locator("details.recovery summary").click()  # the recovery form shown
             violations = _violations(page, script)
             assert not violations, f"[{language}, {scheme}]\n{_describe(violations)}"
@@ -354,15 +369,17 @@ def test_every_part_of_the_challenge_page_passes_axe(
         # The states the server walk does not reach: no live code (a new one to ask for,
         # held back by a spent budget), and the 503 when the store is down.
         held = replace(view, attempts_left=None, error=None, notice=None, held="Wait a while.")
-        unavailable = responses.unavailable(
-            Request("GET", "/account", headers={"accept": "text/html"}), StoreUnavailable()
-        )
+        with renderer.active():
+            unavailable = responses.unavailable(
+                Request("GET", "/account", headers={"accept": "text/html"}), StoreUnavailable()
+            )
         assert unavailable.status == 503
         for name, html in (
-            ("held", pages.render_challenge(held).decode()),
+            ("held", challenge(held)),
             ("unavailable", unavailable.body.decode()),
         ):
             page.set_content(html)
+            assert page.locator("section.sms2fa").count() == (pages != "built-in"), name
             violations = _violations(page, script)
             assert not violations, f"[{name}, {scheme}]\n{_describe(violations)}"
 
