@@ -792,3 +792,30 @@ def django_on_enroll(auth_id: str, number: str) -> None:
     """``on_enroll`` for the Django project (a dotted path): test_django_render confirms no
     new number, so it is never called."""
     raise AssertionError("no number is confirmed in test_django_render")
+
+
+@pytest.mark.parametrize("shown", [False, True])
+def test_the_packages_jinja2_templates_leave_no_blank_lines(shown: bool) -> None:
+    """``{%- ... %}`` on the tag-only lines: whatever is shown or left out, no empty line is
+    left behind (in an environment without ``trim_blocks``, as the app's may be)."""
+    from jinja2 import Environment, FileSystemLoader
+
+    from sms2fa_middleware.pages import JINJA2_TEMPLATES, PAGES
+
+    env = Environment(loader=FileSystemLoader(str(JINJA2_TEMPLATES)), autoescape=True)
+    every = "error notice held attempts_left trust_text recovery_left change_number_url"
+    every += " logout_url codes sent_text changed_text link_url retry_after"
+    context: dict[str, Any] = {key: (1 if shown else 0) for key in every.split()} | {
+        "code_length": 6,
+        "lang": "en",
+        "dir": "ltr",
+        "title": "T",
+        "page": "no_phone",
+    }
+    context["browsers"] = [{"id": 1, "this_browser": True}] if shown else []
+    context["codes"] = ["a", "b"] if shown else []
+    for page in PAGES:
+        names = [f"sms2fa/{page}.html", "sms2fa/message.html"]
+        made = env.select_template(names).render(context)
+        assert "<section class=" in made and ("<h1>" in made), page
+        assert not [line for line in made.splitlines() if not line.strip()], (page, made)
