@@ -80,6 +80,49 @@ def test_document_is_valid_openapi_31() -> None:
     assert {"budget", "retry_after"} <= set(schema["required"])
 
 
+def test_recovery_codes_are_described_only_where_mounted(make_client: Any) -> None:
+    """/recovery-codes is in the document the service serves behind a token, with the
+    answers of the API's other operations, and absent without a token."""
+    document = openapi_document(recovery_codes=True)
+    _assert_valid_31(document)
+    operations = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert operations == {
+        ("/", "post"),
+        ("/", "get"),
+        ("/check", "post"),
+        ("/recovery-codes", "post"),
+        ("/recovery-codes", "get"),
+        ("/recovery-codes/use", "post"),
+    }
+    made = {
+        "/recovery-codes": {"post": "201", "get": "200"},
+        "/recovery-codes/use": {"post": "200"},
+    }
+    for path, methods in made.items():
+        for method, success in methods.items():
+            responses = document["paths"][path][method]["responses"]
+            for status in (success, "400", "401", "413", "429", "503"):
+                assert status in responses, (path, method, status)
+            limited = responses["429"]
+            assert limited["headers"]["Retry-After"]["required"] is True
+    created = document["paths"]["/recovery-codes"]["post"]["responses"]["201"]
+    schema = created["content"]["application/json"]["schema"]
+    assert schema["properties"]["recovery_codes"]["minItems"] == 10
+    use = document["paths"]["/recovery-codes/use"]["post"]
+    body = use["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["auth_id", "recovery_code"]
+    assert set(body["properties"]) == {"auth_id", "recovery_code", "recipient"}
+    assert body["additionalProperties"] is False
+    wrong = use["responses"]["400"]["content"]["application/json"]["schema"]
+    assert "InvalidAuthCode" in wrong["properties"]["reason"]["enum"]
+    assert "attempts_left" in wrong["properties"]
+
+    with_token = make_client(api_token="t" * 32)[0].get("/openapi.json").json()
+    assert with_token == document
+    assert make_client()[0].get("/openapi.json").json() == openapi_document()
+    assert "/recovery-codes" not in openapi_document()["paths"]
+
+
 @pytest.mark.parametrize("prefix", ["/", PREFIX, "/a/b"])
 def test_document_is_served_under_the_prefix(
     tmp_path: Path, fake_flowroute: FakeFlowroute, prefix: str

@@ -8,6 +8,7 @@ checked against the OpenAPI document the service serves.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -124,6 +125,22 @@ def test_a_wrong_token_is_refused_and_spends_the_failed_auth_budget(make_client:
     right_from_there = {**RIGHT, "x-forwarded-for": "203.0.113.9"}
     answer(api.post("/recovery-codes", json={"auth_id": "u1"}, headers=right_from_there), 429)
     assert verifier.recovery_codes_left("u1") == 0
+
+
+def test_the_middlewares_mounted_api_has_none(make_verifier: Any) -> None:
+    """In an app, the API mounted under the prefix (by the token) offers no recovery codes:
+    the logged-in user's are the middleware's /recovery, tied to their verified session."""
+    from sms2fa_middleware.guard import Guard
+    from sms2fa_middleware.messages import Request
+
+    guard = Guard(verifier=make_verifier(api_token=TOKEN), protect=["/private"])
+    auth = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    made = guard.handle_prefix(
+        Request("POST", "/sms2fa/recovery-codes", headers=auth, body=b'{"auth_id": "u1"}'), None
+    )
+    assert made.status == 404 and json.loads(made.body)["reason"] == "NotFound"
+    document = json.loads(guard.handle_prefix(Request("GET", "/sms2fa/openapi.json"), None).body)
+    assert "/check" in document["paths"] and "/recovery-codes" not in document["paths"]
 
 
 # -- making, counting and spending ----------------------------------------------------------------
