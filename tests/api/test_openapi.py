@@ -219,8 +219,14 @@ def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, An
     return None if item is None else item.get(method.lower())
 
 
+SCHEMATHESIS_TOKEN = "schemathesis-token-0123456789abcdef"
+
+
 @pytest.mark.slow
-def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", ["", SCHEMATHESIS_TOKEN], ids=["open", "token"])
+def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path, token: str) -> None:
+    """Open (no token), and behind a token: then with /recovery-codes mounted and described,
+    schemathesis sending the token."""
     _require("schemathesis")
     har = tmp_path / "schemathesis.har.json"
     with FakeFlowroute() as fake:
@@ -228,7 +234,7 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
             **fake.settings_env(),
             "SMS2FA_SECRET_KEY": SECRET,
             "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'schemathesis.db'}",
-            "SMS2FA_API_TOKEN": "",
+            "SMS2FA_API_TOKEN": token,
             # Budgets off, so that answers are about the requests, not about 429 (which is
             # documented anyway, and still comes for a guessed-at auth_id).
             "SMS2FA_RESEND_COOLDOWN": "0",
@@ -271,6 +277,8 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
                 str(har),
                 "--no-color",
             ]
+            if token:
+                command += ["--header", f"Authorization: Bearer {token}"]
             run = subprocess.run(
                 command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False
             )
@@ -319,6 +327,14 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
     assert {(m, p) for m, p, _ in seen} >= {("POST", "/"), ("GET", "/"), ("POST", "/check")}
     assert seen[("POST", "/", 200)] > 0, seen
     assert any(s == 400 for m, p, s in seen if p == "/check"), seen
+    recovery = {("POST", "/recovery-codes"), ("GET", "/recovery-codes")}
+    recovery.add(("POST", "/recovery-codes/use"))
+    if token:
+        assert {(m, p) for m, p, _ in seen} >= recovery
+        assert seen[("POST", "/recovery-codes", 201)] > 0, seen
+        assert any(s == 400 for m, p, s in seen if p == "/recovery-codes/use"), seen
+    else:
+        assert "/recovery-codes" not in document["paths"]
 
 
 # -- the middleware's account endpoints: /enroll, /phone, /recovery, /browsers ---------------
