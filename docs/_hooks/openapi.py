@@ -28,7 +28,12 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     from sms2fa_middleware.api.openapi import openapi_document
 
     return markdown.replace(
-        MARKER, render(openapi_document(api=True, challenge=True, enroll=True, browsers=True))
+        MARKER,
+        render(
+            openapi_document(
+                api=True, challenge=True, enroll=True, browsers=True, recovery_codes=True
+            )
+        ),
     )
 
 

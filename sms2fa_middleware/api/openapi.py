@@ -15,7 +15,7 @@ _ERROR: dict[str, Any] = {
         "retry_after": {"type": "integer", "minimum": 1},
     },
 }
-_CHECK_ERROR = {
+_CHECK_ERROR: dict[str, Any] = {
     "type": "object",
     "required": ["message", "reason"],
     "properties": {
@@ -28,6 +28,7 @@ _CHECK_ERROR = {
 }
 _AUTH_ID = {"type": "string", "minLength": 1, "maxLength": 120}
 _CODE = {"type": "string", "pattern": "^[0-9]{1,10}$"}
+_RECOVERY_CODE = {"type": "string", "maxLength": 40, "examples": ["abcde-fghjk"]}
 _VERIFIED = {
     "type": "object",
     "required": ["authenticated", "auth_id", "message", "sent_to"],
@@ -202,6 +203,116 @@ def _check() -> dict[str, Any]:
     }
 
 
+# -- recovery codes for an auth_id (the service, behind its token) ----------------------------
+
+_LEFT = {"type": "integer", "minimum": 0, "maximum": 10}
+_RECOVERY_CHECK_ERROR = {
+    **_CHECK_ERROR,
+    "properties": {
+        **_CHECK_ERROR["properties"],
+        "reason": {"enum": ["InvalidAuthCode", "InvalidAPIUsage"]},
+    },
+}
+
+
+def _recovery_codes_new() -> dict[str, Any]:
+    """POST /recovery-codes : a new set for an auth_id."""
+    return {
+        "summary": "Make ten new recovery codes for an auth_id (the old ones stop working)",
+        "operationId": "createRecoveryCodes",
+        "description": "Shown once: the service keeps only keyed digests. Give them to the "
+        "user after a fresh verification of theirs, never to someone merely asking.",
+        "requestBody": _json_request(["auth_id"], {"auth_id": _AUTH_ID}),
+        "responses": {
+            "201": _answer(
+                "The new set.",
+                {
+                    "type": "object",
+                    "required": ["auth_id", "recovery_codes", "left"],
+                    "properties": {
+                        "auth_id": {"type": "string"},
+                        "recovery_codes": {
+                            "type": "array",
+                            "minItems": 10,
+                            "maxItems": 10,
+                            "items": {"type": "string", "pattern": "^[a-z2-9]{5}-[a-z2-9]{5}$"},
+                        },
+                        "left": {"const": 10},
+                    },
+                },
+            ),
+            "400": _answer("Malformed request.", _error("InvalidAPIUsage")),
+            **_common_errors(),
+        },
+    }
+
+
+def _recovery_codes_left() -> dict[str, Any]:
+    """GET /recovery-codes : how many are left."""
+    return {
+        "summary": "How many unused recovery codes an auth_id has",
+        "operationId": "recoveryCodesLeft",
+        "parameters": [{"name": "auth_id", "in": "query", "required": True, "schema": _AUTH_ID}],
+        "responses": {
+            "200": _answer(
+                "The count (0 for an auth_id that never had any).",
+                {
+                    "type": "object",
+                    "required": ["auth_id", "left"],
+                    "properties": {"auth_id": {"type": "string"}, "left": _LEFT},
+                },
+            ),
+            "400": _answer("Malformed request.", _error("InvalidAPIUsage")),
+            **_common_errors(),
+        },
+    }
+
+
+def _recovery_codes_use() -> dict[str, Any]:
+    """POST /recovery-codes/use : spend one."""
+    return {
+        "summary": "Verify an auth_id with one of its recovery codes (single use)",
+        "operationId": "useRecoveryCode",
+        "description": "A wrong code is a failed check of the auth_id, as a wrong SMS code "
+        "is: the two share attempts and the lock (429 failed_checks).",
+        "requestBody": _json_request(
+            ["auth_id", "recovery_code"],
+            {
+                "auth_id": _AUTH_ID,
+                "recovery_code": _RECOVERY_CODE,
+                "recipient": {
+                    "type": "string",
+                    "pattern": r"^(1[0-9]{10}|\+[1-9][0-9]{6,14})$",
+                    "description": "The user's number: texted a notice of the use (no code "
+                    "in it). Checked before the code is spent.",
+                },
+            },
+        ),
+        "responses": {
+            "200": _answer(
+                "Verified; the code is spent.",
+                {
+                    "type": "object",
+                    "required": ["authenticated", "auth_id", "message", "left"],
+                    "properties": {
+                        "authenticated": {"const": True},
+                        "auth_id": {"type": "string"},
+                        "message": {"type": "string"},
+                        "left": _LEFT,
+                    },
+                },
+            ),
+            "400": _answer(
+                "Not verified: a wrong or spent code (InvalidAuthCode, with attempts_left), "
+                "or a malformed request or recipient (InvalidAPIUsage: nothing spent, no "
+                "guess counted).",
+                _RECOVERY_CHECK_ERROR,
+            ),
+            **_common_errors(),
+        },
+    }
+
+
 _STATUS = {
     "type": "object",
     "required": ["sent_to", "expires_at", "attempts_left", "resend_after"],
@@ -222,7 +333,6 @@ _STATUS = {
         },
     },
 }
-_RECOVERY_CODE = {"type": "string", "maxLength": 40, "examples": ["abcde-fghjk"]}
 
 #: The middleware's 401 to an API client at a protected path of the app (and at
 #: ``/recovery``) without a live verified session, or with one too old for a rule.
@@ -733,9 +843,14 @@ def _browsers() -> dict[str, Any]:
 
 
 def openapi_document(
-    api: bool = True, challenge: bool = False, enroll: bool = False, browsers: bool = False
+    api: bool = True,
+    challenge: bool = False,
+    enroll: bool = False,
+    browsers: bool = False,
+    recovery_codes: bool = False,
 ) -> dict[str, Any]:
-    """The description (paths relative to where it is mounted): the verification ``api``;
+    """The description (paths relative to where it is mounted): the verification ``api``
+    (with ``recovery_codes``, its ``/recovery-codes``: the service behind a token);
     the middleware's JSON ``challenge`` flow and recovery codes (for the logged-in user);
     with ``enroll`` (``on_enroll``) ``/enroll`` and ``/phone``; with ``browsers``
     (``trust_browser_for``) ``/browsers``."""
@@ -743,6 +858,12 @@ def openapi_document(
     if api:
         paths["/"] = {"post": _create(), "get": _check_by_query()}
         paths["/check"] = {"post": _check()}
+        if recovery_codes:
+            paths["/recovery-codes"] = {
+                "post": _recovery_codes_new(),
+                "get": _recovery_codes_left(),
+            }
+            paths["/recovery-codes/use"] = {"post": _recovery_codes_use()}
     if challenge:
         paths["/challenge"] = {"get": _challenge_status(), "post": _challenge_check()}
         paths["/challenge/send"] = {"post": _challenge_send()}

@@ -38,7 +38,8 @@ class VerificationService:
     def __init__(
         self, verifier: Verifier, prefix: str = "/", body_timeout: float = BODY_TIMEOUT
     ) -> None:
-        self.api = VerificationAPI(verifier)
+        # Recovery codes too, when a token guards the API (VerificationAPI refuses them else).
+        self.api = VerificationAPI(verifier, recovery_codes=True)
         self.body_timeout = body_timeout
         # Threads mostly wait (on the SMS provider): a slow provider must not cap how many
         # verifications a worker has in flight at a handful.

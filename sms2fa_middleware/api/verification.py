@@ -1,4 +1,5 @@
-"""The verification API: ``POST /`` creates, ``GET /`` and ``POST /check`` check.
+"""The verification API: ``POST /`` creates, ``GET /`` and ``POST /check`` check; behind a
+token, ``/recovery-codes`` makes, counts and spends an auth_id's recovery codes.
 
 Sans-IO, like the messages it answers: :class:`VerificationAPI` turns a
 :class:`~sms2fa_middleware.messages.Request` into a
@@ -14,6 +15,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..engine import AsyncVerifier, Started, Verified, Verifier
@@ -35,18 +37,23 @@ from ..messages import (
     json_response,
     only_keys,
 )
-from ..phones import mask
+from ..phones import mask, normalise
+from ..policy import check_auth_id
 from ..store.aio import AwaitableStore, InlineStore, resolve
 from .failed_auth import FailedAuthorizations
 
 log = logging.getLogger("sms2fa")
+
+#: The recovery-code paths (only behind a token): the set, and spending one of it.
+RECOVERY_PATH = "/recovery-codes"
+RECOVERY_USE_PATH = "/recovery-codes/use"
 
 
 @dataclass(frozen=True)
 class EngineCall:
     """An engine method a request asks for, its arguments, and how its result answers."""
 
-    method: str  # "start" or "check": the same name on Verifier and AsyncVerifier
+    method: str  # e.g. "start" or "check": the same name on Verifier and AsyncVerifier
     arguments: dict[str, Any]
     render: Callable[[Any], Response]
 
@@ -76,6 +83,28 @@ def _checked(verified: Verified) -> Response:
     )
 
 
+def _recovery_codes(auth_id: str, shown: list[str]) -> Response:
+    return json_response(201, {"auth_id": auth_id, "recovery_codes": shown, "left": len(shown)})
+
+
+def _recovery_left(auth_id: str, left: int) -> Response:
+    return json_response(200, {"auth_id": auth_id, "left": left})
+
+
+def _recovered(auth_id: str, left: int) -> Response:
+    # Shaped like a code check's success, so a client treats both alike; no sent_to: a
+    # recovery code proves no number (the backend's binding of auth_id is all there is).
+    return json_response(
+        200,
+        {
+            "authenticated": True,
+            "auth_id": auth_id,
+            "message": "Success: Recovery code verified.",
+            "left": left,
+        },
+    )
+
+
 def _internal_error() -> Response:
     log.exception("sms2fa: unexpected error in the API")
     return json_response(500, {"message": "Internal error.", "reason": "InternalError"})
@@ -84,7 +113,10 @@ def _internal_error() -> Response:
 class VerificationAPI:
     """The original service's API: ``POST /`` creates, ``GET /`` and ``POST /check`` check.
 
-    ``path`` given to :meth:`handle` is relative to wherever the API is mounted.
+    ``path`` given to :meth:`handle` is relative to wherever the API is mounted. With
+    ``recovery_codes`` and a token, ``/recovery-codes`` and ``/recovery-codes/use`` are
+    mounted too; without a token they never are (they answer 404 like any unknown path):
+    anyone could then make and spend the codes of any auth_id.
     """
 
     CREATE_OPTIONS = ("code_length", "expiration", "retries", "message")
@@ -95,9 +127,15 @@ class VerificationAPI:
         *,
         token: str | None = None,
         uniform_errors: bool | None = None,
+        recovery_codes: bool = False,
     ) -> None:
         self.verifier = verifier
         self.token = token if token is not None else verifier.settings.api_token
+        self.recovery_codes = recovery_codes and self.token is not None
+        self.allowed: dict[str, tuple[str, ...]] = {"/": ("GET", "POST"), "/check": ("POST",)}
+        if self.recovery_codes:
+            self.allowed[RECOVERY_PATH] = ("GET", "POST")
+            self.allowed[RECOVERY_USE_PATH] = ("POST",)
         self.uniform_errors = (
             verifier.settings.uniform_errors if uniform_errors is None else uniform_errors
         )
@@ -139,10 +177,10 @@ class VerificationAPI:
         if path == "/openapi.json" and request.method in ("GET", "HEAD"):
             from .openapi import openapi_document
 
-            return json_response(200, openapi_document())
-        if path not in ("/", "/check"):
+            return json_response(200, openapi_document(recovery_codes=self.recovery_codes))
+        allowed = self.allowed.get(path)
+        if allowed is None:
             return json_response(404, {"message": "Not found.", "reason": "NotFound"})
-        allowed = ("GET", "POST") if path == "/" else ("POST",)
         if request.method not in allowed:
             return json_response(
                 405,
@@ -159,6 +197,8 @@ class VerificationAPI:
                     [("www-authenticate", 'Bearer realm="sms2fa"')],
                 )
             await self.failed_auth.refused_if_over(store, address)
+        if path.startswith(RECOVERY_PATH):
+            return self._recovery(request, path)
         if request.method == "POST" and path == "/":
             return self._create(request)
         if path == "/check":
@@ -171,6 +211,36 @@ class VerificationAPI:
         ):
             raise InvalidAPIUsage("Required arguments: 'auth_id' (str), 'code' (digits)")
         return self._check(query["auth_id"][0], query["code"][0], request)
+
+    def _recovery(self, request: Request, path: str) -> EngineCall:
+        """``POST /recovery-codes`` makes a set, ``GET`` counts it, ``POST …/use`` spends one
+        (a wrong one is a failed check of the auth_id: the same attempts and lock)."""
+        if request.method == "GET":
+            query = request.query
+            if set(query) != {"auth_id"} or len(query["auth_id"]) != 1:
+                raise InvalidAPIUsage("Required arguments: 'auth_id' (str)")
+            auth_id = check_auth_id(query["auth_id"][0])
+            return EngineCall(
+                "recovery_codes_left", {"auth_id": auth_id}, partial(_recovery_left, auth_id)
+            )
+        data = json_object(request)
+        if path == RECOVERY_PATH:
+            only_keys(data, ("auth_id",), ())
+            auth_id = check_auth_id(data["auth_id"])
+            return EngineCall(
+                "new_recovery_codes", {"auth_id": auth_id}, partial(_recovery_codes, auth_id)
+            )
+        only_keys(data, ("auth_id", "recovery_code"), ("recipient",))
+        auth_id = check_auth_id(data["auth_id"])
+        recipient = None
+        if "recipient" in data:  # checked before the code is spent: a bad one spends nothing
+            s = self.verifier.settings
+            recipient = normalise(data["recipient"], s.allowed_regions, s.allowed_number_types)
+        return EngineCall(
+            "use_recovery_code",
+            {"auth_id": auth_id, "code": data["recovery_code"], "recipient": recipient},
+            partial(_recovered, auth_id),
+        )
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, given = request.header("authorization").partition(" ")

@@ -80,6 +80,49 @@ def test_document_is_valid_openapi_31() -> None:
     assert {"budget", "retry_after"} <= set(schema["required"])
 
 
+def test_recovery_codes_are_described_only_where_mounted(make_client: Any) -> None:
+    """/recovery-codes is in the document the service serves behind a token, with the
+    answers of the API's other operations, and absent without a token."""
+    document = openapi_document(recovery_codes=True)
+    _assert_valid_31(document)
+    operations = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert operations == {
+        ("/", "post"),
+        ("/", "get"),
+        ("/check", "post"),
+        ("/recovery-codes", "post"),
+        ("/recovery-codes", "get"),
+        ("/recovery-codes/use", "post"),
+    }
+    made = {
+        "/recovery-codes": {"post": "201", "get": "200"},
+        "/recovery-codes/use": {"post": "200"},
+    }
+    for path, methods in made.items():
+        for method, success in methods.items():
+            responses = document["paths"][path][method]["responses"]
+            for status in (success, "400", "401", "413", "429", "503"):
+                assert status in responses, (path, method, status)
+            limited = responses["429"]
+            assert limited["headers"]["Retry-After"]["required"] is True
+    created = document["paths"]["/recovery-codes"]["post"]["responses"]["201"]
+    schema = created["content"]["application/json"]["schema"]
+    assert schema["properties"]["recovery_codes"]["minItems"] == 10
+    use = document["paths"]["/recovery-codes/use"]["post"]
+    body = use["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["auth_id", "recovery_code"]
+    assert set(body["properties"]) == {"auth_id", "recovery_code", "recipient"}
+    assert body["additionalProperties"] is False
+    wrong = use["responses"]["400"]["content"]["application/json"]["schema"]
+    assert "InvalidAuthCode" in wrong["properties"]["reason"]["enum"]
+    assert "attempts_left" in wrong["properties"]
+
+    with_token = make_client(api_token="t" * 32)[0].get("/openapi.json").json()
+    assert with_token == document
+    assert make_client()[0].get("/openapi.json").json() == openapi_document()
+    assert "/recovery-codes" not in openapi_document()["paths"]
+
+
 @pytest.mark.parametrize("prefix", ["/", PREFIX, "/a/b"])
 def test_document_is_served_under_the_prefix(
     tmp_path: Path, fake_flowroute: FakeFlowroute, prefix: str
@@ -176,8 +219,14 @@ def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, An
     return None if item is None else item.get(method.lower())
 
 
+SCHEMATHESIS_TOKEN = "schemathesis-token-0123456789abcdef"
+
+
 @pytest.mark.slow
-def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", ["", SCHEMATHESIS_TOKEN], ids=["open", "token"])
+def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path, token: str) -> None:
+    """Open (no token), and behind a token: then with /recovery-codes mounted and described,
+    schemathesis sending the token."""
     _require("schemathesis")
     har = tmp_path / "schemathesis.har.json"
     with FakeFlowroute() as fake:
@@ -185,7 +234,7 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
             **fake.settings_env(),
             "SMS2FA_SECRET_KEY": SECRET,
             "SMS2FA_DATABASE_URL": f"sqlite:///{tmp_path / 'schemathesis.db'}",
-            "SMS2FA_API_TOKEN": "",
+            "SMS2FA_API_TOKEN": token,
             # Budgets off, so that answers are about the requests, not about 429 (which is
             # documented anyway, and still comes for a guessed-at auth_id).
             "SMS2FA_RESEND_COOLDOWN": "0",
@@ -228,6 +277,8 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
                 str(har),
                 "--no-color",
             ]
+            if token:
+                command += ["--header", f"Authorization: Bearer {token}"]
             run = subprocess.run(
                 command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False
             )
@@ -276,6 +327,14 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(tmp_path: Path) 
     assert {(m, p) for m, p, _ in seen} >= {("POST", "/"), ("GET", "/"), ("POST", "/check")}
     assert seen[("POST", "/", 200)] > 0, seen
     assert any(s == 400 for m, p, s in seen if p == "/check"), seen
+    recovery = {("POST", "/recovery-codes"), ("GET", "/recovery-codes")}
+    recovery.add(("POST", "/recovery-codes/use"))
+    if token:
+        assert {(m, p) for m, p, _ in seen} >= recovery
+        assert seen[("POST", "/recovery-codes", 201)] > 0, seen
+        assert any(s == 400 for m, p, s in seen if p == "/recovery-codes/use"), seen
+    else:
+        assert "/recovery-codes" not in document["paths"]
 
 
 # -- the middleware's account endpoints: /enroll, /phone, /recovery, /browsers ---------------

@@ -343,7 +343,9 @@ def test_the_site_builds_strictly_offline_with_the_api_reference(tmp_path: Path)
     from sms2fa_middleware.api.openapi import openapi_document
 
     api_page = html.unescape((site / "api" / "index.html").read_text(encoding="utf-8"))
-    for path, operations in openapi_document(api=True, challenge=True)["paths"].items():
+    for path, operations in openapi_document(api=True, challenge=True, recovery_codes=True)[
+        "paths"
+    ].items():
         for method, operation in operations.items():
             assert f"{method.upper()} {path}" in api_page
             assert operation["summary"] in api_page
